@@ -1,0 +1,22 @@
+//! # shop-domain
+//!
+//! The pure core of the shop: money, identifiers, products, coupons, points
+//! and the order state machine with its events. No I/O, no async, no clock
+//! (callers pass `now`), no AWS SDK: every rule here is a plain function that
+//! unit tests exercise directly, and every adapter (DynamoDB store, Lambda
+//! handlers, local stack) depends on this crate, never the other way round.
+
+pub mod catalog;
+pub mod coupon;
+pub mod ids;
+pub mod money;
+pub mod order;
+pub mod points;
+pub mod time;
+
+pub use catalog::{Product, Quantity};
+pub use coupon::{Coupon, CouponKind, CouponStatus};
+pub use ids::{CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, UserId};
+pub use money::Money;
+pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderEventKind, OrderLine, OrderStatus, PaymentMethod};
+pub use time::Timestamp;
