@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod coupon;
+pub mod envelope;
 pub mod ids;
 pub mod money;
 pub mod order;
@@ -17,6 +18,7 @@ pub mod time;
 pub use catalog::{Product, Quantity};
 pub use coupon::{Coupon, CouponKind, CouponStatus};
 pub use ids::{CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, UserId};
+pub use envelope::EventDetail;
 pub use money::Money;
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderEventKind, OrderLine, OrderStatus, PaymentMethod};
 pub use time::Timestamp;

@@ -1,0 +1,172 @@
+//! # shop-embedded
+//!
+//! The embedded DynamoDB engine of the local stack: a `dynoxide` database on a
+//! SQLite file, reached by the ordinary `aws-sdk-dynamodb` client through an
+//! in-process HTTP connector. The SDK serialises every call exactly as it
+//! would for AWS; the connector hands the JSON body to dynoxide and returns
+//! its JSON answer, with no socket in between. The same database can also be
+//! served on a loopback port (for `cargo lambda watch`, or the AWS CLI).
+//!
+//! Only the local stack and tests depend on this crate: Lambda binaries never
+//! link dynoxide or SQLite.
+//!
+//! Streams are deliberately not enabled on the embedded table: dynoxide's
+//! stream writes scan every record ever written, so a long-lived local table
+//! slows down with every write. Outbox items are delivered from a sparse index
+//! instead (docs/adr/0002-local-outbox-delivery.md).
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use dynoxide::Database;
+use std::path::Path;
+
+/// An open embedded database. Cheap to clone: clones share one SQLite connection.
+#[derive(Clone)]
+pub struct Engine {
+    db: Database,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Engine(dynoxide)")
+    }
+}
+
+impl Engine {
+    /// Opens (or creates) the database file `dir/shop.db`.
+    pub fn open_dir(dir: &Path) -> anyhow::Result<Engine> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("shop.db");
+        let path = path.to_str().ok_or_else(|| anyhow::anyhow!("data dir is not UTF-8: {}", dir.display()))?;
+        let db = Database::new(path).map_err(|e| anyhow::anyhow!("opening {path}: {e}"))?;
+        Ok(Engine { db })
+    }
+
+    /// A private in-memory database (tests).
+    pub fn memory() -> anyhow::Result<Engine> {
+        Ok(Engine { db: Database::memory().map_err(|e| anyhow::anyhow!("{e}"))? })
+    }
+
+    /// An SDK client whose requests are served by this database in-process.
+    pub fn client(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("local"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "embedded"))
+            .endpoint_url("http://embedded.dynoxide")
+            .http_client(self.http_client())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    fn http_client(&self) -> SharedHttpClient {
+        let connector = SharedHttpConnector::new(InProcess { db: self.db.clone() });
+        http_client_fn(move |_settings, _components| connector.clone())
+    }
+
+    /// Serves the DynamoDB JSON API for this database on `listener` until
+    /// `shutdown` resolves, so external tools reach the same data.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        dynoxide::server::serve_with_shutdown(listener, self.db.clone(), shutdown).await.map_err(anyhow::Error::msg)
+    }
+
+    /// Deletes items whose TTL attribute is in the past (DynamoDB does this in
+    /// the background within days; the local stack does it on its schedule).
+    pub fn sweep_ttl(&self) -> anyhow::Result<usize> {
+        self.db.sweep_ttl().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+#[derive(Clone)]
+struct InProcess {
+    db: Database,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProcess(dynoxide)")
+    }
+}
+
+const JSON: &str = "application/x-amz-json-1.0";
+
+impl HttpConnector for InProcess {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let op = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.split_once('.'))
+            .map(|(_, op)| op.to_owned())
+            .unwrap_or_default();
+        let body = request.body().bytes().unwrap_or_default();
+        // dynoxide runs each operation to completion on the calling thread
+        // (SQLite behind one mutex), as its own HTTP server does.
+        let (status, json) = dispatch(&self.db, &op, body);
+        // dynoxide answers 200, 400, 500 or 501, all valid codes.
+        let status = StatusCode::try_from(status).or_else(|_| StatusCode::try_from(500));
+        let Ok(status) = status else { unreachable!("500 is a valid status code") };
+        let mut response = HttpResponse::new(status, SdkBody::from(json));
+        response.headers_mut().insert("content-type", JSON);
+        HttpConnectorFuture::ready(Ok(response))
+    }
+}
+
+fn error(e: dynoxide::errors::DynoxideError) -> (u16, String) {
+    (e.status_code(), e.to_json())
+}
+
+fn serialization(e: serde_json::Error) -> (u16, String) {
+    let body = serde_json::json!({
+        "__type": "com.amazon.coral.service#SerializationException",
+        "Message": e.to_string(),
+    });
+    (400, body.to_string())
+}
+
+fn dispatch(db: &Database, op: &str, body: &[u8]) -> (u16, String) {
+    macro_rules! ops {
+        ($($name:literal => $method:ident),* $(,)?) => {
+            match op {
+                $($name => match serde_json::from_slice(body) {
+                    Ok(req) => match db.$method(req) {
+                        Ok(resp) => match serde_json::to_string(&resp) {
+                            Ok(json) => (200, json),
+                            Err(e) => (500, serde_json::json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": e.to_string()}).to_string()),
+                        },
+                        Err(e) => error(e),
+                    },
+                    Err(e) => serialization(e),
+                },)*
+                _ => (400, serde_json::json!({"__type": "com.amazon.coral.service#UnknownOperationException"}).to_string()),
+            }
+        };
+    }
+    ops! {
+        "CreateTable" => create_table,
+        "DeleteTable" => delete_table,
+        "DescribeTable" => describe_table,
+        "UpdateTable" => update_table,
+        "ListTables" => list_tables,
+        "PutItem" => put_item,
+        "GetItem" => get_item,
+        "DeleteItem" => delete_item,
+        "UpdateItem" => update_item,
+        "Query" => query,
+        "Scan" => scan,
+        "BatchGetItem" => batch_get_item,
+        "BatchWriteItem" => batch_write_item,
+        "TransactWriteItems" => transact_write_items,
+        "TransactGetItems" => transact_get_items,
+        "UpdateTimeToLive" => update_time_to_live,
+        "DescribeTimeToLive" => describe_time_to_live,
+    }
+}

@@ -1,0 +1,233 @@
+//! Domain values ⇄ DynamoDB items. Flat entities use native attributes; the
+//! order keeps its nested document in `doc` (JSON) and projects the fields
+//! that conditions and indexes need (`status`, `version`, index keys).
+
+use crate::attr::{Item, get_n, get_s, item, n, opt_s, s};
+use crate::keys;
+use anyhow::{Context, anyhow};
+use aws_sdk_dynamodb::types::AttributeValue;
+use shop_domain::points::LedgerEntry;
+use shop_domain::{
+    Coupon, CouponId, CouponKind, CouponStatus, EventDetail, Money, Order, OrderEvent, OrderId, OrderStatus, Product,
+    ProductId, Timestamp, UserId,
+};
+
+/// Outbox items are kept 30 days after they are written (DynamoDB TTL).
+pub const EVENT_RETENTION_SECS: i64 = 30 * 24 * 3600;
+
+fn with_key(mut it: Item, (pk, sk): (String, String)) -> Item {
+    it.insert("pk".into(), s(pk));
+    it.insert("sk".into(), s(sk));
+    it
+}
+
+fn money(item: &Item, name: &str) -> anyhow::Result<Money> {
+    Money::new(get_n::<i128>(item, name)?).with_context(|| format!("attribute {name}"))
+}
+
+pub fn product_item(p: &Product) -> Item {
+    with_key(
+        item([
+            ("type", s("PRODUCT")),
+            ("productId", s(p.id.as_str())),
+            ("name", s(p.name.clone())),
+            ("price", n(p.price.won())),
+            ("available", n(p.available)),
+        ]),
+        keys::product(&p.id),
+    )
+}
+
+pub fn product_from(it: &Item) -> anyhow::Result<Product> {
+    Ok(Product {
+        id: ProductId::parse(get_s(it, "productId")?)?,
+        name: get_s(it, "name")?.to_owned(),
+        price: money(it, "price")?,
+        available: get_n(it, "available")?,
+    })
+}
+
+pub fn coupon_item(c: &Coupon) -> Item {
+    let (kind, value) = match c.kind {
+        CouponKind::Fixed(v) => ("FIXED", v.won()),
+        CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
+    };
+    let mut it = with_key(
+        item([
+            ("type", s("COUPON")),
+            ("couponId", s(c.id.as_str())),
+            ("ownerId", s(c.owner.as_str())),
+            ("kind", s(kind)),
+            ("value", n(value)),
+            ("minOrderAmount", n(c.min_order_amount.won())),
+            ("couponExpiresAt", n(c.expires_at.millis())),
+            ("status", s(c.status.name())),
+            ("userPk", s(keys::user_pk(&c.owner))),
+            ("userSk", s(format!("COUPON#{}", c.id))),
+        ]),
+        keys::coupon(&c.id),
+    );
+    if let Some(o) = c.status.order_id() {
+        it.insert("orderId".into(), s(o.as_str()));
+    }
+    it
+}
+
+pub fn coupon_from(it: &Item) -> anyhow::Result<Coupon> {
+    let value: u64 = get_n(it, "value")?;
+    let kind = match get_s(it, "kind")? {
+        "FIXED" => CouponKind::Fixed(Money::new(i128::from(value))?),
+        "PERCENT" => CouponKind::Percent(u8::try_from(value).context("percent")?),
+        other => return Err(anyhow!("unknown coupon kind {other}")),
+    };
+    let order = || -> anyhow::Result<OrderId> { Ok(OrderId::parse(get_s(it, "orderId")?)?) };
+    let status = match get_s(it, "status")? {
+        "ISSUED" => CouponStatus::Issued,
+        "HELD" => CouponStatus::Held { order_id: order()? },
+        "USED" => CouponStatus::Used { order_id: order()? },
+        "EXPIRED" => CouponStatus::Expired,
+        other => return Err(anyhow!("unknown coupon status {other}")),
+    };
+    Ok(Coupon {
+        id: CouponId::parse(get_s(it, "couponId")?)?,
+        owner: UserId::parse(get_s(it, "ownerId")?)?,
+        kind,
+        min_order_amount: money(it, "minOrderAmount")?,
+        expires_at: Timestamp::from_millis(get_n(it, "couponExpiresAt")?),
+        status,
+    })
+}
+
+pub fn points_item(user: &UserId, balance: Money) -> Item {
+    with_key(
+        item([("type", s("POINTS")), ("userId", s(user.as_str())), ("balance", n(balance.won()))]),
+        keys::points(user),
+    )
+}
+
+pub fn points_from(it: &Item) -> anyhow::Result<Money> {
+    money(it, "balance")
+}
+
+pub fn ledger_item(e: &LedgerEntry) -> Item {
+    let reason = match serde_json::to_value(e.reason) {
+        Ok(serde_json::Value::String(r)) => r,
+        Ok(_) | Err(_) => "UNKNOWN".to_owned(),
+    };
+    let mut it = with_key(
+        item([
+            ("type", s("LEDGER")),
+            ("userId", s(e.user_id.as_str())),
+            ("txId", s(e.tx_id.clone())),
+            ("delta", n(e.delta)),
+            ("reason", s(reason)),
+            ("balanceAfter", n(e.balance_after.won())),
+            ("at", n(e.at.millis())),
+        ]),
+        keys::ledger(&e.user_id, e.at.millis(), &e.tx_id),
+    );
+    if let Some(o) = &e.order_id {
+        it.insert("orderId".into(), s(o.as_str()));
+    }
+    it
+}
+
+pub fn ledger_from(it: &Item) -> anyhow::Result<LedgerEntry> {
+    Ok(LedgerEntry {
+        user_id: UserId::parse(get_s(it, "userId")?)?,
+        tx_id: get_s(it, "txId")?.to_owned(),
+        delta: get_n(it, "delta")?,
+        reason: serde_json::from_value(serde_json::Value::String(get_s(it, "reason")?.to_owned()))?,
+        order_id: opt_s(it, "orderId").map(OrderId::parse).transpose()?,
+        balance_after: money(it, "balanceAfter")?,
+        at: Timestamp::from_millis(get_n(it, "at")?),
+    })
+}
+
+pub fn order_item(o: &Order) -> anyhow::Result<Item> {
+    let mut it = with_key(
+        item([
+            ("type", s("ORDER")),
+            ("orderId", s(o.id.as_str())),
+            ("userId", s(o.user_id.as_str())),
+            ("status", s(o.status.as_str())),
+            ("version", n(o.version)),
+            ("createdAt", n(o.created_at.millis())),
+            ("doc", s(serde_json::to_string(o)?)),
+            ("userPk", s(keys::user_pk(&o.user_id))),
+            ("userSk", s(format!("ORDER#{:013}#{}", o.created_at.millis(), o.id))),
+        ]),
+        keys::order(&o.id),
+    );
+    // In the expiry index only while it can expire.
+    match o.status {
+        OrderStatus::PendingPayment => {
+            it.insert("expiryShard".into(), s(keys::expiry_shard(&o.id)));
+            it.insert("expiresAt".into(), n(o.expires_at.millis()));
+        }
+        OrderStatus::Confirming
+        | OrderStatus::AwaitingDeposit
+        | OrderStatus::Paid
+        | OrderStatus::Expired
+        | OrderStatus::Cancelled
+        | OrderStatus::RefundPending
+        | OrderStatus::Refunded => {}
+    }
+    Ok(it)
+}
+
+pub fn order_from(it: &Item) -> anyhow::Result<Order> {
+    let order: Order = serde_json::from_str(get_s(it, "doc")?).context("order document")?;
+    Ok(order)
+}
+
+/// The outbox item for `event`: written in the same transaction as the state
+/// change it describes, pending (in the `pendingOutbox` index) until published.
+pub fn event_item(event: &OrderEvent, correlation_id: &str, traceparent: Option<&str>) -> anyhow::Result<Item> {
+    let detail = EventDetail::new(event, correlation_id, traceparent);
+    let event_id = detail.event_id.to_string();
+    let at = event.occurred_at;
+    Ok(with_key(
+        item([
+            ("type", s("EVENT")),
+            ("eventId", s(event_id.clone())),
+            ("source", s(shop_domain::envelope::SOURCE)),
+            ("detailType", s(event.kind.detail_type())),
+            ("detail", s(serde_json::to_string(&detail)?)),
+            ("orderId", s(event.order_id.as_str())),
+            ("aggregateVersion", n(event.aggregate_version)),
+            ("occurredAt", n(at.millis())),
+            ("correlationId", s(correlation_id)),
+            ("outboxShard", s(keys::outbox_shard(&event.order_id))),
+            ("outboxSk", s(format!("{:013}#{event_id}", at.millis()))),
+            (crate::schema::TTL_ATTRIBUTE, n(at.seconds() + EVENT_RETENTION_SECS)),
+        ]),
+        keys::event(&event.order_id, event.aggregate_version),
+    ))
+}
+
+/// An outbox item as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub pk: String,
+    pub sk: String,
+    pub event_id: String,
+    pub source: String,
+    pub detail_type: String,
+    pub detail: String,
+    pub occurred_at: Timestamp,
+    pub pending: bool,
+}
+
+pub fn stored_event_from(it: &Item) -> anyhow::Result<StoredEvent> {
+    Ok(StoredEvent {
+        pk: get_s(it, "pk")?.to_owned(),
+        sk: get_s(it, "sk")?.to_owned(),
+        event_id: get_s(it, "eventId")?.to_owned(),
+        source: get_s(it, "source")?.to_owned(),
+        detail_type: get_s(it, "detailType")?.to_owned(),
+        detail: get_s(it, "detail")?.to_owned(),
+        occurred_at: Timestamp::from_millis(get_n(it, "occurredAt")?),
+        pending: matches!(it.get("outboxShard"), Some(AttributeValue::S(_))),
+    })
+}

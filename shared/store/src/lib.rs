@@ -1,0 +1,352 @@
+//! # shop-store
+//!
+//! The one persistence adapter: `aws-sdk-dynamodb` on a single table. It runs
+//! unchanged on two engines — real DynamoDB (Lambda) and the embedded
+//! dynoxide engine (local stack, tests; see `shop-embedded`) — because the
+//! engine is only the SDK client's HTTP connector and endpoint.
+//!
+//! Every write that must be atomic is one `TransactWriteItems` built from
+//! labelled actions ([`tx::TxOp`]); a cancelled transaction comes back as
+//! [`StoreError::Conflict`] naming the item and the reason. Every state
+//! transition is conditional (order `version`, coupon `status`, points
+//! `balance`, stock `available`).
+
+pub mod attr;
+pub mod entities;
+pub mod idempotency;
+pub mod keys;
+pub mod ops;
+pub mod schema;
+pub mod tx;
+
+use anyhow::Context;
+use attr::{Item, key, s};
+use aws_sdk_dynamodb::types::{AttributeValue, Get, KeysAndAttributes, TransactGetItem};
+use entities::StoredEvent;
+use shop_domain::points::LedgerEntry;
+use shop_domain::{Coupon, CouponId, Money, Order, OrderId, Product, ProductId, Timestamp, UserId};
+use std::collections::HashMap;
+use std::sync::Arc;
+pub use tx::{ConflictReason, Tx, TxItem, TxOp};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the named item was not in the expected state.
+    #[error("conflict on {item}: {reason}")]
+    Conflict { item: TxItem, reason: ConflictReason },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    fn unexpected<E: std::error::Error + Send + Sync + 'static>(context: &'static str) -> impl FnOnce(E) -> StoreError {
+        move |e| StoreError::Unexpected(anyhow::Error::new(e).context(context))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store: an SDK client and the table name. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    table: Arc<str>,
+}
+
+/// What placing an order reads, in one consistent snapshot.
+#[derive(Debug, Clone)]
+pub struct PlacementInputs {
+    /// In the order asked for; `None` for an unknown product.
+    pub products: Vec<Option<Product>>,
+    /// `None` when no coupon was asked for; `Some(None)` when it does not exist.
+    pub coupon: Option<Option<Coupon>>,
+    pub points_balance: Money,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<Arc<str>>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Runs `tx` as one TransactWriteItems call.
+    pub async fn transact(&self, tx: Tx) -> Result<()> {
+        if tx.is_empty() {
+            return Ok(());
+        }
+        if tx.len() > tx::MAX_ACTIONS {
+            return Err(anyhow::anyhow!("transaction of {} actions exceeds {}", tx.len(), tx::MAX_ACTIONS).into());
+        }
+        let (items, labels) = tx.into_parts();
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(tx::map_cancel(e.into_service_error(), &labels)),
+        }
+    }
+
+    async fn get(&self, (pk, sk): (String, String)) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&*self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::unexpected("GetItem"))?;
+        Ok(out.item)
+    }
+
+    pub async fn get_order(&self, id: &OrderId) -> Result<Option<Order>> {
+        self.get(keys::order(id)).await?.map(|it| entities::order_from(&it)).transpose().map_err(Into::into)
+    }
+
+    pub async fn get_product(&self, id: &ProductId) -> Result<Option<Product>> {
+        self.get(keys::product(id)).await?.map(|it| entities::product_from(&it)).transpose().map_err(Into::into)
+    }
+
+    pub async fn get_coupon(&self, id: &CouponId) -> Result<Option<Coupon>> {
+        self.get(keys::coupon(id)).await?.map(|it| entities::coupon_from(&it)).transpose().map_err(Into::into)
+    }
+
+    /// A user without a points item has a balance of zero.
+    pub async fn get_points(&self, user: &UserId) -> Result<Money> {
+        match self.get(keys::points(user)).await? {
+            Some(it) => Ok(entities::points_from(&it)?),
+            None => Ok(Money::ZERO),
+        }
+    }
+
+    /// Products, coupon and points balance in one TransactGetItems call, so
+    /// the decision is made on a consistent snapshot.
+    pub async fn load_placement(
+        &self,
+        user: &UserId,
+        products: &[ProductId],
+        coupon: Option<&CouponId>,
+    ) -> Result<PlacementInputs> {
+        let mut keys_wanted: Vec<(String, String)> = products.iter().map(keys::product).collect();
+        keys_wanted.push(keys::points(user));
+        if let Some(c) = coupon {
+            keys_wanted.push(keys::coupon(c));
+        }
+        let gets = keys_wanted
+            .iter()
+            .map(|(pk, sk)| {
+                let get = Get::builder().table_name(&*self.table).set_key(Some(key(pk.clone(), sk.clone()))).build()?;
+                Ok(TransactGetItem::builder().get(get).build())
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let out = self
+            .client
+            .transact_get_items()
+            .set_transact_items(Some(gets))
+            .send()
+            .await
+            .map_err(StoreError::unexpected("TransactGetItems"))?;
+        let mut responses = out.responses.unwrap_or_default().into_iter().map(|r| r.item);
+        let mut found = Vec::with_capacity(products.len());
+        for _ in products {
+            found.push(responses.next().flatten().map(|it| entities::product_from(&it)).transpose()?);
+        }
+        let points_balance = match responses.next().flatten() {
+            Some(it) => entities::points_from(&it)?,
+            None => Money::ZERO,
+        };
+        let coupon = match coupon {
+            Some(_) => Some(responses.next().flatten().map(|it| entities::coupon_from(&it)).transpose()?),
+            None => None,
+        };
+        Ok(PlacementInputs { products: found, coupon, points_balance })
+    }
+
+    /// Every item of one partition whose sort key starts with `prefix`, in order.
+    async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::unexpected("Query"))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    pub async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerEntry>> {
+        let (pk, _) = keys::points(user);
+        let items = self.query_prefix(&pk, "LEDGER#").await?;
+        Ok(items.iter().map(entities::ledger_from).collect::<anyhow::Result<_>>()?)
+    }
+
+    /// The order's outbox events, oldest first.
+    pub async fn events_of(&self, order: &OrderId) -> Result<Vec<StoredEvent>> {
+        let (pk, _) = keys::order(order);
+        let items = self.query_prefix(&pk, "EVENT#").await?;
+        Ok(items.iter().map(entities::stored_event_from).collect::<anyhow::Result<_>>()?)
+    }
+
+    /// Orders still PENDING_PAYMENT whose `expiresAt <= now`, oldest first
+    /// within each shard, at most `limit` in all. Queries the sparse
+    /// `byExpiry` index; never scans.
+    pub async fn orders_due_to_expire(&self, now: Timestamp, limit: i32) -> Result<Vec<OrderId>> {
+        let mut ids = Vec::new();
+        for shard in 0..keys::SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name(keys::GSI_EXPIRY)
+                .key_condition_expression("expiryShard = :shard AND expiresAt <= :now")
+                .expression_attribute_values(":shard", s(format!("EXPIRY#{shard}")))
+                .expression_attribute_values(":now", attr::n(now.millis()))
+                .limit(limit)
+                .send()
+                .await
+                .map_err(StoreError::unexpected("Query byExpiry"))?;
+            for it in out.items.unwrap_or_default() {
+                ids.push(OrderId::parse(attr::get_s(&it, "orderId")?).context("orderId")?);
+            }
+        }
+        ids.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(ids)
+    }
+
+    /// Outbox events not yet published, oldest first within each shard.
+    pub async fn pending_events(&self, limit_per_shard: i32) -> Result<Vec<StoredEvent>> {
+        let mut events = Vec::new();
+        for shard in 0..keys::SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name(keys::GSI_OUTBOX)
+                .key_condition_expression("outboxShard = :shard")
+                .expression_attribute_values(":shard", s(format!("OUTBOX#{shard}")))
+                .limit(limit_per_shard)
+                .send()
+                .await
+                .map_err(StoreError::unexpected("Query pendingOutbox"))?;
+            for it in out.items.unwrap_or_default() {
+                events.push(entities::stored_event_from(&it)?);
+            }
+        }
+        events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+        Ok(events)
+    }
+
+    /// Takes a published event out of the pending index. Conditional on the
+    /// item existing, so a late call after TTL deletion does not recreate it.
+    pub async fn mark_published(&self, pk: &str, sk: &str) -> Result<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&*self.table)
+            .set_key(Some(key(pk, sk)))
+            .update_expression("REMOVE outboxShard, outboxSk")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::unexpected("UpdateItem mark_published")(e)),
+        }
+    }
+
+    /// A user's orders (newest first) from the `byUser` index.
+    pub async fn orders_of(&self, user: &UserId, limit: i32) -> Result<Vec<Order>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .index_name(keys::GSI_USER)
+            .key_condition_expression("userPk = :u AND begins_with(userSk, :p)")
+            .expression_attribute_values(":u", s(keys::user_pk(user)))
+            .expression_attribute_values(":p", s("ORDER#"))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(StoreError::unexpected("Query byUser"))?;
+        Ok(out.items.unwrap_or_default().iter().map(entities::order_from).collect::<anyhow::Result<_>>()?)
+    }
+
+    /// A user's coupons from the `byUser` index.
+    pub async fn coupons_of(&self, user: &UserId) -> Result<Vec<Coupon>> {
+        let mut coupons = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name(keys::GSI_USER)
+                .key_condition_expression("userPk = :u AND begins_with(userSk, :p)")
+                .expression_attribute_values(":u", s(keys::user_pk(user)))
+                .expression_attribute_values(":p", s("COUPON#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::unexpected("Query byUser"))?;
+            for it in out.items.unwrap_or_default() {
+                coupons.push(entities::coupon_from(&it)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(coupons),
+            }
+        }
+    }
+
+    /// Reads many items by key with BatchGetItem, retrying unprocessed keys.
+    pub async fn batch_get(&self, wanted: Vec<(String, String)>) -> Result<Vec<Item>> {
+        let mut found = Vec::new();
+        for chunk in wanted.chunks(100) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect()))
+                .consistent_read(true)
+                .build()
+                .map_err(StoreError::unexpected("KeysAndAttributes"))?;
+            for attempt in 0..10u32 {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&*self.table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(StoreError::unexpected("BatchGetItem"))?;
+                if let Some(mut r) = out.responses {
+                    found.extend(r.remove(&*self.table).unwrap_or_default());
+                }
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&*self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => {
+                        pending = rest;
+                        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(6))).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+}
