@@ -1,0 +1,192 @@
+//! The HTTP edge shared by every API function: RFC 9457 problem details,
+//! JSON responses, the caller's identity from the JWT authorizer's claims,
+//! correlation ids and request-body limits.
+//!
+//! Identity comes only from `requestContext.authorizer.jwt.claims.sub`, which
+//! API Gateway (or the local stack, which verifies the token the same way)
+//! fills in after validating the token. Nothing in a body names the caller.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use shop_domain::UserId;
+
+/// Bodies larger than this are refused with 413 before parsing.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub const PROBLEM_BASE: &str = "https://shop.example/problems/";
+
+/// An RFC 9457 problem. `kind` is the last segment of its `type` URI; the
+/// full list is in docs/api.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: u16,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// Extension members (e.g. `productId`).
+    pub extensions: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Problem {
+    pub fn new(status: u16, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, kind, title, detail: detail.into(), extensions: serde_json::Map::new() }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(400, "invalid-request", "Invalid request", detail)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(401, "unauthorized", "Unauthorized", "a valid bearer token is required")
+    }
+
+    pub fn not_found(kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(404, kind, title, detail)
+    }
+
+    /// A 500 that says nothing about the cause; the log has it, under the
+    /// same correlation id.
+    pub fn internal() -> Self {
+        Self::new(500, "internal", "Internal error", "the request could not be completed; retry later")
+    }
+
+    pub fn body(&self, instance: &str, correlation_id: &str) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("type".into(), format!("{PROBLEM_BASE}{}", self.kind).into());
+        m.insert("title".into(), self.title.into());
+        m.insert("status".into(), self.status.into());
+        m.insert("detail".into(), self.detail.clone().into());
+        m.insert("instance".into(), instance.into());
+        m.insert("correlationId".into(), correlation_id.into());
+        for (k, v) in &self.extensions {
+            m.insert(k.clone(), v.clone());
+        }
+        serde_json::Value::Object(m)
+    }
+
+    pub fn response(&self, ctx: &RequestCtx) -> Response<Body> {
+        raw(self.status, "application/problem+json", self.body(&ctx.path, &ctx.correlation_id).to_string(), ctx)
+    }
+}
+
+/// What every handler knows about its request.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    pub correlation_id: String,
+    pub path: String,
+}
+
+impl RequestCtx {
+    pub fn of(req: &Request) -> Self {
+        Self { correlation_id: correlation_id(req), path: req.raw_http_path().to_owned() }
+    }
+}
+
+pub fn raw(status: u16, content_type: &str, body: String, ctx: &RequestCtx) -> Response<Body> {
+    let mut resp = Response::new(Body::Text(body));
+    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&ctx.correlation_id) {
+        resp.headers_mut().insert("x-correlation-id", v);
+    }
+    resp
+}
+
+pub fn json<T: Serialize>(status: u16, value: &T, ctx: &RequestCtx) -> Response<Body> {
+    match serde_json::to_string(value) {
+        Ok(body) => raw(status, "application/json", body, ctx),
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            Problem::internal().response(ctx)
+        }
+    }
+}
+
+/// `X-Correlation-Id` when the client sent a sane one, else the API Gateway
+/// request id, else a new id.
+pub fn correlation_id(req: &Request) -> String {
+    let from_header = req
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()));
+    if let Some(v) = from_header {
+        return v.to_owned();
+    }
+    let request_id = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+        _ => None,
+    };
+    request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The authenticated caller: the `sub` claim the JWT authorizer verified.
+pub fn caller(req: &Request) -> Result<UserId, Problem> {
+    let sub = req
+        .request_context_ref()
+        .and_then(|c| c.authorizer())
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|j| j.claims.get("sub"));
+    match sub {
+        Some(s) => UserId::parse(s.as_str()).map_err(|_| Problem::unauthorized()),
+        None => Err(Problem::unauthorized()),
+    }
+}
+
+/// The body as bytes, refusing oversized bodies and non-JSON content types.
+pub fn json_body(req: &Request) -> Result<&[u8], Problem> {
+    if let Some(ct) = req.headers().get(http::header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        let base = ct.split(';').next().unwrap_or_default().trim();
+        if base != "application/json" && !base.ends_with("+json") {
+            return Err(Problem::new(
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as application/json",
+            ));
+        }
+    }
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Problem::new(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            format!("the body is {} bytes; the limit is {MAX_BODY_BYTES}", bytes.len()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Parses JSON into `T`, naming what is wrong in a 400.
+pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.is_empty() {
+        return Err(Problem::bad_request("the request body is empty; a JSON object is required"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let detail = match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                format!("the body is not valid JSON ({e})")
+            }
+            serde_json::error::Category::Data | serde_json::error::Category::Io => e.to_string(),
+        };
+        Problem::bad_request(detail)
+    })
+}
+
+pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.path_parameters_ref().and_then(|p| p.first(name))
+}
