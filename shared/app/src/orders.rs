@@ -202,8 +202,12 @@ impl From<&Order> for OrderView {
     }
 }
 
-/// Conflicting writes re-read and re-decide this many times before giving up.
-const ATTEMPTS: usize = 5;
+/// Conflicting writes re-read and re-decide this many times before giving
+/// up. Each lost condition means another request committed in between, so
+/// with fewer than this many concurrent writers on one user's points or
+/// coupon no request ever runs out of attempts; stock conditions are
+/// `available >= q`, which concurrent orders do not invalidate.
+const ATTEMPTS: usize = 16;
 
 /// Places the order; the idempotency record is completed in the same transaction.
 #[tracing::instrument(skip_all, fields(order_id))]
@@ -277,6 +281,12 @@ pub async fn place_order(
             // write: re-read, and the domain gives the precise answer.
             Err(StoreError::Conflict { item, reason }) if !matches!(item, TxItem::Idempotency) => {
                 tracing::info!(attempt, %item, %reason, "order transaction conflicted; re-reading");
+                if reason == shop_store::ConflictReason::TransactionConflict {
+                    // DynamoDB refused a simultaneous transaction on the same
+                    // item: back off a little (jittered by the order id).
+                    let jitter = u64::from(shop_store::keys::shard(placement.order.id.as_str()));
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt as u64 + jitter)).await;
+                }
             }
             Err(StoreError::Conflict { item, reason }) => {
                 return Err(CreateOrderError::Unexpected(anyhow::anyhow!("lost the idempotency lock: {item} {reason}")));

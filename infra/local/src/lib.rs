@@ -1,0 +1,153 @@
+//! # shop-local
+//!
+//! The whole product on one machine, in one process: the API server (API
+//! Gateway HTTP API v2 shape, dev JWTs), the same handlers the Lambda
+//! functions run, and the embedded DynamoDB engine on a file in the data
+//! directory. `shop` (src/main.rs) is its command line; tests start a
+//! [`Stack`] on port 0.
+
+pub mod jwt;
+pub mod seed;
+pub mod server;
+
+use shop_app::App;
+use shop_app::clock::{Clock, IdGen};
+use shop_app::config::Config;
+use shop_embedded::Engine;
+use shop_store::schema::{Streams, ensure_table};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How to run a stack.
+pub struct StackOptions {
+    /// `None`: an in-memory database (tests).
+    pub data_dir: Option<PathBuf>,
+    pub port: u16,
+    /// Also serve the DynamoDB API of the embedded engine here (for `cargo
+    /// lambda watch`, the AWS CLI, NoSQL Workbench).
+    pub dynamodb_port: Option<u16>,
+    pub jwt_secret: String,
+    pub config: Config,
+    pub clock: Option<Arc<dyn Clock>>,
+    pub ids: Option<Arc<dyn IdGen>>,
+    /// Load this catalog when the table is new.
+    pub seed_if_new: Option<seed::Catalog>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            port: 0,
+            dynamodb_port: None,
+            jwt_secret: jwt::DEV_SECRET.to_owned(),
+            config: Config::default(),
+            clock: None,
+            ids: None,
+            seed_if_new: None,
+        }
+    }
+}
+
+/// A running local stack. Dropping it does not stop it; call [`Stack::stop`].
+pub struct Stack {
+    pub addr: SocketAddr,
+    pub dynamodb_addr: Option<SocketAddr>,
+    pub app: App,
+    pub engine: Engine,
+    pub jwt_secret: String,
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the embedded engine and builds the app on it, creating the table if needed.
+/// Returns whether the table was new.
+pub async fn open(
+    data_dir: Option<&std::path::Path>,
+    config: Config,
+    clock: Option<Arc<dyn Clock>>,
+    ids: Option<Arc<dyn IdGen>>,
+) -> anyhow::Result<(Engine, App, bool)> {
+    let engine = match data_dir {
+        Some(dir) => Engine::open_dir(dir)?,
+        None => Engine::memory()?,
+    };
+    let client = engine.client();
+    let existed = client.describe_table().table_name(&config.table_name).send().await.is_ok();
+    ensure_table(&client, &config.table_name, Streams::Disabled).await?;
+    let mut app = App::new(shop_store::Store::new(client, config.table_name.clone()), config);
+    if let Some(c) = clock {
+        app = app.with_clock(c);
+    }
+    if let Some(i) = ids {
+        app = app.with_ids(i);
+    }
+    Ok((engine, app, !existed))
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
+        let (engine, app, new) = open(opts.data_dir.as_deref(), opts.config, opts.clock, opts.ids).await?;
+        if let (true, Some(catalog)) = (new, &opts.seed_if_new) {
+            let report = seed::seed(&app, catalog).await?;
+            tracing::info!(?report, "loaded the catalog into a new data dir");
+        }
+        let mut stop = Vec::new();
+        let mut tasks = Vec::new();
+
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(server::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stop.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, server::router(state)).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "API server failed");
+            }
+        }));
+
+        let dynamodb_addr = match opts.dynamodb_port {
+            Some(port) => {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+                let addr = listener.local_addr()?;
+                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+                stop.push(tx);
+                let engine = engine.clone();
+                tasks.push(tokio::spawn(async move {
+                    let shutdown = async {
+                        let _ = rx.await;
+                    };
+                    if let Err(e) = engine.serve(listener, shutdown).await {
+                        tracing::error!(error = %e, "DynamoDB endpoint failed");
+                    }
+                }));
+                Some(addr)
+            }
+            None => None,
+        };
+        Ok(Stack { addr, dynamodb_addr, app, engine, jwt_secret: opts.jwt_secret, stop, tasks })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A dev token for `user`, valid for an hour on the stack's clock.
+    pub fn token(&self, user: &str) -> String {
+        jwt::issue(&self.jwt_secret, user, self.app.clock.now().seconds(), 3600)
+    }
+
+    /// Stops accepting requests and waits for running ones to finish.
+    pub async fn stop(self) {
+        for s in self.stop {
+            let _ = s.send(());
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Black-box tests of the HTTP API against the local stack (embedded engine),
+//! started on port 0 per test.
+
+mod concurrency;
+mod idempotency;
+mod orders;
+mod validation;

@@ -1,0 +1,403 @@
+//! The contract cases. Each takes a store on a fresh, empty table.
+
+use shop_domain::coupon::Transition;
+use shop_domain::points::{LedgerEntry, LedgerReason};
+use shop_domain::{
+    Coupon, CouponId, CouponKind, CouponStatus, Money, Order, OrderCommand, OrderId, OrderStatus, Product, ProductId,
+    Quantity, Timestamp, UserId,
+};
+use shop_store::idempotency::{Claim, IdemPolicy, StoredResponse};
+use shop_store::{ConflictReason, Store, StoreError, Tx, TxItem, keys};
+
+const T0: Timestamp = Timestamp::from_millis(1_795_219_200_000);
+
+fn m(v: i128) -> Money {
+    Money::new(v).unwrap()
+}
+fn q(n: i128) -> Quantity {
+    Quantity::new(n).unwrap()
+}
+fn pid(s: &str) -> ProductId {
+    ProductId::parse(s).unwrap()
+}
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+fn oid(s: &str) -> OrderId {
+    OrderId::parse(s).unwrap()
+}
+
+async fn run(store: &Store, ops: Vec<shop_store::TxOp>) -> Result<(), StoreError> {
+    let mut tx = Tx::new();
+    tx.extend(ops);
+    store.transact(tx).await
+}
+
+fn assert_conflict(result: Result<(), StoreError>, item: TxItem, reason: ConflictReason) {
+    match result {
+        Err(StoreError::Conflict { item: i, reason: r }) => assert_eq!((i, r), (item, reason)),
+        other => panic!("expected a conflict on {item}, got {other:?}"),
+    }
+}
+
+async fn seed_product(store: &Store, id: &str, price: i128, available: u64) -> Product {
+    let p = Product { id: pid(id), name: id.to_owned(), price: m(price), available };
+    run(store, vec![store.op_seed_product(&p).unwrap()]).await.unwrap();
+    p
+}
+
+fn coupon(id: &str, owner: &str) -> Coupon {
+    Coupon {
+        id: CouponId::parse(id).unwrap(),
+        owner: uid(owner),
+        kind: CouponKind::Fixed(m(1000)),
+        min_order_amount: Money::ZERO,
+        expires_at: T0.plus_secs(86_400),
+        status: CouponStatus::Issued,
+    }
+}
+
+fn order(id: &str, user: &str, expires_in: i64) -> Order {
+    let items = [(Product { id: pid("p1"), name: "p1".into(), price: m(1000), available: 10 }, q(1))];
+    shop_domain::order::place(shop_domain::order::PlaceOrder {
+        order_id: oid(id),
+        user_id: uid(user),
+        items: &items,
+        coupon: None,
+        points_to_use: Money::ZERO,
+        points_balance: Money::ZERO,
+        now: T0,
+        ttl_secs: expires_in,
+    })
+    .unwrap()
+    .order
+}
+
+fn placed(id: &str, user: &str, expires_in: i64) -> (Order, shop_domain::OrderEvent) {
+    let items = [(Product { id: pid("p1"), name: "p1".into(), price: m(1000), available: 10 }, q(1))];
+    let p = shop_domain::order::place(shop_domain::order::PlaceOrder {
+        order_id: oid(id),
+        user_id: uid(user),
+        items: &items,
+        coupon: None,
+        points_to_use: Money::ZERO,
+        points_balance: Money::ZERO,
+        now: T0,
+        ttl_secs: expires_in,
+    })
+    .unwrap();
+    (p.order, p.event)
+}
+
+pub async fn table_has_indexes_ttl_and_is_created_once(store: Store) {
+    shop_store::schema::ensure_table(store.client(), store.table(), shop_store::schema::Streams::Disabled)
+        .await
+        .unwrap();
+    let d = store.client().describe_table().table_name(store.table()).send().await.unwrap();
+    let table = d.table().unwrap();
+    let mut names: Vec<_> = table.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
+    names.sort_unstable();
+    assert_eq!(names, vec![keys::GSI_USER, keys::GSI_EXPIRY, keys::GSI_OUTBOX]);
+    let ttl = store.client().describe_time_to_live().table_name(store.table()).send().await.unwrap();
+    let desc = ttl.time_to_live_description().unwrap();
+    assert_eq!(desc.attribute_name(), Some(shop_store::schema::TTL_ATTRIBUTE));
+}
+
+pub async fn stock_reservation_is_conditional(store: Store) {
+    let p = seed_product(&store, "p1", 1000, 2).await;
+    run(&store, vec![store.op_reserve_stock(&p, q(2)).unwrap()]).await.unwrap();
+    assert_eq!(store.get_product(&p.id).await.unwrap().unwrap().available, 0);
+    assert_conflict(
+        run(&store, vec![store.op_reserve_stock(&p, q(1)).unwrap()]).await,
+        TxItem::Stock("p1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    run(&store, vec![store.op_release_stock(&p.id, q(2)).unwrap()]).await.unwrap();
+    // The price changed since the order was priced: refused.
+    let repriced = Product { price: m(999), ..p.clone() };
+    assert_conflict(
+        run(&store, vec![store.op_reserve_stock(&repriced, q(1)).unwrap()]).await,
+        TxItem::Stock("p1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    // Releasing stock of a product that does not exist is refused too.
+    assert_conflict(
+        run(&store, vec![store.op_release_stock(&pid("ghost"), q(1)).unwrap()]).await,
+        TxItem::Stock("ghost".into()),
+        ConflictReason::ConditionFailed,
+    );
+    assert_eq!(store.get_product(&p.id).await.unwrap().unwrap().available, 2);
+}
+
+pub async fn a_cancelled_transaction_names_its_item_and_writes_nothing(store: Store) {
+    let p1 = seed_product(&store, "p1", 1000, 5).await;
+    let p2 = seed_product(&store, "p2", 1000, 1).await;
+    let (o, e) = placed("o1", "u1", 900);
+    let result = run(
+        &store,
+        vec![
+            store.op_reserve_stock(&p1, q(3)).unwrap(),
+            store.op_reserve_stock(&p2, q(2)).unwrap(),
+            store.op_create_order(&o).unwrap(),
+            store.op_put_event(&e, "c", None).unwrap(),
+        ],
+    )
+    .await;
+    assert_conflict(result, TxItem::Stock("p2".into()), ConflictReason::ConditionFailed);
+    assert_eq!(store.get_product(&p1.id).await.unwrap().unwrap().available, 5);
+    assert!(store.get_order(&o.id).await.unwrap().is_none());
+    assert!(store.events_of(&o.id).await.unwrap().is_empty());
+}
+
+pub async fn coupon_transitions_are_conditional(store: Store) {
+    let c = coupon("c1", "u1");
+    run(&store, vec![store.op_seed_coupon(&c).unwrap()]).await.unwrap();
+    // Seeding again never resets a coupon.
+    assert_conflict(
+        run(&store, vec![store.op_seed_coupon(&c).unwrap()]).await,
+        TxItem::Seed("c1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    let held = c.hold(&uid("u1"), &oid("o1"), m(5000), T0).unwrap();
+    run(&store, vec![store.op_coupon_transition(&c, &held).unwrap()]).await.unwrap();
+    assert_eq!(store.get_coupon(&c.id).await.unwrap().unwrap(), held);
+    // A second order decided on the stale ISSUED coupon loses.
+    let held2 = c.hold(&uid("u1"), &oid("o2"), m(5000), T0).unwrap();
+    assert_conflict(
+        run(&store, vec![store.op_coupon_transition(&c, &held2).unwrap()]).await,
+        TxItem::Coupon("c1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    let Transition::Changed(used) = held.mark_used(&oid("o1")).unwrap() else { panic!() };
+    run(&store, vec![store.op_coupon_transition(&held, &used).unwrap()]).await.unwrap();
+    assert_eq!(store.get_coupon(&c.id).await.unwrap().unwrap().status, CouponStatus::Used { order_id: oid("o1") });
+    // Releasing from the stale HELD state loses: the coupon is USED now.
+    let Transition::Changed(released) = held.release(&oid("o1"), T0) else { panic!() };
+    assert_conflict(
+        run(&store, vec![store.op_coupon_transition(&held, &released).unwrap()]).await,
+        TxItem::Coupon("c1".into()),
+        ConflictReason::ConditionFailed,
+    );
+}
+
+fn entry(user: &str, tx: &str, delta: i64, after: i128, at: i64) -> LedgerEntry {
+    LedgerEntry {
+        user_id: uid(user),
+        tx_id: tx.into(),
+        delta,
+        reason: if delta < 0 { LedgerReason::OrderSpend } else { LedgerReason::Grant },
+        order_id: None,
+        balance_after: m(after),
+        at: T0.plus_secs(at),
+    }
+}
+
+pub async fn points_balance_is_exact_and_ledgered(store: Store) {
+    let u = uid("u1");
+    assert_eq!(store.get_points(&u).await.unwrap(), Money::ZERO);
+    run(&store, store.ops_points(Money::ZERO, &entry("u1", "t1", 100, 100, 0)).unwrap().into()).await.unwrap();
+    // Decided on a stale zero balance: refused.
+    assert_conflict(
+        run(&store, store.ops_points(Money::ZERO, &entry("u1", "t2", 100, 100, 1)).unwrap().into()).await,
+        TxItem::Points("u1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    run(&store, store.ops_points(m(100), &entry("u1", "t3", -60, 40, 2)).unwrap().into()).await.unwrap();
+    assert_eq!(store.get_points(&u).await.unwrap(), m(40));
+    // A ledger row is written once.
+    assert_conflict(
+        run(&store, store.ops_points(m(40), &entry("u1", "t3", -60, 40, 2)).unwrap().into()).await,
+        TxItem::Ledger("t3".into()),
+        ConflictReason::ConditionFailed,
+    );
+    let ledger = store.ledger(&u).await.unwrap();
+    assert_eq!(ledger.iter().map(|e| e.tx_id.as_str()).collect::<Vec<_>>(), vec!["t1", "t3"]);
+    assert_eq!(ledger.iter().map(|e| e.delta).sum::<i64>(), 40);
+    assert_eq!(ledger[1], entry("u1", "t3", -60, 40, 2));
+}
+
+pub async fn orders_are_versioned(store: Store) {
+    let o = order("o1", "u1", 900);
+    run(&store, vec![store.op_create_order(&o).unwrap()]).await.unwrap();
+    assert_conflict(
+        run(&store, vec![store.op_create_order(&o).unwrap()]).await,
+        TxItem::Order("o1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    let (cancelled, events) = o.execute(&OrderCommand::Cancel, T0).unwrap();
+    run(
+        &store,
+        vec![store.op_update_order(o.version, &cancelled).unwrap(), store.op_put_event(&events[0], "c", None).unwrap()],
+    )
+    .await
+    .unwrap();
+    let stored = store.get_order(&o.id).await.unwrap().unwrap();
+    assert_eq!(stored, cancelled);
+    assert_eq!(stored.status, OrderStatus::Cancelled);
+    // A second writer that decided on version 1 loses.
+    let (expired, _) = o.execute(&OrderCommand::Expire, T0.plus_secs(900)).unwrap();
+    assert_conflict(
+        run(&store, vec![store.op_update_order(o.version, &expired).unwrap()]).await,
+        TxItem::Order("o1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    run(&store, vec![store.op_check_order_version(&cancelled).unwrap()]).await.unwrap();
+    assert_conflict(
+        run(&store, vec![store.op_check_order_version(&o).unwrap()]).await,
+        TxItem::Order("o1".into()),
+        ConflictReason::ConditionFailed,
+    );
+}
+
+pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
+    let (o, e1) = placed("o1", "u1", 900);
+    run(&store, vec![store.op_create_order(&o).unwrap(), store.op_put_event(&e1, "corr", Some("00-abc-def-01")).unwrap()])
+        .await
+        .unwrap();
+    let (o2, later) = o.execute(&OrderCommand::Cancel, T0.plus_secs(5)).unwrap();
+    run(&store, vec![store.op_update_order(1, &o2).unwrap(), store.op_put_event(&later[0], "corr", None).unwrap()])
+        .await
+        .unwrap();
+    assert_conflict(
+        run(&store, vec![store.op_put_event(&e1, "corr", None).unwrap()]).await,
+        TxItem::Event("o1#1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    let events = store.events_of(&o.id).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#1", "o1#2"]);
+    assert_eq!(events[1].detail_type, "OrderCancelled");
+    let detail: shop_domain::EventDetail = serde_json::from_str(&events[0].detail).unwrap();
+    assert_eq!(detail.traceparent.as_deref(), Some("00-abc-def-01"));
+    assert_eq!(detail.to_event(&events[0].detail_type).unwrap(), e1);
+
+    let pending = store.pending_events(10).await.unwrap();
+    assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#1", "o1#2"]);
+    store.mark_published(&pending[0].pk, &pending[0].sk).await.unwrap();
+    let pending = store.pending_events(10).await.unwrap();
+    assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#2"]);
+    assert!(!store.events_of(&o.id).await.unwrap()[0].pending);
+    // Marking an item that no longer exists (TTL-deleted) does not recreate it.
+    store.mark_published("ORDER#gone", "EVENT#000000001").await.unwrap();
+    let (pk, sk) = keys::event(&oid("gone"), 1);
+    let raw = store.client().get_item().table_name(store.table()).key("pk", shop_store::attr::s(pk)).key("sk", shop_store::attr::s(sk)).send().await.unwrap();
+    assert!(raw.item.is_none());
+    // Outbox items expire 30 days after they were written.
+    let (pk, sk) = keys::event(&o.id, 1);
+    let raw = store.client().get_item().table_name(store.table()).key("pk", shop_store::attr::s(pk)).key("sk", shop_store::attr::s(sk)).send().await.unwrap();
+    let ttl: i64 = shop_store::attr::get_n(&raw.item.unwrap(), "ttl").unwrap();
+    assert_eq!(ttl, T0.seconds() + 30 * 86_400);
+}
+
+pub async fn expiry_index_holds_only_due_pending_orders(store: Store) {
+    for (id, ttl) in [("a", 60), ("b", 120), ("c", 180), ("d", 3600)] {
+        run(&store, vec![store.op_create_order(&order(id, "u1", ttl)).unwrap()]).await.unwrap();
+    }
+    let mut due = store.orders_due_to_expire(T0.plus_secs(180), 10).await.unwrap();
+    due.sort();
+    assert_eq!(due, vec![oid("a"), oid("b"), oid("c")]);
+    assert!(store.orders_due_to_expire(T0.plus_secs(59), 10).await.unwrap().is_empty());
+    assert_eq!(store.orders_due_to_expire(T0.plus_secs(3600), 2).await.unwrap().len(), 2);
+    // Leaving PENDING_PAYMENT takes an order out of the index.
+    let b = order("b", "u1", 120);
+    let (cancelled, _) = b.execute(&OrderCommand::Cancel, T0).unwrap();
+    run(&store, vec![store.op_update_order(1, &cancelled).unwrap()]).await.unwrap();
+    let mut due = store.orders_due_to_expire(T0.plus_secs(180), 10).await.unwrap();
+    due.sort();
+    assert_eq!(due, vec![oid("a"), oid("c")]);
+}
+
+pub async fn user_index_lists_orders_and_coupons(store: Store) {
+    for c in [coupon("c1", "u1"), coupon("c2", "u1"), coupon("c3", "u2")] {
+        run(&store, vec![store.op_seed_coupon(&c).unwrap()]).await.unwrap();
+    }
+    run(&store, vec![store.op_create_order(&order("o1", "u1", 60)).unwrap()]).await.unwrap();
+    run(&store, vec![store.op_create_order(&order("o2", "u2", 60)).unwrap()]).await.unwrap();
+    let mut mine: Vec<_> = store.coupons_of(&uid("u1")).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
+    mine.sort();
+    assert_eq!(mine, vec!["c1", "c2"]);
+    let orders = store.orders_of(&uid("u1"), 10).await.unwrap();
+    assert_eq!(orders.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), vec!["o1"]);
+}
+
+pub async fn placement_inputs_are_one_snapshot(store: Store) {
+    seed_product(&store, "p1", 1000, 3).await;
+    let c = coupon("c1", "u1");
+    run(&store, vec![store.op_seed_coupon(&c).unwrap()]).await.unwrap();
+    run(&store, store.ops_points(Money::ZERO, &entry("u1", "t1", 700, 700, 0)).unwrap().into()).await.unwrap();
+    let inputs = store.load_placement(&uid("u1"), &[pid("p1"), pid("nope")], Some(&c.id)).await.unwrap();
+    assert_eq!(inputs.products[0].as_ref().unwrap().available, 3);
+    assert!(inputs.products[1].is_none());
+    assert_eq!(inputs.coupon, Some(Some(c)));
+    assert_eq!(inputs.points_balance, m(700));
+    let none = store.load_placement(&uid("u9"), &[pid("p1")], Some(&CouponId::parse("zz").unwrap())).await.unwrap();
+    assert_eq!(none.coupon, Some(None));
+    assert_eq!(none.points_balance, Money::ZERO);
+    assert!(store.load_placement(&uid("u9"), &[pid("p1")], None).await.unwrap().coupon.is_none());
+}
+
+pub async fn idempotency_records_follow_powertools_semantics(store: Store) {
+    let policy = IdemPolicy { keep_secs: 86_400, in_progress_ms: 10_000 };
+    let lock = match store.idem_claim("s", "k", "h1", T0, policy).await.unwrap() {
+        Claim::Acquired(l) => l,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(store.idem_claim("s", "k", "h1", T0, policy).await.unwrap(), Claim::InProgress);
+    assert_eq!(store.idem_claim("s", "k", "h2", T0, policy).await.unwrap(), Claim::PayloadMismatch);
+    // Other scope, same key: independent.
+    assert!(matches!(store.idem_claim("s2", "k", "h1", T0, policy).await.unwrap(), Claim::Acquired(_)));
+    // A failed attempt releases; the key is free again.
+    store.idem_release(&lock).await.unwrap();
+    let lock = match store.idem_claim("s", "k", "h1", T0, policy).await.unwrap() {
+        Claim::Acquired(l) => l,
+        other => panic!("{other:?}"),
+    };
+    // The holder died: after its in-progress window another caller takes over...
+    let later = T0.plus_secs(11);
+    let new_lock = match store.idem_claim("s", "k", "h1", later, policy).await.unwrap() {
+        Claim::Acquired(l) => l,
+        other => panic!("{other:?}"),
+    };
+    // ...and the old holder can neither release nor complete the new one's record.
+    store.idem_release(&lock).await.unwrap();
+    assert_eq!(store.idem_claim("s", "k", "h1", later, policy).await.unwrap(), Claim::InProgress);
+    let response = StoredResponse { status: 201, body: "{\"ok\":true}".into() };
+    assert_conflict(store.idem_complete(&lock, &response).await, TxItem::Idempotency, ConflictReason::ConditionFailed);
+    store.idem_complete(&new_lock, &response).await.unwrap();
+    assert_eq!(store.idem_claim("s", "k", "h1", later, policy).await.unwrap(), Claim::Replay(response.clone()));
+    assert_eq!(store.idem_claim("s", "k", "h2", later, policy).await.unwrap(), Claim::PayloadMismatch);
+    // Kept for keep_secs, then forgotten.
+    let forgotten = T0.plus_secs(86_400 + 12);
+    assert!(matches!(store.idem_claim("s", "k", "h2", forgotten, policy).await.unwrap(), Claim::Acquired(_)));
+}
+
+pub async fn idempotency_completes_inside_the_business_transaction(store: Store) {
+    let policy = IdemPolicy::default();
+    let Claim::Acquired(lock) = store.idem_claim("s", "k", "h", T0, policy).await.unwrap() else { panic!() };
+    let response = StoredResponse { status: 201, body: "{}".into() };
+    let p = seed_product(&store, "p1", 1000, 0).await;
+    // The business write fails: the record stays INPROGRESS, no response is stored.
+    assert_conflict(
+        run(&store, vec![store.op_reserve_stock(&p, q(1)).unwrap(), store.op_idem_complete(&lock, &response).unwrap()])
+            .await,
+        TxItem::Stock("p1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    assert_eq!(store.idem_claim("s", "k", "h", T0, policy).await.unwrap(), Claim::InProgress);
+    // Both succeed together.
+    let o = order("o1", "u1", 60);
+    run(&store, vec![store.op_create_order(&o).unwrap(), store.op_idem_complete(&lock, &response).unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(store.idem_claim("s", "k", "h", T0, policy).await.unwrap(), Claim::Replay(response));
+}
+
+pub async fn batch_get_reads_many_keys(store: Store) {
+    let mut wanted = Vec::new();
+    for i in 0..130 {
+        let p = seed_product(&store, &format!("p{i}"), 1000, i).await;
+        wanted.push(keys::product(&p.id));
+    }
+    wanted.push(keys::product(&pid("missing")));
+    let items = store.batch_get(wanted).await.unwrap();
+    assert_eq!(items.len(), 130);
+}

@@ -1,0 +1,83 @@
+//! The store contract suite: every transaction, condition, conflict mapping
+//! and index query the product uses, run against each DynamoDB engine.
+//!
+//! - `dynoxide`: always (the embedded engine, in memory).
+//! - `dynamodb_local`: when `DYNAMODB_LOCAL_ENDPOINT` is set (CI starts AWS's
+//!   DynamoDB Local with `infra/scripts/dynamodb-local.sh`). Without it the
+//!   test prints why it skipped; with `SHOP_REQUIRE_DYNAMODB_LOCAL=1` (CI) a
+//!   missing endpoint fails instead.
+
+mod cases;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use shop_store::Store;
+use shop_store::schema::{Streams, ensure_table};
+
+pub async fn dynoxide_store() -> Store {
+    let engine = shop_embedded::Engine::memory().expect("engine");
+    let client = engine.client();
+    ensure_table(&client, "shop", Streams::Disabled).await.expect("table");
+    Store::new(client, "shop")
+}
+
+/// A fresh table on DynamoDB Local, or `None` (with a message) when no endpoint is configured.
+pub async fn dynamodb_local_store() -> Option<Store> {
+    let Ok(endpoint) = std::env::var("DYNAMODB_LOCAL_ENDPOINT") else {
+        if std::env::var("SHOP_REQUIRE_DYNAMODB_LOCAL").is_ok_and(|v| v == "1") {
+            panic!("SHOP_REQUIRE_DYNAMODB_LOCAL=1 but DYNAMODB_LOCAL_ENDPOINT is not set");
+        }
+        eprintln!(
+            "SKIPPED on DynamoDB Local: set DYNAMODB_LOCAL_ENDPOINT (e.g. http://127.0.0.1:8000; \
+             infra/scripts/dynamodb-local.sh starts one)"
+        );
+        return None;
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "test"))
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = format!("shop-{}", uuid::Uuid::now_v7().simple());
+    // DynamoDB Local supports streams: create the table as AWS would.
+    ensure_table(&client, &table, Streams::Enabled).await.expect("table on DynamoDB Local");
+    Some(Store::new(client, table))
+}
+
+/// One test per engine for each contract case.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test]
+                async fn dynoxide() {
+                    crate::cases::$case(crate::dynoxide_store().await).await;
+                }
+
+                #[tokio::test]
+                async fn dynamodb_local() {
+                    if let Some(store) = crate::dynamodb_local_store().await {
+                        crate::cases::$case(store).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+contract!(
+    table_has_indexes_ttl_and_is_created_once,
+    stock_reservation_is_conditional,
+    a_cancelled_transaction_names_its_item_and_writes_nothing,
+    coupon_transitions_are_conditional,
+    points_balance_is_exact_and_ledgered,
+    orders_are_versioned,
+    events_are_written_once_and_leave_the_outbox_index,
+    expiry_index_holds_only_due_pending_orders,
+    user_index_lists_orders_and_coupons,
+    placement_inputs_are_one_snapshot,
+    idempotency_records_follow_powertools_semantics,
+    idempotency_completes_inside_the_business_transaction,
+    batch_get_reads_many_keys,
+);
