@@ -71,22 +71,23 @@ impl IdGen for UuidIds {
 #[derive(Debug, Default)]
 pub struct SeqIds {
     prefix: String,
-    next: AtomicU64,
+    next_order: AtomicU64,
+    next_tx: AtomicU64,
 }
 
 impl SeqIds {
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.to_owned(), next: AtomicU64::new(1) }
+        Self { prefix: prefix.to_owned(), next_order: AtomicU64::new(1), next_tx: AtomicU64::new(1) }
     }
 }
 
 impl IdGen for SeqIds {
     fn order_id(&self) -> OrderId {
-        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let n = self.next_order.fetch_add(1, Ordering::SeqCst);
         OrderId::parse(format!("{}ord{n:06}", self.prefix)).unwrap_or_else(|_| unreachable!("prefix is validated by tests"))
     }
 
     fn tx_id(&self) -> String {
-        format!("{}tx{:06}", self.prefix, self.next.fetch_add(1, Ordering::SeqCst))
+        format!("{}tx{:06}", self.prefix, self.next_tx.fetch_add(1, Ordering::SeqCst))
     }
 }
