@@ -6,6 +6,7 @@
 //! directory. `shop` (src/main.rs) is its command line; tests start a
 //! [`Stack`] on port 0.
 
+pub mod bench;
 pub mod jwt;
 pub mod seed;
 pub mod server;

@@ -42,6 +42,16 @@ enum Command {
         #[arg(long, env = "SHOP_JWT_SECRET", default_value = jwt::DEV_SECRET, hide_default_value = true)]
         jwt_secret: String,
     },
+    /// Measure orders per second through the whole local stack (HTTP to store, file-backed).
+    Bench {
+        #[arg(long, default_value_t = 2000)]
+        orders: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Also hold a coupon and spend points on every order.
+        #[arg(long)]
+        full: bool,
+    },
     /// Load products, coupons and users from a catalog file (format: docs/local.md).
     Seed {
         #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
@@ -62,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Token { user, ttl, jwt_secret } => {
             shop_domain::UserId::parse(user.as_str())?;
             println!("{}", jwt::issue(&jwt_secret, &user, now_secs(), ttl));
+        }
+        Command::Bench { orders, concurrency, full } => {
+            anyhow::ensure!(orders > 0 && concurrency > 0, "orders and concurrency must be positive");
+            let report = shop_local::bench::run(shop_local::bench::BenchOptions { orders, concurrency, full }).await?;
+            println!("{report}");
         }
         Command::Seed { data_dir, file } => {
             shop_app::telemetry::init("shop-seed");
