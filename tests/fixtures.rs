@@ -42,7 +42,8 @@ fn every_fixture_is_listed_here() {
 #[test]
 fn api_fixtures_are_valid_http_api_v2_events_for_known_routes() {
     for (file, function, _) in API_FIXTURES {
-        let event: ApiGatewayV2httpRequest = serde_json::from_str(&load(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let event: ApiGatewayV2httpRequest =
+            serde_json::from_str(&load(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let route_key = event.route_key.clone().unwrap_or_default();
         let (method, path) = route_key.split_once(' ').unwrap();
         let route = shop_app::routes::ROUTES.iter().find(|r| r.method == method && r.path == path);

@@ -8,12 +8,14 @@ use shop_tests::spawn_app;
 async fn twenty_buyers_for_five_units_sell_exactly_five() {
     let app = spawn_app().await;
     let users: Vec<String> = (0..20).map(|i| format!("buyer{i}")).collect();
-    let results = join_all(
-        users.iter().map(|u| app.post_order(u, "k", r#"{"items":[{"productId":"scarce","quantity":1}]}"#)),
-    )
-    .await;
+    let results =
+        join_all(users.iter().map(|u| app.post_order(u, "k", r#"{"items":[{"productId":"scarce","quantity":1}]}"#)))
+            .await;
     let created = results.iter().filter(|(s, _)| *s == 201).count();
-    let refused = results.iter().filter(|(s, b)| *s == 409 && b["type"].as_str().is_some_and(|t| t.ends_with("insufficient-stock"))).count();
+    let refused = results
+        .iter()
+        .filter(|(s, b)| *s == 409 && b["type"].as_str().is_some_and(|t| t.ends_with("insufficient-stock")))
+        .count();
     assert_eq!(created, 5, "{results:?}");
     assert_eq!(refused, 15, "{results:?}");
     assert_eq!(app.stock("scarce").await, 0);

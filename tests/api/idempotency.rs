@@ -1,5 +1,5 @@
-use shop_store::idempotency::{Claim, payload_hash};
 use shop_app::clock::Clock;
+use shop_store::idempotency::{Claim, payload_hash};
 use shop_tests::spawn_app;
 
 const BODY: &str = r#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":100}"#;
@@ -9,7 +9,8 @@ async fn same_key_and_body_replays_the_first_response_and_places_one_order() {
     let app = spawn_app().await;
     let (s1, b1) = app.post_order("u1", "same", BODY).await;
     // Same JSON, other key order and spacing.
-    let (s2, b2) = app.post_order("u1", "same", r#"{ "pointsToUse": 100, "items": [ {"quantity":1, "productId":"p1"} ] }"#).await;
+    let (s2, b2) =
+        app.post_order("u1", "same", r#"{ "pointsToUse": 100, "items": [ {"quantity":1, "productId":"p1"} ] }"#).await;
     assert_eq!((s1, s2), (201, 201));
     assert_eq!(b1, b2);
     assert_eq!(app.orders_of("u1").await.len(), 1);

@@ -2,7 +2,8 @@ use serde_json::json;
 use shop_domain::{OrderId, UserId};
 use shop_tests::{T0, spawn_app, spawn_app_in};
 
-const FULL: &str = r#"{"items":[{"productId":"p1","quantity":2},{"productId":"p2","quantity":1}],"couponId":"c1","pointsToUse":1000}"#;
+const FULL: &str =
+    r#"{"items":[{"productId":"p1","quantity":2},{"productId":"p2","quantity":1}],"couponId":"c1","pointsToUse":1000}"#;
 
 #[tokio::test]
 async fn placing_an_order_reserves_stock_holds_coupon_spends_points_and_records_the_event() {
@@ -57,8 +58,9 @@ async fn an_order_without_coupon_or_points_is_just_the_items() {
 #[tokio::test]
 async fn points_can_cover_the_whole_amount() {
     let app = spawn_app().await;
-    let (status, body) =
-        app.post_order("u1", "k", r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c1","pointsToUse":5000}"#).await;
+    let (status, body) = app
+        .post_order("u1", "k", r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c1","pointsToUse":5000}"#)
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["amountDue"], 4_000);
     assert_eq!(app.points("u1").await, 0);

@@ -59,7 +59,11 @@ async fn business_rule_violations_have_documented_statuses() {
         (r#"{"items":[{"productId":"p2","quantity":1}],"pointsToUse":5001}"#, 409, "insufficient-points"),
         (r#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":12001}"#, 422, "points-exceed-amount"),
         // One bad line spoils the whole order: the good line is not reserved.
-        (r#"{"items":[{"productId":"p1","quantity":1},{"productId":"scarce","quantity":9}]}"#, 409, "insufficient-stock"),
+        (
+            r#"{"items":[{"productId":"p1","quantity":1},{"productId":"scarce","quantity":9}]}"#,
+            409,
+            "insufficient-stock",
+        ),
     ];
     for (body, status, kind) in cases {
         expect(&app, body, status, kind).await;

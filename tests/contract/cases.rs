@@ -251,9 +251,12 @@ pub async fn orders_are_versioned(store: Store) {
 
 pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
     let (o, e1) = placed("o1", "u1", 900);
-    run(&store, vec![store.op_create_order(&o).unwrap(), store.op_put_event(&e1, "corr", Some("00-abc-def-01")).unwrap()])
-        .await
-        .unwrap();
+    run(
+        &store,
+        vec![store.op_create_order(&o).unwrap(), store.op_put_event(&e1, "corr", Some("00-abc-def-01")).unwrap()],
+    )
+    .await
+    .unwrap();
     let (o2, later) = o.execute(&OrderCommand::Cancel, T0.plus_secs(5)).unwrap();
     run(&store, vec![store.op_update_order(1, &o2).unwrap(), store.op_put_event(&later[0], "corr", None).unwrap()])
         .await
@@ -279,11 +282,27 @@ pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
     // Marking an item that no longer exists (TTL-deleted) does not recreate it.
     store.mark_published("ORDER#gone", "EVENT#000000001").await.unwrap();
     let (pk, sk) = keys::event(&oid("gone"), 1);
-    let raw = store.client().get_item().table_name(store.table()).key("pk", shop_store::attr::s(pk)).key("sk", shop_store::attr::s(sk)).send().await.unwrap();
+    let raw = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("pk", shop_store::attr::s(pk))
+        .key("sk", shop_store::attr::s(sk))
+        .send()
+        .await
+        .unwrap();
     assert!(raw.item.is_none());
     // Outbox items expire 30 days after they were written.
     let (pk, sk) = keys::event(&o.id, 1);
-    let raw = store.client().get_item().table_name(store.table()).key("pk", shop_store::attr::s(pk)).key("sk", shop_store::attr::s(sk)).send().await.unwrap();
+    let raw = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("pk", shop_store::attr::s(pk))
+        .key("sk", shop_store::attr::s(sk))
+        .send()
+        .await
+        .unwrap();
     let ttl: i64 = shop_store::attr::get_n(&raw.item.unwrap(), "ttl").unwrap();
     assert_eq!(ttl, T0.seconds() + 30 * 86_400);
 }

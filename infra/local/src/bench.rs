@@ -75,7 +75,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
     let elapsed = started.elapsed();
 
     let left = stack.app.store.get_product(&shop_domain::ProductId::parse("bench")?).await?.map(|p| p.available);
-    anyhow::ensure!(left == Some((opts.orders * 2 - opts.orders) as u64), "stock is {left:?} after {} orders", opts.orders);
+    anyhow::ensure!(
+        left == Some((opts.orders * 2 - opts.orders) as u64),
+        "stock is {left:?} after {} orders",
+        opts.orders
+    );
     stack.stop().await;
 
     latencies.sort();

@@ -163,7 +163,10 @@ mod tests {
     fn rejects_bad_entries() {
         assert!(Catalog::parse(r#"{"products":[{"id":"p1","name":"x","price":-1,"stock":1}]}"#).is_err());
         assert!(Catalog::parse(r#"{"coupons":[{"id":"c","userId":"u","kind":"PERCENT","value":150,"expiresAt":"2030-01-01T00:00:00Z"}]}"#).is_err());
-        assert!(Catalog::parse(r#"{"coupons":[{"id":"c","userId":"u","kind":"FIXED","value":1,"expiresAt":"soon"}]}"#).is_err());
+        assert!(
+            Catalog::parse(r#"{"coupons":[{"id":"c","userId":"u","kind":"FIXED","value":1,"expiresAt":"soon"}]}"#)
+                .is_err()
+        );
         assert!(Catalog::parse(r#"{"products":[],"extra":1}"#).is_err());
     }
 }

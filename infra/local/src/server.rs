@@ -53,7 +53,15 @@ async fn handle(State(state): State<Arc<ServerState>>, req: axum::extract::Reque
 
     let Some((route, params)) = routes::match_route(&method, &path) else {
         let (status, p) = if routes::path_exists(&path) {
-            (405, Problem::new(405, "method-not-allowed", "Method not allowed", format!("{method} is not allowed on {path}")))
+            (
+                405,
+                Problem::new(
+                    405,
+                    "method-not-allowed",
+                    "Method not allowed",
+                    format!("{method} is not allowed on {path}"),
+                ),
+            )
         } else {
             (404, Problem::not_found("not-found", "Not found", format!("no route for {method} {path}")))
         };

@@ -84,7 +84,8 @@ impl SeqIds {
 impl IdGen for SeqIds {
     fn order_id(&self) -> OrderId {
         let n = self.next_order.fetch_add(1, Ordering::SeqCst);
-        OrderId::parse(format!("{}ord{n:06}", self.prefix)).unwrap_or_else(|_| unreachable!("prefix is validated by tests"))
+        OrderId::parse(format!("{}ord{n:06}", self.prefix))
+            .unwrap_or_else(|_| unreachable!("prefix is validated by tests"))
     }
 
     fn tx_id(&self) -> String {

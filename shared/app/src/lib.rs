@@ -16,7 +16,6 @@ pub mod orders;
 pub mod routes;
 pub mod telemetry;
 
-
 #[cfg(feature = "aws")]
 pub mod aws;
 

@@ -89,10 +89,12 @@ impl CreateOrderError {
     pub fn problem(&self) -> Problem {
         match self {
             CreateOrderError::UnknownProduct(p) => {
-                Problem::not_found("product-not-found", "Product not found", self.to_string()).with("productId", p.as_str())
+                Problem::not_found("product-not-found", "Product not found", self.to_string())
+                    .with("productId", p.as_str())
             }
             CreateOrderError::UnknownCoupon(c) => {
-                Problem::not_found("coupon-not-found", "Coupon not found", self.to_string()).with("couponId", c.as_str())
+                Problem::not_found("coupon-not-found", "Coupon not found", self.to_string())
+                    .with("couponId", c.as_str())
             }
             CreateOrderError::Rejected(e) => place_problem(e),
             CreateOrderError::Contention => {
@@ -289,7 +291,9 @@ pub async fn place_order(
                 }
             }
             Err(StoreError::Conflict { item, reason }) => {
-                return Err(CreateOrderError::Unexpected(anyhow::anyhow!("lost the idempotency lock: {item} {reason}")));
+                return Err(CreateOrderError::Unexpected(anyhow::anyhow!(
+                    "lost the idempotency lock: {item} {reason}"
+                )));
             }
             Err(StoreError::Unexpected(e)) => return Err(CreateOrderError::Unexpected(e)),
         }
@@ -307,7 +311,8 @@ fn unexpected(e: StoreError) -> CreateOrderError {
 /// `POST /orders`.
 pub async fn create_order(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     let ctx = RequestCtx::of(&req);
-    let span = tracing::info_span!("create_order", correlation_id = %ctx.correlation_id, order_id = tracing::field::Empty);
+    let span =
+        tracing::info_span!("create_order", correlation_id = %ctx.correlation_id, order_id = tracing::field::Empty);
     Ok(create_order_inner(app, &req, &ctx).instrument(span).await.unwrap_or_else(|p| p.response(&ctx)))
 }
 
@@ -403,8 +408,9 @@ mod tests {
 
     #[test]
     fn parse_accepts_the_documented_body() {
-        let cmd = CreateOrder::parse(br#"{"items":[{"productId":"p1","quantity":2}],"couponId":"c1","pointsToUse":1000}"#)
-            .unwrap();
+        let cmd =
+            CreateOrder::parse(br#"{"items":[{"productId":"p1","quantity":2}],"couponId":"c1","pointsToUse":1000}"#)
+                .unwrap();
         assert_eq!(cmd.items.len(), 1);
         assert_eq!(cmd.points_to_use.won(), 1000);
     }

@@ -30,11 +30,7 @@ impl Quantity {
     pub const MAX: u32 = 100;
 
     pub fn new(n: i128) -> Result<Self, InvalidQuantity> {
-        if (1..=i128::from(Self::MAX)).contains(&n) {
-            Ok(Self(n as u32))
-        } else {
-            Err(InvalidQuantity { got: n })
-        }
+        if (1..=i128::from(Self::MAX)).contains(&n) { Ok(Self(n as u32)) } else { Err(InvalidQuantity { got: n }) }
     }
 
     pub const fn get(self) -> u32 {

@@ -105,7 +105,13 @@ impl Coupon {
     }
 
     /// ISSUED → HELD(order), for `user` placing an order of `subtotal` at `now`.
-    pub fn hold(&self, user: &UserId, order_id: &OrderId, subtotal: Money, now: Timestamp) -> Result<Coupon, CouponError> {
+    pub fn hold(
+        &self,
+        user: &UserId,
+        order_id: &OrderId,
+        subtotal: Money,
+        now: Timestamp,
+    ) -> Result<Coupon, CouponError> {
         if &self.owner != user {
             return Err(CouponError::NotOwned(self.id.clone()));
         }
@@ -231,7 +237,10 @@ mod tests {
         assert_eq!(used.status, CouponStatus::Used { order_id: order("o1") });
         assert_eq!(used.mark_used(&order("o1")), Ok(Transition::Unchanged));
         assert!(matches!(used.mark_used(&order("o2")), Err(CouponError::OtherOrder { .. })));
-        assert!(matches!(coupon(CouponKind::Percent(5)).mark_used(&order("o1")), Err(CouponError::NotAvailable { .. })));
+        assert!(matches!(
+            coupon(CouponKind::Percent(5)).mark_used(&order("o1")),
+            Err(CouponError::NotAvailable { .. })
+        ));
         let expired = Coupon { status: CouponStatus::Expired, ..coupon(CouponKind::Percent(5)) };
         assert!(matches!(expired.mark_used(&order("o1")), Err(CouponError::NotAvailable { .. })));
     }
@@ -248,7 +257,9 @@ mod tests {
         assert!(matches!(used.release(&order("o1"), NOW), Transition::Changed(c) if c.status == CouponStatus::Issued));
         // Past its expiry it does not come back to life.
         let late = Timestamp::from_millis(2_000_000);
-        assert!(matches!(held.release(&order("o1"), late), Transition::Changed(c) if c.status == CouponStatus::Expired));
+        assert!(
+            matches!(held.release(&order("o1"), late), Transition::Changed(c) if c.status == CouponStatus::Expired)
+        );
         let expired = Coupon { status: CouponStatus::Expired, ..held };
         assert_eq!(expired.release(&order("o1"), NOW), Transition::Unchanged);
     }

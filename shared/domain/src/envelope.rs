@@ -57,8 +57,8 @@ impl EventDetail {
         let tagged = serde_json::json!({ "detailType": detail_type, "data": self.data });
         let kind: OrderEventKind = serde_json::from_value(tagged)
             .map_err(|source| EnvelopeError::Mismatch { detail_type: detail_type.to_owned(), source })?;
-        let occurred_at =
-            Timestamp::parse_rfc3339(&self.occurred_at).ok_or_else(|| EnvelopeError::BadTime(self.occurred_at.clone()))?;
+        let occurred_at = Timestamp::parse_rfc3339(&self.occurred_at)
+            .ok_or_else(|| EnvelopeError::BadTime(self.occurred_at.clone()))?;
         Ok(OrderEvent { order_id: self.order_id.clone(), aggregate_version: self.aggregate_version, occurred_at, kind })
     }
 }

@@ -17,8 +17,8 @@ pub mod time;
 
 pub use catalog::{Product, Quantity};
 pub use coupon::{Coupon, CouponKind, CouponStatus};
-pub use ids::{CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, UserId};
 pub use envelope::EventDetail;
+pub use ids::{CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, UserId};
 pub use money::Money;
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderEventKind, OrderLine, OrderStatus, PaymentMethod};
 pub use time::Timestamp;

@@ -15,9 +15,9 @@
 //! `version` by one, and the store writes the order conditionally on the
 //! previous version together with the event's outbox item.
 
-use crate::{CouponId, Money, OrderId, PaymentKey, Product, ProductId, Quantity, Timestamp, UserId, money};
 use crate::coupon::{Coupon, CouponError};
 use crate::points::{self, PointsError};
+use crate::{CouponId, Money, OrderId, PaymentKey, Product, ProductId, Quantity, Timestamp, UserId, money};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -204,13 +204,28 @@ impl OrderEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderCommand {
     /// Our confirm call to the PG is about to be sent.
-    StartPayment { payment_key: PaymentKey, method: PaymentMethod, amount: Money },
+    StartPayment {
+        payment_key: PaymentKey,
+        method: PaymentMethod,
+        amount: Money,
+    },
     /// The PG reports the payment DONE (confirm answer, webhook or reconciliation).
-    ConfirmPayment { payment_key: PaymentKey, method: PaymentMethod, amount: Money },
+    ConfirmPayment {
+        payment_key: PaymentKey,
+        method: PaymentMethod,
+        amount: Money,
+    },
     /// The PG issued a virtual account and waits for the deposit.
-    AwaitDeposit { payment_key: PaymentKey, amount: Money },
+    AwaitDeposit {
+        payment_key: PaymentKey,
+        amount: Money,
+    },
     /// The PG declined or aborted the payment (or the deposit deadline passed).
-    FailPayment { payment_key: PaymentKey, code: String, message: String },
+    FailPayment {
+        payment_key: PaymentKey,
+        code: String,
+        message: String,
+    },
     /// Pay the whole amount due from points (the debit is in the same transaction).
     PayWithPoints,
     Expire,
@@ -316,8 +331,12 @@ impl Order {
                     }
                     Ok(vec![self.paid(Some(payment_key.clone()), *method)])
                 }
-                S::Paid | S::RefundPending | S::Refunded if self.payment_key.as_ref() == Some(payment_key) => Ok(vec![]),
-                S::Paid | S::RefundPending | S::Refunded | S::Expired | S::Cancelled => self.orphan(payment_key, *amount),
+                S::Paid | S::RefundPending | S::Refunded if self.payment_key.as_ref() == Some(payment_key) => {
+                    Ok(vec![])
+                }
+                S::Paid | S::RefundPending | S::Refunded | S::Expired | S::Cancelled => {
+                    self.orphan(payment_key, *amount)
+                }
             },
             OrderCommand::AwaitDeposit { payment_key, amount } => match self.status {
                 S::PendingPayment | S::Confirming => {

@@ -28,7 +28,10 @@ impl Store {
             .expression_attribute_values(":q", n(qty.get()))
             .expression_attribute_values(":price", n(product.price.won()))
             .build()?;
-        Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Stock(product.id.to_string()) })
+        Ok(TxOp {
+            item: TransactWriteItem::builder().update(update).build(),
+            label: TxItem::Stock(product.id.to_string()),
+        })
     }
 
     /// Return `qty` reserved units.
@@ -41,7 +44,10 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":q", n(qty.get()))
             .build()?;
-        Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Stock(product.to_string()) })
+        Ok(TxOp {
+            item: TransactWriteItem::builder().update(update).build(),
+            label: TxItem::Stock(product.to_string()),
+        })
     }
 
     /// Write `next` over a coupon that must still be exactly `prev` (status,
@@ -123,7 +129,12 @@ impl Store {
     }
 
     /// The outbox item of `event`; its key is the event id, so it is written once.
-    pub fn op_put_event(&self, event: &OrderEvent, correlation_id: &str, traceparent: Option<&str>) -> anyhow::Result<TxOp> {
+    pub fn op_put_event(
+        &self,
+        event: &OrderEvent,
+        correlation_id: &str,
+        traceparent: Option<&str>,
+    ) -> anyhow::Result<TxOp> {
         put(
             self.table(),
             entities::event_item(event, correlation_id, traceparent)?,
@@ -149,12 +160,22 @@ impl Store {
 
     /// Seeding: a product with its stock (overwrites).
     pub fn op_seed_product(&self, product: &Product) -> anyhow::Result<TxOp> {
-        put(self.table(), entities::product_item(product), "attribute_exists(pk) OR attribute_not_exists(pk)", TxItem::Seed(product.id.to_string()))
+        put(
+            self.table(),
+            entities::product_item(product),
+            "attribute_exists(pk) OR attribute_not_exists(pk)",
+            TxItem::Seed(product.id.to_string()),
+        )
     }
 
     /// Seeding: a coupon, only if it does not exist yet (a coupon in use is
     /// never reset by a re-seed).
     pub fn op_seed_coupon(&self, coupon: &Coupon) -> anyhow::Result<TxOp> {
-        put(self.table(), entities::coupon_item(coupon), "attribute_not_exists(pk)", TxItem::Seed(coupon.id.to_string()))
+        put(
+            self.table(),
+            entities::coupon_item(coupon),
+            "attribute_not_exists(pk)",
+            TxItem::Seed(coupon.id.to_string()),
+        )
     }
 }

@@ -63,7 +63,10 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str, stream
             .global_secondary_indexes(gsi(GSI_USER, "userPk", "userSk")?);
         if streams == Streams::Enabled {
             req = req.stream_specification(
-                StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build()?,
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()?,
             );
         }
         match req.send().await {

@@ -115,8 +115,7 @@ pub(crate) fn map_cancel(err: TransactWriteItemsError, labels: &[TxItem]) -> Sto
         .enumerate()
         .filter_map(|(i, r)| r.code().filter(|c| *c != "None").map(|c| (i, c)))
         .collect::<Vec<_>>();
-    let chosen =
-        failing.iter().find(|(_, c)| *c == "ConditionalCheckFailed").or_else(|| failing.first()).copied();
+    let chosen = failing.iter().find(|(_, c)| *c == "ConditionalCheckFailed").or_else(|| failing.first()).copied();
     match chosen.and_then(|(i, code)| labels.get(i).map(|l| (l.clone(), code))) {
         Some((item, code)) => StoreError::Conflict {
             item,

@@ -33,9 +33,11 @@ fn in_status(status: OrderStatus) -> Order {
     let mut o = placed();
     o.status = status;
     o.payment_key = match status {
-        OrderStatus::Confirming | OrderStatus::AwaitingDeposit | OrderStatus::Paid | OrderStatus::RefundPending | OrderStatus::Refunded => {
-            Some(pk("pay1"))
-        }
+        OrderStatus::Confirming
+        | OrderStatus::AwaitingDeposit
+        | OrderStatus::Paid
+        | OrderStatus::RefundPending
+        | OrderStatus::Refunded => Some(pk("pay1")),
         OrderStatus::PendingPayment | OrderStatus::Expired | OrderStatus::Cancelled => None,
     };
     o.payment_method = o.payment_key.as_ref().map(|_| PaymentMethod::Card);
@@ -47,7 +49,11 @@ fn commands(amount: Money) -> Vec<OrderCommand> {
         OrderCommand::StartPayment { payment_key: pk("pay1"), method: PaymentMethod::Card, amount },
         OrderCommand::ConfirmPayment { payment_key: pk("pay1"), method: PaymentMethod::Card, amount },
         OrderCommand::AwaitDeposit { payment_key: pk("pay1"), amount },
-        OrderCommand::FailPayment { payment_key: pk("pay1"), code: "REJECT_CARD_COMPANY".into(), message: "declined".into() },
+        OrderCommand::FailPayment {
+            payment_key: pk("pay1"),
+            code: "REJECT_CARD_COMPANY".into(),
+            message: "declined".into(),
+        },
         OrderCommand::PayWithPoints,
         OrderCommand::Expire,
         OrderCommand::Cancel,
@@ -152,10 +158,8 @@ fn placement_prices_and_reserves() {
         expires_at: T0.plus_secs(3600),
         status: CouponStatus::Issued,
     };
-    let items = [
-        (product("p1", 12_000, 3), Quantity::new(2).unwrap()),
-        (product("p2", 5_500, 1), Quantity::new(1).unwrap()),
-    ];
+    let items =
+        [(product("p1", 12_000, 3), Quantity::new(2).unwrap()), (product("p2", 5_500, 1), Quantity::new(1).unwrap())];
     let p = place(PlaceOrder {
         order_id: OrderId::parse("o9").unwrap(),
         user_id: UserId::parse("u1").unwrap(),
@@ -226,7 +230,8 @@ fn payment_rules_beyond_the_table() {
     assert_eq!(o.decide(&cmd, T0).unwrap()[0].detail_type(), "PaymentOrphaned");
     // A second payment for a paid order is orphaned once, then ignored.
     let paid = in_status(OrderStatus::Paid);
-    let other = OrderCommand::ConfirmPayment { payment_key: pk("pay2"), method: PaymentMethod::Card, amount: paid.amount_due };
+    let other =
+        OrderCommand::ConfirmPayment { payment_key: pk("pay2"), method: PaymentMethod::Card, amount: paid.amount_due };
     let (after, events) = paid.execute(&other, T0).unwrap();
     assert_eq!(events[0].kind.detail_type(), "PaymentOrphaned");
     assert_eq!(after.status, OrderStatus::Paid);
