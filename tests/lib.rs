@@ -5,6 +5,7 @@ use shop_app::config::Config;
 use shop_domain::Timestamp;
 use shop_local::{Stack, StackOptions, seed::Catalog};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// 2026-11-21T00:00:00Z: every test starts at the same instant.
 pub const T0: Timestamp = Timestamp::from_millis(1_795_219_200_000);
@@ -23,7 +24,8 @@ pub const TEST_CATALOG: &str = r#"{
   ],
   "users": [
     {"id": "u1", "points": 5000},
-    {"id": "u2", "points": 0}
+    {"id": "u2", "points": 0},
+    {"id": "rich", "points": 100000}
   ]
 }"#;
 
@@ -33,21 +35,57 @@ pub struct TestApp {
     pub http: reqwest::Client,
 }
 
+/// PG calls time out after this in tests.
+pub const PG_TIMEOUT_MS: u64 = 300;
+/// A "timeout"/"lost_response" fault holds the PG's answer this long.
+pub const PG_STALL: Duration = Duration::from_millis(1500);
+/// Payments in doubt this long are reconciled (on the manual clock).
+pub const RECONCILE_AFTER_SECS: i64 = 60;
+
 /// Starts the local stack on port 0 with an in-memory store (or `data_dir`),
-/// a manual clock at [`T0`], sequential ids and the test catalog.
-pub async fn spawn_app_in(data_dir: Option<std::path::PathBuf>) -> TestApp {
+/// a manual clock at [`T0`], sequential ids and the test catalog. The
+/// scheduler runs every 25 ms of real time, but expiry and reconciliation
+/// act on the manual clock, so nothing happens until a test moves it.
+pub async fn spawn_app_with(data_dir: Option<std::path::PathBuf>, config: Config) -> TestApp {
     let clock = ManualClock::at(T0);
     let stack = Stack::start(StackOptions {
         data_dir,
         clock: Some(Arc::new(clock.clone())),
         ids: Some(Arc::new(SeqIds::new("t"))),
-        config: Config::default(),
+        config,
         seed_if_new: Some(Catalog::parse(TEST_CATALOG).expect("test catalog")),
+        schedule_every: Duration::from_millis(25),
+        webhook_backoff: Duration::from_millis(20),
+        pg_stall: Some(PG_STALL),
         ..StackOptions::default()
     })
     .await
     .expect("stack starts");
     TestApp { stack, clock, http: reqwest::Client::new() }
+}
+
+pub fn test_config() -> Config {
+    Config { pg_timeout_ms: PG_TIMEOUT_MS, reconcile_after_secs: RECONCILE_AFTER_SECS, ..Config::default() }
+}
+
+pub async fn spawn_app_in(data_dir: Option<std::path::PathBuf>) -> TestApp {
+    spawn_app_with(data_dir, test_config()).await
+}
+
+/// Polls `check` until it returns `Some`, failing after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -103,6 +141,100 @@ impl TestApp {
     pub async fn coupon_status(&self, coupon: &str) -> &'static str {
         let id = shop_domain::CouponId::parse(coupon).expect("id");
         self.store().get_coupon(&id).await.expect("read").expect("coupon").status.name()
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(self.stack.token(user))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Places an order for `user` and returns (orderId, amountDue).
+    pub async fn order(&self, user: &str, body: &str) -> (String, u64) {
+        let (status, b) = self.post_order(user, &format!("k-{}", uuid::Uuid::now_v7()), body).await;
+        assert_eq!(status, 201, "{b}");
+        (b["orderId"].as_str().expect("orderId").to_owned(), b["amountDue"].as_u64().expect("amountDue"))
+    }
+
+    /// The payment widget: a paymentKey for this order at the simulator.
+    pub async fn checkout(&self, order_id: &str, amount: u64, method: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/v1/sim/checkout", self.stack.pg_url()))
+            .json(&serde_json::json!({"orderId": order_id, "amount": amount, "method": method}))
+            .send()
+            .await
+            .expect("checkout");
+        let body: serde_json::Value = resp.json().await.expect("checkout body");
+        body["paymentKey"].as_str().expect("paymentKey").to_owned()
+    }
+
+    pub async fn confirm(&self, user: &str, order_id: &str, key: &str, amount: u64) -> (u16, serde_json::Value) {
+        self.post(
+            user,
+            "/payments/confirm",
+            serde_json::json!({"orderId": order_id, "paymentKey": key, "amount": amount}),
+        )
+        .await
+    }
+
+    pub async fn sim(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.stack.pg_url()));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("simulator");
+        resp.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    pub async fn fault(&self, op: &str, fault: &str, count: i64) {
+        self.sim(
+            reqwest::Method::POST,
+            "/v1/sim/faults",
+            Some(serde_json::json!({"op": op, "fault": fault, "count": count})),
+        )
+        .await;
+    }
+
+    /// The simulator's log of calls for one order.
+    pub async fn pg_calls(&self, order_id: &str, op: &str) -> Vec<serde_json::Value> {
+        let calls = self.sim(reqwest::Method::GET, "/v1/sim/calls", None).await;
+        calls
+            .as_array()
+            .map(|a| a.iter().filter(|c| c["orderId"] == order_id && c["op"] == op).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The simulator's payments for one order.
+    pub async fn pg_payments(&self, order_id: &str) -> Vec<serde_json::Value> {
+        let all = self.sim(reqwest::Method::GET, "/v1/sim/payments", None).await;
+        all.as_array().map(|a| a.iter().filter(|p| p["orderId"] == order_id).cloned().collect()).unwrap_or_default()
+    }
+
+    pub async fn status(&self, order_id: &str) -> String {
+        let id = shop_domain::OrderId::parse(order_id).expect("id");
+        self.store().get_order(&id).await.expect("read").expect("order").status.as_str().to_owned()
+    }
+
+    /// Waits until the order reaches `status`.
+    pub async fn wait_status(&self, order_id: &str, status: &str) {
+        eventually(10, &format!("order {order_id} {status}"), || async {
+            (self.status(order_id).await == status).then_some(())
+        })
+        .await
+    }
+
+    /// The detail-types of the order's events, in order.
+    pub async fn event_types(&self, order_id: &str) -> Vec<String> {
+        let id = shop_domain::OrderId::parse(order_id).expect("id");
+        self.store().events_of(&id).await.expect("events").into_iter().map(|e| e.detail_type).collect()
     }
 
     pub async fn orders_of(&self, user: &str) -> Vec<shop_domain::Order> {

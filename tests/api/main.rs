@@ -4,4 +4,5 @@
 mod concurrency;
 mod idempotency;
 mod orders;
+mod payments;
 mod validation;

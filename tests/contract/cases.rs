@@ -97,7 +97,7 @@ pub async fn table_has_indexes_ttl_and_is_created_once(store: Store) {
     let table = d.table().unwrap();
     let mut names: Vec<_> = table.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
     names.sort_unstable();
-    assert_eq!(names, vec![keys::GSI_EXPIRY, keys::GSI_USER, keys::GSI_OUTBOX]);
+    assert_eq!(names, vec![keys::GSI_DUE, keys::GSI_USER, keys::GSI_OUTBOX]);
     let ttl = store.client().describe_time_to_live().table_name(store.table()).send().await.unwrap();
     let desc = ttl.time_to_live_description().unwrap();
     assert_eq!(desc.attribute_name(), Some(shop_store::schema::TTL_ATTRIBUTE));

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod jwt;
+pub mod pgsim;
 pub mod seed;
 pub mod server;
 
@@ -34,7 +35,19 @@ pub struct StackOptions {
     pub ids: Option<Arc<dyn IdGen>>,
     /// Load this catalog when the table is new.
     pub seed_if_new: Option<seed::Catalog>,
+    /// Port of the PG simulator (0: any free port).
+    pub pg_port: u16,
+    /// Period of the scheduler (order expiry, payment reconciliation).
+    pub schedule_every: std::time::Duration,
+    /// One "minute" of the simulator's webhook retry schedule.
+    pub webhook_backoff: std::time::Duration,
+    /// How long the simulator's "timeout"/"lost_response" faults hold a call
+    /// (default: twice the PG timeout plus 100 ms).
+    pub pg_stall: Option<std::time::Duration>,
 }
+
+/// The secret key the local stack and its PG simulator share.
+pub const SIM_SECRET_KEY: &str = "test_sk_shop_local";
 
 impl Default for StackOptions {
     fn default() -> Self {
@@ -47,6 +60,10 @@ impl Default for StackOptions {
             clock: None,
             ids: None,
             seed_if_new: None,
+            pg_port: 0,
+            schedule_every: std::time::Duration::from_secs(60),
+            webhook_backoff: std::time::Duration::from_secs(1),
+            pg_stall: None,
         }
     }
 }
@@ -54,6 +71,8 @@ impl Default for StackOptions {
 /// A running local stack. Dropping it does not stop it; call [`Stack::stop`].
 pub struct Stack {
     pub addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    pub pg: Arc<pgsim::PgSim>,
     pub dynamodb_addr: Option<SocketAddr>,
     pub app: App,
     pub engine: Engine,
@@ -77,7 +96,7 @@ pub async fn open(
     let client = engine.client();
     let existed = client.describe_table().table_name(&config.table_name).send().await.is_ok();
     ensure_table(&client, &config.table_name, Streams::Disabled).await?;
-    let mut app = App::new(shop_store::Store::new(client, config.table_name.clone()), config);
+    let mut app = App::new(shop_store::Store::new(client, config.table_name.clone()), config)?;
     if let Some(c) = clock {
         app = app.with_clock(c);
     }
@@ -89,7 +108,16 @@ pub async fn open(
 
 impl Stack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
-        let (engine, app, new) = open(opts.data_dir.as_deref(), opts.config, opts.clock, opts.ids).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        let addr = listener.local_addr()?;
+        let pg_listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.pg_port)).await?;
+        let pg_addr = pg_listener.local_addr()?;
+        let mut config = opts.config;
+        config.pg_base_url = format!("http://{pg_addr}");
+        config.pg_secret_key = SIM_SECRET_KEY.to_owned();
+        let pg_timeout = std::time::Duration::from_millis(config.pg_timeout_ms);
+        let webhook_secret = config.pg_webhook_secret.clone();
+        let (engine, app, new) = open(opts.data_dir.as_deref(), config, opts.clock, opts.ids).await?;
         if let (true, Some(catalog)) = (new, &opts.seed_if_new) {
             let report = seed::seed(&app, catalog).await?;
             tracing::info!(?report, "loaded the catalog into a new data dir");
@@ -97,8 +125,6 @@ impl Stack {
         let mut stop = Vec::new();
         let mut tasks = Vec::new();
 
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(server::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         stop.push(tx);
@@ -108,6 +134,43 @@ impl Stack {
             });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "API server failed");
+            }
+        }));
+
+        let pg = pgsim::PgSim::new(pgsim::SimOptions {
+            secret_key: SIM_SECRET_KEY.to_owned(),
+            webhook_url: Some(format!("http://{addr}/webhooks/pg")),
+            webhook_secret,
+            webhook_backoff: opts.webhook_backoff,
+            stall: opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100)),
+            delay: pg_timeout / 4,
+            state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.json")),
+            clock: app.clock.clone(),
+        })?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stop.push(tx);
+        let pg_router = pg.router();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(pg_listener, pg_router).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "PG simulator failed");
+            }
+        }));
+
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        stop.push(tx);
+        let scheduled = app.clone();
+        let every = opts.schedule_every;
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut rx => break,
+                    _ = tick.tick() => run_schedules(&scheduled).await,
+                }
             }
         }));
 
@@ -130,7 +193,11 @@ impl Stack {
             }
             None => None,
         };
-        Ok(Stack { addr, dynamodb_addr, app, engine, jwt_secret: opts.jwt_secret, stop, tasks })
+        Ok(Stack { addr, pg_addr, pg, dynamodb_addr, app, engine, jwt_secret: opts.jwt_secret, stop, tasks })
+    }
+
+    pub fn pg_url(&self) -> String {
+        format!("http://{}", self.pg_addr)
     }
 
     pub fn url(&self) -> String {
@@ -150,5 +217,15 @@ impl Stack {
         for t in self.tasks {
             let _ = t.await;
         }
+    }
+}
+
+/// One run of every scheduled function, as EventBridge schedules would trigger them.
+pub async fn run_schedules(app: &App) {
+    if let Err(e) = shop_app::jobs::expire_orders(app).await {
+        tracing::error!(error = %e, "expire-orders failed");
+    }
+    if let Err(e) = shop_app::jobs::reconcile_payments(app).await {
+        tracing::error!(error = %e, "reconcile-payments failed");
     }
 }

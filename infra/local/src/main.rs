@@ -31,6 +31,24 @@ enum Command {
         /// Start with an empty data dir instead of the demo catalog.
         #[arg(long)]
         no_demo: bool,
+        /// Port of the Toss-compatible PG simulator.
+        #[arg(long, default_value_t = 3001)]
+        pg_port: u16,
+        /// Seconds between scheduler runs (order expiry, payment reconciliation).
+        #[arg(long, default_value_t = 60)]
+        schedule_every: u64,
+        /// Seconds a payment stays CONFIRMING/UNKNOWN before the reconciler asks the PG.
+        #[arg(long, default_value_t = 300)]
+        reconcile_after: i64,
+        /// Timeout of every call to the PG, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        pg_timeout_ms: u64,
+        /// Milliseconds standing in for one minute of the PG's webhook retry schedule.
+        #[arg(long, default_value_t = 1_000)]
+        webhook_backoff_ms: u64,
+        /// Require and send HMAC-signed webhooks (`Pg-Signature`) with this secret.
+        #[arg(long, env = "PG_WEBHOOK_SECRET")]
+        webhook_secret: Option<String>,
     },
     /// Print a development JWT for a user.
     Token {
@@ -88,9 +106,29 @@ async fn main() -> anyhow::Result<()> {
                 r.products, r.coupons_created, r.coupons_kept, r.users
             );
         }
-        Command::Up { port, data_dir, dynamodb_port, order_ttl, jwt_secret, no_demo } => {
+        Command::Up {
+            port,
+            data_dir,
+            dynamodb_port,
+            order_ttl,
+            jwt_secret,
+            no_demo,
+            pg_port,
+            schedule_every,
+            reconcile_after,
+            pg_timeout_ms,
+            webhook_backoff_ms,
+            webhook_secret,
+        } => {
             shop_app::telemetry::init("shop");
-            let config = Config { order_ttl_secs: order_ttl, ..Config::default() };
+            anyhow::ensure!(order_ttl > 0 && schedule_every > 0 && pg_timeout_ms > 0, "durations must be positive");
+            let config = Config {
+                order_ttl_secs: order_ttl,
+                reconcile_after_secs: reconcile_after,
+                pg_timeout_ms,
+                pg_webhook_secret: webhook_secret,
+                ..Config::default()
+            };
             let stack = Stack::start(StackOptions {
                 data_dir: Some(data_dir.clone()),
                 port,
@@ -98,10 +136,14 @@ async fn main() -> anyhow::Result<()> {
                 jwt_secret,
                 config,
                 seed_if_new: if no_demo { None } else { Some(seed::Catalog::parse(seed::DEMO_CATALOG)?) },
+                pg_port,
+                schedule_every: std::time::Duration::from_secs(schedule_every),
+                webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms),
                 ..StackOptions::default()
             })
             .await?;
             println!("shop API on {} (data in {})", stack.url(), data_dir.display());
+            println!("PG simulator on {} (secret key {})", stack.pg_url(), shop_local::SIM_SECRET_KEY);
             if let Some(a) = stack.dynamodb_addr {
                 println!("DynamoDB endpoint on http://{a} (table {})", stack.app.config.table_name);
             }

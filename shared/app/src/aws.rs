@@ -10,5 +10,5 @@ pub async fn app_from_env() -> anyhow::Result<App> {
     let config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    Ok(App::new(shop_store::Store::new(client, config.table_name.clone()), config))
+    App::new(shop_store::Store::new(client, config.table_name.clone()), config)
 }

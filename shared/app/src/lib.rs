@@ -12,9 +12,14 @@
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod jobs;
+pub mod metrics;
 pub mod orders;
+pub mod payments;
+pub mod pg;
 pub mod routes;
 pub mod telemetry;
+pub mod webhook;
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -28,14 +33,40 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
+    pub pg: Arc<dyn pg::PaymentGateway>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub config: Arc<Config>,
+    /// The function's name, for logs and metrics.
+    pub service: &'static str,
 }
 
 impl App {
-    pub fn new(store: Store, config: Config) -> Self {
-        Self { store, clock: Arc::new(clock::SystemClock), ids: Arc::new(clock::UuidIds), config: Arc::new(config) }
+    /// An app on `store` whose PG client is built from `config`.
+    pub fn new(store: Store, config: Config) -> anyhow::Result<Self> {
+        let pg = pg::TossClient::new(
+            &config.pg_base_url,
+            &config.pg_secret_key,
+            std::time::Duration::from_millis(config.pg_timeout_ms),
+        )?;
+        Ok(Self {
+            store,
+            pg: Arc::new(pg),
+            clock: Arc::new(clock::SystemClock),
+            ids: Arc::new(clock::UuidIds),
+            config: Arc::new(config),
+            service: "shop",
+        })
+    }
+
+    pub fn with_pg(mut self, pg: Arc<dyn pg::PaymentGateway>) -> Self {
+        self.pg = pg;
+        self
+    }
+
+    pub fn with_service(mut self, service: &'static str) -> Self {
+        self.service = service;
+        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -19,6 +19,11 @@ pub struct Route {
 pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/orders", function: "create-order", authorized: true },
     Route { method: "GET", path: "/orders/{orderId}", function: "get-order", authorized: true },
+    Route { method: "POST", path: "/orders/{orderId}/cancel", function: "cancel-order", authorized: true },
+    Route { method: "POST", path: "/payments/confirm", function: "confirm-payment", authorized: true },
+    Route { method: "POST", path: "/payments/points", function: "pay-with-points", authorized: true },
+    // The PG cannot present our users' tokens; the handler trusts nothing in the body.
+    Route { method: "POST", path: "/webhooks/pg", function: "pg-webhook", authorized: false },
 ];
 
 /// The route for `method` and `path`, with the path parameters it binds.
@@ -52,6 +57,10 @@ pub async fn invoke(app: &App, function: &str, req: Request) -> Result<Response<
     match function {
         "create-order" => crate::orders::create_order(app, req).await,
         "get-order" => crate::orders::get_order(app, req).await,
+        "cancel-order" => crate::payments::cancel_order(app, req).await,
+        "confirm-payment" => crate::payments::confirm_payment(app, req).await,
+        "pay-with-points" => crate::payments::pay_with_points(app, req).await,
+        "pg-webhook" => crate::webhook::pg_webhook(app, req).await,
         other => Err(format!("no handler for function {other}").into()),
     }
 }
@@ -68,6 +77,8 @@ mod tests {
         assert_eq!(match_route("POST", "/orders").unwrap().0.function, "create-order");
         assert!(match_route("DELETE", "/orders").is_none());
         assert!(match_route("GET", "/orders/").is_none());
+        assert_eq!(match_route("POST", "/orders/o1/cancel").unwrap().0.function, "cancel-order");
+        assert!(!match_route("POST", "/webhooks/pg").unwrap().0.authorized);
         assert!(match_route("GET", "/orders/a/b").is_none());
         assert!(path_exists("/orders"));
         assert!(!path_exists("/nope"));

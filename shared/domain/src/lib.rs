@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod points;
 pub mod time;
 
@@ -21,4 +22,5 @@ pub use envelope::EventDetail;
 pub use ids::{CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, UserId};
 pub use money::Money;
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderEventKind, OrderLine, OrderStatus, PaymentMethod};
+pub use payment::{Payment, PaymentStatus};
 pub use time::Timestamp;

@@ -8,8 +8,8 @@ use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::AttributeValue;
 use shop_domain::points::LedgerEntry;
 use shop_domain::{
-    Coupon, CouponId, CouponKind, CouponStatus, EventDetail, Money, Order, OrderEvent, OrderId, OrderStatus, Product,
-    ProductId, Timestamp, UserId,
+    Coupon, CouponId, CouponKind, CouponStatus, EventDetail, Money, Order, OrderEvent, OrderId, OrderStatus, Payment,
+    Product, ProductId, Timestamp, UserId,
 };
 
 /// Outbox items are kept 30 days after they are written (DynamoDB TTL).
@@ -162,8 +162,8 @@ pub fn order_item(o: &Order) -> anyhow::Result<Item> {
     // In the expiry index only while it can expire.
     match o.status {
         OrderStatus::PendingPayment => {
-            it.insert("expiryShard".into(), s(keys::expiry_shard(&o.id)));
-            it.insert("expiresAt".into(), n(o.expires_at.millis()));
+            it.insert("dueShard".into(), s(keys::expiry_shard(&o.id)));
+            it.insert("dueAt".into(), n(o.expires_at.millis()));
         }
         OrderStatus::Confirming
         | OrderStatus::AwaitingDeposit
@@ -230,4 +230,28 @@ pub fn stored_event_from(it: &Item) -> anyhow::Result<StoredEvent> {
         occurred_at: Timestamp::from_millis(get_n(it, "occurredAt")?),
         pending: matches!(it.get("outboxShard"), Some(AttributeValue::S(_))),
     })
+}
+
+pub fn payment_item(p: &Payment) -> anyhow::Result<Item> {
+    let mut it = with_key(
+        item([
+            ("type", s("PAYMENT")),
+            ("paymentKey", s(p.payment_key.as_str())),
+            ("orderId", s(p.order_id.as_str())),
+            ("status", s(p.status.as_str())),
+            ("version", n(p.version)),
+            ("doc", s(serde_json::to_string(p)?)),
+        ]),
+        keys::payment(&p.payment_key),
+    );
+    // In the due index while only the PG can tell how it ended.
+    if p.status.in_doubt() {
+        it.insert("dueShard".into(), s(keys::reconcile_shard(&p.payment_key)));
+        it.insert("dueAt".into(), n(p.updated_at.millis()));
+    }
+    Ok(it)
+}
+
+pub fn payment_from(it: &Item) -> anyhow::Result<Payment> {
+    serde_json::from_str(get_s(it, "doc")?).context("payment document")
 }

@@ -13,7 +13,9 @@
 //!
 //! Sparse global secondary indexes (an item is in an index only while it
 //! carries the index's key attributes):
-//! - `byExpiry` (`expiryShard`, `expiresAt`): orders while PENDING_PAYMENT.
+//! - `byDue` (`dueShard`, `dueAt`): work that falls due at a time — orders
+//!   while PENDING_PAYMENT (`EXPIRY#n`, at `expiresAt`) and payments whose
+//!   outcome is in doubt (`RECONCILE#n`, at their last update).
 //! - `pendingOutbox` (`outboxShard`, `outboxSk`): outbox events not yet published.
 //! - `byUser` (`userPk`, `userSk`): a user's orders and coupons.
 //!
@@ -24,7 +26,7 @@ use shop_domain::{CouponId, OrderId, PaymentKey, ProductId, UserId};
 
 pub const SHARDS: u32 = 4;
 
-pub const GSI_EXPIRY: &str = "byExpiry";
+pub const GSI_DUE: &str = "byDue";
 pub const GSI_OUTBOX: &str = "pendingOutbox";
 pub const GSI_USER: &str = "byUser";
 
@@ -76,6 +78,10 @@ pub fn shard(s: &str) -> u32 {
 
 pub fn expiry_shard(order: &OrderId) -> String {
     format!("EXPIRY#{}", shard(order.as_str()))
+}
+
+pub fn reconcile_shard(payment: &PaymentKey) -> String {
+    format!("RECONCILE#{}", shard(payment.as_str()))
 }
 
 pub fn outbox_shard(order: &OrderId) -> String {

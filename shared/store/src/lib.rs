@@ -24,7 +24,9 @@ use attr::{Item, key, s};
 use aws_sdk_dynamodb::types::{AttributeValue, Get, KeysAndAttributes, TransactGetItem};
 use entities::StoredEvent;
 use shop_domain::points::LedgerEntry;
-use shop_domain::{Coupon, CouponId, Money, Order, OrderId, Product, ProductId, Timestamp, UserId};
+use shop_domain::{
+    Coupon, CouponId, Money, Order, OrderId, Payment, PaymentKey, Product, ProductId, Timestamp, UserId,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 pub use tx::{ConflictReason, Tx, TxItem, TxOp};
@@ -205,30 +207,51 @@ impl Store {
         Ok(items.iter().map(entities::stored_event_from).collect::<anyhow::Result<_>>()?)
     }
 
-    /// Orders still PENDING_PAYMENT whose `expiresAt <= now`, oldest first
-    /// within each shard, at most `limit` in all. Queries the sparse
-    /// `byExpiry` index; never scans.
-    pub async fn orders_due_to_expire(&self, now: Timestamp, limit: i32) -> Result<Vec<OrderId>> {
-        let mut ids = Vec::new();
+    /// Items of one kind in the sparse `byDue` index with `dueAt <= until`,
+    /// oldest first within each shard, at most `limit` per shard.
+    async fn due(&self, kind: &str, until: Timestamp, limit: i32) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
         for shard in 0..keys::SHARDS {
             let out = self
                 .client
                 .query()
                 .table_name(&*self.table)
-                .index_name(keys::GSI_EXPIRY)
-                .key_condition_expression("expiryShard = :shard AND expiresAt <= :now")
-                .expression_attribute_values(":shard", s(format!("EXPIRY#{shard}")))
-                .expression_attribute_values(":now", attr::n(now.millis()))
+                .index_name(keys::GSI_DUE)
+                .key_condition_expression("dueShard = :shard AND dueAt <= :until")
+                .expression_attribute_values(":shard", s(format!("{kind}#{shard}")))
+                .expression_attribute_values(":until", attr::n(until.millis()))
                 .limit(limit)
                 .send()
                 .await
-                .map_err(StoreError::unexpected("Query byExpiry"))?;
-            for it in out.items.unwrap_or_default() {
-                ids.push(OrderId::parse(attr::get_s(&it, "orderId")?).context("orderId")?);
-            }
+                .map_err(StoreError::unexpected("Query byDue"))?;
+            items.extend(out.items.unwrap_or_default());
+        }
+        Ok(items)
+    }
+
+    /// Orders still PENDING_PAYMENT whose `expiresAt <= now`, at most `limit`.
+    /// Queries the sparse `byDue` index; never scans.
+    pub async fn orders_due_to_expire(&self, now: Timestamp, limit: i32) -> Result<Vec<OrderId>> {
+        let mut ids = Vec::new();
+        for it in self.due("EXPIRY", now, limit).await? {
+            ids.push(OrderId::parse(attr::get_s(&it, "orderId")?).context("orderId")?);
         }
         ids.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(ids)
+    }
+
+    /// Payments CONFIRMING or UNKNOWN not updated since `before`, at most `limit`.
+    pub async fn payments_in_doubt(&self, before: Timestamp, limit: i32) -> Result<Vec<Payment>> {
+        let mut found = Vec::new();
+        for it in self.due("RECONCILE", before, limit).await? {
+            found.push(entities::payment_from(&it)?);
+        }
+        found.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(found)
+    }
+
+    pub async fn get_payment(&self, key: &PaymentKey) -> Result<Option<Payment>> {
+        self.get(keys::payment(key)).await?.map(|it| entities::payment_from(&it)).transpose().map_err(Into::into)
     }
 
     /// Outbox events not yet published, oldest first within each shard.

@@ -8,7 +8,7 @@ use crate::tx::{TxItem, TxOp};
 use crate::{Store, keys};
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use shop_domain::points::LedgerEntry;
-use shop_domain::{Coupon, Money, Order, OrderEvent, Product, ProductId, Quantity};
+use shop_domain::{Coupon, Money, Order, OrderEvent, Payment, Product, ProductId, Quantity};
 
 fn put(table: &str, item: Item, condition: &str, label: TxItem) -> anyhow::Result<TxOp> {
     let put = Put::builder().table_name(table).set_item(Some(item)).condition_expression(condition).build()?;
@@ -177,5 +177,29 @@ impl Store {
             "attribute_not_exists(pk)",
             TxItem::Seed(coupon.id.to_string()),
         )
+    }
+
+    /// A new payment record; fails if the PG's payment key was seen before.
+    pub fn op_create_payment(&self, payment: &Payment) -> anyhow::Result<TxOp> {
+        put(
+            self.table(),
+            entities::payment_item(payment)?,
+            "attribute_not_exists(pk)",
+            TxItem::Payment(payment.payment_key.to_string()),
+        )
+    }
+
+    /// The payment after a transition, only over the version it was decided on.
+    pub fn op_update_payment(&self, prev_version: u64, payment: &Payment) -> anyhow::Result<TxOp> {
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(entities::payment_item(payment)?))
+            .condition_expression("version = :prev")
+            .expression_attribute_values(":prev", n(prev_version))
+            .build()?;
+        Ok(TxOp {
+            item: TransactWriteItem::builder().put(put).build(),
+            label: TxItem::Payment(payment.payment_key.to_string()),
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! Creating the table (the local stack, tests, and DynamoDB Local). In AWS the
 //! SAM template owns the same definition; `infra/template.yaml` must match it.
 
-use crate::keys::{GSI_EXPIRY, GSI_OUTBOX, GSI_USER};
+use crate::keys::{GSI_DUE, GSI_OUTBOX, GSI_USER};
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -50,15 +50,15 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str, stream
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
-            .attribute_definitions(attr("expiryShard", ScalarAttributeType::S)?)
-            .attribute_definitions(attr("expiresAt", ScalarAttributeType::N)?)
+            .attribute_definitions(attr("dueShard", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("dueAt", ScalarAttributeType::N)?)
             .attribute_definitions(attr("outboxShard", ScalarAttributeType::S)?)
             .attribute_definitions(attr("outboxSk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("userPk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("userSk", ScalarAttributeType::S)?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
-            .global_secondary_indexes(gsi(GSI_EXPIRY, "expiryShard", "expiresAt")?)
+            .global_secondary_indexes(gsi(GSI_DUE, "dueShard", "dueAt")?)
             .global_secondary_indexes(gsi(GSI_OUTBOX, "outboxShard", "outboxSk")?)
             .global_secondary_indexes(gsi(GSI_USER, "userPk", "userSk")?);
         if streams == Streams::Enabled {
