@@ -7,6 +7,6 @@ use lambda_http::{Error, Request, run, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::telemetry::init("create-order");
     // Configuration errors fail the cold start, not a request.
-    let app = shop_app::aws::app_from_env().await.expect("configuration");
+    let app = shop_app::aws::app_from_env("create-order").await.expect("configuration");
     run(service_fn(|req: Request| shop_app::orders::create_order(&app, req))).await
 }

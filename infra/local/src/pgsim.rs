@@ -321,6 +321,9 @@ struct CheckoutBody {
     amount: u64,
     #[serde(default)]
     method: Option<String>,
+    /// Fixtures may ask for a fixed key; the widget normally picks one.
+    #[serde(default)]
+    payment_key: Option<String>,
 }
 
 async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<CheckoutBody>) -> Response {
@@ -328,7 +331,10 @@ async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<CheckoutBody>) ->
     if method != "CARD" && method != "VIRTUAL_ACCOUNT" {
         return respond(toss_error(400, "INVALID_REQUEST", "method must be CARD or VIRTUAL_ACCOUNT"));
     }
-    let payment_key = format!("sim_{}", uuid::Uuid::now_v7().simple());
+    let payment_key = b.payment_key.clone().unwrap_or_else(|| format!("sim_{}", uuid::Uuid::now_v7().simple()));
+    if sim.with(|s| s.payments.contains_key(&payment_key)) {
+        return respond(toss_error(400, "DUPLICATED_PAYMENT_KEY", "paymentKey already exists"));
+    }
     let p = SimPayment {
         payment_key: payment_key.clone(),
         order_id: b.order_id.clone(),

@@ -4,6 +4,8 @@
 use crate::App;
 use crate::payments::{PgOutcome, apply_pg_outcome, outcome_of, refund_points_ops, release_stock_ops};
 use crate::pg::PgError;
+use lambda_http::aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use lambda_http::lambda_runtime::LambdaEvent;
 use shop_domain::points::LedgerReason;
 use shop_domain::{OrderCommand, OrderId};
 use shop_store::{StoreError, Tx};
@@ -118,4 +120,22 @@ pub async fn reconcile_payments(app: &App) -> anyhow::Result<ReconcileReport> {
         crate::metrics::count(app.service, "PaymentsStillUnknown", report.still_unknown as u64);
     }
     Ok(report)
+}
+
+/// The `expire-orders` function: an EventBridge schedule event in, the report out.
+pub async fn expire_orders_handler(
+    app: &App,
+    event: LambdaEvent<CloudWatchEvent>,
+) -> Result<ExpireReport, lambda_http::Error> {
+    tracing::info!(schedule = ?event.payload.resources, "expire-orders run");
+    Ok(expire_orders(app).await?)
+}
+
+/// The `reconcile-payments` function: an EventBridge schedule event in, the report out.
+pub async fn reconcile_payments_handler(
+    app: &App,
+    event: LambdaEvent<CloudWatchEvent>,
+) -> Result<ReconcileReport, lambda_http::Error> {
+    tracing::info!(schedule = ?event.payload.resources, "reconcile-payments run");
+    Ok(reconcile_payments(app).await?)
 }
