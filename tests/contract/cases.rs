@@ -420,3 +420,53 @@ pub async fn batch_get_reads_many_keys(store: Store) {
     let items = store.batch_get(wanted).await.unwrap();
     assert_eq!(items.len(), 130);
 }
+
+fn payment(key: &str, order: &str) -> shop_domain::Payment {
+    shop_domain::Payment::started(
+        shop_domain::PaymentKey::parse(key).unwrap(),
+        oid(order),
+        uid("u1"),
+        m(1000),
+        shop_domain::PaymentMethod::Card,
+        T0,
+    )
+}
+
+pub async fn payments_are_versioned_and_in_doubt_ones_are_due_for_reconciliation(store: Store) {
+    let p = payment("pk1", "o1");
+    run(&store, vec![store.op_create_payment(&p).unwrap()]).await.unwrap();
+    // A payment key is recorded once.
+    assert_conflict(
+        run(&store, vec![store.op_create_payment(&p).unwrap()]).await,
+        TxItem::Payment("pk1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    let q = payment("pk2", "o2");
+    run(&store, vec![store.op_create_payment(&q).unwrap()]).await.unwrap();
+    // CONFIRMING payments are due once untouched since `before`.
+    assert!(store.payments_in_doubt(T0.plus_secs(-1), 10).await.unwrap().is_empty());
+    let mut due: Vec<_> =
+        store.payments_in_doubt(T0, 10).await.unwrap().into_iter().map(|p| p.payment_key.to_string()).collect();
+    due.sort();
+    assert_eq!(due, vec!["pk1", "pk2"]);
+    // UNKNOWN stays due (from its update time); DONE leaves the index.
+    let unknown = p.moved_to(shop_domain::PaymentStatus::Unknown, T0.plus_secs(10)).unwrap();
+    run(&store, vec![store.op_update_payment(p.version, &unknown).unwrap()]).await.unwrap();
+    let done = q.moved_to(shop_domain::PaymentStatus::Done, T0.plus_secs(10)).unwrap();
+    run(&store, vec![store.op_update_payment(q.version, &done).unwrap()]).await.unwrap();
+    assert!(store.payments_in_doubt(T0.plus_secs(9), 10).await.unwrap().is_empty());
+    let due = store.payments_in_doubt(T0.plus_secs(10), 10).await.unwrap();
+    assert_eq!(due, vec![unknown.clone()]);
+    // A writer that decided on the old version loses.
+    let stale = p.moved_to(shop_domain::PaymentStatus::Aborted, T0.plus_secs(11)).unwrap();
+    assert_conflict(
+        run(&store, vec![store.op_update_payment(p.version, &stale).unwrap()]).await,
+        TxItem::Payment("pk1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    assert_eq!(store.get_payment(&unknown.payment_key).await.unwrap(), Some(unknown));
+    // Orders and payments share the due index without mixing.
+    run(&store, vec![store.op_create_order(&order("o9", "u1", 60)).unwrap()]).await.unwrap();
+    assert_eq!(store.orders_due_to_expire(T0.plus_secs(3600), 10).await.unwrap(), vec![oid("o9")]);
+    assert_eq!(store.payments_in_doubt(T0.plus_secs(3600), 10).await.unwrap().len(), 1);
+}

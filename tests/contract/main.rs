@@ -80,4 +80,5 @@ contract!(
     idempotency_records_follow_powertools_semantics,
     idempotency_completes_inside_the_business_transaction,
     batch_get_reads_many_keys,
+    payments_are_versioned_and_in_doubt_ones_are_due_for_reconciliation,
 );
