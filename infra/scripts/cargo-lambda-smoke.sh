@@ -12,6 +12,7 @@ cd "$(dirname "$0")/../.."
 API_PORT=${API_PORT:-34100}
 DDB_PORT=${DDB_PORT:-34101}
 INVOKE_PORT=${INVOKE_PORT:-34102}
+PG_PORT=${PG_PORT:-34103}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -30,12 +31,14 @@ wait_for() { # url deadline-seconds
 }
 
 cargo build -q -p shop-local --bin shop
-target/debug/shop up --port "$API_PORT" --dynamodb-port "$DDB_PORT" --data-dir "$work/data" >"$work/shop.log" 2>&1 &
+target/debug/shop up --port "$API_PORT" --dynamodb-port "$DDB_PORT" --pg-port "$PG_PORT" --data-dir "$work/data" \
+  >"$work/shop.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:${API_PORT}/healthz" 60
 
 AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${DDB_PORT}" AWS_REGION=local \
 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local TABLE_NAME=shop \
+PG_BASE_URL="http://127.0.0.1:${PG_PORT}" PG_SECRET_KEY=test_sk_shop_local PG_TIMEOUT_MS=5000 \
   cargo lambda watch --invoke-port "$INVOKE_PORT" >"$work/watch.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:${INVOKE_PORT}/" 600
@@ -58,21 +61,39 @@ check "create-order (apigw-create-order-invalid.json)" 400 "$(invoke create-orde
 check "create-order (apigw-create-order-unauthenticated.json)" 401 \
   "$(invoke create-order events/apigw-create-order-unauthenticated.json | status_of)"
 
-# get-order with the id just created (the fixture carries a test id).
-python3 - "$order_id" events/apigw-get-order.json >"$work/get.json" <<'PY'
-import json, sys
-oid, path = sys.argv[1], sys.argv[2]
-e = json.load(open(path))
-e["pathParameters"]["orderId"] = oid
-e["rawPath"] = e["requestContext"]["http"]["path"] = f"/orders/{oid}"
-json.dump(e, sys.stdout)
-PY
-check "get-order (apigw-get-order.json)" 200 "$(invoke get-order "$work/get.json" | status_of)"
+# The other fixtures, with the ids of this run (they carry the test ids
+# fxord000001 / fixture_pk_1; the demo catalog gives the same amount, 20000).
+payment_key="smoke_pk_$(date +%s%N)"
+patch() { # fixture -> patched copy path
+  local out="$work/$(basename "$1")"
+  sed -e "s/fxord000001/${order_id}/g" -e "s/fixture_pk_1/${payment_key}/g" "$1" >"$out"
+  echo "$out"
+}
+check "get-order (apigw-get-order.json)" 200 "$(invoke get-order "$(patch events/apigw-get-order.json)" | status_of)"
+curl -s -o /dev/null -X POST "http://127.0.0.1:${PG_PORT}/v1/sim/checkout" -H 'Content-Type: application/json' \
+  -d "{\"orderId\":\"${order_id}\",\"amount\":20000,\"paymentKey\":\"${payment_key}\"}"
+check "confirm-payment (apigw-confirm-payment.json)" 200 \
+  "$(invoke confirm-payment "$(patch events/apigw-confirm-payment.json)" | status_of)"
+check "pg-webhook (apigw-pg-webhook.json)" 200 "$(invoke pg-webhook "$(patch events/apigw-pg-webhook.json)" | status_of)"
+check "pay-with-points on a paid order (apigw-pay-with-points.json)" 409 \
+  "$(invoke pay-with-points "$(patch events/apigw-pay-with-points.json)" | status_of)"
+check "cancel-order (apigw-cancel-order.json)" 200 "$(invoke cancel-order "$(patch events/apigw-cancel-order.json)" | status_of)"
+for job in expire-orders reconcile-payments; do
+  report=$(invoke "$job" "events/schedule-${job}.json")
+  if python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$report"; then
+    echo "ok   $job (schedule-${job}.json) -> $report"
+  else
+    echo "FAIL $job: $report"; fail=1
+  fi
+done
 
 # The same order through the local API: one store behind both.
 token=$(target/debug/shop token --user u1)
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:${API_PORT}/orders/${order_id}")
 check "local API sees the order created by the function" 200 "$code"
+status=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:${API_PORT}/orders/${order_id}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+check "the order's final state" REFUND_PENDING "$status"
 
 if ((fail)); then
   echo "--- shop.log"; tail -20 "$work/shop.log"; echo "--- watch.log"; tail -40 "$work/watch.log"
