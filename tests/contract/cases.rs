@@ -58,19 +58,7 @@ fn coupon(id: &str, owner: &str) -> Coupon {
 }
 
 fn order(id: &str, user: &str, expires_in: i64) -> Order {
-    let items = [(Product { id: pid("p1"), name: "p1".into(), price: m(1000), available: 10 }, q(1))];
-    shop_domain::order::place(shop_domain::order::PlaceOrder {
-        order_id: oid(id),
-        user_id: uid(user),
-        items: &items,
-        coupon: None,
-        points_to_use: Money::ZERO,
-        points_balance: Money::ZERO,
-        now: T0,
-        ttl_secs: expires_in,
-    })
-    .unwrap()
-    .order
+    placed(id, user, expires_in).0
 }
 
 fn placed(id: &str, user: &str, expires_in: i64) -> (Order, shop_domain::OrderEvent) {

@@ -169,29 +169,36 @@ impl Store {
         Ok(PlacementInputs { products: found, coupon, points_balance })
     }
 
-    /// Every item of one partition whose sort key starts with `prefix`, in order.
-    async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
+    /// Every item matching `condition` (`:a` and `:b` bound to `values`),
+    /// following pagination, in key order.
+    async fn query_all(&self, index: Option<&str>, condition: &str, values: [(&str, &str); 2]) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
-            let out = self
+            let mut q = self
                 .client
                 .query()
                 .table_name(&*self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::unexpected("Query"))?;
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(condition)
+                // Strongly consistent reads exist on the table only, not on a GSI.
+                .consistent_read(index.is_none())
+                .set_exclusive_start_key(start.take());
+            for (name, value) in values {
+                q = q.expression_attribute_values(name, s(value));
+            }
+            let out = q.send().await.map_err(StoreError::unexpected("Query"))?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// Every item of one partition whose sort key starts with `prefix`, in order.
+    async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
+        self.query_all(None, "pk = :a AND begins_with(sk, :b)", [(":a", pk), (":b", prefix)]).await
     }
 
     pub async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerEntry>> {
@@ -207,26 +214,39 @@ impl Store {
         Ok(items.iter().map(entities::stored_event_from).collect::<anyhow::Result<_>>()?)
     }
 
-    /// Items of one kind in the sparse `byDue` index with `dueAt <= until`,
-    /// oldest first within each shard, at most `limit` per shard.
-    async fn due(&self, kind: &str, until: Timestamp, limit: i32) -> Result<Vec<Item>> {
+    /// One page (at most `limit` items) from each shard of a sharded index,
+    /// oldest first within each shard. `condition` names the shard `:shard`.
+    async fn query_shards(
+        &self,
+        index: &str,
+        condition: &str,
+        shard_prefix: &str,
+        extra: Option<(&str, AttributeValue)>,
+        limit: i32,
+    ) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         for shard in 0..keys::SHARDS {
             let out = self
                 .client
                 .query()
                 .table_name(&*self.table)
-                .index_name(keys::GSI_DUE)
-                .key_condition_expression("dueShard = :shard AND dueAt <= :until")
-                .expression_attribute_values(":shard", s(format!("{kind}#{shard}")))
-                .expression_attribute_values(":until", attr::n(until.millis()))
-                .limit(limit)
-                .send()
-                .await
-                .map_err(StoreError::unexpected("Query byDue"))?;
+                .index_name(index)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":shard", s(format!("{shard_prefix}#{shard}")));
+            let out = match &extra {
+                Some((name, value)) => out.expression_attribute_values(*name, value.clone()),
+                None => out,
+            };
+            let out = out.limit(limit).send().await.map_err(StoreError::unexpected("Query sharded index"))?;
             items.extend(out.items.unwrap_or_default());
         }
         Ok(items)
+    }
+
+    /// Items of one kind in the sparse `byDue` index with `dueAt <= until`.
+    async fn due(&self, kind: &str, until: Timestamp, limit: i32) -> Result<Vec<Item>> {
+        let until = (":until", attr::n(until.millis()));
+        self.query_shards(keys::GSI_DUE, "dueShard = :shard AND dueAt <= :until", kind, Some(until), limit).await
     }
 
     /// Orders still PENDING_PAYMENT whose `expiresAt <= now`, at most `limit`.
@@ -256,23 +276,9 @@ impl Store {
 
     /// Outbox events not yet published, oldest first within each shard.
     pub async fn pending_events(&self, limit_per_shard: i32) -> Result<Vec<StoredEvent>> {
-        let mut events = Vec::new();
-        for shard in 0..keys::SHARDS {
-            let out = self
-                .client
-                .query()
-                .table_name(&*self.table)
-                .index_name(keys::GSI_OUTBOX)
-                .key_condition_expression("outboxShard = :shard")
-                .expression_attribute_values(":shard", s(format!("OUTBOX#{shard}")))
-                .limit(limit_per_shard)
-                .send()
-                .await
-                .map_err(StoreError::unexpected("Query pendingOutbox"))?;
-            for it in out.items.unwrap_or_default() {
-                events.push(entities::stored_event_from(&it)?);
-            }
-        }
+        let items =
+            self.query_shards(keys::GSI_OUTBOX, "outboxShard = :shard", "OUTBOX", None, limit_per_shard).await?;
+        let mut events = items.iter().map(entities::stored_event_from).collect::<anyhow::Result<Vec<_>>>()?;
         events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
         Ok(events)
     }
@@ -316,29 +322,10 @@ impl Store {
 
     /// A user's coupons from the `byUser` index.
     pub async fn coupons_of(&self, user: &UserId) -> Result<Vec<Coupon>> {
-        let mut coupons = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&*self.table)
-                .index_name(keys::GSI_USER)
-                .key_condition_expression("userPk = :u AND begins_with(userSk, :p)")
-                .expression_attribute_values(":u", s(keys::user_pk(user)))
-                .expression_attribute_values(":p", s("COUPON#"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(StoreError::unexpected("Query byUser"))?;
-            for it in out.items.unwrap_or_default() {
-                coupons.push(entities::coupon_from(&it)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(coupons),
-            }
-        }
+        let condition = "userPk = :a AND begins_with(userSk, :b)";
+        let items =
+            self.query_all(Some(keys::GSI_USER), condition, [(":a", &keys::user_pk(user)), (":b", "COUPON#")]).await?;
+        Ok(items.iter().map(entities::coupon_from).collect::<anyhow::Result<_>>()?)
     }
 
     /// Reads many items by key with BatchGetItem, retrying unprocessed keys.
