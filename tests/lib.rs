@@ -39,6 +39,10 @@ pub struct TestApp {
 pub const PG_TIMEOUT_MS: u64 = 300;
 /// A "timeout"/"lost_response" fault holds the PG's answer this long.
 pub const PG_STALL: Duration = Duration::from_millis(1500);
+/// A failed message is retried after this (then 2x, 4x, ...).
+pub const QUEUE_VISIBILITY: Duration = Duration::from_millis(40);
+/// Receives before a message goes to its DLQ.
+pub const MAX_RECEIVE: u32 = 5;
 /// Payments in doubt this long are reconciled (on the manual clock).
 pub const RECONCILE_AFTER_SECS: i64 = 60;
 
@@ -47,6 +51,10 @@ pub const RECONCILE_AFTER_SECS: i64 = 60;
 /// scheduler runs every 25 ms of real time, but expiry and reconciliation
 /// act on the manual clock, so nothing happens until a test moves it.
 pub async fn spawn_app_with(data_dir: Option<std::path::PathBuf>, config: Config) -> TestApp {
+    // Logs only when RUST_LOG is set (run with --nocapture to see them).
+    if std::env::var_os("RUST_LOG").is_some() {
+        shop_app::telemetry::init("test");
+    }
     let clock = ManualClock::at(T0);
     let stack = Stack::start(StackOptions {
         data_dir,
@@ -57,6 +65,11 @@ pub async fn spawn_app_with(data_dir: Option<std::path::PathBuf>, config: Config
         schedule_every: Duration::from_millis(25),
         webhook_backoff: Duration::from_millis(20),
         pg_stall: Some(PG_STALL),
+        queues: shop_local::runner::QueueOptions {
+            poll: Duration::from_millis(10),
+            visibility: QUEUE_VISIBILITY,
+            max_receive: MAX_RECEIVE,
+        },
         ..StackOptions::default()
     })
     .await
@@ -235,6 +248,41 @@ impl TestApp {
     pub async fn event_types(&self, order_id: &str) -> Vec<String> {
         let id = shop_domain::OrderId::parse(order_id).expect("id");
         self.store().events_of(&id).await.expect("events").into_iter().map(|e| e.detail_type).collect()
+    }
+
+    /// Waits until every outbox event is published and every consumer queue is empty.
+    pub async fn settled(&self) {
+        eventually(20, "events published and queues drained", || async {
+            let pending = self.store().pending_events(10).await.expect("pending").len();
+            let mut queued = 0;
+            for q in shop_local::ops::CONSUMERS {
+                queued += self.store().queue_list(q).await.expect("queue").len();
+            }
+            (pending == 0 && queued == 0).then_some(())
+        })
+        .await
+    }
+
+    /// Deliveries the data-platform sink accepted (not duplicates) for an order.
+    pub fn exported(&self, order_id: &str) -> Vec<shop_local::sink::Delivery> {
+        self.stack
+            .sink
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.order_id == order_id && d.status == 200 && !d.duplicate)
+            .collect()
+    }
+
+    pub async fn dlq(&self, consumer: &str) -> Vec<shop_local::ops::DlqEntry> {
+        shop_local::ops::dlq_list(&self.stack.app, Some(consumer)).await.expect("dlq")
+    }
+
+    /// Pays an order by card through the simulator; returns the confirm answer.
+    pub async fn pay_by_card(&self, user: &str, order_id: &str, amount: u64) -> serde_json::Value {
+        let key = self.checkout(order_id, amount, "CARD").await;
+        let (status, body) = self.confirm(user, order_id, &key, amount).await;
+        assert_eq!(status, 200, "{body}");
+        body
     }
 
     pub async fn orders_of(&self, user: &str) -> Vec<shop_domain::Order> {

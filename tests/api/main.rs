@@ -2,6 +2,7 @@
 //! started on port 0 per test.
 
 mod concurrency;
+mod events;
 mod idempotency;
 mod orders;
 mod payments;

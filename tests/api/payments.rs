@@ -333,8 +333,10 @@ async fn cancelling_before_and_after_payment() {
     let (status, body) = app.post("u1", &format!("/orders/{paid}/cancel"), json!({})).await;
     assert_eq!((status, &body["status"]), (200, &json!("REFUND_PENDING")), "{body}");
     assert_eq!(count(&app.event_types(&paid).await, "RefundRequested"), 1);
-    // Stock stays sold until compensation refunds.
-    assert_eq!(app.stock("p2").await, 19);
+    // Compensation refunds: PG cancel, stock back, order REFUNDED.
+    app.wait_status(&paid, "REFUNDED").await;
+    assert_eq!(app.stock("p2").await, 20);
+    assert!(app.pg_payments(&paid).await.iter().all(|p| p["status"] == "CANCELED"));
 
     let (expired, _) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
     app.clock.advance_secs(901);

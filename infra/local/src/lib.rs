@@ -7,10 +7,14 @@
 //! [`Stack`] on port 0.
 
 pub mod bench;
+pub mod bus;
 pub mod jwt;
+pub mod ops;
 pub mod pgsim;
+pub mod runner;
 pub mod seed;
 pub mod server;
+pub mod sink;
 
 use shop_app::App;
 use shop_app::clock::{Clock, IdGen};
@@ -44,6 +48,10 @@ pub struct StackOptions {
     /// How long the simulator's "timeout"/"lost_response" faults hold a call
     /// (default: twice the PG timeout plus 100 ms).
     pub pg_stall: Option<std::time::Duration>,
+    /// Port of the data-platform sink (0: any free port).
+    pub sink_port: u16,
+    /// Durable queues: poll period, visibility timeout, receives before the DLQ.
+    pub queues: runner::QueueOptions,
 }
 
 /// The secret key the local stack and its PG simulator share.
@@ -64,6 +72,8 @@ impl Default for StackOptions {
             schedule_every: std::time::Duration::from_secs(60),
             webhook_backoff: std::time::Duration::from_secs(1),
             pg_stall: None,
+            sink_port: 0,
+            queues: runner::QueueOptions::default(),
         }
     }
 }
@@ -73,6 +83,10 @@ pub struct Stack {
     pub addr: SocketAddr,
     pub pg_addr: SocketAddr,
     pub pg: Arc<pgsim::PgSim>,
+    pub sink_addr: SocketAddr,
+    pub sink: Arc<sink::Sink>,
+    pub bus: Arc<bus::LocalBus>,
+    pub runner: Arc<runner::Runner>,
     pub dynamodb_addr: Option<SocketAddr>,
     pub app: App,
     pub engine: Engine,
@@ -112,6 +126,8 @@ impl Stack {
         let addr = listener.local_addr()?;
         let pg_listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.pg_port)).await?;
         let pg_addr = pg_listener.local_addr()?;
+        let sink_listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.sink_port)).await?;
+        let sink_addr = sink_listener.local_addr()?;
         let mut config = opts.config;
         config.pg_base_url = format!("http://{pg_addr}");
         config.pg_secret_key = SIM_SECRET_KEY.to_owned();
@@ -174,6 +190,41 @@ impl Stack {
             }
         }));
 
+        let sink = sink::Sink::new(
+            opts.data_dir.as_ref().map(|d| d.join("sink.json")),
+            opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100)),
+        )?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stop.push(tx);
+        let sink_router = sink.router();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(sink_listener, sink_router).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "data-platform sink failed");
+            }
+        }));
+
+        let bus = Arc::new(bus::LocalBus::new(
+            app.store.clone(),
+            shop_app::rules::rules()?,
+            Arc::new(shop_app::clock::SystemClock),
+        ));
+        let platform = shop_app::consumers::HttpDataPlatform {
+            http: reqwest::Client::builder().timeout(pg_timeout.max(std::time::Duration::from_secs(1))).build()?,
+            url: format!("http://{sink_addr}"),
+        };
+        let consumers: Vec<Arc<dyn shop_app::consumers::Consumer>> = vec![
+            Arc::new(shop_app::consumers::CouponConsumer),
+            Arc::new(shop_app::consumers::CompensationConsumer),
+            Arc::new(shop_app::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
+        ];
+        let runner = Arc::new(runner::Runner::new(app.clone(), bus.clone(), consumers, opts.queues));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        stop.push(tx);
+        tasks.push(tokio::spawn(runner.clone().run(rx)));
+
         let dynamodb_addr = match opts.dynamodb_port {
             Some(port) => {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -193,7 +244,25 @@ impl Stack {
             }
             None => None,
         };
-        Ok(Stack { addr, pg_addr, pg, dynamodb_addr, app, engine, jwt_secret: opts.jwt_secret, stop, tasks })
+        Ok(Stack {
+            addr,
+            pg_addr,
+            pg,
+            sink_addr,
+            sink,
+            bus,
+            runner,
+            dynamodb_addr,
+            app,
+            engine,
+            jwt_secret: opts.jwt_secret,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn sink_url(&self) -> String {
+        format!("http://{}", self.sink_addr)
     }
 
     pub fn pg_url(&self) -> String {

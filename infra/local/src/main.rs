@@ -49,6 +49,15 @@ enum Command {
         /// Require and send HMAC-signed webhooks (`Pg-Signature`) with this secret.
         #[arg(long, env = "PG_WEBHOOK_SECRET")]
         webhook_secret: Option<String>,
+        /// Port of the data-platform sink the analytics consumer delivers to.
+        #[arg(long, default_value_t = 3002)]
+        sink_port: u16,
+        /// Seconds a received message stays invisible before its first retry (doubles per retry).
+        #[arg(long, default_value_t = 5)]
+        visibility_timeout: u64,
+        /// Receives before a message moves to its consumer's DLQ (SQS maxReceiveCount).
+        #[arg(long, default_value_t = 5)]
+        max_receive: u32,
     },
     /// Print a development JWT for a user.
     Token {
@@ -119,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
             pg_timeout_ms,
             webhook_backoff_ms,
             webhook_secret,
+            sink_port,
+            visibility_timeout,
+            max_receive,
         } => {
             shop_app::telemetry::init("shop");
             anyhow::ensure!(order_ttl > 0 && schedule_every > 0 && pg_timeout_ms > 0, "durations must be positive");
@@ -139,11 +151,18 @@ async fn main() -> anyhow::Result<()> {
                 pg_port,
                 schedule_every: std::time::Duration::from_secs(schedule_every),
                 webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms),
+                sink_port,
+                queues: shop_local::runner::QueueOptions {
+                    visibility: std::time::Duration::from_secs(visibility_timeout),
+                    max_receive,
+                    ..Default::default()
+                },
                 ..StackOptions::default()
             })
             .await?;
             println!("shop API on {} (data in {})", stack.url(), data_dir.display());
             println!("PG simulator on {} (secret key {})", stack.pg_url(), shop_local::SIM_SECRET_KEY);
+            println!("data-platform sink on {}", stack.sink_url());
             if let Some(a) = stack.dynamodb_addr {
                 println!("DynamoDB endpoint on http://{a} (table {})", stack.app.config.table_name);
             }

@@ -9,16 +9,22 @@
 //! Depends on the domain and the store; knows nothing of which DynamoDB
 //! engine is behind the store.
 
+pub mod bus;
+pub mod chaos;
 pub mod clock;
 pub mod config;
+pub mod consumers;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod orders;
 pub mod payments;
 pub mod pg;
+pub mod publisher;
 pub mod routes;
+pub mod rules;
 pub mod telemetry;
+pub mod views;
 pub mod webhook;
 
 #[cfg(feature = "aws")]
@@ -39,6 +45,7 @@ pub struct App {
     pub config: Arc<Config>,
     /// The function's name, for logs and metrics.
     pub service: &'static str,
+    pub chaos: Arc<chaos::Chaos>,
 }
 
 impl App {
@@ -56,6 +63,7 @@ impl App {
             ids: Arc::new(clock::UuidIds),
             config: Arc::new(config),
             service: "shop",
+            chaos: Arc::new(chaos::Chaos::default()),
         })
     }
 

@@ -20,6 +20,8 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/orders", function: "create-order", authorized: true },
     Route { method: "GET", path: "/orders/{orderId}", function: "get-order", authorized: true },
     Route { method: "POST", path: "/orders/{orderId}/cancel", function: "cancel-order", authorized: true },
+    Route { method: "GET", path: "/orders/{orderId}/timeline", function: "order-timeline", authorized: true },
+    Route { method: "GET", path: "/coupons", function: "list-coupons", authorized: true },
     Route { method: "POST", path: "/payments/confirm", function: "confirm-payment", authorized: true },
     Route { method: "POST", path: "/payments/points", function: "pay-with-points", authorized: true },
     // The PG cannot present our users' tokens; the handler trusts nothing in the body.
@@ -58,6 +60,8 @@ pub async fn invoke(app: &App, function: &str, req: Request) -> Result<Response<
         "create-order" => crate::orders::create_order(app, req).await,
         "get-order" => crate::orders::get_order(app, req).await,
         "cancel-order" => crate::payments::cancel_order(app, req).await,
+        "order-timeline" => crate::views::order_timeline(app, req).await,
+        "list-coupons" => crate::views::list_coupons(app, req).await,
         "confirm-payment" => crate::payments::confirm_payment(app, req).await,
         "pay-with-points" => crate::payments::pay_with_points(app, req).await,
         "pg-webhook" => crate::webhook::pg_webhook(app, req).await,

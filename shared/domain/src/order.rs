@@ -120,6 +120,7 @@ pub enum OrderEventKind {
     OrderPlaced {
         user_id: UserId,
         lines: Vec<OrderLine>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon_id: Option<CouponId>,
         subtotal: Money,
         discount: Money,
@@ -134,9 +135,11 @@ pub enum OrderEventKind {
     #[serde(rename_all = "camelCase")]
     OrderPaid {
         user_id: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         payment_key: Option<PaymentKey>,
         method: PaymentMethod,
         amount: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon_id: Option<CouponId>,
     },
     #[serde(rename_all = "camelCase")]
@@ -148,19 +151,23 @@ pub enum OrderEventKind {
     #[serde(rename_all = "camelCase")]
     OrderCancelled {
         user_id: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon_id: Option<CouponId>,
         lines: Vec<OrderLine>,
         points_released: Money,
         /// A virtual account issued for the order, to be closed at the PG.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         payment_key: Option<PaymentKey>,
     },
     #[serde(rename_all = "camelCase")]
     RefundRequested {
         user_id: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         payment_key: Option<PaymentKey>,
         method: PaymentMethod,
         amount: Money,
         points_used: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon_id: Option<CouponId>,
     },
     #[serde(rename_all = "camelCase")]

@@ -16,6 +16,7 @@ pub mod entities;
 pub mod idempotency;
 pub mod keys;
 pub mod ops;
+pub mod queue;
 pub mod schema;
 pub mod tx;
 

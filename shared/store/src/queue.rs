@@ -1,0 +1,412 @@
+//! Durable queues, the event archive and consumer outcomes — the local
+//! stack's stand-ins for SQS, the EventBridge archive and the saga log —
+//! stored in the same table through the same adapter, so they survive
+//! `kill -9` exactly as the orders do.
+//!
+//! A message is `QUEUE#<queue>` / `MSG#<id>`. While it can be received it is
+//! in the `byDue` index under `dueShard = QUEUE#<queue>` at `dueAt` = the
+//! time it becomes visible. Receiving claims it with a conditional update
+//! that bumps `receiveCount` and hides it until `now + visibility` (SQS's
+//! visibility timeout); the receive count is the receipt handle, so only the
+//! current receiver can delete it. A DLQ is a queue named `<queue>-dlq`
+//! whose messages are never in the index (nothing consumes a DLQ; operators
+//! redrive it).
+
+use crate::attr::{Item, get_n, get_s, item, key, n, opt_s, s};
+use crate::{Store, StoreError, keys, schema};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use shop_domain::Timestamp;
+
+/// Archived events are kept this long (as an EventBridge archive's retention).
+pub const ARCHIVE_RETENTION_SECS: i64 = 30 * 24 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub queue: String,
+    pub id: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub sent_at: Timestamp,
+    pub last_error: Option<String>,
+}
+
+pub fn dlq_of(queue: &str) -> String {
+    format!("{queue}-dlq")
+}
+
+fn message_item(
+    queue: &str,
+    id: &str,
+    body: &str,
+    receive_count: u32,
+    sent_at: Timestamp,
+    visible_at: Option<Timestamp>,
+) -> Item {
+    let mut it = item([
+        ("pk", s(format!("QUEUE#{queue}"))),
+        ("sk", s(format!("MSG#{id}"))),
+        ("type", s("QMSG")),
+        ("queue", s(queue)),
+        ("messageId", s(id)),
+        ("body", s(body)),
+        ("receiveCount", n(receive_count)),
+        ("sentAt", n(sent_at.millis())),
+    ]);
+    if let Some(v) = visible_at {
+        it.insert("dueShard".into(), s(format!("QUEUE#{queue}")));
+        it.insert("dueAt".into(), n(v.millis()));
+    }
+    it
+}
+
+fn message_from(it: &Item) -> anyhow::Result<Message> {
+    Ok(Message {
+        queue: get_s(it, "queue")?.to_owned(),
+        id: get_s(it, "messageId")?.to_owned(),
+        body: get_s(it, "body")?.to_owned(),
+        receive_count: get_n(it, "receiveCount")?,
+        sent_at: Timestamp::from_millis(get_n(it, "sentAt")?),
+        last_error: opt_s(it, "lastError").map(str::to_owned),
+    })
+}
+
+fn day(t: Timestamp) -> String {
+    t.to_rfc3339().chars().take(10).collect()
+}
+
+/// One archived bus event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    pub at: Timestamp,
+    pub event_id: String,
+    pub detail_type: String,
+    /// The EventBridge event as JSON.
+    pub event: String,
+}
+
+/// What one consumer did with one event (the saga log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub consumer: String,
+    pub event_id: String,
+    pub detail_type: String,
+    pub status: String,
+    pub attempts: u32,
+    pub detail: Option<String>,
+    pub at: Timestamp,
+}
+
+impl Store {
+    /// Enqueues `body`, visible at once.
+    pub async fn queue_send(&self, queue: &str, body: &str, now: Timestamp) -> Result<String, StoreError> {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(message_item(queue, &id, body, 0, now, Some(now))))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("PutItem queue")))?;
+        Ok(id)
+    }
+
+    /// Claims up to `max` visible messages, hiding each for `visibility(receive_count)`.
+    pub async fn queue_receive(
+        &self,
+        queue: &str,
+        now: Timestamp,
+        max: i32,
+        visibility: impl Fn(u32) -> i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI_DUE)
+            .key_condition_expression("dueShard = :q AND dueAt <= :now")
+            .expression_attribute_values(":q", s(format!("QUEUE#{queue}")))
+            .expression_attribute_values(":now", n(now.millis()))
+            .limit(max)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query queue")))?;
+        let mut claimed = Vec::new();
+        for it in out.items.unwrap_or_default() {
+            let mut m = message_from(&it)?;
+            let next = m.receive_count + 1;
+            let res = self
+                .client()
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(key(format!("QUEUE#{queue}"), format!("MSG#{}", m.id))))
+                .update_expression("SET receiveCount = :next, dueAt = :hidden")
+                .condition_expression("receiveCount = :rc AND attribute_exists(dueShard)")
+                .expression_attribute_values(":next", n(next))
+                .expression_attribute_values(":rc", n(m.receive_count))
+                .expression_attribute_values(":hidden", n(now.plus_secs(0).millis() + visibility(next)))
+                .send()
+                .await;
+            match res {
+                Ok(_) => {
+                    m.receive_count = next;
+                    claimed.push(m);
+                }
+                // Another receiver claimed it first.
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(StoreError::Unexpected(anyhow::Error::new(e).context("claiming message"))),
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Deletes a processed message; only its current receiver can.
+    pub async fn queue_delete(&self, m: &Message) -> Result<(), StoreError> {
+        let res = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(key(format!("QUEUE#{}", m.queue), format!("MSG#{}", m.id))))
+            .condition_expression("receiveCount = :rc")
+            .expression_attribute_values(":rc", n(m.receive_count))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("deleting message"))),
+        }
+    }
+
+    /// Records why the last attempt failed (shown by `shop dlq list`).
+    pub async fn queue_note_error(&self, m: &Message, error: &str) -> Result<(), StoreError> {
+        let _ = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key(format!("QUEUE#{}", m.queue), format!("MSG#{}", m.id))))
+            .update_expression("SET lastError = :e")
+            .condition_expression("receiveCount = :rc")
+            .expression_attribute_values(":e", s(error.chars().take(1000).collect::<String>()))
+            .expression_attribute_values(":rc", n(m.receive_count))
+            .send()
+            .await;
+        Ok(())
+    }
+
+    /// Moves a message from its queue to `to`, atomically. `visible`: whether
+    /// it can be received there (false for a DLQ).
+    pub async fn queue_move(
+        &self,
+        m: &Message,
+        to: &str,
+        now: Timestamp,
+        visible: bool,
+        reset: bool,
+    ) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(self.table())
+            .set_key(Some(key(format!("QUEUE#{}", m.queue), format!("MSG#{}", m.id))))
+            .condition_expression("receiveCount = :rc")
+            .expression_attribute_values(":rc", n(m.receive_count))
+            .build()
+            .map_err(anyhow::Error::from)?;
+        let mut moved = message_item(
+            to,
+            &m.id,
+            &m.body,
+            if reset { 0 } else { m.receive_count },
+            m.sent_at,
+            visible.then_some(now),
+        );
+        if let (Some(e), false) = (&m.last_error, reset) {
+            moved.insert("lastError".into(), s(e.clone()));
+        }
+        let put = Put::builder().table_name(self.table()).set_item(Some(moved)).build().map_err(anyhow::Error::from)?;
+        let mut tx = crate::Tx::new();
+        tx.push(crate::TxOp {
+            item: TransactWriteItem::builder().delete(delete).build(),
+            label: crate::TxItem::Seed(m.id.clone()),
+        });
+        tx.push(crate::TxOp {
+            item: TransactWriteItem::builder().put(put).build(),
+            label: crate::TxItem::Seed(m.id.clone()),
+        });
+        self.transact(tx).await
+    }
+
+    /// Every message of a queue (a DLQ included), oldest first.
+    pub async fn queue_list(&self, queue: &str) -> Result<Vec<Message>, StoreError> {
+        let items = self.query_prefix(&format!("QUEUE#{queue}"), "MSG#").await?;
+        Ok(items.iter().map(message_from).collect::<anyhow::Result<_>>()?)
+    }
+
+    /// Adds an event to the archive.
+    pub async fn archive_put(
+        &self,
+        event_id: &str,
+        detail_type: &str,
+        event: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let sk = format!("{:013}#{event_id}#{}", now.millis(), uuid::Uuid::now_v7().simple());
+        let it = item([
+            ("pk", s(format!("ARCHIVE#{}", day(now)))),
+            ("sk", s(sk)),
+            ("type", s("ARCHIVED")),
+            ("eventId", s(event_id)),
+            ("detailType", s(detail_type)),
+            ("event", s(event)),
+            ("at", n(now.millis())),
+            (schema::TTL_ATTRIBUTE, n(now.seconds() + ARCHIVE_RETENTION_SECS)),
+        ]);
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(it))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("PutItem archive")))?;
+        Ok(())
+    }
+
+    /// Archived events with `from <= at < to`, oldest first. The archive is
+    /// partitioned by day; a range is at most the retention (30 days) long.
+    pub async fn archive_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Archived>, StoreError> {
+        if to.millis().saturating_sub(from.millis()) > (ARCHIVE_RETENTION_SECS + 86_400) * 1000 {
+            return Err(StoreError::Unexpected(anyhow::anyhow!("a replay range is at most 31 days")));
+        }
+        let mut out = Vec::new();
+        let mut d = Timestamp::from_millis(from.millis() - from.millis().rem_euclid(86_400_000));
+        while d < to {
+            for it in self.query_prefix(&format!("ARCHIVE#{}", day(d)), "").await? {
+                let at = Timestamp::from_millis(get_n(&it, "at")?);
+                if at >= from && at < to {
+                    out.push(Archived {
+                        at,
+                        event_id: get_s(&it, "eventId")?.to_owned(),
+                        detail_type: get_s(&it, "detailType")?.to_owned(),
+                        event: get_s(&it, "event")?.to_owned(),
+                    });
+                }
+            }
+            d = d.plus_secs(86_400);
+        }
+        Ok(out)
+    }
+
+    /// Records one consumer's handling of one event, counting attempts.
+    pub async fn outcome_put(&self, order: &shop_domain::OrderId, version: u64, o: &Outcome) -> Result<(), StoreError> {
+        let (pk, _) = keys::order(order);
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key(pk, format!("OUTCOME#{version:09}#{}", o.consumer))))
+            .update_expression(
+                "SET #type = :t, #consumer = :c, #eventId = :e, #detailType = :d, #status = :s, #at = :at, \
+                 #detail = :detail, #attempts = if_not_exists(#attempts, :zero) + :one",
+            )
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#consumer", "consumer")
+            .expression_attribute_names("#eventId", "eventId")
+            .expression_attribute_names("#detailType", "detailType")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_names("#detail", "detail")
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_values(":t", s("OUTCOME"))
+            .expression_attribute_values(":c", s(o.consumer.clone()))
+            .expression_attribute_values(":e", s(o.event_id.clone()))
+            .expression_attribute_values(":d", s(o.detail_type.clone()))
+            .expression_attribute_values(":s", s(o.status.clone()))
+            .expression_attribute_values(":at", n(o.at.millis()))
+            .expression_attribute_values(":detail", s(o.detail.clone().unwrap_or_default()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem outcome")))?;
+        Ok(())
+    }
+
+    /// The consumers' outcomes for an order, by event version.
+    pub async fn outcomes_of(&self, order: &shop_domain::OrderId) -> Result<Vec<Outcome>, StoreError> {
+        let (pk, _) = keys::order(order);
+        let items = self.query_prefix(&pk, "OUTCOME#").await?;
+        items
+            .iter()
+            .map(|it| {
+                Ok(Outcome {
+                    consumer: get_s(it, "consumer")?.to_owned(),
+                    event_id: get_s(it, "eventId")?.to_owned(),
+                    detail_type: get_s(it, "detailType")?.to_owned(),
+                    status: get_s(it, "status")?.to_owned(),
+                    attempts: get_n(it, "attempts")?,
+                    detail: opt_s(it, "detail").filter(|d| !d.is_empty()).map(str::to_owned),
+                    at: Timestamp::from_millis(get_n(it, "at")?),
+                })
+            })
+            .collect::<anyhow::Result<_>>()
+            .map_err(Into::into)
+    }
+
+    /// Outbox events written since `since` (from the per-day event log in
+    /// the `byDue` index), oldest first.
+    pub async fn events_since(
+        &self,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<crate::entities::StoredEvent>, StoreError> {
+        if now.millis().saturating_sub(since.millis()) > (crate::entities::EVENT_RETENTION_SECS + 86_400) * 1000 {
+            return Err(StoreError::Unexpected(anyhow::anyhow!("outbox items are kept 30 days; use a later --since")));
+        }
+        let mut out = Vec::new();
+        let mut d = Timestamp::from_millis(since.millis() - since.millis().rem_euclid(86_400_000));
+        while d <= now {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client()
+                    .query()
+                    .table_name(self.table())
+                    .index_name(keys::GSI_DUE)
+                    .key_condition_expression("dueShard = :d AND dueAt >= :since")
+                    .expression_attribute_values(":d", s(format!("EVENTS#{}", day(d))))
+                    .expression_attribute_values(":since", n(since.millis()))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query event log")))?;
+                for it in page.items.unwrap_or_default() {
+                    out.push(crate::entities::stored_event_from(&it)?);
+                }
+                match page.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+            d = d.plus_secs(86_400);
+        }
+        Ok(out)
+    }
+
+    /// Makes a published event pending again, so the publisher sends it once more.
+    pub async fn mark_pending(&self, e: &crate::entities::StoredEvent) -> Result<(), StoreError> {
+        let order = e.pk.trim_start_matches("ORDER#");
+        let res = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key(e.pk.clone(), e.sk.clone())))
+            .update_expression("SET outboxShard = :shard, outboxSk = :sk")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":shard", s(format!("OUTBOX#{}", keys::shard(order))))
+            .expression_attribute_values(":sk", s(format!("{:013}#{}", e.occurred_at.millis(), e.event_id)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem mark_pending"))),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! State changes → outbox → bus → SQS-like queues → consumers, against the
+//! local stack: nothing lost, nothing doubled, failures contained.
+
+use serde_json::json;
+use shop_tests::{MAX_RECEIVE, TestApp, eventually, spawn_app};
+
+const WITH_COUPON: &str = r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c1"}"#;
+
+async fn pay_rich_with_points(app: &TestApp) -> String {
+    let (order_id, _) = app.order("rich", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    let (status, body) = app.post("rich", "/payments/points", json!({"orderId": order_id})).await;
+    assert_eq!((status, &body["status"]), (200, &json!("PAID")), "{body}");
+    order_id
+}
+
+#[tokio::test]
+async fn a_paid_order_uses_its_coupon_and_is_exported_exactly_once() {
+    let app = spawn_app().await;
+    // Card, with a coupon.
+    let (order_id, amount) = app.order("u1", WITH_COUPON).await;
+    app.pay_by_card("u1", &order_id, amount).await;
+    eventually(20, "coupon USED", || async { (app.coupon_status("c1").await == "USED").then_some(()) }).await;
+    eventually(20, "exported", || async { (!app.exported(&order_id).is_empty()).then_some(()) }).await;
+    // Points, no coupon.
+    let paid = pay_rich_with_points(&app).await;
+    eventually(20, "exported", || async { (!app.exported(&paid).is_empty()).then_some(()) }).await;
+    app.settled().await;
+    // Card: placed #1, confirming #2, paid #3. Points: placed #1, paid #2.
+    for (order, paid_version) in [(&order_id, 3), (&paid, 2)] {
+        let exported = app.exported(order);
+        assert_eq!(exported.len(), 1, "{exported:?}");
+        assert_eq!(exported[0].detail_type, "OrderPaid");
+        assert_eq!(exported[0].event_id, format!("{order}#{paid_version}"));
+    }
+    // GET /coupons shows it USED by that order.
+    let resp = app.http.get(app.url("/coupons")).bearer_auth(app.stack.token("u1")).send().await.unwrap();
+    let coupons: serde_json::Value = resp.json().await.unwrap();
+    let c1 = coupons["coupons"].as_array().unwrap().iter().find(|c| c["couponId"] == "c1").unwrap().clone();
+    assert_eq!((c1["status"].as_str(), c1["orderId"].as_str()), (Some("USED"), Some(order_id.as_str())));
+    // The saga timeline shows each consumer's outcome.
+    let resp = app
+        .http
+        .get(app.url(&format!("/orders/{order_id}/timeline")))
+        .bearer_auth(app.stack.token("u1"))
+        .send()
+        .await
+        .unwrap();
+    let timeline: serde_json::Value = resp.json().await.unwrap();
+    let steps = timeline["timeline"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["consumer"] == "coupon" && s["status"] == "DONE"), "{timeline}");
+    assert!(steps.iter().any(|s| s["consumer"] == "analytics" && s["status"] == "DONE"), "{timeline}");
+    let other = app
+        .http
+        .get(app.url(&format!("/orders/{order_id}/timeline")))
+        .bearer_auth(app.stack.token("u2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+}
+
+#[tokio::test]
+async fn a_data_platform_outage_delays_the_export_only() {
+    let app = spawn_app().await;
+    app.http
+        .post(format!("{}/sim/faults", app.stack.sink_url()))
+        .json(&json!({"fault": "error", "count": 3}))
+        .send()
+        .await
+        .unwrap();
+    let order_id = pay_rich_with_points(&app).await; // PAID at once
+    eventually(20, "exported after retries", || async { (!app.exported(&order_id).is_empty()).then_some(()) }).await;
+    app.settled().await;
+    let all: Vec<_> = app.stack.sink.deliveries().into_iter().filter(|d| d.order_id == order_id).collect();
+    assert_eq!(all.iter().map(|d| d.status).collect::<Vec<_>>(), vec![500, 500, 500, 200], "{all:?}");
+    assert_eq!(app.exported(&order_id).len(), 1);
+}
+
+#[tokio::test]
+async fn a_data_platform_down_for_good_fills_the_dlq_and_a_redrive_delivers_once() {
+    let app = spawn_app().await;
+    app.http
+        .post(format!("{}/sim/faults", app.stack.sink_url()))
+        .json(&json!({"fault": "error", "count": -1}))
+        .send()
+        .await
+        .unwrap();
+    let order_id = pay_rich_with_points(&app).await;
+    let dlq = eventually(30, "analytics DLQ", || async {
+        let d = app.dlq("analytics").await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(dlq[0].event_id, format!("{order_id}#2"));
+    assert_eq!(dlq[0].receives, MAX_RECEIVE + 1);
+    assert!(app.exported(&order_id).is_empty());
+    assert_eq!(app.status(&order_id).await, "PAID");
+    // The platform recovers; the operator redrives.
+    app.http.delete(format!("{}/sim/faults", app.stack.sink_url())).send().await.unwrap();
+    assert_eq!(shop_local::ops::dlq_redrive(&app.stack.app, "analytics").await.unwrap(), 1);
+    eventually(20, "exported after redrive", || async { (!app.exported(&order_id).is_empty()).then_some(()) }).await;
+    app.settled().await;
+    assert_eq!(app.exported(&order_id).len(), 1);
+    assert!(app.dlq("analytics").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_coupon_outage_never_touches_the_order_and_catches_up_after_redrive() {
+    let app = spawn_app().await;
+    app.stack.app.chaos.arm("consumer.coupon", -1);
+    let (order_id, amount) = app.order("u1", WITH_COUPON).await;
+    let paid = app.pay_by_card("u1", &order_id, amount).await;
+    assert_eq!(paid["status"], "PAID");
+    eventually(30, "coupon DLQ", || async { (!app.dlq("coupon").await.is_empty()).then_some(()) }).await;
+    assert_eq!(app.coupon_status("c1").await, "HELD");
+    assert_eq!(app.status(&order_id).await, "PAID");
+    assert_eq!(app.exported(&order_id).len(), 1, "other consumers are not held up");
+    app.stack.app.chaos.clear();
+    shop_local::ops::dlq_redrive(&app.stack.app, "coupon").await.unwrap();
+    eventually(20, "coupon USED", || async { (app.coupon_status("c1").await == "USED").then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn partial_put_events_failures_resend_only_the_failed_entries() {
+    let app = spawn_app().await;
+    app.stack.bus.fail_next_entries(3);
+    let mut orders = Vec::new();
+    for _ in 0..5 {
+        orders.push(pay_rich_with_points(&app).await);
+    }
+    app.settled().await;
+    let seen = app.stack.bus.entries_seen.load(std::sync::atomic::Ordering::SeqCst);
+    let failed = app.stack.bus.entries_failed.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(failed, 3);
+    // 5 orders x (OrderPlaced, OrderPaid): each accepted exactly once, plus the 3 refused tries.
+    assert_eq!(seen, 10 + 3);
+    let archived = archive(&app).await;
+    for order in &orders {
+        for v in [1, 2] {
+            let id = format!("{order}#{v}");
+            assert_eq!(archived.iter().filter(|a| a.event_id == id).count(), 1, "{id}");
+        }
+        assert_eq!(app.exported(order).len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn duplicates_and_reordering_change_nothing() {
+    let app = spawn_app().await;
+    // A saga with work for every consumer: coupon order paid, then cancelled → refunded.
+    let (order_id, amount) =
+        app.order("u1", r#"{"items":[{"productId":"p1","quantity":2}],"couponId":"c1","pointsToUse":1000}"#).await;
+    app.pay_by_card("u1", &order_id, amount).await;
+    let (status, _) = app.post("u1", &format!("/orders/{order_id}/cancel"), json!({})).await;
+    assert_eq!(status, 200);
+    app.wait_status(&order_id, "REFUNDED").await;
+    app.settled().await;
+    let before = snapshot(&app, &order_id).await;
+    assert_eq!((before.0.as_str(), before.1, before.2, before.3, before.4), ("REFUNDED", "ISSUED", 5_000, 100, 2));
+
+    // Every archived event of the order, twice, newest first, to every consumer its rule names.
+    let archived = archive(&app).await;
+    let mut mine: Vec<_> = archived.into_iter().filter(|a| a.event_id.starts_with(&format!("{order_id}#"))).collect();
+    mine.reverse();
+    assert!(mine.len() >= 5, "{mine:?}");
+    for _ in 0..2 {
+        for a in &mine {
+            let event: serde_json::Value = serde_json::from_str(&a.event).unwrap();
+            app.stack.bus.route(&event, None).await.unwrap();
+        }
+    }
+    app.settled().await;
+    assert_eq!(snapshot(&app, &order_id).await, before);
+    assert!(
+        app.dlq("coupon").await.is_empty()
+            && app.dlq("compensation").await.is_empty()
+            && app.dlq("analytics").await.is_empty()
+    );
+}
+
+type Snapshot = (String, &'static str, u64, u64, usize, Vec<serde_json::Value>, Vec<String>);
+
+async fn snapshot(app: &TestApp, order_id: &str) -> Snapshot {
+    (
+        app.status(order_id).await,
+        app.coupon_status("c1").await,
+        app.points("u1").await,
+        app.stock("p1").await,
+        app.exported(order_id).len(),
+        app.pg_payments(order_id).await,
+        app.event_types(order_id).await,
+    )
+}
+
+/// Everything archived in the last day (the archive runs on the wall clock).
+async fn archive(app: &TestApp) -> Vec<shop_store::queue::Archived> {
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    app.store().archive_between(now.plus_secs(-86_400), now.plus_secs(60)).await.unwrap()
+}
