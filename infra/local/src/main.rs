@@ -79,6 +79,45 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Dead-letter queues of the consumers.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Re-deliver archived events (as an EventBridge replay: events carry `replay-name`).
+    Replay {
+        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
+        data_dir: PathBuf,
+        /// RFC 3339, or relative: -30m, -2h, -1d.
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// RFC 3339, or relative; default now.
+        #[arg(long, allow_hyphen_values = true)]
+        to: Option<String>,
+        /// Only to this consumer (coupon, compensation, analytics).
+        #[arg(long)]
+        consumer: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish outbox events written since a time again (consumers dedupe by event id).
+    Republish {
+        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
+        data_dir: PathBuf,
+        /// RFC 3339, or relative: -30m, -2h, -1d.
+        #[arg(long, allow_hyphen_values = true)]
+        since: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// An order's saga: its events and every consumer's outcome.
+    Timeline {
+        order_id: String,
+        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Load products, coupons and users from a catalog file (format: docs/local.md).
     Seed {
         #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
@@ -86,6 +125,39 @@ enum Command {
         #[arg(long)]
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Messages in the DLQs (of one consumer, or all).
+    List {
+        consumer: Option<String>,
+        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a consumer's DLQ messages back to its queue.
+    Redrive {
+        consumer: String,
+        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn open_app(data_dir: &std::path::Path) -> anyhow::Result<shop_app::App> {
+    anyhow::ensure!(data_dir.join("shop.db").exists(), "no data in {} (start `shop up` first)", data_dir.display());
+    Ok(shop_local::open(Some(data_dir), Config::default(), None, None).await?.1)
+}
+
+fn print(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
 }
 
 fn now_secs() -> i64 {
@@ -104,6 +176,94 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(orders > 0 && concurrency > 0, "orders and concurrency must be positive");
             let report = shop_local::bench::run(shop_local::bench::BenchOptions { orders, concurrency, full }).await?;
             println!("{report}");
+        }
+        Command::Dlq { command: DlqCommand::List { consumer, data_dir, json } } => {
+            let app = open_app(&data_dir).await?;
+            let entries = shop_local::ops::dlq_list(&app, consumer.as_deref()).await?;
+            print(json, &serde_json::to_value(&entries)?, || {
+                if entries.is_empty() {
+                    return "no messages in the DLQs".to_owned();
+                }
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{:<13} {:<16} {:<40} receives={} {}",
+                            e.consumer,
+                            e.detail_type,
+                            e.event_id,
+                            e.receives,
+                            e.last_error.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Command::Dlq { command: DlqCommand::Redrive { consumer, data_dir, json } } => {
+            let app = open_app(&data_dir).await?;
+            let moved = shop_local::ops::dlq_redrive(&app, &consumer).await?;
+            print(json, &serde_json::json!({"consumer": consumer, "moved": moved}), || {
+                format!("moved {moved} message(s) from {consumer}-dlq back to {consumer}")
+            });
+        }
+        Command::Replay { data_dir, from, to, consumer, json } => {
+            let app = open_app(&data_dir).await?;
+            let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+            let from = shop_local::ops::parse_time(&from, now)?;
+            let to = match to {
+                Some(t) => shop_local::ops::parse_time(&t, now)?,
+                None => now.plus_secs(1),
+            };
+            let rules = shop_app::rules::rules()?;
+            let r = shop_local::ops::replay(&app, &rules, from, to, consumer.as_deref()).await?;
+            print(json, &serde_json::to_value(&r)?, || {
+                format!(
+                    "replay {}: {} archived event(s), {} delivery(ies) queued",
+                    r.replay_name, r.events, r.deliveries
+                )
+            });
+        }
+        Command::Republish { data_dir, since, json } => {
+            let app = open_app(&data_dir).await?;
+            let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+            let n = shop_local::ops::republish(&app, shop_local::ops::parse_time(&since, now)?).await?;
+            print(json, &serde_json::json!({"republished": n}), || {
+                format!("{n} outbox event(s) marked for publishing again; `shop up` sends them")
+            });
+        }
+        Command::Timeline { order_id, data_dir, json } => {
+            let app = open_app(&data_dir).await?;
+            let id = shop_domain::OrderId::parse(order_id.as_str())?;
+            let t = shop_local::ops::timeline(&app, &id).await?;
+            print(json, &t, || {
+                let mut lines = vec![format!(
+                    "order {} {}",
+                    t["orderId"].as_str().unwrap_or(""),
+                    t["status"].as_str().unwrap_or("")
+                )];
+                for step in t["timeline"].as_array().into_iter().flatten() {
+                    let s = |k: &str| step[k].as_str().unwrap_or("").to_owned();
+                    lines.push(match s("kind").as_str() {
+                        "event" => format!(
+                            "{}  {:<28} {}{}",
+                            s("at"),
+                            s("detailType"),
+                            s("eventId"),
+                            if step["published"] == true { "" } else { "  (not yet published)" }
+                        ),
+                        _ => format!(
+                            "{}    └ {:<13} {:<8} attempts={} {}",
+                            s("at"),
+                            s("consumer"),
+                            s("status"),
+                            step["attempts"],
+                            s("detail")
+                        ),
+                    });
+                }
+                lines.join("\n")
+            });
         }
         Command::Seed { data_dir, file } => {
             shop_app::telemetry::init("shop-seed");
