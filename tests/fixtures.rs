@@ -57,6 +57,11 @@ fn every_fixture_is_listed_here() {
     let mut listed: Vec<String> = SCHEDULE_FIXTURES.iter().map(|f| (*f).to_owned()).collect();
     listed.sort();
     assert_eq!(fixture_names("schedule-"), listed);
+    assert_eq!(fixture_names("dynamodb-"), vec!["dynamodb-stream-outbox.json"]);
+    assert_eq!(
+        fixture_names("sqs-"),
+        vec!["sqs-analytics.json", "sqs-compensation.json", "sqs-coupon.json", "sqs-dlq-analytics.json"]
+    );
 }
 
 #[test]
@@ -136,5 +141,197 @@ async fn schedule_fixtures_run_the_scheduled_functions() {
             other => panic!("no handler for {other}"),
         };
         assert!(report.is_object(), "{file}: {report}");
+    }
+}
+
+async fn fixture_stack() -> Stack {
+    Stack::start(StackOptions {
+        clock: Some(Arc::new(ManualClock::at(T0))),
+        ids: Some(Arc::new(SeqIds::new("fx"))),
+        config: shop_tests::test_config(),
+        seed_if_new: Some(Catalog::parse(TEST_CATALOG).unwrap()),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn run_api_fixture(stack: &Stack, file: &str, function: &str) -> u16 {
+    let request = lambda_http::request::from_str(&load(file)).unwrap();
+    shop_app::routes::invoke(&stack.app, function, request).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn stream_fixture_publishes_only_pending_outbox_items() {
+    let stack = fixture_stack().await;
+    let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(&load("dynamodb-stream-outbox.json")).unwrap();
+    assert_eq!(event.records.len(), 3);
+    let (response, report) = shop_app::publisher::publish_stream(&stack.app, stack.bus.as_ref(), event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((report.published, report.skipped, report.failed), (1, 2, 0));
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    let archived = stack.app.store.archive_between(now.plus_secs(-60), now.plus_secs(60)).await.unwrap();
+    assert!(archived.iter().any(|a| a.event_id == "fxord000001#3" && a.detail_type == "OrderPaid"));
+}
+
+#[tokio::test]
+async fn sqs_fixtures_are_handled_by_their_consumers() {
+    let stack = fixture_stack().await;
+    let http = reqwest::Client::new();
+    assert_eq!(run_api_fixture(&stack, "apigw-create-order.json", "create-order").await, 201);
+    http.post(format!("{}/v1/sim/checkout", stack.pg_url()))
+        .json(&serde_json::json!({"orderId": "fxord000001", "amount": 20000, "paymentKey": "fixture_pk_1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run_api_fixture(&stack, "apigw-confirm-payment.json", "confirm-payment").await, 200);
+    let platform = shop_app::consumers::HttpDataPlatform { http: http.clone(), url: stack.sink_url() };
+    let consumers: [(&str, Box<dyn shop_app::consumers::Consumer>); 2] = [
+        ("sqs-coupon.json", Box::new(shop_app::consumers::CouponConsumer)),
+        ("sqs-analytics.json", Box::new(shop_app::consumers::AnalyticsConsumer { platform: Arc::new(platform) })),
+    ];
+    for (file, consumer) in consumers {
+        let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&load(file)).unwrap();
+        let response = shop_app::consumers::handle_sqs(&stack.app, consumer.as_ref(), event).await;
+        assert!(response.batch_item_failures.is_empty(), "{file}");
+    }
+    let coupon = stack.app.store.get_coupon(&shop_domain::CouponId::parse("c1").unwrap()).await.unwrap().unwrap();
+    assert_eq!(coupon.status.name(), "USED");
+    assert_eq!(run_api_fixture(&stack, "apigw-cancel-order.json", "cancel-order").await, 200);
+    let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&load("sqs-compensation.json")).unwrap();
+    let response = shop_app::consumers::handle_sqs(&stack.app, &shop_app::consumers::CompensationConsumer, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    let order = stack.app.store.get_order(&shop_domain::OrderId::parse("fxord000001").unwrap()).await.unwrap().unwrap();
+    assert_eq!(order.status.as_str(), "REFUNDED");
+}
+
+#[test]
+fn dlq_fixture_carries_the_original_event() {
+    let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&load("sqs-dlq-analytics.json")).unwrap();
+    let message = &event.records[0];
+    assert!(message.attributes.contains_key("DeadLetterQueueSourceArn"));
+    let (decoded, detail, _) = shop_app::consumers::decode(message.body.as_deref().unwrap()).unwrap();
+    assert_eq!((decoded.kind.detail_type(), detail.event_id.as_str()), ("OrderPaid", "fxord000001#3"));
+}
+
+fn schema_validator(detail_type: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(events_dir().join(format!("schemas/{detail_type}.json")))
+        .unwrap_or_else(|e| panic!("no schema for {detail_type}: {e}"));
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+fn assert_valid(detail_type: &str, detail: &serde_json::Value) {
+    let v = schema_validator(detail_type);
+    let errors: Vec<String> = v.iter_errors(detail).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{detail_type}: {errors:?}\n{detail}");
+}
+
+/// Every kind of event, produced by the domain exactly as the store writes
+/// it to the outbox (`EventDetail::new`), matches its schema; and every
+/// schema file names a real event.
+#[test]
+fn every_event_detail_matches_its_json_schema() {
+    use shop_domain::order::{PlaceOrder, place};
+    use shop_domain::{Money, OrderCommand, PaymentKey, PaymentMethod, Product, ProductId, Quantity, UserId};
+    let m = |v: i128| Money::new(v).unwrap();
+    let items = [(
+        Product { id: ProductId::parse("p1").unwrap(), name: "Mug".into(), price: m(1000), available: 5 },
+        Quantity::new(2).unwrap(),
+    )];
+    let placed = place(PlaceOrder {
+        order_id: shop_domain::OrderId::parse("o1").unwrap(),
+        user_id: UserId::parse("u1").unwrap(),
+        items: &items,
+        coupon: None,
+        points_to_use: m(100),
+        points_balance: m(500),
+        now: T0,
+        ttl_secs: 900,
+    })
+    .unwrap();
+    let pk = |s: &str| PaymentKey::parse(s).unwrap();
+    let due = placed.order.amount_due;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut check = |events: &[shop_domain::OrderEvent]| {
+        for e in events {
+            let detail = serde_json::to_value(shop_domain::EventDetail::new(e, "corr-1", Some("00-trace-01"))).unwrap();
+            assert_valid(e.kind.detail_type(), &detail);
+            seen.insert(e.kind.detail_type().to_owned());
+        }
+    };
+    check(std::slice::from_ref(&placed.event));
+    let o = placed.order;
+    let step = |o: &shop_domain::Order, c: OrderCommand, now| o.execute(&c, now).unwrap();
+    let (confirming, ev) =
+        step(&o, OrderCommand::StartPayment { payment_key: pk("k1"), method: PaymentMethod::Card, amount: due }, T0);
+    check(&ev);
+    let (pending, ev) = step(
+        &confirming,
+        OrderCommand::FailPayment { payment_key: pk("k1"), code: "X".into(), message: "no".into() },
+        T0,
+    );
+    check(&ev);
+    let (awaiting, ev) = step(&pending, OrderCommand::AwaitDeposit { payment_key: pk("k2"), amount: due }, T0);
+    check(&ev);
+    let (_, ev) = step(&awaiting, OrderCommand::Cancel, T0);
+    check(&ev);
+    let (paid, ev) = step(
+        &awaiting,
+        OrderCommand::ConfirmPayment { payment_key: pk("k2"), method: PaymentMethod::VirtualAccount, amount: due },
+        T0,
+    );
+    check(&ev);
+    let (_, ev) = step(
+        &paid,
+        OrderCommand::ConfirmPayment { payment_key: pk("k3"), method: PaymentMethod::Card, amount: due },
+        T0,
+    );
+    check(&ev);
+    let (refunding, ev) = step(&paid, OrderCommand::Cancel, T0);
+    check(&ev);
+    let (_, ev) = step(&refunding, OrderCommand::CompleteRefund, T0);
+    check(&ev);
+    let (_, ev) = step(&o, OrderCommand::Expire, o.expires_at);
+    check(&ev);
+    let (_, ev) = step(&o, OrderCommand::PayWithPoints, T0);
+    check(&ev);
+    let mut files: Vec<String> = std::fs::read_dir(events_dir().join("schemas"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().trim_end_matches(".json").to_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, seen.into_iter().collect::<Vec<_>>(), "one schema per event type, and every type covered");
+    // A wrong detail fails: the schemas are not vacuous.
+    let v = schema_validator("OrderPaid");
+    assert!(!v.is_valid(&serde_json::json!({"eventId": "o1#3"})));
+}
+
+/// The details the running stack actually archived (what the publisher put
+/// on the bus) match their schemas too.
+#[tokio::test]
+async fn published_events_match_their_json_schemas() {
+    let stack = fixture_stack().await;
+    assert_eq!(run_api_fixture(&stack, "apigw-create-order.json", "create-order").await, 201);
+    reqwest::Client::new()
+        .post(format!("{}/v1/sim/checkout", stack.pg_url()))
+        .json(&serde_json::json!({"orderId": "fxord000001", "amount": 20000, "paymentKey": "fixture_pk_1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run_api_fixture(&stack, "apigw-confirm-payment.json", "confirm-payment").await, 200);
+    assert_eq!(run_api_fixture(&stack, "apigw-cancel-order.json", "cancel-order").await, 200);
+    let id = shop_domain::OrderId::parse("fxord000001").unwrap();
+    shop_tests::eventually(20, "refund published", || async {
+        let events = stack.app.store.events_of(&id).await.unwrap();
+        (events.iter().any(|e| e.detail_type == "OrderRefunded") && events.iter().all(|e| !e.pending)).then_some(())
+    })
+    .await;
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    let archived = stack.app.store.archive_between(now.plus_secs(-60), now.plus_secs(60)).await.unwrap();
+    assert!(archived.len() >= 5);
+    for a in archived {
+        let event: serde_json::Value = serde_json::from_str(&a.event).unwrap();
+        assert_valid(&a.detail_type, &event["detail"]);
     }
 }

@@ -54,7 +54,11 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 fn deliveries(p: &Ports) -> Vec<serde_json::Value> {
-    http("GET", &format!("http://127.0.0.1:{}/sim/deliveries", p.sink), None, None).1.as_array().cloned().unwrap_or_default()
+    http("GET", &format!("http://127.0.0.1:{}/sim/deliveries", p.sink), None, None)
+        .1
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[test]
@@ -72,12 +76,16 @@ fn nothing_is_lost_across_sigkill() {
 
     // The data platform is down; the order is placed and paid regardless.
     http("POST", &format!("http://127.0.0.1:{}/sim/faults", p.sink), None, Some(r#"{"fault":"error","count":-1}"#));
-    let (status, order) = http("POST", &format!("{api}/orders"), Some(token), Some(r#"{"items":[{"productId":"p1","quantity":1}]}"#));
+    let (status, order) =
+        http("POST", &format!("{api}/orders"), Some(token), Some(r#"{"items":[{"productId":"p1","quantity":1}]}"#));
     assert_eq!(status, 201, "{order}");
     let id = order["orderId"].as_str().expect("orderId").to_owned();
-    let (status, paid) = http("POST", &format!("{api}/payments/points"), Some(token), Some(&format!(r#"{{"orderId":"{id}"}}"#)));
+    let (status, paid) =
+        http("POST", &format!("{api}/payments/points"), Some(token), Some(&format!(r#"{{"orderId":"{id}"}}"#)));
     assert_eq!((status, paid["status"].as_str()), (200, Some("PAID")), "{paid}");
-    wait_for("a failed export attempt", 30, || deliveries(&p).iter().any(|d| d["orderId"] == id.as_str()).then_some(()));
+    wait_for("a failed export attempt", 30, || {
+        deliveries(&p).iter().any(|d| d["orderId"] == id.as_str()).then_some(())
+    });
 
     shop.kill().expect("SIGKILL");
     shop.wait().expect("reaped");

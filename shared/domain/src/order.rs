@@ -147,7 +147,13 @@ pub enum OrderEventKind {
     #[serde(rename_all = "camelCase")]
     PaymentOrphaned { user_id: UserId, payment_key: PaymentKey, amount: Money, order_status: OrderStatus },
     #[serde(rename_all = "camelCase")]
-    OrderExpired { user_id: UserId, coupon_id: Option<CouponId>, lines: Vec<OrderLine>, points_released: Money },
+    OrderExpired {
+        user_id: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coupon_id: Option<CouponId>,
+        lines: Vec<OrderLine>,
+        points_released: Money,
+    },
     #[serde(rename_all = "camelCase")]
     OrderCancelled {
         user_id: UserId,
@@ -171,7 +177,13 @@ pub enum OrderEventKind {
         coupon_id: Option<CouponId>,
     },
     #[serde(rename_all = "camelCase")]
-    OrderRefunded { user_id: UserId, coupon_id: Option<CouponId>, amount: Money, points_refunded: Money },
+    OrderRefunded {
+        user_id: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coupon_id: Option<CouponId>,
+        amount: Money,
+        points_refunded: Money,
+    },
 }
 
 impl OrderEventKind {
