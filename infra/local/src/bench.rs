@@ -74,6 +74,13 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
         .collect::<anyhow::Result<_>>()?;
     let elapsed = started.elapsed();
 
+    // The outbox drains behind the orders (publisher → bus → archive → queues).
+    let drain_start = Instant::now();
+    while !stack.app.store.pending_events(1).await?.is_empty() {
+        anyhow::ensure!(drain_start.elapsed() < Duration::from_secs(600), "outbox did not drain in 10 minutes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained = started.elapsed();
     let left = stack.app.store.get_product(&shop_domain::ProductId::parse("bench")?).await?.map(|p| p.available);
     anyhow::ensure!(
         left == Some((opts.orders * 2 - opts.orders) as u64),
@@ -88,7 +95,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
         latencies.get(idx).copied().unwrap_or_default()
     };
     Ok(format!(
-        "orders: {} (concurrency {}, {})\nelapsed: {:.2?}\nthroughput: {:.0} orders/s\nlatency p50 {:.2?}  p90 {:.2?}  p99 {:.2?}  max {:.2?}\nseeding: {:.2?}\nstock check: ok",
+        "orders: {} (concurrency {}, {})\nelapsed: {:.2?}\nthroughput: {:.0} orders/s\nlatency p50 {:.2?}  p90 {:.2?}  p99 {:.2?}  max {:.2?}\noutbox drained (every OrderPlaced published) after {:.2?}: {:.0} events/s end to end\nseeding: {:.2?}\nstock check: ok",
         opts.orders,
         opts.concurrency,
         if opts.full { "stock + coupon + points + ledger per order" } else { "stock only" },
@@ -98,6 +105,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
         pct(0.9),
         pct(0.99),
         latencies.last().copied().unwrap_or_default(),
+        drained,
+        opts.orders as f64 / drained.as_secs_f64(),
         seeded,
     ))
 }
