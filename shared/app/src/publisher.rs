@@ -64,9 +64,12 @@ pub async fn publish_stream(
         }
         match (s(&image, "pk"), s(&image, "sk"), s(&image, "source"), s(&image, "detailType"), s(&image, "detail")) {
             (Some(pk), Some(sk), Some(source), Some(detail_type), Some(detail)) => {
+                // EventBridge's TraceHeader takes an X-Ray header only; a W3C
+                // traceparent stays in the detail.
                 let trace_header = serde_json::from_str::<Value>(detail)
                     .ok()
-                    .and_then(|d| d.get("traceparent").and_then(|t| t.as_str()).map(str::to_owned));
+                    .and_then(|d| d.get("traceparent").and_then(|t| t.as_str()).map(str::to_owned))
+                    .filter(|t| t.starts_with("Root="));
                 work.push(Pending {
                     sequence,
                     pk: pk.to_owned(),
