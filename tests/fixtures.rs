@@ -86,15 +86,7 @@ fn api_fixtures_are_valid_http_api_v2_events_for_known_routes() {
 
 #[tokio::test]
 async fn api_fixtures_get_their_documented_answers_from_the_handlers() {
-    let stack = Stack::start(StackOptions {
-        clock: Some(Arc::new(ManualClock::at(T0))),
-        ids: Some(Arc::new(SeqIds::new("fx"))),
-        config: shop_tests::test_config(),
-        seed_if_new: Some(Catalog::parse(TEST_CATALOG).unwrap()),
-        ..StackOptions::default()
-    })
-    .await
-    .unwrap();
+    let stack = fixture_stack().await;
     let app = stack.app.clone();
     for (file, function, status) in API_FIXTURES {
         if *function == "confirm-payment" {

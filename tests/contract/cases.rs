@@ -269,29 +269,10 @@ pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
     assert!(!store.events_of(&o.id).await.unwrap()[0].pending);
     // Marking an item that no longer exists (TTL-deleted) does not recreate it.
     store.mark_published("ORDER#gone", "EVENT#000000001").await.unwrap();
-    let (pk, sk) = keys::event(&oid("gone"), 1);
-    let raw = store
-        .client()
-        .get_item()
-        .table_name(store.table())
-        .key("pk", shop_store::attr::s(pk))
-        .key("sk", shop_store::attr::s(sk))
-        .send()
-        .await
-        .unwrap();
-    assert!(raw.item.is_none());
+    assert!(raw_item(&store, keys::event(&oid("gone"), 1)).await.is_none());
     // Outbox items expire 30 days after they were written.
-    let (pk, sk) = keys::event(&o.id, 1);
-    let raw = store
-        .client()
-        .get_item()
-        .table_name(store.table())
-        .key("pk", shop_store::attr::s(pk))
-        .key("sk", shop_store::attr::s(sk))
-        .send()
-        .await
-        .unwrap();
-    let ttl: i64 = shop_store::attr::get_n(&raw.item.unwrap(), "ttl").unwrap();
+    let raw = raw_item(&store, keys::event(&o.id, 1)).await.unwrap();
+    let ttl: i64 = shop_store::attr::get_n(&raw, "ttl").unwrap();
     assert_eq!(ttl, T0.seconds() + 30 * 86_400);
 }
 
@@ -457,4 +438,18 @@ pub async fn payments_are_versioned_and_in_doubt_ones_are_due_for_reconciliation
     run(&store, vec![store.op_create_order(&order("o9", "u1", 60)).unwrap()]).await.unwrap();
     assert_eq!(store.orders_due_to_expire(T0.plus_secs(3600), 10).await.unwrap(), vec![oid("o9")]);
     assert_eq!(store.payments_in_doubt(T0.plus_secs(3600), 10).await.unwrap().len(), 1);
+}
+
+/// An item exactly as stored.
+async fn raw_item(store: &Store, (pk, sk): (String, String)) -> Option<shop_store::attr::Item> {
+    let out = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("pk", shop_store::attr::s(pk))
+        .key("sk", shop_store::attr::s(sk))
+        .send()
+        .await
+        .unwrap();
+    out.item
 }

@@ -46,14 +46,14 @@ fn check_consumer(name: &str) -> anyhow::Result<()> {
 
 /// Messages in the DLQs (of one consumer, or all).
 pub async fn dlq_list(app: &App, consumer: Option<&str>) -> anyhow::Result<Vec<DlqEntry>> {
+    if let Some(c) = consumer {
+        check_consumer(c)?;
+    }
     let mut out = Vec::new();
     for c in CONSUMERS.iter().filter(|c| consumer.is_none_or(|x| x == **c)) {
         for m in app.store.queue_list(&dlq_of(c)).await? {
             out.push(describe(c, &m));
         }
-    }
-    if let Some(c) = consumer {
-        check_consumer(c)?;
     }
     Ok(out)
 }

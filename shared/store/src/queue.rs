@@ -143,7 +143,7 @@ impl Store {
                 .condition_expression("receiveCount = :rc AND attribute_exists(dueShard)")
                 .expression_attribute_values(":next", n(next))
                 .expression_attribute_values(":rc", n(m.receive_count))
-                .expression_attribute_values(":hidden", n(now.plus_secs(0).millis() + visibility(next)))
+                .expression_attribute_values(":hidden", n(now.millis() + visibility(next)))
                 .send()
                 .await;
             match res {
