@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""Generates infra/template.yaml's repetitive parts from the single sources:
+shared/app/src/routes.rs (HTTP routes) and events/rules.json (EventBridge
+rules). Run it after changing either; tests/drift.rs fails when the template
+and those sources disagree.  Usage: python3 infra/scripts/gen-template.py"""
+import json, pathlib, re
+
+root = pathlib.Path(__file__).resolve().parents[2]
+routes_rs = (root / "shared/app/src/routes.rs").read_text()
+routes = [dict(method=m, path=p, function=f, authorized=a == "true") for m, p, f, a in re.findall(
+    r'Route \{ method: "(\w+)", path: "([^"]+)", function: "([\w-]+)", authorized: (true|false) \}', routes_rs)]
+rules = json.loads((root / "events/rules.json").read_text())
+
+def camel(name):
+    return "".join(p.capitalize() for p in name.split("-"))
+
+def j(v):
+    return json.dumps(v, ensure_ascii=False)
+
+out = []
+w = out.append
+w("""AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Description: >-
+  shop: orders and payments on Lambda, DynamoDB (single table + outbox stream),
+  EventBridge (bus, archive, one rule per consumer) and SQS (one queue and DLQ
+  per consumer). Routes and rules are generated from shared/app/src/routes.rs
+  and events/rules.json by infra/scripts/gen-template.py; tests/drift.rs checks.
+
+Parameters:
+  Architecture:
+    Type: String
+    Default: arm64
+    AllowedValues: [arm64, x86_64]
+    Description: Lambda architecture (the emulator test deploys x86_64 binaries).
+  JwtIssuer:
+    Type: String
+    Description: Issuer URL of the JWT authorizer (e.g. a Cognito user pool URL).
+  JwtAudience:
+    Type: String
+    Description: Audience (client id) the JWT authorizer accepts.
+  PgBaseUrl:
+    Type: String
+    Default: https://api.tosspayments.com
+  PgSecretKeyParameter:
+    Type: AWS::SSM::Parameter::Name
+    Default: /shop/pg-secret-key
+    Description: SSM SecureString holding the Toss secret key (read at cold start, never in plain text here).
+  DataPlatformUrl:
+    Type: AWS::SSM::Parameter::Value<String>
+    Default: /shop/data-platform-url
+    Description: SSM String parameter holding the data platform's base URL (resolved at deploy time).
+  LogRetentionDays:
+    Type: Number
+    Default: 30
+    AllowedValues: [7, 14, 30, 60, 90, 180, 365]
+  OrderTtlSecs:
+    Type: Number
+    Default: 900
+  ReconcileAfterSecs:
+    Type: Number
+    Default: 300
+
+Globals:
+  Function:
+    Runtime: provided.al2023
+    Handler: bootstrap
+    Architectures: [!Ref Architecture]
+    # 256 MB: handlers are I/O bound; Rust cold starts are a few ms. More
+    # memory only buys CPU the functions do not use.
+    MemorySize: 256
+    Timeout: 10
+    Environment:
+      Variables:
+        TABLE_NAME: !Ref Table
+        RUST_LOG: info
+
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - {AttributeName: pk, AttributeType: S}
+        - {AttributeName: sk, AttributeType: S}
+        - {AttributeName: dueShard, AttributeType: S}
+        - {AttributeName: dueAt, AttributeType: N}
+        - {AttributeName: outboxShard, AttributeType: S}
+        - {AttributeName: outboxSk, AttributeType: S}
+        - {AttributeName: userPk, AttributeType: S}
+        - {AttributeName: userSk, AttributeType: S}
+      KeySchema:
+        - {AttributeName: pk, KeyType: HASH}
+        - {AttributeName: sk, KeyType: RANGE}
+      GlobalSecondaryIndexes:
+        - IndexName: byDue
+          KeySchema: [{AttributeName: dueShard, KeyType: HASH}, {AttributeName: dueAt, KeyType: RANGE}]
+          Projection: {ProjectionType: ALL}
+        - IndexName: pendingOutbox
+          KeySchema: [{AttributeName: outboxShard, KeyType: HASH}, {AttributeName: outboxSk, KeyType: RANGE}]
+          Projection: {ProjectionType: ALL}
+        - IndexName: byUser
+          KeySchema: [{AttributeName: userPk, KeyType: HASH}, {AttributeName: userSk, KeyType: RANGE}]
+          Projection: {ProjectionType: ALL}
+      TimeToLiveSpecification: {AttributeName: ttl, Enabled: true}
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+
+  EventBus:
+    Type: AWS::Events::EventBus
+    Properties:
+      Name: !Sub "${AWS::StackName}-events"
+
+  EventArchive:
+    Type: AWS::Events::Archive
+    Properties:
+      SourceArn: !GetAtt EventBus.Arn
+      RetentionDays: 30
+      EventPattern: {source: [{prefix: "shop."}]}
+
+  HttpApi:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        DefaultAuthorizer: Jwt
+        Authorizers:
+          Jwt:
+            IdentitySource: $request.header.Authorization
+            JwtConfiguration:
+              issuer: !Ref JwtIssuer
+              audience: [!Ref JwtAudience]
+
+  PublisherFailureQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      MessageRetentionPeriod: 1209600
+""")
+
+table_arns = """[!GetAtt Table.Arn, !Sub "${Table.Arn}/index/*"]"""
+
+def policies(extra=""):
+    return f"""      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:Query, dynamodb:BatchGetItem, dynamodb:ConditionCheckItem]
+              Resource: {table_arns}
+            - Effect: Allow
+              Action: [ssm:GetParameter]
+              Resource: !Sub "arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{PgSecretKeyParameter}}"
+{extra}"""
+
+def function(name, events, env="", extra_policy="", timeout=None):
+    logical = camel(name) + "Function"
+    t = f"\n      Timeout: {timeout}" if timeout else ""
+    w(f"""  {logical}:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: {name}
+    Properties:
+      FunctionName: !Sub "${{AWS::StackName}}-{name}"
+      CodeUri: ..{t}
+      LoggingConfig:
+        LogGroup: !Ref {logical}Logs
+        LogFormat: Text
+      Environment:
+        Variables:
+          PG_BASE_URL: !Ref PgBaseUrl
+          PG_SECRET_KEY_PARAMETER: !Ref PgSecretKeyParameter
+          ORDER_TTL_SECS: !Ref OrderTtlSecs
+          RECONCILE_AFTER_SECS: !Ref ReconcileAfterSecs{env}
+{policies(extra_policy)}      Events:
+{events}
+  {logical}Logs:
+    Type: AWS::Logs::LogGroup
+    Properties:
+      LogGroupName: !Sub "/aws/lambda/${{AWS::StackName}}-{name}"
+      RetentionInDays: !Ref LogRetentionDays
+
+  {logical}Errors:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: {name} reported errors
+      Namespace: AWS/Lambda
+      MetricName: Errors
+      Dimensions: [{{Name: FunctionName, Value: !Ref {logical}}}]
+      Statistic: Sum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+""")
+
+for r in routes:
+    auth = "" if r["authorized"] else "\n            Auth: {Authorizer: NONE}"
+    ev = f"""        Api:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref HttpApi
+            Method: {r["method"]}
+            Path: {r["path"]}{auth}"""
+    function(r["function"], ev, timeout=15 if r["function"] in ("confirm-payment", "pg-webhook") else None)
+
+# stream publisher
+function("stream-publisher", """        Outbox:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 100
+            MaximumBatchingWindowInSeconds: 1
+            BisectBatchOnFunctionError: true
+            MaximumRetryAttempts: 10
+            MaximumRecordAgeInSeconds: 86400
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"dynamodb": {"NewImage": {"type": {"S": ["EVENT"]}, "outboxShard": {"S": [{"exists": true}]}}}}'
+            DestinationConfig:
+              OnFailure:
+                Type: SQS
+                Destination: !GetAtt PublisherFailureQueue.Arn""",
+    env="\n          EVENT_BUS_NAME: !Ref EventBus",
+    extra_policy="""            - Effect: Allow
+              Action: [events:PutEvents]
+              Resource: !GetAtt EventBus.Arn
+              Condition:
+                StringEquals: {"events:source": "shop.orders"}
+            - Effect: Allow
+              Action: [sqs:SendMessage]
+              Resource: !GetAtt PublisherFailureQueue.Arn
+""", timeout=60)
+
+for rule in rules["rules"]:
+    c = rule["consumer"]
+    q = camel(c) + "Queue"
+    env = "\n          DATA_PLATFORM_URL: !Ref DataPlatformUrl" if c == "analytics" else ""
+    function(c, f"""        Queue:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt {q}.Arn
+            BatchSize: 10
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig: {{MaximumConcurrency: 5}}""", env=env, timeout=30)
+    w(f"""  {q}:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 180
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt {q}Dlq.Arn
+        maxReceiveCount: 5
+
+  {q}Dlq:
+    Type: AWS::SQS::Queue
+    Properties:
+      MessageRetentionPeriod: 1209600
+
+  {q}DlqDepth:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: messages in the {c} DLQ
+      Namespace: AWS/SQS
+      MetricName: ApproximateNumberOfMessagesVisible
+      Dimensions: [{{Name: QueueName, Value: !GetAtt {q}Dlq.QueueName}}]
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+
+  {q}Policy:
+    Type: AWS::SQS::QueuePolicy
+    Properties:
+      Queues: [!Ref {q}, !Ref {q}Dlq]
+      PolicyDocument:
+        Statement:
+          - Effect: Allow
+            Principal: {{Service: events.amazonaws.com}}
+            Action: sqs:SendMessage
+            Resource: [!GetAtt {q}.Arn, !GetAtt {q}Dlq.Arn]
+            Condition:
+              ArnEquals: {{"aws:SourceArn": !GetAtt {camel(c)}Rule.Arn}}
+
+  {camel(c)}Rule:
+    Type: AWS::Events::Rule
+    Properties:
+      Description: {j(rule["description"])}
+      EventBusName: !Ref EventBus
+      EventPattern: {j(rule["pattern"])}
+      Targets:
+        - Id: {c}-queue
+          Arn: !GetAtt {q}.Arn
+          DeadLetterConfig: {{Arn: !GetAtt {q}Dlq.Arn}}
+          RetryPolicy: {{MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400}}
+""")
+
+for name, rate in [("expire-orders", "rate(1 minute)"), ("reconcile-payments", "rate(1 minute)")]:
+    function(name, f"""        Schedule:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: {rate}""", timeout=60)
+
+w("""  PublisherFailures:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: outbox records the publisher gave up on (their metadata is in PublisherFailureQueue; recover with shop republish)
+      Namespace: AWS/SQS
+      MetricName: ApproximateNumberOfMessagesVisible
+      Dimensions: [{Name: QueueName, Value: !GetAtt PublisherFailureQueue.QueueName}]
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+
+  StreamIteratorAge:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: the outbox stream is falling behind
+      Namespace: AWS/Lambda
+      MetricName: IteratorAge
+      Dimensions: [{Name: FunctionName, Value: !Ref StreamPublisherFunction}]
+      Statistic: Maximum
+      Period: 60
+      EvaluationPeriods: 5
+      Threshold: 300000
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+
+  PaymentsUnknown:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: payments the reconciler still cannot resolve (EMF metric PaymentsStillUnknown)
+      Namespace: shop
+      MetricName: PaymentsStillUnknown
+      Dimensions: [{Name: service, Value: reconcile-payments}]
+      Statistic: Sum
+      Period: 300
+      EvaluationPeriods: 2
+      Threshold: 0
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+
+Outputs:
+  ApiUrl:
+    Value: !Sub "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+  TableName:
+    Value: !Ref Table
+  EventBusName:
+    Value: !Ref EventBus
+""")
+(root / "infra/template.yaml").write_text("\n".join(out))
+print(f"infra/template.yaml: {len(routes)} routes, {len(rules['rules'])} rules")

@@ -1,0 +1,164 @@
+//! The SAM template (infra/template.yaml) against the single sources the
+//! local stack runs on: a test fails if a route, a rule pattern or a
+//! function differs between them, or if the template breaks a project rule
+//! (every async path has a DLQ or OnFailure, every function its log group,
+//! no `*` resource in a role).
+
+use serde_yaml::Value;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).expect("infra/template.yaml");
+    serde_yaml::from_str(&text).expect("template parses")
+}
+
+fn resources(t: &Value) -> Vec<(String, Value)> {
+    t["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), v.clone()))
+        .collect()
+}
+
+fn of_type(t: &Value, ty: &str) -> Vec<(String, Value)> {
+    resources(t).into_iter().filter(|(_, r)| r["Type"].as_str() == Some(ty)).collect()
+}
+
+/// `!Ref X` / `!GetAtt X.Arn` → "X".
+fn reference(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) => t.value.as_str().map(|s| s.split('.').next().unwrap_or(s).to_owned()),
+        _ => None,
+    }
+}
+
+fn to_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).expect("yaml to json")
+}
+
+#[test]
+fn routes_match_the_local_stack() {
+    let t = template();
+    let mut in_template = BTreeSet::new();
+    for (_, f) in of_type(&t, "AWS::Serverless::Function") {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary").to_owned();
+        for (_, ev) in f["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if ev["Type"].as_str() == Some("HttpApi") {
+                let p = &ev["Properties"];
+                let authorized = p["Auth"]["Authorizer"].as_str() != Some("NONE");
+                in_template.insert((
+                    p["Method"].as_str().unwrap_or_default().to_owned(),
+                    p["Path"].as_str().unwrap_or_default().to_owned(),
+                    binary.clone(),
+                    authorized,
+                ));
+            }
+        }
+    }
+    let local: BTreeSet<_> = shop_app::routes::ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned(), r.function.to_owned(), r.authorized))
+        .collect();
+    assert_eq!(in_template, local, "routes drifted; run python3 infra/scripts/gen-template.py");
+}
+
+#[test]
+fn rule_patterns_match_the_local_bus() {
+    let t = template();
+    let rules = shop_app::rules::rules().unwrap();
+    let template_rules = of_type(&t, "AWS::Events::Rule");
+    assert_eq!(template_rules.len(), rules.rules.len());
+    for rule in &rules.rules {
+        let logical = format!("{}Rule", camel(&rule.consumer));
+        let (_, r) = template_rules.iter().find(|(k, _)| *k == logical).unwrap_or_else(|| panic!("no {logical}"));
+        assert_eq!(to_json(&r["Properties"]["EventPattern"]), rule.pattern, "{logical} pattern drifted");
+        // Its target is the consumer's queue, and the consumer's function reads that queue.
+        let target = &r["Properties"]["Targets"][0];
+        assert_eq!(reference(&target["Arn"]).as_deref(), Some(format!("{}Queue", camel(&rule.consumer)).as_str()));
+    }
+}
+
+fn camel(s: &str) -> String {
+    s.split('-').map(|p| p[..1].to_uppercase() + &p[1..]).collect()
+}
+
+#[test]
+fn every_function_binary_is_in_the_template() {
+    let t = template();
+    let in_template: BTreeSet<String> = of_type(&t, "AWS::Serverless::Function")
+        .iter()
+        .map(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(in_template, on_disk);
+    for (name, f) in of_type(&t, "AWS::Serverless::Function") {
+        assert_eq!(f["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
+    }
+}
+
+#[test]
+fn project_rules_hold() {
+    let t = template();
+    let all = resources(&t);
+    let find = |name: &str| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    for (name, f) in of_type(&t, "AWS::Serverless::Function") {
+        // A log group with retention.
+        let group = reference(&f["Properties"]["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| panic!("{name}: no log group"));
+        let lg = find(&group).unwrap_or_else(|| panic!("{name}: {group} missing"));
+        assert!(!lg["Properties"]["RetentionInDays"].is_null(), "{name}: log retention");
+        // Every async path has a DLQ or an OnFailure destination.
+        for (ev_name, ev) in f["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            match ev["Type"].as_str() {
+                Some("DynamoDB") => {
+                    let p = &ev["Properties"];
+                    assert!(!p["DestinationConfig"]["OnFailure"]["Destination"].is_null(), "{name} {ev_name:?}: OnFailure");
+                    assert_eq!(p["BisectBatchOnFunctionError"].as_bool(), Some(true));
+                    assert!(p["FunctionResponseTypes"].as_sequence().is_some_and(|s| s.iter().any(|x| x == "ReportBatchItemFailures")));
+                }
+                Some("SQS") => {
+                    let queue = reference(&ev["Properties"]["Queue"]).expect("queue ref");
+                    let q = find(&queue).expect("queue");
+                    assert!(!q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"].is_null(), "{queue}: redrive to a DLQ");
+                    assert!(ev["Properties"]["FunctionResponseTypes"].as_sequence().is_some_and(|s| s.iter().any(|x| x == "ReportBatchItemFailures")));
+                }
+                _ => {}
+            }
+        }
+        // No bare "*" resource in a role.
+        for statement in f["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for s in statement["Statement"].as_sequence().into_iter().flatten() {
+                let resources = match &s["Resource"] {
+                    Value::Sequence(v) => v.clone(),
+                    other => vec![other.clone()],
+                };
+                assert!(!resources.iter().any(|r| r.as_str() == Some("*")), "{name}: * resource");
+            }
+        }
+    }
+    for (name, r) in of_type(&t, "AWS::Events::Rule") {
+        for target in r["Properties"]["Targets"].as_sequence().into_iter().flatten() {
+            assert!(!target["DeadLetterConfig"]["Arn"].is_null(), "{name}: target DLQ");
+        }
+    }
+    // The table the store creates locally is the table the template declares.
+    let table = find("Table").expect("Table");
+    let mut indexes: Vec<String> = table["Properties"]["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|g| g["IndexName"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, vec![shop_store::keys::GSI_DUE, shop_store::keys::GSI_USER, shop_store::keys::GSI_OUTBOX]);
+    assert_eq!(table["Properties"]["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(shop_store::schema::TTL_ATTRIBUTE));
+}
