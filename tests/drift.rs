@@ -113,7 +113,8 @@ fn project_rules_hold() {
     let find = |name: &str| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     for (name, f) in of_type(&t, "AWS::Serverless::Function") {
         // A log group with retention.
-        let group = reference(&f["Properties"]["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| panic!("{name}: no log group"));
+        let group =
+            reference(&f["Properties"]["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| panic!("{name}: no log group"));
         let lg = find(&group).unwrap_or_else(|| panic!("{name}: {group} missing"));
         assert!(!lg["Properties"]["RetentionInDays"].is_null(), "{name}: log retention");
         // Every async path has a DLQ or an OnFailure destination.
@@ -121,15 +122,29 @@ fn project_rules_hold() {
             match ev["Type"].as_str() {
                 Some("DynamoDB") => {
                     let p = &ev["Properties"];
-                    assert!(!p["DestinationConfig"]["OnFailure"]["Destination"].is_null(), "{name} {ev_name:?}: OnFailure");
+                    assert!(
+                        !p["DestinationConfig"]["OnFailure"]["Destination"].is_null(),
+                        "{name} {ev_name:?}: OnFailure"
+                    );
                     assert_eq!(p["BisectBatchOnFunctionError"].as_bool(), Some(true));
-                    assert!(p["FunctionResponseTypes"].as_sequence().is_some_and(|s| s.iter().any(|x| x == "ReportBatchItemFailures")));
+                    assert!(
+                        p["FunctionResponseTypes"]
+                            .as_sequence()
+                            .is_some_and(|s| s.iter().any(|x| x == "ReportBatchItemFailures"))
+                    );
                 }
                 Some("SQS") => {
                     let queue = reference(&ev["Properties"]["Queue"]).expect("queue ref");
                     let q = find(&queue).expect("queue");
-                    assert!(!q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"].is_null(), "{queue}: redrive to a DLQ");
-                    assert!(ev["Properties"]["FunctionResponseTypes"].as_sequence().is_some_and(|s| s.iter().any(|x| x == "ReportBatchItemFailures")));
+                    assert!(
+                        !q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"].is_null(),
+                        "{queue}: redrive to a DLQ"
+                    );
+                    assert!(
+                        ev["Properties"]["FunctionResponseTypes"]
+                            .as_sequence()
+                            .is_some_and(|s| s.iter().any(|x| x == "ReportBatchItemFailures"))
+                    );
                 }
                 _ => {}
             }
@@ -160,5 +175,8 @@ fn project_rules_hold() {
         .collect();
     indexes.sort();
     assert_eq!(indexes, vec![shop_store::keys::GSI_DUE, shop_store::keys::GSI_USER, shop_store::keys::GSI_OUTBOX]);
-    assert_eq!(table["Properties"]["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(shop_store::schema::TTL_ATTRIBUTE));
+    assert_eq!(
+        table["Properties"]["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some(shop_store::schema::TTL_ATTRIBUTE)
+    );
 }
