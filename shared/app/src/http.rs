@@ -74,6 +74,13 @@ impl Problem {
     }
 }
 
+/// Logs an unexpected error (the log keeps the cause under the request's
+/// correlation id) and answers the client a bare 500.
+pub fn internal(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "request failed");
+    Problem::internal()
+}
+
 /// What every handler knows about its request.
 #[derive(Debug, Clone)]
 pub struct RequestCtx {

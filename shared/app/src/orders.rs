@@ -44,7 +44,12 @@ pub struct CreateOrder {
 
 impl CreateOrder {
     pub fn parse(bytes: &[u8]) -> Result<Self, Problem> {
-        let body: CreateOrderBody = http::parse(bytes)?;
+        Self::from_payload(&http::parse(bytes)?)
+    }
+
+    /// The request from an already parsed JSON body.
+    pub fn from_payload(payload: &serde_json::Value) -> Result<Self, Problem> {
+        let body = CreateOrderBody::deserialize(payload).map_err(|e| Problem::bad_request(e.to_string()))?;
         if body.items.is_empty() {
             return Err(Problem::bad_request("items must contain at least one line"));
         }
@@ -323,17 +328,14 @@ async fn create_order_inner(app: &App, req: &Request, ctx: &RequestCtx) -> Resul
         Some(Ok(v)) => IdempotencyKey::parse(v).map_err(|e| Problem::bad_request(e.to_string()))?,
         Some(Err(_)) => return Err(Problem::bad_request("Idempotency-Key must be printable ASCII")),
     };
-    let bytes = http::json_body(req)?;
-    let cmd = CreateOrder::parse(bytes)?;
-    // `parse` succeeded, so this is valid JSON.
-    let payload: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| Problem::bad_request(e.to_string()))?;
+    // Parsed once: the same value is checked and hashed for idempotency.
+    let payload: serde_json::Value = http::parse(http::json_body(req)?)?;
+    let cmd = CreateOrder::from_payload(&payload)?;
     let hash = payload_hash(&payload);
     let scope = format!("orders#{user}");
     let now = app.clock.now();
-    let claim = app.store.idem_claim(&scope, key.as_str(), &hash, now, app.config.idempotency).await.map_err(|e| {
-        tracing::error!(error = %e, "idempotency claim failed");
-        Problem::internal()
-    })?;
+    let claim =
+        app.store.idem_claim(&scope, key.as_str(), &hash, now, app.config.idempotency).await.map_err(http::internal)?;
     let lock = match claim {
         Claim::Acquired(lock) => lock,
         Claim::Replay(stored) => {
@@ -387,10 +389,7 @@ pub(crate) async fn load_own_order(app: &App, req: &Request) -> Result<Order, Pr
     let not_found = || Problem::not_found("order-not-found", "Order not found", "no such order");
     let id = http::path_param(req, "orderId").and_then(|s| OrderId::parse(s).ok()).ok_or_else(not_found)?;
     tracing::Span::current().record("order_id", id.as_str());
-    let order = app.store.get_order(&id).await.map_err(|e| {
-        tracing::error!(error = %e, "reading order failed");
-        Problem::internal()
-    })?;
+    let order = app.store.get_order(&id).await.map_err(http::internal)?;
     match order {
         Some(o) if o.user_id == user => Ok(o),
         Some(_) | None => Err(not_found()),

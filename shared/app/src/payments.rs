@@ -5,7 +5,7 @@
 //! produce one PAID order and one `OrderPaid` event.
 
 use crate::App;
-use crate::http::{self, Problem, RequestCtx};
+use crate::http::{self, Problem, RequestCtx, internal};
 use crate::orders::OrderView;
 use crate::pg::{PgError, PgPayment, PgStatus};
 use lambda_http::{Body, Request, Response};
@@ -262,11 +262,6 @@ struct ConfirmBody {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PointsBody {
     order_id: OrderId,
-}
-
-fn internal(e: impl std::fmt::Display) -> Problem {
-    tracing::error!(error = %e, "payment handling failed");
-    Problem::internal()
 }
 
 fn not_found() -> Problem {

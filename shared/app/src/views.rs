@@ -13,10 +13,7 @@ pub async fn list_coupons(app: &App, req: Request) -> Result<Response<Body>, lam
     let ctx = RequestCtx::of(&req);
     let result = async {
         let user = http::caller(&req)?;
-        let coupons = app.store.coupons_of(&user).await.map_err(|e| {
-            tracing::error!(error = %e, "listing coupons failed");
-            Problem::internal()
-        })?;
+        let coupons = app.store.coupons_of(&user).await.map_err(http::internal)?;
         let now = app.clock.now();
         let items: Vec<Value> = coupons
             .iter()
@@ -67,10 +64,7 @@ pub async fn order_timeline(app: &App, req: Request) -> Result<Response<Body>, l
     let ctx = RequestCtx::of(&req);
     let result = async {
         let order = crate::orders::load_own_order(app, &req).await?;
-        let view = timeline(app, &order.id).await.map_err(|e| {
-            tracing::error!(error = %e, "timeline failed");
-            Problem::internal()
-        })?;
+        let view = timeline(app, &order.id).await.map_err(http::internal)?;
         Ok::<_, Problem>(http::json(200, &view, &ctx))
     }
     .await;

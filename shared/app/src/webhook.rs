@@ -72,13 +72,18 @@ pub fn parse(body: &[u8]) -> Result<Notification, Problem> {
     }
 }
 
-/// Signs `body` at `t` (the simulator uses this; so can a test).
-pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+/// HMAC-SHA256 over `"<t>.<body>"`.
+fn mac(secret: &str, t: i64, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("any key length"));
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    mac
+}
+
+/// Signs `body` at `t` (the simulator uses this; so can a test).
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    format!("t={t},v1={}", hex::encode(mac(secret, t, body).finalize().into_bytes()))
 }
 
 /// Verifies a `Pg-Signature` header at `now_secs`.
@@ -142,10 +147,7 @@ async fn webhook_inner(app: &App, req: &Request, ctx: &RequestCtx) -> Result<Res
         Ok(Claim::InProgress | Claim::PayloadMismatch) => {
             return Err(Problem::new(409, "in-progress", "In progress", "this notification is being processed"));
         }
-        Err(e) => {
-            tracing::error!(error = %e, "webhook dedupe failed");
-            return Err(Problem::internal());
-        }
+        Err(e) => return Err(http::internal(e)),
     };
     let result = process(app, &notification, &ctx.correlation_id).await;
     let (status, note) = match result {
