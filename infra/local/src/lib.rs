@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bus;
 pub mod jwt;
 pub mod ops;
+pub mod persisted;
 pub mod pgsim;
 pub mod runner;
 pub mod seed;
@@ -91,8 +92,39 @@ pub struct Stack {
     pub app: App,
     pub engine: Engine,
     pub jwt_secret: String,
+    tasks: Tasks,
+}
+
+/// The stack's background tasks, each told to stop through its own channel.
+#[derive(Default)]
+struct Tasks {
     stop: Vec<tokio::sync::oneshot::Sender<()>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// Spawns `task`; it must finish once the receiver it is given fires.
+    fn spawn<F, Fut>(&mut self, task: F)
+    where
+        F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.stop.push(tx);
+        self.handles.push(tokio::spawn(task(rx)));
+    }
+
+    /// Serves `router` on `listener` until stopped, then lets running requests finish.
+    fn serve(&mut self, name: &'static str, listener: tokio::net::TcpListener, router: axum::Router) {
+        self.spawn(move |stop| async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+                let _ = stop.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, server = name, "server failed");
+            }
+        });
+    }
 }
 
 /// Opens the embedded engine and builds the app on it, creating the table if needed.
@@ -138,73 +170,39 @@ impl Stack {
             let report = seed::seed(&app, catalog).await?;
             tracing::info!(?report, "loaded the catalog into a new data dir");
         }
-        let mut stop = Vec::new();
-        let mut tasks = Vec::new();
+        let mut tasks = Tasks::default();
+        let stall = opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100));
 
         let state = Arc::new(server::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        stop.push(tx);
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, server::router(state)).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "API server failed");
-            }
-        }));
+        tasks.serve("API", listener, server::router(state));
 
         let pg = pgsim::PgSim::new(pgsim::SimOptions {
             secret_key: SIM_SECRET_KEY.to_owned(),
             webhook_url: Some(format!("http://{addr}/webhooks/pg")),
             webhook_secret,
             webhook_backoff: opts.webhook_backoff,
-            stall: opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100)),
+            stall,
             delay: pg_timeout / 4,
             state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.json")),
             clock: app.clock.clone(),
         })?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        stop.push(tx);
-        let pg_router = pg.router();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(pg_listener, pg_router).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "PG simulator failed");
-            }
-        }));
+        tasks.serve("PG simulator", pg_listener, pg.router());
 
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        stop.push(tx);
         let scheduled = app.clone();
         let every = opts.schedule_every;
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(move |mut stop| async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = &mut rx => break,
+                    _ = &mut stop => break,
                     _ = tick.tick() => run_schedules(&scheduled).await,
                 }
             }
-        }));
+        });
 
-        let sink = sink::Sink::new(
-            opts.data_dir.as_ref().map(|d| d.join("sink.json")),
-            opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100)),
-        )?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        stop.push(tx);
-        let sink_router = sink.router();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(sink_listener, sink_router).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "data-platform sink failed");
-            }
-        }));
+        let sink = sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.json")), stall)?;
+        tasks.serve("data-platform sink", sink_listener, sink.router());
 
         let bus = Arc::new(bus::LocalBus::new(
             app.store.clone(),
@@ -221,25 +219,22 @@ impl Stack {
             Arc::new(shop_app::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
         ];
         let runner = Arc::new(runner::Runner::new(app.clone(), bus.clone(), consumers, opts.queues));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        stop.push(tx);
-        tasks.push(tokio::spawn(runner.clone().run(rx)));
+        let running = runner.clone();
+        tasks.spawn(move |stop| running.run(stop));
 
         let dynamodb_addr = match opts.dynamodb_port {
             Some(port) => {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
                 let addr = listener.local_addr()?;
-                let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-                stop.push(tx);
                 let engine = engine.clone();
-                tasks.push(tokio::spawn(async move {
+                tasks.spawn(move |stop| async move {
                     let shutdown = async {
-                        let _ = rx.await;
+                        let _ = stop.await;
                     };
                     if let Err(e) = engine.serve(listener, shutdown).await {
                         tracing::error!(error = %e, "DynamoDB endpoint failed");
                     }
-                }));
+                });
                 Some(addr)
             }
             None => None,
@@ -256,7 +251,6 @@ impl Stack {
             app,
             engine,
             jwt_secret: opts.jwt_secret,
-            stop,
             tasks,
         })
     }
@@ -280,10 +274,10 @@ impl Stack {
 
     /// Stops accepting requests and waits for running ones to finish.
     pub async fn stop(self) {
-        for s in self.stop {
+        for s in self.tasks.stop {
             let _ = s.send(());
         }
-        for t in self.tasks {
+        for t in self.tasks.handles {
             let _ = t.await;
         }
     }

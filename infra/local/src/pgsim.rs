@@ -16,6 +16,7 @@
 //!
 //! State lives in memory and, with a data dir, in `pgsim.json` beside the store.
 
+use crate::persisted::Persisted;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Toss retries a failed webhook after these many minutes.
@@ -166,7 +167,7 @@ impl SimState {
 }
 
 pub struct PgSim {
-    state: Mutex<SimState>,
+    state: Persisted<SimState>,
     opts: SimOptions,
     http: reqwest::Client,
 }
@@ -185,12 +186,9 @@ fn respond((status, body): (u16, Value)) -> Response {
 
 impl PgSim {
     pub fn new(opts: SimOptions) -> anyhow::Result<Arc<PgSim>> {
-        let state = match &opts.state_file {
-            Some(f) if f.exists() => serde_json::from_str(&std::fs::read_to_string(f)?)?,
-            _ => SimState::default(),
-        };
+        let state = Persisted::load(opts.state_file.clone())?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        Ok(Arc::new(PgSim { state: Mutex::new(state), opts, http }))
+        Ok(Arc::new(PgSim { state, opts, http }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -209,20 +207,7 @@ impl PgSim {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut SimState) -> T) -> T {
-        let mut guard = match self.state.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let out = f(&mut guard);
-        if let Some(path) = &self.opts.state_file
-            && let Ok(text) = serde_json::to_string(&*guard)
-        {
-            let tmp = path.with_extension("json.tmp");
-            if std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)).is_err() {
-                tracing::warn!(path = %path.display(), "could not persist the PG simulator state");
-            }
-        }
-        out
+        self.state.with(f)
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {

@@ -8,6 +8,7 @@
 //! - `POST /sim/faults {"fault":"error"|"slow","count":N}` (`-1` until
 //!   cleared), `DELETE /sim/faults`.
 
+use crate::persisted::Persisted;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,18 +46,13 @@ struct SinkState {
 }
 
 pub struct Sink {
-    state: Mutex<SinkState>,
-    file: Option<PathBuf>,
+    state: Persisted<SinkState>,
     slow: Duration,
 }
 
 impl Sink {
     pub fn new(file: Option<PathBuf>, slow: Duration) -> anyhow::Result<Arc<Sink>> {
-        let state = match &file {
-            Some(f) if f.exists() => serde_json::from_str(&std::fs::read_to_string(f)?)?,
-            _ => SinkState::default(),
-        };
-        Ok(Arc::new(Sink { state: Mutex::new(state), file, slow }))
+        Ok(Arc::new(Sink { state: Persisted::load(file)?, slow }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -68,20 +64,7 @@ impl Sink {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut SinkState) -> T) -> T {
-        let mut guard = match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let out = f(&mut guard);
-        if let Some(path) = &self.file
-            && let Ok(text) = serde_json::to_string(&*guard)
-        {
-            let tmp = path.with_extension("json.tmp");
-            if std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)).is_err() {
-                tracing::warn!(path = %path.display(), "could not persist the sink");
-            }
-        }
-        out
+        self.state.with(f)
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
