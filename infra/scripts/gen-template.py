@@ -136,6 +136,23 @@ Resources:
       MessageRetentionPeriod: 1209600
 """)
 
+def alarm(logical, description, namespace, metric, dimension, statistic="Sum", period=60, evaluations=1, threshold=0):
+    """A CloudWatch alarm on one metric with one dimension (`name: value` YAML)."""
+    return f"""  {logical}:
+    Type: AWS::CloudWatch::Alarm
+    Properties:
+      AlarmDescription: {description}
+      Namespace: {namespace}
+      MetricName: {metric}
+      Dimensions: [{{{dimension}}}]
+      Statistic: {statistic}
+      Period: {period}
+      EvaluationPeriods: {evaluations}
+      Threshold: {threshold}
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+"""
+
 table_arns = """[!GetAtt Table.Arn, !Sub "${Table.Arn}/index/*"]"""
 
 def policies(extra=""):
@@ -178,20 +195,8 @@ def function(name, events, env="", extra_policy="", timeout=None):
       LogGroupName: !Sub "/aws/lambda/${{AWS::StackName}}-{name}"
       RetentionInDays: !Ref LogRetentionDays
 
-  {logical}Errors:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: {name} reported errors
-      Namespace: AWS/Lambda
-      MetricName: Errors
-      Dimensions: [{{Name: FunctionName, Value: !Ref {logical}}}]
-      Statistic: Sum
-      Period: 60
-      EvaluationPeriods: 1
-      Threshold: 0
-      ComparisonOperator: GreaterThanThreshold
-      TreatMissingData: notBreaching
 """)
+    w(alarm(f"{logical}Errors", f"{name} reported errors", "AWS/Lambda", "Errors", f"Name: FunctionName, Value: !Ref {logical}"))
 
 for r in routes:
     auth = "" if r["authorized"] else "\n            Auth: {Authorizer: NONE}"
@@ -257,20 +262,6 @@ for rule in rules["rules"]:
     Properties:
       MessageRetentionPeriod: 1209600
 
-  {q}DlqDepth:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: messages in the {c} DLQ
-      Namespace: AWS/SQS
-      MetricName: ApproximateNumberOfMessagesVisible
-      Dimensions: [{{Name: QueueName, Value: !GetAtt {q}Dlq.QueueName}}]
-      Statistic: Maximum
-      Period: 60
-      EvaluationPeriods: 1
-      Threshold: 0
-      ComparisonOperator: GreaterThanThreshold
-      TreatMissingData: notBreaching
-
   {q}Policy:
     Type: AWS::SQS::QueuePolicy
     Properties:
@@ -296,6 +287,8 @@ for rule in rules["rules"]:
           DeadLetterConfig: {{Arn: !GetAtt {q}Dlq.Arn}}
           RetryPolicy: {{MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86400}}
 """)
+    w(alarm(f"{q}DlqDepth", f"messages in the {c} DLQ", "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+            f"Name: QueueName, Value: !GetAtt {q}Dlq.QueueName", statistic="Maximum"))
 
 for name, rate in [("expire-orders", "rate(1 minute)"), ("reconcile-payments", "rate(1 minute)")]:
     function(name, f"""        Schedule:
@@ -303,49 +296,14 @@ for name, rate in [("expire-orders", "rate(1 minute)"), ("reconcile-payments", "
           Properties:
             ScheduleExpression: {rate}""", timeout=60)
 
-w("""  PublisherFailures:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: outbox records the publisher gave up on (their metadata is in PublisherFailureQueue; recover with shop republish)
-      Namespace: AWS/SQS
-      MetricName: ApproximateNumberOfMessagesVisible
-      Dimensions: [{Name: QueueName, Value: !GetAtt PublisherFailureQueue.QueueName}]
-      Statistic: Maximum
-      Period: 60
-      EvaluationPeriods: 1
-      Threshold: 0
-      ComparisonOperator: GreaterThanThreshold
-      TreatMissingData: notBreaching
-
-  StreamIteratorAge:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: the outbox stream is falling behind
-      Namespace: AWS/Lambda
-      MetricName: IteratorAge
-      Dimensions: [{Name: FunctionName, Value: !Ref StreamPublisherFunction}]
-      Statistic: Maximum
-      Period: 60
-      EvaluationPeriods: 5
-      Threshold: 300000
-      ComparisonOperator: GreaterThanThreshold
-      TreatMissingData: notBreaching
-
-  PaymentsUnknown:
-    Type: AWS::CloudWatch::Alarm
-    Properties:
-      AlarmDescription: payments the reconciler still cannot resolve (EMF metric PaymentsStillUnknown)
-      Namespace: shop
-      MetricName: PaymentsStillUnknown
-      Dimensions: [{Name: service, Value: reconcile-payments}]
-      Statistic: Sum
-      Period: 300
-      EvaluationPeriods: 2
-      Threshold: 0
-      ComparisonOperator: GreaterThanThreshold
-      TreatMissingData: notBreaching
-
-Outputs:
+w(alarm("PublisherFailures", "outbox records the publisher gave up on (their metadata is in PublisherFailureQueue; recover with shop republish)",
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Name: QueueName, Value: !GetAtt PublisherFailureQueue.QueueName",
+        statistic="Maximum"))
+w(alarm("StreamIteratorAge", "the outbox stream is falling behind", "AWS/Lambda", "IteratorAge",
+        "Name: FunctionName, Value: !Ref StreamPublisherFunction", statistic="Maximum", evaluations=5, threshold=300000))
+w(alarm("PaymentsUnknown", "payments the reconciler still cannot resolve (EMF metric PaymentsStillUnknown)", "shop",
+        "PaymentsStillUnknown", "Name: service, Value: reconcile-payments", period=300, evaluations=2))
+w("""Outputs:
   ApiUrl:
     Value: !Sub "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
   TableName:
