@@ -149,7 +149,11 @@ fn project_rules_hold() {
                 _ => {}
             }
         }
-        // No bare "*" resource in a role.
+        // No bare "*" resource in a role; the PG secret is readable only by
+        // the functions told its parameter name, and never passed in plain text.
+        let env = &f["Properties"]["Environment"]["Variables"];
+        assert!(env["PG_SECRET_KEY"].is_null(), "{name}: PG secret in plain text");
+        let mut reads_ssm = false;
         for statement in f["Properties"]["Policies"].as_sequence().into_iter().flatten() {
             for s in statement["Statement"].as_sequence().into_iter().flatten() {
                 let resources = match &s["Resource"] {
@@ -157,8 +161,18 @@ fn project_rules_hold() {
                     other => vec![other.clone()],
                 };
                 assert!(!resources.iter().any(|r| r.as_str() == Some("*")), "{name}: * resource");
+                let actions = match &s["Action"] {
+                    Value::Sequence(v) => v.clone(),
+                    other => vec![other.clone()],
+                };
+                reads_ssm |= actions.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("ssm:")));
             }
         }
+        assert_eq!(
+            reads_ssm,
+            !env["PG_SECRET_KEY_PARAMETER"].is_null(),
+            "{name}: ssm access iff it reads the PG secret"
+        );
     }
     for (name, r) in of_type(&t, "AWS::Events::Rule") {
         for target in r["Properties"]["Targets"].as_sequence().into_iter().flatten() {

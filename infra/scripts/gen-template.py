@@ -155,20 +155,29 @@ def alarm(logical, description, namespace, metric, dimension, statistic="Sum", p
 
 table_arns = """[!GetAtt Table.Arn, !Sub "${Table.Arn}/index/*"]"""
 
-def policies(extra=""):
+# The functions that call the PG; only they get its URL, the secret's
+# parameter name and ssm:GetParameter on that one parameter. (The default
+# aws/ssm KMS key needs no kms:Decrypt grant; a customer key would.)
+PG_FUNCTIONS = {"confirm-payment", "pg-webhook", "compensation", "reconcile-payments"}
+
+def policies(name, extra=""):
+    ssm = """            - Effect: Allow
+              Action: [ssm:GetParameter]
+              Resource: !Sub "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PgSecretKeyParameter}"
+""" if name in PG_FUNCTIONS else ""
     return f"""      Policies:
         - Statement:
             - Effect: Allow
               Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:Query, dynamodb:BatchGetItem, dynamodb:ConditionCheckItem]
               Resource: {table_arns}
-            - Effect: Allow
-              Action: [ssm:GetParameter]
-              Resource: !Sub "arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{PgSecretKeyParameter}}"
-{extra}"""
+{ssm}{extra}"""
 
 def function(name, events, env="", extra_policy="", timeout=None):
     logical = camel(name) + "Function"
     t = f"\n      Timeout: {timeout}" if timeout else ""
+    pg_env = """          PG_BASE_URL: !Ref PgBaseUrl
+          PG_SECRET_KEY_PARAMETER: !Ref PgSecretKeyParameter
+""" if name in PG_FUNCTIONS else ""
     w(f"""  {logical}:
     Type: AWS::Serverless::Function
     Metadata:
@@ -183,11 +192,9 @@ def function(name, events, env="", extra_policy="", timeout=None):
         LogFormat: Text
       Environment:
         Variables:
-          PG_BASE_URL: !Ref PgBaseUrl
-          PG_SECRET_KEY_PARAMETER: !Ref PgSecretKeyParameter
-          ORDER_TTL_SECS: !Ref OrderTtlSecs
+{pg_env}          ORDER_TTL_SECS: !Ref OrderTtlSecs
           RECONCILE_AFTER_SECS: !Ref ReconcileAfterSecs{env}
-{policies(extra_policy)}      Events:
+{policies(name, extra_policy)}      Events:
 {events}
   {logical}Logs:
     Type: AWS::Logs::LogGroup

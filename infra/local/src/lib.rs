@@ -114,6 +114,16 @@ impl Tasks {
         self.handles.push(tokio::spawn(task(rx)));
     }
 
+    /// Tells every task to stop and waits for them.
+    async fn stop(self) {
+        for s in self.stop {
+            let _ = s.send(());
+        }
+        for t in self.handles {
+            let _ = t.await;
+        }
+    }
+
     /// Serves `router` on `listener` until stopped, then lets running requests finish.
     fn serve(&mut self, name: &'static str, listener: tokio::net::TcpListener, router: axum::Router) {
         self.spawn(move |stop| async move {
@@ -274,12 +284,60 @@ impl Stack {
 
     /// Stops accepting requests and waits for running ones to finish.
     pub async fn stop(self) {
-        for s in self.tasks.stop {
-            let _ = s.send(());
+        self.tasks.stop().await;
+    }
+}
+
+/// The world outside a deployed stack: the PG simulator and the data-platform
+/// sink alone (`shop sim`), for a stack running elsewhere, such as the
+/// emulator deployment test's.
+pub struct Simulators {
+    pub pg_addr: SocketAddr,
+    pub sink_addr: SocketAddr,
+    tasks: Tasks,
+}
+
+/// How to run [`Simulators`].
+pub struct SimulatorOptions {
+    pub pg_port: u16,
+    pub sink_port: u16,
+    /// Where the PG simulator sends its webhooks (the stack's `/webhooks/pg`).
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub webhook_backoff: std::time::Duration,
+    /// How long "timeout"/"slow" faults hold a call.
+    pub stall: std::time::Duration,
+    /// Keeps the simulators' state here across restarts; `None`: in memory.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Simulators {
+    pub async fn start(opts: SimulatorOptions) -> anyhow::Result<Simulators> {
+        let pg_listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.pg_port)).await?;
+        let sink_listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.sink_port)).await?;
+        let (pg_addr, sink_addr) = (pg_listener.local_addr()?, sink_listener.local_addr()?);
+        if let Some(dir) = &opts.data_dir {
+            std::fs::create_dir_all(dir)?;
         }
-        for t in self.tasks.handles {
-            let _ = t.await;
-        }
+        let mut tasks = Tasks::default();
+        let pg = pgsim::PgSim::new(pgsim::SimOptions {
+            secret_key: SIM_SECRET_KEY.to_owned(),
+            webhook_url: opts.webhook_url,
+            webhook_secret: opts.webhook_secret,
+            webhook_backoff: opts.webhook_backoff,
+            stall: opts.stall,
+            delay: opts.stall / 8,
+            state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.json")),
+            clock: Arc::new(shop_app::clock::SystemClock),
+        })?;
+        tasks.serve("PG simulator", pg_listener, pg.router());
+        let sink = sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.json")), opts.stall)?;
+        tasks.serve("data-platform sink", sink_listener, sink.router());
+        Ok(Simulators { pg_addr, sink_addr, tasks })
+    }
+
+    pub async fn stop(self) {
+        self.tasks.stop().await;
     }
 }
 

@@ -107,6 +107,10 @@ enum Command {
         /// RFC 3339, or relative: -30m, -2h, -1d.
         #[arg(long, allow_hyphen_values = true)]
         since: String,
+        /// Work on this DynamoDB table of a deployed stack instead of the data dir
+        /// (credentials, region and endpoint from the usual AWS_* variables / profile).
+        #[arg(long, env = "SHOP_TABLE")]
+        table: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -115,6 +119,10 @@ enum Command {
         order_id: String,
         #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
         data_dir: PathBuf,
+        /// Work on this DynamoDB table of a deployed stack instead of the data dir
+        /// (credentials, region and endpoint from the usual AWS_* variables / profile).
+        #[arg(long, env = "SHOP_TABLE")]
+        table: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -124,6 +132,28 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         file: PathBuf,
+        /// Work on this DynamoDB table of a deployed stack instead of the data dir
+        /// (credentials, region and endpoint from the usual AWS_* variables / profile).
+        #[arg(long, env = "SHOP_TABLE")]
+        table: Option<String>,
+    },
+    /// Run only the PG simulator and the data-platform sink, for a stack deployed elsewhere.
+    Sim {
+        #[arg(long, default_value_t = 3001)]
+        pg_port: u16,
+        #[arg(long, default_value_t = 3002)]
+        sink_port: u16,
+        /// Where the PG simulator sends webhooks (the deployed API's /webhooks/pg).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        #[arg(long, env = "PG_WEBHOOK_SECRET")]
+        webhook_secret: Option<String>,
+        /// Milliseconds standing in for one minute of the PG's webhook retry schedule.
+        #[arg(long, default_value_t = 1_000)]
+        webhook_backoff_ms: u64,
+        /// Keep the simulators' state in this directory (default: in memory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -145,6 +175,14 @@ enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The deployed stack's table when `table` is given, else the local data dir.
+async fn target(data_dir: &std::path::Path, table: Option<&str>) -> anyhow::Result<shop_app::App> {
+    match table {
+        Some(t) => shop_app::aws::app_for_table("shop", t).await,
+        None => open_app(data_dir).await,
+    }
 }
 
 async fn open_app(data_dir: &std::path::Path) -> anyhow::Result<shop_app::App> {
@@ -224,16 +262,17 @@ async fn main() -> anyhow::Result<()> {
                 )
             });
         }
-        Command::Republish { data_dir, since, json } => {
-            let app = open_app(&data_dir).await?;
+        Command::Republish { data_dir, since, table, json } => {
+            let app = target(&data_dir, table.as_deref()).await?;
+            let sender = if table.is_some() { "the stream publisher" } else { "`shop up`" };
             let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
             let n = shop_local::ops::republish(&app, shop_local::ops::parse_time(&since, now)?).await?;
             print(json, &serde_json::json!({"republished": n}), || {
-                format!("{n} outbox event(s) marked for publishing again; `shop up` sends them")
+                format!("{n} outbox event(s) marked for publishing again; {sender} sends them")
             });
         }
-        Command::Timeline { order_id, data_dir, json } => {
-            let app = open_app(&data_dir).await?;
+        Command::Timeline { order_id, data_dir, table, json } => {
+            let app = target(&data_dir, table.as_deref()).await?;
             let id = shop_domain::OrderId::parse(order_id.as_str())?;
             let t = shop_local::ops::timeline(&app, &id).await?;
             print(json, &t, || {
@@ -265,15 +304,35 @@ async fn main() -> anyhow::Result<()> {
                 lines.join("\n")
             });
         }
-        Command::Seed { data_dir, file } => {
+        Command::Seed { data_dir, file, table } => {
             shop_app::telemetry::init("shop-seed");
             let catalog = seed::Catalog::parse(&std::fs::read_to_string(&file)?)?;
-            let (_, app, _) = shop_local::open(Some(&data_dir), Config::default(), None, None).await?;
+            let app = match table {
+                Some(t) => shop_app::aws::app_for_table("shop-seed", &t).await?,
+                None => shop_local::open(Some(&data_dir), Config::default(), None, None).await?.1,
+            };
             let r = seed::seed(&app, &catalog).await?;
             println!(
                 "seeded {} products, {} coupons ({} already present, kept), {} users",
                 r.products, r.coupons_created, r.coupons_kept, r.users
             );
+        }
+        Command::Sim { pg_port, sink_port, webhook_url, webhook_secret, webhook_backoff_ms, data_dir } => {
+            shop_app::telemetry::init("shop-sim");
+            let sims = shop_local::Simulators::start(shop_local::SimulatorOptions {
+                pg_port,
+                sink_port,
+                webhook_url,
+                webhook_secret,
+                webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms),
+                stall: std::time::Duration::from_secs(25),
+                data_dir,
+            })
+            .await?;
+            println!("PG simulator on http://{} (secret key {})", sims.pg_addr, shop_local::SIM_SECRET_KEY);
+            println!("data-platform sink on http://{}", sims.sink_addr);
+            shutdown_signal().await;
+            sims.stop().await;
         }
         Command::Up {
             port,

@@ -11,12 +11,31 @@ pub async fn app_from_env(service: &'static str) -> anyhow::Result<App> {
 }
 
 /// The app and the SDK configuration, for functions that need more clients.
+///
+/// A function that talks to the PG gets `PG_SECRET_KEY_PARAMETER`, the name of
+/// an SSM SecureString; its value is read once here, at cold start, so a
+/// missing parameter or permission fails the init (visible as init errors),
+/// never a payment. Functions without it never call SSM. `PG_SECRET_KEY` is
+/// the plain-text fallback for `cargo lambda watch` against the simulator.
 pub async fn app_and_sdk(service: &'static str) -> anyhow::Result<(App, aws_config::SdkConfig)> {
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    if let Some(name) = std::env::var("PG_SECRET_KEY_PARAMETER").ok().filter(|n| !n.is_empty()) {
+        config.pg_secret_key = secure_parameter(&sdk, &name).await?;
+    }
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let app = App::new(shop_store::Store::new(client, config.table_name.clone()), config)?.with_service(service);
     Ok((app, sdk))
+}
+
+/// An app on the DynamoDB table `table`, reached through the default AWS
+/// chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`): for operator
+/// commands run against a deployed stack.
+pub async fn app_for_table(service: &'static str, table: &str) -> anyhow::Result<App> {
+    let config = Config { table_name: table.to_owned(), ..Config::default() };
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = shop_store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), table.to_owned());
+    Ok(App::new(store, config)?.with_service(service))
 }
 
 /// The EventBridge bus named by `EVENT_BUS_NAME`.
@@ -31,4 +50,16 @@ pub fn data_platform() -> anyhow::Result<crate::consumers::HttpDataPlatform> {
     let timeout = std::env::var("DATA_PLATFORM_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_millis(timeout)).build()?;
     Ok(crate::consumers::HttpDataPlatform { http, url })
+}
+
+/// The decrypted value of the SSM parameter `name`.
+async fn secure_parameter(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<String> {
+    let out =
+        aws_sdk_ssm::Client::new(sdk).get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
+            anyhow::anyhow!("reading SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e))
+        })?;
+    out.parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("SSM parameter {name} has no value"))
 }

@@ -1,0 +1,687 @@
+#!/usr/bin/env python3
+"""Deploys infra/template.yaml to ministack with CloudFormation and runs the
+end-to-end scenario through the emulated API Gateway.
+
+Run by infra/scripts/emulator-test.sh (which builds the functions and the venv);
+docs/deploy.md lists what is adapted for the emulator and why. Every step
+prints what it did; any failed expectation ends the run with exit code 1.
+
+The world outside the stack is real HTTP: `shop sim` (the Toss-compatible PG
+simulator and the data-platform sink) and an OIDC issuer serving a JWKS, whose
+RS256 tokens the emulated JWT authorizer verifies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import datetime as dt
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import io
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+
+import boto3
+import yaml
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+STACK = "shop-e2e"
+BUCKET = "shop-e2e-artifacts"
+AUDIENCE = "shop-e2e"
+# Resource types ministack 1.5.33 cannot create; they go to moto instead.
+NOT_ON_MINISTACK = {"AWS::Events::Archive"}
+# Stand-in for one SQS visibility timeout while a consumer fails (the
+# template's 180 s would take 15 minutes to reach the DLQ after 5 receives).
+TEST_VISIBILITY_SECS = "1"
+
+
+# ── output ───────────────────────────────────────────────────────────────────
+
+T0 = time.monotonic()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
+
+
+class Failed(Exception):
+    pass
+
+
+def expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise Failed(what)
+    log(f"  ok: {what}")
+
+
+def wait_for(what: str, probe, deadline_secs: float = 120.0, every: float = 0.5):
+    """Polls `probe` until it returns something truthy, or fails at the deadline."""
+    end = time.monotonic() + deadline_secs
+    last = None
+    while time.monotonic() < end:
+        last = probe()
+        if last:
+            log(f"  ok: {what}")
+            return last
+        time.sleep(every)
+    raise Failed(f"timed out after {deadline_secs:.0f}s waiting for: {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, what: str, deadline_secs: float = 60.0) -> None:
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    wait_for(f"{what} listening on {port}", up, deadline_secs, 0.2)
+
+
+# ── HTTP ─────────────────────────────────────────────────────────────────────
+
+
+def http(method: str, url: str, body=None, headers=None, timeout=30.0):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("content-type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        status = e.code
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return status, parsed
+
+
+# ── the identity provider ────────────────────────────────────────────────────
+
+
+def b64url(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def int_b64(n: int) -> str:
+    return b64url(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+
+class Issuer:
+    """An OIDC issuer: discovery document, JWKS, RS256 tokens."""
+
+    def __init__(self, port: int):
+        self.url = f"http://127.0.0.1:{port}"
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pub = self.key.public_key().public_numbers()
+        jwks = {"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": "e2e", "n": int_b64(pub.n), "e": int_b64(pub.e)}]}
+        docs = {
+            "/.well-known/openid-configuration": {"issuer": self.url, "jwks_uri": f"{self.url}/.well-known/jwks.json"},
+            "/.well-known/jwks.json": jwks,
+        }
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                doc = docs.get(self.path)
+                body = json.dumps(doc).encode() if doc else b"{}"
+                self.send_response(200 if doc else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, sub: str, audience: str = AUDIENCE) -> str:
+        now = int(time.time())
+        header = {"alg": "RS256", "typ": "JWT", "kid": "e2e"}
+        claims = {"iss": self.url, "aud": audience, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 3600}
+        signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+        sig = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{b64url(sig)}"
+
+
+# ── the template ─────────────────────────────────────────────────────────────
+
+
+class CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _cfn_tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template() -> dict:
+    return yaml.load((ROOT / "infra/template.yaml").read_text(), Loader=CfnLoader)
+
+
+def for_ministack(template: dict) -> tuple[dict, dict, list[str]]:
+    """The template as deployed to ministack, the part that goes to moto, and
+    the list of adaptations (printed, and documented in docs/deploy.md)."""
+    t = copy.deepcopy(template)
+    res = t["Resources"]
+    notes = []
+
+    # 1. Code: `sam build` would upload each function's zip; here we did.
+    functions = {n: r for n, r in res.items() if r["Type"] == "AWS::Serverless::Function"}
+    for r in functions.values():
+        binary = r["Metadata"]["BuildProperties"]["Binary"]
+        r["Properties"]["CodeUri"] = f"s3://{BUCKET}/{binary}.zip"
+    notes.append(f"CodeUri of {len(functions)} functions -> s3://{BUCKET}/<binary>.zip (what `sam build`+`sam deploy` upload)")
+
+    # 2. Resource types ministack rejects: deployed to moto.
+    moved = {n: r for n, r in res.items() if r["Type"] in NOT_ON_MINISTACK}
+    for n in moved:
+        del res[n]
+    moto = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": copy.deepcopy(moved)}
+    for n, r in moved.items():
+        # their dependencies, as in the real template
+        for dep in sorted(refs(r)):
+            if dep in template["Resources"] and dep not in moto["Resources"]:
+                moto["Resources"][dep] = copy.deepcopy(template["Resources"][dep])
+        notes.append(f"{n} ({r['Type']}) -> moto (ministack cannot create it); the same archive is created through the EventBridge API")
+        pattern = moto["Resources"][n]["Properties"].get("EventPattern")
+        if isinstance(pattern, dict):
+            # moto 5.2.1 json.loads() this property; CloudFormation takes the object too.
+            moto["Resources"][n]["Properties"]["EventPattern"] = json.dumps(pattern)
+            notes.append(f"{n}.EventPattern passed to moto as a JSON string (moto only parses that form)")
+
+    # 3. ministack ignores the OpenAPI body SAM generates for an HttpApi, so
+    #    the routes, integrations and the JWT authorizer the SAM events
+    #    describe are declared as the ApiGatewayV2 resources AWS itself creates.
+    apis = [n for n, r in res.items() if r["Type"] == "AWS::Serverless::HttpApi"]
+    for api in apis:
+        auth = res[api]["Properties"]["Auth"]
+        default = auth["DefaultAuthorizer"]
+        jwt = auth["Authorizers"][default]
+        res["EmuAuthorizer"] = {
+            "Type": "AWS::ApiGatewayV2::Authorizer",
+            "Properties": {
+                "ApiId": {"Ref": api},
+                "Name": default,
+                "AuthorizerType": "JWT",
+                "IdentitySource": [jwt["IdentitySource"]],
+                "JwtConfiguration": {"Issuer": jwt["JwtConfiguration"]["issuer"], "Audience": jwt["JwtConfiguration"]["audience"]},
+            },
+        }
+        routes = 0
+        for fname, f in functions.items():
+            for ename, ev in f["Properties"].get("Events", {}).items():
+                if ev["Type"] != "HttpApi" or ev["Properties"].get("ApiId") != {"Ref": api}:
+                    continue
+                p = ev["Properties"]
+                integ = f"Emu{fname}{ename}Integration"
+                res[integ] = {
+                    "Type": "AWS::ApiGatewayV2::Integration",
+                    "Properties": {
+                        "ApiId": {"Ref": api},
+                        "IntegrationType": "AWS_PROXY",
+                        "IntegrationUri": {"Fn::GetAtt": [fname, "Arn"]},
+                        "PayloadFormatVersion": "2.0",
+                    },
+                }
+                open_route = p.get("Auth", {}).get("Authorizer") == "NONE"
+                route = {
+                    "ApiId": {"Ref": api},
+                    "RouteKey": f"{p['Method'].upper()} {p['Path']}",
+                    "Target": {"Fn::Sub": f"integrations/${{{integ}}}"},
+                    "AuthorizationType": "NONE" if open_route else "JWT",
+                }
+                if not open_route:
+                    route["AuthorizerId"] = {"Ref": "EmuAuthorizer"}
+                res[f"Emu{fname}{ename}Route"] = {"Type": "AWS::ApiGatewayV2::Route", "Properties": route}
+                routes += 1
+        notes.append(f"{api}: {routes} routes + JWT authorizer declared as AWS::ApiGatewayV2 resources (ministack ignores the SAM-generated OpenAPI body)")
+    return t, moto, notes
+
+
+def refs(node) -> set[str]:
+    out = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "Ref" and isinstance(v, str):
+                out.add(v)
+            elif k == "Fn::GetAtt":
+                out.add(v[0] if isinstance(v, list) else v.split(".")[0])
+            else:
+                out |= refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            out |= refs(v)
+    return out
+
+
+# ── processes ────────────────────────────────────────────────────────────────
+
+
+class Procs:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.procs: list[tuple[str, subprocess.Popen, Path]] = []
+
+    def start(self, name: str, argv: list[str], env: dict) -> Path:
+        logfile = self.workdir / f"{name}.log"
+        f = open(logfile, "wb")
+        p = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True)
+        self.procs.append((name, p, logfile))
+        return logfile
+
+    def check_alive(self):
+        for name, p, logfile in self.procs:
+            if p.poll() is not None:
+                raise Failed(f"{name} exited with {p.returncode}; see {logfile}")
+
+    def stop(self):
+        for _, p, _ in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, 15)
+                    p.wait(timeout=10)
+                except Exception:
+                    os.killpg(p.pid, 9)
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ── the run ──────────────────────────────────────────────────────────────────
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True, help="directory with the function binaries and `shop`")
+    ap.add_argument("--workdir", required=True)
+    args = ap.parse_args()
+    bin_dir = Path(args.bin_dir).resolve()
+    work = Path(args.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+
+    ms_port, moto_port, pg_port, sink_port, idp_port = (free_port() for _ in range(5))
+    endpoint = f"http://127.0.0.1:{ms_port}"
+    aws_env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    # Functions inherit ministack's environment: nothing of ours may leak in
+    # (the PG key in particular must come from SSM, as in AWS).
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG_", "SHOP_", "TABLE_NAME", "EVENT_BUS", "DATA_PLATFORM"))}
+    procs = Procs(work)
+    try:
+        return run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, sink_port, idp_port, endpoint)
+    except Exception as e:  # noqa: BLE001 - report, show the logs, fail
+        log(f"FAILED: {e if isinstance(e, Failed) else repr(e)}")
+        if not isinstance(e, Failed):
+            import traceback
+            traceback.print_exc()
+        for name, _, logfile in procs.procs:
+            print(f"\n----- last lines of {name} ({logfile}) -----\n{tail(logfile)}", flush=True)
+        return 1
+    finally:
+        procs.stop()
+        # ministack unpacks every function's code here and leaves it behind.
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"ministack-provided-code-{ms_port}", ignore_errors=True)
+
+
+def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, sink_port, idp_port, endpoint) -> int:
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine().lower()]
+
+    # ministack: functions inherit its environment, so AWS_ENDPOINT_URL there
+    # is what points their SDK clients back at it.
+    log(f"starting ministack on {endpoint}, moto on {moto_port}")
+    procs.start(
+        "ministack",
+        [sys.executable, "-m", "ministack"],
+        {
+            **base_env,
+            **aws_env,
+            "GATEWAY_PORT": str(ms_port),
+            "BIND_HOST": "127.0.0.1",
+            "AWS_ENDPOINT_URL": endpoint,
+            "LOG_LEVEL": "WARNING",
+            "IOT_MTLS_ENABLED": "0",
+            "SFTP_ENABLED": "0",
+            "LAMBDA_EXECUTOR": "local",
+        },
+    )
+    procs.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)], {**base_env, **aws_env})
+    issuer = Issuer(idp_port)
+    wait_for("ministack healthy", lambda: http("GET", f"{endpoint}/_ministack/health", timeout=2)[0] == 200 if port_open(ms_port) else False, 60)
+    wait_port(moto_port, "moto")
+    procs.check_alive()
+
+    def client(service, url=endpoint):
+        return boto3.client(service, endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+
+    cfn, s3, ssm, sqs, events, ddb, lam, apigw, logs, scheduler = (
+        client(s) for s in ("cloudformation", "s3", "ssm", "sqs", "events", "dynamodb", "lambda", "apigatewayv2", "logs", "scheduler")
+    )
+
+    def invocations(function: str) -> int:
+        """START lines in the function's log group: one per invocation."""
+        group = f"/aws/lambda/{STACK}-{function}"
+        pages = logs.get_paginator("filter_log_events").paginate(logGroupName=group)
+        return sum(1 for p in pages for e in p.get("events", []) if e["message"].startswith("START"))
+
+    # ── artifacts and parameters ──
+    template = load_template()
+    deployed, moto_part, notes = for_ministack(template)
+    log("emulator adaptations of infra/template.yaml:")
+    for n in notes:
+        log(f"  - {n}")
+    s3.create_bucket(Bucket=BUCKET)
+    total = 0
+    for r in template["Resources"].values():
+        if r["Type"] != "AWS::Serverless::Function":
+            continue
+        binary = r["Metadata"]["BuildProperties"]["Binary"]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+            info = zipfile.ZipInfo("bootstrap")
+            info.external_attr = 0o755 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, (bin_dir / binary).read_bytes())
+        total += buf.tell()
+        s3.put_object(Bucket=BUCKET, Key=f"{binary}.zip", Body=buf.getvalue())
+    log(f"uploaded 14 function zips ({total / 1e6:.1f} MB) to s3://{BUCKET}")
+    ssm.put_parameter(Name="/shop/pg-secret-key", Type="SecureString", Value="test_sk_shop_local", Overwrite=True)
+    ssm.put_parameter(Name="/shop/data-platform-url", Type="String", Value=f"http://127.0.0.1:{sink_port}", Overwrite=True)
+    log("SSM: /shop/pg-secret-key (SecureString), /shop/data-platform-url (String)")
+
+    # ── deploy ──
+    params = {
+        "Architecture": arch,
+        "JwtIssuer": issuer.url,
+        "JwtAudience": AUDIENCE,
+        "PgBaseUrl": f"http://127.0.0.1:{pg_port}",
+        "ReconcileAfterSecs": "60",
+    }
+    log(f"create-stack {STACK} with {params}")
+    t_deploy = time.monotonic()
+    cfn.create_stack(
+        StackName=STACK,
+        TemplateBody=json.dumps(deployed),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+
+    def stack_done():
+        s = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+        return s if not s["StackStatus"].endswith("IN_PROGRESS") else None
+
+    stack = wait_for("stack settled", stack_done, 300, 1)
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"][:30]:
+            log(f"  {e['LogicalResourceId']} {e['ResourceStatus']} {e.get('ResourceStatusReason', '')}")
+        raise Failed(f"stack is {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+    log(f"stack CREATE_COMPLETE in {time.monotonic() - t_deploy:.1f}s")
+    resources = [r for page in cfn.get_paginator("list_stack_resources").paginate(StackName=STACK)
+                 for r in page["StackResourceSummaries"]]
+    log(f"{len(resources)} resources created:")
+    for r in sorted(resources, key=lambda r: (r["ResourceType"], r["LogicalResourceId"])):
+        log(f"  {r['ResourceStatus']:<16} {r['ResourceType']:<38} {r['LogicalResourceId']:<40} {r.get('PhysicalResourceId', '')}")
+    bad = [r for r in resources if r["ResourceStatus"] != "CREATE_COMPLETE"]
+    expect(not bad, "every resource CREATE_COMPLETE")
+    phys = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+    by_type: dict[str, int] = {}
+    for r in resources:
+        by_type[r["ResourceType"]] = by_type.get(r["ResourceType"], 0) + 1
+    expect(by_type.get("AWS::Lambda::Function") == 14, "14 Lambda functions")
+    expect(by_type.get("AWS::Lambda::EventSourceMapping") == 4, "4 event source mappings (stream + 3 queues)")
+    expect(by_type.get("AWS::Scheduler::Schedule") == 2, "2 schedules")
+
+    # the part ministack cannot host, on moto, as written in the template
+    moto_cfn = client("cloudformation", f"http://127.0.0.1:{moto_port}")
+    moto_cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(moto_part))
+    ms = wait_for("moto stack settled", lambda: (lambda s: s if not s["StackStatus"].endswith("IN_PROGRESS") else None)(
+        moto_cfn.describe_stacks(StackName=STACK)["Stacks"][0]), 60)
+    expect(ms["StackStatus"] == "CREATE_COMPLETE", f"moto stack with {sorted(moto_part['Resources'])} CREATE_COMPLETE")
+    moto_events = client("events", f"http://127.0.0.1:{moto_port}")
+    archives = moto_events.list_archives()["Archives"]
+    expect(len(archives) == 1 and archives[0]["State"] == "ENABLED", f"moto: archive {archives[0]['ArchiveName'] if archives else '-'} ENABLED")
+    arch_tpl = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Archive")["Properties"]
+    desc = moto_events.describe_archive(ArchiveName=archives[0]["ArchiveName"])
+    expect(json.loads(desc["EventPattern"]) == arch_tpl["EventPattern"] and desc["RetentionDays"] == arch_tpl["RetentionDays"],
+           "moto: archive pattern and retention as in the template")
+
+    # post-deploy settings ministack's CloudFormation drops (see docs/deploy.md)
+    table = phys["Table"]
+    ttl = next(r for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table")["Properties"]["TimeToLiveSpecification"]
+    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True})
+    bus_name = phys["EventBus"]
+    bus_arn = events.describe_event_bus(Name=bus_name)["Arn"]
+    events.create_archive(ArchiveName=f"{STACK}-archive", EventSourceArn=bus_arn,
+                          EventPattern=json.dumps(arch_tpl["EventPattern"]), RetentionDays=arch_tpl["RetentionDays"])
+    log(f"table {table}: TTL on `{ttl['AttributeName']}`; archive {STACK}-archive on {bus_name} (from the template's properties)")
+
+    queue_url = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::SQS::Queue"}
+    api_id = phys["HttpApi"]
+    api = f"{endpoint}/_aws/execute-api/{api_id}"
+    log(f"API {api_id}: {len(apigw.get_routes(ApiId=api_id)['Items'])} routes")
+
+    # ── the outside world: PG simulator + data platform, identity provider ──
+    procs.start(
+        "shop-sim",
+        [str(bin_dir / "shop"), "sim", "--pg-port", str(pg_port), "--sink-port", str(sink_port),
+         "--webhook-url", f"{api}/webhooks/pg", "--webhook-backoff-ms", "500"],
+        {**base_env, "RUST_LOG": "info"},
+    )
+    wait_port(pg_port, "PG simulator")
+    wait_port(sink_port, "data-platform sink")
+    pg = f"http://127.0.0.1:{pg_port}"
+    sink = f"http://127.0.0.1:{sink_port}"
+    shop_env = {**base_env, **aws_env, "AWS_ENDPOINT_URL": endpoint, "RUST_LOG": "warn"}
+    out = subprocess.run([str(bin_dir / "shop"), "seed", "--table", table, "--file", str(ROOT / "infra/local/catalog.json")],
+                         env=shop_env, capture_output=True, text=True, timeout=120)
+    log(f"shop seed --table {table}: {out.stdout.strip()} {out.stderr.strip()[-500:]}")
+    expect(out.returncode == 0, "catalog seeded into the deployed table")
+
+    def call(method, path, user=None, body=None, headers=None, token=None):
+        h = dict(headers or {})
+        if user or token:
+            h["authorization"] = f"Bearer {token or issuer.token(user)}"
+        return http(method, f"{api}{path}", body, h)
+
+    # ── the scenario ──
+    log("scenario 1: the JWT authorizer")
+    expect(call("GET", "/coupons")[0] == 401, "no token -> 401")
+    expect(call("GET", "/coupons", token=issuer.token("u1", audience="someone-else"))[0] == 401, "wrong audience -> 401")
+    status, body = call("GET", "/coupons", "u1")
+    expect(status == 200, f"valid RS256 token -> 200 ({body})")
+
+    log("scenario 2: order -> card payment -> webhook -> coupon USED -> analytics delivered")
+    status, order = call("POST", "/orders", "u1", {"items": [{"productId": "p1", "quantity": 2}], "couponId": "c1"},
+                         {"idempotency-key": f"e2e-{uuid.uuid4()}"})
+    expect(status == 201, f"POST /orders -> 201 ({order})")
+    order_a, amount_a = order["orderId"], order["amountDue"]
+    expect(amount_a == 2 * 12000 - 3000, f"amount due {amount_a} = 2 x 12000 - coupon 3000")
+    _, co = http("POST", f"{pg}/v1/sim/checkout", {"orderId": order_a, "amount": amount_a, "method": "CARD"})
+    key_a = co["paymentKey"]
+    status, paid = call("POST", "/payments/confirm", "u1", {"orderId": order_a, "paymentKey": key_a, "amount": amount_a})
+    expect(status == 200, f"POST /payments/confirm -> 200 ({paid})")
+    wait_for("the PG's webhook for order A answered 200 by the deployed pg-webhook",
+             lambda: any(w.get("orderId") == order_a and w.get("status") == 200 for w in webhooks(pg)), 60)
+    wait_for("order A PAID", lambda: call("GET", f"/orders/{order_a}", "u1")[1].get("status") == "PAID", 60)
+    wait_for("coupon c1 USED (stream -> publisher -> EventBridge -> SQS -> coupon consumer)",
+             lambda: coupon_status(call("GET", "/coupons", "u1")[1], "c1") == "USED", 120)
+    wait_for("analytics delivered OrderPaid of order A to the data platform",
+             lambda: "OrderPaid" in delivered(sink, order_a), 120)
+
+    log("scenario 3: a consumer failure lands in its DLQ; redrive delivers it")
+    aq, adlq = queue_url["AnalyticsQueue"], queue_url["AnalyticsQueueDlq"]
+    sqs.set_queue_attributes(QueueUrl=aq, Attributes={"VisibilityTimeout": TEST_VISIBILITY_SECS})
+    log(f"  AnalyticsQueue VisibilityTimeout 180 -> {TEST_VISIBILITY_SECS}s for the test (5 receives before the DLQ)")
+    http("POST", f"{sink}/sim/faults", {"fault": "error", "count": -1})
+    status, order = call("POST", "/orders", "u2", {"items": [{"productId": "p3", "quantity": 1}]},
+                         {"idempotency-key": f"e2e-{uuid.uuid4()}"})
+    expect(status == 201, f"order B placed ({order.get('orderId')})")
+    order_b, amount_b = order["orderId"], order["amountDue"]
+    _, co = http("POST", f"{pg}/v1/sim/checkout", {"orderId": order_b, "amount": amount_b, "method": "CARD"})
+    status, _ = call("POST", "/payments/confirm", "u2", {"orderId": order_b, "paymentKey": co["paymentKey"], "amount": amount_b})
+    expect(status == 200, "order B paid")
+    wait_for("order B's analytics message in AnalyticsQueueDlq after 5 failed receives",
+             lambda: depth(sqs, adlq) >= 1, 180)
+    expect("OrderPaid" not in delivered(sink, order_b), "order B's OrderPaid refused by the data platform so far")
+    http("DELETE", f"{sink}/sim/faults")
+    moved = redrive(sqs, adlq, aq)
+    log(f"  redrive: {moved}")
+    wait_for("after the redrive, order B's OrderPaid delivered", lambda: "OrderPaid" in delivered(sink, order_b), 120)
+    wait_for("AnalyticsQueueDlq empty", lambda: depth(sqs, adlq) == 0, 30)
+    wait_for("coupon consumer: order B changed no coupon; c1 still USED",
+             lambda: coupon_status(call("GET", "/coupons", "u1")[1], "c1") == "USED", 10)
+
+    log("scenario 4: an archive replay changes nothing (consumers dedupe by event id)")
+    before = len(deliveries(sink))
+    consumed_before = {c: invocations(c) for c in ("coupon", "analytics")}
+    replay = f"e2e-replay-{int(time.time())}"
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    events.start_replay(ReplayName=replay, EventSourceArn=events.describe_archive(ArchiveName=f"{STACK}-archive")["ArchiveArn"],
+                        EventStartTime=start, EventEndTime=dt.datetime.now(dt.timezone.utc),
+                        Destination={"Arn": bus_arn})
+    wait_for(f"replay {replay} COMPLETED", lambda: events.describe_replay(ReplayName=replay)["State"] == "COMPLETED", 60)
+    wait_for("every consumer queue drained after the replay",
+             lambda: all(depth(sqs, queue_url[q], in_flight=True) == 0 for q in ("CouponQueue", "CompensationQueue", "AnalyticsQueue")), 120)
+    consumed_after = {c: invocations(c) for c in ("coupon", "analytics")}
+    expect(all(consumed_after[c] > consumed_before[c] for c in consumed_after),
+           f"the replayed events reached the consumers again (invocations {consumed_before} -> {consumed_after})")
+    accepted_after = [d for d in deliveries(sink) if d.get("status") == 200 and not d.get("duplicate")]
+    expect(len(deliveries(sink)) == before, f"no new data-platform deliveries from the replay ({before} before and after)")
+    expect(len({d['eventId'] for d in accepted_after}) == len(accepted_after), "every event accepted by the data platform once")
+
+    log("scenario 5: the schedules and their functions")
+    for fn in ("expire-orders", "reconcile-payments"):
+        sched = next(r for r in resources if r["ResourceType"] == "AWS::Scheduler::Schedule" and r["LogicalResourceId"].startswith(
+            "".join(w.capitalize() for w in fn.split("-"))))
+        got = scheduler.get_schedule(Name=sched["PhysicalResourceId"])
+        fixture = json.loads((ROOT / f"events/schedule-{fn}.json").read_text())
+        out = lam.invoke(FunctionName=f"{STACK}-{fn}", Payload=json.dumps(fixture).encode())
+        payload = out["Payload"].read().decode()
+        expect(got["ScheduleExpression"] == "rate(1 minute)" and "FunctionError" not in out,
+               f"{fn}: schedule {got['ScheduleExpression']} {got['State']}; invoked with events/schedule-{fn}.json -> {payload}")
+
+    log("final states")
+    for oid, user in ((order_a, "u1"), (order_b, "u2")):
+        _, o = call("GET", f"/orders/{oid}", user)
+        log(f"  order {oid}: {json.dumps({k: v for k, v in (o or {}).items() if k not in ('items', 'createdAt', 'expiresAt')})}")
+    log(f"  coupons of u1: {[(c.get('couponId'), c.get('status')) for c in (call('GET', '/coupons', 'u1')[1] or {}).get('coupons', [])]}")
+    for oid in (order_a, order_b):
+        log(f"  data platform, order {oid}: {sorted(delivered(sink, oid))}")
+    for name, url in sorted(queue_url.items()):
+        log(f"  {name:<28} visible={depth(sqs, url)} in-flight={depth(sqs, url, in_flight=True) - depth(sqs, url)}")
+    tl = subprocess.run([str(bin_dir / "shop"), "timeline", order_a, "--table", table], env=shop_env, capture_output=True, text=True, timeout=60)
+    log(f"  shop timeline {order_a} --table {table}:\n{tl.stdout}{tl.stderr[-300:]}")
+    expect(tl.returncode == 0 and "analytics" in tl.stdout and "coupon" in tl.stdout, "the saga timeline read from the deployed table")
+    expect(depth(sqs, queue_url["PublisherFailureQueue"]) == 0, "no outbox record given up by the publisher")
+    procs.check_alive()
+    log("PASSED")
+    return 0
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def webhooks(pg: str) -> list:
+    _, body = http("GET", f"{pg}/v1/sim/webhooks")
+    return body if isinstance(body, list) else (body or {}).get("webhooks", [])
+
+
+def deliveries(sink: str) -> list:
+    _, body = http("GET", f"{sink}/sim/deliveries")
+    return body if isinstance(body, list) else (body or {}).get("deliveries", [])
+
+
+def delivered(sink: str, order_id: str) -> set:
+    return {d["detailType"] for d in deliveries(sink) if d.get("orderId") == order_id and d.get("status") == 200}
+
+
+def coupon_status(body, coupon_id: str):
+    for c in (body or {}).get("coupons", []):
+        if c.get("couponId") == coupon_id:
+            return c.get("status")
+    return None
+
+
+def depth(sqs, url: str, in_flight: bool = False) -> int:
+    names = ["ApproximateNumberOfMessages"] + (["ApproximateNumberOfMessagesNotVisible"] if in_flight else [])
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(a.get(n, 0)) for n in names)
+
+
+def redrive(sqs, dlq: str, source: str) -> str:
+    """StartMessageMoveTask where the emulator has it; else the same move by
+    hand (receive, send to the source queue, then delete)."""
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    try:
+        sqs.start_message_move_task(SourceArn=dlq_arn)
+        return "StartMessageMoveTask"
+    except sqs.exceptions.ClientError as e:
+        log(f"  StartMessageMoveTask unavailable ({e.response['Error'].get('Code')}): moving by receive/send/delete")
+    moved = 0
+    while True:
+        msgs = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not msgs:
+            return f"{moved} message(s) moved by hand"
+        for m in msgs:
+            sqs.send_message(QueueUrl=source, MessageBody=m["Body"])
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+            moved += 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
