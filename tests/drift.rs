@@ -152,6 +152,10 @@ fn project_rules_hold() {
         // No bare "*" resource in a role; the PG secret is readable only by
         // the functions told its parameter name, and never passed in plain text.
         let env = &f["Properties"]["Environment"]["Variables"];
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default();
+        let routes = shop_app::routes::ROUTES.iter().filter(|r| r.function == binary);
+        let read_only = routes.clone().count() > 0 && routes.clone().all(|r| r.method == "GET");
+        let mut writes = false;
         assert!(env["PG_SECRET_KEY"].is_null(), "{name}: PG secret in plain text");
         let mut reads_ssm = false;
         for statement in f["Properties"]["Policies"].as_sequence().into_iter().flatten() {
@@ -166,6 +170,17 @@ fn project_rules_hold() {
                     other => vec![other.clone()],
                 };
                 reads_ssm |= actions.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("ssm:")));
+                writes |= actions.iter().any(|a| {
+                    a.as_str().is_some_and(|a| {
+                        [
+                            "dynamodb:PutItem",
+                            "dynamodb:UpdateItem",
+                            "dynamodb:DeleteItem",
+                            "dynamodb:ConditionCheckItem",
+                        ]
+                        .contains(&a)
+                    })
+                });
             }
         }
         assert_eq!(
@@ -173,6 +188,7 @@ fn project_rules_hold() {
             !env["PG_SECRET_KEY_PARAMETER"].is_null(),
             "{name}: ssm access iff it reads the PG secret"
         );
+        assert!(!(read_only && writes), "{name}: serves only GET routes, so its role must not write the table");
     }
     for (name, r) in of_type(&t, "AWS::Events::Rule") {
         for target in r["Properties"]["Targets"].as_sequence().into_iter().flatten() {

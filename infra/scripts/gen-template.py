@@ -160,6 +160,11 @@ table_arns = """[!GetAtt Table.Arn, !Sub "${Table.Arn}/index/*"]"""
 # aws/ssm KMS key needs no kms:Decrypt grant; a customer key would.)
 PG_FUNCTIONS = {"confirm-payment", "pg-webhook", "compensation", "reconcile-payments"}
 
+# Functions that only answer GET routes read the table and never write it.
+READ_ONLY = {r["function"] for r in routes if r["method"] == "GET"} - {r["function"] for r in routes if r["method"] != "GET"}
+READ_ACTIONS = "dynamodb:GetItem, dynamodb:Query, dynamodb:BatchGetItem"
+WRITE_ACTIONS = "dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:ConditionCheckItem"
+
 def policies(name, extra=""):
     ssm = """            - Effect: Allow
               Action: [ssm:GetParameter]
@@ -168,7 +173,7 @@ def policies(name, extra=""):
     return f"""      Policies:
         - Statement:
             - Effect: Allow
-              Action: [dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:Query, dynamodb:BatchGetItem, dynamodb:ConditionCheckItem]
+              Action: [{READ_ACTIONS if name in READ_ONLY else READ_ACTIONS + ", " + WRITE_ACTIONS}]
               Resource: {table_arns}
 {ssm}{extra}"""
 
