@@ -169,6 +169,13 @@ fn project_rules_hold() {
                     Value::Sequence(v) => v.clone(),
                     other => vec![other.clone()],
                 };
+                if actions.iter().any(|a| a.as_str() == Some("events:PutEvents")) {
+                    assert_eq!(
+                        s["Condition"]["StringEquals"]["events:source"].as_str(),
+                        Some(shop_domain::envelope::SOURCE),
+                        "{name}: PutEvents must be conditioned on events:source"
+                    );
+                }
                 reads_ssm |= actions.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("ssm:")));
                 writes |= actions.iter().any(|a| {
                     a.as_str().is_some_and(|a| {
@@ -187,6 +194,11 @@ fn project_rules_hold() {
             reads_ssm,
             !env["PG_SECRET_KEY_PARAMETER"].is_null(),
             "{name}: ssm access iff it reads the PG secret"
+        );
+        assert_eq!(
+            !env["PG_SECRET_KEY_PARAMETER"].is_null(),
+            shop_app::routes::PG_FUNCTIONS.contains(&binary),
+            "{name}: gets the PG secret's parameter iff it is one of routes::PG_FUNCTIONS"
         );
         assert!(!(read_only && writes), "{name}: serves only GET routes, so its role must not write the table");
     }

@@ -11,7 +11,8 @@ Lambda's init phase ends. Prints the median and worst of N runs per binary.
 
 Extra environment for the functions is passed through: e.g. with
 `AWS_ENDPOINT_URL=<ministack>` and `PG_SECRET_KEY_PARAMETER=/shop/pg-secret-key`
-the PG functions' cold start includes the SSM GetParameter they make.
+the PG functions' cold start includes the SSM GetParameter they make (pass
+only PG functions then: every binary given the variable reads SSM).
 """
 
 import argparse
@@ -30,8 +31,11 @@ class Runtime(BaseHTTPRequestHandler):
         if self.path.endswith("/runtime/invocation/next"):
             polled.set()
             time.sleep(5)  # long-poll: no invocation comes; the binary is killed
-        self.send_response(404)
-        self.end_headers()
+        try:
+            self.send_response(404)
+            self.end_headers()
+        except OSError:
+            pass  # the binary is gone
 
     def log_message(self, *args):
         pass

@@ -20,5 +20,10 @@ for f in functions/*/; do packages+=(-p "$(basename "$f")"); done
 echo "building ${#packages[@]} packages (dev profile, $(uname -m))"
 cargo build --locked "${packages[@]}"
 ls -l target/debug/ | awk '$1 ~ /^-rwx/ {printf "  %-20s %6.1f MB\n", $9, $5/1e6}'
-WORK="${SHOP_EMULATOR_WORKDIR:-$(mktemp -d)}"
-exec "$VENV/bin/python" infra/emulator/deploy_test.py --bin-dir target/debug --workdir "$WORK"
+if [ -n "${SHOP_EMULATOR_WORKDIR:-}" ]; then
+  WORK="$SHOP_EMULATOR_WORKDIR"            # kept: the emulators' logs
+else
+  WORK="$(mktemp -d)"
+  trap 'rm -rf "$WORK"' EXIT
+fi
+"$VENV/bin/python" infra/emulator/deploy_test.py --bin-dir target/debug --workdir "$WORK"

@@ -45,6 +45,7 @@ Parameters:
   PgSecretKeyParameter:
     Type: AWS::SSM::Parameter::Name
     Default: /shop/pg-secret-key
+    AllowedPattern: "^/.+"
     Description: SSM SecureString holding the Toss secret key (read at cold start, never in plain text here).
   DataPlatformUrl:
     Type: AWS::SSM::Parameter::Value<String>
@@ -155,10 +156,12 @@ def alarm(logical, description, namespace, metric, dimension, statistic="Sum", p
 
 table_arns = """[!GetAtt Table.Arn, !Sub "${Table.Arn}/index/*"]"""
 
-# The functions that call the PG; only they get its URL, the secret's
-# parameter name and ssm:GetParameter on that one parameter. (The default
-# aws/ssm KMS key needs no kms:Decrypt grant; a customer key would.)
-PG_FUNCTIONS = {"confirm-payment", "pg-webhook", "compensation", "reconcile-payments"}
+# The functions that call the PG (routes.rs PG_FUNCTIONS); only they get its
+# URL, the secret's parameter name and ssm:GetParameter on that one
+# parameter. (The default aws/ssm KMS key needs no kms:Decrypt grant; a
+# customer key would.)
+PG_FUNCTIONS = set(re.findall(r'"([\w-]+)"', re.search(r"PG_FUNCTIONS: &\[&str\] = &\[([^\]]*)\]", routes_rs).group(1)))
+assert PG_FUNCTIONS, "PG_FUNCTIONS not found in routes.rs"
 
 # Functions that only answer GET routes read the table and never write it.
 READ_ONLY = {r["function"] for r in routes if r["method"] == "GET"} - {r["function"] for r in routes if r["method"] != "GET"}

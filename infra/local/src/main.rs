@@ -132,9 +132,10 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         file: PathBuf,
-        /// Work on this DynamoDB table of a deployed stack instead of the data dir
-        /// (credentials, region and endpoint from the usual AWS_* variables / profile).
-        #[arg(long, env = "SHOP_TABLE")]
+        /// Load into this DynamoDB table of a deployed stack instead of the data dir
+        /// (AWS_* variables / profile). Never taken from SHOP_TABLE: seeding
+        /// resets users' point balances, so the table must be named here.
+        #[arg(long)]
         table: Option<String>,
     },
     /// Run only the PG simulator and the data-platform sink, for a stack deployed elsewhere.

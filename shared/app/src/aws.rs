@@ -17,12 +17,18 @@ pub async fn app_from_env(service: &'static str) -> anyhow::Result<App> {
 /// missing parameter or permission fails the init (visible as init errors),
 /// never a payment. Functions without it never call SSM. `PG_SECRET_KEY` is
 /// the plain-text fallback for `cargo lambda watch` against the simulator.
+/// A function in [`PG_FUNCTIONS`](crate::routes::PG_FUNCTIONS) with neither
+/// fails its init rather than call the PG with an empty key.
 pub async fn app_and_sdk(service: &'static str) -> anyhow::Result<(App, aws_config::SdkConfig)> {
     let mut config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     if let Some(name) = std::env::var("PG_SECRET_KEY_PARAMETER").ok().filter(|n| !n.is_empty()) {
         config.pg_secret_key = secure_parameter(&sdk, &name).await?;
     }
+    anyhow::ensure!(
+        !(crate::routes::PG_FUNCTIONS.contains(&service) && config.pg_secret_key.is_empty()),
+        "{service} calls the PG but has no key: set PG_SECRET_KEY_PARAMETER (an SSM SecureString) or PG_SECRET_KEY"
+    );
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let app = App::new(shop_store::Store::new(client, config.table_name.clone()), config)?.with_service(service);
     Ok((app, sdk))

@@ -84,7 +84,11 @@ pub mod aws {
                         .build()
                 })
                 .collect();
-            let out = self.client.put_events().set_entries(Some(request)).send().await?;
+            // DisplayErrorContext: the SDK error's own Display is only "service error".
+            let out =
+                self.client.put_events().set_entries(Some(request)).send().await.map_err(|e| {
+                    anyhow::anyhow!("PutEvents: {}", aws_sdk_eventbridge::error::DisplayErrorContext(e))
+                })?;
             let results: Vec<EntryResult> = out
                 .entries()
                 .iter()

@@ -6,6 +6,11 @@
 use crate::App;
 use lambda_http::{Body, Request, Response};
 
+/// The functions that call the PG. Only they are given the PG's URL and the
+/// SSM name of its secret key (and the right to read it); each refuses to
+/// start without a key. The template generator reads this list.
+pub const PG_FUNCTIONS: &[&str] = &["confirm-payment", "pg-webhook", "compensation", "reconcile-payments"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
