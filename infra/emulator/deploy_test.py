@@ -598,6 +598,30 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     wait_for("analytics delivered OrderPaid of order A to the data platform",
              lambda: "OrderPaid" in delivered(sink, order_a), 120)
 
+    log("scenario 2b: virtual account -> deposit -> the PG's webhook settles the order")
+    status, order = call("POST", "/orders", "u2", {"items": [{"productId": "p1", "quantity": 1}]},
+                         {"idempotency-key": f"e2e-{uuid.uuid4()}"})
+    expect(status == 201, "order V placed")
+    order_v, amount_v = order["orderId"], order["amountDue"]
+    status, co = http("POST", f"{pg}/v1/sim/checkout", {"orderId": order_v, "amount": amount_v, "method": "VIRTUAL_ACCOUNT"})
+    expect(status == 200 and isinstance(co, dict) and "paymentKey" in co, "virtual-account checkout")
+    status, body = call("POST", "/payments/confirm", "u2", {"orderId": order_v, "paymentKey": co["paymentKey"], "amount": amount_v})
+    expect(status == 200 and body.get("status") == "AWAITING_DEPOSIT", f"confirm -> AWAITING_DEPOSIT ({status} {body.get('status')})")
+    expect(http("POST", f"{pg}/v1/sim/deposit", {"paymentKey": co["paymentKey"]})[0] == 200, "the customer deposits")
+    wait_for("order V PAID by the DEPOSIT_CALLBACK webhook alone",
+             lambda: call("GET", f"/orders/{order_v}", "u2")[1].get("status") == "PAID", 60)
+
+    log("scenario 2c: paying with points; the saga timeline route")
+    status, order = call("POST", "/orders", "u1", {"items": [{"productId": "p3", "quantity": 1}]},
+                         {"idempotency-key": f"e2e-{uuid.uuid4()}"})
+    expect(status == 201, "order P placed")
+    order_p = order["orderId"]
+    status, body = call("POST", "/payments/points", "u1", {"orderId": order_p})
+    expect(status == 200 and body.get("status") == "PAID", f"POST /payments/points -> {status} {body.get('status')}")
+    wait_for("GET /orders/{id}/timeline shows order P's OrderPaid and the analytics outcome",
+             lambda: timeline_has(call("GET", f"/orders/{order_p}/timeline", "u1")[1], "OrderPaid", "analytics"), 60)
+    expect(call("GET", f"/orders/{order_p}", "u2")[0] == 404, "another user's order -> 404")
+
     log("scenario 3: a consumer failure lands in its DLQ; redrive delivers it")
     aq, adlq = queue_url["AnalyticsQueue"], queue_url["AnalyticsQueueDlq"]
     visibility = sqs.get_queue_attributes(QueueUrl=aq, AttributeNames=["VisibilityTimeout"])["Attributes"]["VisibilityTimeout"]
@@ -668,7 +692,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
                f"{fn}: schedule {got['ScheduleExpression']} {got['State']}; invoked with events/schedule-{fn}.json -> {payload}")
 
     log("final states")
-    for oid, user in ((order_a, "u1"), (order_b, "u2"), (order_c, "u2")):
+    for oid, user in ((order_a, "u1"), (order_v, "u2"), (order_p, "u1"), (order_b, "u2"), (order_c, "u2")):
         _, o = call("GET", f"/orders/{oid}", user)
         log(f"  order {oid}: {json.dumps({k: v for k, v in (o or {}).items() if k not in ('items', 'createdAt', 'expiresAt')})}")
     log(f"  coupons of u1: {[(c.get('couponId'), c.get('status')) for c in (call('GET', '/coupons', 'u1')[1] or {}).get('coupons', [])]}")
@@ -725,6 +749,12 @@ def sim_payments(pg: str) -> list:
     if isinstance(body, dict):
         return list(body.values()) if "payments" not in body else body["payments"]
     return body or []
+
+
+def timeline_has(body, detail_type: str, consumer: str) -> bool:
+    steps = (body or {}).get("timeline", []) if isinstance(body, dict) else []
+    return any(st.get("detailType") == detail_type for st in steps) and any(
+        st.get("consumer") == consumer and st.get("status") == "DONE" for st in steps)
 
 
 def deliveries(sink: str) -> list:
