@@ -382,7 +382,7 @@ def main() -> int:
     }
     # Functions inherit ministack's environment: nothing of ours may leak in
     # (the PG key in particular must come from SSM, as in AWS).
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG_", "SHOP_", "TABLE_NAME", "EVENT_BUS", "DATA_PLATFORM"))}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PG_", "SHOP_", "TABLE_NAME", "EVENT_BUS", "DATA_PLATFORM", "RUST_"))}
     procs = Procs(work)
     try:
         return run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, sink_port, idp_port, endpoint)
