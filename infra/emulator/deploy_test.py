@@ -704,6 +704,8 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     log(f"  shop timeline {order_a} --table {table}:\n{tl.stdout}{tl.stderr[-300:]}")
     expect(tl.returncode == 0 and "analytics" in tl.stdout and "coupon" in tl.stdout, "the saga timeline read from the deployed table")
     expect(depth(sqs, queue_url["PublisherFailureQueue"]) == 0, "no outbox record given up by the publisher")
+    wait_for("every outbox event published and cleared (pendingOutbox index empty)",
+             lambda: ddb.scan(TableName=table, IndexName="pendingOutbox", Select="COUNT")["Count"] == 0, 30)
     procs.check_alive()
     log("PASSED")
     return 0

@@ -168,6 +168,10 @@ READ_ONLY = {r["function"] for r in routes if r["method"] == "GET"} - {r["functi
 READ_ACTIONS = "dynamodb:GetItem, dynamodb:Query, dynamodb:BatchGetItem"
 WRITE_ACTIONS = "dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:ConditionCheckItem"
 
+# Functions whose table access is narrower still (the emulator test runs them
+# with IAM enforced). The publisher only clears an outbox item's `pending`.
+TABLE_ACTIONS = {"stream-publisher": "dynamodb:UpdateItem"}
+
 def policies(name, extra=""):
     ssm = """            - Effect: Allow
               Action: [ssm:GetParameter]
@@ -176,7 +180,7 @@ def policies(name, extra=""):
     return f"""      Policies:
         - Statement:
             - Effect: Allow
-              Action: [{READ_ACTIONS if name in READ_ONLY else READ_ACTIONS + ", " + WRITE_ACTIONS}]
+              Action: [{TABLE_ACTIONS.get(name) or (READ_ACTIONS if name in READ_ONLY else READ_ACTIONS + ", " + WRITE_ACTIONS)}]
               Resource: {table_arns}
 {ssm}{extra}"""
 
