@@ -166,37 +166,32 @@ impl Stack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
-        let pg_listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.pg_port)).await?;
-        let pg_addr = pg_listener.local_addr()?;
-        let sink_listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.sink_port)).await?;
-        let sink_addr = sink_listener.local_addr()?;
         let mut config = opts.config;
+        let pg_timeout = std::time::Duration::from_millis(config.pg_timeout_ms);
+        let stall = opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100));
+        let clock = opts.clock.unwrap_or_else(|| Arc::new(shop_app::clock::SystemClock));
+        let Simulators { pg_addr, pg, sink_addr, sink, mut tasks } = Simulators::start(SimulatorOptions {
+            pg_port: opts.pg_port,
+            sink_port: opts.sink_port,
+            webhook_url: Some(format!("http://{addr}/webhooks/pg")),
+            webhook_secret: config.pg_webhook_secret.clone(),
+            webhook_backoff: opts.webhook_backoff,
+            stall,
+            delay: pg_timeout / 4,
+            clock: clock.clone(),
+            data_dir: opts.data_dir.clone(),
+        })
+        .await?;
         config.pg_base_url = format!("http://{pg_addr}");
         config.pg_secret_key = SIM_SECRET_KEY.to_owned();
-        let pg_timeout = std::time::Duration::from_millis(config.pg_timeout_ms);
-        let webhook_secret = config.pg_webhook_secret.clone();
-        let (engine, app, new) = open(opts.data_dir.as_deref(), config, opts.clock, opts.ids).await?;
+        let (engine, app, new) = open(opts.data_dir.as_deref(), config, Some(clock), opts.ids).await?;
         if let (true, Some(catalog)) = (new, &opts.seed_if_new) {
             let report = seed::seed(&app, catalog).await?;
             tracing::info!(?report, "loaded the catalog into a new data dir");
         }
-        let mut tasks = Tasks::default();
-        let stall = opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100));
 
         let state = Arc::new(server::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
         tasks.serve("API", listener, server::router(state));
-
-        let pg = pgsim::PgSim::new(pgsim::SimOptions {
-            secret_key: SIM_SECRET_KEY.to_owned(),
-            webhook_url: Some(format!("http://{addr}/webhooks/pg")),
-            webhook_secret,
-            webhook_backoff: opts.webhook_backoff,
-            stall,
-            delay: pg_timeout / 4,
-            state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.json")),
-            clock: app.clock.clone(),
-        })?;
-        tasks.serve("PG simulator", pg_listener, pg.router());
 
         let scheduled = app.clone();
         let every = opts.schedule_every;
@@ -210,9 +205,6 @@ impl Stack {
                 }
             }
         });
-
-        let sink = sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.json")), stall)?;
-        tasks.serve("data-platform sink", sink_listener, sink.router());
 
         let bus = Arc::new(bus::LocalBus::new(
             app.store.clone(),
@@ -293,7 +285,9 @@ impl Stack {
 /// emulator deployment test's.
 pub struct Simulators {
     pub pg_addr: SocketAddr,
+    pub pg: Arc<pgsim::PgSim>,
     pub sink_addr: SocketAddr,
+    pub sink: Arc<sink::Sink>,
     tasks: Tasks,
 }
 
@@ -305,8 +299,12 @@ pub struct SimulatorOptions {
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<String>,
     pub webhook_backoff: std::time::Duration,
-    /// How long "timeout"/"slow" faults hold a call.
+    /// How long "timeout"/"lost_response" (PG) and "slow" (sink) faults hold a call.
     pub stall: std::time::Duration,
+    /// Extra wait of the PG's "delay" fault.
+    pub delay: std::time::Duration,
+    /// The clock webhook signatures are dated by.
+    pub clock: Arc<dyn Clock>,
     /// Keeps the simulators' state here across restarts; `None`: in memory.
     pub data_dir: Option<PathBuf>,
 }
@@ -326,14 +324,14 @@ impl Simulators {
             webhook_secret: opts.webhook_secret,
             webhook_backoff: opts.webhook_backoff,
             stall: opts.stall,
-            delay: opts.stall / 8,
+            delay: opts.delay,
             state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.json")),
-            clock: Arc::new(shop_app::clock::SystemClock),
+            clock: opts.clock,
         })?;
         tasks.serve("PG simulator", pg_listener, pg.router());
         let sink = sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.json")), opts.stall)?;
         tasks.serve("data-platform sink", sink_listener, sink.router());
-        Ok(Simulators { pg_addr, sink_addr, tasks })
+        Ok(Simulators { pg_addr, pg, sink_addr, sink, tasks })
     }
 
     pub async fn stop(self) {

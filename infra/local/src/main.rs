@@ -326,7 +326,9 @@ async fn main() -> anyhow::Result<()> {
                 webhook_url,
                 webhook_secret,
                 webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms),
-                stall: std::time::Duration::from_secs(25),
+                stall: SIM_STALL,
+                delay: SIM_STALL / 8,
+                clock: std::sync::Arc::new(shop_app::clock::SystemClock),
                 data_dir,
             })
             .await?;
@@ -393,6 +395,10 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How long `shop sim`'s "timeout"/"slow" faults hold a call: past any
+/// sensible client timeout of a deployed stack.
+const SIM_STALL: std::time::Duration = std::time::Duration::from_secs(25);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
