@@ -488,11 +488,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
 
-    def stack_done():
-        s = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
-        return s if not s["StackStatus"].endswith("IN_PROGRESS") else None
-
-    stack = wait_for("stack settled", stack_done, 300, 1)
+    stack = wait_for("stack settled", lambda: settled(cfn), 300, 1)
     if stack["StackStatus"] != "CREATE_COMPLETE":
         for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"][:30]:
             log(f"  {e['LogicalResourceId']} {e['ResourceStatus']} {e.get('ResourceStatusReason', '')}")
@@ -525,8 +521,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     # the part ministack cannot host, on moto, as written in the template
     moto_cfn = client("cloudformation", f"http://127.0.0.1:{moto_port}")
     moto_cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(moto_part))
-    ms = wait_for("moto stack settled", lambda: (lambda s: s if not s["StackStatus"].endswith("IN_PROGRESS") else None)(
-        moto_cfn.describe_stacks(StackName=STACK)["Stacks"][0]), 60)
+    ms = wait_for("moto stack settled", lambda: settled(moto_cfn), 60)
     expect(ms["StackStatus"] == "CREATE_COMPLETE", f"moto stack with {sorted(moto_part['Resources'])} CREATE_COMPLETE")
     moto_events = client("events", f"http://127.0.0.1:{moto_port}")
     archives = moto_events.list_archives()["Archives"]
@@ -547,6 +542,15 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     log(f"table {table}: TTL on `{ttl['AttributeName']}`; archive {STACK}-archive on {bus_name} (from the template's properties)")
 
     queue_url = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::SQS::Queue"}
+    consumer_queues = [n for n in queue_url if n.endswith("Queue") and n != "PublisherFailureQueue"]
+
+    def consumer_queues_empty() -> bool:
+        return all(depth(sqs, queue_url[q], in_flight=True) == 0 for q in consumer_queues)
+
+    def outbox_empty() -> bool:
+        """No outbox event still waiting for the publisher."""
+        return ddb.scan(TableName=table, IndexName="pendingOutbox", Select="COUNT")["Count"] == 0
+
     api_id = phys["HttpApi"]
     api = f"{endpoint}/_aws/execute-api/{api_id}"
     log(f"API {api_id}: {len(apigw.get_routes(ApiId=api_id)['Items'])} routes")
@@ -672,7 +676,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
                         Destination={"Arn": bus_arn})
     wait_for(f"replay {replay} COMPLETED", lambda: events.describe_replay(ReplayName=replay)["State"] == "COMPLETED", 60)
     wait_for("every consumer queue drained after the replay",
-             lambda: all(depth(sqs, queue_url[q], in_flight=True) == 0 for q in ("CouponQueue", "CompensationQueue", "AnalyticsQueue")), 120)
+             consumer_queues_empty, 120)
     consumed_after = {c: invocations(c) for c in ("coupon", "analytics")}
     expect(all(consumed_after[c] > consumed_before[c] for c in consumed_after),
            f"the replayed events reached the consumers again (invocations {consumed_before} -> {consumed_after})")
@@ -688,10 +692,10 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     republished = json.loads(rp.stdout or "{}").get("republished", 0) if rp.returncode == 0 else 0
     expect(republished > 0, f"shop republish --table marked {republished} outbox event(s) pending ({rp.stderr.strip()[-300:]})")
     wait_for("the stream publisher published them again (pendingOutbox empty)",
-             lambda: ddb.scan(TableName=table, IndexName="pendingOutbox", Select="COUNT")["Count"] == 0, 60)
+             outbox_empty, 60)
     wait_for("the republished events reached the analytics consumer", lambda: invocations("analytics") > consumed_before, 60)
     wait_for("every consumer queue drained after the republish",
-             lambda: all(depth(sqs, queue_url[q], in_flight=True) == 0 for q in ("CouponQueue", "CompensationQueue", "AnalyticsQueue")), 120)
+             consumer_queues_empty, 120)
     expect(len(deliveries(sink)) == before, f"no new data-platform deliveries from the republish ({before} before and after)")
 
     log("scenario 5: the schedules and their functions")
@@ -719,7 +723,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     expect(tl.returncode == 0 and "analytics" in tl.stdout and "coupon" in tl.stdout, "the saga timeline read from the deployed table")
     expect(depth(sqs, queue_url["PublisherFailureQueue"]) == 0, "no outbox record given up by the publisher")
     wait_for("every outbox event published and cleared (pendingOutbox index empty)",
-             lambda: ddb.scan(TableName=table, IndexName="pendingOutbox", Select="COUNT")["Count"] == 0, 30)
+             outbox_empty, 30)
     procs.check_alive()
     log("PASSED")
     return 0
@@ -737,6 +741,12 @@ def dump_function_logs(endpoint: str, lines: int = 25) -> None:
                 print(f"\n----- last lines of {g['logGroupName']} -----\n{text}", flush=True)
     except Exception as e:  # noqa: BLE001 - diagnostics only
         print(f"(function logs unavailable: {e!r})", flush=True)
+
+
+def settled(cfn):
+    """The stack once no operation is in progress on it, else None."""
+    s = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+    return None if s["StackStatus"].endswith("IN_PROGRESS") else s
 
 
 def port_open(port: int) -> bool:
