@@ -218,17 +218,14 @@ impl TestApp {
 
     /// The simulator's log of calls for one order.
     pub async fn pg_calls(&self, order_id: &str, op: &str) -> Vec<serde_json::Value> {
-        let calls = self.sim(reqwest::Method::GET, "/v1/sim/calls", None).await;
-        calls
-            .as_array()
-            .map(|a| a.iter().filter(|c| c["orderId"] == order_id && c["op"] == op).cloned().collect())
-            .unwrap_or_default()
+        let calls = self.sim(reqwest::Method::GET, &format!("/v1/sim/calls?orderId={order_id}&op={op}"), None).await;
+        calls.as_array().cloned().unwrap_or_default()
     }
 
     /// The simulator's payments for one order.
     pub async fn pg_payments(&self, order_id: &str) -> Vec<serde_json::Value> {
-        let all = self.sim(reqwest::Method::GET, "/v1/sim/payments", None).await;
-        all.as_array().map(|a| a.iter().filter(|p| p["orderId"] == order_id).cloned().collect()).unwrap_or_default()
+        let all = self.sim(reqwest::Method::GET, &format!("/v1/sim/payments?orderId={order_id}"), None).await;
+        all.as_array().cloned().unwrap_or_default()
     }
 
     pub async fn status(&self, order_id: &str) -> String {

@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API against the local stack (embedded engine),
 //! started on port 0 per test.
 
+mod attacks;
 mod concurrency;
 mod events;
 mod idempotency;

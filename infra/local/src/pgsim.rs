@@ -8,16 +8,22 @@
 //! - `POST /v1/sim/checkout {"orderId","amount","method":"CARD"|"VIRTUAL_ACCOUNT"}` → `{"paymentKey"}`
 //!   (stands in for the payment widget);
 //! - `POST /v1/sim/deposit {"paymentKey"}` completes a virtual-account payment;
+//! - `POST /v1/sim/status {"paymentKey","status","notify"}` moves an unconfirmed
+//!   payment as the PG does on its own: READY → IN_PROGRESS (the shopper
+//!   authenticated in the widget), READY/IN_PROGRESS → ABORTED or EXPIRED
+//!   (authentication failed, or never confirmed in time); with a
+//!   `PAYMENT_STATUS_CHANGED` webhook unless `"notify": false`;
 //! - webhooks `PAYMENT_STATUS_CHANGED` / `DEPOSIT_CALLBACK` to our
 //!   `/webhooks/pg`, retried on non-200 on Toss's schedule (1, 4, 16, 64,
 //!   256, 1024, 4096 "minutes"; one minute = `webhook_backoff`);
 //! - `POST /v1/sim/faults {"op","fault","count"}`, `DELETE /v1/sim/faults`,
-//!   `GET /v1/sim/calls`, `GET /v1/sim/payments`, `GET /v1/sim/webhooks`.
+//!   `GET /v1/sim/calls`, `GET /v1/sim/payments`, `GET /v1/sim/webhooks`
+//!   (each narrowed by `?orderId=`; calls also by `?op=`).
 //!
 //! State lives in memory and, with a data dir, in `pgsim.json` beside the store.
 
 use crate::persisted::Persisted;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -199,6 +205,7 @@ impl PgSim {
             .route("/v1/payments/orders/{order_id}", get(lookup_by_order))
             .route("/v1/sim/checkout", post(checkout))
             .route("/v1/sim/deposit", post(deposit))
+            .route("/v1/sim/status", post(set_status))
             .route("/v1/sim/faults", post(add_fault).delete(clear_faults).get(list_faults))
             .route("/v1/sim/calls", get(calls))
             .route("/v1/sim/payments", get(payments))
@@ -626,6 +633,50 @@ async fn deposit(State(sim): State<Arc<PgSim>>, Json(b): Json<DepositBody>) -> R
     }
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody {
+    payment_key: String,
+    status: String,
+    #[serde(default = "yes")]
+    notify: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn set_status(State(sim): State<Arc<PgSim>>, Json(b): Json<StatusBody>) -> Response {
+    let result = sim.with(|s| {
+        let p = s.payments.get_mut(&b.payment_key)?;
+        let allowed = matches!(
+            (p.status.as_str(), b.status.as_str()),
+            ("READY", "IN_PROGRESS") | ("READY" | "IN_PROGRESS", "ABORTED" | "EXPIRED")
+        );
+        if !allowed {
+            return Some(Err(p.status.clone()));
+        }
+        p.status = b.status.clone();
+        Some(Ok(p.to_toss()))
+    });
+    match result {
+        None => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
+        Some(Err(from)) => respond(toss_error(
+            400,
+            "INVALID_REQUEST",
+            &format!("the PG does not move a payment from {from} to {} on its own", b.status),
+        )),
+        Some(Ok(p)) => {
+            if b.notify {
+                let order_id = p.get("orderId").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": now_iso(), "data": p});
+                sim.notify("PAYMENT_STATUS_CHANGED", body, Some(b.payment_key.clone()), order_id);
+            }
+            respond((200, p))
+        }
+    }
+}
+
 async fn add_fault(State(sim): State<Arc<PgSim>>, Json(f): Json<Fault>) -> Response {
     if f.count == 0 || f.count < -1 {
         return respond(toss_error(400, "INVALID_REQUEST", "count is a positive number, or -1 for until cleared"));
@@ -643,14 +694,39 @@ async fn list_faults(State(sim): State<Arc<PgSim>>) -> Response {
     respond((200, json!(sim.with(|s| s.faults.clone()))))
 }
 
-async fn calls(State(sim): State<Arc<PgSim>>) -> Response {
-    respond((200, json!(sim.with(|s| s.calls.clone()))))
+/// `?orderId=` narrows a listing to one order (and `?op=` the calls to one operation).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    order_id: Option<String>,
+    op: Option<Op>,
 }
 
-async fn payments(State(sim): State<Arc<PgSim>>) -> Response {
-    respond((200, json!(sim.with(|s| s.payments.values().map(SimPayment::to_toss).collect::<Vec<_>>()))))
+impl Filter {
+    fn order(&self, order_id: Option<&str>) -> bool {
+        self.order_id.as_deref().is_none_or(|o| Some(o) == order_id)
+    }
 }
 
-async fn webhooks(State(sim): State<Arc<PgSim>>) -> Response {
-    respond((200, json!(sim.with(|s| s.webhooks.clone()))))
+async fn calls(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Response {
+    let calls = sim.with(|s| {
+        s.calls
+            .iter()
+            .filter(|c| f.order(c.order_id.as_deref()) && f.op.is_none_or(|op| op == c.op))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    respond((200, json!(calls)))
+}
+
+async fn payments(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Response {
+    let payments = sim.with(|s| {
+        s.payments.values().filter(|p| f.order(Some(&p.order_id))).map(SimPayment::to_toss).collect::<Vec<_>>()
+    });
+    respond((200, json!(payments)))
+}
+
+async fn webhooks(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Response {
+    let hooks = sim.with(|s| s.webhooks.iter().filter(|w| f.order(Some(&w.order_id))).cloned().collect::<Vec<_>>());
+    respond((200, json!(hooks)))
 }

@@ -44,6 +44,11 @@ pub enum SettleError {
     UnknownPayment(PaymentKey),
     #[error("the PG reports payment {payment} for order {pg_order}, ours is for {our_order}")]
     OrderMismatch { payment: PaymentKey, pg_order: OrderId, our_order: OrderId },
+    /// READY / IN_PROGRESS for a key we hold no record of: nobody has
+    /// confirmed it, so it proves nothing and is not recorded (a record would
+    /// mark the key used and block its owner's confirm).
+    #[error("the PG reports payment {0} as {1}, which is not an outcome")]
+    NotFinal(PaymentKey, &'static str),
     #[error("kept conflicting with concurrent writers")]
     Contention,
     #[error(transparent)]
@@ -98,11 +103,14 @@ pub async fn apply_pg_outcome(
             return Err(SettleError::UnknownPayment(payment_key.clone()));
         };
         // A payment we never recorded (e.g. our CONFIRMING write was lost
-        // with the process): adopt the PG's record.
+        // with the process): adopt the PG's record — but only an outcome.
         let (before, mut payment) = match existing {
             Some(p) => (Some(p.clone()), p),
             None => {
                 let PgOutcome::Payment(pg) = outcome else { unreachable!("handled above") };
+                if !pg.status.is_outcome() {
+                    return Err(SettleError::NotFinal(payment_key.clone(), pg.status.as_str()));
+                }
                 let p = Payment::started(
                     payment_key.clone(),
                     order_id.clone(),
@@ -332,6 +340,7 @@ async fn confirm_inner(app: &App, req: &Request, ctx: &RequestCtx) -> Result<Res
     // 1. Check everything we can before the PG hears of it, and record the
     //    attempt (payment CONFIRMING, order CONFIRMING) before calling it.
     let mut started = false;
+    let mut verified = false;
     for _ in 0..ATTEMPTS {
         let order = own_order(app, &user, &body.order_id).await?;
         if order.payment_key.as_ref() == Some(&key) {
@@ -370,6 +379,10 @@ async fn confirm_inner(app: &App, req: &Request, ctx: &RequestCtx) -> Result<Res
             amount: body.amount,
         };
         let (confirming, events) = order.execute(&cmd, now).map_err(|e| order_problem(&e))?;
+        if !verified {
+            verify_key(app, &key, &order).await?;
+            verified = true;
+        }
         let payment = Payment::started(
             key.clone(),
             order.id.clone(),
@@ -440,6 +453,40 @@ async fn confirm_inner(app: &App, req: &Request, ctx: &RequestCtx) -> Result<Res
         }
         (PgOutcome::Payment(pg), _) => Ok(payment_response(&settled, ctx, pg.virtual_account.as_ref())),
     }
+}
+
+/// Asks the PG whose `key` is before anything is recorded against it: the
+/// key travels in the shopper's redirect URL, so anybody may send it. Only a
+/// payment the PG holds for this order and this amount may be attempted;
+/// anything else is refused with nothing written, so no other order's key
+/// is ever marked used (docs/payments.md, "Threat model").
+async fn verify_key(app: &App, key: &PaymentKey, order: &Order) -> Result<(), Problem> {
+    let mismatch = || {
+        Problem::new(
+            400,
+            "payment-key-mismatch",
+            "Payment key does not match",
+            "the PG holds no payment with this paymentKey for this order and amount; start a new checkout",
+        )
+    };
+    match app.pg.payment(key).await {
+        Ok(p) if &p.payment_key == key && p.order_id == order.id && p.total_amount == order.amount_due => Ok(()),
+        Ok(p) => {
+            tracing::warn!(pg_order = %p.order_id, pg_amount = p.total_amount.won(), "confirm with a key of another order or amount");
+            crate::metrics::count(app.service, "PaymentKeyMismatch", 1);
+            Err(mismatch())
+        }
+        Err(PgError::NotFound) => Err(mismatch()),
+        Err(e @ (PgError::Unknown(_) | PgError::Declined { .. } | PgError::AlreadyProcessed)) => {
+            tracing::warn!(error = %e, "could not verify the payment key with the PG");
+            Err(pg_unavailable("the payment could not be verified with the PG; nothing was charged, retry"))
+        }
+    }
+}
+
+/// 503: the PG could not be asked; nothing was recorded, a retry is safe.
+pub fn pg_unavailable(detail: &str) -> Problem {
+    Problem::new(503, "pg-unavailable", "PG unavailable", detail)
 }
 
 /// Points ledger rows that give back `amount` to `user`, given the balance read now.

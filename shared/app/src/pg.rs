@@ -42,6 +42,21 @@ impl PgStatus {
         })
     }
 
+    /// Whether the status is something that happened to the payment, as
+    /// opposed to READY / IN_PROGRESS: a checkout nobody has confirmed yet,
+    /// which anybody holding the key can make the PG show.
+    pub fn is_outcome(self) -> bool {
+        match self {
+            PgStatus::Ready | PgStatus::InProgress => false,
+            PgStatus::WaitingForDeposit
+            | PgStatus::Done
+            | PgStatus::Canceled
+            | PgStatus::PartialCanceled
+            | PgStatus::Aborted
+            | PgStatus::Expired => true,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PgStatus::Ready => "READY",

@@ -2,10 +2,13 @@
 //! `DEPOSIT_CALLBACK` notifications.
 //!
 //! The body is never trusted (Toss does not sign webhooks): it is parsed
-//! strictly only to learn *which* payment changed, deduplicated, and the
-//! payment is then fetched from the PG and applied through the same code path
-//! as a confirm answer ([`apply_pg_outcome`]). A payment or order we do not
-//! know is answered 200 (so the PG stops retrying), logged and counted. When
+//! strictly only to learn *which* payment changed, and the payment is then
+//! fetched from the PG and applied through the same code path as a confirm
+//! answer ([`apply_pg_outcome`]). READY / IN_PROGRESS are not outcomes and
+//! change nothing (anybody holding a key can make a checkout show them). A
+//! body that led to an outcome is remembered, so its redeliveries cost no PG
+//! call. A payment or order we do not know is answered 200 (so the PG stops
+//! retrying), logged and counted. When
 //! `PG_WEBHOOK_SECRET` is set the request must carry
 //! `Pg-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`
 //! no older than 300 s.
@@ -150,49 +153,84 @@ async fn webhook_inner(app: &App, req: &Request, ctx: &RequestCtx) -> Result<Res
         Err(e) => return Err(http::internal(e)),
     };
     let result = process(app, &notification, &ctx.correlation_id).await;
-    let (status, note) = match result {
-        Ok(note) => (200, note),
+    let note = match result {
+        Ok(Processed::Remember(note)) => note,
+        Ok(Processed::Forget(note)) => {
+            // Nothing was learned: a later delivery of the same body (the
+            // PG's own, once the payment has moved on) must be looked at again.
+            release(app, &lock).await;
+            return Ok(ok(ctx, note));
+        }
         Err(p) => {
             // Not recorded: the PG's retry gets a fresh attempt.
-            if let Err(e) = app.store.idem_release(&lock).await {
-                tracing::warn!(error = %e, "could not release webhook record");
-            }
+            release(app, &lock).await;
             return Err(p);
         }
     };
-    let stored = StoredResponse { status, body: note.to_owned() };
+    let stored = StoredResponse { status: 200, body: note.to_owned() };
     if let Err(e) = app.store.idem_complete(&lock, &stored).await {
         tracing::warn!(error = %e, "could not complete webhook record; a redelivery will be applied again (harmlessly)");
     }
     Ok(ok(ctx, note))
 }
 
-async fn process(app: &App, n: &Notification, correlation_id: &str) -> Result<&'static str, Problem> {
+async fn release(app: &App, lock: &shop_store::idempotency::IdemLock) {
+    if let Err(e) = app.store.idem_release(lock).await {
+        tracing::warn!(error = %e, "could not release webhook record");
+    }
+}
+
+/// What a notification came to, and whether its body is remembered so that
+/// redeliveries are answered without asking the PG again.
+enum Processed {
+    Remember(&'static str),
+    Forget(&'static str),
+}
+
+/// Asks the PG about the payment the notification names and applies what
+/// the PG says — never what the body says. A status that is not an outcome
+/// (READY, IN_PROGRESS) changes nothing: anybody can make a checkout show it.
+async fn process(app: &App, n: &Notification, correlation_id: &str) -> Result<Processed, Problem> {
     let fetched = match n {
         Notification::StatusChanged { payment_key, .. } => app.pg.payment(payment_key).await,
-        Notification::Deposit { order_id } => app.pg.payment_by_order(order_id).await,
+        // The order's own attempt when it has one: the PG's "payment by
+        // order" is the latest checkout, which anybody can open for our orderId.
+        Notification::Deposit { order_id } => match app.store.get_order(order_id).await.map_err(http::internal)? {
+            Some(shop_domain::Order { payment_key: Some(key), .. }) => app.pg.payment(&key).await,
+            Some(_) | None => app.pg.payment_by_order(order_id).await,
+        },
     };
     let pg = match fetched {
         Ok(p) => p,
         Err(PgError::NotFound) => {
             tracing::warn!(?n, "webhook for a payment the PG does not know");
             crate::metrics::count(app.service, "WebhookUnknownPayment", 1);
-            return Ok("unknown payment");
+            return Ok(Processed::Remember("unknown payment"));
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not fetch the payment from the PG; the PG will retry");
-            return Err(Problem::new(503, "pg-unavailable", "PG unavailable", "the payment could not be verified yet"));
+            return Err(crate::payments::pg_unavailable("the payment could not be verified yet"));
         }
     };
+    if let Notification::StatusChanged { order_id, .. } = n
+        && order_id != &pg.order_id
+    {
+        tracing::warn!(body_order = %order_id, pg_order = %pg.order_id, "webhook names another order than the PG; the PG's is used");
+    }
+    if !pg.status.is_outcome() {
+        tracing::info!(status = pg.status.as_str(), "the PG shows no outcome yet; nothing to apply");
+        return Ok(Processed::Forget("not final"));
+    }
     let key = pg.payment_key.clone();
     match apply_pg_outcome(app, &key, &PgOutcome::Payment(pg), false, correlation_id).await {
-        Ok(_) => Ok("applied"),
+        Ok(_) => Ok(Processed::Remember("applied")),
         Err(e @ (SettleError::UnknownPayment(_) | SettleError::OrderMismatch { .. })) => {
             tracing::warn!(error = %e, "webhook for a payment or order we do not know");
             crate::metrics::count(app.service, "WebhookUnknownPayment", 1);
-            Ok("unknown order")
+            Ok(Processed::Remember("unknown order"))
         }
-        Err(e) => {
+        Err(SettleError::NotFinal(..)) => Ok(Processed::Forget("not final")),
+        Err(e @ (SettleError::Contention | SettleError::Unexpected(_))) => {
             tracing::error!(error = %e, "applying the webhook failed; the PG will retry");
             Err(Problem::internal())
         }
