@@ -61,7 +61,7 @@ fn routes_match_the_local_stack() {
             }
         }
     }
-    let local: BTreeSet<_> = shop_app::routes::ROUTES
+    let local: BTreeSet<_> = shop_app::http::routes::ROUTES
         .iter()
         .map(|r| (r.method.to_owned(), r.path.to_owned(), r.function.to_owned(), r.authorized))
         .collect();
@@ -71,9 +71,13 @@ fn routes_match_the_local_stack() {
 #[test]
 fn rule_patterns_match_the_local_bus() {
     let t = template();
-    let rules = shop_app::rules::rules().unwrap();
+    let rules = shop_local::emulate::rules::rules().unwrap();
     let template_rules = of_type(&t, "AWS::Events::Rule");
     assert_eq!(template_rules.len(), rules.rules.len());
+    // One rule per consumer, and a consumer per rule: names are declared once.
+    let in_rules: BTreeSet<&str> = rules.rules.iter().map(|r| r.consumer.as_str()).collect();
+    let declared: BTreeSet<&str> = shop_app::events::consumers::NAMES.into_iter().collect();
+    assert_eq!(in_rules, declared, "events/rules.json and shop_app::events::consumers::NAMES drifted");
     for rule in &rules.rules {
         let logical = format!("{}Rule", camel(&rule.consumer));
         let (_, r) = template_rules.iter().find(|(k, _)| *k == logical).unwrap_or_else(|| panic!("no {logical}"));
@@ -153,7 +157,7 @@ fn project_rules_hold() {
         // the functions told its parameter name, and never passed in plain text.
         let env = &f["Properties"]["Environment"]["Variables"];
         let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default();
-        let routes = shop_app::routes::ROUTES.iter().filter(|r| r.function == binary);
+        let routes = shop_app::http::routes::ROUTES.iter().filter(|r| r.function == binary);
         let read_only = routes.clone().count() > 0 && routes.clone().all(|r| r.method == "GET");
         let mut writes = false;
         assert!(env["PG_SECRET_KEY"].is_null(), "{name}: PG secret in plain text");
@@ -197,7 +201,7 @@ fn project_rules_hold() {
         );
         assert_eq!(
             !env["PG_SECRET_KEY_PARAMETER"].is_null(),
-            shop_app::routes::PG_FUNCTIONS.contains(&binary),
+            shop_app::http::routes::PG_FUNCTIONS.contains(&binary),
             "{name}: gets the PG secret's parameter iff it is one of routes::PG_FUNCTIONS"
         );
         assert!(!(read_only && writes), "{name}: serves only GET routes, so its role must not write the table");

@@ -6,7 +6,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use shop_app::clock::{ManualClock, SeqIds};
-use shop_local::seed::Catalog;
+use shop_local::cli::seed::Catalog;
+use shop_local::emulate::queue::LocalQueues as _;
 use shop_local::{Stack, StackOptions};
 use shop_tests::{T0, TEST_CATALOG};
 use std::path::PathBuf;
@@ -71,7 +72,7 @@ fn api_fixtures_are_valid_http_api_v2_events_for_known_routes() {
             serde_json::from_str(&load(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let route_key = event.route_key.clone().unwrap_or_default();
         let (method, path) = route_key.split_once(' ').unwrap();
-        let route = shop_app::routes::ROUTES.iter().find(|r| r.method == method && r.path == path);
+        let route = shop_app::http::routes::ROUTES.iter().find(|r| r.method == method && r.path == path);
         assert_eq!(route.map(|r| r.function), Some(*function), "{file}");
         // API Gateway attaches JWT claims exactly on authorized routes.
         if let Some(r) = route.filter(|_| !file.contains("unauthenticated")) {
@@ -79,7 +80,7 @@ fn api_fixtures_are_valid_http_api_v2_events_for_known_routes() {
         }
     }
     // Every route has at least one fixture.
-    for r in shop_app::routes::ROUTES {
+    for r in shop_app::http::routes::ROUTES {
         assert!(API_FIXTURES.iter().any(|(_, f, _)| *f == r.function), "no fixture for {}", r.function);
     }
 }
@@ -100,7 +101,7 @@ async fn api_fixtures_get_their_documented_answers_from_the_handlers() {
             assert_eq!(resp.status(), 200);
         }
         let request = lambda_http::request::from_str(&load(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let response = shop_app::routes::invoke(&app, function, request).await.unwrap();
+        let response = shop_app::http::routes::invoke(&app, function, request).await.unwrap();
         let body = match response.body() {
             lambda_http::Body::Text(t) => t.clone(),
             _ => String::new(),
@@ -123,13 +124,14 @@ async fn schedule_fixtures_run_the_scheduled_functions() {
         assert_eq!(event.detail_type.as_deref(), Some("Scheduled Event"), "{file}");
         let invocation = LambdaEvent::new(event, lambda_runtime::Context::default());
         let report = match *file {
-            "schedule-expire-orders.json" => {
-                serde_json::to_value(shop_app::jobs::expire_orders_handler(&app, invocation).await.unwrap()).unwrap()
-            }
-            "schedule-reconcile-payments.json" => {
-                serde_json::to_value(shop_app::jobs::reconcile_payments_handler(&app, invocation).await.unwrap())
-                    .unwrap()
-            }
+            "schedule-expire-orders.json" => serde_json::to_value(
+                shop_app::events::schedules::expire_orders_handler(&app, invocation).await.unwrap(),
+            )
+            .unwrap(),
+            "schedule-reconcile-payments.json" => serde_json::to_value(
+                shop_app::events::schedules::reconcile_payments_handler(&app, invocation).await.unwrap(),
+            )
+            .unwrap(),
             other => panic!("no handler for {other}"),
         };
         assert!(report.is_object(), "{file}: {report}");
@@ -150,7 +152,7 @@ async fn fixture_stack() -> Stack {
 
 async fn run_api_fixture(stack: &Stack, file: &str, function: &str) -> u16 {
     let request = lambda_http::request::from_str(&load(file)).unwrap();
-    shop_app::routes::invoke(&stack.app, function, request).await.unwrap().status().as_u16()
+    shop_app::http::routes::invoke(&stack.app, function, request).await.unwrap().status().as_u16()
 }
 
 #[tokio::test]
@@ -158,7 +160,7 @@ async fn stream_fixture_publishes_only_pending_outbox_items() {
     let stack = fixture_stack().await;
     let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(&load("dynamodb-stream-outbox.json")).unwrap();
     assert_eq!(event.records.len(), 3);
-    let (response, report) = shop_app::publisher::publish_stream(&stack.app, stack.bus.as_ref(), event).await;
+    let (response, report) = shop_app::events::publisher::publish_stream(&stack.app, stack.bus.as_ref(), event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((report.published, report.skipped, report.failed), (1, 2, 0));
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
@@ -177,21 +179,26 @@ async fn sqs_fixtures_are_handled_by_their_consumers() {
         .await
         .unwrap();
     assert_eq!(run_api_fixture(&stack, "apigw-confirm-payment.json", "confirm-payment").await, 200);
-    let platform = shop_app::consumers::HttpDataPlatform { http: http.clone(), url: stack.sink_url() };
-    let consumers: [(&str, Box<dyn shop_app::consumers::Consumer>); 2] = [
-        ("sqs-coupon.json", Box::new(shop_app::consumers::CouponConsumer)),
-        ("sqs-analytics.json", Box::new(shop_app::consumers::AnalyticsConsumer { platform: Arc::new(platform) })),
+    let platform = shop_app::adapters::data_platform::HttpDataPlatform { http: http.clone(), url: stack.sink_url() };
+    let consumers: [(&str, Box<dyn shop_app::events::consumers::Consumer>); 2] = [
+        ("sqs-coupon.json", Box::new(shop_app::events::consumers::CouponConsumer)),
+        (
+            "sqs-analytics.json",
+            Box::new(shop_app::events::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
+        ),
     ];
     for (file, consumer) in consumers {
         let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&load(file)).unwrap();
-        let response = shop_app::consumers::handle_sqs(&stack.app, consumer.as_ref(), event).await;
+        let response = shop_app::events::consumers::handle_sqs(&stack.app, consumer.as_ref(), event).await;
         assert!(response.batch_item_failures.is_empty(), "{file}");
     }
     let coupon = stack.app.store.get_coupon(&shop_domain::CouponId::parse("c1").unwrap()).await.unwrap().unwrap();
     assert_eq!(coupon.status.name(), "USED");
     assert_eq!(run_api_fixture(&stack, "apigw-cancel-order.json", "cancel-order").await, 200);
     let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&load("sqs-compensation.json")).unwrap();
-    let response = shop_app::consumers::handle_sqs(&stack.app, &shop_app::consumers::CompensationConsumer, event).await;
+    let response =
+        shop_app::events::consumers::handle_sqs(&stack.app, &shop_app::events::consumers::CompensationConsumer, event)
+            .await;
     assert!(response.batch_item_failures.is_empty());
     let order = stack.app.store.get_order(&shop_domain::OrderId::parse("fxord000001").unwrap()).await.unwrap().unwrap();
     assert_eq!(order.status.as_str(), "REFUNDED");
@@ -202,7 +209,7 @@ fn dlq_fixture_carries_the_original_event() {
     let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&load("sqs-dlq-analytics.json")).unwrap();
     let message = &event.records[0];
     assert!(message.attributes.contains_key("DeadLetterQueueSourceArn"));
-    let (decoded, detail, _) = shop_app::consumers::decode(message.body.as_deref().unwrap()).unwrap();
+    let (decoded, detail, _) = shop_app::events::consumers::decode(message.body.as_deref().unwrap()).unwrap();
     assert_eq!((decoded.kind.detail_type(), detail.event_id.as_str()), ("OrderPaid", "fxord000001#3"));
 }
 

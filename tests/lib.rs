@@ -3,7 +3,8 @@
 use shop_app::clock::{ManualClock, SeqIds};
 use shop_app::config::Config;
 use shop_domain::Timestamp;
-use shop_local::{Stack, StackOptions, seed::Catalog};
+use shop_local::emulate::queue::LocalQueues as _;
+use shop_local::{Stack, StackOptions, cli::seed::Catalog};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,9 +52,20 @@ pub const RECONCILE_AFTER_SECS: i64 = 60;
 /// scheduler runs every 25 ms of real time, but expiry and reconciliation
 /// act on the manual clock, so nothing happens until a test moves it.
 pub async fn spawn_app_with(data_dir: Option<std::path::PathBuf>, config: Config) -> TestApp {
+    spawn(data_dir, config, Duration::from_millis(25)).await
+}
+
+/// A stack whose scheduler never runs on its own: the test runs expiry and
+/// reconciliation itself ([`TestApp::expire`], [`TestApp::reconcile`]), so
+/// "not yet" is asserted on a run that really happened.
+pub async fn spawn_app_driven() -> TestApp {
+    spawn(None, test_config(), Duration::from_secs(24 * 3600)).await
+}
+
+async fn spawn(data_dir: Option<std::path::PathBuf>, config: Config, schedule_every: Duration) -> TestApp {
     // Logs only when RUST_LOG is set (run with --nocapture to see them).
     if std::env::var_os("RUST_LOG").is_some() {
-        shop_app::telemetry::init("test");
+        shop_app::obs::telemetry::init("test");
     }
     let clock = ManualClock::at(T0);
     let stack = Stack::start(StackOptions {
@@ -62,10 +74,10 @@ pub async fn spawn_app_with(data_dir: Option<std::path::PathBuf>, config: Config
         ids: Some(Arc::new(SeqIds::new("t"))),
         config,
         seed_if_new: Some(Catalog::parse(TEST_CATALOG).expect("test catalog")),
-        schedule_every: Duration::from_millis(25),
+        schedule_every,
         webhook_backoff: Duration::from_millis(20),
         pg_stall: Some(PG_STALL),
-        queues: shop_local::runner::QueueOptions {
+        queues: shop_local::emulate::runner::QueueOptions {
             poll: Duration::from_millis(10),
             visibility: QUEUE_VISIBILITY,
             max_receive: MAX_RECEIVE,
@@ -252,7 +264,7 @@ impl TestApp {
         eventually(20, "events published and queues drained", || async {
             let pending = self.store().pending_events(10).await.expect("pending").len();
             let mut queued = 0;
-            for q in shop_local::ops::CONSUMERS {
+            for q in shop_local::cli::ops::CONSUMERS {
                 queued += self.store().queue_list(q).await.expect("queue").len();
             }
             (pending == 0 && queued == 0).then_some(())
@@ -261,7 +273,7 @@ impl TestApp {
     }
 
     /// Deliveries the data-platform sink accepted (not duplicates) for an order.
-    pub fn exported(&self, order_id: &str) -> Vec<shop_local::sink::Delivery> {
+    pub fn exported(&self, order_id: &str) -> Vec<shop_local::sim::sink::Delivery> {
         self.stack
             .sink
             .deliveries()
@@ -270,8 +282,8 @@ impl TestApp {
             .collect()
     }
 
-    pub async fn dlq(&self, consumer: &str) -> Vec<shop_local::ops::DlqEntry> {
-        shop_local::ops::dlq_list(&self.stack.app, Some(consumer)).await.expect("dlq")
+    pub async fn dlq(&self, consumer: &str) -> Vec<shop_local::cli::ops::DlqEntry> {
+        shop_local::cli::ops::dlq_list(&self.stack.app, Some(consumer)).await.expect("dlq")
     }
 
     /// Pays an order by card through the simulator; returns the confirm answer.
@@ -280,6 +292,16 @@ impl TestApp {
         let (status, body) = self.confirm(user, order_id, &key, amount).await;
         assert_eq!(status, 200, "{body}");
         body
+    }
+
+    /// One run of `expire-orders`, now.
+    pub async fn expire(&self) -> shop_app::usecases::expire::ExpireReport {
+        shop_app::usecases::expire::expire_orders(&self.stack.app).await.expect("expiry run")
+    }
+
+    /// One run of `reconcile-payments`, now.
+    pub async fn reconcile(&self) -> shop_app::usecases::reconcile::ReconcileReport {
+        shop_app::usecases::reconcile::reconcile_payments(&self.stack.app).await.expect("reconcile run")
     }
 
     pub async fn orders_of(&self, user: &str) -> Vec<shop_domain::Order> {

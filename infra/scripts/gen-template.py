@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Generates infra/template.yaml's repetitive parts from the single sources:
-shared/app/src/routes.rs (HTTP routes) and events/rules.json (EventBridge
+shared/app/src/http/routes.rs (HTTP routes) and events/rules.json (EventBridge
 rules). Run it after changing either; tests/drift.rs fails when the template
 and those sources disagree.  Usage: python3 infra/scripts/gen-template.py"""
 import json, pathlib, re
 
 root = pathlib.Path(__file__).resolve().parents[2]
-routes_rs = (root / "shared/app/src/routes.rs").read_text()
+routes_rs = (root / "shared/app/src/http/routes.rs").read_text()
 routes = [dict(method=m, path=p, function=f, authorized=a == "true") for m, p, f, a in re.findall(
     r'Route \{ method: "(\w+)", path: "([^"]+)", function: "([\w-]+)", authorized: (true|false) \}', routes_rs)]
 rules = json.loads((root / "events/rules.json").read_text())
@@ -24,7 +24,7 @@ Transform: AWS::Serverless-2016-10-31
 Description: >-
   shop: orders and payments on Lambda, DynamoDB (single table + outbox stream),
   EventBridge (bus, archive, one rule per consumer) and SQS (one queue and DLQ
-  per consumer). Routes and rules are generated from shared/app/src/routes.rs
+  per consumer). Routes and rules are generated from shared/app/src/http/routes.rs
   and events/rules.json by infra/scripts/gen-template.py; tests/drift.rs checks.
 
 Parameters:

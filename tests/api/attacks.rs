@@ -98,7 +98,7 @@ async fn assert_money_consistent(app: &TestApp, order_id: &str, row: &str) {
             "{row}: PAID without its capture: {capture:?}"
         );
     }
-    for consumer in shop_local::ops::CONSUMERS {
+    for consumer in shop_local::cli::ops::CONSUMERS {
         assert!(app.dlq(consumer).await.is_empty(), "{row}: {consumer} DLQ not empty");
     }
 }

@@ -2,6 +2,7 @@
 //! local stack: nothing lost, nothing doubled, failures contained.
 
 use serde_json::json;
+use shop_local::emulate::queue::LocalQueues as _;
 use shop_tests::{MAX_RECEIVE, TestApp, eventually, spawn_app};
 
 const WITH_COUPON: &str = r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c1"}"#;
@@ -97,7 +98,7 @@ async fn a_data_platform_down_for_good_fills_the_dlq_and_a_redrive_delivers_once
     assert_eq!(app.status(&order_id).await, "PAID");
     // The platform recovers; the operator redrives.
     app.http.delete(format!("{}/sim/faults", app.stack.sink_url())).send().await.unwrap();
-    assert_eq!(shop_local::ops::dlq_redrive(&app.stack.app, "analytics").await.unwrap(), 1);
+    assert_eq!(shop_local::cli::ops::dlq_redrive(&app.stack.app, "analytics").await.unwrap(), 1);
     eventually(20, "exported after redrive", || async { (!app.exported(&order_id).is_empty()).then_some(()) }).await;
     app.settled().await;
     assert_eq!(app.exported(&order_id).len(), 1);
@@ -116,7 +117,7 @@ async fn a_coupon_outage_never_touches_the_order_and_catches_up_after_redrive() 
     assert_eq!(app.status(&order_id).await, "PAID");
     assert_eq!(app.exported(&order_id).len(), 1, "other consumers are not held up");
     app.stack.app.chaos.clear();
-    shop_local::ops::dlq_redrive(&app.stack.app, "coupon").await.unwrap();
+    shop_local::cli::ops::dlq_redrive(&app.stack.app, "coupon").await.unwrap();
     eventually(20, "coupon USED", || async { (app.coupon_status("c1").await == "USED").then_some(()) }).await;
 }
 
@@ -193,7 +194,7 @@ async fn snapshot(app: &TestApp, order_id: &str) -> Snapshot {
 }
 
 /// Everything archived in the last day (the archive runs on the wall clock).
-async fn archive(app: &TestApp) -> Vec<shop_store::queue::Archived> {
+async fn archive(app: &TestApp) -> Vec<shop_local::emulate::queue::Archived> {
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
     app.store().archive_between(now.plus_secs(-86_400), now.plus_secs(60)).await.unwrap()
 }

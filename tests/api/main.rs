@@ -7,4 +7,5 @@ mod events;
 mod idempotency;
 mod orders;
 mod payments;
+mod store_errors;
 mod validation;

@@ -140,13 +140,13 @@ async fn openapi_document_is_served_and_covers_every_route() {
     let app = spawn_app().await;
     let doc: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for route in shop_app::routes::ROUTES {
+    for route in shop_app::http::routes::ROUTES {
         let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
         assert!(op.is_object(), "{} {} missing from docs/openapi.json", route.method, route.path);
         assert_eq!(op["operationId"], json!(route.function), "{} {}", route.method, route.path);
     }
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, shop_app::routes::ROUTES.len(), "openapi.json documents routes the API does not have");
+    assert_eq!(documented, shop_app::http::routes::ROUTES.len(), "openapi.json documents routes the API does not have");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use futures::future::join_all;
 use serde_json::json;
-use shop_tests::{PG_STALL, RECONCILE_AFTER_SECS, TestApp, eventually, spawn_app};
+use shop_tests::{PG_STALL, RECONCILE_AFTER_SECS, TestApp, eventually, spawn_app, spawn_app_driven};
 
 const ORDER: &str = r#"{"items":[{"productId":"p1","quantity":2}],"couponId":"c1","pointsToUse":1000}"#;
 
@@ -147,10 +147,10 @@ async fn a_timed_out_confirm_is_settled_by_the_webhook() {
 }
 
 /// The PG did the work but its answer was lost, and its webhooks fail:
-/// the reconciler finds out.
+/// the reconciler finds out — once the payment has been in doubt long enough.
 #[tokio::test]
 async fn a_lost_response_is_settled_by_the_reconciler() {
-    let app = spawn_app().await;
+    let app = spawn_app_driven().await;
     let (order_id, amount) = app.order("u1", ORDER).await;
     app.fault("confirm", "lost_response", 1).await;
     app.fault("webhook", "error", -1).await;
@@ -158,13 +158,17 @@ async fn a_lost_response_is_settled_by_the_reconciler() {
     let (status, _) = app.confirm("u1", &order_id, &key, amount).await;
     assert_eq!(status, 202);
     assert_eq!(app.status(&order_id).await, "CONFIRMING");
-    // Not before the threshold...
+    // Not before the threshold: the run does not even ask the PG...
     app.clock.advance_secs(RECONCILE_AFTER_SECS - 1);
-    let calls_before = app.pg_calls(&order_id, "lookup").await.len();
-    // ...then the reconciler asks the PG and settles.
+    let lookups = app.pg_calls(&order_id, "lookup").await.len();
+    assert_eq!(app.reconcile().await.resolved, 0);
+    assert_eq!(app.pg_calls(&order_id, "lookup").await.len(), lookups);
+    assert_eq!(app.status(&order_id).await, "CONFIRMING");
+    // ...then it asks and settles.
     app.clock.advance_secs(2);
-    app.wait_status(&order_id, "PAID").await;
-    assert!(app.pg_calls(&order_id, "lookup").await.len() > calls_before);
+    assert_eq!(app.reconcile().await.resolved, 1);
+    assert_eq!(app.status(&order_id).await, "PAID");
+    assert!(app.pg_calls(&order_id, "lookup").await.len() > lookups);
     assert_eq!(done_payments(&app, &order_id).await, 1);
     assert_eq!(app.pg_calls(&order_id, "confirm").await.len(), 1);
     assert_eq!(count(&app.event_types(&order_id).await, "OrderPaid"), 1);
@@ -278,19 +282,21 @@ async fn a_payment_for_an_expired_order_is_orphaned() {
 
 #[tokio::test]
 async fn unpaid_orders_expire_and_give_everything_back() {
-    let app = spawn_app().await;
+    let app = spawn_app_driven().await;
     let (order_id, _) = app.order("u1", ORDER).await;
     assert_eq!((app.stock("p1").await, app.points("u1").await), (98, 4_000));
+    // One second before expiresAt, a run expires nothing.
     app.clock.advance_secs(899);
-    // Nothing yet (give the scheduler a few runs).
-    let runs = shop_app::metrics::total("OrdersExpired");
-    tokio::task::yield_now().await;
+    assert_eq!(app.expire().await.expired, 0);
     assert_eq!(app.status(&order_id).await, "PENDING_PAYMENT");
     app.clock.advance_secs(1);
-    app.wait_status(&order_id, "EXPIRED").await;
-    assert!(shop_app::metrics::total("OrdersExpired") > runs);
+    assert_eq!(app.expire().await.expired, 1);
+    assert_eq!(app.status(&order_id).await, "EXPIRED");
+    assert_eq!(app.stack.app.metrics.total("OrdersExpired"), 1);
     assert_eq!((app.stock("p1").await, app.points("u1").await), (100, 5_000));
     assert_eq!(count(&app.event_types(&order_id).await, "OrderExpired"), 1);
+    // Runs after that change nothing.
+    assert_eq!(app.expire().await.expired, 0);
     let (status, body) = app.confirm("u1", &order_id, "late-key", 1).await;
     assert_eq!(status, 400, "amount is checked first: {body}");
 }
@@ -350,10 +356,10 @@ async fn cancelling_before_and_after_payment() {
 #[tokio::test]
 async fn webhooks_for_unknown_payments_are_acknowledged_and_counted() {
     let app = spawn_app().await;
-    let before = shop_app::metrics::total("WebhookUnknownPayment");
+    let before = app.stack.app.metrics.total("WebhookUnknownPayment");
     let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "data": {"paymentKey": "nope", "orderId": "nope", "status": "DONE"}});
     assert_eq!(send_webhook(&app, &body).await, 200);
-    assert!(shop_app::metrics::total("WebhookUnknownPayment") > before);
+    assert_eq!(app.stack.app.metrics.total("WebhookUnknownPayment"), before + 1);
     // A PG payment for an order we do not have.
     let key = app.checkout("ghost-order", 1000, "CARD").await;
     let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "data": {"paymentKey": key, "orderId": "ghost-order", "status": "DONE"}});
@@ -376,7 +382,7 @@ async fn signed_webhooks_when_a_secret_is_configured() {
     // Unsigned or badly signed: refused.
     assert_eq!(send_webhook(&app, &body).await, 401);
     let raw = body.to_string();
-    let bad = shop_app::webhook::sign("wrong", shop_tests::T0.seconds(), raw.as_bytes());
+    let bad = shop_app::http::webhook::sign("wrong", shop_tests::T0.seconds(), raw.as_bytes());
     let resp =
         app.http.post(app.url("/webhooks/pg")).header("pg-signature", bad).body(raw.clone()).send().await.unwrap();
     assert_eq!(resp.status(), 401);

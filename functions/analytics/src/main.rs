@@ -1,19 +1,19 @@
 //! `analytics` consumer — data-platform export. SQS (the rule's target queue) in,
-//! `SqsBatchResponse` out. The handler is `shop_app::consumers::handle_sqs`.
+//! `SqsBatchResponse` out. The handler is `shop_app::events::consumers::handle_sqs`.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::telemetry::init("analytics");
+    shop_app::obs::telemetry::init("analytics");
     // Configuration errors fail the cold start, not an invocation.
-    let app = shop_app::aws::app_from_env("analytics").await.expect("configuration");
-    let consumer = shop_app::consumers::AnalyticsConsumer {
-        platform: std::sync::Arc::new(shop_app::aws::data_platform().expect("DATA_PLATFORM_URL")),
+    let app = shop_app::adapters::aws::app_from_env("analytics").await.expect("configuration");
+    let consumer = shop_app::events::consumers::AnalyticsConsumer {
+        platform: std::sync::Arc::new(shop_app::adapters::aws::data_platform().expect("DATA_PLATFORM_URL")),
     };
     run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, Error>(shop_app::consumers::handle_sqs(&app, &consumer, event.payload).await)
+        Ok::<_, Error>(shop_app::events::consumers::handle_sqs(&app, &consumer, event.payload).await)
     }))
     .await
 }

@@ -1,12 +1,12 @@
 //! `POST /payments/confirm` — confirm a card or virtual-account payment with
-//! the PG. The handler is `shop_app::payments::confirm_payment`.
+//! the PG. The handler is `shop_app::http::payments::confirm_payment`.
 
 use lambda_http::{Error, Request, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::telemetry::init("confirm-payment");
+    shop_app::obs::telemetry::init("confirm-payment");
     // Configuration errors fail the cold start, not a request.
-    let app = shop_app::aws::app_from_env("confirm-payment").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::payments::confirm_payment(&app, req))).await
+    let app = shop_app::adapters::aws::app_from_env("confirm-payment").await.expect("configuration");
+    run(service_fn(|req: Request| shop_app::http::payments::confirm_payment(&app, req))).await
 }

@@ -1,15 +1,18 @@
 //! `reconcile-payments` — EventBridge schedule: payments CONFIRMING/UNKNOWN
 //! for longer than `RECONCILE_AFTER_SECS` are looked up at the PG and
 //! resolved as a confirm answer would be. The handler is
-//! `shop_app::jobs::reconcile_payments_handler`.
+//! `shop_app::events::schedules::reconcile_payments_handler`.
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::telemetry::init("reconcile-payments");
+    shop_app::obs::telemetry::init("reconcile-payments");
     // Configuration errors fail the cold start, not an invocation.
-    let app = shop_app::aws::app_from_env("reconcile-payments").await.expect("configuration");
-    run(service_fn(|event: LambdaEvent<CloudWatchEvent>| shop_app::jobs::reconcile_payments_handler(&app, event))).await
+    let app = shop_app::adapters::aws::app_from_env("reconcile-payments").await.expect("configuration");
+    run(service_fn(|event: LambdaEvent<CloudWatchEvent>| {
+        shop_app::events::schedules::reconcile_payments_handler(&app, event)
+    }))
+    .await
 }

@@ -1,21 +1,25 @@
 //! # shop-local
 //!
-//! The whole product on one machine, in one process: the API server (API
-//! Gateway HTTP API v2 shape, dev JWTs), the same handlers the Lambda
-//! functions run, and the embedded DynamoDB engine on a file in the data
-//! directory. `shop` (src/main.rs) is its command line; tests start a
-//! [`Stack`] on port 0.
+//! The whole product on one machine, in one process: the same handlers the
+//! Lambda functions run, on the embedded DynamoDB engine (a file in the data
+//! directory), with everything AWS and the outside world would provide
+//! emulated or simulated. `shop` (src/main.rs) is its command line; tests
+//! start a [`Stack`] on port 0.
+//!
+//! # Layout
+//!
+//! | room | what lives there |
+//! | --- | --- |
+//! | [`emulate`] | what AWS provides in the cloud: API Gateway with its JWT authorizer ([`emulate::api_gateway`], [`jwt`]), the table's stream ([`emulate::runner`] delivers the outbox), EventBridge with its rules and archive ([`emulate::bus`], [`emulate::rules`]), SQS queues and DLQs ([`emulate::queue`]) |
+//! | [`sim`] | the outside world: the Toss-compatible PG simulator ([`sim::pg`]) and the data-platform sink ([`sim::sink`]) |
+//! | [`cli`] | what `shop` does besides `up`: seeding, the benchmark, operations (DLQ, replay, republish, timeline) |
+//!
+//! Nothing here is linked into a Lambda binary.
 
-pub mod bench;
-pub mod bus;
+pub mod cli;
+pub mod emulate;
 pub mod jwt;
-pub mod ops;
-pub mod persisted;
-pub mod pgsim;
-pub mod runner;
-pub mod seed;
-pub mod server;
-pub mod sink;
+pub mod sim;
 
 use shop_app::App;
 use shop_app::clock::{Clock, IdGen};
@@ -39,7 +43,7 @@ pub struct StackOptions {
     pub clock: Option<Arc<dyn Clock>>,
     pub ids: Option<Arc<dyn IdGen>>,
     /// Load this catalog when the table is new.
-    pub seed_if_new: Option<seed::Catalog>,
+    pub seed_if_new: Option<cli::seed::Catalog>,
     /// Port of the PG simulator (0: any free port).
     pub pg_port: u16,
     /// Period of the scheduler (order expiry, payment reconciliation).
@@ -52,7 +56,7 @@ pub struct StackOptions {
     /// Port of the data-platform sink (0: any free port).
     pub sink_port: u16,
     /// Durable queues: poll period, visibility timeout, receives before the DLQ.
-    pub queues: runner::QueueOptions,
+    pub queues: emulate::runner::QueueOptions,
 }
 
 /// The secret key the local stack and its PG simulator share.
@@ -74,7 +78,7 @@ impl Default for StackOptions {
             webhook_backoff: std::time::Duration::from_secs(1),
             pg_stall: None,
             sink_port: 0,
-            queues: runner::QueueOptions::default(),
+            queues: emulate::runner::QueueOptions::default(),
         }
     }
 }
@@ -83,11 +87,11 @@ impl Default for StackOptions {
 pub struct Stack {
     pub addr: SocketAddr,
     pub pg_addr: SocketAddr,
-    pub pg: Arc<pgsim::PgSim>,
+    pub pg: Arc<sim::pg::PgSim>,
     pub sink_addr: SocketAddr,
-    pub sink: Arc<sink::Sink>,
-    pub bus: Arc<bus::LocalBus>,
-    pub runner: Arc<runner::Runner>,
+    pub sink: Arc<sim::sink::Sink>,
+    pub bus: Arc<emulate::bus::LocalBus>,
+    pub runner: Arc<emulate::runner::Runner>,
     pub dynamodb_addr: Option<SocketAddr>,
     pub app: App,
     pub engine: Engine,
@@ -186,12 +190,13 @@ impl Stack {
         config.pg_secret_key = SIM_SECRET_KEY.to_owned();
         let (engine, app, new) = open(opts.data_dir.as_deref(), config, Some(clock), opts.ids).await?;
         if let (true, Some(catalog)) = (new, &opts.seed_if_new) {
-            let report = seed::seed(&app, catalog).await?;
+            let report = cli::seed::seed(&app, catalog).await?;
             tracing::info!(?report, "loaded the catalog into a new data dir");
         }
 
-        let state = Arc::new(server::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
-        tasks.serve("API", listener, server::router(state));
+        let state =
+            Arc::new(emulate::api_gateway::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
+        tasks.serve("API", listener, emulate::api_gateway::router(state));
 
         let scheduled = app.clone();
         let every = opts.schedule_every;
@@ -206,21 +211,21 @@ impl Stack {
             }
         });
 
-        let bus = Arc::new(bus::LocalBus::new(
+        let bus = Arc::new(emulate::bus::LocalBus::new(
             app.store.clone(),
-            shop_app::rules::rules()?,
+            emulate::rules::rules()?,
             Arc::new(shop_app::clock::SystemClock),
         ));
-        let platform = shop_app::consumers::HttpDataPlatform {
+        let platform = shop_app::adapters::data_platform::HttpDataPlatform {
             http: reqwest::Client::builder().timeout(pg_timeout.max(std::time::Duration::from_secs(1))).build()?,
             url: format!("http://{sink_addr}"),
         };
-        let consumers: Vec<Arc<dyn shop_app::consumers::Consumer>> = vec![
-            Arc::new(shop_app::consumers::CouponConsumer),
-            Arc::new(shop_app::consumers::CompensationConsumer),
-            Arc::new(shop_app::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
+        let consumers: Vec<Arc<dyn shop_app::events::consumers::Consumer>> = vec![
+            Arc::new(shop_app::events::consumers::CouponConsumer),
+            Arc::new(shop_app::events::consumers::CompensationConsumer),
+            Arc::new(shop_app::events::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
         ];
-        let runner = Arc::new(runner::Runner::new(app.clone(), bus.clone(), consumers, opts.queues));
+        let runner = Arc::new(emulate::runner::Runner::new(app.clone(), bus.clone(), consumers, opts.queues));
         let running = runner.clone();
         tasks.spawn(move |stop| running.run(stop));
 
@@ -285,9 +290,9 @@ impl Stack {
 /// emulator deployment test's.
 pub struct Simulators {
     pub pg_addr: SocketAddr,
-    pub pg: Arc<pgsim::PgSim>,
+    pub pg: Arc<sim::pg::PgSim>,
     pub sink_addr: SocketAddr,
-    pub sink: Arc<sink::Sink>,
+    pub sink: Arc<sim::sink::Sink>,
     tasks: Tasks,
 }
 
@@ -318,7 +323,7 @@ impl Simulators {
             std::fs::create_dir_all(dir)?;
         }
         let mut tasks = Tasks::default();
-        let pg = pgsim::PgSim::new(pgsim::SimOptions {
+        let pg = sim::pg::PgSim::new(sim::pg::SimOptions {
             secret_key: SIM_SECRET_KEY.to_owned(),
             webhook_url: opts.webhook_url,
             webhook_secret: opts.webhook_secret,
@@ -329,7 +334,7 @@ impl Simulators {
             clock: opts.clock,
         })?;
         tasks.serve("PG simulator", pg_listener, pg.router());
-        let sink = sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.json")), opts.stall)?;
+        let sink = sim::sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.json")), opts.stall)?;
         tasks.serve("data-platform sink", sink_listener, sink.router());
         Ok(Simulators { pg_addr, pg, sink_addr, sink, tasks })
     }
@@ -341,10 +346,10 @@ impl Simulators {
 
 /// One run of every scheduled function, as EventBridge schedules would trigger them.
 pub async fn run_schedules(app: &App) {
-    if let Err(e) = shop_app::jobs::expire_orders(app).await {
+    if let Err(e) = shop_app::usecases::expire::expire_orders(app).await {
         tracing::error!(error = %e, "expire-orders failed");
     }
-    if let Err(e) = shop_app::jobs::reconcile_payments(app).await {
+    if let Err(e) = shop_app::usecases::reconcile::reconcile_payments(app).await {
         tracing::error!(error = %e, "reconcile-payments failed");
     }
 }

@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use shop_app::config::Config;
-use shop_local::{Stack, StackOptions, jwt, seed};
+use shop_local::cli::seed;
+use shop_local::{Stack, StackOptions, jwt};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -181,7 +182,7 @@ enum DlqCommand {
 /// The deployed stack's table when `table` is given, else the local data dir.
 async fn target(data_dir: &std::path::Path, table: Option<&str>) -> anyhow::Result<shop_app::App> {
     match table {
-        Some(t) => shop_app::aws::app_for_table("shop", t).await,
+        Some(t) => shop_app::adapters::aws::app_for_table("shop", t).await,
         None => open_app(data_dir).await,
     }
 }
@@ -213,12 +214,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench { orders, concurrency, full } => {
             anyhow::ensure!(orders > 0 && concurrency > 0, "orders and concurrency must be positive");
-            let report = shop_local::bench::run(shop_local::bench::BenchOptions { orders, concurrency, full }).await?;
+            let report =
+                shop_local::cli::bench::run(shop_local::cli::bench::BenchOptions { orders, concurrency, full }).await?;
             println!("{report}");
         }
         Command::Dlq { command: DlqCommand::List { consumer, data_dir, json } } => {
             let app = open_app(&data_dir).await?;
-            let entries = shop_local::ops::dlq_list(&app, consumer.as_deref()).await?;
+            let entries = shop_local::cli::ops::dlq_list(&app, consumer.as_deref()).await?;
             print(json, &serde_json::to_value(&entries)?, || {
                 if entries.is_empty() {
                     return "no messages in the DLQs".to_owned();
@@ -241,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Dlq { command: DlqCommand::Redrive { consumer, data_dir, json } } => {
             let app = open_app(&data_dir).await?;
-            let moved = shop_local::ops::dlq_redrive(&app, &consumer).await?;
+            let moved = shop_local::cli::ops::dlq_redrive(&app, &consumer).await?;
             print(json, &serde_json::json!({"consumer": consumer, "moved": moved}), || {
                 format!("moved {moved} message(s) from {consumer}-dlq back to {consumer}")
             });
@@ -249,13 +251,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay { data_dir, from, to, consumer, json } => {
             let app = open_app(&data_dir).await?;
             let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
-            let from = shop_local::ops::parse_time(&from, now)?;
+            let from = shop_local::cli::ops::parse_time(&from, now)?;
             let to = match to {
-                Some(t) => shop_local::ops::parse_time(&t, now)?,
+                Some(t) => shop_local::cli::ops::parse_time(&t, now)?,
                 None => now.plus_secs(1),
             };
-            let rules = shop_app::rules::rules()?;
-            let r = shop_local::ops::replay(&app, &rules, from, to, consumer.as_deref()).await?;
+            let rules = shop_local::emulate::rules::rules()?;
+            let r = shop_local::cli::ops::replay(&app, &rules, from, to, consumer.as_deref()).await?;
             print(json, &serde_json::to_value(&r)?, || {
                 format!(
                     "replay {}: {} archived event(s), {} delivery(ies) queued",
@@ -267,7 +269,7 @@ async fn main() -> anyhow::Result<()> {
             let app = target(&data_dir, table.as_deref()).await?;
             let sender = if table.is_some() { "the stream publisher" } else { "`shop up`" };
             let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
-            let n = shop_local::ops::republish(&app, shop_local::ops::parse_time(&since, now)?).await?;
+            let n = shop_local::cli::ops::republish(&app, shop_local::cli::ops::parse_time(&since, now)?).await?;
             print(json, &serde_json::json!({"republished": n}), || {
                 format!("{n} outbox event(s) marked for publishing again; {sender} sends them")
             });
@@ -275,7 +277,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Timeline { order_id, data_dir, table, json } => {
             let app = target(&data_dir, table.as_deref()).await?;
             let id = shop_domain::OrderId::parse(order_id.as_str())?;
-            let t = shop_local::ops::timeline(&app, &id).await?;
+            let t = shop_local::cli::ops::timeline(&app, &id).await?;
             print(json, &t, || {
                 let mut lines = vec![format!(
                     "order {} {}",
@@ -306,10 +308,10 @@ async fn main() -> anyhow::Result<()> {
             });
         }
         Command::Seed { data_dir, file, table } => {
-            shop_app::telemetry::init("shop-seed");
+            shop_app::obs::telemetry::init("shop-seed");
             let catalog = seed::Catalog::parse(&std::fs::read_to_string(&file)?)?;
             let app = match table {
-                Some(t) => shop_app::aws::app_for_table("shop-seed", &t).await?,
+                Some(t) => shop_app::adapters::aws::app_for_table("shop-seed", &t).await?,
                 None => shop_local::open(Some(&data_dir), Config::default(), None, None).await?.1,
             };
             let r = seed::seed(&app, &catalog).await?;
@@ -319,7 +321,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Sim { pg_port, sink_port, webhook_url, webhook_secret, webhook_backoff_ms, data_dir } => {
-            shop_app::telemetry::init("shop-sim");
+            shop_app::obs::telemetry::init("shop-sim");
             let sims = shop_local::Simulators::start(shop_local::SimulatorOptions {
                 pg_port,
                 sink_port,
@@ -354,7 +356,7 @@ async fn main() -> anyhow::Result<()> {
             visibility_timeout,
             max_receive,
         } => {
-            shop_app::telemetry::init("shop");
+            shop_app::obs::telemetry::init("shop");
             anyhow::ensure!(order_ttl > 0 && schedule_every > 0 && pg_timeout_ms > 0, "durations must be positive");
             let config = Config {
                 order_ttl_secs: order_ttl,
@@ -374,7 +376,7 @@ async fn main() -> anyhow::Result<()> {
                 schedule_every: std::time::Duration::from_secs(schedule_every),
                 webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms),
                 sink_port,
-                queues: shop_local::runner::QueueOptions {
+                queues: shop_local::emulate::runner::QueueOptions {
                     visibility: std::time::Duration::from_secs(visibility_timeout),
                     max_receive,
                     ..Default::default()

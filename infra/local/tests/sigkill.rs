@@ -27,47 +27,56 @@ fn start(dir: &std::path::Path, p: &Ports) -> Child {
         .expect("shop up starts")
 }
 
-fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, url, "-H", "content-type: application/json"]);
+async fn http(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = reqwest::Client::new().request(method, url).header("content-type", "application/json");
     if let Some(t) = token {
-        cmd.args(["-H", &format!("authorization: Bearer {t}"), "-H", &format!("idempotency-key: sigkill-{url}")]);
+        req = req.bearer_auth(t).header("idempotency-key", format!("sigkill-{url}"));
     }
     if let Some(b) = body {
-        cmd.args(["-d", b]);
+        req = req.body(b.to_owned());
     }
-    let out = cmd.output().expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    // Connection refused while the stack (re)starts: status 0.
+    let Ok(resp) = req.send().await else { return (0, serde_json::Value::Null) };
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
 
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+/// Polls `f` until it returns `Some`, failing after `secs` seconds.
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        if let Some(v) = f() {
+        if let Some(v) = f().await {
             return v;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-fn deliveries(p: &Ports) -> Vec<serde_json::Value> {
+async fn deliveries(p: &Ports) -> Vec<serde_json::Value> {
     http("GET", &format!("http://127.0.0.1:{}/sim/deliveries", p.sink), None, None)
+        .await
         .1
         .as_array()
         .cloned()
         .unwrap_or_default()
 }
 
-#[test]
-fn nothing_is_lost_across_sigkill() {
+#[tokio::test]
+async fn nothing_is_lost_across_sigkill() {
     let dir = tempfile::tempdir().expect("dir");
     let p = Ports { api: free_port(), pg: free_port(), sink: free_port() };
     let api = format!("http://127.0.0.1:{}", p.api);
     let mut shop = start(dir.path(), &p);
-    wait_for("shop up", 30, || (http("GET", &format!("{api}/healthz"), None, None).0 == 200).then_some(()));
+    wait_for("shop up", 30, || async {
+        (http("GET", &format!("{api}/healthz"), None, None).await.0 == 200).then_some(())
+    })
+    .await;
     let token = String::from_utf8(
         Command::new(env!("CARGO_BIN_EXE_shop")).args(["token", "--user", "u1"]).output().expect("token").stdout,
     )
@@ -75,31 +84,38 @@ fn nothing_is_lost_across_sigkill() {
     let token = token.trim();
 
     // The data platform is down; the order is placed and paid regardless.
-    http("POST", &format!("http://127.0.0.1:{}/sim/faults", p.sink), None, Some(r#"{"fault":"error","count":-1}"#));
+    http("POST", &format!("http://127.0.0.1:{}/sim/faults", p.sink), None, Some(r#"{"fault":"error","count":-1}"#))
+        .await;
     let (status, order) =
-        http("POST", &format!("{api}/orders"), Some(token), Some(r#"{"items":[{"productId":"p1","quantity":1}]}"#));
+        http("POST", &format!("{api}/orders"), Some(token), Some(r#"{"items":[{"productId":"p1","quantity":1}]}"#))
+            .await;
     assert_eq!(status, 201, "{order}");
     let id = order["orderId"].as_str().expect("orderId").to_owned();
     let (status, paid) =
-        http("POST", &format!("{api}/payments/points"), Some(token), Some(&format!(r#"{{"orderId":"{id}"}}"#)));
+        http("POST", &format!("{api}/payments/points"), Some(token), Some(&format!(r#"{{"orderId":"{id}"}}"#))).await;
     assert_eq!((status, paid["status"].as_str()), (200, Some("PAID")), "{paid}");
-    wait_for("a failed export attempt", 30, || {
-        deliveries(&p).iter().any(|d| d["orderId"] == id.as_str()).then_some(())
-    });
+    wait_for("a failed export attempt", 30, || async {
+        deliveries(&p).await.iter().any(|d| d["orderId"] == id.as_str()).then_some(())
+    })
+    .await;
 
     shop.kill().expect("SIGKILL");
     shop.wait().expect("reaped");
 
     let mut shop = start(dir.path(), &p);
-    wait_for("shop up again", 30, || (http("GET", &format!("{api}/healthz"), None, None).0 == 200).then_some(()));
-    let (status, again) = http("GET", &format!("{api}/orders/{id}"), Some(token), None);
+    wait_for("shop up again", 30, || async {
+        (http("GET", &format!("{api}/healthz"), None, None).await.0 == 200).then_some(())
+    })
+    .await;
+    let (status, again) = http("GET", &format!("{api}/orders/{id}"), Some(token), None).await;
     assert_eq!((status, again["status"].as_str()), (200, Some("PAID")));
-    http("DELETE", &format!("http://127.0.0.1:{}/sim/faults", p.sink), None, None);
-    wait_for("the export after the restart", 30, || {
-        deliveries(&p).iter().any(|d| d["orderId"] == id.as_str() && d["status"] == 200).then_some(())
-    });
+    http("DELETE", &format!("http://127.0.0.1:{}/sim/faults", p.sink), None, None).await;
+    wait_for("the export after the restart", 30, || async {
+        deliveries(&p).await.iter().any(|d| d["orderId"] == id.as_str() && d["status"] == 200).then_some(())
+    })
+    .await;
     // Once the consumer has recorded the export, the message is gone: no more deliveries.
-    wait_for("the analytics outcome", 30, || {
+    wait_for("the analytics outcome", 30, || async {
         let out = Command::new(env!("CARGO_BIN_EXE_shop"))
             .args(["timeline", &id, "--json", "--data-dir"])
             .arg(dir.path())
@@ -107,8 +123,10 @@ fn nothing_is_lost_across_sigkill() {
             .ok()?;
         let t: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
         t["timeline"].as_array()?.iter().any(|s| s["consumer"] == "analytics" && s["status"] == "DONE").then_some(())
-    });
-    let accepted = deliveries(&p).into_iter().filter(|d| d["orderId"] == id.as_str() && d["status"] == 200).count();
+    })
+    .await;
+    let accepted =
+        deliveries(&p).await.into_iter().filter(|d| d["orderId"] == id.as_str() && d["status"] == 200).count();
     assert_eq!(accepted, 1);
     shop.kill().ok();
     shop.wait().ok();

@@ -2,7 +2,7 @@
 
 use shop_store::idempotency::IdemPolicy;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// The single DynamoDB table (`TABLE_NAME`).
     pub table_name: String,
@@ -20,6 +20,22 @@ pub struct Config {
     pub pg_webhook_secret: Option<String>,
     /// Payments in doubt this long are asked about at the PG (`RECONCILE_AFTER_SECS`, default 300).
     pub reconcile_after_secs: i64,
+}
+
+/// Everything but the secrets: a `Config` may be logged.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("table_name", &self.table_name)
+            .field("order_ttl_secs", &self.order_ttl_secs)
+            .field("idempotency", &self.idempotency)
+            .field("pg_base_url", &self.pg_base_url)
+            .field("pg_secret_key", &if self.pg_secret_key.is_empty() { "<unset>" } else { "<redacted>" })
+            .field("pg_timeout_ms", &self.pg_timeout_ms)
+            .field("pg_webhook_secret", &self.pg_webhook_secret.as_ref().map(|_| "<redacted>"))
+            .field("reconcile_after_secs", &self.reconcile_after_secs)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -42,28 +58,70 @@ impl Config {
     /// `IDEMPOTENCY_IN_PROGRESS_MS`, `PG_BASE_URL`, `PG_SECRET_KEY`,
     /// `PG_TIMEOUT_MS`, `PG_WEBHOOK_SECRET`, `RECONCILE_AFTER_SECS`.
     pub fn from_env() -> anyhow::Result<Config> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The configuration from `var` (the environment, or a test's map);
+    /// anything invalid fails here, at cold start.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
         let d = Config::default();
         let int = |name: &str, default: i64| -> anyhow::Result<i64> {
-            match std::env::var(name) {
-                Ok(v) => v.parse().map_err(|e| anyhow::anyhow!("{name}={v}: {e}")),
-                Err(_) => Ok(default),
+            match var(name) {
+                Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{name}={v}: {e}")),
+                None => Ok(default),
             }
         };
         let config = Config {
-            table_name: std::env::var("TABLE_NAME").unwrap_or(d.table_name),
+            table_name: var("TABLE_NAME").unwrap_or(d.table_name),
             order_ttl_secs: int("ORDER_TTL_SECS", d.order_ttl_secs)?,
             idempotency: IdemPolicy {
                 keep_secs: int("IDEMPOTENCY_KEEP_SECS", d.idempotency.keep_secs)?,
                 in_progress_ms: int("IDEMPOTENCY_IN_PROGRESS_MS", d.idempotency.in_progress_ms)?,
             },
-            pg_base_url: std::env::var("PG_BASE_URL").unwrap_or(d.pg_base_url),
-            pg_secret_key: std::env::var("PG_SECRET_KEY").unwrap_or_default(),
-            pg_timeout_ms: u64::try_from(int("PG_TIMEOUT_MS", 10_000)?).unwrap_or(10_000),
-            pg_webhook_secret: std::env::var("PG_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()),
+            pg_base_url: var("PG_BASE_URL").unwrap_or(d.pg_base_url),
+            pg_secret_key: var("PG_SECRET_KEY").unwrap_or_default(),
+            pg_timeout_ms: u64::try_from(int("PG_TIMEOUT_MS", 10_000)?)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| anyhow::anyhow!("PG_TIMEOUT_MS must be a positive number of milliseconds"))?,
+            pg_webhook_secret: var("PG_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             reconcile_after_secs: int("RECONCILE_AFTER_SECS", d.reconcile_after_secs)?,
         };
         anyhow::ensure!(config.order_ttl_secs > 0, "ORDER_TTL_SECS must be positive");
         anyhow::ensure!(config.idempotency.keep_secs >= 24 * 3600, "IDEMPOTENCY_KEEP_SECS must be at least 86400");
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_vars(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_timeout_that_is_not_positive_fails_at_start() {
+        for bad in ["-1", "0", "ten"] {
+            let err = with(&[("PG_TIMEOUT_MS", bad)]).expect_err(bad);
+            assert!(err.to_string().contains("PG_TIMEOUT_MS"), "{err}");
+        }
+        assert_eq!(with(&[("PG_TIMEOUT_MS", "250")]).unwrap().pg_timeout_ms, 250);
+        assert_eq!(with(&[]).unwrap().pg_timeout_ms, 10_000);
+    }
+
+    #[test]
+    fn debug_never_prints_the_secrets() {
+        let c = Config {
+            pg_secret_key: "test_sk_SECRET".into(),
+            pg_webhook_secret: Some("whsec_SECRET".into()),
+            ..Config::default()
+        };
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("SECRET"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
     }
 }

@@ -1,34 +1,34 @@
 //! # shop-app
 //!
-//! The application layer: use cases and the HTTP handlers the Lambda
-//! functions run. A handler is a named async fn taking the [`App`] and a
-//! `lambda_http::Request` (API Gateway HTTP API v2 shape); each function's
-//! `main.rs` only builds an `App` and hands the handler to the runtime, and
-//! the local stack calls the very same fns through [`routes::invoke`].
+//! The application layer: the use cases of the order-and-payment saga and
+//! the edges the Lambda functions run. Each function's `main.rs` only
+//! builds an [`App`] and hands one handler to the runtime; the local stack
+//! (`infra/local`) calls the very same handlers.
 //!
-//! Depends on the domain and the store; knows nothing of which DynamoDB
-//! engine is behind the store.
+//! # Layout
+//!
+//! | room | what lives there | knows |
+//! | --- | --- | --- |
+//! | [`usecases`] | one file per use case: place an order, confirm, pay with points, cancel, settle a PG outcome, expire, reconcile, refund; the one conflict-retry loop ([`usecases::retry`]) and the one points op ([`usecases::points`]) | domain, store, ports |
+//! | [`ports`] | what the use cases need from outside: [`ports::PaymentGateway`], [`ports::EventBus`], [`ports::DataPlatform`] | domain |
+//! | [`adapters`] | Toss, EventBridge, the data platform over HTTP, building an `App` against AWS (feature `aws`) | the SDKs, HTTP clients |
+//! | [`http`] | the API: problem+json, request context, routes, one handler per route, all run in [`http::serve`] | `lambda_http` — nothing else does |
+//! | [`events`] | the outbox publisher and the SQS consumers (coupon, compensation, analytics) | `aws_lambda_events` |
+//! | [`obs`] | tracing setup and business metrics | |
+//!
+//! [`App`], [`config`] and [`clock`] sit at the top: what every room is given.
+//! The domain (`shop_domain`) decides; the store (`shop_store`) is the only
+//! DynamoDB code; neither knows which engine is behind it.
 
-pub mod bus;
+pub mod adapters;
 pub mod chaos;
 pub mod clock;
 pub mod config;
-pub mod consumers;
+pub mod events;
 pub mod http;
-pub mod jobs;
-pub mod metrics;
-pub mod orders;
-pub mod payments;
-pub mod pg;
-pub mod publisher;
-pub mod routes;
-pub mod rules;
-pub mod telemetry;
-pub mod views;
-pub mod webhook;
-
-#[cfg(feature = "aws")]
-pub mod aws;
+pub mod obs;
+pub mod ports;
+pub mod usecases;
 
 use clock::{Clock, IdGen};
 use config::Config;
@@ -39,19 +39,21 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
-    pub pg: Arc<dyn pg::PaymentGateway>,
+    pub pg: Arc<dyn ports::PaymentGateway>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub config: Arc<Config>,
     /// The function's name, for logs and metrics.
     pub service: &'static str,
     pub chaos: Arc<chaos::Chaos>,
+    /// This app's counters (shared by its clones).
+    pub metrics: Arc<obs::metrics::Metrics>,
 }
 
 impl App {
     /// An app on `store` whose PG client is built from `config`.
     pub fn new(store: Store, config: Config) -> anyhow::Result<Self> {
-        let pg = pg::TossClient::new(
+        let pg = adapters::toss::TossClient::new(
             &config.pg_base_url,
             &config.pg_secret_key,
             std::time::Duration::from_millis(config.pg_timeout_ms),
@@ -64,10 +66,16 @@ impl App {
             config: Arc::new(config),
             service: "shop",
             chaos: Arc::new(chaos::Chaos::default()),
+            metrics: Arc::new(obs::metrics::Metrics::default()),
         })
     }
 
-    pub fn with_pg(mut self, pg: Arc<dyn pg::PaymentGateway>) -> Self {
+    /// Adds `n` to this app's business metric `name` (EMF in Lambda).
+    pub fn count(&self, name: &'static str, n: u64) {
+        self.metrics.count(self.service, name, n);
+    }
+
+    pub fn with_pg(mut self, pg: Arc<dyn ports::PaymentGateway>) -> Self {
         self.pg = pg;
         self
     }

@@ -280,6 +280,9 @@ pub enum OrderError {
     NotYetExpired(Timestamp),
     #[error("a payment for this order is being confirmed")]
     PaymentInProgress,
+    /// A sum beyond the money cap (10^15): refused, never saturated.
+    #[error("the amount would exceed the money cap")]
+    AmountOverflow,
 }
 
 type Decision = Result<Vec<OrderEventKind>, OrderError>;
@@ -447,7 +450,7 @@ impl Order {
                         user_id: self.user_id.clone(),
                         coupon_id: self.coupon_id.clone(),
                         amount: self.amount_due,
-                        points_refunded: points_refunded.unwrap_or(Money::MAX),
+                        points_refunded: points_refunded.ok_or(OrderError::AmountOverflow)?,
                     }])
                 }
                 S::Refunded => Ok(vec![]),

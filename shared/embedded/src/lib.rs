@@ -23,12 +23,29 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use dynoxide::Database;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-/// An open embedded database. Cheap to clone: clones share one SQLite connection.
+/// An open embedded database. Cheap to clone: clones share one SQLite
+/// connection, one set of call counters and one set of failpoints.
 #[derive(Clone)]
 pub struct Engine {
     db: Database,
+    probe: Probe,
+}
+
+/// What the local stack and tests can see and break in the engine: calls per
+/// operation, and armed failures. Nothing arms a failure outside tests and
+/// `shop up`'s chaos options; an unarmed call costs one uncontended lock.
+#[derive(Clone, Default)]
+struct Probe(Arc<Mutex<ProbeState>>);
+
+#[derive(Default)]
+struct ProbeState {
+    calls: HashMap<String, u64>,
+    /// TransactWriteItems calls still to cancel, each with its code.
+    cancel: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -50,12 +67,28 @@ impl Engine {
         // fsyncs every commit and caps the local stack near 500 orders/s.
         // See docs/adr/0003-embedded-durability.md.
         db.disable_bulk_loading().map_err(|e| anyhow::anyhow!("setting pragmas on {path}: {e}"))?;
-        Ok(Engine { db })
+        Ok(Engine { db, probe: Probe::default() })
     }
 
     /// A private in-memory database (tests).
     pub fn memory() -> anyhow::Result<Engine> {
-        Ok(Engine { db: Database::memory().map_err(|e| anyhow::anyhow!("{e}"))? })
+        Ok(Engine { db: Database::memory().map_err(|e| anyhow::anyhow!("{e}"))?, probe: Probe::default() })
+    }
+
+    /// How many times operation `op` (e.g. `TransactWriteItems`) was called
+    /// through this engine's clients.
+    pub fn calls(&self, op: &str) -> u64 {
+        self.probe.0.lock().map(|p| p.calls.get(op).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Cancels the next `count` TransactWriteItems calls as DynamoDB does,
+    /// with `code` (`ThrottlingError`, `ValidationError`,
+    /// `TransactionConflict`, ...) as the reason of every action; nothing is
+    /// written. For tests of how callers treat each cancellation code.
+    pub fn cancel_next_transactions(&self, code: &str, count: usize) {
+        if let Ok(mut p) = self.probe.0.lock() {
+            p.cancel.extend(std::iter::repeat_n(code.to_owned(), count));
+        }
     }
 
     /// An SDK client whose requests are served by this database in-process.
@@ -71,7 +104,7 @@ impl Engine {
     }
 
     fn http_client(&self) -> SharedHttpClient {
-        let connector = SharedHttpConnector::new(InProcess { db: self.db.clone() });
+        let connector = SharedHttpConnector::new(InProcess { db: self.db.clone(), probe: self.probe.clone() });
         http_client_fn(move |_settings, _components| connector.clone())
     }
 
@@ -95,6 +128,7 @@ impl Engine {
 #[derive(Clone)]
 struct InProcess {
     db: Database,
+    probe: Probe,
 }
 
 impl std::fmt::Debug for InProcess {
@@ -114,9 +148,16 @@ impl HttpConnector for InProcess {
             .map(|(_, op)| op.to_owned())
             .unwrap_or_default();
         let body = request.body().bytes().unwrap_or_default();
+        let cancel = self.probe.0.lock().ok().and_then(|mut p| {
+            *p.calls.entry(op.clone()).or_default() += 1;
+            (op == "TransactWriteItems" && !p.cancel.is_empty()).then(|| p.cancel.remove(0))
+        });
         // dynoxide runs each operation to completion on the calling thread
         // (SQLite behind one mutex), as its own HTTP server does.
-        let (status, json) = dispatch(&self.db, &op, body);
+        let (status, json) = match cancel {
+            Some(code) => cancelled(body, &code),
+            None => dispatch(&self.db, &op, body),
+        };
         // dynoxide answers 200, 400, 500 or 501, all valid codes.
         let status = StatusCode::try_from(status).or_else(|_| StatusCode::try_from(500));
         let Ok(status) = status else { unreachable!("500 is a valid status code") };
@@ -124,6 +165,23 @@ impl HttpConnector for InProcess {
         response.headers_mut().insert("content-type", JSON);
         HttpConnectorFuture::ready(Ok(response))
     }
+}
+
+/// A `TransactionCanceledException` naming `code` for every action, shaped
+/// as DynamoDB sends it.
+fn cancelled(body: &[u8], code: &str) -> (u16, String) {
+    let actions = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("TransactItems").and_then(|t| t.as_array()).map(Vec::len))
+        .unwrap_or(1);
+    let reasons: Vec<serde_json::Value> =
+        (0..actions).map(|_| serde_json::json!({"Code": code, "Message": format!("injected {code}")})).collect();
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": format!("Transaction cancelled, please refer cancellation reasons for specific reasons [{code}]"),
+        "CancellationReasons": reasons,
+    });
+    (400, body.to_string())
 }
 
 fn error(e: dynoxide::errors::DynoxideError) -> (u16, String) {

@@ -10,12 +10,18 @@
 //! | outbox event | `ORDER#id` | `EVENT#<version, 9 digits>` |
 //! | payment | `PAYMENT#key` | `PAYMENT` |
 //! | idempotency record | `IDEM#<scope>#<key>` | `IDEM` |
+//! | consumer outcome (saga log) | `ORDER#id` | `OUTCOME#<version, 9 digits>#<consumer>` |
+//! | local queue message (the local stack's SQS) | `QUEUE#<queue>` | `MSG#<id>` |
+//! | local archived event (the local stack's archive) | `ARCHIVE#<day>` | `<ms, 13 digits>#<eventId>#<n>` |
 //!
 //! Sparse global secondary indexes (an item is in an index only while it
 //! carries the index's key attributes):
 //! - `byDue` (`dueShard`, `dueAt`): work that falls due at a time — orders
-//!   while PENDING_PAYMENT (`EXPIRY#n`, at `expiresAt`) and payments whose
-//!   outcome is in doubt (`RECONCILE#n`, at their last update).
+//!   while PENDING_PAYMENT (`EXPIRY#n`, at `expiresAt`), payments whose
+//!   outcome is in doubt (`RECONCILE#n`, at their last update), every outbox
+//!   event by day (`EVENTS#<day>`, at `occurredAt`, for `shop republish
+//!   --since`), and locally, visible queue messages (`QUEUE#<queue>`, at the
+//!   time they become visible).
 //! - `pendingOutbox` (`outboxShard`, `outboxSk`): outbox events not yet published.
 //! - `byUser` (`userPk`, `userSk`): a user's orders and coupons.
 //!
@@ -85,5 +91,42 @@ pub fn reconcile_shard(payment: &PaymentKey) -> String {
 }
 
 pub fn outbox_shard(order: &OrderId) -> String {
-    format!("OUTBOX#{}", shard(order.as_str()))
+    outbox_shard_of(order.as_str())
+}
+
+pub fn outbox_shard_of(order: &str) -> String {
+    format!("OUTBOX#{}", shard(order))
+}
+
+/// Sort-key prefix of an order's consumer outcomes.
+pub const OUTCOME_PREFIX: &str = "OUTCOME#";
+
+pub fn outcome_sk(version: u64, consumer: &str) -> String {
+    format!("{OUTCOME_PREFIX}{version:09}#{consumer}")
+}
+
+/// The UTC day of `t`, `YYYY-MM-DD`: the partition of the event log and
+/// the local archive.
+pub fn day(t: shop_domain::Timestamp) -> String {
+    t.to_rfc3339().chars().take(10).collect()
+}
+
+/// The `byDue` partition of the event log for the day of `t`.
+pub fn event_log_shard(t: shop_domain::Timestamp) -> String {
+    format!("EVENTS#{}", day(t))
+}
+
+/// A local queue message.
+pub fn queue_message(queue: &str, id: &str) -> (String, String) {
+    (format!("QUEUE#{queue}"), format!("MSG#{id}"))
+}
+
+/// The `byDue` partition of a local queue's visible messages.
+pub fn queue_shard(queue: &str) -> String {
+    format!("QUEUE#{queue}")
+}
+
+/// The partition of the local archive for the day of `t`.
+pub fn archive(t: shop_domain::Timestamp) -> String {
+    format!("ARCHIVE#{}", day(t))
 }

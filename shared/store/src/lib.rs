@@ -16,7 +16,7 @@ pub mod entities;
 pub mod idempotency;
 pub mod keys;
 pub mod ops;
-pub mod queue;
+pub mod saga;
 pub mod schema;
 pub mod tx;
 
@@ -34,14 +34,39 @@ pub use tx::{ConflictReason, Tx, TxItem, TxOp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A conditional write lost: the named item was not in the expected state.
+    /// A conditional write lost: the named item was not in the expected
+    /// state, or another transaction was writing it at the same moment.
+    /// Only these two are conflicts.
     #[error("conflict on {item}: {reason}")]
     Conflict { item: TxItem, reason: ConflictReason },
+    /// DynamoDB throttled the request (the SDK's own retries included):
+    /// worth retrying after a backoff, never a 409 for the client.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// Anything else (validation, permissions, a bug): a logged 500.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
 impl StoreError {
+    /// Whether the same write, re-read and re-decided, may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Conflict { .. } | StoreError::Throttled(_) => true,
+            StoreError::Unexpected(_) => false,
+        }
+    }
+
+    /// Whether a retry should wait first: after a failed condition the state
+    /// has already moved on, so re-reading at once is right.
+    pub fn needs_backoff(&self) -> bool {
+        match self {
+            StoreError::Conflict { reason: ConflictReason::ConditionFailed, .. } => false,
+            StoreError::Conflict { reason: ConflictReason::TransactionConflict, .. } | StoreError::Throttled(_) => true,
+            StoreError::Unexpected(_) => false,
+        }
+    }
+
     fn unexpected<E: std::error::Error + Send + Sync + 'static>(context: &'static str) -> impl FnOnce(E) -> StoreError {
         move |e| StoreError::Unexpected(anyhow::Error::new(e).context(context))
     }
@@ -198,7 +223,7 @@ impl Store {
     }
 
     /// Every item of one partition whose sort key starts with `prefix`, in order.
-    async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
+    pub async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
         self.query_all(None, "pk = :a AND begins_with(sk, :b)", [(":a", pk), (":b", prefix)]).await
     }
 
@@ -351,6 +376,13 @@ impl Store {
                 }
                 match out.unprocessed_keys.and_then(|mut u| u.remove(&*self.table)) {
                     Some(rest) if !rest.keys().is_empty() => {
+                        // Partial results are never returned as if complete.
+                        if attempt == 9 {
+                            return Err(StoreError::Throttled(format!(
+                                "BatchGetItem left {} keys unprocessed after 10 attempts",
+                                rest.keys().len()
+                            )));
+                        }
                         pending = rest;
                         tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(6))).await;
                     }

@@ -19,6 +19,8 @@ pub enum TxItem {
     Payment(String),
     Idempotency,
     Seed(String),
+    /// A local queue message (the local stack's SQS).
+    Message(String),
 }
 
 impl fmt::Display for TxItem {
@@ -33,19 +35,20 @@ impl fmt::Display for TxItem {
             TxItem::Payment(k) => write!(f, "payment {k}"),
             TxItem::Idempotency => write!(f, "idempotency record"),
             TxItem::Seed(k) => write!(f, "seed item {k}"),
+            TxItem::Message(id) => write!(f, "queue message {id}"),
         }
     }
 }
 
-/// Why DynamoDB cancelled the transaction, for the item it names.
+/// Why DynamoDB cancelled the transaction, for the item it names. Only
+/// these two codes are conflicts; throttling is [`StoreError::Throttled`]
+/// and every other code (validation, item size, ...) is unexpected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConflictReason {
     /// The item's condition expression was false: someone else changed it.
     ConditionFailed,
     /// Another transaction was writing the same item at the same moment. Retryable.
     TransactionConflict,
-    /// Any other cancellation code (throttling, validation, ...).
-    Other(String),
 }
 
 impl fmt::Display for ConflictReason {
@@ -53,10 +56,13 @@ impl fmt::Display for ConflictReason {
         match self {
             ConflictReason::ConditionFailed => f.write_str("condition failed"),
             ConflictReason::TransactionConflict => f.write_str("concurrent transaction"),
-            ConflictReason::Other(code) => write!(f, "cancelled ({code})"),
         }
     }
 }
+
+/// Cancellation codes that mean "too fast", per the TransactWriteItems
+/// reference: retried with backoff.
+const THROTTLING: [&str; 3] = ["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
 
 pub struct TxOp {
     pub item: TransactWriteItem,
@@ -103,32 +109,42 @@ impl Tx {
     }
 }
 
-/// Maps a cancelled transaction to the first item that caused it. A failed
-/// condition wins over other codes: it is the one the caller can act on.
+/// Maps a cancelled transaction to what caused it: a failed condition
+/// first (the caller can act on it), then a concurrent transaction, then
+/// throttling; any other code is unexpected, with every code in the message.
 pub(crate) fn map_cancel(err: TransactWriteItemsError, labels: &[TxItem]) -> StoreError {
     let TransactWriteItemsError::TransactionCanceledException(cancel) = err else {
         return StoreError::Unexpected(anyhow::Error::new(err).context("TransactWriteItems"));
     };
-    let reasons = cancel.cancellation_reasons();
-    let failing = reasons
+    let failing: Vec<(usize, &str)> = cancel
+        .cancellation_reasons()
         .iter()
         .enumerate()
         .filter_map(|(i, r)| r.code().filter(|c| *c != "None").map(|c| (i, c)))
-        .collect::<Vec<_>>();
-    let chosen = failing.iter().find(|(_, c)| *c == "ConditionalCheckFailed").or_else(|| failing.first()).copied();
-    match chosen.and_then(|(i, code)| labels.get(i).map(|l| (l.clone(), code))) {
-        Some((item, code)) => StoreError::Conflict {
-            item,
-            reason: match code {
-                "ConditionalCheckFailed" => ConflictReason::ConditionFailed,
-                "TransactionConflict" => ConflictReason::TransactionConflict,
-                other => ConflictReason::Other(other.to_owned()),
-            },
-        },
-        None => StoreError::Unexpected(anyhow::anyhow!(
-            "transaction cancelled without a reason for any of {} items: {:?}",
-            labels.len(),
-            cancel.message()
-        )),
+        .collect();
+    let conflict = |wanted: &str, reason: ConflictReason| {
+        failing
+            .iter()
+            .find(|(_, c)| *c == wanted)
+            .and_then(|(i, _)| labels.get(*i))
+            .map(|item| StoreError::Conflict { item: item.clone(), reason })
+    };
+    if let Some(e) = conflict("ConditionalCheckFailed", ConflictReason::ConditionFailed)
+        .or_else(|| conflict("TransactionConflict", ConflictReason::TransactionConflict))
+    {
+        return e;
     }
+    let described: Vec<String> = failing
+        .iter()
+        .map(|(i, c)| format!("{c} on {}", labels.get(*i).map_or_else(|| format!("action {i}"), ToString::to_string)))
+        .collect();
+    if !failing.is_empty() && failing.iter().all(|(_, c)| THROTTLING.contains(c)) {
+        return StoreError::Throttled(described.join(", "));
+    }
+    StoreError::Unexpected(anyhow::anyhow!(
+        "transaction of {} actions cancelled: {} ({:?})",
+        labels.len(),
+        if described.is_empty() { "no reason given".to_owned() } else { described.join(", ") },
+        cancel.message()
+    ))
 }

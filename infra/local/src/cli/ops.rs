@@ -1,0 +1,147 @@
+//! Operations on a data dir, for `shop dlq`, `shop replay`, `shop republish`
+//! and `shop timeline` (they work while `shop up` runs: both processes open
+//! the same SQLite file, which serialises their writes).
+
+use crate::emulate::queue::{LocalQueues, Message, dlq_of};
+use crate::emulate::rules::{Rules, consumers_for};
+use serde::Serialize;
+use serde_json::Value;
+use shop_app::App;
+use shop_domain::{OrderId, Timestamp};
+
+pub use shop_app::events::consumers::NAMES as CONSUMERS;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DlqEntry {
+    pub consumer: String,
+    pub message_id: String,
+    pub event_id: String,
+    pub detail_type: String,
+    pub order_id: String,
+    pub receives: u32,
+    pub last_error: Option<String>,
+    pub sent_at: String,
+}
+
+fn describe(consumer: &str, m: &Message) -> DlqEntry {
+    let body: Value = serde_json::from_str(&m.body).unwrap_or(Value::Null);
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    DlqEntry {
+        consumer: consumer.to_owned(),
+        message_id: m.id.clone(),
+        event_id: text(&body["detail"]["eventId"]),
+        detail_type: text(&body["detail-type"]),
+        order_id: text(&body["detail"]["orderId"]),
+        receives: m.receive_count,
+        last_error: m.last_error.clone(),
+        sent_at: m.sent_at.to_rfc3339(),
+    }
+}
+
+fn check_consumer(name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(CONSUMERS.contains(&name), "unknown consumer {name}; one of {CONSUMERS:?}");
+    Ok(())
+}
+
+/// Messages in the DLQs (of one consumer, or all).
+pub async fn dlq_list(app: &App, consumer: Option<&str>) -> anyhow::Result<Vec<DlqEntry>> {
+    if let Some(c) = consumer {
+        check_consumer(c)?;
+    }
+    let mut out = Vec::new();
+    for c in CONSUMERS.iter().filter(|c| consumer.is_none_or(|x| x == **c)) {
+        for m in app.store.queue_list(&dlq_of(c)).await? {
+            out.push(describe(c, &m));
+        }
+    }
+    Ok(out)
+}
+
+/// Moves every message of `consumer`'s DLQ back to its queue, with a fresh
+/// receive count (SQS StartMessageMoveTask). Returns how many moved.
+pub async fn dlq_redrive(app: &App, consumer: &str) -> anyhow::Result<usize> {
+    check_consumer(consumer)?;
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    let messages = app.store.queue_list(&dlq_of(consumer)).await?;
+    for m in &messages {
+        app.store.queue_move(m, consumer, now, true, true).await?;
+    }
+    Ok(messages.len())
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ReplayReport {
+    pub replay_name: String,
+    pub events: usize,
+    pub deliveries: usize,
+}
+
+/// Re-delivers archived events with `from <= time < to` to the consumers
+/// whose rules match (or only `consumer`), tagged with `replay-name` as
+/// EventBridge replays are.
+pub async fn replay(
+    app: &App,
+    rules: &Rules,
+    from: Timestamp,
+    to: Timestamp,
+    consumer: Option<&str>,
+) -> anyhow::Result<ReplayReport> {
+    if let Some(c) = consumer {
+        check_consumer(c)?;
+    }
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    let mut report = ReplayReport { replay_name: format!("shop-replay-{}", now.millis()), ..Default::default() };
+    for archived in app.store.archive_between(from, to).await? {
+        let mut event: Value = serde_json::from_str(&archived.event)?;
+        if let Some(obj) = event.as_object_mut() {
+            obj.insert("id".into(), uuid::Uuid::now_v7().to_string().into());
+            obj.insert("replay-name".into(), report.replay_name.clone().into());
+        }
+        let text = event.to_string();
+        report.events += 1;
+        for c in consumers_for(rules, &event) {
+            if consumer.is_some_and(|x| x != c) {
+                continue;
+            }
+            app.store.queue_send(c, &text, now).await?;
+            report.deliveries += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Marks every outbox event written since `since` pending again: the
+/// publisher sends each once more (consumers dedupe by event id). The
+/// recovery path when a stream's OnFailure destination got only metadata.
+pub async fn republish(app: &App, since: Timestamp) -> anyhow::Result<usize> {
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    let events = app.store.events_since(since, now.plus_secs(86_400)).await?;
+    for e in &events {
+        app.store.mark_pending(e).await?;
+    }
+    Ok(events.len())
+}
+
+/// Parses `2026-11-21T10:00:00Z`, or a number of seconds ago written `-600s`/`-10m`/`-2h`/`-1d`.
+pub fn parse_time(s: &str, now: Timestamp) -> anyhow::Result<Timestamp> {
+    if let Some(t) = Timestamp::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    let rel = s.strip_prefix('-').ok_or_else(|| anyhow::anyhow!("{s}: use RFC 3339 or -<n>s|m|h|d"))?;
+    let (n, unit) = rel.split_at(rel.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| anyhow::anyhow!("{s}: use RFC 3339 or -<n>s|m|h|d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => anyhow::bail!("{s}: unit is s, m, h or d"),
+    };
+    Ok(now.plus_secs(-secs))
+}
+
+/// An order's saga: its events and what every consumer did with each.
+pub async fn timeline(app: &App, order: &OrderId) -> anyhow::Result<Value> {
+    shop_app::usecases::timeline::timeline(app, order).await
+}

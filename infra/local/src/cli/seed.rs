@@ -1,0 +1,172 @@
+//! Loading a catalog file: products with stock, coupons, users with points.
+//!
+//! ```json
+//! {"products":[{"id":"p1","name":"Mug","price":12000,"stock":50}],
+//!  "coupons":[{"id":"c1","userId":"u1","kind":"FIXED","value":3000,"minOrderAmount":10000,"expiresAt":"2027-12-31T23:59:59Z"}],
+//!  "users":[{"id":"u1","points":5000}]}
+//! ```
+//! Products are upserted (price, name and stock set to the file's values);
+//! coupons are created only if absent (a coupon in use is never reset);
+//! a user's balance is set to `points` with a GRANT ledger row for the change.
+
+use anyhow::Context;
+use serde::Deserialize;
+use shop_app::App;
+use shop_domain::points::{LedgerEntry, LedgerReason};
+use shop_domain::{Coupon, CouponId, CouponKind, CouponStatus, Money, Product, ProductId, Timestamp, UserId};
+use shop_store::{StoreError, Tx};
+
+/// The demo catalog `shop up` loads into an empty data dir.
+pub const DEMO_CATALOG: &str = include_str!("../../catalog.json");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    #[serde(default)]
+    pub products: Vec<CatalogProduct>,
+    #[serde(default)]
+    pub coupons: Vec<CatalogCoupon>,
+    #[serde(default)]
+    pub users: Vec<CatalogUser>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogProduct {
+    pub id: ProductId,
+    pub name: String,
+    pub price: Money,
+    pub stock: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Kind {
+    Fixed,
+    Percent,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogCoupon {
+    pub id: CouponId,
+    pub user_id: UserId,
+    pub kind: Kind,
+    pub value: u64,
+    #[serde(default)]
+    pub min_order_amount: Money,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogUser {
+    pub id: UserId,
+    pub points: Money,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SeedReport {
+    pub products: usize,
+    pub coupons_created: usize,
+    pub coupons_kept: usize,
+    pub users: usize,
+}
+
+impl Catalog {
+    pub fn parse(text: &str) -> anyhow::Result<Catalog> {
+        let c: Catalog = serde_json::from_str(text).context("catalog file")?;
+        for p in &c.products {
+            anyhow::ensure!(!p.name.trim().is_empty(), "product {} has an empty name", p.id);
+            anyhow::ensure!(!p.price.is_zero(), "product {} has a zero price", p.id);
+        }
+        for cp in &c.coupons {
+            cp.to_coupon()?;
+        }
+        Ok(c)
+    }
+}
+
+impl CatalogCoupon {
+    pub fn to_coupon(&self) -> anyhow::Result<Coupon> {
+        let kind = match self.kind {
+            Kind::Fixed => CouponKind::Fixed(Money::new(i128::from(self.value))?),
+            Kind::Percent => CouponKind::Percent(u8::try_from(self.value).context("percent")?),
+        };
+        let kind = Coupon::validate_kind(kind).with_context(|| format!("coupon {}", self.id))?;
+        let expires_at = Timestamp::parse_rfc3339(&self.expires_at)
+            .with_context(|| format!("coupon {}: expiresAt {} is not RFC 3339", self.id, self.expires_at))?;
+        Ok(Coupon {
+            id: self.id.clone(),
+            owner: self.user_id.clone(),
+            kind,
+            min_order_amount: self.min_order_amount,
+            expires_at,
+            status: CouponStatus::Issued,
+        })
+    }
+}
+
+pub async fn seed(app: &App, catalog: &Catalog) -> anyhow::Result<SeedReport> {
+    let mut report = SeedReport::default();
+    for p in &catalog.products {
+        let product = Product { id: p.id.clone(), name: p.name.clone(), price: p.price, available: p.stock };
+        let mut tx = Tx::new();
+        tx.push(app.store.op_seed_product(&product)?);
+        app.store.transact(tx).await?;
+        report.products += 1;
+    }
+    for c in &catalog.coupons {
+        let mut tx = Tx::new();
+        tx.push(app.store.op_seed_coupon(&c.to_coupon()?)?);
+        match app.store.transact(tx).await {
+            Ok(()) => report.coupons_created += 1,
+            Err(StoreError::Conflict { .. }) => report.coupons_kept += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for u in &catalog.users {
+        let now = app.clock.now();
+        let current = app.store.get_points(&u.id).await?;
+        if current != u.points {
+            let delta = i64::try_from(u.points.won()).unwrap_or(i64::MAX) - i64::try_from(current.won()).unwrap_or(0);
+            let entry = LedgerEntry {
+                user_id: u.id.clone(),
+                tx_id: app.ids.tx_id(),
+                delta,
+                reason: LedgerReason::Grant,
+                order_id: None,
+                balance_after: u.points,
+                at: now,
+            };
+            let mut tx = Tx::new();
+            tx.extend(app.store.ops_points(current, &entry)?);
+            app.store.transact(tx).await?;
+        }
+        report.users += 1;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_catalog_is_valid() {
+        let c = Catalog::parse(DEMO_CATALOG).unwrap();
+        assert!(!c.products.is_empty() && !c.coupons.is_empty() && !c.users.is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_entries() {
+        assert!(Catalog::parse(r#"{"products":[{"id":"p1","name":"x","price":-1,"stock":1}]}"#).is_err());
+        assert!(Catalog::parse(r#"{"coupons":[{"id":"c","userId":"u","kind":"PERCENT","value":150,"expiresAt":"2030-01-01T00:00:00Z"}]}"#).is_err());
+        assert!(
+            Catalog::parse(r#"{"coupons":[{"id":"c","userId":"u","kind":"FIXED","value":1,"expiresAt":"soon"}]}"#)
+                .is_err()
+        );
+        assert!(Catalog::parse(r#"{"products":[],"extra":1}"#).is_err());
+    }
+}

@@ -1,0 +1,336 @@
+//! Durable queues and the event archive — the local stack's stand-ins for
+//! SQS and the EventBridge archive — stored in the same table through the
+//! same SDK client, so they survive `kill -9` exactly as the orders do. Only
+//! the local stack links this; in AWS, SQS and EventBridge do the job.
+//!
+//! A message is `QUEUE#<queue>` / `MSG#<id>`. While it can be received it is
+//! in the `byDue` index under `dueShard = QUEUE#<queue>` at `dueAt` = the
+//! time it becomes visible. Receiving claims it with a conditional update
+//! that bumps `receiveCount` and hides it until `now + visibility` (SQS's
+//! visibility timeout); the receive count is the receipt handle, so only the
+//! current receiver can delete it. A DLQ is a queue named `<queue>-dlq`
+//! whose messages are never in the index (nothing consumes a DLQ; operators
+//! redrive it).
+
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use shop_domain::Timestamp;
+use shop_store::attr::{Item, get_n, get_s, item, key, n, opt_s, s};
+use shop_store::{Store, StoreError, Tx, TxItem, TxOp, keys, schema};
+
+/// Archived events are kept this long (as an EventBridge archive's retention).
+pub const ARCHIVE_RETENTION_SECS: i64 = 30 * 24 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub queue: String,
+    pub id: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub sent_at: Timestamp,
+    pub last_error: Option<String>,
+}
+
+pub fn dlq_of(queue: &str) -> String {
+    format!("{queue}-dlq")
+}
+
+fn message_item(
+    queue: &str,
+    id: &str,
+    body: &str,
+    receive_count: u32,
+    sent_at: Timestamp,
+    visible_at: Option<Timestamp>,
+) -> Item {
+    let (pk, sk) = keys::queue_message(queue, id);
+    let mut it = item([
+        ("pk", s(pk)),
+        ("sk", s(sk)),
+        ("type", s("QMSG")),
+        ("queue", s(queue)),
+        ("messageId", s(id)),
+        ("body", s(body)),
+        ("receiveCount", n(receive_count)),
+        ("sentAt", n(sent_at.millis())),
+    ]);
+    if let Some(v) = visible_at {
+        it.insert("dueShard".into(), s(keys::queue_shard(queue)));
+        it.insert("dueAt".into(), n(v.millis()));
+    }
+    it
+}
+
+fn message_from(it: &Item) -> anyhow::Result<Message> {
+    Ok(Message {
+        queue: get_s(it, "queue")?.to_owned(),
+        id: get_s(it, "messageId")?.to_owned(),
+        body: get_s(it, "body")?.to_owned(),
+        receive_count: get_n(it, "receiveCount")?,
+        sent_at: Timestamp::from_millis(get_n(it, "sentAt")?),
+        last_error: opt_s(it, "lastError").map(str::to_owned),
+    })
+}
+
+/// One archived bus event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    pub at: Timestamp,
+    pub event_id: String,
+    pub detail_type: String,
+    /// The EventBridge event as JSON.
+    pub event: String,
+}
+
+fn message_key(m: &Message) -> Item {
+    let (pk, sk) = keys::queue_message(&m.queue, &m.id);
+    key(pk, sk)
+}
+
+/// The local queue and archive operations, on the shared [`Store`].
+#[allow(async_fn_in_trait)]
+pub trait LocalQueues {
+    /// Enqueues `body`, visible at once.
+    async fn queue_send(&self, queue: &str, body: &str, now: Timestamp) -> Result<String, StoreError>;
+
+    /// Claims up to `max` visible messages, hiding each for `visibility(receive_count)`.
+    async fn queue_receive(
+        &self,
+        queue: &str,
+        now: Timestamp,
+        max: i32,
+        visibility: impl Fn(u32) -> i64,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Deletes a processed message; only its current receiver can.
+    async fn queue_delete(&self, m: &Message) -> Result<(), StoreError>;
+
+    /// Records why the last attempt failed (shown by `shop dlq list`).
+    async fn queue_note_error(&self, m: &Message, error: &str) -> Result<(), StoreError>;
+
+    /// Moves a message from its queue to `to`, atomically. `visible`: whether
+    /// it can be received there (false for a DLQ).
+    async fn queue_move(
+        &self,
+        m: &Message,
+        to: &str,
+        now: Timestamp,
+        visible: bool,
+        reset: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Every message of a queue (a DLQ included), oldest first.
+    async fn queue_list(&self, queue: &str) -> Result<Vec<Message>, StoreError>;
+
+    /// Adds an event to the archive.
+    async fn archive_put(
+        &self,
+        event_id: &str,
+        detail_type: &str,
+        event: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Archived events with `from <= at < to`, oldest first. The archive is
+    /// partitioned by day; a range is at most the retention (30 days) long.
+    async fn archive_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Archived>, StoreError>;
+}
+
+impl LocalQueues for Store {
+    // Enqueues `body`, visible at once.
+    async fn queue_send(&self, queue: &str, body: &str, now: Timestamp) -> Result<String, StoreError> {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(message_item(queue, &id, body, 0, now, Some(now))))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("PutItem queue")))?;
+        Ok(id)
+    }
+
+    // Claims up to `max` visible messages, hiding each for `visibility(receive_count)`.
+    async fn queue_receive(
+        &self,
+        queue: &str,
+        now: Timestamp,
+        max: i32,
+        visibility: impl Fn(u32) -> i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI_DUE)
+            .key_condition_expression("dueShard = :q AND dueAt <= :now")
+            .expression_attribute_values(":q", s(keys::queue_shard(queue)))
+            .expression_attribute_values(":now", n(now.millis()))
+            .limit(max)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query queue")))?;
+        let mut claimed = Vec::new();
+        for it in out.items.unwrap_or_default() {
+            let mut m = message_from(&it)?;
+            let next = m.receive_count + 1;
+            let res = self
+                .client()
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(key(keys::queue_message(queue, &m.id).0, keys::queue_message(queue, &m.id).1)))
+                .update_expression("SET receiveCount = :next, dueAt = :hidden")
+                .condition_expression("receiveCount = :rc AND attribute_exists(dueShard)")
+                .expression_attribute_values(":next", n(next))
+                .expression_attribute_values(":rc", n(m.receive_count))
+                .expression_attribute_values(":hidden", n(now.millis() + visibility(next)))
+                .send()
+                .await;
+            match res {
+                Ok(_) => {
+                    m.receive_count = next;
+                    claimed.push(m);
+                }
+                // Another receiver claimed it first.
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(StoreError::Unexpected(anyhow::Error::new(e).context("claiming message"))),
+            }
+        }
+        Ok(claimed)
+    }
+
+    // Deletes a processed message; only its current receiver can.
+    async fn queue_delete(&self, m: &Message) -> Result<(), StoreError> {
+        let res = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(message_key(m)))
+            .condition_expression("receiveCount = :rc")
+            .expression_attribute_values(":rc", n(m.receive_count))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("deleting message"))),
+        }
+    }
+
+    // Records why the last attempt failed (shown by `shop dlq list`).
+    async fn queue_note_error(&self, m: &Message, error: &str) -> Result<(), StoreError> {
+        let _ = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(message_key(m)))
+            .update_expression("SET lastError = :e")
+            .condition_expression("receiveCount = :rc")
+            .expression_attribute_values(":e", s(error.chars().take(1000).collect::<String>()))
+            .expression_attribute_values(":rc", n(m.receive_count))
+            .send()
+            .await;
+        Ok(())
+    }
+
+    // Moves a message from its queue to `to`, atomically. `visible`: whether
+    // it can be received there (false for a DLQ).
+    async fn queue_move(
+        &self,
+        m: &Message,
+        to: &str,
+        now: Timestamp,
+        visible: bool,
+        reset: bool,
+    ) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(self.table())
+            .set_key(Some(message_key(m)))
+            .condition_expression("receiveCount = :rc")
+            .expression_attribute_values(":rc", n(m.receive_count))
+            .build()
+            .map_err(|e| StoreError::Unexpected(e.into()))?;
+        let mut moved = message_item(
+            to,
+            &m.id,
+            &m.body,
+            if reset { 0 } else { m.receive_count },
+            m.sent_at,
+            visible.then_some(now),
+        );
+        if let (Some(e), false) = (&m.last_error, reset) {
+            moved.insert("lastError".into(), s(e.clone()));
+        }
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(moved))
+            .build()
+            .map_err(|e| StoreError::Unexpected(e.into()))?;
+        let mut tx = Tx::new();
+        tx.push(TxOp {
+            item: TransactWriteItem::builder().delete(delete).build(),
+            label: TxItem::Message(m.id.clone()),
+        });
+        tx.push(TxOp { item: TransactWriteItem::builder().put(put).build(), label: TxItem::Message(m.id.clone()) });
+        self.transact(tx).await
+    }
+
+    // Every message of a queue (a DLQ included), oldest first.
+    async fn queue_list(&self, queue: &str) -> Result<Vec<Message>, StoreError> {
+        let items = self.query_prefix(&keys::queue_shard(queue), "MSG#").await?;
+        items.iter().map(message_from).collect::<anyhow::Result<_>>().map_err(StoreError::Unexpected)
+    }
+
+    // Adds an event to the archive.
+    async fn archive_put(
+        &self,
+        event_id: &str,
+        detail_type: &str,
+        event: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let sk = format!("{:013}#{event_id}#{}", now.millis(), uuid::Uuid::now_v7().simple());
+        let it = item([
+            ("pk", s(keys::archive(now))),
+            ("sk", s(sk)),
+            ("type", s("ARCHIVED")),
+            ("eventId", s(event_id)),
+            ("detailType", s(detail_type)),
+            ("event", s(event)),
+            ("at", n(now.millis())),
+            (schema::TTL_ATTRIBUTE, n(now.seconds() + ARCHIVE_RETENTION_SECS)),
+        ]);
+        self.client()
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(it))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("PutItem archive")))?;
+        Ok(())
+    }
+
+    // Archived events with `from <= at < to`, oldest first. The archive is
+    // partitioned by day; a range is at most the retention (30 days) long.
+    async fn archive_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Archived>, StoreError> {
+        if to.millis().saturating_sub(from.millis()) > (ARCHIVE_RETENTION_SECS + 86_400) * 1000 {
+            return Err(StoreError::Unexpected(anyhow::anyhow!("a replay range is at most 31 days")));
+        }
+        let mut out = Vec::new();
+        let mut d = Timestamp::from_millis(from.millis() - from.millis().rem_euclid(86_400_000));
+        while d < to {
+            for it in self.query_prefix(&keys::archive(d), "").await? {
+                let at = Timestamp::from_millis(get_n(&it, "at")?);
+                if at >= from && at < to {
+                    out.push(Archived {
+                        at,
+                        event_id: get_s(&it, "eventId")?.to_owned(),
+                        detail_type: get_s(&it, "detailType")?.to_owned(),
+                        event: get_s(&it, "event")?.to_owned(),
+                    });
+                }
+            }
+            d = d.plus_secs(86_400);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,186 @@
+//! The local stack's event plumbing, in place of DynamoDB Streams, the
+//! stream's event source mapping and the SQS event source mappings:
+//!
+//! - the publisher loop reads pending outbox items from the `pendingOutbox`
+//!   index, wraps them as DynamoDB stream records and calls the same
+//!   `stream-publisher` handler the Lambda runs;
+//! - one loop per consumer receives from its durable queue, hands the
+//!   messages to the same consumer handler as an `SqsEvent`, deletes what
+//!   succeeded, and moves a message to the consumer's DLQ once it has been
+//!   received more than `max_receive` times (SQS's redrive policy).
+//!
+//! Queue timing (visibility timeout, backoff) runs on the wall clock, like
+//! SQS; business time (expiry) stays on the app's clock.
+
+use crate::emulate::bus::LocalBus;
+use crate::emulate::queue::{LocalQueues, Message, dlq_of};
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord, StreamViewType};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use serde_json::json;
+use shop_app::App;
+use shop_app::clock::{Clock, SystemClock};
+use shop_app::events::consumers::Consumer;
+use shop_store::entities::StoredEvent;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueueOptions {
+    /// How often the loops look for work.
+    pub poll: Duration,
+    /// Visibility timeout after the first receive; doubles with every
+    /// further receive (retry backoff), up to 64 times.
+    pub visibility: Duration,
+    /// Receives before a message goes to the DLQ (SQS `maxReceiveCount`).
+    pub max_receive: u32,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        Self { poll: Duration::from_millis(100), visibility: Duration::from_secs(5), max_receive: 5 }
+    }
+}
+
+pub struct Runner {
+    pub app: App,
+    pub bus: Arc<LocalBus>,
+    pub consumers: Vec<Arc<dyn Consumer>>,
+    pub opts: QueueOptions,
+    clock: SystemClock,
+}
+
+/// A DynamoDB stream INSERT record of an outbox item, as Lambda receives it.
+pub fn stream_record(e: &StoredEvent, sequence: u64) -> anyhow::Result<EventRecord> {
+    // The images are DynamoDB JSON, as the stream carries them.
+    let image = json!({
+        "pk": {"S": e.pk}, "sk": {"S": e.sk}, "type": {"S": "EVENT"},
+        "eventId": {"S": e.event_id}, "source": {"S": e.source}, "detailType": {"S": e.detail_type},
+        "detail": {"S": e.detail}, "occurredAt": {"N": e.occurred_at.millis().to_string()},
+        "outboxShard": {"S": "pending"},
+    });
+    let mut change = StreamRecord::default();
+    change.approximate_creation_date_time =
+        chrono::DateTime::from_timestamp_millis(e.occurred_at.millis()).unwrap_or_default();
+    change.keys = serde_json::from_value(json!({"pk": {"S": e.pk}, "sk": {"S": e.sk}}))?;
+    change.new_image = serde_json::from_value(image)?;
+    change.sequence_number = Some(format!("{sequence:021}"));
+    change.size_bytes = i64::try_from(e.detail.len() + 200).unwrap_or(i64::MAX);
+    change.stream_view_type = Some(StreamViewType::NewImage);
+    let mut record = EventRecord::default();
+    record.event_id = format!("local-{sequence}");
+    record.event_name = "INSERT".into();
+    record.event_version = Some("1.1".into());
+    record.event_source = Some("aws:dynamodb".into());
+    record.aws_region = "local".into();
+    record.event_source_arn = Some("arn:aws:dynamodb:local:000000000000:table/shop/stream/local".into());
+    record.change = change;
+    Ok(record)
+}
+
+/// An SQS message as Lambda's event source mapping delivers it.
+fn sqs_message(queue: &str, m: &Message) -> SqsMessage {
+    let mut msg = SqsMessage::default();
+    msg.message_id = Some(m.id.clone());
+    msg.receipt_handle = Some(format!("{}#{}", m.id, m.receive_count));
+    msg.body = Some(m.body.clone());
+    msg.attributes = [
+        ("ApproximateReceiveCount".to_owned(), m.receive_count.to_string()),
+        ("SentTimestamp".to_owned(), m.sent_at.millis().to_string()),
+    ]
+    .into();
+    msg.event_source = Some("aws:sqs".into());
+    msg.event_source_arn = Some(format!("arn:aws:sqs:local:000000000000:{queue}"));
+    msg.aws_region = Some("local".into());
+    msg
+}
+
+impl Runner {
+    pub fn new(app: App, bus: Arc<LocalBus>, consumers: Vec<Arc<dyn Consumer>>, opts: QueueOptions) -> Self {
+        Self { app, bus, consumers, opts, clock: SystemClock }
+    }
+
+    /// One publisher pass; returns how many events went out.
+    pub async fn publish_once(&self) -> anyhow::Result<usize> {
+        let pending = self.app.store.pending_events(25).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let base = u64::try_from(self.clock.now().millis()).unwrap_or(0) * 1000;
+        let mut event = StreamEvent::default();
+        event.records = pending
+            .iter()
+            .enumerate()
+            .map(|(i, e)| stream_record(e, base + i as u64))
+            .collect::<anyhow::Result<_>>()?;
+        let (_, report) = shop_app::events::publisher::publish_stream(&self.app, self.bus.as_ref(), event).await;
+        Ok(report.published)
+    }
+
+    fn visibility_ms(&self, receive_count: u32) -> i64 {
+        let base = i64::try_from(self.opts.visibility.as_millis()).unwrap_or(i64::MAX);
+        base.saturating_mul(1i64 << receive_count.saturating_sub(1).min(6))
+    }
+
+    /// One pass over `consumer`'s queue; returns how many messages it took.
+    pub async fn consume_once(&self, consumer: &dyn Consumer) -> anyhow::Result<usize> {
+        let queue = consumer.name();
+        let now = self.clock.now();
+        let messages = self.app.store.queue_receive(queue, now, 10, |rc| self.visibility_ms(rc)).await?;
+        let (over, fresh): (Vec<Message>, Vec<Message>) =
+            messages.into_iter().partition(|m| m.receive_count > self.opts.max_receive);
+        for m in &over {
+            tracing::warn!(queue, message_id = %m.id, receives = m.receive_count - 1, "moving to the DLQ");
+            self.app.store.queue_move(m, &dlq_of(queue), now, false, false).await?;
+            self.app.count("DlqMessages", 1);
+        }
+        if fresh.is_empty() {
+            return Ok(over.len());
+        }
+        let mut event = SqsEvent::default();
+        event.records = fresh.iter().map(|m| sqs_message(queue, m)).collect();
+        let response = shop_app::events::consumers::handle_sqs(&self.app, consumer, event).await;
+        for m in &fresh {
+            match response.batch_item_failures.iter().find(|f| f.item_identifier == m.id) {
+                None => self.app.store.queue_delete(m).await?,
+                // Stays invisible until its (growing) visibility timeout passes.
+                Some(_) => {
+                    let note = format!("receive {} failed; see the order's timeline for the reason", m.receive_count);
+                    self.app.store.queue_note_error(m, &note).await?;
+                }
+            }
+        }
+        Ok(fresh.len() + over.len())
+    }
+
+    /// Runs the publisher and every consumer until `stop` fires.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+        let mut tick = tokio::time::interval(self.opts.poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tick.tick() => {}
+            }
+            // Drain: keep going while there is work, so bursts do not wait a
+            // tick per batch; yield between passes (the embedded store never
+            // suspends, and on a current-thread runtime nothing else would run).
+            for _ in 0..1000 {
+                tokio::task::yield_now().await;
+                let mut busy = 0;
+                match self.publish_once().await {
+                    Ok(n) => busy += n,
+                    Err(e) => tracing::error!(error = %e, "publisher pass failed"),
+                }
+                for c in &self.consumers {
+                    match self.consume_once(c.as_ref()).await {
+                        Ok(n) => busy += n,
+                        Err(e) => tracing::error!(consumer = c.name(), error = %e, "consumer pass failed"),
+                    }
+                }
+                if busy == 0 {
+                    break;
+                }
+            }
+        }
+    }
+}

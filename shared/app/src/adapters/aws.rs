@@ -1,0 +1,71 @@
+//! Building the [`App`](crate::App) against real AWS, for Lambda binaries.
+
+use crate::App;
+use crate::config::Config;
+
+/// Reads the config and builds SDK clients from the Lambda environment
+/// (region, credentials, and `AWS_ENDPOINT_URL_DYNAMODB` to point a function
+/// run under `cargo lambda watch` at the local stack's DynamoDB endpoint).
+pub async fn app_from_env(service: &'static str) -> anyhow::Result<App> {
+    Ok(app_and_sdk(service).await?.0)
+}
+
+/// The app and the SDK configuration, for functions that need more clients.
+///
+/// A function that talks to the PG gets `PG_SECRET_KEY_PARAMETER`, the name of
+/// an SSM SecureString; its value is read once here, at cold start, so a
+/// missing parameter or permission fails the init (visible as init errors),
+/// never a payment. Functions without it never call SSM. `PG_SECRET_KEY` is
+/// the plain-text fallback for `cargo lambda watch` against the simulator.
+/// A function in [`PG_FUNCTIONS`](crate::http::routes::PG_FUNCTIONS) with neither
+/// fails its init rather than call the PG with an empty key.
+pub async fn app_and_sdk(service: &'static str) -> anyhow::Result<(App, aws_config::SdkConfig)> {
+    let mut config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    if let Some(name) = std::env::var("PG_SECRET_KEY_PARAMETER").ok().filter(|n| !n.is_empty()) {
+        config.pg_secret_key = secure_parameter(&sdk, &name).await?;
+    }
+    anyhow::ensure!(
+        !(crate::http::routes::PG_FUNCTIONS.contains(&service) && config.pg_secret_key.is_empty()),
+        "{service} calls the PG but has no key: set PG_SECRET_KEY_PARAMETER (an SSM SecureString) or PG_SECRET_KEY"
+    );
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let app = App::new(shop_store::Store::new(client, config.table_name.clone()), config)?.with_service(service);
+    Ok((app, sdk))
+}
+
+/// An app on the DynamoDB table `table`, reached through the default AWS
+/// chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`): for operator
+/// commands run against a deployed stack.
+pub async fn app_for_table(service: &'static str, table: &str) -> anyhow::Result<App> {
+    let config = Config { table_name: table.to_owned(), ..Config::default() };
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let store = shop_store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), table.to_owned());
+    Ok(App::new(store, config)?.with_service(service))
+}
+
+/// The EventBridge bus named by `EVENT_BUS_NAME`.
+pub fn event_bus(sdk: &aws_config::SdkConfig) -> anyhow::Result<crate::adapters::eventbridge::EventBridgeBus> {
+    let bus_name = std::env::var("EVENT_BUS_NAME").map_err(|_| anyhow::anyhow!("EVENT_BUS_NAME is not set"))?;
+    Ok(crate::adapters::eventbridge::EventBridgeBus { client: aws_sdk_eventbridge::Client::new(sdk), bus_name })
+}
+
+/// The data platform at `DATA_PLATFORM_URL`.
+pub fn data_platform() -> anyhow::Result<crate::adapters::data_platform::HttpDataPlatform> {
+    let url = std::env::var("DATA_PLATFORM_URL").map_err(|_| anyhow::anyhow!("DATA_PLATFORM_URL is not set"))?;
+    let timeout = std::env::var("DATA_PLATFORM_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_millis(timeout)).build()?;
+    Ok(crate::adapters::data_platform::HttpDataPlatform { http, url })
+}
+
+/// The decrypted value of the SSM parameter `name`.
+async fn secure_parameter(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<String> {
+    let out =
+        aws_sdk_ssm::Client::new(sdk).get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
+            anyhow::anyhow!("reading SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e))
+        })?;
+    out.parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("SSM parameter {name} has no value"))
+}

@@ -1,0 +1,11 @@
+//! Production adapters of the ports (`crate::ports`): the Toss PG client,
+//! the data platform over HTTP, and — with the `aws` feature, for the Lambda
+//! binaries and `shop --table` — EventBridge and the SDK-built [`App`](crate::App).
+
+pub mod data_platform;
+pub mod toss;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "aws")]
+pub mod eventbridge;

@@ -1,0 +1,163 @@
+//! Event consumers behind SQS: `coupon`, `compensation` and `analytics`.
+//!
+//! [`handle_sqs`] is what each consumer function runs: every SQS message
+//! carries one EventBridge event (the rule's target is the queue); it is
+//! decoded, deduplicated by consumer + `eventId` (an idempotency record, so
+//! duplicates, replays and redrives are applied once), handled, and its
+//! outcome written to the order's saga log. Failures are reported per
+//! message (`SqsBatchResponse`), never for the whole batch; SQS makes the
+//! message visible again and, after `maxReceiveCount`, moves it to the
+//! consumer's DLQ.
+//!
+//! Consumers tolerate reordering by acting on the order's *current* state
+//! (read from the store), not on what the event says happened.
+
+mod analytics;
+mod compensation;
+mod coupon;
+
+pub use analytics::AnalyticsConsumer;
+pub use compensation::CompensationConsumer;
+pub use coupon::CouponConsumer;
+
+/// The consumers' names, declared once: each names its queue and DLQ, its
+/// idempotency scope and its saga-log entries, and `events/rules.json` has
+/// one rule per name (the drift test checks both ways).
+pub const COUPON: &str = "coupon";
+pub const COMPENSATION: &str = "compensation";
+pub const ANALYTICS: &str = "analytics";
+pub const NAMES: [&str; 3] = [COUPON, COMPENSATION, ANALYTICS];
+
+use crate::App;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde_json::Value;
+use shop_domain::{EventDetail, OrderEvent};
+use shop_store::StoreError;
+use shop_store::idempotency::{Claim, StoredResponse};
+use shop_store::saga::Outcome;
+
+/// What a consumer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    Applied(String),
+    /// Nothing to do (already done, or not this consumer's business).
+    Skipped(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// Worth retrying (a dependency is down, a write raced).
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// Will not succeed by retrying; lands in the DLQ for an operator.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for ConsumerError {
+    fn from(e: StoreError) -> Self {
+        ConsumerError::Retryable(e.to_string())
+    }
+}
+
+impl From<crate::usecases::retry::Contended> for ConsumerError {
+    fn from(e: crate::usecases::retry::Contended) -> Self {
+        ConsumerError::Retryable(e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for ConsumerError {
+    fn from(e: anyhow::Error) -> Self {
+        ConsumerError::Retryable(format!("{e:#}"))
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Consumer: Send + Sync {
+    fn name(&self) -> &'static str;
+    async fn handle(&self, app: &App, event: &OrderEvent, detail: &EventDetail) -> Result<Done, ConsumerError>;
+}
+
+/// The event inside an SQS message body (an EventBridge event).
+pub fn decode(body: &str) -> anyhow::Result<(OrderEvent, EventDetail, Value)> {
+    let envelope: Value = serde_json::from_str(body)?;
+    let detail_type =
+        envelope.get("detail-type").and_then(|v| v.as_str()).ok_or_else(|| anyhow::anyhow!("no detail-type"))?;
+    let detail: EventDetail = serde_json::from_value(envelope.get("detail").cloned().unwrap_or(Value::Null))?;
+    let event = detail.to_event(detail_type)?;
+    Ok((event, detail, envelope))
+}
+
+/// Runs `consumer` over an SQS batch and reports the messages to retry.
+pub async fn handle_sqs(app: &App, consumer: &dyn Consumer, event: SqsEvent) -> SqsBatchResponse {
+    let mut failures = Vec::new();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or_default();
+        if let Err(e) = handle_message(app, consumer, body).await {
+            tracing::warn!(consumer = consumer.name(), message_id = %id, error = %e, "message failed");
+            if matches!(e, ConsumerError::Permanent(_)) {
+                app.count("ConsumerPermanentFailures", 1);
+            }
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            failures.push(f);
+        }
+    }
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures;
+    response
+}
+
+/// Handles one message body; `Ok` means delete it.
+#[tracing::instrument(skip_all, fields(consumer = consumer.name(), order_id, event_id))]
+pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> Result<Done, ConsumerError> {
+    let (event, detail, _) = decode(body).map_err(|e| ConsumerError::Permanent(format!("undecodable message: {e}")))?;
+    tracing::Span::current().record("order_id", event.order_id.as_str()).record("event_id", detail.event_id.as_str());
+    if app.chaos.fail(&format!("consumer.{}", consumer.name())) {
+        record(app, consumer, &event, "FAILED", Some("injected failure (chaos)".into())).await;
+        return Err(ConsumerError::Retryable("injected failure".into()));
+    }
+    let scope = format!("consumer#{}", consumer.name());
+    let key = detail.event_id.as_str();
+    let lock = match app.store.idem_claim(&scope, key, key, app.clock.now(), app.config.idempotency).await? {
+        Claim::Acquired(lock) => lock,
+        Claim::Replay(_) => return Ok(Done::Skipped("duplicate delivery".into())),
+        Claim::InProgress | Claim::PayloadMismatch => {
+            return Err(ConsumerError::Retryable("the same event is being handled".into()));
+        }
+    };
+    let result = consumer.handle(app, &event, &detail).await;
+    match &result {
+        Ok(done) => {
+            let (status, note) = match done {
+                Done::Applied(n) => ("DONE", n),
+                Done::Skipped(n) => ("SKIPPED", n),
+            };
+            app.store.idem_complete(&lock, &StoredResponse { status: 200, body: note.clone() }).await?;
+            record(app, consumer, &event, status, Some(note.clone())).await;
+        }
+        Err(e) => {
+            if let Err(release) = app.store.idem_release(&lock).await {
+                tracing::warn!(error = %release, "could not release consumer record");
+            }
+            record(app, consumer, &event, "FAILED", Some(e.to_string())).await;
+        }
+    }
+    result
+}
+
+async fn record(app: &App, consumer: &dyn Consumer, event: &OrderEvent, status: &str, detail: Option<String>) {
+    let outcome = Outcome {
+        consumer: consumer.name().to_owned(),
+        event_id: event.event_id().to_string(),
+        detail_type: event.kind.detail_type().to_owned(),
+        status: status.to_owned(),
+        attempts: 0,
+        detail,
+        at: app.clock.now(),
+    };
+    if let Err(e) = app.store.outcome_put(&event.order_id, event.aggregate_version, &outcome).await {
+        tracing::warn!(error = %e, "could not record the outcome");
+    }
+}

@@ -1,0 +1,152 @@
+//! `stream-publisher`: outbox items from the table's stream → the bus.
+//!
+//! Input is a DynamoDB stream batch (in AWS from the table's stream; locally
+//! built from the `pendingOutbox` index in the same shape). A record is
+//! published when its new image is an outbox EVENT item that is still
+//! pending — an INSERT, or a MODIFY that made it pending again
+//! (`shop republish`); everything else is skipped here even if the event
+//! source mapping's filter let it through. Entries go out in PutEvents calls
+//! of ≤ 10 entries and ≤ 256 KB; entries the bus refused
+//! (`FailedEntryCount`) are resent alone, with backoff; whatever still fails
+//! is reported per record (`batchItemFailures`) and the rest of the batch
+//! stands. After PutEvents accepted an entry its item leaves the pending
+//! index, so "pending for minutes" is an exact alarm and republish input.
+
+use crate::App;
+use crate::ports::{self as bus, BusEntry, EntryResult, EventBus};
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde_json::Value;
+use std::time::Duration;
+
+/// PutEvents attempts per entry within one invocation.
+pub const ATTEMPTS: u32 = 4;
+const BACKOFF: Duration = Duration::from_millis(25);
+
+struct Pending {
+    sequence: String,
+    pk: String,
+    sk: String,
+    entry: BusEntry,
+}
+
+fn s<'a>(image: &'a Value, name: &str) -> Option<&'a str> {
+    image.get(name).and_then(|v| v.get("S")).and_then(|v| v.as_str())
+}
+
+/// What one invocation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PublishReport {
+    pub published: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub resent: usize,
+}
+
+#[tracing::instrument(skip_all, fields(records = event.records.len()))]
+pub async fn publish_stream(
+    app: &App,
+    bus: &dyn EventBus,
+    event: StreamEvent,
+) -> (DynamoDbEventResponse, PublishReport) {
+    let mut report = PublishReport::default();
+    let mut failures: Vec<String> = Vec::new();
+    let mut work: Vec<Pending> = Vec::new();
+    for record in event.records {
+        let sequence = record.change.sequence_number.clone().unwrap_or_default();
+        let image = serde_json::to_value(&record.change.new_image).unwrap_or(Value::Null);
+        let publishable = matches!(record.event_name.as_str(), "INSERT" | "MODIFY")
+            && s(&image, "type") == Some("EVENT")
+            && s(&image, "outboxShard").is_some();
+        if !publishable {
+            report.skipped += 1;
+            continue;
+        }
+        match (s(&image, "pk"), s(&image, "sk"), s(&image, "source"), s(&image, "detailType"), s(&image, "detail")) {
+            (Some(pk), Some(sk), Some(source), Some(detail_type), Some(detail)) => {
+                // EventBridge's TraceHeader takes an X-Ray header only; a W3C
+                // traceparent stays in the detail.
+                let trace_header = serde_json::from_str::<Value>(detail)
+                    .ok()
+                    .and_then(|d| d.get("traceparent").and_then(|t| t.as_str()).map(str::to_owned))
+                    .filter(|t| t.starts_with("Root="));
+                work.push(Pending {
+                    sequence,
+                    pk: pk.to_owned(),
+                    sk: sk.to_owned(),
+                    entry: BusEntry {
+                        source: source.to_owned(),
+                        detail_type: detail_type.to_owned(),
+                        detail: detail.to_owned(),
+                        trace_header,
+                    },
+                })
+            }
+            _ => {
+                // Never drop it silently: after the retries it reaches the OnFailure destination.
+                tracing::error!(%sequence, "outbox item without source/detailType/detail");
+                failures.push(sequence);
+            }
+        }
+    }
+
+    let mut pending: Vec<usize> = (0..work.len()).collect();
+    let mut accepted: Vec<usize> = Vec::new();
+    for attempt in 0..ATTEMPTS {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            report.resent += pending.len();
+            tokio::time::sleep(BACKOFF * 4u32.pow(attempt - 1)).await;
+        }
+        let entries: Vec<BusEntry> = pending.iter().filter_map(|i| work.get(*i).map(|w| w.entry.clone())).collect();
+        let mut still = Vec::new();
+        for range in bus::batches(&entries) {
+            let ids = pending.get(range.clone()).unwrap_or_default();
+            match bus.put_events(entries.get(range.clone()).unwrap_or_default()).await {
+                Ok(results) => {
+                    for (i, result) in ids.iter().zip(results) {
+                        match result {
+                            EntryResult::Accepted { .. } => accepted.push(*i),
+                            EntryResult::Failed { code, message } => {
+                                tracing::warn!(%code, %message, attempt, "PutEvents refused an entry");
+                                still.push(*i);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "PutEvents call failed");
+                    still.extend_from_slice(ids);
+                }
+            }
+        }
+        pending = still;
+    }
+
+    for i in &accepted {
+        let Some(w) = work.get(*i) else { continue };
+        // Published; leaving the pending index is bookkeeping. If it fails
+        // the event goes out once more later, which consumers absorb.
+        if let Err(e) = app.store.mark_published(&w.pk, &w.sk).await {
+            tracing::warn!(error = %e, pk = %w.pk, sk = %w.sk, "could not clear pending");
+        }
+    }
+    report.published = accepted.len();
+    report.failed = pending.len() + failures.len();
+    failures.extend(pending.iter().filter_map(|i| work.get(*i).map(|w| w.sequence.clone())));
+    if report.failed > 0 {
+        app.count("PublishFailures", report.failed as u64);
+    }
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|sequence| {
+            let mut f = DynamoDbBatchItemFailure::default();
+            f.item_identifier = Some(sequence);
+            f
+        })
+        .collect();
+    (response, report)
+}

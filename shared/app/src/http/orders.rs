@@ -1,0 +1,304 @@
+//! `POST /orders` (the `Idempotency-Key` protocol, then
+//! [`place_order`](crate::usecases::place_order)) and `GET /orders/{orderId}`;
+//! [`OrderView`], the order as the API shows it.
+
+use crate::App;
+use crate::http::{self, Problem, RequestCtx};
+use crate::usecases::place_order::{NewOrder, PlaceOrderError, place_order};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use shop_domain::order::{self, PlaceError};
+use shop_domain::{CouponId, IdempotencyKey, Money, Order, ProductId, Quantity, coupon::CouponError};
+use shop_store::idempotency::{Claim, StoredResponse, payload_hash};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateOrderBody {
+    items: Vec<ItemBody>,
+    #[serde(default)]
+    coupon_id: Option<CouponId>,
+    #[serde(default)]
+    points_to_use: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ItemBody {
+    product_id: ProductId,
+    quantity: Quantity,
+}
+
+/// The body of `POST /orders`, parsed into a [`NewOrder`].
+pub struct CreateOrder;
+
+impl CreateOrder {
+    pub fn parse(bytes: &[u8]) -> Result<NewOrder, Problem> {
+        Self::from_payload(&http::parse(bytes)?)
+    }
+
+    /// The request from an already parsed JSON body.
+    pub fn from_payload(payload: &serde_json::Value) -> Result<NewOrder, Problem> {
+        let body = CreateOrderBody::deserialize(payload).map_err(|e| Problem::bad_request(e.to_string()))?;
+        if body.items.is_empty() {
+            return Err(Problem::bad_request("items must contain at least one line"));
+        }
+        if body.items.len() > order::MAX_LINES {
+            return Err(Problem::bad_request(format!("an order has at most {} lines", order::MAX_LINES)));
+        }
+        for (i, item) in body.items.iter().enumerate() {
+            if body.items.iter().take(i).any(|o| o.product_id == item.product_id) {
+                return Err(Problem::bad_request(format!(
+                    "product {} appears on more than one line; put the total quantity on one line",
+                    item.product_id
+                ))
+                .with("productId", item.product_id.as_str()));
+            }
+        }
+        let points = body.points_to_use.unwrap_or(0);
+        let points_to_use = Money::new(i128::from(points))
+            .map_err(|_| Problem::bad_request(format!("pointsToUse must be a non-negative integer, got {points}")))?;
+        Ok(NewOrder {
+            items: body.items.into_iter().map(|i| (i.product_id, i.quantity)).collect(),
+            coupon_id: body.coupon_id,
+            points_to_use,
+        })
+    }
+}
+
+impl PlaceOrderError {
+    pub fn problem(&self) -> Problem {
+        match self {
+            PlaceOrderError::UnknownProduct(p) => {
+                Problem::not_found("product-not-found", "Product not found", self.to_string())
+                    .with("productId", p.as_str())
+            }
+            PlaceOrderError::UnknownCoupon(c) => {
+                Problem::not_found("coupon-not-found", "Coupon not found", self.to_string())
+                    .with("couponId", c.as_str())
+            }
+            PlaceOrderError::Rejected(e) => place_problem(e),
+            PlaceOrderError::Contention => {
+                Problem::new(409, "contention", "Conflict", "too many concurrent changes to the same items; retry")
+            }
+            PlaceOrderError::Unexpected(_) => Problem::internal(),
+        }
+    }
+}
+
+fn place_problem(e: &PlaceError) -> Problem {
+    let detail = e.to_string();
+    match e {
+        PlaceError::NoItems | PlaceError::TooManyLines { .. } | PlaceError::DuplicateProduct(_) => {
+            Problem::bad_request(detail)
+        }
+        PlaceError::InsufficientStock { product, requested, available } => {
+            Problem::new(409, "insufficient-stock", "Insufficient stock", detail)
+                .with("productId", product.as_str())
+                .with("requested", *requested)
+                .with("available", *available)
+        }
+        PlaceError::Coupon(c) => match c {
+            CouponError::NotAvailable { id, status } | CouponError::OtherOrder { id, status } => {
+                Problem::new(409, "coupon-unavailable", "Coupon unavailable", detail)
+                    .with("couponId", id.as_str())
+                    .with("couponStatus", *status)
+            }
+            CouponError::NotOwned(id) => {
+                Problem::new(422, "coupon-not-owned", "Coupon not owned", detail).with("couponId", id.as_str())
+            }
+            CouponError::Expired(id) => {
+                Problem::new(422, "coupon-expired", "Coupon expired", detail).with("couponId", id.as_str())
+            }
+            CouponError::BelowMinimum { id, min, .. } => {
+                Problem::new(422, "coupon-minimum-not-met", "Order below the coupon's minimum", detail)
+                    .with("couponId", id.as_str())
+                    .with("minOrderAmount", min.won())
+            }
+            CouponError::Invalid(_) => Problem::new(422, "coupon-invalid", "Coupon invalid", detail),
+        },
+        PlaceError::Points(shop_domain::points::PointsError::Insufficient { balance, .. }) => {
+            Problem::new(409, "insufficient-points", "Insufficient points", detail).with("balance", balance.won())
+        }
+        PlaceError::Points(shop_domain::points::PointsError::Overflow) | PlaceError::AmountOverflow => {
+            Problem::new(422, "amount-too-large", "Amount too large", detail)
+        }
+        PlaceError::PointsExceedAmount { payable, .. } => {
+            Problem::new(422, "points-exceed-amount", "Points exceed the amount to pay", detail)
+                .with("payable", payable.won())
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemView {
+    pub product_id: String,
+    pub name: String,
+    pub unit_price: u64,
+    pub quantity: u32,
+    pub line_total: u64,
+}
+
+/// An order as the API shows it. Money is integer won.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    pub order_id: String,
+    pub status: &'static str,
+    pub subtotal: u64,
+    pub discount: u64,
+    pub points_used: u64,
+    pub amount_due: u64,
+    pub expires_at: String,
+    pub created_at: String,
+    pub coupon_id: Option<String>,
+    pub payment_method: Option<shop_domain::PaymentMethod>,
+    pub items: Vec<ItemView>,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        OrderView {
+            order_id: o.id.to_string(),
+            status: o.status.as_str(),
+            subtotal: o.subtotal.won(),
+            discount: o.discount.won(),
+            points_used: o.points_used.won(),
+            amount_due: o.amount_due.won(),
+            expires_at: o.expires_at.to_rfc3339(),
+            created_at: o.created_at.to_rfc3339(),
+            coupon_id: o.coupon_id.as_ref().map(ToString::to_string),
+            payment_method: o.payment_method,
+            items: o
+                .lines
+                .iter()
+                .map(|l| ItemView {
+                    product_id: l.product_id.to_string(),
+                    name: l.name.clone(),
+                    unit_price: l.unit_price.won(),
+                    quantity: l.quantity.get(),
+                    line_total: l.line_total.won(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /orders`.
+pub async fn create_order(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    http::serve("create_order", req, |req, ctx| create_order_inner(app, req, ctx)).await
+}
+
+async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Response<Body>, Problem> {
+    let user = http::caller(&req)?;
+    let key = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
+        None => return Err(Problem::bad_request("the Idempotency-Key header is required")),
+        Some(Ok(v)) => IdempotencyKey::parse(v).map_err(|e| Problem::bad_request(e.to_string()))?,
+        Some(Err(_)) => return Err(Problem::bad_request("Idempotency-Key must be printable ASCII")),
+    };
+    // Parsed once: the same value is checked and hashed for idempotency.
+    let payload: serde_json::Value = http::parse(http::json_body(&req)?)?;
+    let cmd = CreateOrder::from_payload(&payload)?;
+    let hash = payload_hash(&payload);
+    let scope = format!("orders#{user}");
+    let now = app.clock.now();
+    let claim =
+        app.store.idem_claim(&scope, key.as_str(), &hash, now, app.config.idempotency).await.map_err(http::internal)?;
+    let lock = match claim {
+        Claim::Acquired(lock) => lock,
+        Claim::Replay(stored) => {
+            let mut resp = http::raw(stored.status, "application/json", stored.body, &ctx);
+            resp.headers_mut().insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
+            return Ok(resp);
+        }
+        Claim::InProgress => {
+            return Err(Problem::new(
+                409,
+                "idempotency-in-progress",
+                "Request in progress",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            ));
+        }
+        Claim::PayloadMismatch => {
+            return Err(Problem::new(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was used with a different request body",
+            ));
+        }
+    };
+    let render = |order: &Order| -> anyhow::Result<StoredResponse> {
+        Ok(StoredResponse { status: 201, body: serde_json::to_string(&OrderView::from(order))? })
+    };
+    match place_order(app, &user, &cmd, &lock, &ctx.correlation_id, &render).await {
+        Ok((_, stored)) => Ok(http::raw(stored.status, "application/json", stored.body, &ctx)),
+        Err(e) => {
+            if let PlaceOrderError::Unexpected(err) = &e {
+                tracing::error!(error = ?err, "create order failed");
+            } else {
+                tracing::info!(reason = %e, "order refused");
+            }
+            // Nothing was written: free the key so the client can retry it.
+            if let Err(release) = app.store.idem_release(&lock).await {
+                tracing::warn!(error = %release, "could not release idempotency record");
+            }
+            Err(e.problem())
+        }
+    }
+}
+
+/// `GET /orders/{orderId}`: the caller's own order; anyone else's is 404.
+pub async fn get_order(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    http::serve("get_order", req, |req, ctx| async move {
+        let order = own_order(app, &req).await?;
+        Ok(http::json(200, &OrderView::from(&order), &ctx))
+    })
+    .await
+}
+
+/// The caller's order named by the path; 404 for anyone else's.
+pub(crate) async fn own_order(app: &App, req: &Request) -> Result<Order, Problem> {
+    let user = http::caller(req)?;
+    let id = http::order_id_param(req)?;
+    match app.store.get_order(&id).await.map_err(http::internal)? {
+        Some(o) if o.user_id == user => Ok(o),
+        Some(_) | None => Err(http::order_not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_accepts_the_documented_body() {
+        let cmd =
+            CreateOrder::parse(br#"{"items":[{"productId":"p1","quantity":2}],"couponId":"c1","pointsToUse":1000}"#)
+                .unwrap();
+        assert_eq!(cmd.items.len(), 1);
+        assert_eq!(cmd.points_to_use.won(), 1000);
+    }
+
+    #[test]
+    fn parse_rejects_bad_bodies() {
+        for body in [
+            &b""[..],
+            b"{",
+            b"[]",
+            br#"{"items":[]}"#,
+            br#"{"items":[{"productId":"p1","quantity":0}]}"#,
+            br#"{"items":[{"productId":"p1","quantity":-1}]}"#,
+            br#"{"items":[{"productId":"p1","quantity":1000000}]}"#,
+            br#"{"items":[{"productId":"p1","quantity":1.5}]}"#,
+            br#"{"items":[{"productId":"p1","quantity":"2"}]}"#,
+            br#"{"items":[{"productId":"p1","quantity":1},{"productId":"p1","quantity":1}]}"#,
+            br#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":-5}"#,
+            br#"{"items":[{"productId":"p#1","quantity":1}]}"#,
+            br#"{"items":[{"productId":"p1","quantity":1}],"userId":"someone-else"}"#,
+        ] {
+            let err = CreateOrder::parse(body).unwrap_err();
+            assert_eq!(err.status, 400, "{}", String::from_utf8_lossy(body));
+        }
+    }
+}

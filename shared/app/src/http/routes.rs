@@ -1,0 +1,95 @@
+//! The HTTP API's routes: method, path template, the function that serves
+//! it, and whether the JWT authorizer guards it. The local stack routes with
+//! this table and the SAM template must declare the same routes (a test
+//! compares them), so the two never drift.
+
+use crate::App;
+use lambda_http::{Body, Request, Response};
+
+/// The functions that call the PG. Only they are given the PG's URL and the
+/// SSM name of its secret key (and the right to read it); each refuses to
+/// start without a key. The template generator reads this list.
+pub const PG_FUNCTIONS: &[&str] = &["confirm-payment", "pg-webhook", "compensation", "reconcile-payments"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// API Gateway syntax: `{name}` is a path parameter.
+    pub path: &'static str,
+    /// The Lambda function (directory under `functions/`).
+    pub function: &'static str,
+    pub authorized: bool,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route { method: "POST", path: "/orders", function: "create-order", authorized: true },
+    Route { method: "GET", path: "/orders/{orderId}", function: "get-order", authorized: true },
+    Route { method: "POST", path: "/orders/{orderId}/cancel", function: "cancel-order", authorized: true },
+    Route { method: "GET", path: "/orders/{orderId}/timeline", function: "order-timeline", authorized: true },
+    Route { method: "GET", path: "/coupons", function: "list-coupons", authorized: true },
+    Route { method: "POST", path: "/payments/confirm", function: "confirm-payment", authorized: true },
+    Route { method: "POST", path: "/payments/points", function: "pay-with-points", authorized: true },
+    // The PG cannot present our users' tokens; the handler trusts nothing in the body.
+    Route { method: "POST", path: "/webhooks/pg", function: "pg-webhook", authorized: false },
+];
+
+/// The route for `method` and `path`, with the path parameters it binds.
+pub fn match_route(method: &str, path: &str) -> Option<(&'static Route, Vec<(String, String)>)> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    ROUTES.iter().filter(|r| r.method.eq_ignore_ascii_case(method)).find_map(|r| {
+        let pattern: Vec<&str> = r.path.split('/').collect();
+        if pattern.len() != segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (p, s) in pattern.iter().zip(&segments) {
+            match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) if !s.is_empty() => params.push((name.to_owned(), (*s).to_owned())),
+                Some(_) => return None,
+                None if p == s => {}
+                None => return None,
+            }
+        }
+        Some((r, params))
+    })
+}
+
+/// Whether any route has this path (for 405 vs 404).
+pub fn path_exists(path: &str) -> bool {
+    ROUTES.iter().any(|r| match_route(r.method, path).is_some_and(|(m, _)| m.path == r.path))
+}
+
+/// Calls the handler of `function`, exactly as its Lambda binary does.
+pub async fn invoke(app: &App, function: &str, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    match function {
+        "create-order" => crate::http::orders::create_order(app, req).await,
+        "get-order" => crate::http::orders::get_order(app, req).await,
+        "cancel-order" => crate::http::payments::cancel_order(app, req).await,
+        "order-timeline" => crate::http::views::order_timeline(app, req).await,
+        "list-coupons" => crate::http::views::list_coupons(app, req).await,
+        "confirm-payment" => crate::http::payments::confirm_payment(app, req).await,
+        "pay-with-points" => crate::http::payments::pay_with_points(app, req).await,
+        "pg-webhook" => crate::http::webhook::pg_webhook(app, req).await,
+        other => Err(format!("no handler for function {other}").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_templates() {
+        let (r, p) = match_route("GET", "/orders/abc").unwrap();
+        assert_eq!(r.function, "get-order");
+        assert_eq!(p, vec![("orderId".to_owned(), "abc".to_owned())]);
+        assert_eq!(match_route("POST", "/orders").unwrap().0.function, "create-order");
+        assert!(match_route("DELETE", "/orders").is_none());
+        assert!(match_route("GET", "/orders/").is_none());
+        assert_eq!(match_route("POST", "/orders/o1/cancel").unwrap().0.function, "cancel-order");
+        assert!(!match_route("POST", "/webhooks/pg").unwrap().0.authorized);
+        assert!(match_route("GET", "/orders/a/b").is_none());
+        assert!(path_exists("/orders"));
+        assert!(!path_exists("/nope"));
+    }
+}

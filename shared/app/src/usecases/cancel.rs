@@ -1,0 +1,80 @@
+//! Cancelling an order at the customer's request: before payment it is
+//! CANCELLED and its stock and points come back in the same transaction;
+//! after payment it becomes REFUND_PENDING and compensation refunds it
+//! ([`refund`](crate::usecases::refund)).
+
+use crate::App;
+use crate::usecases::points::{ChangeError, give_back_points, release_stock};
+use crate::usecases::retry::{Contended, Step, retry};
+use shop_domain::points::LedgerReason;
+use shop_domain::{Order, OrderCommand, OrderError, OrderId, OrderStatus, UserId};
+use shop_store::{StoreError, Tx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no such order")]
+    NotFound,
+    #[error(transparent)]
+    Refused(#[from] OrderError),
+    #[error("the order kept changing")]
+    Contention,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for CancelError {
+    fn from(e: StoreError) -> Self {
+        CancelError::Unexpected(anyhow::Error::new(e))
+    }
+}
+
+impl From<Contended> for CancelError {
+    fn from(_: Contended) -> Self {
+        CancelError::Contention
+    }
+}
+
+impl From<ChangeError> for CancelError {
+    fn from(e: ChangeError) -> Self {
+        CancelError::Unexpected(anyhow::Error::new(e))
+    }
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %order_id))]
+pub async fn cancel_order(
+    app: &App,
+    user: &UserId,
+    order_id: &OrderId,
+    correlation_id: &str,
+) -> Result<Order, CancelError> {
+    retry(order_id.as_str(), |_| attempt(app, user, order_id, correlation_id)).await
+}
+
+async fn attempt(
+    app: &App,
+    user: &UserId,
+    order_id: &OrderId,
+    correlation_id: &str,
+) -> Result<Order, Step<CancelError>> {
+    let order = match app.store.get_order(order_id).await? {
+        Some(o) if &o.user_id == user => o,
+        Some(_) | None => return Err(Step::Fail(CancelError::NotFound)),
+    };
+    let now = app.clock.now();
+    let (cancelled, events) = order.execute(&OrderCommand::Cancel, now).map_err(|e| Step::Fail(e.into()))?;
+    if events.is_empty() {
+        return Ok(order);
+    }
+    let mut tx = Tx::new();
+    if cancelled.status == OrderStatus::Cancelled {
+        tx.extend(release_stock(app, &order)?);
+        tx.extend(give_back_points(app, &order, LedgerReason::OrderRelease, order.points_used, now).await?);
+    }
+    tx.push(app.store.op_update_order(order.version, &cancelled)?);
+    for e in &events {
+        tx.push(app.store.op_put_event(e, correlation_id, None)?);
+    }
+    app.store.transact(tx).await?;
+    tracing::info!(status = %cancelled.status, "order cancelled");
+    Ok(cancelled)
+}

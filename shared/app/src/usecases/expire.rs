@@ -1,0 +1,88 @@
+//! Expiring unpaid orders (the `expire-orders` schedule): PENDING_PAYMENT
+//! orders past `expiresAt` become EXPIRED, their stock and points coming
+//! back in the same transaction. Reads the `byDue` index only, never a scan.
+
+use crate::App;
+use crate::usecases::points::{ChangeError, give_back_points, release_stock};
+use crate::usecases::retry::{Contended, Step, retry};
+use shop_domain::points::LedgerReason;
+use shop_domain::{OrderCommand, OrderId};
+use shop_store::{StoreError, Tx};
+
+/// Orders handled per run; the next run takes the rest.
+pub const BATCH: i32 = 100;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ExpireReport {
+    pub expired: usize,
+    /// Changed by someone else meanwhile (paid, cancelled), or failed: left
+    /// for the next run.
+    pub skipped: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ExpireError {
+    #[error("kept conflicting")]
+    Contention,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ExpireError {
+    fn from(e: StoreError) -> Self {
+        ExpireError::Unexpected(anyhow::Error::new(e))
+    }
+}
+
+impl From<Contended> for ExpireError {
+    fn from(_: Contended) -> Self {
+        ExpireError::Contention
+    }
+}
+
+impl From<ChangeError> for ExpireError {
+    fn from(e: ChangeError) -> Self {
+        ExpireError::Unexpected(anyhow::Error::new(e))
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn expire_orders(app: &App) -> anyhow::Result<ExpireReport> {
+    let now = app.clock.now();
+    let mut report = ExpireReport::default();
+    for id in app.store.orders_due_to_expire(now, BATCH).await? {
+        match retry(id.as_str(), |_| expire_one(app, &id)).await {
+            Ok(true) => report.expired += 1,
+            Ok(false) => report.skipped += 1,
+            Err(e) => {
+                tracing::error!(order_id = %id, error = %e, "expiring order failed");
+                report.skipped += 1;
+            }
+        }
+    }
+    if report.expired > 0 {
+        app.count("OrdersExpired", report.expired as u64);
+        tracing::info!(?report, "expired orders");
+    }
+    Ok(report)
+}
+
+/// Whether the order expired now; `false` when the domain says it is not
+/// (or no longer) expirable: paid, cancelled, being confirmed.
+async fn expire_one(app: &App, id: &OrderId) -> Result<bool, Step<ExpireError>> {
+    let Some(order) = app.store.get_order(id).await? else { return Ok(false) };
+    let now = app.clock.now();
+    let Ok((expired, events)) = order.execute(&OrderCommand::Expire, now) else { return Ok(false) };
+    if events.is_empty() {
+        return Ok(false);
+    }
+    let mut tx = Tx::new();
+    tx.extend(release_stock(app, &order)?);
+    tx.extend(give_back_points(app, &order, LedgerReason::OrderRelease, order.points_used, now).await?);
+    tx.push(app.store.op_update_order(order.version, &expired)?);
+    for e in &events {
+        tx.push(app.store.op_put_event(e, &format!("expire-{}", order.id), None)?);
+    }
+    app.store.transact(tx).await?;
+    Ok(true)
+}

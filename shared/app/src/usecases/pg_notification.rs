@@ -1,0 +1,105 @@
+//! What the PG's notifications (`POST /webhooks/pg`) come to. A notification
+//! only says *which* payment changed: the payment is fetched from the PG and
+//! the PG's record is applied through the settlement path — never what the
+//! notification says. READY / IN_PROGRESS are not outcomes and change
+//! nothing (anybody holding a key can make a checkout show them).
+
+use crate::App;
+use crate::ports::PgError;
+use crate::usecases::settle::{PgOutcome, SettleError, apply_pg_outcome};
+use shop_domain::{OrderId, PaymentKey};
+
+/// Which payment a notification is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    StatusChanged { payment_key: PaymentKey, order_id: OrderId },
+    Deposit { order_id: OrderId },
+}
+
+impl Notification {
+    pub fn order_id(&self) -> &OrderId {
+        match self {
+            Notification::StatusChanged { order_id, .. } | Notification::Deposit { order_id } => order_id,
+        }
+    }
+}
+
+/// What came of it. Only `Applied` and the two "unknown" answers are final:
+/// a `NotFinal` notification must be looked at again if it comes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noted {
+    Applied,
+    NotFinal,
+    UnknownPayment,
+    UnknownOrder,
+}
+
+impl Noted {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Noted::Applied => "applied",
+            Noted::NotFinal => "not final",
+            Noted::UnknownPayment => "unknown payment",
+            Noted::UnknownOrder => "unknown order",
+        }
+    }
+
+    /// Whether a redelivery of the same body can be answered without asking the PG.
+    pub fn is_final(self) -> bool {
+        match self {
+            Noted::Applied | Noted::UnknownPayment | Noted::UnknownOrder => true,
+            Noted::NotFinal => false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotificationError {
+    /// The PG could not be asked: it retries the notification.
+    #[error("the PG could not be asked: {0}")]
+    PgUnavailable(PgError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %n.order_id()))]
+pub async fn apply_notification(app: &App, n: &Notification, correlation_id: &str) -> Result<Noted, NotificationError> {
+    let fetched = match n {
+        Notification::StatusChanged { payment_key, .. } => app.pg.payment(payment_key).await,
+        // The order's own attempt when it has one: the PG's "payment by
+        // order" is the latest checkout, which anybody can open for our orderId.
+        Notification::Deposit { order_id } => match app.store.get_order(order_id).await.map_err(anyhow::Error::new)? {
+            Some(shop_domain::Order { payment_key: Some(key), .. }) => app.pg.payment(&key).await,
+            Some(_) | None => app.pg.payment_by_order(order_id).await,
+        },
+    };
+    let pg = match fetched {
+        Ok(p) => p,
+        Err(PgError::NotFound) => {
+            tracing::warn!(?n, "notification for a payment the PG does not know");
+            app.count("WebhookUnknownPayment", 1);
+            return Ok(Noted::UnknownPayment);
+        }
+        Err(e) => return Err(NotificationError::PgUnavailable(e)),
+    };
+    if let Notification::StatusChanged { order_id, .. } = n
+        && order_id != &pg.order_id
+    {
+        tracing::warn!(body_order = %order_id, pg_order = %pg.order_id, "notification names another order than the PG; the PG's is used");
+    }
+    if !pg.status.is_outcome() {
+        tracing::info!(status = pg.status.as_str(), "the PG shows no outcome yet; nothing to apply");
+        return Ok(Noted::NotFinal);
+    }
+    let key = pg.payment_key.clone();
+    match apply_pg_outcome(app, &key, &PgOutcome::Payment(pg), false, correlation_id).await {
+        Ok(_) => Ok(Noted::Applied),
+        Err(e @ (SettleError::UnknownPayment(_) | SettleError::OrderMismatch { .. })) => {
+            tracing::warn!(error = %e, "notification for a payment or order we do not know");
+            app.count("WebhookUnknownPayment", 1);
+            Ok(Noted::UnknownOrder)
+        }
+        Err(SettleError::NotFinal(..)) => Ok(Noted::NotFinal),
+        Err(e @ (SettleError::Contention | SettleError::Unexpected(_))) => Err(NotificationError::Unexpected(e.into())),
+    }
+}

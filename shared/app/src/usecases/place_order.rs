@@ -1,0 +1,138 @@
+//! Placing an order: one DynamoDB transaction reserves every line's stock
+//! (conditional decrement at the priced price), moves the coupon ISSUED →
+//! HELD, debits the points with a ledger row, writes the order
+//! PENDING_PAYMENT with `expiresAt` and its `OrderPlaced` outbox event, and
+//! completes the idempotency record with the response (ADR 0004). Either all
+//! of it happens or none of it.
+
+use crate::App;
+use crate::usecases::points::{ChangeError, Delta, points_change};
+use crate::usecases::retry::{Contended, Step, retry};
+use shop_domain::order::{self, PlaceError, PlaceOrder};
+use shop_domain::points::LedgerReason;
+use shop_domain::{CouponId, Money, Order, ProductId, Quantity, UserId};
+use shop_store::idempotency::{IdemLock, StoredResponse};
+use shop_store::{StoreError, Tx, TxItem};
+
+/// An order request that passed every check that needs no data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub items: Vec<(ProductId, Quantity)>,
+    pub coupon_id: Option<CouponId>,
+    pub points_to_use: Money,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceOrderError {
+    #[error("unknown product {0}")]
+    UnknownProduct(ProductId),
+    #[error("unknown coupon {0}")]
+    UnknownCoupon(CouponId),
+    #[error(transparent)]
+    Rejected(#[from] PlaceError),
+    #[error("the order kept conflicting with concurrent orders")]
+    Contention,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for PlaceOrderError {
+    fn from(e: StoreError) -> Self {
+        PlaceOrderError::Unexpected(anyhow::Error::new(e))
+    }
+}
+
+impl From<Contended> for PlaceOrderError {
+    fn from(_: Contended) -> Self {
+        PlaceOrderError::Contention
+    }
+}
+
+/// How the caller shows a placed order; stored with the idempotency record
+/// so a replay answers exactly the same.
+pub type Render<'a> = &'a (dyn Fn(&Order) -> anyhow::Result<StoredResponse> + Sync);
+
+/// Places the order; the idempotency record `lock` is completed with
+/// `render(order)` in the same transaction.
+#[tracing::instrument(skip_all, fields(order_id))]
+pub async fn place_order(
+    app: &App,
+    user: &UserId,
+    cmd: &NewOrder,
+    lock: &IdemLock,
+    correlation_id: &str,
+    render: Render<'_>,
+) -> Result<(Order, StoredResponse), PlaceOrderError> {
+    retry(user.as_str(), |_| attempt(app, user, cmd, lock, correlation_id, render)).await
+}
+
+async fn attempt(
+    app: &App,
+    user: &UserId,
+    cmd: &NewOrder,
+    lock: &IdemLock,
+    correlation_id: &str,
+    render: Render<'_>,
+) -> Result<(Order, StoredResponse), Step<PlaceOrderError>> {
+    let product_ids: Vec<ProductId> = cmd.items.iter().map(|(p, _)| p.clone()).collect();
+    let inputs = app.store.load_placement(user, &product_ids, cmd.coupon_id.as_ref()).await?;
+    let mut items = Vec::with_capacity(cmd.items.len());
+    for ((id, qty), found) in cmd.items.iter().zip(inputs.products) {
+        match found {
+            Some(p) => items.push((p, *qty)),
+            None => return Err(Step::Fail(PlaceOrderError::UnknownProduct(id.clone()))),
+        }
+    }
+    let coupon = match (inputs.coupon, &cmd.coupon_id) {
+        (Some(Some(c)), _) => Some(c),
+        (Some(None), Some(id)) => return Err(Step::Fail(PlaceOrderError::UnknownCoupon(id.clone()))),
+        (Some(None) | None, _) => None,
+    };
+    let now = app.clock.now();
+    let order_id = app.ids.order_id();
+    tracing::Span::current().record("order_id", order_id.as_str());
+    let placement = order::place(PlaceOrder {
+        order_id,
+        user_id: user.clone(),
+        items: &items,
+        coupon: coupon.as_ref(),
+        points_to_use: cmd.points_to_use,
+        points_balance: inputs.points_balance,
+        now,
+        ttl_secs: app.config.order_ttl_secs,
+    })
+    .map_err(|e| Step::Fail(e.into()))?;
+    let response = render(&placement.order)?;
+
+    let mut tx = Tx::new();
+    for (product, qty) in &items {
+        tx.push(app.store.op_reserve_stock(product, *qty)?);
+    }
+    if let (Some(before), Some(held)) = (&coupon, &placement.held_coupon) {
+        tx.push(app.store.op_coupon_transition(before, held)?);
+    }
+    let spend = Delta::Spend(placement.order.points_used);
+    tx.extend(
+        points_change(app, user, inputs.points_balance, spend, LedgerReason::OrderSpend, &placement.order.id, now)
+            .map_err(|e| match e {
+                ChangeError::Refused(p) => Step::Fail(PlaceOrderError::Rejected(PlaceError::Points(p))),
+                ChangeError::Unexpected(e) => Step::Fail(PlaceOrderError::Unexpected(e)),
+            })?,
+    );
+    tx.push(app.store.op_create_order(&placement.order)?);
+    tx.push(app.store.op_put_event(&placement.event, correlation_id, None)?);
+    tx.push(app.store.op_idem_complete(lock, &response)?);
+
+    match app.store.transact(tx).await {
+        Ok(()) => {
+            tracing::info!(amount_due = placement.order.amount_due.won(), "order placed");
+            Ok((placement.order, response))
+        }
+        // Stock, coupon or points changed between our read and write: the
+        // retry re-reads, and the domain gives the precise answer.
+        Err(StoreError::Conflict { item: TxItem::Idempotency, reason }) => {
+            Err(Step::Fail(PlaceOrderError::Unexpected(anyhow::anyhow!("lost the idempotency lock: {reason}"))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

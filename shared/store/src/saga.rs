@@ -1,0 +1,139 @@
+//! The saga log the production code keeps beside the orders: what each
+//! consumer did with each event (`OUTCOME#` items under the order, shown by
+//! `GET /orders/{id}/timeline`), and the per-day event log in the `byDue`
+//! index that `shop republish --since` reads, with the pending mark that
+//! makes the stream publisher send an event again.
+
+use crate::attr::{get_n, get_s, key, n, opt_s, s};
+use crate::{Store, StoreError, keys};
+use shop_domain::Timestamp;
+
+/// What one consumer did with one event (the saga log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub consumer: String,
+    pub event_id: String,
+    pub detail_type: String,
+    pub status: String,
+    pub attempts: u32,
+    pub detail: Option<String>,
+    pub at: Timestamp,
+}
+
+impl Store {
+    /// Records one consumer's handling of one event, counting attempts.
+    pub async fn outcome_put(&self, order: &shop_domain::OrderId, version: u64, o: &Outcome) -> Result<(), StoreError> {
+        let (pk, _) = keys::order(order);
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key(pk, keys::outcome_sk(version, &o.consumer))))
+            .update_expression(
+                "SET #type = :t, #consumer = :c, #eventId = :e, #detailType = :d, #status = :s, #at = :at, \
+                 #detail = :detail, #attempts = if_not_exists(#attempts, :zero) + :one",
+            )
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#consumer", "consumer")
+            .expression_attribute_names("#eventId", "eventId")
+            .expression_attribute_names("#detailType", "detailType")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_names("#detail", "detail")
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_values(":t", s("OUTCOME"))
+            .expression_attribute_values(":c", s(o.consumer.clone()))
+            .expression_attribute_values(":e", s(o.event_id.clone()))
+            .expression_attribute_values(":d", s(o.detail_type.clone()))
+            .expression_attribute_values(":s", s(o.status.clone()))
+            .expression_attribute_values(":at", n(o.at.millis()))
+            .expression_attribute_values(":detail", s(o.detail.clone().unwrap_or_default()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem outcome")))?;
+        Ok(())
+    }
+
+    /// The consumers' outcomes for an order, by event version.
+    pub async fn outcomes_of(&self, order: &shop_domain::OrderId) -> Result<Vec<Outcome>, StoreError> {
+        let (pk, _) = keys::order(order);
+        let items = self.query_prefix(&pk, keys::OUTCOME_PREFIX).await?;
+        items
+            .iter()
+            .map(|it| {
+                Ok(Outcome {
+                    consumer: get_s(it, "consumer")?.to_owned(),
+                    event_id: get_s(it, "eventId")?.to_owned(),
+                    detail_type: get_s(it, "detailType")?.to_owned(),
+                    status: get_s(it, "status")?.to_owned(),
+                    attempts: get_n(it, "attempts")?,
+                    detail: opt_s(it, "detail").filter(|d| !d.is_empty()).map(str::to_owned),
+                    at: Timestamp::from_millis(get_n(it, "at")?),
+                })
+            })
+            .collect::<anyhow::Result<_>>()
+            .map_err(Into::into)
+    }
+
+    /// Outbox events written since `since` (from the per-day event log in
+    /// the `byDue` index), oldest first.
+    pub async fn events_since(
+        &self,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<crate::entities::StoredEvent>, StoreError> {
+        if now.millis().saturating_sub(since.millis()) > (crate::entities::EVENT_RETENTION_SECS + 86_400) * 1000 {
+            return Err(StoreError::Unexpected(anyhow::anyhow!("outbox items are kept 30 days; use a later --since")));
+        }
+        let mut out = Vec::new();
+        let mut d = Timestamp::from_millis(since.millis() - since.millis().rem_euclid(86_400_000));
+        while d <= now {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client()
+                    .query()
+                    .table_name(self.table())
+                    .index_name(keys::GSI_DUE)
+                    .key_condition_expression("dueShard = :d AND dueAt >= :since")
+                    .expression_attribute_values(":d", s(keys::event_log_shard(d)))
+                    .expression_attribute_values(":since", n(since.millis()))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query event log")))?;
+                for it in page.items.unwrap_or_default() {
+                    out.push(crate::entities::stored_event_from(&it)?);
+                }
+                match page.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+            d = d.plus_secs(86_400);
+        }
+        Ok(out)
+    }
+
+    /// Makes a published event pending again, so the publisher sends it once more.
+    pub async fn mark_pending(&self, e: &crate::entities::StoredEvent) -> Result<(), StoreError> {
+        let order = e.pk.trim_start_matches("ORDER#");
+        let res = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key(e.pk.clone(), e.sk.clone())))
+            .update_expression("SET outboxShard = :shard, outboxSk = :sk")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":shard", s(keys::outbox_shard_of(order)))
+            .expression_attribute_values(":sk", s(format!("{:013}#{}", e.occurred_at.millis(), e.event_id)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem mark_pending"))),
+        }
+    }
+}

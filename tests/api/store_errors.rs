@@ -1,0 +1,62 @@
+//! How each class of store error reaches the client, with the engine's
+//! failpoints standing in for DynamoDB's cancellation codes: throttling is
+//! retried with backoff, a real conflict is re-read and decided again (and
+//! a 409 once it keeps happening), anything else is a 500 on the first try.
+
+use shop_tests::{TestApp, spawn_app};
+
+const ORDER: &str = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
+
+fn transactions(app: &TestApp) -> u64 {
+    app.stack.engine.calls("TransactWriteItems")
+}
+
+#[tokio::test]
+async fn a_throttled_transaction_is_retried() {
+    let app = spawn_app().await;
+    app.stack.engine.cancel_next_transactions("ThrottlingError", 2);
+    let before = transactions(&app);
+    let (status, body) = app.post_order("u1", "throttled", ORDER).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(transactions(&app) - before, 3, "two throttled attempts, then the write");
+    assert_eq!(app.stock("p1").await, 99);
+}
+
+#[tokio::test]
+async fn a_validation_error_is_a_500_on_the_first_try_and_writes_nothing() {
+    let app = spawn_app().await;
+    app.stack.engine.cancel_next_transactions("ValidationError", 1);
+    let before = transactions(&app);
+    let (status, body) = app.post_order("u1", "invalid", ORDER).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["type"], "https://shop.example/problems/internal");
+    assert!(!body["detail"].as_str().unwrap_or("").contains("ValidationError"), "no internals: {body}");
+    assert_eq!(transactions(&app) - before, 1, "not retried");
+    assert_eq!(app.stock("p1").await, 100);
+    // The key was released: the same request goes through now.
+    let (status, body) = app.post_order("u1", "invalid", ORDER).await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn a_conflict_is_decided_again_and_a_409_when_it_never_ends() {
+    let app = spawn_app().await;
+    // A lost condition: re-read, and the domain says yes.
+    app.stack.engine.cancel_next_transactions("ConditionalCheckFailed", 1);
+    let before = transactions(&app);
+    let (status, body) = app.post_order("u1", "raced", ORDER).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(transactions(&app) - before, 2);
+    // Conflicting transactions every time: 409 after the retry loop's attempts.
+    let attempts = shop_app::usecases::retry::ATTEMPTS as usize;
+    app.stack.engine.cancel_next_transactions("TransactionConflict", attempts);
+    let before = transactions(&app);
+    let (status, body) = app.post_order("u1", "contended", ORDER).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["type"], "https://shop.example/problems/contention");
+    assert_eq!(transactions(&app) - before, attempts as u64);
+    assert_eq!(app.stock("p1").await, 99, "only the first order reserved stock");
+    // A real conflict the domain refuses is its precise 409, as before.
+    let (status, body) = app.post_order("u1", "too-many", r#"{"items":[{"productId":"scarce","quantity":6}]}"#).await;
+    assert_eq!((status, body["type"].as_str()), (409, Some("https://shop.example/problems/insufficient-stock")));
+}
