@@ -7,7 +7,7 @@ use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use shop_app::clock::{ManualClock, SeqIds};
 use shop_local::cli::seed::Catalog;
-use shop_local::emulate::queue::LocalQueues as _;
+use shop_local::emulate::queue::Queues;
 use shop_local::{Stack, StackOptions};
 use shop_tests::{T0, TEST_CATALOG};
 use std::path::PathBuf;
@@ -164,7 +164,7 @@ async fn stream_fixture_publishes_only_pending_outbox_items() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((report.published, report.skipped, report.failed), (1, 2, 0));
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
-    let archived = stack.app.store.archive_between(now.plus_secs(-60), now.plus_secs(60)).await.unwrap();
+    let archived = Queues(&stack.app.store).archived_between(now.plus_secs(-60), now.plus_secs(60)).await.unwrap();
     assert!(archived.iter().any(|a| a.event_id == "fxord000001#3" && a.detail_type == "OrderPaid"));
 }
 
@@ -327,7 +327,7 @@ async fn published_events_match_their_json_schemas() {
     })
     .await;
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
-    let archived = stack.app.store.archive_between(now.plus_secs(-60), now.plus_secs(60)).await.unwrap();
+    let archived = Queues(&stack.app.store).archived_between(now.plus_secs(-60), now.plus_secs(60)).await.unwrap();
     assert!(archived.len() >= 5);
     for a in archived {
         let event: serde_json::Value = serde_json::from_str(&a.event).unwrap();

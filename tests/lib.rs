@@ -3,7 +3,7 @@
 use shop_app::clock::{ManualClock, SeqIds};
 use shop_app::config::Config;
 use shop_domain::Timestamp;
-use shop_local::emulate::queue::LocalQueues as _;
+use shop_local::emulate::queue::Queues;
 use shop_local::{Stack, StackOptions, cli::seed::Catalog};
 use std::sync::Arc;
 use std::time::Duration;
@@ -265,7 +265,7 @@ impl TestApp {
             let pending = self.store().pending_events(10).await.expect("pending").len();
             let mut queued = 0;
             for q in shop_local::cli::ops::CONSUMERS {
-                queued += self.store().queue_list(q).await.expect("queue").len();
+                queued += Queues(self.store()).list(q).await.expect("queue").len();
             }
             (pending == 0 && queued == 0).then_some(())
         })

@@ -2,7 +2,7 @@
 //! local stack: nothing lost, nothing doubled, failures contained.
 
 use serde_json::json;
-use shop_local::emulate::queue::LocalQueues as _;
+use shop_local::emulate::queue::Queues;
 use shop_tests::{MAX_RECEIVE, TestApp, eventually, spawn_app};
 
 const WITH_COUPON: &str = r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c1"}"#;
@@ -196,5 +196,5 @@ async fn snapshot(app: &TestApp, order_id: &str) -> Snapshot {
 /// Everything archived in the last day (the archive runs on the wall clock).
 async fn archive(app: &TestApp) -> Vec<shop_local::emulate::queue::Archived> {
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
-    app.store().archive_between(now.plus_secs(-86_400), now.plus_secs(60)).await.unwrap()
+    Queues(app.store()).archived_between(now.plus_secs(-86_400), now.plus_secs(60)).await.unwrap()
 }

@@ -13,14 +13,22 @@ struct Cli {
     command: Command,
 }
 
+/// Where the local stack keeps its data: one argument for every command.
+#[derive(clap::Args)]
+struct DataDir {
+    /// The local stack's data directory (the embedded store, the simulators' state).
+    #[arg(long = "data-dir", default_value = ".shop-data", env = "SHOP_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API on 127.0.0.1 with the embedded store (loads the demo catalog into a new data dir).
     Up {
         #[arg(long, default_value_t = 3000)]
         port: u16,
-        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// Also serve the embedded store's DynamoDB API on this port (for `cargo lambda watch`).
         #[arg(long)]
         dynamodb_port: Option<u16>,
@@ -87,8 +95,8 @@ enum Command {
     },
     /// Re-deliver archived events (as an EventBridge replay: events carry `replay-name`).
     Replay {
-        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// RFC 3339, or relative: -30m, -2h, -1d.
         #[arg(long, allow_hyphen_values = true)]
         from: String,
@@ -103,8 +111,8 @@ enum Command {
     },
     /// Publish outbox events written since a time again (consumers dedupe by event id).
     Republish {
-        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// RFC 3339, or relative: -30m, -2h, -1d.
         #[arg(long, allow_hyphen_values = true)]
         since: String,
@@ -118,8 +126,8 @@ enum Command {
     /// An order's saga: its events and every consumer's outcome.
     Timeline {
         order_id: String,
-        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         /// Work on this DynamoDB table of a deployed stack instead of the data dir
         /// (credentials, region and endpoint from the usual AWS_* variables / profile).
         #[arg(long, env = "SHOP_TABLE")]
@@ -129,8 +137,8 @@ enum Command {
     },
     /// Load products, coupons and users from a catalog file (format: docs/local.md).
     Seed {
-        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         #[arg(long)]
         file: PathBuf,
         /// Load into this DynamoDB table of a deployed stack instead of the data dir
@@ -164,16 +172,16 @@ enum DlqCommand {
     /// Messages in the DLQs (of one consumer, or all).
     List {
         consumer: Option<String>,
-        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         #[arg(long)]
         json: bool,
     },
     /// Move a consumer's DLQ messages back to its queue.
     Redrive {
         consumer: String,
-        #[arg(long, default_value = ".shop-data", env = "SHOP_DATA_DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         #[arg(long)]
         json: bool,
     },
@@ -218,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
                 shop_local::cli::bench::run(shop_local::cli::bench::BenchOptions { orders, concurrency, full }).await?;
             println!("{report}");
         }
-        Command::Dlq { command: DlqCommand::List { consumer, data_dir, json } } => {
+        Command::Dlq { command: DlqCommand::List { consumer, data: DataDir { data_dir }, json } } => {
             let app = open_app(&data_dir).await?;
             let entries = shop_local::cli::ops::dlq_list(&app, consumer.as_deref()).await?;
             print(json, &serde_json::to_value(&entries)?, || {
@@ -241,14 +249,14 @@ async fn main() -> anyhow::Result<()> {
                     .join("\n")
             });
         }
-        Command::Dlq { command: DlqCommand::Redrive { consumer, data_dir, json } } => {
+        Command::Dlq { command: DlqCommand::Redrive { consumer, data: DataDir { data_dir }, json } } => {
             let app = open_app(&data_dir).await?;
             let moved = shop_local::cli::ops::dlq_redrive(&app, &consumer).await?;
             print(json, &serde_json::json!({"consumer": consumer, "moved": moved}), || {
                 format!("moved {moved} message(s) from {consumer}-dlq back to {consumer}")
             });
         }
-        Command::Replay { data_dir, from, to, consumer, json } => {
+        Command::Replay { data: DataDir { data_dir }, from, to, consumer, json } => {
             let app = open_app(&data_dir).await?;
             let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
             let from = shop_local::cli::ops::parse_time(&from, now)?;
@@ -265,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
                 )
             });
         }
-        Command::Republish { data_dir, since, table, json } => {
+        Command::Republish { data: DataDir { data_dir }, since, table, json } => {
             let app = target(&data_dir, table.as_deref()).await?;
             let sender = if table.is_some() { "the stream publisher" } else { "`shop up`" };
             let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
@@ -274,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
                 format!("{n} outbox event(s) marked for publishing again; {sender} sends them")
             });
         }
-        Command::Timeline { order_id, data_dir, table, json } => {
+        Command::Timeline { order_id, data: DataDir { data_dir }, table, json } => {
             let app = target(&data_dir, table.as_deref()).await?;
             let id = shop_domain::OrderId::parse(order_id.as_str())?;
             let t = shop_local::cli::ops::timeline(&app, &id).await?;
@@ -307,7 +315,7 @@ async fn main() -> anyhow::Result<()> {
                 lines.join("\n")
             });
         }
-        Command::Seed { data_dir, file, table } => {
+        Command::Seed { data: DataDir { data_dir }, file, table } => {
             shop_app::obs::telemetry::init("shop-seed");
             let catalog = seed::Catalog::parse(&std::fs::read_to_string(&file)?)?;
             let app = match table {
@@ -341,7 +349,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Up {
             port,
-            data_dir,
+            data: DataDir { data_dir },
             dynamodb_port,
             order_ttl,
             jwt_secret,

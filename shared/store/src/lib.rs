@@ -6,10 +6,17 @@
 //! engine is only the SDK client's HTTP connector and endpoint.
 //!
 //! Every write that must be atomic is one `TransactWriteItems` built from
-//! labelled actions ([`tx::TxOp`]); a cancelled transaction comes back as
-//! [`StoreError::Conflict`] naming the item and the reason. Every state
+//! labelled actions ([`tx::TxOp`]). A cancelled transaction comes back
+//! honestly: [`StoreError::Conflict`] (naming the item) only for a failed
+//! condition or a concurrent transaction, [`StoreError::Throttled`] for
+//! throttling, anything else [`StoreError::Unexpected`]. Every state
 //! transition is conditional (order `version`, coupon `status`, points
 //! `balance`, stock `available`).
+//!
+//! Rooms: [`keys`] (the one key table: every item and index key, local-only
+//! ones included), [`entities`] (items ↔ domain values), [`ops`] (the
+//! transaction actions), [`tx`], [`idempotency`], [`saga`] (consumer
+//! outcomes and the event log for republish), [`schema`] (the table), [`attr`].
 
 pub mod attr;
 pub mod entities;

@@ -2,7 +2,7 @@
 //! and `shop timeline` (they work while `shop up` runs: both processes open
 //! the same SQLite file, which serialises their writes).
 
-use crate::emulate::queue::{LocalQueues, Message, dlq_of};
+use crate::emulate::queue::{Message, Queues, dlq_of};
 use crate::emulate::rules::{Rules, consumers_for};
 use serde::Serialize;
 use serde_json::Value;
@@ -51,7 +51,7 @@ pub async fn dlq_list(app: &App, consumer: Option<&str>) -> anyhow::Result<Vec<D
     }
     let mut out = Vec::new();
     for c in CONSUMERS.iter().filter(|c| consumer.is_none_or(|x| x == **c)) {
-        for m in app.store.queue_list(&dlq_of(c)).await? {
+        for m in Queues(&app.store).list(&dlq_of(c)).await? {
             out.push(describe(c, &m));
         }
     }
@@ -63,9 +63,9 @@ pub async fn dlq_list(app: &App, consumer: Option<&str>) -> anyhow::Result<Vec<D
 pub async fn dlq_redrive(app: &App, consumer: &str) -> anyhow::Result<usize> {
     check_consumer(consumer)?;
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
-    let messages = app.store.queue_list(&dlq_of(consumer)).await?;
+    let messages = Queues(&app.store).list(&dlq_of(consumer)).await?;
     for m in &messages {
-        app.store.queue_move(m, consumer, now, true, true).await?;
+        Queues(&app.store).move_message(m, consumer, now, true, true).await?;
     }
     Ok(messages.len())
 }
@@ -92,7 +92,7 @@ pub async fn replay(
     }
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
     let mut report = ReplayReport { replay_name: format!("shop-replay-{}", now.millis()), ..Default::default() };
-    for archived in app.store.archive_between(from, to).await? {
+    for archived in Queues(&app.store).archived_between(from, to).await? {
         let mut event: Value = serde_json::from_str(&archived.event)?;
         if let Some(obj) = event.as_object_mut() {
             obj.insert("id".into(), uuid::Uuid::now_v7().to_string().into());
@@ -104,7 +104,7 @@ pub async fn replay(
             if consumer.is_some_and(|x| x != c) {
                 continue;
             }
-            app.store.queue_send(c, &text, now).await?;
+            Queues(&app.store).send(c, &text, now).await?;
             report.deliveries += 1;
         }
     }

@@ -135,6 +135,10 @@ fn api_gateway_v2_event(
     let mut headers = http::HeaderMap::new();
     for name in parts.headers.keys() {
         let joined: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        // A header with no printable value is left out, as before.
+        if joined.is_empty() {
+            continue;
+        }
         if let Ok(v) = http::HeaderValue::from_str(&joined.join(",")) {
             headers.insert(name.clone(), v);
         }

@@ -5,7 +5,7 @@
 //! matches. A test hook makes the next N entries fail, as EventBridge does
 //! with `FailedEntryCount`.
 
-use crate::emulate::queue::LocalQueues as _;
+use crate::emulate::queue::Queues;
 use crate::emulate::rules::{Rules, consumers_for};
 use serde_json::{Value, json};
 use shop_app::clock::Clock;
@@ -78,7 +78,7 @@ impl LocalBus {
             if only.is_some_and(|o| o != consumer) {
                 continue;
             }
-            self.store.queue_send(consumer, &text, now).await?;
+            Queues(&self.store).send(consumer, &text, now).await?;
             sent.push(consumer.to_owned());
         }
         Ok(sent)
@@ -105,7 +105,7 @@ impl EventBus for LocalBus {
             let event_id = event["detail"]["eventId"].as_str().unwrap_or_default().to_owned();
             // Archive first: a crash before routing leaves the entry unacknowledged,
             // and the publisher sends it again.
-            self.store.archive_put(&event_id, &entry.detail_type, &event.to_string(), now).await?;
+            Queues(&self.store).archive(&event_id, &entry.detail_type, &event.to_string(), now).await?;
             self.route(&event, None).await?;
             results.push(EntryResult::Accepted { event_id: id });
         }

@@ -86,58 +86,21 @@ fn message_key(m: &Message) -> Item {
     key(pk, sk)
 }
 
-/// The local queue and archive operations, on the shared [`Store`].
-#[allow(async_fn_in_trait)]
-pub trait LocalQueues {
-    /// Enqueues `body`, visible at once.
-    async fn queue_send(&self, queue: &str, body: &str, now: Timestamp) -> Result<String, StoreError>;
+/// The local queues and archive, kept in the shared table:
+/// `Queues(&app.store).queue_send(...)`.
+pub struct Queues<'a>(pub &'a Store);
 
-    /// Claims up to `max` visible messages, hiding each for `visibility(receive_count)`.
-    async fn queue_receive(
-        &self,
-        queue: &str,
-        now: Timestamp,
-        max: i32,
-        visibility: impl Fn(u32) -> i64,
-    ) -> Result<Vec<Message>, StoreError>;
+impl std::ops::Deref for Queues<'_> {
+    type Target = Store;
 
-    /// Deletes a processed message; only its current receiver can.
-    async fn queue_delete(&self, m: &Message) -> Result<(), StoreError>;
-
-    /// Records why the last attempt failed (shown by `shop dlq list`).
-    async fn queue_note_error(&self, m: &Message, error: &str) -> Result<(), StoreError>;
-
-    /// Moves a message from its queue to `to`, atomically. `visible`: whether
-    /// it can be received there (false for a DLQ).
-    async fn queue_move(
-        &self,
-        m: &Message,
-        to: &str,
-        now: Timestamp,
-        visible: bool,
-        reset: bool,
-    ) -> Result<(), StoreError>;
-
-    /// Every message of a queue (a DLQ included), oldest first.
-    async fn queue_list(&self, queue: &str) -> Result<Vec<Message>, StoreError>;
-
-    /// Adds an event to the archive.
-    async fn archive_put(
-        &self,
-        event_id: &str,
-        detail_type: &str,
-        event: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
-
-    /// Archived events with `from <= at < to`, oldest first. The archive is
-    /// partitioned by day; a range is at most the retention (30 days) long.
-    async fn archive_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Archived>, StoreError>;
+    fn deref(&self) -> &Store {
+        self.0
+    }
 }
 
-impl LocalQueues for Store {
-    // Enqueues `body`, visible at once.
-    async fn queue_send(&self, queue: &str, body: &str, now: Timestamp) -> Result<String, StoreError> {
+impl Queues<'_> {
+    /// Enqueues `body`, visible at once.
+    pub async fn send(&self, queue: &str, body: &str, now: Timestamp) -> Result<String, StoreError> {
         let id = uuid::Uuid::now_v7().simple().to_string();
         self.client()
             .put_item()
@@ -149,8 +112,8 @@ impl LocalQueues for Store {
         Ok(id)
     }
 
-    // Claims up to `max` visible messages, hiding each for `visibility(receive_count)`.
-    async fn queue_receive(
+    /// Claims up to `max` visible messages, hiding each for `visibility(receive_count)`.
+    pub async fn receive(
         &self,
         queue: &str,
         now: Timestamp,
@@ -198,8 +161,8 @@ impl LocalQueues for Store {
         Ok(claimed)
     }
 
-    // Deletes a processed message; only its current receiver can.
-    async fn queue_delete(&self, m: &Message) -> Result<(), StoreError> {
+    /// Deletes a processed message; only its current receiver can.
+    pub async fn delete(&self, m: &Message) -> Result<(), StoreError> {
         let res = self
             .client()
             .delete_item()
@@ -216,8 +179,8 @@ impl LocalQueues for Store {
         }
     }
 
-    // Records why the last attempt failed (shown by `shop dlq list`).
-    async fn queue_note_error(&self, m: &Message, error: &str) -> Result<(), StoreError> {
+    /// Records why the last attempt failed (shown by `shop dlq list`).
+    pub async fn note_error(&self, m: &Message, error: &str) -> Result<(), StoreError> {
         let _ = self
             .client()
             .update_item()
@@ -232,9 +195,9 @@ impl LocalQueues for Store {
         Ok(())
     }
 
-    // Moves a message from its queue to `to`, atomically. `visible`: whether
-    // it can be received there (false for a DLQ).
-    async fn queue_move(
+    /// Moves a message from its queue to `to`, atomically. `visible`: whether
+    /// it can be received there (false for a DLQ).
+    pub async fn move_message(
         &self,
         m: &Message,
         to: &str,
@@ -274,14 +237,14 @@ impl LocalQueues for Store {
         self.transact(tx).await
     }
 
-    // Every message of a queue (a DLQ included), oldest first.
-    async fn queue_list(&self, queue: &str) -> Result<Vec<Message>, StoreError> {
+    /// Every message of a queue (a DLQ included), oldest first.
+    pub async fn list(&self, queue: &str) -> Result<Vec<Message>, StoreError> {
         let items = self.query_prefix(&keys::queue_shard(queue), "MSG#").await?;
         items.iter().map(message_from).collect::<anyhow::Result<_>>().map_err(StoreError::Unexpected)
     }
 
-    // Adds an event to the archive.
-    async fn archive_put(
+    /// Adds an event to the archive.
+    pub async fn archive(
         &self,
         event_id: &str,
         detail_type: &str,
@@ -309,9 +272,9 @@ impl LocalQueues for Store {
         Ok(())
     }
 
-    // Archived events with `from <= at < to`, oldest first. The archive is
-    // partitioned by day; a range is at most the retention (30 days) long.
-    async fn archive_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Archived>, StoreError> {
+    /// Archived events with `from <= at < to`, oldest first. The archive is
+    /// partitioned by day; a range is at most the retention (30 days) long.
+    pub async fn archived_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Archived>, StoreError> {
         if to.millis().saturating_sub(from.millis()) > (ARCHIVE_RETENTION_SECS + 86_400) * 1000 {
             return Err(StoreError::Unexpected(anyhow::anyhow!("a replay range is at most 31 days")));
         }

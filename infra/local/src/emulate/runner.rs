@@ -13,7 +13,7 @@
 //! SQS; business time (expiry) stays on the app's clock.
 
 use crate::emulate::bus::LocalBus;
-use crate::emulate::queue::{LocalQueues, Message, dlq_of};
+use crate::emulate::queue::{Message, Queues, dlq_of};
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord, StreamViewType};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde_json::json;
@@ -125,12 +125,12 @@ impl Runner {
     pub async fn consume_once(&self, consumer: &dyn Consumer) -> anyhow::Result<usize> {
         let queue = consumer.name();
         let now = self.clock.now();
-        let messages = self.app.store.queue_receive(queue, now, 10, |rc| self.visibility_ms(rc)).await?;
+        let messages = Queues(&self.app.store).receive(queue, now, 10, |rc| self.visibility_ms(rc)).await?;
         let (over, fresh): (Vec<Message>, Vec<Message>) =
             messages.into_iter().partition(|m| m.receive_count > self.opts.max_receive);
         for m in &over {
             tracing::warn!(queue, message_id = %m.id, receives = m.receive_count - 1, "moving to the DLQ");
-            self.app.store.queue_move(m, &dlq_of(queue), now, false, false).await?;
+            Queues(&self.app.store).move_message(m, &dlq_of(queue), now, false, false).await?;
             self.app.count("DlqMessages", 1);
         }
         if fresh.is_empty() {
@@ -141,11 +141,11 @@ impl Runner {
         let response = shop_app::events::consumers::handle_sqs(&self.app, consumer, event).await;
         for m in &fresh {
             match response.batch_item_failures.iter().find(|f| f.item_identifier == m.id) {
-                None => self.app.store.queue_delete(m).await?,
+                None => Queues(&self.app.store).delete(m).await?,
                 // Stays invisible until its (growing) visibility timeout passes.
                 Some(_) => {
                     let note = format!("receive {} failed; see the order's timeline for the reason", m.receive_count);
-                    self.app.store.queue_note_error(m, &note).await?;
+                    Queues(&self.app.store).note_error(m, &note).await?;
                 }
             }
         }

@@ -261,10 +261,7 @@ pub async fn get_order(app: &App, req: Request) -> Result<Response<Body>, lambda
 pub(crate) async fn own_order(app: &App, req: &Request) -> Result<Order, Problem> {
     let user = http::caller(req)?;
     let id = http::order_id_param(req)?;
-    match app.store.get_order(&id).await.map_err(http::internal)? {
-        Some(o) if o.user_id == user => Ok(o),
-        Some(_) | None => Err(http::order_not_found()),
-    }
+    crate::usecases::own_order(app, &user, &id).await.map_err(http::internal)?.ok_or_else(http::order_not_found)
 }
 
 #[cfg(test)]

@@ -4,11 +4,12 @@
 //! ([`refund`](crate::usecases::refund)).
 
 use crate::App;
-use crate::usecases::points::{ChangeError, give_back_points, release_stock};
-use crate::usecases::retry::{Contended, Step, retry};
+use crate::usecases::own_order;
+use crate::usecases::points::{give_back_points, release_stock};
+use crate::usecases::retry::{Step, retry};
 use shop_domain::points::LedgerReason;
 use shop_domain::{Order, OrderCommand, OrderError, OrderId, OrderStatus, UserId};
-use shop_store::{StoreError, Tx};
+use shop_store::Tx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
@@ -22,23 +23,7 @@ pub enum CancelError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<StoreError> for CancelError {
-    fn from(e: StoreError) -> Self {
-        CancelError::Unexpected(anyhow::Error::new(e))
-    }
-}
-
-impl From<Contended> for CancelError {
-    fn from(_: Contended) -> Self {
-        CancelError::Contention
-    }
-}
-
-impl From<ChangeError> for CancelError {
-    fn from(e: ChangeError) -> Self {
-        CancelError::Unexpected(anyhow::Error::new(e))
-    }
-}
+crate::usecases::retry::use_case_error!(CancelError);
 
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
 pub async fn cancel_order(
@@ -56,9 +41,8 @@ async fn attempt(
     order_id: &OrderId,
     correlation_id: &str,
 ) -> Result<Order, Step<CancelError>> {
-    let order = match app.store.get_order(order_id).await? {
-        Some(o) if &o.user_id == user => o,
-        Some(_) | None => return Err(Step::Fail(CancelError::NotFound)),
+    let Some(order) = own_order(app, user, order_id).await? else {
+        return Err(Step::Fail(CancelError::NotFound));
     };
     let now = app.clock.now();
     let (cancelled, events) = order.execute(&OrderCommand::Cancel, now).map_err(|e| Step::Fail(e.into()))?;

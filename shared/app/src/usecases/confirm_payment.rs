@@ -11,7 +11,8 @@
 
 use crate::App;
 use crate::ports::{PgError, PgPayment};
-use crate::usecases::retry::{Contended, Step, retry};
+use crate::usecases::own_order;
+use crate::usecases::retry::{Step, retry};
 use crate::usecases::settle::{PgOutcome, Settled, apply_pg_outcome, outcome_of};
 use shop_domain::{
     Money, Order, OrderCommand, OrderError, OrderId, OrderStatus, Payment, PaymentKey, PaymentMethod, UserId,
@@ -60,17 +61,7 @@ pub enum ConfirmError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<StoreError> for ConfirmError {
-    fn from(e: StoreError) -> Self {
-        ConfirmError::Unexpected(anyhow::Error::new(e))
-    }
-}
-
-impl From<Contended> for ConfirmError {
-    fn from(_: Contended) -> Self {
-        ConfirmError::Contention
-    }
-}
+crate::usecases::retry::use_case_error!(ConfirmError);
 
 /// How the attempt's first step ended.
 enum Started {
@@ -122,13 +113,6 @@ pub async fn confirm_payment(
     }
 }
 
-async fn own_order(app: &App, user: &UserId, id: &OrderId) -> Result<Order, ConfirmError> {
-    match app.store.get_order(id).await? {
-        Some(o) if &o.user_id == user => Ok(o),
-        Some(_) | None => Err(ConfirmError::NotFound),
-    }
-}
-
 /// Step 1-3: checks, the PG lookup (once), and the CONFIRMING record.
 async fn start(
     app: &App,
@@ -138,7 +122,9 @@ async fn start(
     verified: &AtomicBool,
 ) -> Result<Started, Step<ConfirmError>> {
     let key = &cmd.payment_key;
-    let order = own_order(app, user, &cmd.order_id).await.map_err(Step::Fail)?;
+    let Some(order) = own_order(app, user, &cmd.order_id).await? else {
+        return Err(Step::Fail(ConfirmError::NotFound));
+    };
     if order.payment_key.as_ref() == Some(key) {
         match order.status {
             // A repeat of a confirm that already settled: the same answer.

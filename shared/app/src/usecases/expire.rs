@@ -3,11 +3,12 @@
 //! back in the same transaction. Reads the `byDue` index only, never a scan.
 
 use crate::App;
-use crate::usecases::points::{ChangeError, give_back_points, release_stock};
-use crate::usecases::retry::{Contended, Step, retry};
+use crate::usecases::points::{give_back_points, release_stock};
+use crate::usecases::retry::{Step, retry};
 use shop_domain::points::LedgerReason;
 use shop_domain::{OrderCommand, OrderId};
-use shop_store::{StoreError, Tx};
+use shop_store::Tx;
+use tracing::Instrument;
 
 /// Orders handled per run; the next run takes the rest.
 pub const BATCH: i32 = 100;
@@ -28,30 +29,15 @@ enum ExpireError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<StoreError> for ExpireError {
-    fn from(e: StoreError) -> Self {
-        ExpireError::Unexpected(anyhow::Error::new(e))
-    }
-}
-
-impl From<Contended> for ExpireError {
-    fn from(_: Contended) -> Self {
-        ExpireError::Contention
-    }
-}
-
-impl From<ChangeError> for ExpireError {
-    fn from(e: ChangeError) -> Self {
-        ExpireError::Unexpected(anyhow::Error::new(e))
-    }
-}
+crate::usecases::retry::use_case_error!(ExpireError);
 
 #[tracing::instrument(skip_all)]
 pub async fn expire_orders(app: &App) -> anyhow::Result<ExpireReport> {
     let now = app.clock.now();
     let mut report = ExpireReport::default();
     for id in app.store.orders_due_to_expire(now, BATCH).await? {
-        match retry(id.as_str(), |_| expire_one(app, &id)).await {
+        let span = tracing::info_span!("expire_order", order_id = %id);
+        match retry(id.as_str(), |_| expire_one(app, &id)).instrument(span).await {
             Ok(true) => report.expired += 1,
             Ok(false) => report.skipped += 1,
             Err(e) => {

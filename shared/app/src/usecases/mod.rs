@@ -18,3 +18,13 @@ pub mod refund;
 pub mod retry;
 pub mod settle;
 pub mod timeline;
+
+use crate::App;
+use shop_domain::{Order, OrderId, UserId};
+use shop_store::StoreError;
+
+/// The order `id` when it exists and is `user`'s; `None` otherwise — a
+/// caller is never told whether somebody else's order exists.
+pub async fn own_order(app: &App, user: &UserId, id: &OrderId) -> Result<Option<Order>, StoreError> {
+    Ok(app.store.get_order(id).await?.filter(|o| &o.user_id == user))
+}

@@ -2,11 +2,12 @@
 //! the order PAID and `OrderPaid`, in one transaction.
 
 use crate::App;
+use crate::usecases::own_order;
 use crate::usecases::points::{ChangeError, Delta, points_change};
-use crate::usecases::retry::{Contended, Step, retry};
+use crate::usecases::retry::{Step, retry};
 use shop_domain::points::{LedgerReason, PointsError};
 use shop_domain::{Money, Order, OrderCommand, OrderError, OrderId, OrderStatus, PaymentMethod, UserId};
-use shop_store::{StoreError, Tx};
+use shop_store::Tx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayWithPointsError {
@@ -22,17 +23,7 @@ pub enum PayWithPointsError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<StoreError> for PayWithPointsError {
-    fn from(e: StoreError) -> Self {
-        PayWithPointsError::Unexpected(anyhow::Error::new(e))
-    }
-}
-
-impl From<Contended> for PayWithPointsError {
-    fn from(_: Contended) -> Self {
-        PayWithPointsError::Contention
-    }
-}
+crate::usecases::retry::use_case_error!(PayWithPointsError);
 
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
 pub async fn pay_with_points(
@@ -50,9 +41,8 @@ async fn attempt(
     order_id: &OrderId,
     correlation_id: &str,
 ) -> Result<Order, Step<PayWithPointsError>> {
-    let order = match app.store.get_order(order_id).await? {
-        Some(o) if &o.user_id == user => o,
-        Some(_) | None => return Err(Step::Fail(PayWithPointsError::NotFound)),
+    let Some(order) = own_order(app, user, order_id).await? else {
+        return Err(Step::Fail(PayWithPointsError::NotFound));
     };
     // A repeat is answered, not charged twice.
     if order.status == OrderStatus::Paid && order.payment_method == Some(PaymentMethod::Points) {

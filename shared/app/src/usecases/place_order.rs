@@ -7,7 +7,7 @@
 
 use crate::App;
 use crate::usecases::points::{ChangeError, Delta, points_change};
-use crate::usecases::retry::{Contended, Step, retry};
+use crate::usecases::retry::{Step, retry};
 use shop_domain::order::{self, PlaceError, PlaceOrder};
 use shop_domain::points::LedgerReason;
 use shop_domain::{CouponId, Money, Order, ProductId, Quantity, UserId};
@@ -36,17 +36,7 @@ pub enum PlaceOrderError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<StoreError> for PlaceOrderError {
-    fn from(e: StoreError) -> Self {
-        PlaceOrderError::Unexpected(anyhow::Error::new(e))
-    }
-}
-
-impl From<Contended> for PlaceOrderError {
-    fn from(_: Contended) -> Self {
-        PlaceOrderError::Contention
-    }
-}
+crate::usecases::retry::use_case_error!(PlaceOrderError);
 
 /// How the caller shows a placed order; stored with the idempotency record
 /// so a replay answers exactly the same.

@@ -78,12 +78,13 @@ pub async fn give_back_points<E>(
     now: Timestamp,
 ) -> Result<Vec<TxOp>, Step<E>>
 where
-    E: From<StoreError> + From<ChangeError>,
+    E: From<StoreError> + From<anyhow::Error>,
 {
     if amount.is_zero() {
         return Ok(vec![]);
     }
     let balance = app.store.get_points(&order.user_id).await?;
+    // Giving back can only fail past the money cap: unexpected.
     points_change(app, &order.user_id, balance, Delta::Give(amount), reason, &order.id, now)
-        .map_err(|e| Step::Fail(e.into()))
+        .map_err(|e| Step::Fail(E::from(anyhow::Error::new(e))))
 }

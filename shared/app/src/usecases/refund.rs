@@ -6,12 +6,12 @@
 
 use crate::App;
 use crate::ports::PgError;
-use crate::usecases::points::{ChangeError, give_back_points, release_stock};
-use crate::usecases::retry::{Contended, Step, retry};
+use crate::usecases::points::{give_back_points, release_stock};
+use crate::usecases::retry::{Step, retry};
 use crate::usecases::settle::{PgOutcome, apply_pg_outcome};
 use shop_domain::points::LedgerReason;
 use shop_domain::{Money, OrderCommand, OrderError, OrderEventKind, OrderId, PaymentKey, PaymentStatus};
-use shop_store::{StoreError, Tx};
+use shop_store::Tx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefundError {
@@ -31,23 +31,7 @@ pub enum RefundError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<StoreError> for RefundError {
-    fn from(e: StoreError) -> Self {
-        RefundError::Unexpected(anyhow::Error::new(e))
-    }
-}
-
-impl From<Contended> for RefundError {
-    fn from(_: Contended) -> Self {
-        RefundError::Contention
-    }
-}
-
-impl From<ChangeError> for RefundError {
-    fn from(e: ChangeError) -> Self {
-        RefundError::Unexpected(anyhow::Error::new(e))
-    }
-}
+crate::usecases::retry::use_case_error!(RefundError);
 
 /// Cancels a payment at the PG (Idempotency-Key per payment) and records
 /// the PG's answer through the settlement path.

@@ -14,7 +14,13 @@
 
 use shop_store::StoreError;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Numbers the calls of [`retry`] in this process, so that concurrent
+/// writers of the *same* item (confirm, webhook and reconciler settling one
+/// payment) do not wait in step.
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Attempts before a use case gives up with its `Contended` error.
 pub const ATTEMPTS: u32 = 16;
@@ -50,22 +56,45 @@ impl<E: From<anyhow::Error>> From<anyhow::Error> for Step<E> {
 #[error("kept conflicting with concurrent writers after {ATTEMPTS} attempts")]
 pub struct Contended;
 
+/// The conversions every use-case error enum has (each has `Contention` and
+/// `Unexpected(anyhow::Error)` variants): a store error that reaches it is
+/// unexpected — the retryable ones are taken by [`retry`] first — and
+/// running out of attempts is `Contention`.
+macro_rules! use_case_error {
+    ($error:ty) => {
+        impl From<shop_store::StoreError> for $error {
+            fn from(e: shop_store::StoreError) -> Self {
+                Self::Unexpected(anyhow::Error::new(e))
+            }
+        }
+
+        impl From<$crate::usecases::retry::Contended> for $error {
+            fn from(_: $crate::usecases::retry::Contended) -> Self {
+                Self::Contention
+            }
+        }
+    };
+}
+pub(crate) use use_case_error;
+
 /// Runs `attempt` (given the attempt number, from 1) until it succeeds,
 /// fails with the use case's error, or loses [`ATTEMPTS`] times. `seed`
-/// (an id of what is written) spreads the backoff of concurrent writers.
+/// (an id of what is written) and the call's number spread the backoff of
+/// concurrent writers.
 pub async fn retry<T, E, F, Fut>(seed: &str, mut attempt: F) -> Result<T, E>
 where
     E: From<Contended>,
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, Step<E>>>,
 {
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
     for n in 1..=ATTEMPTS {
         match attempt(n).await {
             Ok(v) => return Ok(v),
             Err(Step::Fail(e)) => return Err(e),
             Err(Step::Retry(e)) => {
                 tracing::info!(attempt = n, error = %e, "write lost a race; re-reading");
-                if let Some(wait) = backoff(&e, n, seed) {
+                if let Some(wait) = backoff(&e, n, seed, call) {
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -76,21 +105,20 @@ where
 
 /// The wait before attempt `n + 1`: none after a failed condition (the state
 /// already moved on), "full jitter" exponential otherwise.
-fn backoff(e: &StoreError, n: u32, seed: &str) -> Option<Duration> {
+fn backoff(e: &StoreError, n: u32, seed: &str, call: u64) -> Option<Duration> {
     if !e.needs_backoff() {
         return None;
     }
     let ceiling = BASE.saturating_mul(1 << n.min(16)).min(CAP);
     let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
-    Some(Duration::from_millis(jitter(seed, n) % ceiling_ms + 1))
+    Some(Duration::from_millis(jitter(seed, n, call) % ceiling_ms + 1))
 }
 
-/// A deterministic spread from what is written and the attempt (FNV-1a):
-/// concurrent writers of different items wait differently, and a test run
-/// waits the same every time.
-fn jitter(seed: &str, n: u32) -> u64 {
+/// A spread from what is written, the call and the attempt (FNV-1a): no
+/// two concurrent writers wait in step, and no clock or OS randomness is read.
+fn jitter(seed: &str, n: u32, call: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in seed.bytes().chain(n.to_le_bytes()) {
+    for b in seed.bytes().chain(n.to_le_bytes()).chain(call.to_le_bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -169,11 +197,11 @@ mod tests {
 
     #[test]
     fn backoff_is_jittered_capped_and_absent_after_a_failed_condition() {
-        assert_eq!(backoff(&conflict(ConflictReason::ConditionFailed), 3, "a"), None);
-        let waits: Vec<Duration> =
-            (1..=ATTEMPTS).filter_map(|n| backoff(&StoreError::Throttled("t".into()), n, "a")).collect();
+        assert_eq!(backoff(&conflict(ConflictReason::ConditionFailed), 3, "a", 0), None);
+        let throttled = StoreError::Throttled("t".into());
+        let waits: Vec<Duration> = (1..=ATTEMPTS).filter_map(|n| backoff(&throttled, n, "a", 0)).collect();
         assert!(waits.iter().all(|w| *w >= Duration::from_millis(1) && *w <= CAP + Duration::from_millis(1)));
-        let other = backoff(&StoreError::Throttled("t".into()), 8, "b");
-        assert_ne!(Some(waits[7]), other, "different writers wait differently");
+        assert_ne!(Some(waits[7]), backoff(&throttled, 8, "b", 0), "writers of different items wait differently");
+        assert_ne!(Some(waits[7]), backoff(&throttled, 8, "a", 1), "two writers of one item wait differently");
     }
 }

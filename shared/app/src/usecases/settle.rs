@@ -5,9 +5,9 @@
 
 use crate::App;
 use crate::ports::{PgError, PgPayment, PgStatus};
-use crate::usecases::retry::{Contended, Step, retry};
+use crate::usecases::retry::{Step, retry};
 use shop_domain::{Order, OrderCommand, OrderEventKind, OrderId, OrderStatus, Payment, PaymentKey, PaymentStatus};
-use shop_store::{StoreError, Tx};
+use shop_store::Tx;
 
 /// What the PG said about a payment, as far as state is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,17 +46,7 @@ pub enum SettleError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<StoreError> for SettleError {
-    fn from(e: StoreError) -> Self {
-        SettleError::Unexpected(anyhow::Error::new(e))
-    }
-}
-
-impl From<Contended> for SettleError {
-    fn from(_: Contended) -> Self {
-        SettleError::Contention
-    }
-}
+crate::usecases::retry::use_case_error!(SettleError);
 
 /// Whose record a payment is read from.
 enum Known<'a> {
