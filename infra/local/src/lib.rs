@@ -225,7 +225,8 @@ impl Stack {
             Arc::new(shop_app::events::consumers::CompensationConsumer),
             Arc::new(shop_app::events::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
         ];
-        let runner = Arc::new(emulate::runner::Runner::new(app.clone(), bus.clone(), consumers, opts.queues));
+        let runner =
+            Arc::new(emulate::runner::Runner::new(app.clone(), bus.clone(), consumers, opts.queues, engine.writes()));
         let running = runner.clone();
         tasks.spawn(move |stop| running.run(stop));
 
@@ -330,11 +331,11 @@ impl Simulators {
             webhook_backoff: opts.webhook_backoff,
             stall: opts.stall,
             delay: opts.delay,
-            state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.json")),
+            state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.jsonl")),
             clock: opts.clock,
         })?;
         tasks.serve("PG simulator", pg_listener, pg.router());
-        let sink = sim::sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.json")), opts.stall)?;
+        let sink = sim::sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.jsonl")), opts.stall)?;
         tasks.serve("data-platform sink", sink_listener, sink.router());
         Ok(Simulators { pg_addr, pg, sink_addr, sink, tasks })
     }

@@ -46,7 +46,13 @@ struct ProbeState {
     calls: HashMap<String, u64>,
     /// TransactWriteItems calls still to cancel, each with its code.
     cancel: Vec<String>,
+    /// Woken after every successful write.
+    wrote: Arc<tokio::sync::Notify>,
 }
+
+/// The operations that change the table.
+const WRITES: [&str; 6] =
+    ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "CreateTable"];
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,6 +85,17 @@ impl Engine {
     /// through this engine's clients.
     pub fn calls(&self, op: &str) -> u64 {
         self.probe.0.lock().map(|p| p.calls.get(op).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Notified after every successful write through this engine's clients:
+    /// the local stack's publisher and consumers wake on the commit that
+    /// gave them work instead of waiting for their next poll, as a stream
+    /// and SQS event source mappings do.
+    pub fn writes(&self) -> Arc<tokio::sync::Notify> {
+        match self.probe.0.lock() {
+            Ok(p) => p.wrote.clone(),
+            Err(poisoned) => poisoned.into_inner().wrote.clone(),
+        }
     }
 
     /// Cancels the next `count` TransactWriteItems calls as DynamoDB does,
@@ -158,6 +175,12 @@ impl HttpConnector for InProcess {
             Some(code) => cancelled(body, &code),
             None => dispatch(&self.db, &op, body),
         };
+        if status == 200
+            && WRITES.contains(&op.as_str())
+            && let Ok(p) = self.probe.0.lock()
+        {
+            p.wrote.notify_one();
+        }
         // dynoxide answers 200, 400, 500 or 501, all valid codes.
         let status = StatusCode::try_from(status).or_else(|_| StatusCode::try_from(500));
         let Ok(status) = status else { unreachable!("500 is a valid status code") };

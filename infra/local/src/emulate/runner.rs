@@ -47,6 +47,9 @@ pub struct Runner {
     pub consumers: Vec<Arc<dyn Consumer>>,
     pub opts: QueueOptions,
     clock: SystemClock,
+    /// Notified on every commit to the table (the embedded engine's
+    /// `writes()`): a pass starts at once instead of at the next poll.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// A DynamoDB stream INSERT record of an outbox item, as Lambda receives it.
@@ -95,8 +98,14 @@ fn sqs_message(queue: &str, m: &Message) -> SqsMessage {
 }
 
 impl Runner {
-    pub fn new(app: App, bus: Arc<LocalBus>, consumers: Vec<Arc<dyn Consumer>>, opts: QueueOptions) -> Self {
-        Self { app, bus, consumers, opts, clock: SystemClock }
+    pub fn new(
+        app: App,
+        bus: Arc<LocalBus>,
+        consumers: Vec<Arc<dyn Consumer>>,
+        opts: QueueOptions,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self { app, bus, consumers, opts, clock: SystemClock, wake }
     }
 
     /// One publisher pass; returns how many events went out.
@@ -157,9 +166,12 @@ impl Runner {
         let mut tick = tokio::time::interval(self.opts.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The poll stays for what no commit announces: a message whose
+            // visibility timeout ran out.
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tick.tick() => {}
+                _ = self.wake.notified() => {}
             }
             // Drain: keep going while there is work, so bursts do not wait a
             // tick per batch; yield between passes (the embedded store never

@@ -20,9 +20,10 @@
 //!   `GET /v1/sim/calls`, `GET /v1/sim/payments`, `GET /v1/sim/webhooks`
 //!   (each narrowed by `?orderId=`; calls also by `?op=`).
 //!
-//! State lives in memory and, with a data dir, in `pgsim.json` beside the store.
+//! State lives in memory and, with a data dir, in the journal `pgsim.jsonl`
+//! beside the store (`sim::journal`: a call appends what it changed).
 
-use crate::sim::persisted::Persisted;
+use crate::sim::journal::{Journal, Journaled, Log, OfOrder, Table, Whole, kind};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +32,6 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,16 +145,64 @@ pub struct Delivery {
     pub status: u16,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Default)]
 struct SimState {
-    payments: BTreeMap<String, SimPayment>,
+    payments: Table<SimPayment>,
     /// orderId → the latest paymentKey for it.
-    by_order: BTreeMap<String, String>,
+    by_order: Table<String>,
     /// Idempotency-Key → (status, body).
-    idempotency: BTreeMap<String, (u16, Value)>,
-    faults: Vec<Fault>,
-    calls: Vec<Call>,
-    webhooks: Vec<Delivery>,
+    idempotency: Table<(u16, Value)>,
+    faults: Whole<Vec<Fault>>,
+    calls: Log<Call>,
+    webhooks: Log<Delivery>,
+}
+
+impl Journaled for SimState {
+    fn drain(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        self.payments.drain("payments", &mut out);
+        self.by_order.drain("byOrder", &mut out);
+        self.idempotency.drain("idempotency", &mut out);
+        self.faults.drain("faults", &mut out);
+        self.calls.drain("calls", &mut out);
+        self.webhooks.drain("webhooks", &mut out);
+        out
+    }
+
+    fn snapshot(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        self.payments.snapshot("payments", &mut out);
+        self.by_order.snapshot("byOrder", &mut out);
+        self.idempotency.snapshot("idempotency", &mut out);
+        self.faults.snapshot("faults", &mut out);
+        self.calls.snapshot("calls", &mut out);
+        self.webhooks.snapshot("webhooks", &mut out);
+        out
+    }
+
+    fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
+        match kind(line) {
+            "payments" => self.payments.replay(line),
+            "byOrder" => self.by_order.replay(line),
+            "idempotency" => self.idempotency.replay(line),
+            "faults" => self.faults.replay(line),
+            "calls" => self.calls.replay(line),
+            "webhooks" => self.webhooks.replay(line),
+            other => anyhow::bail!("unknown journal table {other}"),
+        }
+    }
+}
+
+impl OfOrder for Call {
+    fn order_id(&self) -> Option<&str> {
+        self.order_id.as_deref()
+    }
+}
+
+impl OfOrder for Delivery {
+    fn order_id(&self) -> Option<&str> {
+        Some(&self.order_id)
+    }
 }
 
 impl SimState {
@@ -173,7 +221,7 @@ impl SimState {
 }
 
 pub struct PgSim {
-    state: Persisted<SimState>,
+    state: Journal<SimState>,
     opts: SimOptions,
     http: reqwest::Client,
 }
@@ -192,7 +240,7 @@ fn respond((status, body): (u16, Value)) -> Response {
 
 impl PgSim {
     pub fn new(opts: SimOptions) -> anyhow::Result<Arc<PgSim>> {
-        let state = Persisted::load(opts.state_file.clone())?;
+        let state = Journal::load(opts.state_file.clone())?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         Ok(Arc::new(PgSim { state, opts, http }))
     }
@@ -709,12 +757,10 @@ impl Filter {
 }
 
 async fn calls(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Response {
-    let calls = sim.with(|s| {
-        s.calls
-            .iter()
-            .filter(|c| f.order(c.order_id.as_deref()) && f.op.is_none_or(|op| op == c.op))
-            .cloned()
-            .collect::<Vec<_>>()
+    let wanted = |c: &&Call| f.op.is_none_or(|op| op == c.op);
+    let calls = sim.with(|s| match &f.order_id {
+        Some(order) => s.calls.of_order(order).filter(wanted).cloned().collect::<Vec<_>>(),
+        None => s.calls.all().iter().filter(wanted).cloned().collect(),
     });
     respond((200, json!(calls)))
 }
@@ -727,6 +773,9 @@ async fn payments(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Res
 }
 
 async fn webhooks(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Response {
-    let hooks = sim.with(|s| s.webhooks.iter().filter(|w| f.order(Some(&w.order_id))).cloned().collect::<Vec<_>>());
+    let hooks = sim.with(|s| match &f.order_id {
+        Some(order) => s.webhooks.of_order(order).cloned().collect::<Vec<_>>(),
+        None => s.webhooks.all().to_vec(),
+    });
     respond((200, json!(hooks)))
 }

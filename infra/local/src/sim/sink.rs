@@ -1,6 +1,6 @@
 //! The data-platform sink (`shop up --sink-port`): receives the analytics
 //! consumer's exports, deduplicates by `Idempotency-Key`, and keeps every
-//! delivery durably (`<data-dir>/sink.json`).
+//! delivery durably (the journal `<data-dir>/sink.jsonl`; `sim::journal`).
 //!
 //! - `POST /events` — a delivery (`Idempotency-Key`: the event id);
 //! - `GET /sim/deliveries` — every delivery received: eventId, detailType,
@@ -8,7 +8,7 @@
 //! - `POST /sim/faults {"fault":"error"|"slow","count":N}` (`-1` until
 //!   cleared), `DELETE /sim/faults`.
 
-use crate::sim::persisted::Persisted;
+use crate::sim::journal::{Journal, Journaled, Log, OfOrder, Table, Whole, kind};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,20 +39,61 @@ pub struct SinkFault {
     pub count: i64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// What the sink knows of one event id, for attempts and deduplication.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Seen {
+    attempts: u32,
+    accepted: bool,
+}
+
+#[derive(Default)]
 struct SinkState {
-    deliveries: Vec<Delivery>,
-    faults: Vec<SinkFault>,
+    deliveries: Log<Delivery>,
+    by_event: Table<Seen>,
+    faults: Whole<Vec<SinkFault>>,
+}
+
+impl Journaled for SinkState {
+    fn drain(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        self.deliveries.drain("deliveries", &mut out);
+        self.by_event.drain("byEvent", &mut out);
+        self.faults.drain("faults", &mut out);
+        out
+    }
+
+    fn snapshot(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        self.deliveries.snapshot("deliveries", &mut out);
+        self.by_event.snapshot("byEvent", &mut out);
+        self.faults.snapshot("faults", &mut out);
+        out
+    }
+
+    fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
+        match kind(line) {
+            "deliveries" => self.deliveries.replay(line),
+            "byEvent" => self.by_event.replay(line),
+            "faults" => self.faults.replay(line),
+            other => anyhow::bail!("unknown journal table {other}"),
+        }
+    }
+}
+
+impl OfOrder for Delivery {
+    fn order_id(&self) -> Option<&str> {
+        Some(&self.order_id)
+    }
 }
 
 pub struct Sink {
-    state: Persisted<SinkState>,
+    state: Journal<SinkState>,
     slow: Duration,
 }
 
 impl Sink {
     pub fn new(file: Option<PathBuf>, slow: Duration) -> anyhow::Result<Arc<Sink>> {
-        Ok(Arc::new(Sink { state: Persisted::load(file)?, slow }))
+        Ok(Arc::new(Sink { state: Journal::load(file)?, slow }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -68,7 +109,12 @@ impl Sink {
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.with(|s| s.deliveries.clone())
+        self.with(|s| s.deliveries.all().to_vec())
+    }
+
+    /// One order's deliveries, oldest first.
+    pub fn deliveries_of(&self, order_id: &str) -> Vec<Delivery> {
+        self.with(|s| s.deliveries.of_order(order_id).cloned().collect())
     }
 }
 
@@ -96,8 +142,12 @@ async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, Json(body): 
     }
     let status = if fault.as_deref() == Some("error") { 500 } else { 200 };
     let duplicate = sink.with(|s| {
-        let attempt = s.deliveries.iter().filter(|d| d.event_id == event_id).count() as u32 + 1;
-        let duplicate = status == 200 && s.deliveries.iter().any(|d| d.event_id == event_id && d.status == 200);
+        let mut seen = s.by_event.get(&event_id).cloned().unwrap_or_default();
+        seen.attempts += 1;
+        let duplicate = status == 200 && seen.accepted;
+        seen.accepted |= status == 200;
+        let attempt = seen.attempts;
+        s.by_event.insert(event_id.clone(), seen);
         s.deliveries.push(Delivery { event_id: event_id.clone(), detail_type, order_id, attempt, status, duplicate });
         duplicate
     });
@@ -108,8 +158,18 @@ async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, Json(body): 
     }
 }
 
-async fn deliveries(State(sink): State<Arc<Sink>>) -> Response {
-    Json(json!(sink.deliveries())).into_response()
+/// `?orderId=` narrows the listing to one order.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    order_id: Option<String>,
+}
+
+async fn deliveries(State(sink): State<Arc<Sink>>, axum::extract::Query(f): axum::extract::Query<Filter>) -> Response {
+    match f.order_id {
+        Some(order) => Json(json!(sink.deliveries_of(&order))).into_response(),
+        None => Json(json!(sink.deliveries())).into_response(),
+    }
 }
 
 async fn add_fault(State(sink): State<Arc<Sink>>, Json(f): Json<SinkFault>) -> Response {
