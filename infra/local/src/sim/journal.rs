@@ -28,6 +28,41 @@ pub trait Journaled: Default {
     fn replay(&mut self, line: &Value) -> anyhow::Result<()>;
 }
 
+/// One named part of a journaled state: a [`Table`], a [`Log`] or a [`Whole`].
+pub trait Part {
+    fn drain(&mut self, name: &str, out: &mut Vec<Value>);
+    fn snapshot(&self, name: &str, out: &mut Vec<Value>);
+    fn replay(&mut self, line: &Value) -> anyhow::Result<()>;
+}
+
+/// Implements [`Journaled`] for a state struct from its parts and their
+/// names in the journal: `journaled!(State { rows: "rows", log: "log" });`.
+macro_rules! journaled {
+    ($state:ty { $($field:ident : $name:literal),* $(,)? }) => {
+        impl $crate::sim::journal::Journaled for $state {
+            fn drain(&mut self) -> Vec<serde_json::Value> {
+                let mut out = Vec::new();
+                $($crate::sim::journal::Part::drain(&mut self.$field, $name, &mut out);)*
+                out
+            }
+
+            fn snapshot(&self) -> Vec<serde_json::Value> {
+                let mut out = Vec::new();
+                $($crate::sim::journal::Part::snapshot(&self.$field, $name, &mut out);)*
+                out
+            }
+
+            fn replay(&mut self, line: &serde_json::Value) -> anyhow::Result<()> {
+                match $crate::sim::journal::kind(line) {
+                    $($name => $crate::sim::journal::Part::replay(&mut self.$field, line),)*
+                    other => anyhow::bail!("unknown journal part {other}"),
+                }
+            }
+        }
+    };
+}
+pub(crate) use journaled;
+
 pub struct Journal<T> {
     state: Mutex<T>,
     file: Option<Mutex<std::fs::File>>,
@@ -135,22 +170,24 @@ impl<T: Serialize + DeserializeOwned> Table<T> {
     pub fn values(&self) -> impl Iterator<Item = &T> {
         self.rows.values()
     }
+}
 
-    pub fn drain(&mut self, table: &str, out: &mut Vec<Value>) {
+impl<T: Serialize + DeserializeOwned> Part for Table<T> {
+    fn drain(&mut self, name: &str, out: &mut Vec<Value>) {
         for key in std::mem::take(&mut self.dirty) {
             if let Some(row) = self.rows.get(&key) {
-                out.push(json!({"t": table, "k": key, "v": row}));
+                out.push(json!({"t": name, "k": key, "v": row}));
             }
         }
     }
 
-    pub fn snapshot(&self, table: &str, out: &mut Vec<Value>) {
+    fn snapshot(&self, name: &str, out: &mut Vec<Value>) {
         for (key, row) in &self.rows {
-            out.push(json!({"t": table, "k": key, "v": row}));
+            out.push(json!({"t": name, "k": key, "v": row}));
         }
     }
 
-    pub fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
+    fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
         let key = line.get("k").and_then(Value::as_str).ok_or_else(|| anyhow::anyhow!("journal row without a key"))?;
         let value = serde_json::from_value(line.get("v").cloned().unwrap_or(Value::Null))?;
         self.rows.insert(key.to_owned(), value);
@@ -193,21 +230,23 @@ impl<T: Serialize + DeserializeOwned + OfOrder> Log<T> {
         let indexes = self.by_order.get(order_id).map(Vec::as_slice).unwrap_or_default();
         indexes.iter().filter_map(|i| self.items.get(*i))
     }
+}
 
-    pub fn drain(&mut self, log: &str, out: &mut Vec<Value>) {
+impl<T: Serialize + DeserializeOwned + OfOrder> Part for Log<T> {
+    fn drain(&mut self, name: &str, out: &mut Vec<Value>) {
         for item in self.items.get(self.written..).unwrap_or_default() {
-            out.push(json!({"t": log, "v": item}));
+            out.push(json!({"t": name, "v": item}));
         }
         self.written = self.items.len();
     }
 
-    pub fn snapshot(&self, log: &str, out: &mut Vec<Value>) {
+    fn snapshot(&self, name: &str, out: &mut Vec<Value>) {
         for item in &self.items {
-            out.push(json!({"t": log, "v": item}));
+            out.push(json!({"t": name, "v": item}));
         }
     }
 
-    pub fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
+    fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
         self.push(serde_json::from_value(line.get("v").cloned().unwrap_or(Value::Null))?);
         self.written = self.items.len();
         Ok(())
@@ -236,18 +275,20 @@ impl<T> std::ops::DerefMut for Whole<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned> Whole<T> {
-    pub fn drain(&mut self, name: &str, out: &mut Vec<Value>) {
+impl<T: Serialize + DeserializeOwned> Whole<T> {}
+
+impl<T: Serialize + DeserializeOwned> Part for Whole<T> {
+    fn drain(&mut self, name: &str, out: &mut Vec<Value>) {
         if std::mem::take(&mut self.dirty) {
             out.push(json!({"t": name, "v": self.value}));
         }
     }
 
-    pub fn snapshot(&self, name: &str, out: &mut Vec<Value>) {
+    fn snapshot(&self, name: &str, out: &mut Vec<Value>) {
         out.push(json!({"t": name, "v": self.value}));
     }
 
-    pub fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
+    fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
         self.value = serde_json::from_value(line.get("v").cloned().unwrap_or(Value::Null))?;
         Ok(())
     }
@@ -282,32 +323,7 @@ mod tests {
         flags: Whole<Vec<String>>,
     }
 
-    impl Journaled for State {
-        fn drain(&mut self) -> Vec<Value> {
-            let mut out = Vec::new();
-            self.rows.drain("rows", &mut out);
-            self.log.drain("log", &mut out);
-            self.flags.drain("flags", &mut out);
-            out
-        }
-
-        fn snapshot(&self) -> Vec<Value> {
-            let mut out = Vec::new();
-            self.rows.snapshot("rows", &mut out);
-            self.log.snapshot("log", &mut out);
-            self.flags.snapshot("flags", &mut out);
-            out
-        }
-
-        fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
-            match kind(line) {
-                "rows" => self.rows.replay(line),
-                "log" => self.log.replay(line),
-                "flags" => self.flags.replay(line),
-                other => anyhow::bail!("unknown journal table {other}"),
-            }
-        }
-    }
+    journaled!(State { rows: "rows", log: "log", flags: "flags" });
 
     fn lines(path: &Path) -> usize {
         std::fs::read_to_string(path).unwrap().lines().count()

@@ -23,7 +23,7 @@
 //! State lives in memory and, with a data dir, in the journal `pgsim.jsonl`
 //! beside the store (`sim::journal`: a call appends what it changed).
 
-use crate::sim::journal::{Journal, Journaled, Log, OfOrder, Table, Whole, kind};
+use crate::sim::journal::{Journal, Log, OfOrder, Table, Whole, journaled};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -157,41 +157,14 @@ struct SimState {
     webhooks: Log<Delivery>,
 }
 
-impl Journaled for SimState {
-    fn drain(&mut self) -> Vec<Value> {
-        let mut out = Vec::new();
-        self.payments.drain("payments", &mut out);
-        self.by_order.drain("byOrder", &mut out);
-        self.idempotency.drain("idempotency", &mut out);
-        self.faults.drain("faults", &mut out);
-        self.calls.drain("calls", &mut out);
-        self.webhooks.drain("webhooks", &mut out);
-        out
-    }
-
-    fn snapshot(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        self.payments.snapshot("payments", &mut out);
-        self.by_order.snapshot("byOrder", &mut out);
-        self.idempotency.snapshot("idempotency", &mut out);
-        self.faults.snapshot("faults", &mut out);
-        self.calls.snapshot("calls", &mut out);
-        self.webhooks.snapshot("webhooks", &mut out);
-        out
-    }
-
-    fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
-        match kind(line) {
-            "payments" => self.payments.replay(line),
-            "byOrder" => self.by_order.replay(line),
-            "idempotency" => self.idempotency.replay(line),
-            "faults" => self.faults.replay(line),
-            "calls" => self.calls.replay(line),
-            "webhooks" => self.webhooks.replay(line),
-            other => anyhow::bail!("unknown journal table {other}"),
-        }
-    }
-}
+journaled!(SimState {
+    payments: "payments",
+    by_order: "byOrder",
+    idempotency: "idempotency",
+    faults: "faults",
+    calls: "calls",
+    webhooks: "webhooks",
+});
 
 impl OfOrder for Call {
     fn order_id(&self) -> Option<&str> {

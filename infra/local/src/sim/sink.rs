@@ -8,7 +8,7 @@
 //! - `POST /sim/faults {"fault":"error"|"slow","count":N}` (`-1` until
 //!   cleared), `DELETE /sim/faults`.
 
-use crate::sim::journal::{Journal, Journaled, Log, OfOrder, Table, Whole, kind};
+use crate::sim::journal::{Journal, Log, OfOrder, Table, Whole, journaled};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,32 +53,7 @@ struct SinkState {
     faults: Whole<Vec<SinkFault>>,
 }
 
-impl Journaled for SinkState {
-    fn drain(&mut self) -> Vec<Value> {
-        let mut out = Vec::new();
-        self.deliveries.drain("deliveries", &mut out);
-        self.by_event.drain("byEvent", &mut out);
-        self.faults.drain("faults", &mut out);
-        out
-    }
-
-    fn snapshot(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        self.deliveries.snapshot("deliveries", &mut out);
-        self.by_event.snapshot("byEvent", &mut out);
-        self.faults.snapshot("faults", &mut out);
-        out
-    }
-
-    fn replay(&mut self, line: &Value) -> anyhow::Result<()> {
-        match kind(line) {
-            "deliveries" => self.deliveries.replay(line),
-            "byEvent" => self.by_event.replay(line),
-            "faults" => self.faults.replay(line),
-            other => anyhow::bail!("unknown journal table {other}"),
-        }
-    }
-}
+journaled!(SinkState { deliveries: "deliveries", by_event: "byEvent", faults: "faults" });
 
 impl OfOrder for Delivery {
     fn order_id(&self) -> Option<&str> {
