@@ -128,6 +128,11 @@ pub fn order_not_found() -> Problem {
     Problem::not_found("order-not-found", "Order not found", "no such order")
 }
 
+/// 503 when the PG could not be asked: nothing was recorded, a retry is safe.
+pub fn pg_unavailable(detail: &str) -> Problem {
+    Problem::new(503, "pg-unavailable", "PG unavailable", detail)
+}
+
 /// 409 when a use case ran out of attempts against concurrent writers.
 pub fn contention() -> Problem {
     Problem::new(409, "contention", "Conflict", "the order kept changing; retry")

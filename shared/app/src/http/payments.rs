@@ -59,12 +59,9 @@ impl From<&ConfirmError> for Problem {
                 "Payment key does not match",
                 "the PG holds no payment with this paymentKey for this order and amount; start a new checkout",
             ),
-            ConfirmError::PgUnavailable(_) => Problem::new(
-                503,
-                "pg-unavailable",
-                "PG unavailable",
-                "the payment could not be verified with the PG; nothing was charged, retry",
-            ),
+            ConfirmError::PgUnavailable(_) => {
+                http::pg_unavailable("the payment could not be verified with the PG; nothing was charged, retry")
+            }
             ConfirmError::Refused(e) => order_problem(e),
             ConfirmError::KeyUsed => Problem::new(
                 409,

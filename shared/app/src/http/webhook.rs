@@ -147,7 +147,7 @@ async fn webhook_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respo
             return Err(match e {
                 NotificationError::PgUnavailable(pg) => {
                     tracing::warn!(error = %pg, "could not fetch the payment from the PG; the PG will retry");
-                    Problem::new(503, "pg-unavailable", "PG unavailable", "the payment could not be verified yet")
+                    http::pg_unavailable("the payment could not be verified yet")
                 }
                 NotificationError::Unexpected(err) => http::internal(err),
             });

@@ -53,19 +53,20 @@ pub async fn place_order(
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Order, StoredResponse), PlaceOrderError> {
-    retry(user.as_str(), |_| attempt(app, user, cmd, lock, correlation_id, render)).await
+    let product_ids: Vec<ProductId> = cmd.items.iter().map(|(p, _)| p.clone()).collect();
+    retry(user.as_str(), |_| attempt(app, user, cmd, &product_ids, lock, correlation_id, render)).await
 }
 
 async fn attempt(
     app: &App,
     user: &UserId,
     cmd: &NewOrder,
+    product_ids: &[ProductId],
     lock: &IdemLock,
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Order, StoredResponse), Step<PlaceOrderError>> {
-    let product_ids: Vec<ProductId> = cmd.items.iter().map(|(p, _)| p.clone()).collect();
-    let inputs = app.store.load_placement(user, &product_ids, cmd.coupon_id.as_ref()).await?;
+    let inputs = app.store.load_placement(user, product_ids, cmd.coupon_id.as_ref()).await?;
     let mut items = Vec::with_capacity(cmd.items.len());
     for ((id, qty), found) in cmd.items.iter().zip(inputs.products) {
         match found {
