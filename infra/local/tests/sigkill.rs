@@ -22,7 +22,8 @@ fn start(dir: &std::path::Path, p: &Ports) -> Child {
         .args(["--port", &p.api.to_string(), "--pg-port", &p.pg.to_string(), "--sink-port", &p.sink.to_string()])
         .args(["--visibility-timeout", "1", "--max-receive", "100", "--schedule-every", "3600"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Kept beside the data, so a start that never answers can be read.
+        .stderr(std::fs::File::create(dir.join("shop-up.log")).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
         .spawn()
         .expect("shop up starts")
 }
