@@ -78,15 +78,35 @@ enum Command {
         #[arg(long, env = "SHOP_JWT_SECRET", default_value = jwt::DEV_SECRET, hide_default_value = true)]
         jwt_secret: String,
     },
-    /// Measure orders per second through the whole local stack (HTTP to store, file-backed).
+    /// Measure the local stack (file-backed): order placement, or with --saga the whole saga, settled and checked.
     Bench {
         #[arg(long, default_value_t = 2000)]
         orders: usize,
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
-        /// Also hold a coupon and spend points on every order.
-        #[arg(long)]
+        /// Placement only: also hold a coupon and spend points on every order.
+        #[arg(long, conflicts_with = "saga")]
         full: bool,
+        /// The whole saga: a seeded mix of card, virtual account, points, cancels,
+        /// refunds and expiries, each order followed until every consumer is done;
+        /// the invariants are checked after the run (any violation: exit code 1).
+        #[arg(long)]
+        saga: bool,
+        /// Seed of the saga's mix (the same seed gives the same orders).
+        #[arg(long, default_value_t = 1, requires = "saga")]
+        seed: u64,
+        /// Start at most this many orders per second (default: as fast as the shoppers go).
+        #[arg(long, requires = "saga")]
+        rate: Option<f64>,
+        /// Seconds an unpaid order stays payable in the saga run.
+        #[arg(long, default_value_t = 2, requires = "saga")]
+        order_ttl: i64,
+        /// Seconds to wait for the last order to settle after the load.
+        #[arg(long, default_value_t = 120, requires = "saga")]
+        settle_timeout: u64,
+        /// Print the saga's report as one JSON object.
+        #[arg(long, requires = "saga")]
+        json: bool,
     },
     /// Dead-letter queues of the consumers.
     Dlq {
@@ -220,7 +240,22 @@ async fn main() -> anyhow::Result<()> {
             shop_domain::UserId::parse(user.as_str())?;
             println!("{}", jwt::issue(&jwt_secret, &user, now_secs(), ttl));
         }
-        Command::Bench { orders, concurrency, full } => {
+        Command::Bench { orders, concurrency, saga: true, seed, rate, order_ttl, settle_timeout, json, .. } => {
+            let report = shop_local::cli::saga::run(shop_local::cli::saga::SagaOptions {
+                orders,
+                concurrency,
+                seed,
+                rate,
+                order_ttl_secs: order_ttl,
+                settle_timeout: std::time::Duration::from_secs(settle_timeout),
+            })
+            .await?;
+            print(json, &serde_json::to_value(&report)?, || report.text());
+            if !report.ok() {
+                std::process::exit(1);
+            }
+        }
+        Command::Bench { orders, concurrency, full, saga: false, .. } => {
             anyhow::ensure!(orders > 0 && concurrency > 0, "orders and concurrency must be positive");
             let report =
                 shop_local::cli::bench::run(shop_local::cli::bench::BenchOptions { orders, concurrency, full }).await?;

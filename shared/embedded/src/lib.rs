@@ -28,11 +28,44 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// An open embedded database. Cheap to clone: clones share one SQLite
-/// connection, one set of call counters and one set of failpoints.
+/// connection, its thread, one set of call counters and one set of failpoints.
 #[derive(Clone)]
 pub struct Engine {
     db: Database,
+    thread: EngineThread,
     probe: Probe,
+}
+
+/// The thread that runs every operation of the in-process clients.
+///
+/// dynoxide runs an operation to completion on the calling thread, holding
+/// its one SQLite connection's mutex. Called on the async runtime's workers,
+/// a second worker wanting the store blocked on that mutex instead of
+/// serving HTTP: a 2-core `shop bench` used 1.15 cores of 2 and placed 323
+/// orders/s. One thread that owns the calls, fed by a queue, keeps the
+/// workers free for everything else (docs/adr/0009-saga-benchmark.md).
+#[derive(Clone)]
+struct EngineThread(std::sync::mpsc::Sender<Job>);
+
+struct Job {
+    op: String,
+    body: Vec<u8>,
+    probe: Probe,
+    reply: tokio::sync::oneshot::Sender<(u16, String)>,
+}
+
+impl EngineThread {
+    fn start(db: Database) -> anyhow::Result<EngineThread> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new().name("dynoxide".into()).spawn(move || {
+            // Ends when the last client and engine handle are dropped.
+            for job in rx {
+                let out = job.probe.run(&db, &job.op, &job.body);
+                let _ = job.reply.send(out);
+            }
+        })?;
+        Ok(EngineThread(tx))
+    }
 }
 
 /// What the local stack and tests can see and break in the engine: calls per
@@ -73,18 +106,29 @@ impl Engine {
         // fsyncs every commit and caps the local stack near 500 orders/s.
         // See docs/adr/0003-embedded-durability.md.
         db.disable_bulk_loading().map_err(|e| anyhow::anyhow!("setting pragmas on {path}: {e}"))?;
-        Ok(Engine { db, probe: Probe::default() })
+        Engine::on(db)
     }
 
     /// A private in-memory database (tests).
     pub fn memory() -> anyhow::Result<Engine> {
-        Ok(Engine { db: Database::memory().map_err(|e| anyhow::anyhow!("{e}"))?, probe: Probe::default() })
+        Engine::on(Database::memory().map_err(|e| anyhow::anyhow!("{e}"))?)
+    }
+
+    fn on(db: Database) -> anyhow::Result<Engine> {
+        Ok(Engine { thread: EngineThread::start(db.clone())?, db, probe: Probe::default() })
     }
 
     /// How many times operation `op` (e.g. `TransactWriteItems`) was called
     /// through this engine's clients.
     pub fn calls(&self, op: &str) -> u64 {
         self.probe.0.lock().map(|p| p.calls.get(op).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// The same database behind counters and failpoints of its own: what an
+    /// observer (a benchmark's checks) reads through it is not counted as
+    /// the stack's calls.
+    pub fn observer(&self) -> Engine {
+        Engine { db: self.db.clone(), thread: self.thread.clone(), probe: Probe::default() }
     }
 
     /// Notified after every successful write through this engine's clients:
@@ -121,7 +165,7 @@ impl Engine {
     }
 
     fn http_client(&self) -> SharedHttpClient {
-        let connector = SharedHttpConnector::new(InProcess { db: self.db.clone(), probe: self.probe.clone() });
+        let connector = SharedHttpConnector::new(InProcess { thread: self.thread.clone(), probe: self.probe.clone() });
         http_client_fn(move |_settings, _components| connector.clone())
     }
 
@@ -144,7 +188,7 @@ impl Engine {
 
 #[derive(Clone)]
 struct InProcess {
-    db: Database,
+    thread: EngineThread,
     probe: Probe,
 }
 
@@ -164,30 +208,50 @@ impl HttpConnector for InProcess {
             .and_then(|t| t.split_once('.'))
             .map(|(_, op)| op.to_owned())
             .unwrap_or_default();
-        let body = request.body().bytes().unwrap_or_default();
-        let cancel = self.probe.0.lock().ok().and_then(|mut p| {
-            *p.calls.entry(op.clone()).or_default() += 1;
+        let body = request.body().bytes().unwrap_or_default().to_vec();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = self.thread.0.send(Job { op, body, probe: self.probe.clone(), reply });
+        HttpConnectorFuture::new(async move {
+            let (status, json) = match sent {
+                Ok(()) => answer.await.unwrap_or_else(|_| internal("the engine thread stopped")),
+                Err(_) => internal("the engine thread stopped"),
+            };
+            // dynoxide answers 200, 400, 500 or 501, all valid codes.
+            let status = StatusCode::try_from(status).or_else(|_| StatusCode::try_from(500));
+            let Ok(status) = status else { unreachable!("500 is a valid status code") };
+            let mut response = HttpResponse::new(status, SdkBody::from(json));
+            response.headers_mut().insert("content-type", JSON);
+            Ok(response)
+        })
+    }
+}
+
+impl Probe {
+    /// Runs one operation on the engine thread: counted, failed if armed,
+    /// and announced to [`Engine::writes`] when it changed the table.
+    fn run(&self, db: &Database, op: &str, body: &[u8]) -> (u16, String) {
+        let cancel = self.0.lock().ok().and_then(|mut p| {
+            *p.calls.entry(op.to_owned()).or_default() += 1;
             (op == "TransactWriteItems" && !p.cancel.is_empty()).then(|| p.cancel.remove(0))
         });
-        // dynoxide runs each operation to completion on the calling thread
-        // (SQLite behind one mutex), as its own HTTP server does.
         let (status, json) = match cancel {
             Some(code) => cancelled(body, &code),
-            None => dispatch(&self.db, &op, body),
+            None => dispatch(db, op, body),
         };
         if status == 200
-            && WRITES.contains(&op.as_str())
-            && let Ok(p) = self.probe.0.lock()
+            && WRITES.contains(&op)
+            && let Ok(p) = self.0.lock()
         {
             p.wrote.notify_one();
         }
-        // dynoxide answers 200, 400, 500 or 501, all valid codes.
-        let status = StatusCode::try_from(status).or_else(|_| StatusCode::try_from(500));
-        let Ok(status) = status else { unreachable!("500 is a valid status code") };
-        let mut response = HttpResponse::new(status, SdkBody::from(json));
-        response.headers_mut().insert("content-type", JSON);
-        HttpConnectorFuture::ready(Ok(response))
+        (status, json)
     }
+}
+
+fn internal(message: &str) -> (u16, String) {
+    let body =
+        serde_json::json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": message});
+    (500, body.to_string())
 }
 
 /// A `TransactionCanceledException` naming `code` for every action, shaped

@@ -238,6 +238,11 @@ impl PgSim {
         self.state.with(f)
     }
 
+    /// Every payment the PG holds (a benchmark's final check).
+    pub fn payments(&self) -> Vec<SimPayment> {
+        self.with(|s| s.payments.values().cloned().collect())
+    }
+
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let expected =
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:", self.opts.secret_key)));

@@ -1,0 +1,208 @@
+//! The seeded workload: a catalog, and for every order the path its saga
+//! takes. The same `--seed` gives the same orders, in the same order.
+
+use crate::cli::seed::{Catalog, CatalogCoupon, CatalogProduct, CatalogUser, Kind};
+use shop_domain::{CouponId, Money, ProductId, UserId};
+
+/// splitmix64: small, fast, and the same sequence on every platform.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// How an order's saga ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Path {
+    /// Card payment: checkout at the PG, confirm.
+    Card,
+    /// Virtual account: confirm (awaiting deposit), the shopper deposits, the PG's webhook pays.
+    VirtualAccount,
+    /// The whole amount paid with points.
+    Points,
+    /// Cancelled by the shopper before paying.
+    CancelUnpaid,
+    /// Paid by card, then cancelled: refunded by compensation.
+    Refund,
+    /// Never paid: expired by the schedule.
+    Expire,
+}
+
+impl Path {
+    pub const ALL: [Path; 6] =
+        [Path::Card, Path::VirtualAccount, Path::Points, Path::CancelUnpaid, Path::Refund, Path::Expire];
+
+    /// Where the path ends.
+    pub fn final_status(self) -> &'static str {
+        match self {
+            Path::Card | Path::VirtualAccount | Path::Points => "PAID",
+            Path::CancelUnpaid => "CANCELLED",
+            Path::Refund => "REFUNDED",
+            Path::Expire => "EXPIRED",
+        }
+    }
+
+    /// Percent of orders on each path (sums to 100).
+    fn weight(self) -> u64 {
+        match self {
+            Path::Card => 45,
+            Path::VirtualAccount => 15,
+            Path::Points => 10,
+            Path::CancelUnpaid => 10,
+            Path::Refund => 12,
+            Path::Expire => 8,
+        }
+    }
+}
+
+/// One order of the run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub index: usize,
+    pub user: UserId,
+    pub lines: Vec<(ProductId, u32)>,
+    pub coupon: Option<CouponId>,
+    pub points: u64,
+    pub path: Path,
+}
+
+impl Plan {
+    pub fn body(&self) -> serde_json::Value {
+        let items: Vec<serde_json::Value> =
+            self.lines.iter().map(|(p, q)| serde_json::json!({"productId": p.as_str(), "quantity": q})).collect();
+        let mut body = serde_json::json!({ "items": items });
+        if let Some(obj) = body.as_object_mut() {
+            if let Some(c) = &self.coupon {
+                obj.insert("couponId".into(), c.as_str().into());
+            }
+            if self.points > 0 {
+                obj.insert("pointsToUse".into(), self.points.into());
+            }
+        }
+        body
+    }
+}
+
+pub const PRODUCTS: usize = 50;
+/// Every user starts with this many points: enough for any mix of orders.
+pub const USER_POINTS: u64 = 1_000_000_000;
+const COUPON_SHARE: u64 = 30;
+const POINTS_SHARE: u64 = 25;
+
+/// The catalog and the orders of a run.
+pub struct Workload {
+    pub catalog: Catalog,
+    pub plans: Vec<Plan>,
+}
+
+pub fn workload(orders: usize, seed: u64) -> anyhow::Result<Workload> {
+    let mut rng = Rng::new(seed);
+    let users = orders.clamp(1, 10_000);
+    // Three lines of up to two units at most: never sold out.
+    let stock = (orders as u64 * 6).max(10);
+    let products = (0..PRODUCTS)
+        .map(|i| {
+            Ok(CatalogProduct {
+                id: ProductId::parse(format!("sp{i}").as_str())?,
+                name: format!("Saga product {i}"),
+                price: Money::new(i128::from(1_000 + 500 * (i as u64 % 40)))?,
+                stock,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let user_ids = (0..users).map(|i| UserId::parse(format!("su{i}").as_str())).collect::<Result<Vec<_>, _>>()?;
+    let mut coupons = Vec::new();
+    let mut plans = Vec::with_capacity(orders);
+    for index in 0..orders {
+        let Some(user) = user_ids.get(rng.below(users as u64) as usize).cloned() else {
+            anyhow::bail!("no users");
+        };
+        let n_lines = 1 + rng.below(3) as usize;
+        let mut lines: Vec<(ProductId, u32)> = Vec::with_capacity(n_lines);
+        while lines.len() < n_lines {
+            let p = products.get(rng.below(PRODUCTS as u64) as usize).map(|p| p.id.clone());
+            if let Some(p) = p.filter(|p| lines.iter().all(|(l, _)| l != p)) {
+                lines.push((p, 1 + rng.below(2) as u32));
+            }
+        }
+        let coupon = if rng.chance(COUPON_SHARE) {
+            let id = CouponId::parse(format!("sc{index}").as_str())?;
+            let percent = rng.chance(50);
+            coupons.push(CatalogCoupon {
+                id: id.clone(),
+                user_id: user.clone(),
+                kind: if percent { Kind::Percent } else { Kind::Fixed },
+                value: if percent { 10 } else { 500 },
+                min_order_amount: Money::ZERO,
+                expires_at: "2099-01-01T00:00:00Z".into(),
+            });
+            Some(id)
+        } else {
+            None
+        };
+        let points = if rng.chance(POINTS_SHARE) { 100 * (1 + rng.below(5)) } else { 0 };
+        let mut roll = rng.below(100);
+        let mut path = Path::Card;
+        for p in Path::ALL {
+            if roll < p.weight() {
+                path = p;
+                break;
+            }
+            roll -= p.weight();
+        }
+        plans.push(Plan { index, user, lines, coupon, points, path });
+    }
+    let users = user_ids
+        .into_iter()
+        .map(|id| Ok(CatalogUser { id, points: Money::new(i128::from(USER_POINTS))? }))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Workload { catalog: Catalog { products, coupons, users }, plans })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_orders() {
+        let (a, b) = (workload(500, 7).unwrap(), workload(500, 7).unwrap());
+        let shape = |w: &Workload| {
+            w.plans.iter().map(|p| format!("{:?}", (p.path, &p.lines, &p.coupon, p.points))).collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&a), shape(&b));
+        assert_ne!(shape(&a), shape(&workload(500, 8).unwrap()));
+    }
+
+    #[test]
+    fn every_path_is_taken_in_about_its_share() {
+        let w = workload(10_000, 1).unwrap();
+        for p in Path::ALL {
+            let n = w.plans.iter().filter(|o| o.path == p).count() as u64;
+            assert!(n.abs_diff(p.weight() * 100) < 250, "{p:?}: {n}");
+        }
+        let with_coupon = w.plans.iter().filter(|o| o.coupon.is_some()).count() as u64;
+        assert!(with_coupon.abs_diff(COUPON_SHARE * 100) < 250, "{with_coupon}");
+        assert_eq!(w.catalog.coupons.len() as u64, with_coupon);
+    }
+}
