@@ -59,6 +59,11 @@ pub struct StackOptions {
     pub queues: emulate::runner::QueueOptions,
 }
 
+/// What a write of a pending outbox item carries in its request: the
+/// `pendingOutbox` index's partition attribute, set (`"outboxShard":{"S":..}`).
+/// Clearing it (`REMOVE outboxShard`) does not match.
+pub const OUTBOX_MARKER: &str = "\"outboxShard\":";
+
 /// The secret key the local stack and its PG simulator share.
 pub const SIM_SECRET_KEY: &str = "test_sk_shop_local";
 
@@ -225,8 +230,13 @@ impl Stack {
             Arc::new(shop_app::events::consumers::CompensationConsumer),
             Arc::new(shop_app::events::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
         ];
-        let runner =
-            Arc::new(emulate::runner::Runner::new(app.clone(), bus.clone(), consumers, opts.queues, engine.writes()));
+        let runner = Arc::new(emulate::runner::Runner::new(
+            app.clone(),
+            bus.clone(),
+            consumers,
+            opts.queues,
+            engine.writes_with(OUTBOX_MARKER),
+        ));
         let running = runner.clone();
         tasks.spawn(move |stop| running.run(stop));
 

@@ -77,10 +77,13 @@ struct Probe(Arc<Mutex<ProbeState>>);
 #[derive(Default)]
 struct ProbeState {
     calls: HashMap<String, u64>,
+    /// Time the engine thread spent on each operation.
+    busy: HashMap<String, std::time::Duration>,
     /// TransactWriteItems calls still to cancel, each with its code.
     cancel: Vec<String>,
-    /// Woken after every successful write.
-    wrote: Arc<tokio::sync::Notify>,
+    /// Successful writes counted per marker: a write whose request contains
+    /// the marker bumps its counter (see [`Engine::writes_with`]).
+    watches: Vec<(&'static str, tokio::sync::watch::Sender<u64>)>,
 }
 
 /// The operations that change the table.
@@ -124,6 +127,12 @@ impl Engine {
         self.probe.0.lock().map(|p| p.calls.get(op).copied().unwrap_or(0)).unwrap_or(0)
     }
 
+    /// How long the engine thread spent running operation `op` for this
+    /// engine's clients (where a benchmark's time goes).
+    pub fn busy(&self, op: &str) -> std::time::Duration {
+        self.probe.0.lock().map(|p| p.busy.get(op).copied().unwrap_or_default()).unwrap_or_default()
+    }
+
     /// The same database behind counters and failpoints of its own: what an
     /// observer (a benchmark's checks) reads through it is not counted as
     /// the stack's calls.
@@ -131,15 +140,23 @@ impl Engine {
         Engine { db: self.db.clone(), thread: self.thread.clone(), probe: Probe::default() }
     }
 
-    /// Notified after every successful write through this engine's clients:
-    /// the local stack's publisher and consumers wake on the commit that
-    /// gave them work instead of waiting for their next poll, as a stream
-    /// and SQS event source mappings do.
-    pub fn writes(&self) -> Arc<tokio::sync::Notify> {
-        match self.probe.0.lock() {
-            Ok(p) => p.wrote.clone(),
-            Err(poisoned) => poisoned.into_inner().wrote.clone(),
+    /// Changes after every successful write whose request contains `marker`
+    /// (`""`: every write) — a stream's filter, in effect. The local stack's
+    /// publisher waits on writes of outbox items and starts on the commit
+    /// that gave it work instead of at its next poll, as a stream's event
+    /// source mapping does; writes that are not its business do not wake it.
+    /// Each receiver sees every change, so several loops can wait at once.
+    pub fn writes_with(&self, marker: &'static str) -> tokio::sync::watch::Receiver<u64> {
+        let mut p = match self.probe.0.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((_, tx)) = p.watches.iter().find(|(m, _)| *m == marker) {
+            return tx.subscribe();
         }
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        p.watches.push((marker, tx));
+        rx
     }
 
     /// Cancels the next `count` TransactWriteItems calls as DynamoDB does,
@@ -234,18 +251,62 @@ impl Probe {
             *p.calls.entry(op.to_owned()).or_default() += 1;
             (op == "TransactWriteItems" && !p.cancel.is_empty()).then(|| p.cancel.remove(0))
         });
+        let untokened;
+        let body = match op {
+            "TransactWriteItems" => {
+                untokened = without_request_token(body);
+                untokened.as_deref().unwrap_or(body)
+            }
+            _ => body,
+        };
+        let started = std::time::Instant::now();
         let (status, json) = match cancel {
             Some(code) => cancelled(body, &code),
             None => dispatch(db, op, body),
         };
-        if status == 200
-            && WRITES.contains(&op)
-            && let Ok(p) = self.0.lock()
-        {
-            p.wrote.notify_one();
+        let took = started.elapsed();
+        let Ok(mut p) = self.0.lock() else { return (status, json) };
+        *p.busy.entry(op.to_owned()).or_default() += took;
+        if status == 200 && WRITES.contains(&op) {
+            for (marker, tx) in &p.watches {
+                if marker.is_empty() || contains(body, marker.as_bytes()) {
+                    tx.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
         }
         (status, json)
     }
+}
+
+/// The request without its `ClientRequestToken`, if it has one.
+///
+/// The SDK gives every TransactWriteItems a fresh token, and dynoxide keeps
+/// each for DynamoDB's ten-minute idempotency window, scanning all of them
+/// (and hashing the whole request) on every transaction: the cost of a
+/// transaction grew with the transactions of the last ten minutes, and the
+/// local stack slowed down as a run went on (docs/adr/0009-saga-benchmark.md).
+/// In-process the token protects nothing: there is no network between the
+/// SDK and the engine, so the SDK only retries a call the engine answered
+/// with an error, before anything was written. Our code never sets a token
+/// of its own. A token is a UUID: no quote or backslash inside.
+fn without_request_token(body: &[u8]) -> Option<Vec<u8>> {
+    const KEY: &[u8] = b"\"ClientRequestToken\":\"";
+    let start = body.windows(KEY.len()).position(|w| w == KEY)?;
+    let value = start + KEY.len();
+    let end = value + body.get(value..)?.iter().position(|b| *b == b'"')? + 1;
+    let (from, to) = match (body.get(end), start.checked_sub(1).and_then(|i| body.get(i))) {
+        (Some(b','), _) => (start, end + 1),
+        (_, Some(b',')) => (start - 1, end),
+        _ => (start, end),
+    };
+    let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(body.get(..from)?);
+    out.extend_from_slice(body.get(to..)?);
+    Some(out)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn internal(message: &str) -> (u16, String) {
@@ -319,5 +380,25 @@ fn dispatch(db: &Database, op: &str, body: &[u8]) -> (u16, String) {
         "TransactGetItems" => transact_get_items,
         "UpdateTimeToLive" => update_time_to_live,
         "DescribeTimeToLive" => describe_time_to_live,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_request_token;
+
+    #[test]
+    fn the_request_token_is_cut_out_wherever_it_stands() {
+        let cut = |b: &str| without_request_token(b.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            cut(r#"{"ClientRequestToken":"a-1","TransactItems":[]}"#).as_deref(),
+            Some(r#"{"TransactItems":[]}"#)
+        );
+        assert_eq!(
+            cut(r#"{"TransactItems":[],"ClientRequestToken":"a-1"}"#).as_deref(),
+            Some(r#"{"TransactItems":[]}"#)
+        );
+        assert_eq!(cut(r#"{"ClientRequestToken":"a-1"}"#).as_deref(), Some("{}"));
+        assert_eq!(cut(r#"{"TransactItems":[]}"#), None);
     }
 }

@@ -29,7 +29,7 @@ pub mod tx;
 
 use anyhow::Context;
 use attr::{Item, key, s};
-use aws_sdk_dynamodb::types::{AttributeValue, Get, KeysAndAttributes, TransactGetItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Get, KeysAndAttributes, PutRequest, TransactGetItem, WriteRequest};
 use entities::StoredEvent;
 use shop_domain::points::LedgerEntry;
 use shop_domain::{
@@ -359,6 +359,46 @@ impl Store {
         let items =
             self.query_all(Some(keys::GSI_USER), condition, [(":a", &keys::user_pk(user)), (":b", "COUPON#")]).await?;
         Ok(items.iter().map(entities::coupon_from).collect::<anyhow::Result<_>>()?)
+    }
+
+    /// Writes many new items with BatchWriteItem (25 puts per call, DynamoDB's
+    /// limit), resending unprocessed items with backoff; fails rather than
+    /// report a partial write as complete. Unconditional: only for items no
+    /// one else writes (queue messages, archive entries).
+    pub async fn batch_put(&self, items: Vec<Item>) -> Result<()> {
+        for chunk in items.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|it| {
+                    let put = PutRequest::builder().set_item(Some(it.clone())).build();
+                    put.map(|p| WriteRequest::builder().put_request(p).build())
+                })
+                .collect::<std::result::Result<_, _>>()
+                .map_err(StoreError::unexpected("PutRequest"))?;
+            for attempt in 0..10u32 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&*self.table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(StoreError::unexpected("BatchWriteItem"))?;
+                match out.unprocessed_items.and_then(|mut u| u.remove(&*self.table)) {
+                    Some(rest) if !rest.is_empty() => {
+                        if attempt == 9 {
+                            return Err(StoreError::Throttled(format!(
+                                "BatchWriteItem left {} items unprocessed after 10 attempts",
+                                rest.len()
+                            )));
+                        }
+                        pending = rest;
+                        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(6))).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads many items by key with BatchGetItem, retrying unprocessed keys.

@@ -2,10 +2,10 @@
 //! entry becomes an EventBridge event (envelope with `id`, `time`,
 //! `detail-type`, `source`, `detail`), is added to the archive and is sent
 //! to the durable queue of every consumer whose rule (events/rules.json)
-//! matches. A test hook makes the next N entries fail, as EventBridge does
+//! matches, in batched writes. A test hook makes the next N entries fail, as EventBridge does
 //! with `FailedEntryCount`.
 
-use crate::emulate::queue::Queues;
+use crate::emulate::queue::{Queues, archive_item, new_message};
 use crate::emulate::rules::{Rules, consumers_for};
 use serde_json::{Value, json};
 use shop_app::clock::Clock;
@@ -22,6 +22,8 @@ pub struct LocalBus {
     /// Entries received, failed included (tests compare with what was published).
     pub entries_seen: AtomicU64,
     pub entries_failed: AtomicU64,
+    /// Changes whenever messages were enqueued: the consumer loops wake on it.
+    enqueued: tokio::sync::watch::Sender<u64>,
 }
 
 /// The EventBridge event a rule target receives.
@@ -53,7 +55,17 @@ impl LocalBus {
             fail_next: AtomicI64::new(0),
             entries_seen: AtomicU64::new(0),
             entries_failed: AtomicU64::new(0),
+            enqueued: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes whenever this bus enqueued messages for the consumers.
+    pub fn enqueued(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.enqueued.subscribe()
+    }
+
+    fn announce(&self) {
+        self.enqueued.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn rules(&self) -> &Rules {
@@ -81,14 +93,24 @@ impl LocalBus {
             Queues(&self.store).send(consumer, &text, now).await?;
             sent.push(consumer.to_owned());
         }
+        if !sent.is_empty() {
+            self.announce();
+        }
         Ok(sent)
     }
 }
 
 #[async_trait::async_trait]
 impl EventBus for LocalBus {
+    /// Archives every accepted entry and enqueues it for each consumer whose
+    /// rule matches, all in BatchWriteItem calls (one per 25 items, not one
+    /// call per archive entry and per queue). If the writes fail the whole
+    /// call fails and the publisher sends the entries again: consumers
+    /// dedupe by event id, as they must for EventBridge's at-least-once.
     async fn put_events(&self, entries: &[BusEntry]) -> anyhow::Result<Vec<EntryResult>> {
         let mut results = Vec::with_capacity(entries.len());
+        let mut writes = Vec::new();
+        let now = self.clock.now();
         for entry in entries {
             self.entries_seen.fetch_add(1, Ordering::SeqCst);
             if self.take_failure() {
@@ -100,15 +122,17 @@ impl EventBus for LocalBus {
                 continue;
             }
             let id = uuid::Uuid::now_v7().to_string();
-            let now = self.clock.now();
             let event = envelope(&id, entry, &now.to_rfc3339(), None);
             let event_id = event["detail"]["eventId"].as_str().unwrap_or_default().to_owned();
-            // Archive first: a crash before routing leaves the entry unacknowledged,
-            // and the publisher sends it again.
-            Queues(&self.store).archive(&event_id, &entry.detail_type, &event.to_string(), now).await?;
-            self.route(&event, None).await?;
+            let text = event.to_string();
+            writes.push(archive_item(&event_id, &entry.detail_type, &text, now));
+            for consumer in consumers_for(&self.rules, &event) {
+                writes.push(new_message(consumer, &text, now).1);
+            }
             results.push(EntryResult::Accepted { event_id: id });
         }
+        self.store.batch_put(writes).await?;
+        self.announce();
         Ok(results)
     }
 }

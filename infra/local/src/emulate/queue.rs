@@ -60,6 +60,28 @@ fn message_item(
     it
 }
 
+/// A new message for `queue`, visible at once, with its id.
+pub fn new_message(queue: &str, body: &str, now: Timestamp) -> (String, Item) {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let it = message_item(queue, &id, body, 0, now, Some(now));
+    (id, it)
+}
+
+/// An archive entry of the bus event `event` (JSON text).
+pub fn archive_item(event_id: &str, detail_type: &str, event: &str, now: Timestamp) -> Item {
+    let sk = format!("{:013}#{event_id}#{}", now.millis(), uuid::Uuid::now_v7().simple());
+    item([
+        ("pk", s(keys::archive(now))),
+        ("sk", s(sk)),
+        ("type", s("ARCHIVED")),
+        ("eventId", s(event_id)),
+        ("detailType", s(detail_type)),
+        ("event", s(event)),
+        ("at", n(now.millis())),
+        (schema::TTL_ATTRIBUTE, n(now.seconds() + ARCHIVE_RETENTION_SECS)),
+    ])
+}
+
 fn message_from(it: &Item) -> anyhow::Result<Message> {
     Ok(Message {
         queue: get_s(it, "queue")?.to_owned(),
@@ -79,6 +101,17 @@ pub struct Archived {
     pub detail_type: String,
     /// The EventBridge event as JSON.
     pub event: String,
+}
+
+/// Deletes `m` only if nobody received it again since (its receive count).
+fn receiver_delete(table: &str, m: &Message) -> Result<Delete, StoreError> {
+    Delete::builder()
+        .table_name(table)
+        .set_key(Some(message_key(m)))
+        .condition_expression("receiveCount = :rc")
+        .expression_attribute_values(":rc", n(m.receive_count))
+        .build()
+        .map_err(|e| StoreError::Unexpected(e.into()))
 }
 
 fn message_key(m: &Message) -> Item {
@@ -101,11 +134,11 @@ impl std::ops::Deref for Queues<'_> {
 impl Queues<'_> {
     /// Enqueues `body`, visible at once.
     pub async fn send(&self, queue: &str, body: &str, now: Timestamp) -> Result<String, StoreError> {
-        let id = uuid::Uuid::now_v7().simple().to_string();
+        let (id, it) = new_message(queue, body, now);
         self.client()
             .put_item()
             .table_name(self.table())
-            .set_item(Some(message_item(queue, &id, body, 0, now, Some(now))))
+            .set_item(Some(it))
             .send()
             .await
             .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("PutItem queue")))?;
@@ -179,6 +212,33 @@ impl Queues<'_> {
         }
     }
 
+    /// Deletes processed messages in one call: a transaction of conditional
+    /// deletes (BatchWriteItem cannot carry the "only its current receiver"
+    /// condition). If any message was received again meanwhile, the
+    /// transaction is cancelled and each is deleted on its own, so the others
+    /// still go.
+    pub async fn delete_all(&self, messages: &[Message]) -> Result<(), StoreError> {
+        for chunk in messages.chunks(shop_store::tx::MAX_ACTIONS) {
+            let mut tx = Tx::new();
+            for m in chunk {
+                tx.push(TxOp {
+                    item: TransactWriteItem::builder().delete(receiver_delete(self.table(), m)?).build(),
+                    label: TxItem::Message(m.id.clone()),
+                });
+            }
+            match self.transact(tx).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => {
+                    for m in chunk {
+                        self.delete(m).await?;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Records why the last attempt failed (shown by `shop dlq list`).
     pub async fn note_error(&self, m: &Message, error: &str) -> Result<(), StoreError> {
         let _ = self
@@ -205,13 +265,7 @@ impl Queues<'_> {
         visible: bool,
         reset: bool,
     ) -> Result<(), StoreError> {
-        let delete = Delete::builder()
-            .table_name(self.table())
-            .set_key(Some(message_key(m)))
-            .condition_expression("receiveCount = :rc")
-            .expression_attribute_values(":rc", n(m.receive_count))
-            .build()
-            .map_err(|e| StoreError::Unexpected(e.into()))?;
+        let delete = receiver_delete(self.table(), m)?;
         let mut moved = message_item(
             to,
             &m.id,
@@ -241,35 +295,6 @@ impl Queues<'_> {
     pub async fn list(&self, queue: &str) -> Result<Vec<Message>, StoreError> {
         let items = self.query_prefix(&keys::queue_shard(queue), "MSG#").await?;
         items.iter().map(message_from).collect::<anyhow::Result<_>>().map_err(StoreError::Unexpected)
-    }
-
-    /// Adds an event to the archive.
-    pub async fn archive(
-        &self,
-        event_id: &str,
-        detail_type: &str,
-        event: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let sk = format!("{:013}#{event_id}#{}", now.millis(), uuid::Uuid::now_v7().simple());
-        let it = item([
-            ("pk", s(keys::archive(now))),
-            ("sk", s(sk)),
-            ("type", s("ARCHIVED")),
-            ("eventId", s(event_id)),
-            ("detailType", s(detail_type)),
-            ("event", s(event)),
-            ("at", n(now.millis())),
-            (schema::TTL_ATTRIBUTE, n(now.seconds() + ARCHIVE_RETENTION_SECS)),
-        ]);
-        self.client()
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(it))
-            .send()
-            .await
-            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("PutItem archive")))?;
-        Ok(())
     }
 
     /// Archived events with `from <= at < to`, oldest first. The archive is

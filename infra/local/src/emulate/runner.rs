@@ -47,9 +47,18 @@ pub struct Runner {
     pub consumers: Vec<Arc<dyn Consumer>>,
     pub opts: QueueOptions,
     clock: SystemClock,
-    /// Notified on every commit to the table (the embedded engine's
-    /// `writes()`): a pass starts at once instead of at the next poll.
-    wake: Arc<tokio::sync::Notify>,
+    /// Changes on every commit of an outbox item (the embedded engine's
+    /// `writes_with`): a publisher pass starts at once instead of at the
+    /// next poll. The consumers wake on the bus's enqueues.
+    outbox_writes: tokio::sync::watch::Receiver<u64>,
+}
+
+/// What one loop of the runner does on each pass.
+#[derive(Clone, Copy)]
+enum Work {
+    Publish,
+    /// The consumer at this index.
+    Consume(usize),
 }
 
 /// A DynamoDB stream INSERT record of an outbox item, as Lambda receives it.
@@ -103,9 +112,9 @@ impl Runner {
         bus: Arc<LocalBus>,
         consumers: Vec<Arc<dyn Consumer>>,
         opts: QueueOptions,
-        wake: Arc<tokio::sync::Notify>,
+        outbox_writes: tokio::sync::watch::Receiver<u64>,
     ) -> Self {
-        Self { app, bus, consumers, opts, clock: SystemClock, wake }
+        Self { app, bus, consumers, opts, clock: SystemClock, outbox_writes }
     }
 
     /// One publisher pass; returns how many events went out.
@@ -145,52 +154,89 @@ impl Runner {
         if fresh.is_empty() {
             return Ok(over.len());
         }
-        let mut event = SqsEvent::default();
-        event.records = fresh.iter().map(|m| sqs_message(queue, m)).collect();
-        let response = shop_app::events::consumers::handle_sqs(&self.app, consumer, event).await;
-        for m in &fresh {
-            match response.batch_item_failures.iter().find(|f| f.item_identifier == m.id) {
-                None => Queues(&self.app.store).delete(m).await?,
+        // Each message as its own invocation, side by side, as an event
+        // source mapping runs several batches at once: one slow message
+        // (a PG call, a data-platform export) does not hold up the others.
+        let responses = futures::future::join_all(fresh.iter().map(|m| {
+            let mut event = SqsEvent::default();
+            event.records = vec![sqs_message(queue, m)];
+            shop_app::events::consumers::handle_sqs(&self.app, consumer, event)
+        }))
+        .await;
+        let mut done = Vec::with_capacity(fresh.len());
+        for (m, response) in fresh.iter().zip(responses) {
+            if response.batch_item_failures.is_empty() {
+                done.push(m.clone());
+            } else {
                 // Stays invisible until its (growing) visibility timeout passes.
-                Some(_) => {
-                    let note = format!("receive {} failed; see the order's timeline for the reason", m.receive_count);
-                    Queues(&self.app.store).note_error(m, &note).await?;
-                }
+                let note = format!("receive {} failed; see the order's timeline for the reason", m.receive_count);
+                Queues(&self.app.store).note_error(m, &note).await?;
             }
         }
+        Queues(&self.app.store).delete_all(&done).await?;
         Ok(fresh.len() + over.len())
     }
 
-    /// Runs the publisher and every consumer until `stop` fires.
-    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    /// Runs the publisher and every consumer, each in its own loop (as each
+    /// is its own function in AWS), until `stop` fires.
+    pub async fn run(self: Arc<Self>, stop: tokio::sync::oneshot::Receiver<()>) {
+        let (halt, halted) = tokio::sync::watch::channel(false);
+        let mut loops = tokio::task::JoinSet::new();
+        let work = std::iter::once(Work::Publish).chain((0..self.consumers.len()).map(Work::Consume));
+        for w in work {
+            let (me, halted) = (self.clone(), halted.clone());
+            loops.spawn(async move { me.work_loop(w, halted).await });
+        }
+        let _ = stop.await;
+        let _ = halt.send(true);
+        while loops.join_next().await.is_some() {}
+    }
+
+    async fn pass(&self, work: Work) -> anyhow::Result<usize> {
+        match work {
+            Work::Publish => self.publish_once().await,
+            Work::Consume(i) => match self.consumers.get(i) {
+                Some(c) => self.consume_once(c.as_ref()).await,
+                None => Ok(0),
+            },
+        }
+    }
+
+    async fn work_loop(&self, work: Work, mut halted: tokio::sync::watch::Receiver<bool>) {
+        let mut wake = match work {
+            Work::Publish => self.outbox_writes.clone(),
+            Work::Consume(_) => self.bus.enqueued(),
+        };
+        let mut engine_alive = true;
         let mut tick = tokio::time::interval(self.opts.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // The poll stays for what no commit announces: a message whose
             // visibility timeout ran out.
             tokio::select! {
-                _ = &mut stop => break,
+                _ = halted.changed() => break,
                 _ = tick.tick() => {}
-                _ = self.wake.notified() => {}
+                changed = wake.changed(), if engine_alive => {
+                    // Its source gone, only the poll is left.
+                    engine_alive = changed.is_ok();
+                }
             }
             // Drain: keep going while there is work, so bursts do not wait a
-            // tick per batch; yield between passes (the embedded store never
-            // suspends, and on a current-thread runtime nothing else would run).
+            // tick per batch; yield between passes so the other loops and the
+            // API get their turn.
             for _ in 0..1000 {
                 tokio::task::yield_now().await;
-                let mut busy = 0;
-                match self.publish_once().await {
-                    Ok(n) => busy += n,
-                    Err(e) => tracing::error!(error = %e, "publisher pass failed"),
-                }
-                for c in &self.consumers {
-                    match self.consume_once(c.as_ref()).await {
-                        Ok(n) => busy += n,
-                        Err(e) => tracing::error!(consumer = c.name(), error = %e, "consumer pass failed"),
+                match self.pass(work).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        let name = match work {
+                            Work::Publish => "publisher",
+                            Work::Consume(i) => self.consumers.get(i).map(|c| c.name()).unwrap_or("consumer"),
+                        };
+                        tracing::error!(loop_name = name, error = %e, "pass failed");
+                        break;
                     }
-                }
-                if busy == 0 {
-                    break;
                 }
             }
         }

@@ -88,6 +88,10 @@ pub struct Report {
     /// The stack's store calls per settled order, by operation.
     pub store_calls_per_order: BTreeMap<&'static str, f64>,
     pub store_calls_per_order_total: f64,
+    /// Microseconds the engine thread spent per settled order, by operation.
+    pub engine_us_per_order: BTreeMap<&'static str, f64>,
+    /// Share of the run the engine thread was busy (1.0: it was the bottleneck).
+    pub engine_busy_share: f64,
     /// Raw TransactWriteItems/s of the same engine (4 puts each, same concurrency).
     pub engine_transactions_per_sec: f64,
     /// Settled orders/s over raw transactions/s.
@@ -148,6 +152,7 @@ async fn run_with(
     // The load.
     let rss_start = rss_mb();
     let calls_start = calls(&stack);
+    let busy_start = busy(&stack);
     let secret = stack.jwt_secret.clone();
     let clock = stack.app.clock.clone();
     let to = Endpoints {
@@ -212,6 +217,8 @@ async fn run_with(
         tokio::time::sleep(SCHEDULE).await;
     }
     let calls_end = calls(&stack);
+    let busy_end = busy(&stack);
+    let measured = started.elapsed();
     let rss_end = rss_mb();
 
     // The invariants.
@@ -264,6 +271,13 @@ async fn run_with(
         .filter(|(_, (a, b))| b > a)
         .map(|(op, (a, b))| (*op, (b - a) as f64 / n))
         .collect();
+    let engine_us: BTreeMap<&'static str, f64> = OPS
+        .iter()
+        .zip(busy_start.iter().zip(&busy_end))
+        .filter(|(_, (a, b))| b > a)
+        .map(|(op, (a, b))| (*op, (*b - *a).as_secs_f64() * 1e6 / n))
+        .collect();
+    let engine_busy_share = engine_us.values().sum::<f64>() * n / 1e6 / measured.as_secs_f64();
     let settled_per_sec = settled.len() as f64 / settle_secs;
     let tx_during = per_order.get("TransactWriteItems").copied().unwrap_or_default() * n / settle_secs;
     Ok(Report {
@@ -286,6 +300,8 @@ async fn run_with(
         api_latency_ms: latency.into_iter().map(|(k, v)| (k, Percentiles::of(v))).collect(),
         store_calls_per_order_total: per_order.values().sum(),
         store_calls_per_order: per_order,
+        engine_us_per_order: engine_us,
+        engine_busy_share,
         engine_transactions_per_sec: engine_tps,
         saga_vs_engine: settled_per_sec / engine_tps.max(f64::MIN_POSITIVE),
         engine_utilisation: tx_during / engine_tps.max(f64::MIN_POSITIVE),
@@ -318,6 +334,10 @@ async fn seed_concurrently(stack: &Stack, catalog: &seed::Catalog) -> anyhow::Re
 
 fn calls(stack: &Stack) -> Vec<u64> {
     OPS.iter().map(|op| stack.engine.calls(op)).collect()
+}
+
+fn busy(stack: &Stack) -> Vec<Duration> {
+    OPS.iter().map(|op| stack.engine.busy(op)).collect()
 }
 
 /// The process's resident memory (Linux), in MB.
@@ -486,6 +506,12 @@ impl Report {
             "store calls per settled order: {:.1} ({})",
             self.store_calls_per_order_total,
             self.store_calls_per_order.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(", ")
+        ));
+        out.push(format!(
+            "engine thread per settled order: {:.0} µs ({}); busy {:.0}% of the run",
+            self.engine_us_per_order.values().sum::<f64>(),
+            self.engine_us_per_order.iter().map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", "),
+            self.engine_busy_share * 100.0
         ));
         out.push(format!(
             "engine limit: {:.0} TransactWriteItems/s (4 puts); saga/engine {:.3}; the saga used {:.0}% of it",
