@@ -75,7 +75,7 @@ pub struct Report {
     pub settle_secs: f64,
     pub settled: usize,
     pub settled_per_sec: f64,
-    /// Settled orders/s in each tenth of the settlements (flatness).
+    /// Settled orders/s in each tenth of the load phase (flatness).
     pub tenths: Vec<f64>,
     /// Last tenth's rate over the first's.
     pub last_tenth_vs_first: f64,
@@ -241,12 +241,15 @@ async fn run_with(
     at.sort_unstable();
     let last = at.last().copied().unwrap_or(start_ms);
     let settle_secs = (last - start_ms).max(1) as f64 / 1000.0;
+    // Flatness: settlements in ten equal windows of the load phase. The
+    // expiring share settles a TTL after the last order, a tail that says
+    // nothing about whether the stack slows down as history grows.
+    let load_end = start_ms + (load_secs * 1000.0) as i64;
+    let window = ((load_end - start_ms) as f64 / 10.0).max(1.0);
     let tenths: Vec<f64> = (0..10)
         .map(|k| {
-            let (from, to) = (at.len() * k / 10, at.len() * (k + 1) / 10);
-            let t0 = if from == 0 { start_ms } else { at.get(from - 1).copied().unwrap_or(start_ms) };
-            let t1 = at.get(to.saturating_sub(1)).copied().unwrap_or(t0);
-            (to - from) as f64 / ((t1 - t0).max(1) as f64 / 1000.0)
+            let (from, to) = (start_ms + (window * k as f64) as i64, start_ms + (window * (k + 1) as f64) as i64);
+            at.iter().filter(|t| **t >= from && **t < to).count() as f64 / (window / 1000.0)
         })
         .collect();
     let ms = |pick: fn(&Settled) -> Option<i64>, status: shop_domain::OrderStatus| {
@@ -491,7 +494,7 @@ impl Report {
                 self.settled, self.settle_secs, self.settled_per_sec, self.load_secs
             ),
             format!(
-                "per tenth: {} orders/s (last/first {:.2})",
+                "settled per tenth of the load: {} orders/s (last/first {:.2})",
                 self.tenths.iter().map(|t| format!("{t:.0}")).collect::<Vec<_>>().join(" "),
                 self.last_tenth_vs_first
             ),
