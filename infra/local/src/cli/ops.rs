@@ -2,8 +2,9 @@
 //! and `shop timeline` (they work while `shop up` runs: both processes open
 //! the same SQLite file, which serialises their writes).
 
+use crate::emulate::bus::deliveries;
 use crate::emulate::queue::{Message, Queues, dlq_of};
-use crate::emulate::rules::{Rules, consumers_for};
+use crate::emulate::rules::Rules;
 use serde::Serialize;
 use serde_json::Value;
 use shop_app::App;
@@ -98,15 +99,10 @@ pub async fn replay(
             obj.insert("id".into(), uuid::Uuid::now_v7().to_string().into());
             obj.insert("replay-name".into(), report.replay_name.clone().into());
         }
-        let text = event.to_string();
         report.events += 1;
-        for c in consumers_for(rules, &event) {
-            if consumer.is_some_and(|x| x != c) {
-                continue;
-            }
-            Queues(&app.store).send(c, &text, now).await?;
-            report.deliveries += 1;
-        }
+        let writes: Vec<_> = deliveries(rules, &event, consumer, now).into_iter().map(|(_, it)| it).collect();
+        report.deliveries += writes.len();
+        app.store.batch_put(writes).await?;
     }
     Ok(report)
 }

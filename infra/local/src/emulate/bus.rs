@@ -5,11 +5,12 @@
 //! matches, in batched writes. A test hook makes the next N entries fail, as EventBridge does
 //! with `FailedEntryCount`.
 
-use crate::emulate::queue::{Queues, archive_item, new_message};
+use crate::emulate::queue::{archive_item, new_message};
 use crate::emulate::rules::{Rules, consumers_for};
 use serde_json::{Value, json};
 use shop_app::clock::Clock;
 use shop_app::ports::{BusEntry, EntryResult, EventBus};
+use shop_domain::Timestamp;
 use shop_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -81,23 +82,36 @@ impl LocalBus {
         self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 0).then(|| n - 1)).is_ok()
     }
 
-    /// Sends an event (JSON text) to the queues of `consumers`.
+    /// Sends an event to the queue of every consumer whose rule matches (or
+    /// only `only`'s); returns the consumers it went to.
     pub async fn route(&self, event: &Value, only: Option<&str>) -> anyhow::Result<Vec<String>> {
-        let text = event.to_string();
-        let now = self.clock.now();
-        let mut sent = Vec::new();
-        for consumer in consumers_for(&self.rules, event) {
-            if only.is_some_and(|o| o != consumer) {
-                continue;
-            }
-            Queues(&self.store).send(consumer, &text, now).await?;
-            sent.push(consumer.to_owned());
-        }
+        let (sent, writes): (Vec<String>, Vec<_>) = deliveries(&self.rules, event, only, self.clock.now())
+            .into_iter()
+            .map(|(c, it)| (c.to_owned(), it))
+            .unzip();
+        self.store.batch_put(writes).await?;
         if !sent.is_empty() {
             self.announce();
         }
         Ok(sent)
     }
+}
+
+/// One new queue message per consumer whose rule matches `event` (only
+/// `only`, if given): what EventBridge's rule targets receive. The bus,
+/// its replays and `shop replay` all enqueue through this.
+pub fn deliveries<'r>(
+    rules: &'r Rules,
+    event: &Value,
+    only: Option<&str>,
+    now: Timestamp,
+) -> Vec<(&'r str, shop_store::attr::Item)> {
+    let text = event.to_string();
+    consumers_for(rules, event)
+        .into_iter()
+        .filter(|c| only.is_none_or(|o| o == *c))
+        .map(|c| (c, new_message(c, &text, now).1))
+        .collect()
 }
 
 #[async_trait::async_trait]
@@ -124,11 +138,8 @@ impl EventBus for LocalBus {
             let id = uuid::Uuid::now_v7().to_string();
             let event = envelope(&id, entry, &now.to_rfc3339(), None);
             let event_id = event["detail"]["eventId"].as_str().unwrap_or_default().to_owned();
-            let text = event.to_string();
-            writes.push(archive_item(&event_id, &entry.detail_type, &text, now));
-            for consumer in consumers_for(&self.rules, &event) {
-                writes.push(new_message(consumer, &text, now).1);
-            }
+            writes.push(archive_item(&event_id, &entry.detail_type, &event.to_string(), now));
+            writes.extend(deliveries(&self.rules, &event, None, now).into_iter().map(|(_, it)| it));
             results.push(EntryResult::Accepted { event_id: id });
         }
         self.store.batch_put(writes).await?;
