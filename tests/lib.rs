@@ -273,8 +273,9 @@ impl TestApp {
     }
 
     /// Deliveries the data-platform sink accepted (not duplicates) for an order.
-    pub fn exported(&self, order_id: &str) -> Vec<shop_local::sim::sink::Delivery> {
-        self.stack.sink.deliveries_of(order_id).into_iter().filter(|d| d.status == 200 && !d.duplicate).collect()
+    pub async fn exported(&self, order_id: &str) -> Vec<shop_local::sim::sink::Delivery> {
+        let all = self.stack.sink.deliveries_of(order_id).await.expect("the sink's deliveries");
+        all.into_iter().filter(|d| d.status == 200 && !d.duplicate).collect()
     }
 
     pub async fn dlq(&self, consumer: &str) -> Vec<shop_local::cli::ops::DlqEntry> {

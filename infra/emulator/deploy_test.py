@@ -595,7 +595,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     status, paid = call("POST", "/payments/confirm", "u1", {"orderId": order_a, "paymentKey": key_a, "amount": amount_a})
     expect(status == 200, f"POST /payments/confirm -> 200 ({paid})")
     wait_for("the PG's webhook for order A answered 200 by the deployed pg-webhook",
-             lambda: any(w.get("orderId") == order_a and w.get("status") == 200 for w in webhooks(pg)), 60)
+             lambda: any(w.get("orderId") == order_a and w.get("status") == 200 for w in webhooks(pg, order_a)), 60)
     wait_for("order A PAID", lambda: call("GET", f"/orders/{order_a}", "u1")[1].get("status") == "PAID", 60)
     wait_for("coupon c1 USED (stream -> publisher -> EventBridge -> SQS -> coupon consumer)",
              lambda: coupon_status(call("GET", "/coupons", "u1")[1], "c1") == "USED", 120)
@@ -663,7 +663,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     wait_for("order C REFUNDED (RefundRequested -> EventBridge -> SQS -> compensation -> PG cancel)",
              lambda: call("GET", f"/orders/{order_c}", "u2")[1].get("status") == "REFUNDED", 120)
     wait_for("the PG simulator holds order C's payment as CANCELED",
-             lambda: any(p.get("paymentKey") == key_c and p.get("status") == "CANCELED" for p in sim_payments(pg)), 30)
+             lambda: any(p.get("paymentKey") == key_c and p.get("status") == "CANCELED" for p in sim_payments(pg, key_c)), 30)
     wait_for("analytics delivered OrderRefunded of order C", lambda: "OrderRefunded" in delivered(sink, order_c), 120)
 
     log("scenario 4: an archive replay changes nothing (consumers dedupe by event id)")
@@ -757,8 +757,8 @@ def port_open(port: int) -> bool:
         return False
 
 
-def webhooks(pg: str) -> list:
-    _, body = http("GET", f"{pg}/v1/sim/webhooks")
+def webhooks(pg: str, order_id: str) -> list:
+    _, body = http("GET", f"{pg}/v1/sim/webhooks?orderId={order_id}")
     return body if isinstance(body, list) else (body or {}).get("webhooks", [])
 
 
@@ -770,8 +770,8 @@ def checkout(pg: str, order_id: str, amount: int) -> str:
     return body["paymentKey"]
 
 
-def sim_payments(pg: str) -> list:
-    _, body = http("GET", f"{pg}/v1/sim/payments")
+def sim_payments(pg: str, payment_key: str) -> list:
+    _, body = http("GET", f"{pg}/v1/sim/payments?paymentKey={payment_key}")
     if isinstance(body, dict):
         return list(body.values()) if "payments" not in body else body["payments"]
     return body or []
@@ -783,13 +783,14 @@ def timeline_has(body, detail_type: str, consumer: str) -> bool:
         st.get("consumer") == consumer and st.get("status") == "DONE" for st in steps)
 
 
-def deliveries(sink: str) -> list:
-    _, body = http("GET", f"{sink}/sim/deliveries")
+def deliveries(sink: str, order_id: str = "") -> list:
+    """The sink's deliveries (one order's with `order_id`; a run here is well under a page)."""
+    _, body = http("GET", f"{sink}/sim/deliveries" + (f"?orderId={order_id}" if order_id else ""))
     return body if isinstance(body, list) else (body or {}).get("deliveries", [])
 
 
 def delivered(sink: str, order_id: str) -> set:
-    return {d["detailType"] for d in deliveries(sink) if d.get("orderId") == order_id and d.get("status") == 200}
+    return {d["detailType"] for d in deliveries(sink, order_id) if d.get("status") == 200}
 
 
 def coupon_status(body, coupon_id: str):

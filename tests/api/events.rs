@@ -21,14 +21,14 @@ async fn a_paid_order_uses_its_coupon_and_is_exported_exactly_once() {
     let (order_id, amount) = app.order("u1", WITH_COUPON).await;
     app.pay_by_card("u1", &order_id, amount).await;
     eventually(20, "coupon USED", || async { (app.coupon_status("c1").await == "USED").then_some(()) }).await;
-    eventually(20, "exported", || async { (!app.exported(&order_id).is_empty()).then_some(()) }).await;
+    eventually(20, "exported", || async { (!app.exported(&order_id).await.is_empty()).then_some(()) }).await;
     // Points, no coupon.
     let paid = pay_rich_with_points(&app).await;
-    eventually(20, "exported", || async { (!app.exported(&paid).is_empty()).then_some(()) }).await;
+    eventually(20, "exported", || async { (!app.exported(&paid).await.is_empty()).then_some(()) }).await;
     app.settled().await;
     // Card: placed #1, confirming #2, paid #3. Points: placed #1, paid #2.
     for (order, paid_version) in [(&order_id, 3), (&paid, 2)] {
-        let exported = app.exported(order);
+        let exported = app.exported(order).await;
         assert_eq!(exported.len(), 1, "{exported:?}");
         assert_eq!(exported[0].detail_type, "OrderPaid");
         assert_eq!(exported[0].event_id, format!("{order}#{paid_version}"));
@@ -70,11 +70,12 @@ async fn a_data_platform_outage_delays_the_export_only() {
         .await
         .unwrap();
     let order_id = pay_rich_with_points(&app).await; // PAID at once
-    eventually(20, "exported after retries", || async { (!app.exported(&order_id).is_empty()).then_some(()) }).await;
+    eventually(20, "exported after retries", || async { (!app.exported(&order_id).await.is_empty()).then_some(()) })
+        .await;
     app.settled().await;
-    let all: Vec<_> = app.stack.sink.deliveries().into_iter().filter(|d| d.order_id == order_id).collect();
+    let all = app.stack.sink.deliveries_of(&order_id).await.expect("deliveries");
     assert_eq!(all.iter().map(|d| d.status).collect::<Vec<_>>(), vec![500, 500, 500, 200], "{all:?}");
-    assert_eq!(app.exported(&order_id).len(), 1);
+    assert_eq!(app.exported(&order_id).await.len(), 1);
 }
 
 #[tokio::test]
@@ -94,14 +95,15 @@ async fn a_data_platform_down_for_good_fills_the_dlq_and_a_redrive_delivers_once
     .await;
     assert_eq!(dlq[0].event_id, format!("{order_id}#2"));
     assert_eq!(dlq[0].receives, MAX_RECEIVE + 1);
-    assert!(app.exported(&order_id).is_empty());
+    assert!(app.exported(&order_id).await.is_empty());
     assert_eq!(app.status(&order_id).await, "PAID");
     // The platform recovers; the operator redrives.
     app.http.delete(format!("{}/sim/faults", app.stack.sink_url())).send().await.unwrap();
     assert_eq!(shop_local::cli::ops::dlq_redrive(&app.stack.app, "analytics").await.unwrap(), 1);
-    eventually(20, "exported after redrive", || async { (!app.exported(&order_id).is_empty()).then_some(()) }).await;
+    eventually(20, "exported after redrive", || async { (!app.exported(&order_id).await.is_empty()).then_some(()) })
+        .await;
     app.settled().await;
-    assert_eq!(app.exported(&order_id).len(), 1);
+    assert_eq!(app.exported(&order_id).await.len(), 1);
     assert!(app.dlq("analytics").await.is_empty());
 }
 
@@ -115,7 +117,7 @@ async fn a_coupon_outage_never_touches_the_order_and_catches_up_after_redrive() 
     eventually(30, "coupon DLQ", || async { (!app.dlq("coupon").await.is_empty()).then_some(()) }).await;
     assert_eq!(app.coupon_status("c1").await, "HELD");
     assert_eq!(app.status(&order_id).await, "PAID");
-    assert_eq!(app.exported(&order_id).len(), 1, "other consumers are not held up");
+    assert_eq!(app.exported(&order_id).await.len(), 1, "other consumers are not held up");
     app.stack.app.chaos.clear();
     shop_local::cli::ops::dlq_redrive(&app.stack.app, "coupon").await.unwrap();
     eventually(20, "coupon USED", || async { (app.coupon_status("c1").await == "USED").then_some(()) }).await;
@@ -141,7 +143,7 @@ async fn partial_put_events_failures_resend_only_the_failed_entries() {
             let id = format!("{order}#{v}");
             assert_eq!(archived.iter().filter(|a| a.event_id == id).count(), 1, "{id}");
         }
-        assert_eq!(app.exported(order).len(), 1);
+        assert_eq!(app.exported(order).await.len(), 1);
     }
 }
 
@@ -187,7 +189,7 @@ async fn snapshot(app: &TestApp, order_id: &str) -> Snapshot {
         app.coupon_status("c1").await,
         app.points("u1").await,
         app.stock("p1").await,
-        app.exported(order_id).len(),
+        app.exported(order_id).await.len(),
         app.pg_payments(order_id).await,
         app.event_types(order_id).await,
     )

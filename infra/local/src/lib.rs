@@ -341,11 +341,11 @@ impl Simulators {
             webhook_backoff: opts.webhook_backoff,
             stall: opts.stall,
             delay: opts.delay,
-            state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.jsonl")),
+            state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.db")),
             clock: opts.clock,
         })?;
         tasks.serve("PG simulator", pg_listener, pg.router());
-        let sink = sim::sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.jsonl")), opts.stall)?;
+        let sink = sim::sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.db")), opts.stall)?;
         tasks.serve("data-platform sink", sink_listener, sink.router());
         Ok(Simulators { pg_addr, pg, sink_addr, sink, tasks })
     }

@@ -78,8 +78,10 @@ enum Command {
         #[arg(long, env = "SHOP_JWT_SECRET", default_value = jwt::DEV_SECRET, hide_default_value = true)]
         jwt_secret: String,
     },
-    /// Measure the local stack (file-backed): order placement, or with --saga the whole saga, settled and checked.
+    /// Measure the local stack (file-backed): order placement, or with --saga the whole saga, settled and checked,
+    /// or with --sim the PG simulator and the data-platform sink alone.
     Bench {
+        /// Orders (with --sim: payments, each a checkout, a confirm, a lookup and a sink delivery).
         #[arg(long, default_value_t = 2000)]
         orders: usize,
         #[arg(long, default_value_t = 32)]
@@ -90,8 +92,11 @@ enum Command {
         /// The whole saga: a seeded mix of card, virtual account, points, cancels,
         /// refunds and expiries, each order followed until every consumer is done;
         /// the invariants are checked after the run (any violation: exit code 1).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "full")]
         saga: bool,
+        /// The simulators alone: payments per second per tenth of the run, and their memory.
+        #[arg(long, conflicts_with_all = ["saga", "full"])]
+        sim: bool,
         /// Seed of the saga's mix (the same seed gives the same orders).
         #[arg(long, default_value_t = 1, requires = "saga")]
         seed: u64,
@@ -104,8 +109,8 @@ enum Command {
         /// Seconds to wait for the last order to settle after the load.
         #[arg(long, default_value_t = 120, requires = "saga")]
         settle_timeout: u64,
-        /// Print the saga's report as one JSON object.
-        #[arg(long, requires = "saga")]
+        /// Print the report as one JSON object (--saga, --sim).
+        #[arg(long)]
         json: bool,
     },
     /// Dead-letter queues of the consumers.
@@ -255,7 +260,15 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Bench { orders, concurrency, full, saga: false, .. } => {
+        Command::Bench { orders, concurrency, sim: true, json, .. } => {
+            let report = shop_local::cli::simbench::run(shop_local::cli::simbench::SimBenchOptions {
+                payments: orders,
+                concurrency,
+            })
+            .await?;
+            print(json, &serde_json::to_value(&report)?, || report.text());
+        }
+        Command::Bench { orders, concurrency, full, saga: false, sim: false, .. } => {
             anyhow::ensure!(orders > 0 && concurrency > 0, "orders and concurrency must be positive");
             let report =
                 shop_local::cli::bench::run(shop_local::cli::bench::BenchOptions { orders, concurrency, full }).await?;

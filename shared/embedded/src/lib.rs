@@ -27,6 +27,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub mod owner;
+pub use owner::Owner;
+
 /// An open embedded database. Cheap to clone: clones share one SQLite
 /// connection, its thread, one set of call counters and one set of failpoints.
 #[derive(Clone)]
@@ -44,29 +47,7 @@ pub struct Engine {
 /// serving HTTP: a 2-core `shop bench` used 1.15 cores of 2 and placed 323
 /// orders/s. One thread that owns the calls, fed by a queue, keeps the
 /// workers free for everything else (docs/adr/0009-saga-benchmark.md).
-#[derive(Clone)]
-struct EngineThread(std::sync::mpsc::Sender<Job>);
-
-struct Job {
-    op: String,
-    body: Vec<u8>,
-    probe: Probe,
-    reply: tokio::sync::oneshot::Sender<(u16, String)>,
-}
-
-impl EngineThread {
-    fn start(db: Database) -> anyhow::Result<EngineThread> {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new().name("dynoxide".into()).spawn(move || {
-            // Ends when the last client and engine handle are dropped.
-            for job in rx {
-                let out = job.probe.run(&db, &job.op, &job.body);
-                let _ = job.reply.send(out);
-            }
-        })?;
-        Ok(EngineThread(tx))
-    }
-}
+type EngineThread = Owner<Database>;
 
 /// What the local stack and tests can see and break in the engine: calls per
 /// operation, and armed failures. Nothing arms a failure outside tests and
@@ -118,7 +99,7 @@ impl Engine {
     }
 
     fn on(db: Database) -> anyhow::Result<Engine> {
-        Ok(Engine { thread: EngineThread::start(db.clone())?, db, probe: Probe::default() })
+        Ok(Engine { thread: Owner::start("dynoxide", db.clone())?, db, probe: Probe::default() })
     }
 
     /// How many times operation `op` (e.g. `TransactWriteItems`) was called
@@ -226,13 +207,10 @@ impl HttpConnector for InProcess {
             .map(|(_, op)| op.to_owned())
             .unwrap_or_default();
         let body = request.body().bytes().unwrap_or_default().to_vec();
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = self.thread.0.send(Job { op, body, probe: self.probe.clone(), reply });
+        let probe = self.probe.clone();
+        let answer = self.thread.submit(move |db: &mut Database| probe.run(db, &op, &body));
         HttpConnectorFuture::new(async move {
-            let (status, json) = match sent {
-                Ok(()) => answer.await.unwrap_or_else(|_| internal("the engine thread stopped")),
-                Err(_) => internal("the engine thread stopped"),
-            };
+            let (status, json) = answer.await.unwrap_or_else(|_| internal("the engine thread stopped"));
             // dynoxide answers 200, 400, 500 or 501, all valid codes.
             let status = StatusCode::try_from(status).or_else(|_| StatusCode::try_from(500));
             let Ok(status) = status else { unreachable!("500 is a valid status code") };

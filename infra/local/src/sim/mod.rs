@@ -1,7 +1,7 @@
 //! The outside world, simulated: the Toss-compatible PG and the data
-//! platform, each an HTTP server with its state in memory and, with a data
-//! dir, in a journal beside the store ([`journal`]).
+//! platform, each an HTTP server with its state in a SQLite database of its
+//! own ([`db`]): in the data dir beside the store, or in memory without one.
 
-pub mod journal;
+pub mod db;
 pub mod pg;
 pub mod sink;

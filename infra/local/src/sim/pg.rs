@@ -18,14 +18,15 @@
 //!   256, 1024, 4096 "minutes"; one minute = `webhook_backoff`);
 //! - `POST /v1/sim/faults {"op","fault","count"}`, `DELETE /v1/sim/faults`,
 //!   `GET /v1/sim/calls`, `GET /v1/sim/payments`, `GET /v1/sim/webhooks`
-//!   (each narrowed by `?orderId=`; calls also by `?op=`).
+//!   (each narrowed by `?orderId=` and `?paymentKey=`, calls also by `?op=`;
+//!   pages of `?limit=` rows after `?after=`, the next page in `Link`).
 //!
-//! State lives in memory and, with a data dir, in the journal `pgsim.jsonl`
-//! beside the store (`sim::journal`: a call appends what it changed).
+//! State lives in SQLite (`sim::db`): `<data-dir>/pgsim.db`, or in memory
+//! without a data dir. A call is a few indexed statements in one transaction.
 
-use crate::sim::journal::{Journal, Log, OfOrder, Table, Whole, journaled};
+use crate::sim::db::{self, Db, Listed, Page, faults};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -53,6 +54,7 @@ pub struct SimOptions {
     pub stall: Duration,
     /// Extra wait of a "delay" fault (shorter than the client's timeout).
     pub delay: Duration,
+    /// The database file (`None`: in memory).
     pub state_file: Option<PathBuf>,
     /// The clock webhook signatures are dated by (the stack's clock).
     pub clock: Arc<dyn shop_app::clock::Clock>,
@@ -145,56 +147,121 @@ pub struct Delivery {
     pub status: u16,
 }
 
-#[derive(Default)]
-struct SimState {
-    payments: Table<SimPayment>,
-    /// orderId → the latest paymentKey for it.
-    by_order: Table<String>,
-    /// Idempotency-Key → (status, body).
-    idempotency: Table<(u16, Value)>,
-    faults: Whole<Vec<Fault>>,
-    calls: Log<Call>,
-    webhooks: Log<Delivery>,
-}
-
-journaled!(SimState {
-    payments: "payments",
-    by_order: "byOrder",
-    idempotency: "idempotency",
-    faults: "faults",
-    calls: "calls",
-    webhooks: "webhooks",
-});
-
-impl OfOrder for Call {
-    fn order_id(&self) -> Option<&str> {
-        self.order_id.as_deref()
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Confirm => "confirm",
+            Op::Cancel => "cancel",
+            Op::Lookup => "lookup",
+            Op::Webhook => "webhook",
+        }
     }
 }
 
-impl OfOrder for Delivery {
-    fn order_id(&self) -> Option<&str> {
-        Some(&self.order_id)
+impl FaultKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Decline => "decline",
+            FaultKind::Error => "error",
+            FaultKind::Timeout => "timeout",
+            FaultKind::LostResponse => "lost_response",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Delay => "delay",
+            FaultKind::Reorder => "reorder",
+        }
     }
 }
 
-impl SimState {
-    fn take_fault(&mut self, op: Op) -> Option<FaultKind> {
-        let i = self.faults.iter().position(|f| f.op == op && f.count != 0)?;
-        let fault = self.faults.get_mut(i)?;
-        let kind = fault.fault;
-        if fault.count > 0 {
-            fault.count -= 1;
+/// Every payment (by key, and by order: an order's latest checkout is the
+/// one a lookup by order id finds), the stored answer of every
+/// `Idempotency-Key`, and the calls and webhook attempts for the listings.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS payments (
+    seq INTEGER PRIMARY KEY, payment_key TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id, seq);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, status INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS calls (
+    seq INTEGER PRIMARY KEY, op TEXT NOT NULL, order_id TEXT, payment_key TEXT, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS calls_by_order ON calls (order_id, seq);
+CREATE INDEX IF NOT EXISTS calls_by_payment ON calls (payment_key, seq);
+CREATE INDEX IF NOT EXISTS calls_by_op ON calls (op, seq);
+CREATE TABLE IF NOT EXISTS webhooks (
+    seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL, payment_key TEXT, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS webhooks_by_order ON webhooks (order_id, seq);
+CREATE INDEX IF NOT EXISTS webhooks_by_payment ON webhooks (payment_key, seq);
+";
+
+/// The statements of the PG's state, each run inside a caller's transaction.
+mod rows {
+    use super::*;
+    use rusqlite::{Connection, OptionalExtension as _};
+
+    pub fn payment(c: &Connection, key: &str) -> anyhow::Result<Option<SimPayment>> {
+        db::one(c, "SELECT body FROM payments WHERE payment_key = ?1", [key])
+    }
+
+    pub fn latest_of_order(c: &Connection, order_id: &str) -> anyhow::Result<Option<SimPayment>> {
+        db::one(c, "SELECT body FROM payments WHERE order_id = ?1 ORDER BY seq DESC LIMIT 1", [order_id])
+    }
+
+    /// False when the key is taken.
+    pub fn insert_payment(c: &Connection, p: &SimPayment) -> anyhow::Result<bool> {
+        let n = c
+            .prepare_cached("INSERT OR IGNORE INTO payments (payment_key, order_id, body) VALUES (?1, ?2, ?3)")?
+            .execute((&p.payment_key, &p.order_id, db::body(p)?))?;
+        Ok(n == 1)
+    }
+
+    pub fn save_payment(c: &Connection, p: &SimPayment) -> anyhow::Result<()> {
+        c.prepare_cached("UPDATE payments SET body = ?2 WHERE payment_key = ?1")?
+            .execute((&p.payment_key, db::body(p)?))?;
+        Ok(())
+    }
+
+    pub fn stored_answer(c: &Connection, key: &str) -> anyhow::Result<Option<(u16, Value)>> {
+        let row: Option<(u16, String)> = c
+            .prepare_cached("SELECT status, body FROM idempotency WHERE key = ?1")?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.map(|(status, body)| serde_json::from_str(&body).map(|b| (status, b))).transpose()?)
+    }
+
+    pub fn store_answer(c: &Connection, key: Option<&str>, (status, body): &(u16, Value)) -> anyhow::Result<()> {
+        if let Some(key) = key {
+            c.prepare_cached("INSERT OR REPLACE INTO idempotency (key, status, body) VALUES (?1, ?2, ?3)")?
+                .execute((key, status, body.to_string()))?;
         }
-        if fault.count == 0 {
-            self.faults.remove(i);
-        }
-        Some(kind)
+        Ok(())
+    }
+
+    pub fn record(c: &Connection, call: &Call) -> anyhow::Result<()> {
+        c.prepare_cached("INSERT INTO calls (op, order_id, payment_key, body) VALUES (?1, ?2, ?3, ?4)")?.execute((
+            call.op.as_str(),
+            &call.order_id,
+            &call.payment_key,
+            db::body(call)?,
+        ))?;
+        Ok(())
+    }
+
+    pub fn record_webhook(c: &Connection, d: &Delivery) -> anyhow::Result<()> {
+        c.prepare_cached("INSERT INTO webhooks (order_id, payment_key, body) VALUES (?1, ?2, ?3)")?.execute((
+            &d.order_id,
+            &d.payment_key,
+            db::body(d)?,
+        ))?;
+        Ok(())
+    }
+
+    pub fn take_fault(c: &Connection, op: Op) -> anyhow::Result<Option<FaultKind>> {
+        let Some(name) = faults::take(c, op.as_str())? else { return Ok(None) };
+        Ok(Some(serde_json::from_value(Value::String(name))?))
     }
 }
 
 pub struct PgSim {
-    state: Journal<SimState>,
+    db: Db,
     opts: SimOptions,
     http: reqwest::Client,
 }
@@ -211,11 +278,42 @@ fn respond((status, body): (u16, Value)) -> Response {
     (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
 }
 
+/// The answer of a call whose state could not be read or written.
+fn failed(e: &anyhow::Error) -> (u16, Value) {
+    tracing::error!(error = %e, "PG simulator state");
+    toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", &format!("simulator state: {e}"))
+}
+
+/// Narrows the listings: `?orderId=`, `?paymentKey=`, and for calls `?op=`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filter {
+    pub order_id: Option<String>,
+    pub payment_key: Option<String>,
+    pub op: Option<Op>,
+}
+
+impl Filter {
+    fn columns(&self, with_op: bool) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        if let Some(o) = &self.order_id {
+            out.push(("order_id", o.as_str()));
+        }
+        if let Some(k) = &self.payment_key {
+            out.push(("payment_key", k.as_str()));
+        }
+        if let (true, Some(op)) = (with_op, self.op) {
+            out.push(("op", op.as_str()));
+        }
+        out
+    }
+}
+
 impl PgSim {
     pub fn new(opts: SimOptions) -> anyhow::Result<Arc<PgSim>> {
-        let state = Journal::load(opts.state_file.clone())?;
+        let db = Db::open("pg-simulator", opts.state_file.as_deref(), SCHEMA)?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        Ok(Arc::new(PgSim { state, opts, http }))
+        Ok(Arc::new(PgSim { db, opts, http }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -234,13 +332,19 @@ impl PgSim {
             .with_state(self.clone())
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut SimState) -> T) -> T {
-        self.state.with(f)
+    /// A page of the payments the PG holds (a benchmark's final check).
+    pub async fn payments(&self, filter: Filter, page: Page) -> anyhow::Result<Listed<SimPayment>> {
+        self.db.tx(move |c| db::page(c, "payments", &filter.columns(false), page)).await
     }
 
-    /// Every payment the PG holds (a benchmark's final check).
-    pub fn payments(&self) -> Vec<SimPayment> {
-        self.with(|s| s.payments.values().cloned().collect())
+    /// A page of the calls the PG received.
+    pub async fn calls(&self, filter: Filter, page: Page) -> anyhow::Result<Listed<Call>> {
+        self.db.tx(move |c| db::page(c, "calls", &filter.columns(true), page)).await
+    }
+
+    /// A page of the webhook attempts the PG made.
+    pub async fn webhooks(&self, filter: Filter, page: Page) -> anyhow::Result<Listed<Delivery>> {
+        self.db.tx(move |c| db::page(c, "webhooks", &filter.columns(false), page)).await
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -249,14 +353,30 @@ impl PgSim {
         headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
     }
 
-    fn record(&self, call: Call) {
-        self.with(|s| s.calls.push(call));
+    async fn record(&self, call: Call) {
+        if let Err(e) = self.db.tx(move |c| rows::record(c, &call)).await {
+            failed(&e);
+        }
     }
 
-    /// Sends a webhook in the background, retrying on Toss's schedule.
-    fn notify(self: &Arc<Self>, event_type: &'static str, body: Value, payment_key: Option<String>, order_id: String) {
+    async fn take_fault(&self, op: Op) -> Option<FaultKind> {
+        self.db.tx(move |c| rows::take_fault(c, op)).await.unwrap_or_else(|e| {
+            failed(&e);
+            None
+        })
+    }
+
+    /// Sends a webhook in the background, retrying on Toss's schedule. The
+    /// first attempt's fault is taken now, in the order of the changes.
+    async fn notify(
+        self: &Arc<Self>,
+        event_type: &'static str,
+        body: Value,
+        payment_key: Option<String>,
+        order_id: String,
+    ) {
         let Some(url) = self.opts.webhook_url.clone() else { return };
-        let fault = self.with(|s| s.take_fault(Op::Webhook));
+        let fault = self.take_fault(Op::Webhook).await;
         let sim = self.clone();
         tokio::spawn(async move {
             match fault {
@@ -297,7 +417,7 @@ impl PgSim {
                 fail_first
             } else {
                 matches!(
-                    self.with(|s| s.take_fault(Op::Webhook)),
+                    self.take_fault(Op::Webhook).await,
                     Some(FaultKind::Error | FaultKind::Timeout | FaultKind::LostResponse)
                 )
             };
@@ -314,21 +434,30 @@ impl PgSim {
                     Err(_) => 0,
                 }
             };
-            self.with(|s| {
-                s.webhooks.push(Delivery {
-                    event_type: event_type.to_owned(),
-                    payment_key: payment_key.clone(),
-                    order_id: order_id.clone(),
-                    attempt: attempt + 1,
-                    status,
-                })
-            });
+            let d = Delivery {
+                event_type: event_type.to_owned(),
+                payment_key: payment_key.clone(),
+                order_id: order_id.clone(),
+                attempt: attempt + 1,
+                status,
+            };
+            if let Err(e) = self.db.tx(move |c| rows::record_webhook(c, &d)).await {
+                failed(&e);
+            }
             if status == 200 {
                 return;
             }
             let Some(minutes) = WEBHOOK_SCHEDULE.get(attempt as usize) else { return };
             tokio::time::sleep(self.opts.webhook_backoff * u32::try_from(*minutes).unwrap_or(u32::MAX)).await;
         }
+    }
+
+    /// `PAYMENT_STATUS_CHANGED` for `payment` (its Toss form).
+    async fn status_changed(self: &Arc<Self>, payment: Value) {
+        let pk = payment.get("paymentKey").and_then(Value::as_str).map(str::to_owned);
+        let order_id = payment.get("orderId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": now_iso(), "data": payment});
+        self.notify("PAYMENT_STATUS_CHANGED", body, pk, order_id).await;
     }
 }
 
@@ -350,12 +479,9 @@ async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<CheckoutBody>) ->
         return respond(toss_error(400, "INVALID_REQUEST", "method must be CARD or VIRTUAL_ACCOUNT"));
     }
     let payment_key = b.payment_key.clone().unwrap_or_else(|| format!("sim_{}", uuid::Uuid::now_v7().simple()));
-    if sim.with(|s| s.payments.contains_key(&payment_key)) {
-        return respond(toss_error(400, "DUPLICATED_PAYMENT_KEY", "paymentKey already exists"));
-    }
     let p = SimPayment {
         payment_key: payment_key.clone(),
-        order_id: b.order_id.clone(),
+        order_id: b.order_id,
         total_amount: b.amount,
         balance_amount: b.amount,
         method,
@@ -365,11 +491,11 @@ async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<CheckoutBody>) ->
         virtual_account: None,
         cancels: vec![],
     };
-    sim.with(|s| {
-        s.by_order.insert(b.order_id, payment_key.clone());
-        s.payments.insert(payment_key.clone(), p);
-    });
-    respond((200, json!({"paymentKey": payment_key})))
+    match sim.db.tx(move |c| rows::insert_payment(c, &p)).await {
+        Ok(true) => respond((200, json!({"paymentKey": payment_key}))),
+        Ok(false) => respond(toss_error(400, "DUPLICATED_PAYMENT_KEY", "paymentKey already exists")),
+        Err(e) => respond(failed(&e)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -380,31 +506,37 @@ struct ConfirmBody {
     amount: u64,
 }
 
-/// Does the confirm; the answer and the webhook to send.
-fn do_confirm(s: &mut SimState, b: &ConfirmBody, decline: bool) -> ((u16, Value), Option<(String, String)>) {
-    let Some(p) = s.payments.get_mut(&b.payment_key) else {
-        return (toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."), None);
+/// Does the confirm; the answer, and the payment when its status changed
+/// (for the webhook).
+fn do_confirm(
+    c: &rusqlite::Connection,
+    b: &ConfirmBody,
+    decline: bool,
+) -> anyhow::Result<((u16, Value), Option<Value>)> {
+    let Some(mut p) = rows::payment(c, &b.payment_key)? else {
+        return Ok((toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."), None));
     };
     if p.order_id != b.order_id || p.total_amount != b.amount {
-        return (toss_error(400, "INVALID_REQUEST", "orderId or amount does not match the payment"), None);
+        return Ok((toss_error(400, "INVALID_REQUEST", "orderId or amount does not match the payment"), None));
     }
     match p.status.as_str() {
         "READY" | "IN_PROGRESS" => {}
         "DONE" | "WAITING_FOR_DEPOSIT" => {
-            return (toss_error(400, "ALREADY_PROCESSED_PAYMENT", "이미 처리된 결제 입니다."), None);
+            return Ok((toss_error(400, "ALREADY_PROCESSED_PAYMENT", "이미 처리된 결제 입니다."), None));
         }
-        _ => return (toss_error(400, "INVALID_REQUEST", "the payment cannot be confirmed"), None),
+        _ => return Ok((toss_error(400, "INVALID_REQUEST", "the payment cannot be confirmed"), None)),
     }
     if decline {
         p.status = "ABORTED".into();
-        let changed = (p.payment_key.clone(), p.order_id.clone());
-        return (toss_error(403, "REJECT_CARD_COMPANY", "카드사에서 거절했습니다. (simulated decline)"), Some(changed));
+        rows::save_payment(c, &p)?;
+        let declined = toss_error(403, "REJECT_CARD_COMPANY", "카드사에서 거절했습니다. (simulated decline)");
+        return Ok((declined, Some(p.to_toss())));
     }
     if p.method == "VIRTUAL_ACCOUNT" {
         p.status = "WAITING_FOR_DEPOSIT".into();
         p.virtual_account = Some(json!({
             "accountType": "일반",
-            "accountNumber": format!("X{}", &p.payment_key[p.payment_key.len().saturating_sub(10)..]),
+            "accountNumber": format!("X{}", p.payment_key.get(p.payment_key.len().saturating_sub(10)..).unwrap_or_default()),
             "bankCode": "88",
             "customerName": "shop customer",
             "dueDate": (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%dT%H:%M:%S+09:00").to_string(),
@@ -416,7 +548,9 @@ fn do_confirm(s: &mut SimState, b: &ConfirmBody, decline: bool) -> ((u16, Value)
         p.status = "DONE".into();
         p.approved_at = Some(now_iso());
     }
-    ((200, p.to_toss()), Some((p.payment_key.clone(), p.order_id.clone())))
+    rows::save_payment(c, &p)?;
+    let toss = p.to_toss();
+    Ok(((200, toss.clone()), Some(toss)))
 }
 
 /// Runs in its own task: a real PG finishes its work when the caller hangs
@@ -428,70 +562,89 @@ async fn confirm(State(sim): State<Arc<PgSim>>, headers: HeaderMap, Json(b): Jso
     }
 }
 
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Before the work of a call with an `Idempotency-Key`: the answer stored
+/// for the key (the call is recorded as replayed), else the fault this call
+/// takes — one transaction.
+async fn replay_or_fault(sim: &PgSim, op: Op, idem: Option<String>, call: Call) -> Result<Option<FaultKind>, Response> {
+    let before = sim
+        .db
+        .tx(move |c| {
+            if let Some(k) = &idem
+                && let Some(stored) = rows::stored_answer(c, k)?
+            {
+                rows::record(c, &Call { outcome: "replayed".into(), ..call })?;
+                return Ok(Err(stored));
+            }
+            Ok(Ok(rows::take_fault(c, op)?))
+        })
+        .await;
+    match before {
+        Ok(Ok(fault)) => Ok(fault),
+        Ok(Err(stored)) => Err(respond(stored)),
+        Err(e) => Err(respond(failed(&e))),
+    }
+}
+
 async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Response {
-    let idem = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let call = |outcome: &str| Call {
+    let idem = idempotency_key(&headers);
+    let call = Call {
         op: Op::Confirm,
         order_id: Some(b.order_id.clone()),
         payment_key: Some(b.payment_key.clone()),
         idempotency_key: idem.clone(),
-        outcome: outcome.to_owned(),
+        outcome: String::new(),
     };
     if !sim.authorized(&headers) {
-        sim.record(call("unauthorized"));
+        sim.record(Call { outcome: "unauthorized".into(), ..call }).await;
         return respond(toss_error(401, "UNAUTHORIZED_KEY", "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."));
     }
-    if let Some(k) = &idem
-        && let Some(stored) = sim.with(|s| s.idempotency.get(k).cloned())
-    {
-        sim.record(call("replayed"));
-        return respond(stored);
-    }
-    let fault = sim.with(|s| s.take_fault(Op::Confirm));
-    let stall = sim.opts.stall;
-    let result = match fault {
-        Some(FaultKind::Error) => {
-            let r = toss_error(
-                500,
-                "FAILED_INTERNAL_SYSTEM_PROCESSING",
-                "내부 시스템 처리 작업이 실패했습니다. (simulated)",
-            );
-            sim.record(call("error"));
-            sim.with(|s| idem.as_ref().map(|k| s.idempotency.insert(k.clone(), r.clone())));
-            return respond(r);
-        }
+    let fault = match replay_or_fault(&sim, Op::Confirm, idem.clone(), call.clone()).await {
+        Ok(fault) => fault,
+        Err(answer) => return answer,
+    };
+    match fault {
         // Slow PG: the work happens after the caller has given up.
-        Some(FaultKind::Timeout) => {
-            tokio::time::sleep(stall).await;
-            sim.with(|s| do_confirm(s, &b, false))
-        }
-        Some(FaultKind::Delay) => {
-            tokio::time::sleep(sim.opts.delay).await;
-            sim.with(|s| do_confirm(s, &b, false))
-        }
-        Some(FaultKind::Decline) => sim.with(|s| do_confirm(s, &b, true)),
-        Some(FaultKind::LostResponse | FaultKind::Duplicate | FaultKind::Reorder) | None => {
-            sim.with(|s| do_confirm(s, &b, false))
-        }
+        Some(FaultKind::Timeout) => tokio::time::sleep(sim.opts.stall).await,
+        Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
+        _ => {}
+    }
+    // The work, its stored answer and its record: one transaction.
+    let done = sim
+        .db
+        .tx(move |c| {
+            let (answer, changed) = if fault == Some(FaultKind::Error) {
+                let error = "내부 시스템 처리 작업이 실패했습니다. (simulated)";
+                (toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", error), None)
+            } else {
+                do_confirm(c, &b, fault == Some(FaultKind::Decline))?
+            };
+            rows::store_answer(c, idem.as_deref(), &answer)?;
+            let outcome = match (fault, answer.0) {
+                (Some(FaultKind::Error), _) => "error".to_owned(),
+                (Some(FaultKind::LostResponse), _) => "lost_response".to_owned(),
+                (Some(FaultKind::Timeout), _) => "timeout".to_owned(),
+                (_, status) => {
+                    answer.1.get("status").and_then(|v| v.as_str()).map_or(format!("HTTP {status}"), str::to_owned)
+                }
+            };
+            rows::record(c, &Call { outcome, ..call })?;
+            Ok((answer, changed))
+        })
+        .await;
+    let (answer, changed) = match done {
+        Ok(done) => done,
+        Err(e) => return respond(failed(&e)),
     };
-    let (answer, changed) = result;
-    sim.with(|s| idem.as_ref().map(|k| s.idempotency.insert(k.clone(), answer.clone())));
-    let outcome = match (fault, answer.0) {
-        (Some(FaultKind::LostResponse), _) => "lost_response".to_owned(),
-        (Some(FaultKind::Timeout), _) => "timeout".to_owned(),
-        (_, status) => answer.1.get("status").and_then(|v| v.as_str()).map_or(format!("HTTP {status}"), str::to_owned),
-    };
-    sim.record(call(&outcome));
-    if let Some((pk, oid)) = changed {
-        let payment = sim.with(|s| s.payments.get(&pk).map(SimPayment::to_toss));
-        if let Some(p) = payment {
-            let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": now_iso(), "data": p});
-            sim.notify("PAYMENT_STATUS_CHANGED", body, Some(pk), oid);
-        }
+    if let Some(payment) = changed {
+        sim.status_changed(payment).await;
     }
     if fault == Some(FaultKind::LostResponse) {
         // The PG did the work; the answer never arrives in time.
-        tokio::time::sleep(stall).await;
+        tokio::time::sleep(sim.opts.stall).await;
     }
     respond(answer)
 }
@@ -517,59 +670,70 @@ async fn cancel(
 }
 
 async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b: CancelBody) -> Response {
-    let idem = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let call = |outcome: &str, order_id: Option<String>| Call {
+    let idem = idempotency_key(&headers);
+    let call = Call {
         op: Op::Cancel,
-        order_id,
+        order_id: None,
         payment_key: Some(payment_key.clone()),
         idempotency_key: idem.clone(),
-        outcome: outcome.to_owned(),
+        outcome: String::new(),
     };
     if !sim.authorized(&headers) {
-        sim.record(call("unauthorized", None));
+        sim.record(Call { outcome: "unauthorized".into(), ..call }).await;
         return respond(toss_error(401, "UNAUTHORIZED_KEY", "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."));
     }
-    if let Some(k) = &idem
-        && let Some(stored) = sim.with(|s| s.idempotency.get(k).cloned())
-    {
-        sim.record(call("replayed", None));
-        return respond(stored);
-    }
-    match sim.with(|s| s.take_fault(Op::Cancel)) {
+    let fault = match replay_or_fault(&sim, Op::Cancel, idem.clone(), call.clone()).await {
+        Ok(fault) => fault,
+        Err(answer) => return answer,
+    };
+    match fault {
         Some(FaultKind::Error) => {
-            sim.record(call("error", None));
+            sim.record(Call { outcome: "error".into(), ..call }).await;
             return respond(toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulated"));
+        }
+        Some(FaultKind::Decline) => {
+            sim.record(Call { outcome: "declined".into(), ..call }).await;
+            return respond(toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다. (simulated)"));
         }
         Some(FaultKind::Timeout) => tokio::time::sleep(sim.opts.stall).await,
         Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
-        Some(FaultKind::Decline) => {
-            sim.record(call("declined", None));
-            return respond(toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다. (simulated)"));
-        }
         _ => {}
     }
-    let (answer, changed) = sim.with(|s| {
-        let Some(p) = s.payments.get_mut(&payment_key) else {
-            return (toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."), None);
-        };
-        match p.status.as_str() {
-            "DONE" | "PARTIAL_CANCELED" | "WAITING_FOR_DEPOSIT" => {}
-            "CANCELED" => return (toss_error(400, "ALREADY_CANCELED_PAYMENT", "이미 취소된 결제 입니다."), None),
-            _ => return (toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다."), None),
+    let done = sim
+        .db
+        .tx(move |c| {
+            let (answer, changed) = match rows::payment(c, &payment_key)? {
+                None => (toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."), None),
+                Some(mut p) => match p.status.as_str() {
+                    "DONE" | "PARTIAL_CANCELED" | "WAITING_FOR_DEPOSIT" => {
+                        let amount = b.cancel_amount.unwrap_or(p.balance_amount).min(p.balance_amount);
+                        p.balance_amount -= amount;
+                        p.status = if p.balance_amount == 0 { "CANCELED".into() } else { "PARTIAL_CANCELED".into() };
+                        p.cancels.push(
+                            json!({"cancelAmount": amount, "cancelReason": b.cancel_reason, "canceledAt": now_iso()}),
+                        );
+                        rows::save_payment(c, &p)?;
+                        ((200, p.to_toss()), Some(p.order_id))
+                    }
+                    "CANCELED" => (toss_error(400, "ALREADY_CANCELED_PAYMENT", "이미 취소된 결제 입니다."), None),
+                    _ => (toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다."), None),
+                },
+            };
+            rows::store_answer(c, idem.as_deref(), &answer)?;
+            let outcome = answer.1.get("status").and_then(|v| v.as_str()).unwrap_or("error").to_owned();
+            rows::record(c, &Call { outcome, order_id: changed.clone(), ..call })?;
+            Ok((answer, changed.is_some()))
+        })
+        .await;
+    match done {
+        Ok((answer, changed)) => {
+            if changed {
+                sim.status_changed(answer.1.clone()).await;
+            }
+            respond(answer)
         }
-        let amount = b.cancel_amount.unwrap_or(p.balance_amount).min(p.balance_amount);
-        p.balance_amount -= amount;
-        p.status = if p.balance_amount == 0 { "CANCELED".into() } else { "PARTIAL_CANCELED".into() };
-        p.cancels.push(json!({"cancelAmount": amount, "cancelReason": b.cancel_reason, "canceledAt": now_iso()}));
-        ((200, p.to_toss()), Some(p.order_id.clone()))
-    });
-    sim.with(|s| idem.as_ref().map(|k| s.idempotency.insert(k.clone(), answer.clone())));
-    sim.record(call(answer.1.get("status").and_then(|v| v.as_str()).unwrap_or("error"), changed.clone()));
-    if let Some(oid) = changed {
-        let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": now_iso(), "data": answer.1});
-        sim.notify("PAYMENT_STATUS_CHANGED", body, Some(payment_key.clone()), oid);
+        Err(e) => respond(failed(&e)),
     }
-    respond(answer)
 }
 
 async fn lookup_inner(
@@ -578,39 +742,41 @@ async fn lookup_inner(
     key: Option<String>,
     order_id: Option<String>,
 ) -> Response {
-    let call = |outcome: &str| Call {
-        op: Op::Lookup,
-        order_id: order_id.clone(),
-        payment_key: key.clone(),
-        idempotency_key: None,
-        outcome: outcome.to_owned(),
-    };
+    let call = Call { op: Op::Lookup, order_id, payment_key: key, idempotency_key: None, outcome: String::new() };
     if !sim.authorized(headers) {
-        sim.record(call("unauthorized"));
+        sim.record(Call { outcome: "unauthorized".into(), ..call }).await;
         return respond(toss_error(401, "UNAUTHORIZED_KEY", "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."));
     }
-    match sim.with(|s| s.take_fault(Op::Lookup)) {
+    match sim.take_fault(Op::Lookup).await {
         Some(FaultKind::Error) => {
-            sim.record(call("error"));
+            sim.record(Call { outcome: "error".into(), ..call }).await;
             return respond(toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulated"));
         }
         Some(FaultKind::Timeout | FaultKind::LostResponse) => tokio::time::sleep(sim.opts.stall).await,
         Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
         _ => {}
     }
-    let found = sim.with(|s| {
-        let key = key.clone().or_else(|| order_id.as_ref().and_then(|o| s.by_order.get(o).cloned()))?;
-        s.payments.get(&key).map(SimPayment::to_toss)
-    });
+    let found = sim
+        .db
+        .tx(move |c| {
+            let found = match (&call.payment_key, &call.order_id) {
+                (Some(key), _) => rows::payment(c, key)?,
+                (None, Some(order)) => rows::latest_of_order(c, order)?,
+                (None, None) => None,
+            };
+            let found = found.map(|p| p.to_toss());
+            let outcome = match &found {
+                Some(p) => p.get("status").and_then(|v| v.as_str()).unwrap_or("?").to_owned(),
+                None => "not_found".to_owned(),
+            };
+            rows::record(c, &Call { outcome, ..call })?;
+            Ok(found)
+        })
+        .await;
     match found {
-        Some(p) => {
-            sim.record(call(p.get("status").and_then(|v| v.as_str()).unwrap_or("?")));
-            respond((200, p))
-        }
-        None => {
-            sim.record(call("not_found"));
-            respond(toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."))
-        }
+        Ok(Some(p)) => respond((200, p)),
+        Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")),
+        Err(e) => respond(failed(&e)),
     }
 }
 
@@ -622,6 +788,25 @@ async fn lookup_by_order(State(sim): State<Arc<PgSim>>, Path(order_id): Path<Str
     lookup_inner(&sim, &headers, None, Some(order_id)).await
 }
 
+/// Moves a payment as the PG does on its own: `change` returns the new
+/// state, or the status it refuses to move from.
+async fn transition(
+    sim: &PgSim,
+    payment_key: String,
+    change: impl FnOnce(&mut SimPayment) -> Result<(), String> + Send + 'static,
+) -> anyhow::Result<Option<Result<SimPayment, String>>> {
+    sim.db
+        .tx(move |c| {
+            let Some(mut p) = rows::payment(c, &payment_key)? else { return Ok(None) };
+            if let Err(from) = change(&mut p) {
+                return Ok(Some(Err(from)));
+            }
+            rows::save_payment(c, &p)?;
+            Ok(Some(Ok(p)))
+        })
+        .await
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DepositBody {
@@ -629,21 +814,22 @@ struct DepositBody {
 }
 
 async fn deposit(State(sim): State<Arc<PgSim>>, Json(b): Json<DepositBody>) -> Response {
-    let result = sim.with(|s| {
-        let p = s.payments.get_mut(&b.payment_key)?;
+    let result = transition(&sim, b.payment_key, |p| {
         if p.status != "WAITING_FOR_DEPOSIT" {
-            return Some(Err(p.status.clone()));
+            return Err(p.status.clone());
         }
         p.status = "DONE".into();
         p.approved_at = Some(now_iso());
-        Some(Ok(p.clone()))
-    });
+        Ok(())
+    })
+    .await;
     match result {
-        None => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
-        Some(Err(status)) => {
+        Err(e) => respond(failed(&e)),
+        Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
+        Ok(Some(Err(status))) => {
             respond(toss_error(400, "INVALID_REQUEST", &format!("payment is {status}, not WAITING_FOR_DEPOSIT")))
         }
-        Some(Ok(p)) => {
+        Ok(Some(Ok(p))) => {
             let callback = json!({
                 "createdAt": now_iso(),
                 "secret": format!("vs_{}", &p.payment_key),
@@ -651,9 +837,8 @@ async fn deposit(State(sim): State<Arc<PgSim>>, Json(b): Json<DepositBody>) -> R
                 "transactionKey": format!("tx_{}", uuid::Uuid::now_v7().simple()),
                 "orderId": p.order_id,
             });
-            sim.notify("DEPOSIT_CALLBACK", callback, Some(p.payment_key.clone()), p.order_id.clone());
-            let changed = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": now_iso(), "data": p.to_toss()});
-            sim.notify("PAYMENT_STATUS_CHANGED", changed, Some(p.payment_key.clone()), p.order_id.clone());
+            sim.notify("DEPOSIT_CALLBACK", callback, Some(p.payment_key.clone()), p.order_id.clone()).await;
+            sim.status_changed(p.to_toss()).await;
             respond((200, p.to_toss()))
         }
     }
@@ -673,32 +858,32 @@ fn yes() -> bool {
 }
 
 async fn set_status(State(sim): State<Arc<PgSim>>, Json(b): Json<StatusBody>) -> Response {
-    let result = sim.with(|s| {
-        let p = s.payments.get_mut(&b.payment_key)?;
+    let to = b.status.clone();
+    let result = transition(&sim, b.payment_key, move |p| {
         let allowed = matches!(
-            (p.status.as_str(), b.status.as_str()),
+            (p.status.as_str(), to.as_str()),
             ("READY", "IN_PROGRESS") | ("READY" | "IN_PROGRESS", "ABORTED" | "EXPIRED")
         );
         if !allowed {
-            return Some(Err(p.status.clone()));
+            return Err(p.status.clone());
         }
-        p.status = b.status.clone();
-        Some(Ok(p.to_toss()))
-    });
+        p.status = to;
+        Ok(())
+    })
+    .await;
     match result {
-        None => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
-        Some(Err(from)) => respond(toss_error(
+        Err(e) => respond(failed(&e)),
+        Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
+        Ok(Some(Err(from))) => respond(toss_error(
             400,
             "INVALID_REQUEST",
             &format!("the PG does not move a payment from {from} to {} on its own", b.status),
         )),
-        Some(Ok(p)) => {
+        Ok(Some(Ok(p))) => {
             if b.notify {
-                let order_id = p.get("orderId").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": now_iso(), "data": p});
-                sim.notify("PAYMENT_STATUS_CHANGED", body, Some(b.payment_key.clone()), order_id);
+                sim.status_changed(p.to_toss()).await;
             }
-            respond((200, p))
+            respond((200, p.to_toss()))
         }
     }
 }
@@ -707,53 +892,42 @@ async fn add_fault(State(sim): State<Arc<PgSim>>, Json(f): Json<Fault>) -> Respo
     if f.count == 0 || f.count < -1 {
         return respond(toss_error(400, "INVALID_REQUEST", "count is a positive number, or -1 for until cleared"));
     }
-    sim.with(|s| s.faults.push(f.clone()));
-    respond((200, json!(f)))
-}
-
-async fn clear_faults(State(sim): State<Arc<PgSim>>) -> Response {
-    sim.with(|s| s.faults.clear());
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn list_faults(State(sim): State<Arc<PgSim>>) -> Response {
-    respond((200, json!(sim.with(|s| s.faults.clone()))))
-}
-
-/// `?orderId=` narrows a listing to one order (and `?op=` the calls to one operation).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Filter {
-    order_id: Option<String>,
-    op: Option<Op>,
-}
-
-impl Filter {
-    fn order(&self, order_id: Option<&str>) -> bool {
-        self.order_id.as_deref().is_none_or(|o| Some(o) == order_id)
+    let armed = f.clone();
+    match sim.db.tx(move |c| faults::add(c, armed.op.as_str(), armed.fault.as_str(), armed.count)).await {
+        Ok(()) => respond((200, json!(f))),
+        Err(e) => respond(failed(&e)),
     }
 }
 
-async fn calls(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Response {
-    let wanted = |c: &&Call| f.op.is_none_or(|op| op == c.op);
-    let calls = sim.with(|s| match &f.order_id {
-        Some(order) => s.calls.of_order(order).filter(wanted).cloned().collect::<Vec<_>>(),
-        None => s.calls.all().iter().filter(wanted).cloned().collect(),
-    });
-    respond((200, json!(calls)))
+async fn clear_faults(State(sim): State<Arc<PgSim>>) -> Response {
+    match sim.db.tx(faults::clear).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => respond(failed(&e)),
+    }
 }
 
-async fn payments(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Response {
-    let payments = sim.with(|s| {
-        s.payments.values().filter(|p| f.order(Some(&p.order_id))).map(SimPayment::to_toss).collect::<Vec<_>>()
+async fn list_faults(State(sim): State<Arc<PgSim>>) -> Response {
+    let listed = sim.db.tx(faults::list).await.map(|all| {
+        all.into_iter().map(|(op, fault, count)| json!({"op": op, "fault": fault, "count": count})).collect::<Vec<_>>()
     });
-    respond((200, json!(payments)))
+    match listed {
+        Ok(all) => respond((200, Value::Array(all))),
+        Err(e) => respond(failed(&e)),
+    }
 }
 
-async fn webhooks(State(sim): State<Arc<PgSim>>, Query(f): Query<Filter>) -> Response {
-    let hooks = sim.with(|s| match &f.order_id {
-        Some(order) => s.webhooks.of_order(order).cloned().collect::<Vec<_>>(),
-        None => s.webhooks.all().to_vec(),
-    });
-    respond((200, json!(hooks)))
+async fn calls(State(sim): State<Arc<PgSim>>, uri: Uri, Query(f): Query<Filter>, Query(p): Query<Page>) -> Response {
+    db::listing(&uri, sim.calls(f, p).await)
+}
+
+async fn payments(State(sim): State<Arc<PgSim>>, uri: Uri, Query(f): Query<Filter>, Query(p): Query<Page>) -> Response {
+    let listed = sim
+        .payments(f, p)
+        .await
+        .map(|l| Listed { items: l.items.iter().map(SimPayment::to_toss).collect(), next: l.next });
+    db::listing(&uri, listed)
+}
+
+async fn webhooks(State(sim): State<Arc<PgSim>>, uri: Uri, Query(f): Query<Filter>, Query(p): Query<Page>) -> Response {
+    db::listing(&uri, sim.webhooks(f, p).await)
 }

@@ -1,19 +1,22 @@
 //! The data-platform sink (`shop up --sink-port`): receives the analytics
 //! consumer's exports, deduplicates by `Idempotency-Key`, and keeps every
-//! delivery durably (the journal `<data-dir>/sink.jsonl`; `sim::journal`).
+//! delivery durably (SQLite, `<data-dir>/sink.db`; `sim::db`).
 //!
 //! - `POST /events` — a delivery (`Idempotency-Key`: the event id);
-//! - `GET /sim/deliveries` — every delivery received: eventId, detailType,
-//!   orderId, attempt, and whether it was accepted or a duplicate;
+//! - `GET /sim/deliveries` — the deliveries received: eventId, detailType,
+//!   orderId, attempt, and whether it was accepted or a duplicate; narrowed
+//!   by `?orderId=` and `?eventId=`, in pages (`?limit=`, `?after=`, the
+//!   next page in `Link`);
 //! - `POST /sim/faults {"fault":"error"|"slow","count":N}` (`-1` until
 //!   cleared), `DELETE /sim/faults`.
 
-use crate::sim::journal::{Journal, Log, OfOrder, Table, Whole, journaled};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use crate::sim::db::{self, Db, Listed, Page, faults};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use rusqlite::OptionalExtension as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -39,36 +42,36 @@ pub struct SinkFault {
     pub count: i64,
 }
 
-/// What the sink knows of one event id, for attempts and deduplication.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Seen {
-    attempts: u32,
-    accepted: bool,
-}
+/// Every delivery (listed by order and by event id) and, per event id, the
+/// attempts so far and whether one was accepted (deduplication).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL, order_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS deliveries_by_order ON deliveries (order_id, seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event_id, seq);
+CREATE TABLE IF NOT EXISTS seen (
+    event_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL, accepted INTEGER NOT NULL) WITHOUT ROWID;
+";
 
-#[derive(Default)]
-struct SinkState {
-    deliveries: Log<Delivery>,
-    by_event: Table<Seen>,
-    faults: Whole<Vec<SinkFault>>,
-}
-
-journaled!(SinkState { deliveries: "deliveries", by_event: "byEvent", faults: "faults" });
-
-impl OfOrder for Delivery {
-    fn order_id(&self) -> Option<&str> {
-        Some(&self.order_id)
-    }
-}
+/// The faults' `op` for deliveries (the sink has one operation).
+const DELIVER: &str = "deliver";
 
 pub struct Sink {
-    state: Journal<SinkState>,
+    db: Db,
     slow: Duration,
+}
+
+/// Narrows `/sim/deliveries`: `?orderId=`, `?eventId=`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filter {
+    pub order_id: Option<String>,
+    pub event_id: Option<String>,
 }
 
 impl Sink {
     pub fn new(file: Option<PathBuf>, slow: Duration) -> anyhow::Result<Arc<Sink>> {
-        Ok(Arc::new(Sink { state: Journal::load(file)?, slow }))
+        Ok(Arc::new(Sink { db: Db::open("sink-simulator", file.as_deref(), SCHEMA)?, slow }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -79,17 +82,26 @@ impl Sink {
             .with_state(self.clone())
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut SinkState) -> T) -> T {
-        self.state.with(f)
+    /// A page of the deliveries received, oldest first.
+    pub async fn deliveries(&self, filter: Filter, page: Page) -> anyhow::Result<Listed<Delivery>> {
+        self.db
+            .tx(move |c| {
+                let mut by = Vec::new();
+                if let Some(o) = &filter.order_id {
+                    by.push(("order_id", o.as_str()));
+                }
+                if let Some(e) = &filter.event_id {
+                    by.push(("event_id", e.as_str()));
+                }
+                db::page(c, "deliveries", &by, page)
+            })
+            .await
     }
 
-    pub fn deliveries(&self) -> Vec<Delivery> {
-        self.with(|s| s.deliveries.all().to_vec())
-    }
-
-    /// One order's deliveries, oldest first.
-    pub fn deliveries_of(&self, order_id: &str) -> Vec<Delivery> {
-        self.with(|s| s.deliveries.of_order(order_id).cloned().collect())
+    /// One order's deliveries, oldest first (an order has a handful).
+    pub async fn deliveries_of(&self, order_id: &str) -> anyhow::Result<Vec<Delivery>> {
+        let filter = Filter { order_id: Some(order_id.to_owned()), event_id: None };
+        Ok(self.deliveries(filter, Page { after: 0, limit: Some(db::MAX_LIMIT) }).await?.items)
     }
 }
 
@@ -100,51 +112,51 @@ async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, Json(body): 
     if event_id.is_empty() {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "Idempotency-Key required"}))).into_response();
     }
-    let fault = sink.with(|s| {
-        let i = s.faults.iter().position(|f| f.count != 0)?;
-        let f = s.faults.get_mut(i)?;
-        let kind = f.fault.clone();
-        if f.count > 0 {
-            f.count -= 1;
-        }
-        if f.count == 0 {
-            s.faults.remove(i);
-        }
-        Some(kind)
-    });
+    let fault = match sink.db.tx(|c| faults::take(c, DELIVER)).await {
+        Ok(fault) => fault,
+        Err(e) => return db::internal(&e),
+    };
     if fault.as_deref() == Some("slow") {
         tokio::time::sleep(sink.slow).await;
     }
-    let status = if fault.as_deref() == Some("error") { 500 } else { 200 };
-    let duplicate = sink.with(|s| {
-        let mut seen = s.by_event.get(&event_id).cloned().unwrap_or_default();
-        seen.attempts += 1;
-        let duplicate = status == 200 && seen.accepted;
-        seen.accepted |= status == 200;
-        let attempt = seen.attempts;
-        s.by_event.insert(event_id.clone(), seen);
-        s.deliveries.push(Delivery { event_id: event_id.clone(), detail_type, order_id, attempt, status, duplicate });
-        duplicate
-    });
-    match status {
-        200 => (StatusCode::OK, Json(json!({"accepted": true, "duplicate": duplicate}))).into_response(),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "data platform unavailable (simulated)"})))
-            .into_response(),
+    let status: u16 = if fault.as_deref() == Some("error") { 500 } else { 200 };
+    let recorded =
+        sink.db
+            .tx(move |c| {
+                let (attempts, accepted): (u32, bool) = c
+                    .prepare_cached("SELECT attempts, accepted FROM seen WHERE event_id = ?1")?
+                    .query_row([&event_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?
+                    .unwrap_or_default();
+                let duplicate = status == 200 && accepted;
+                let attempt = attempts + 1;
+                c.prepare_cached("INSERT OR REPLACE INTO seen (event_id, attempts, accepted) VALUES (?1, ?2, ?3)")?
+                    .execute((&event_id, attempt, accepted || status == 200))?;
+                let d = Delivery { event_id, detail_type, order_id, attempt, status, duplicate };
+                c.prepare_cached("INSERT INTO deliveries (event_id, order_id, body) VALUES (?1, ?2, ?3)")?
+                    .execute((&d.event_id, &d.order_id, db::body(&d)?))?;
+                Ok(duplicate)
+            })
+            .await;
+    match (recorded, status) {
+        (Err(e), _) => db::internal(&e),
+        (Ok(duplicate), 200) => {
+            (StatusCode::OK, Json(json!({"accepted": true, "duplicate": duplicate}))).into_response()
+        }
+        (Ok(_), _) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "data platform unavailable (simulated)"})))
+                .into_response()
+        }
     }
 }
 
-/// `?orderId=` narrows the listing to one order.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Filter {
-    order_id: Option<String>,
-}
-
-async fn deliveries(State(sink): State<Arc<Sink>>, axum::extract::Query(f): axum::extract::Query<Filter>) -> Response {
-    match f.order_id {
-        Some(order) => Json(json!(sink.deliveries_of(&order))).into_response(),
-        None => Json(json!(sink.deliveries())).into_response(),
-    }
+async fn deliveries(
+    State(sink): State<Arc<Sink>>,
+    uri: Uri,
+    Query(f): Query<Filter>,
+    Query(p): Query<Page>,
+) -> Response {
+    db::listing(&uri, sink.deliveries(f, p).await)
 }
 
 async fn add_fault(State(sink): State<Arc<Sink>>, Json(f): Json<SinkFault>) -> Response {
@@ -152,11 +164,16 @@ async fn add_fault(State(sink): State<Arc<Sink>>, Json(f): Json<SinkFault>) -> R
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "fault is error|slow, count > 0 or -1"})))
             .into_response();
     }
-    sink.with(|s| s.faults.push(f.clone()));
-    Json(json!(f)).into_response()
+    let armed = f.clone();
+    match sink.db.tx(move |c| faults::add(c, DELIVER, &armed.fault, armed.count)).await {
+        Ok(()) => Json(json!(f)).into_response(),
+        Err(e) => db::internal(&e),
+    }
 }
 
 async fn clear_faults(State(sink): State<Arc<Sink>>) -> Response {
-    sink.with(|s| s.faults.clear());
-    StatusCode::NO_CONTENT.into_response()
+    match sink.db.tx(faults::clear).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => db::internal(&e),
+    }
 }

@@ -20,6 +20,7 @@ mod mix;
 
 use crate::cli::seed;
 use crate::emulate::queue::{Queues, dlq_of};
+use crate::sim::db::Page;
 use crate::{Stack, StackOptions};
 use check::{Seen, Settled, Totals, Violations};
 use client::Endpoints;
@@ -28,7 +29,7 @@ use mix::Path;
 use shop_app::config::Config;
 use shop_domain::OrderId;
 use shop_store::Store;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,7 +155,7 @@ async fn run_with(
     let rules = crate::emulate::rules::rules()?;
 
     // The load.
-    let rss_start = rss_mb();
+    let rss_start = crate::cli::rss_mb();
     let calls_start = calls(&stack);
     let busy_start = busy(&stack);
     let secret = stack.jwt_secret.clone();
@@ -223,7 +224,7 @@ async fn run_with(
     let calls_end = calls(&stack);
     let busy_end = busy(&stack);
     let measured = started.elapsed();
-    let rss_end = rss_mb();
+    let rss_end = crate::cli::rss_mb();
 
     // The invariants. They read every order again rather than keep the
     // settlement pass's reads: 100,000 orders' events held in memory would
@@ -349,14 +350,6 @@ fn busy(stack: &Stack) -> Vec<Duration> {
     OPS.iter().map(|op| stack.engine.busy(op)).collect()
 }
 
-/// The process's resident memory (Linux), in MB.
-fn rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 =
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// Every check over the orders, the catalog and the queues. Returns how
 /// each path's orders ended.
 async fn check_all(
@@ -367,38 +360,46 @@ async fn check_all(
     runs: &[client::Run],
     v: &mut Violations,
 ) -> anyhow::Result<BTreeMap<Path, BTreeMap<&'static str, usize>>> {
-    let mut pg: HashMap<String, Vec<crate::sim::pg::SimPayment>> = HashMap::new();
-    for p in stack.pg.payments() {
-        pg.entry(p.order_id.clone()).or_default().push(p);
-    }
     let mut totals = Totals::default();
     let mut paths: BTreeMap<Path, BTreeMap<&'static str, usize>> = BTreeMap::new();
-    let fetched: Vec<_> =
-        futures::stream::iter(runs.iter().filter_map(|r| r.order_id.as_deref().map(|id| (r.path, id))))
-            .map(|(path, id)| async move {
-                let id = OrderId::parse(id)?;
-                let Some(order) = observer.get_order(&id).await? else { anyhow::bail!("order {id} is gone") };
-                let events = observer.events_of(&id).await?;
-                let coupon = match &order.coupon_id {
-                    Some(c) => observer.get_coupon(c).await?,
-                    None => None,
-                };
-                anyhow::Ok((path, order, events, coupon))
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-    for f in fetched {
-        let (path, order, events, coupon) = f?;
+    // One order at a time through the checks: the run's state is never held
+    // in memory whole.
+    let mut fetched = futures::stream::iter(runs.iter().filter_map(|r| r.order_id.as_deref().map(|id| (r.path, id))))
+        .map(|(path, id)| async move {
+            let id = OrderId::parse(id)?;
+            let Some(order) = observer.get_order(&id).await? else { anyhow::bail!("order {id} is gone") };
+            let events = observer.events_of(&id).await?;
+            let coupon = match &order.coupon_id {
+                Some(c) => observer.get_coupon(c).await?,
+                None => None,
+            };
+            let by_order = crate::sim::pg::Filter { order_id: Some(id.as_str().to_owned()), ..Default::default() };
+            let payments = stack.pg.payments(by_order, Page { after: 0, limit: Some(crate::sim::db::MAX_LIMIT) });
+            let payments = payments.await?.items;
+            let delivered = stack.sink.deliveries_of(id.as_str()).await?;
+            anyhow::Ok((path, order, events, coupon, payments, delivered))
+        })
+        .buffer_unordered(16);
+    while let Some(f) = fetched.next().await {
+        let (path, order, events, coupon, payments, delivered) = f?;
         *paths.entry(path).or_default().entry(order.status.as_str()).or_default() += 1;
-        let delivered = stack.sink.deliveries_of(order.id.as_str());
-        let payments = pg.remove(order.id.as_str()).unwrap_or_default();
         let seen =
             Seen { order: &order, events: &events, coupon: coupon.as_ref(), pg: &payments, delivered: &delivered };
         check::check_order(rules, &seen, &mut totals, v);
     }
-    for (order, payments) in &pg {
-        v.add("PG payment of an unknown order", || format!("order {order}: {} payment(s)", payments.len()));
+    drop(fetched);
+    // Every PG payment belongs to an order of the run, page by page.
+    let known: HashSet<&str> = runs.iter().filter_map(|r| r.order_id.as_deref()).collect();
+    let mut page = Page { after: 0, limit: Some(crate::sim::db::MAX_LIMIT) };
+    loop {
+        let listed = stack.pg.payments(crate::sim::pg::Filter::default(), page).await?;
+        for p in listed.items.iter().filter(|p| !known.contains(p.order_id.as_str())) {
+            v.add("PG payment of an unknown order", || format!("order {}: payment {}", p.order_id, p.payment_key));
+        }
+        match listed.next {
+            Some(after) => page.after = after,
+            None => break,
+        }
     }
 
     for p in &work.catalog.products {
@@ -595,22 +596,22 @@ mod tests {
             tx.push(app.store.op_seed_product(&product)?);
             app.store.transact(tx).await?;
             // The data platform is sent a paid order twice.
-            let paid =
-                stack.sink.deliveries().into_iter().find(|d| d.detail_type == "OrderPaid").expect("a paid order");
+            let all = stack.sink.deliveries(Default::default(), Page::FIRST).await?.items;
+            let paid = all.iter().find(|d| d.detail_type == "OrderPaid").expect("a paid order");
             reqwest::Client::new()
                 .post(format!("{}/events", stack.sink_url()))
                 .header("idempotency-key", &paid.event_id)
                 .json(&json!({"detailType": "OrderPaid", "orderId": paid.order_id}))
                 .send()
                 .await?;
-            // The PG captures money for an order that never got paid.
-            let unpaid = stack
-                .sink
-                .deliveries()
-                .into_iter()
-                .find(|d| d.detail_type == "OrderExpired")
-                .expect("an expired order");
+            // The PG captures money for an order that never got paid, and its
+            // webhooks are lost (else compensation would cancel the capture).
+            let unpaid = all.iter().find(|d| d.detail_type == "OrderExpired").expect("an expired order");
             let pg = reqwest::Client::new();
+            pg.post(format!("{}/v1/sim/faults", stack.pg_url()))
+                .json(&json!({"op": "webhook", "fault": "error", "count": -1}))
+                .send()
+                .await?;
             let key: serde_json::Value = pg
                 .post(format!("{}/v1/sim/checkout", stack.pg_url()))
                 .json(&json!({"orderId": unpaid.order_id, "amount": 1000, "method": "CARD"}))
