@@ -272,6 +272,11 @@ impl TestApp {
         .await
     }
 
+    /// The embedded engine under the stack (its counters and failpoints).
+    pub fn engine(&self) -> &shop_embedded::Engine {
+        self.stack.engine.embedded().expect("the test stack runs on the embedded engine")
+    }
+
     /// Deliveries the data-platform sink accepted (not duplicates) for an order.
     pub async fn exported(&self, order_id: &str) -> Vec<shop_local::sim::sink::Delivery> {
         let all = self.stack.sink.deliveries_of(order_id).await.expect("the sink's deliveries");

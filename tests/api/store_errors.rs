@@ -8,13 +8,13 @@ use shop_tests::{TestApp, spawn_app};
 const ORDER: &str = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
 
 fn transactions(app: &TestApp) -> u64 {
-    app.stack.engine.calls("TransactWriteItems")
+    app.engine().calls("TransactWriteItems")
 }
 
 #[tokio::test]
 async fn a_throttled_transaction_is_retried() {
     let app = spawn_app().await;
-    app.stack.engine.cancel_next_transactions("ThrottlingError", 2);
+    app.engine().cancel_next_transactions("ThrottlingError", 2);
     let before = transactions(&app);
     let (status, body) = app.post_order("u1", "throttled", ORDER).await;
     assert_eq!(status, 201, "{body}");
@@ -25,7 +25,7 @@ async fn a_throttled_transaction_is_retried() {
 #[tokio::test]
 async fn a_validation_error_is_a_500_on_the_first_try_and_writes_nothing() {
     let app = spawn_app().await;
-    app.stack.engine.cancel_next_transactions("ValidationError", 1);
+    app.engine().cancel_next_transactions("ValidationError", 1);
     let before = transactions(&app);
     let (status, body) = app.post_order("u1", "invalid", ORDER).await;
     assert_eq!(status, 500, "{body}");
@@ -42,14 +42,14 @@ async fn a_validation_error_is_a_500_on_the_first_try_and_writes_nothing() {
 async fn a_conflict_is_decided_again_and_a_409_when_it_never_ends() {
     let app = spawn_app().await;
     // A lost condition: re-read, and the domain says yes.
-    app.stack.engine.cancel_next_transactions("ConditionalCheckFailed", 1);
+    app.engine().cancel_next_transactions("ConditionalCheckFailed", 1);
     let before = transactions(&app);
     let (status, body) = app.post_order("u1", "raced", ORDER).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(transactions(&app) - before, 2);
     // Conflicting transactions every time: 409 after the retry loop's attempts.
     let attempts = shop_app::usecases::retry::ATTEMPTS as usize;
-    app.stack.engine.cancel_next_transactions("TransactionConflict", attempts);
+    app.engine().cancel_next_transactions("TransactionConflict", attempts);
     let before = transactions(&app);
     let (status, body) = app.post_order("u1", "contended", ORDER).await;
     assert_eq!(status, 409, "{body}");

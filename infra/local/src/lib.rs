@@ -11,16 +11,19 @@
 //! | room | what lives there |
 //! | --- | --- |
 //! | [`emulate`] | what AWS provides in the cloud: API Gateway with its JWT authorizer ([`emulate::api_gateway`], [`jwt`]), the table's stream ([`emulate::runner`] delivers the outbox), EventBridge with its rules and archive ([`emulate::bus`], [`emulate::rules`]), SQS queues and DLQs ([`emulate::queue`]) |
-//! | [`sim`] | the outside world: the Toss-compatible PG simulator ([`sim::pg`]) and the data-platform sink ([`sim::sink`]) |
+//! | [`engine`] | the DynamoDB engine under the store (embedded, or an endpoint such as DynamoDB Local) and the meter on every store call |
+//! | [`sim`] | the outside world: the Toss-compatible PG simulator ([`sim::pg`]) and the data-platform sink ([`sim::sink`]), each on its own SQLite ([`sim::db`]) |
 //! | [`cli`] | what `shop` does besides `up`: seeding, the benchmark, operations (DLQ, replay, republish, timeline) |
 //!
 //! Nothing here is linked into a Lambda binary.
 
 pub mod cli;
 pub mod emulate;
+pub mod engine;
 pub mod jwt;
 pub mod sim;
 
+use engine::StoreEngine;
 use shop_app::App;
 use shop_app::clock::{Clock, IdGen};
 use shop_app::config::Config;
@@ -57,6 +60,9 @@ pub struct StackOptions {
     pub sink_port: u16,
     /// Durable queues: poll period, visibility timeout, receives before the DLQ.
     pub queues: emulate::runner::QueueOptions,
+    /// Run the store on this DynamoDB endpoint (DynamoDB Local) instead of
+    /// the embedded engine; `data_dir` then holds only the simulators.
+    pub endpoint: Option<String>,
 }
 
 /// What a write of a pending outbox item carries in its request: the
@@ -84,6 +90,7 @@ impl Default for StackOptions {
             pg_stall: None,
             sink_port: 0,
             queues: emulate::runner::QueueOptions::default(),
+            endpoint: None,
         }
     }
 }
@@ -99,7 +106,9 @@ pub struct Stack {
     pub runner: Arc<emulate::runner::Runner>,
     pub dynamodb_addr: Option<SocketAddr>,
     pub app: App,
-    pub engine: Engine,
+    pub engine: StoreEngine,
+    /// Sees every store call the stack makes (counts, capacity).
+    pub meter: engine::Meter,
     pub jwt_secret: String,
     tasks: Tasks,
 }
@@ -158,7 +167,18 @@ pub async fn open(
         Some(dir) => Engine::open_dir(dir)?,
         None => Engine::memory()?,
     };
-    let client = engine.client();
+    let (app, new) = open_on(engine.client(), config, clock, ids).await?;
+    Ok((engine, app, new))
+}
+
+/// Builds the app on `client`'s engine, creating the table if needed.
+/// Returns whether the table was new.
+async fn open_on(
+    client: aws_sdk_dynamodb::Client,
+    config: Config,
+    clock: Option<Arc<dyn Clock>>,
+    ids: Option<Arc<dyn IdGen>>,
+) -> anyhow::Result<(App, bool)> {
     let existed = client.describe_table().table_name(&config.table_name).send().await.is_ok();
     ensure_table(&client, &config.table_name, Streams::Disabled).await?;
     let mut app = App::new(shop_store::Store::new(client, config.table_name.clone()), config)?;
@@ -168,7 +188,7 @@ pub async fn open(
     if let Some(i) = ids {
         app = app.with_ids(i);
     }
-    Ok((engine, app, !existed))
+    Ok((app, !existed))
 }
 
 impl Stack {
@@ -193,7 +213,13 @@ impl Stack {
         .await?;
         config.pg_base_url = format!("http://{pg_addr}");
         config.pg_secret_key = SIM_SECRET_KEY.to_owned();
-        let (engine, app, new) = open(opts.data_dir.as_deref(), config, Some(clock), opts.ids).await?;
+        let engine = match (&opts.endpoint, &opts.data_dir) {
+            (Some(url), _) => StoreEngine::Endpoint(url.clone()),
+            (None, Some(dir)) => StoreEngine::Embedded(Engine::open_dir(dir)?),
+            (None, None) => StoreEngine::Embedded(Engine::memory()?),
+        };
+        let meter = engine::Meter::default();
+        let (app, new) = open_on(engine.client(&meter), config, Some(clock), opts.ids).await?;
         if let (true, Some(catalog)) = (new, &opts.seed_if_new) {
             let report = cli::seed::seed(&app, catalog).await?;
             tracing::info!(?report, "loaded the catalog into a new data dir");
@@ -235,16 +261,16 @@ impl Stack {
             bus.clone(),
             consumers,
             opts.queues,
-            engine.writes_with(OUTBOX_MARKER),
+            engine.writes_with(&meter, OUTBOX_MARKER),
         ));
         let running = runner.clone();
         tasks.spawn(move |stop| running.run(stop));
 
-        let dynamodb_addr = match opts.dynamodb_port {
-            Some(port) => {
+        let dynamodb_addr = match (opts.dynamodb_port, engine.embedded()) {
+            (Some(port), Some(embedded)) => {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
                 let addr = listener.local_addr()?;
-                let engine = engine.clone();
+                let engine = embedded.clone();
                 tasks.spawn(move |stop| async move {
                     let shutdown = async {
                         let _ = stop.await;
@@ -255,7 +281,7 @@ impl Stack {
                 });
                 Some(addr)
             }
-            None => None,
+            _ => None,
         };
         Ok(Stack {
             addr,
@@ -268,6 +294,7 @@ impl Stack {
             dynamodb_addr,
             app,
             engine,
+            meter,
             jwt_secret: opts.jwt_secret,
             tasks,
         })

@@ -112,6 +112,12 @@ enum Command {
         /// Print the report as one JSON object (--saga, --sim).
         #[arg(long)]
         json: bool,
+        /// dynamodb-local: the saga on the embedded engine, then on DynamoDB Local at --endpoint; both reports and the ratio.
+        #[arg(long, value_enum, default_value = "embedded", requires = "saga")]
+        engine: BenchEngine,
+        /// The DynamoDB Local endpoint for --engine dynamodb-local (e.g. $DYNAMODB_LOCAL_ENDPOINT).
+        #[arg(long, env = "DYNAMODB_LOCAL_ENDPOINT")]
+        endpoint: Option<String>,
     },
     /// Dead-letter queues of the consumers.
     Dlq {
@@ -233,6 +239,13 @@ fn print(json: bool, value: &serde_json::Value, text: impl FnOnce() -> String) {
     }
 }
 
+/// The engine a saga benchmark runs on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BenchEngine {
+    Embedded,
+    DynamodbLocal,
+}
+
 fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -245,18 +258,44 @@ async fn main() -> anyhow::Result<()> {
             shop_domain::UserId::parse(user.as_str())?;
             println!("{}", jwt::issue(&jwt_secret, &user, now_secs(), ttl));
         }
-        Command::Bench { orders, concurrency, saga: true, seed, rate, order_ttl, settle_timeout, json, .. } => {
-            let report = shop_local::cli::saga::run(shop_local::cli::saga::SagaOptions {
+        Command::Bench {
+            orders,
+            concurrency,
+            saga: true,
+            seed,
+            rate,
+            order_ttl,
+            settle_timeout,
+            json,
+            engine,
+            endpoint,
+            ..
+        } => {
+            let opts = shop_local::cli::saga::SagaOptions {
                 orders,
                 concurrency,
                 seed,
                 rate,
                 order_ttl_secs: order_ttl,
                 settle_timeout: std::time::Duration::from_secs(settle_timeout),
-            })
-            .await?;
-            print(json, &serde_json::to_value(&report)?, || report.text());
-            if !report.ok() {
+                endpoint: None,
+            };
+            let ok = match (engine, endpoint) {
+                (BenchEngine::Embedded, _) => {
+                    let report = shop_local::cli::saga::run(opts).await?;
+                    print(json, &serde_json::to_value(&report)?, || report.text());
+                    report.ok()
+                }
+                (BenchEngine::DynamodbLocal, Some(url)) => {
+                    let both = shop_local::cli::saga::compare(opts, url).await?;
+                    print(json, &serde_json::to_value(&both)?, || both.text());
+                    both.ok()
+                }
+                (BenchEngine::DynamodbLocal, None) => anyhow::bail!(
+                    "--engine dynamodb-local needs --endpoint URL (eval \"$(infra/scripts/dynamodb-local.sh start)\" starts one)"
+                ),
+            };
+            if !ok {
                 std::process::exit(1);
             }
         }

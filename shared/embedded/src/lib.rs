@@ -163,8 +163,14 @@ impl Engine {
     }
 
     fn http_client(&self) -> SharedHttpClient {
-        let connector = SharedHttpConnector::new(InProcess { thread: self.thread.clone(), probe: self.probe.clone() });
+        let connector = self.connector();
         http_client_fn(move |_settings, _components| connector.clone())
+    }
+
+    /// The in-process connector behind [`Engine::client`], for a client
+    /// built elsewhere (one that wraps it, as the local stack's meter does).
+    pub fn connector(&self) -> SharedHttpConnector {
+        SharedHttpConnector::new(InProcess { thread: self.thread.clone(), probe: self.probe.clone() })
     }
 
     /// Serves the DynamoDB JSON API for this database on `listener` until

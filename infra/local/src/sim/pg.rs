@@ -347,6 +347,11 @@ impl PgSim {
         self.db.tx(move |c| db::page(c, "webhooks", &filter.columns(false), page)).await
     }
 
+    /// How many webhook attempts the PG made (each one a request to our API).
+    pub async fn webhook_attempts(&self) -> anyhow::Result<u64> {
+        self.db.tx(|c| Ok(c.query_row("SELECT count(*) FROM webhooks", [], |r| r.get(0))?)).await
+    }
+
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let expected =
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:", self.opts.secret_key)));

@@ -99,6 +99,11 @@ pub struct Totals {
     pub sold: HashMap<String, u64>,
     /// Points spent by orders that ended PAID (placement + points payment), by user.
     pub spent: HashMap<String, u64>,
+    /// Events the orders published (PutEvents entries on AWS).
+    pub events: u64,
+    /// Messages the bus routed to consumers' queues (one per event and
+    /// matching rule: an SQS send, receive and delete, a consumer invocation).
+    pub deliveries: u64,
 }
 
 /// One order as the store, the PG simulator and the sink see it.
@@ -115,6 +120,8 @@ pub fn check_order(rules: &Rules, seen: &Seen<'_>, totals: &mut Totals, v: &mut 
     let Seen { order, events, coupon, pg, delivered } = *seen;
     let id = order.id.as_str();
     let paid = order.status == OrderStatus::Paid;
+    totals.events += events.len() as u64;
+    totals.deliveries += events.iter().map(|e| expected_consumers(rules, e).len() as u64).sum::<u64>();
     if paid {
         for l in &order.lines {
             *totals.sold.entry(l.product_id.as_str().to_owned()).or_default() += u64::from(l.quantity.get());

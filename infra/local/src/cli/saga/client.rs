@@ -17,6 +17,14 @@ pub enum Call {
 }
 
 impl Call {
+    /// A call to the PG simulator's widget endpoints, not to our API.
+    pub fn is_simulator(self) -> bool {
+        match self {
+            Call::PlaceOrder | Call::Confirm | Call::PayWithPoints | Call::Cancel => false,
+            Call::SimCheckout | Call::SimDeposit => true,
+        }
+    }
+
     pub fn route(self) -> &'static str {
         match self {
             Call::PlaceOrder => "POST /orders",

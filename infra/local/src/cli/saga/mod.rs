@@ -10,9 +10,12 @@
 //! order or cancelled, exactly one analytics delivery per event, outbox and
 //! queues drained. Any violation is a non-zero exit.
 //!
-//! Numbers come from the stored timestamps (settlement) and from the
-//! engine's call counters (the stack's own calls; the checks read through an
-//! [`shop_embedded::Engine::observer`] that is counted apart).
+//! Numbers come from the stored timestamps (settlement) and from the meter
+//! on the stack's store client ([`crate::engine::Meter`]: calls, capacity
+//! units; the checks read through a client of their own, not counted). With
+//! `--engine dynamodb-local` the same run is made on the embedded engine and
+//! on DynamoDB Local, and both reports are printed with their ratio
+//! ([`compare`]).
 
 mod check;
 mod client;
@@ -20,6 +23,7 @@ mod mix;
 
 use crate::cli::seed;
 use crate::emulate::queue::{Queues, dlq_of};
+use crate::engine::{Capacity, Meter};
 use crate::sim::db::Page;
 use crate::{Stack, StackOptions};
 use check::{Seen, Settled, Totals, Violations};
@@ -33,6 +37,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[derive(Clone)]
 pub struct SagaOptions {
     pub orders: usize,
     pub concurrency: usize,
@@ -43,21 +48,9 @@ pub struct SagaOptions {
     pub order_ttl_secs: i64,
     /// How long to wait for the last order to settle after the load.
     pub settle_timeout: Duration,
+    /// The store on this DynamoDB endpoint instead of the embedded engine.
+    pub endpoint: Option<String>,
 }
-
-/// The store operations counted per settled order.
-const OPS: [&str; 10] = [
-    "GetItem",
-    "BatchGetItem",
-    "Query",
-    "Scan",
-    "PutItem",
-    "UpdateItem",
-    "DeleteItem",
-    "BatchWriteItem",
-    "TransactWriteItems",
-    "TransactGetItems",
-];
 
 /// How often the scheduler (expiry, reconciliation) runs during the benchmark.
 const SCHEDULE: Duration = Duration::from_millis(250);
@@ -87,12 +80,19 @@ pub struct Report {
     /// By route; the PG simulator's widget calls are listed apart.
     pub api_latency_ms: BTreeMap<&'static str, Percentiles>,
     /// The stack's store calls per settled order, by operation.
-    pub store_calls_per_order: BTreeMap<&'static str, f64>,
+    pub store_calls_per_order: BTreeMap<String, f64>,
     pub store_calls_per_order_total: f64,
-    /// Microseconds the engine thread spent per settled order, by operation.
+    /// Capacity units per settled order as the engine reported them
+    /// (`ConsumedCapacity`; DynamoDB Local's is the one AWS would bill).
+    pub capacity_per_order: Capacity,
+    /// The least the same calls cost on DynamoDB by the item model.
+    pub model_capacity_per_order: Capacity,
+    /// The same saga on AWS: requests per order and the price.
+    pub aws: AwsModel,
+    /// Microseconds the engine thread spent per settled order, by operation (embedded engine).
     pub engine_us_per_order: BTreeMap<&'static str, f64>,
-    /// Share of the run the engine thread was busy (1.0: it was the bottleneck).
-    pub engine_busy_share: f64,
+    /// Share of the run the engine thread was busy (1.0: it was the bottleneck; embedded engine).
+    pub engine_busy_share: Option<f64>,
     /// Raw TransactWriteItems/s of the same engine (4 puts each, same concurrency).
     pub engine_transactions_per_sec: f64,
     /// Settled orders/s over raw transactions/s.
@@ -129,6 +129,115 @@ impl Percentiles {
     }
 }
 
+/// The same saga on AWS, from what the local run did: per settled order,
+/// the requests each service would bill and their price at on-demand list
+/// prices (us-east-1). Batching is left out on purpose: every stream record
+/// and SQS message is counted as its own invocation and its own receive and
+/// delete (batch size 1, the upper bound); Lambda duration and storage are
+/// not counted (they depend on memory size and retention, not on the saga).
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsModel {
+    /// API Gateway requests: the shoppers' calls and the PG's webhooks.
+    pub api_requests: f64,
+    /// EventBridge PutEvents entries: one per outbox event.
+    pub put_events_entries: f64,
+    /// SQS: a send (the rule's target), a receive and a delete per routed message.
+    pub sqs_requests: f64,
+    /// API functions, the stream publisher (per event) and the consumers (per message).
+    pub lambda_invocations: f64,
+    pub capacity: Capacity,
+    /// Dollars per million settled orders, by service, and the total.
+    pub usd_per_million_orders: BTreeMap<&'static str, f64>,
+}
+
+/// On-demand list prices, us-east-1, dollars per million (2026-12).
+const USD_PER_MILLION_WRU: f64 = 0.625;
+const USD_PER_MILLION_RRU: f64 = 0.125;
+const USD_PER_MILLION_PUT_EVENTS: f64 = 1.00;
+const USD_PER_MILLION_SQS: f64 = 0.40;
+const USD_PER_MILLION_LAMBDA: f64 = 0.20;
+const USD_PER_MILLION_HTTP_API: f64 = 1.00;
+
+impl AwsModel {
+    fn new(api_requests: f64, events: f64, deliveries: f64, capacity: Capacity) -> AwsModel {
+        let sqs_requests = 3.0 * deliveries;
+        let lambda_invocations = api_requests + events + deliveries;
+        // Per order × $ per million requests = $ per million orders.
+        let usd = BTreeMap::from([
+            ("DynamoDB", capacity.write * USD_PER_MILLION_WRU + capacity.read * USD_PER_MILLION_RRU),
+            ("EventBridge", events * USD_PER_MILLION_PUT_EVENTS),
+            ("SQS", sqs_requests * USD_PER_MILLION_SQS),
+            ("Lambda requests", lambda_invocations * USD_PER_MILLION_LAMBDA),
+            ("API Gateway", api_requests * USD_PER_MILLION_HTTP_API),
+        ]);
+        let total = usd.values().sum();
+        let mut usd_per_million_orders = usd;
+        usd_per_million_orders.insert("total", total);
+        AwsModel {
+            api_requests,
+            put_events_entries: events,
+            sqs_requests,
+            lambda_invocations,
+            capacity,
+            usd_per_million_orders,
+        }
+    }
+
+    fn text(&self) -> String {
+        let usd: Vec<String> = self.usd_per_million_orders.iter().map(|(k, v)| format!("{k} ${v:.2}")).collect();
+        format!(
+            "on AWS, per settled order: {:.1} API requests, {:.1} PutEvents entries, {:.1} SQS requests, \
+             {:.1} Lambda invocations, {:.1} RCU / {:.1} WCU; per million orders: {}",
+            self.api_requests,
+            self.put_events_entries,
+            self.sqs_requests,
+            self.lambda_invocations,
+            self.capacity.read,
+            self.capacity.write,
+            usd.join(", ")
+        )
+    }
+}
+
+/// The same saga on the embedded engine and on DynamoDB Local, one after
+/// the other, and how many times faster the first settled orders.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comparison {
+    pub embedded: Report,
+    pub dynamodb_local: Report,
+    /// Settled orders/s, embedded over DynamoDB Local.
+    pub settled_per_sec_ratio: f64,
+}
+
+impl Comparison {
+    pub fn ok(&self) -> bool {
+        self.embedded.ok() && self.dynamodb_local.ok()
+    }
+
+    pub fn text(&self) -> String {
+        format!(
+            "{}\n\n{}\n\nembedded vs DynamoDB Local: {:.1}× the settled orders/s ({:.1} vs {:.1}); time to settle p50 {:.0} vs {:.0} ms",
+            self.embedded.text(),
+            self.dynamodb_local.text(),
+            self.settled_per_sec_ratio,
+            self.embedded.settled_per_sec,
+            self.dynamodb_local.settled_per_sec,
+            self.embedded.time_to_settle_ms.p50,
+            self.dynamodb_local.time_to_settle_ms.p50,
+        )
+    }
+}
+
+/// [`run`] on the embedded engine, then on the DynamoDB endpoint `endpoint`.
+pub async fn compare(opts: SagaOptions, endpoint: String) -> anyhow::Result<Comparison> {
+    let embedded = run(SagaOptions { endpoint: None, ..opts.clone() }).await?;
+    let dynamodb_local = run(SagaOptions { endpoint: Some(endpoint), ..opts }).await?;
+    let settled_per_sec_ratio = embedded.settled_per_sec / dynamodb_local.settled_per_sec.max(f64::MIN_POSITIVE);
+    Ok(Comparison { embedded, dynamodb_local, settled_per_sec_ratio })
+}
+
 pub async fn run(opts: SagaOptions) -> anyhow::Result<Report> {
     run_with(opts, async |_: &Stack| anyhow::Ok(())).await
 }
@@ -143,20 +252,26 @@ async fn run_with(
     anyhow::ensure!(opts.order_ttl_secs > 0, "the order TTL must be positive");
     let work = mix::workload(opts.orders, opts.seed)?;
     let dir = tempfile::tempdir()?;
+    // A table of its own: an endpoint may hold earlier runs' tables.
+    let table_name = match &opts.endpoint {
+        Some(_) => format!("shop-bench-{}", uuid::Uuid::now_v7().simple()),
+        None => Config::default().table_name,
+    };
     let stack = Stack::start(StackOptions {
         data_dir: Some(dir.path().to_owned()),
-        config: Config { order_ttl_secs: opts.order_ttl_secs, ..Config::default() },
+        endpoint: opts.endpoint.clone(),
+        config: Config { order_ttl_secs: opts.order_ttl_secs, table_name, ..Config::default() },
         schedule_every: SCHEDULE,
         ..StackOptions::default()
     })
     .await?;
     seed_concurrently(&stack, &work.catalog).await?;
-    let observer = Store::new(stack.engine.observer().client(), stack.app.config.table_name.clone());
+    let observer = Store::new(unmetered(&stack), stack.app.config.table_name.clone());
     let rules = crate::emulate::rules::rules()?;
 
     // The load.
     let rss_start = crate::cli::rss_mb();
-    let calls_start = calls(&stack);
+    let used_start = stack.meter.snapshot();
     let busy_start = busy(&stack);
     let secret = stack.jwt_secret.clone();
     let clock = stack.app.clock.clone();
@@ -221,7 +336,7 @@ async fn run_with(
         }
         tokio::time::sleep(SCHEDULE).await;
     }
-    let calls_end = calls(&stack);
+    let used_end = stack.meter.snapshot();
     let busy_end = busy(&stack);
     let measured = started.elapsed();
     let rss_end = crate::cli::rss_mb();
@@ -239,8 +354,11 @@ async fn run_with(
     for (index, id) in &unsettled {
         v.add("order not settled", || format!("order #{index} {id} after {:?}", opts.settle_timeout));
     }
-    let paths = check_all(&stack, &observer, &rules, &work, &runs, &mut v).await?;
+    let (paths, totals) = check_all(&stack, &observer, &rules, &work, &runs, &mut v).await?;
+    let webhooks = stack.pg.webhook_attempts().await?;
     let engine_tps = engine_limit(&stack, opts.concurrency, opts.orders.clamp(2_000, 20_000)).await?;
+    let engine = stack.engine.name();
+    let embedded = stack.engine.embedded().is_some();
     stack.stop().await;
 
     // The numbers.
@@ -275,19 +393,30 @@ async fn run_with(
         }
     }
     let n = settled.len().max(1) as f64;
-    let per_order: BTreeMap<&'static str, f64> = OPS
+    let per_order: BTreeMap<String, f64> = used_end
+        .calls
         .iter()
-        .zip(calls_start.iter().zip(&calls_end))
-        .filter(|(_, (a, b))| b > a)
-        .map(|(op, (a, b))| (*op, (b - a) as f64 / n))
+        .map(|(op, b)| (op, b.saturating_sub(used_start.calls.get(op).copied().unwrap_or(0))))
+        .filter(|(_, d)| *d > 0)
+        .map(|(op, d)| (op.clone(), d as f64 / n))
         .collect();
-    let engine_us: BTreeMap<&'static str, f64> = OPS
+    let per = |a: Capacity, b: Capacity| Capacity { read: (b.read - a.read) / n, write: (b.write - a.write) / n };
+    let engine_us: BTreeMap<&'static str, f64> = busy_start
         .iter()
-        .zip(busy_start.iter().zip(&busy_end))
-        .filter(|(_, (a, b))| b > a)
-        .map(|(op, (a, b))| (*op, (*b - *a).as_secs_f64() * 1e6 / n))
+        .zip(&busy_end)
+        .filter(|((_, a), (_, b))| b > a)
+        .map(|((op, a), (_, b))| (*op, (*b - *a).as_secs_f64() * 1e6 / n))
         .collect();
-    let engine_busy_share = engine_us.values().sum::<f64>() * n / 1e6 / measured.as_secs_f64();
+    let engine_busy_share = embedded.then(|| engine_us.values().sum::<f64>() * n / 1e6 / measured.as_secs_f64());
+    let capacity_per_order = per(used_start.consumed, used_end.consumed);
+    let model_capacity_per_order = per(used_start.model, used_end.model);
+    let api_requests = runs.iter().flat_map(|r| &r.calls).filter(|(c, _)| !c.is_simulator()).count() as f64;
+    let aws = AwsModel::new(
+        (api_requests + webhooks as f64) / n,
+        totals.events as f64 / n,
+        totals.deliveries as f64 / n,
+        if capacity_per_order.write > 0.0 { capacity_per_order } else { model_capacity_per_order },
+    );
     let settled_per_sec = settled.len() as f64 / settle_secs;
     let tx_during = per_order.get("TransactWriteItems").copied().unwrap_or_default() * n / settle_secs;
     Ok(Report {
@@ -295,7 +424,7 @@ async fn run_with(
         concurrency: opts.concurrency,
         seed: opts.seed,
         rate_limit: rate,
-        engine: "embedded (dynoxide, file-backed)",
+        engine,
         load_secs,
         settle_secs,
         settled: settled.len(),
@@ -310,6 +439,9 @@ async fn run_with(
         api_latency_ms: latency.into_iter().map(|(k, v)| (k, Percentiles::of(v))).collect(),
         store_calls_per_order_total: per_order.values().sum(),
         store_calls_per_order: per_order,
+        capacity_per_order,
+        model_capacity_per_order,
+        aws,
         engine_us_per_order: engine_us,
         engine_busy_share,
         engine_transactions_per_sec: engine_tps,
@@ -342,12 +474,28 @@ async fn seed_concurrently(stack: &Stack, catalog: &seed::Catalog) -> anyhow::Re
     Ok(())
 }
 
-fn calls(stack: &Stack) -> Vec<u64> {
-    OPS.iter().map(|op| stack.engine.calls(op)).collect()
+/// Time the embedded engine's thread spent per operation (none on an endpoint).
+fn busy(stack: &Stack) -> Vec<(&'static str, Duration)> {
+    const OPS: [&str; 10] = [
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+        "TransactGetItems",
+    ];
+    let Some(engine) = stack.engine.embedded() else { return Vec::new() };
+    OPS.iter().map(|op| (*op, engine.busy(op))).collect()
 }
 
-fn busy(stack: &Stack) -> Vec<Duration> {
-    OPS.iter().map(|op| stack.engine.busy(op)).collect()
+/// A client of the stack's engine that the meter does not see (the checks,
+/// the engine's own limit).
+fn unmetered(stack: &Stack) -> aws_sdk_dynamodb::Client {
+    stack.engine.client(&Meter::default())
 }
 
 /// Every check over the orders, the catalog and the queues. Returns how
@@ -359,7 +507,7 @@ async fn check_all(
     work: &mix::Workload,
     runs: &[client::Run],
     v: &mut Violations,
-) -> anyhow::Result<BTreeMap<Path, BTreeMap<&'static str, usize>>> {
+) -> anyhow::Result<(BTreeMap<Path, BTreeMap<&'static str, usize>>, Totals)> {
     let mut totals = Totals::default();
     let mut paths: BTreeMap<Path, BTreeMap<&'static str, usize>> = BTreeMap::new();
     // One order at a time through the checks: the run's state is never held
@@ -442,7 +590,7 @@ async fn check_all(
             }
         }
     }
-    Ok(paths)
+    Ok((paths, totals))
 }
 
 /// The engine's own limit: TransactWriteItems of four new items each (an
@@ -450,7 +598,7 @@ async fn check_all(
 /// same in-process client the stack uses.
 async fn engine_limit(stack: &Stack, concurrency: usize, count: usize) -> anyhow::Result<f64> {
     use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
-    let client = stack.engine.client();
+    let client = unmetered(stack);
     let table = stack.app.config.table_name.clone();
     let started = Instant::now();
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..count)
@@ -517,12 +665,20 @@ impl Report {
             self.store_calls_per_order_total,
             self.store_calls_per_order.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(", ")
         ));
+        if let Some(busy) = self.engine_busy_share {
+            out.push(format!(
+                "engine thread per settled order: {:.0} µs ({}); busy {:.0}% of the run",
+                self.engine_us_per_order.values().sum::<f64>(),
+                self.engine_us_per_order.iter().map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", "),
+                busy * 100.0
+            ));
+        }
+        let (c, m) = (self.capacity_per_order, self.model_capacity_per_order);
         out.push(format!(
-            "engine thread per settled order: {:.0} µs ({}); busy {:.0}% of the run",
-            self.engine_us_per_order.values().sum::<f64>(),
-            self.engine_us_per_order.iter().map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", "),
-            self.engine_busy_share * 100.0
+            "capacity units per settled order: {:.1} RCU / {:.1} WCU reported by the engine; item-model lower bound {:.1} RCU / {:.1} WCU",
+            c.read, c.write, m.read, m.write
         ));
+        out.push(self.aws.text());
         out.push(format!(
             "engine limit: {:.0} TransactWriteItems/s (4 puts); saga/engine {:.3}; the saga used {:.0}% of it",
             self.engine_transactions_per_sec,
@@ -567,6 +723,7 @@ mod tests {
             rate: None,
             order_ttl_secs: 1,
             settle_timeout: Duration::from_secs(60),
+            endpoint: None,
         }
     }
 

@@ -1,0 +1,371 @@
+//! The DynamoDB engine a local stack runs on, and the [`Meter`] on its
+//! client: the embedded engine (dynoxide in-process, what `shop up` uses) or
+//! an endpoint speaking the DynamoDB API (DynamoDB Local, for the saga
+//! benchmark's side-by-side run, `shop bench --saga --engine dynamodb-local`).
+//!
+//! The meter sits in the SDK client's HTTP connector, under every call the
+//! stack makes, whatever the engine: it counts calls per operation, asks
+//! every call for its `ConsumedCapacity` (`ReturnConsumedCapacity: TOTAL`;
+//! both engines answer it, DynamoDB Local as AWS bills, index writes
+//! included) and adds up what each call would cost at least by the item
+//! model (1 KB per write unit, 4 KB per read unit, transactions double,
+//! indexes not counted).
+//! With an endpoint it also wakes the publisher on a commit of an outbox
+//! item, as the embedded engine does (`Engine::writes_with`).
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use serde::Serialize;
+use serde_json::Value;
+use shop_embedded::Engine;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Which engine, and how the stack reaches it.
+#[derive(Clone)]
+pub enum StoreEngine {
+    Embedded(Engine),
+    /// A DynamoDB API at this URL (DynamoDB Local: any credentials, one
+    /// database per access key and region unless started with `-sharedDb`).
+    Endpoint(String),
+}
+
+impl StoreEngine {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreEngine::Embedded(_) => "embedded (dynoxide, file-backed)",
+            StoreEngine::Endpoint(_) => "DynamoDB Local",
+        }
+    }
+
+    /// The embedded engine, if that is the one.
+    pub fn embedded(&self) -> Option<&Engine> {
+        match self {
+            StoreEngine::Embedded(e) => Some(e),
+            StoreEngine::Endpoint(_) => None,
+        }
+    }
+
+    /// A client whose calls `meter` sees.
+    pub fn client(&self, meter: &Meter) -> aws_sdk_dynamodb::Client {
+        let inner = match self {
+            StoreEngine::Embedded(e) => e.connector(),
+            StoreEngine::Endpoint(_) => SharedHttpConnector::new(Http(reqwest::Client::new())),
+        };
+        let connector = SharedHttpConnector::new(Metered { inner, meter: meter.clone() });
+        let mut config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "shop-local"))
+            .http_client(http_client_fn(move |_settings, _components| connector.clone()));
+        config = match self {
+            StoreEngine::Embedded(_) => config.endpoint_url("http://embedded.dynoxide"),
+            StoreEngine::Endpoint(url) => config.endpoint_url(url),
+        };
+        aws_sdk_dynamodb::Client::from_conf(config.build())
+    }
+
+    /// Changes after every successful write of an item whose request
+    /// contains `marker` (see [`Engine::writes_with`]).
+    pub fn writes_with(&self, meter: &Meter, marker: &'static str) -> tokio::sync::watch::Receiver<u64> {
+        match self {
+            // The engine sees writes from every client, the served port's too.
+            StoreEngine::Embedded(e) => e.writes_with(marker),
+            StoreEngine::Endpoint(_) => meter.writes_with(marker),
+        }
+    }
+}
+
+/// Read and write capacity units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Capacity {
+    pub read: f64,
+    pub write: f64,
+}
+
+/// What the meter has seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub calls: BTreeMap<String, u64>,
+    /// From the engine's `ConsumedCapacity` answers (zero if it gives none).
+    pub consumed: Capacity,
+    /// The least the same calls cost on DynamoDB by the item model.
+    pub model: Capacity,
+}
+
+/// Counts and capacity of one client's calls; cheap to clone (shared).
+#[derive(Clone, Default)]
+pub struct Meter(Arc<Mutex<MeterState>>);
+
+#[derive(Default)]
+struct MeterState {
+    seen: Usage,
+    watches: Vec<(&'static str, tokio::sync::watch::Sender<u64>)>,
+}
+
+impl Meter {
+    pub fn snapshot(&self) -> Usage {
+        self.0.lock().map(|s| s.seen.clone()).unwrap_or_default()
+    }
+
+    fn writes_with(&self, marker: &'static str) -> tokio::sync::watch::Receiver<u64> {
+        let mut s = match self.0.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((_, tx)) = s.watches.iter().find(|(m, _)| *m == marker) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        s.watches.push((marker, tx));
+        rx
+    }
+
+    fn record(&self, op: &str, request: &[u8], status: u16, response: &[u8]) {
+        let Ok(mut s) = self.0.lock() else { return };
+        *s.seen.calls.entry(op.to_owned()).or_default() += 1;
+        if status != 200 {
+            return;
+        }
+        let req: Value = serde_json::from_slice(request).unwrap_or(Value::Null);
+        let resp: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
+        let model = item_model(op, &req, &resp);
+        let consumed = consumed(op, &resp);
+        s.seen.model.read += model.read;
+        s.seen.model.write += model.write;
+        s.seen.consumed.read += consumed.read;
+        s.seen.consumed.write += consumed.write;
+        if WRITES.contains(&op) {
+            for (marker, tx) in &s.watches {
+                if marker.is_empty() || contains(request, marker.as_bytes()) {
+                    tx.send_modify(|n| *n += 1);
+                }
+            }
+        }
+    }
+}
+
+const WRITES: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"];
+
+/// Operations that take `ReturnConsumedCapacity`.
+const CAPACITY: [&str; 10] = [
+    "GetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "TransactGetItems",
+    "TransactWriteItems",
+];
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The capacity an answer reports: one object, or one per table.
+fn consumed(op: &str, resp: &Value) -> Capacity {
+    let units = |v: &Value| v.get("CapacityUnits").and_then(Value::as_f64).unwrap_or(0.0);
+    let total = match resp.get("ConsumedCapacity") {
+        Some(Value::Array(all)) => all.iter().map(units).sum(),
+        Some(one) => units(one),
+        None => 0.0,
+    };
+    if WRITES.contains(&op) { Capacity { read: 0.0, write: total } } else { Capacity { read: total, write: 0.0 } }
+}
+
+/// DynamoDB's size of an item (attribute names plus values), approximately.
+fn item_size(item: &Value) -> usize {
+    item.as_object().map_or(0, |attrs| attrs.iter().map(|(name, v)| name.len() + value_size(v)).sum())
+}
+
+fn value_size(v: &Value) -> usize {
+    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else { return 0 };
+    match (kind.as_str(), inner) {
+        ("S" | "B", Value::String(s)) => s.len(),
+        ("N", Value::String(n)) => n.len() / 2 + 1,
+        ("BOOL" | "NULL", _) => 1,
+        ("M", m) => 3 + item_size(m),
+        ("L", Value::Array(l)) => 3 + l.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
+        ("SS" | "NS" | "BS", Value::Array(l)) => l.iter().map(|e| e.as_str().map_or(0, str::len)).sum(),
+        _ => 0,
+    }
+}
+
+/// Write units of one item of `size` bytes (1 KB each, at least one).
+fn wcu(size: usize) -> f64 {
+    size.div_ceil(1024).max(1) as f64
+}
+
+/// Read units of `size` bytes read (4 KB each, at least one), halved when
+/// eventually consistent.
+fn rcu(size: usize, consistent: bool) -> f64 {
+    let units = size.div_ceil(4096).max(1) as f64;
+    if consistent { units } else { units / 2.0 }
+}
+
+/// The least a call costs on DynamoDB by the item model: item sizes from
+/// the request (writes) or the answer (reads); global secondary indexes,
+/// which add a write per index an item is in, are not counted.
+fn item_model(op: &str, req: &Value, resp: &Value) -> Capacity {
+    let consistent = req.get("ConsistentRead").and_then(Value::as_bool).unwrap_or(false);
+    let items = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
+    let write_of = |action: &Value| match action.get("Put") {
+        Some(put) => wcu(put.get("Item").map_or(0, item_size)),
+        None => 1.0,
+    };
+    match op {
+        "PutItem" => Capacity { read: 0.0, write: wcu(req.get("Item").map_or(0, item_size)) },
+        "UpdateItem" | "DeleteItem" => Capacity { read: 0.0, write: 1.0 },
+        "BatchWriteItem" => {
+            let per_table = req.get("RequestItems").and_then(Value::as_object);
+            let write = per_table
+                .map(|t| {
+                    t.values()
+                        .flat_map(|reqs| items(Some(reqs)))
+                        .map(|r| match r.get("PutRequest") {
+                            Some(p) => wcu(p.get("Item").map_or(0, item_size)),
+                            None => 1.0,
+                        })
+                        .sum()
+                })
+                .unwrap_or(0.0);
+            Capacity { read: 0.0, write }
+        }
+        "TransactWriteItems" => {
+            let write = items(req.get("TransactItems")).iter().map(|a| 2.0 * write_of(a)).sum();
+            Capacity { read: 0.0, write }
+        }
+        "GetItem" => Capacity { read: rcu(resp.get("Item").map_or(0, item_size), consistent), write: 0.0 },
+        "TransactGetItems" => {
+            let read =
+                items(resp.get("Responses")).iter().map(|r| 2.0 * rcu(r.get("Item").map_or(0, item_size), true)).sum();
+            Capacity { read, write: 0.0 }
+        }
+        "BatchGetItem" => {
+            let per_table = resp.get("Responses").and_then(Value::as_object);
+            let read = per_table
+                .map(|t| t.values().flat_map(|r| items(Some(r))).map(|i| rcu(item_size(&i), false)).sum())
+                .unwrap_or(0.0);
+            Capacity { read, write: 0.0 }
+        }
+        // A query is charged on the total size it read, rounded up once.
+        "Query" | "Scan" => {
+            let size = items(resp.get("Items")).iter().map(item_size).sum();
+            Capacity { read: rcu(size, consistent), write: 0.0 }
+        }
+        _ => Capacity::default(),
+    }
+}
+
+/// The connector every stack client goes through: asks for the consumed
+/// capacity, passes the call on, records it.
+#[derive(Clone, Debug)]
+struct Metered {
+    inner: SharedHttpConnector,
+    meter: Meter,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meter")
+    }
+}
+
+impl HttpConnector for Metered {
+    fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
+        let op = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.split_once('.'))
+            .map(|(_, op)| op.to_owned())
+            .unwrap_or_default();
+        let mut body = request.body().bytes().unwrap_or_default().to_vec();
+        if CAPACITY.contains(&op.as_str())
+            && let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body)
+        {
+            // After signing: DynamoDB Local and the embedded engine do not
+            // check signatures (a metered client is never one for AWS).
+            fields.insert("ReturnConsumedCapacity".into(), "TOTAL".into());
+            if let Ok(with) = serde_json::to_vec(&fields) {
+                body = with;
+                request.headers_mut().insert("content-length", body.len().to_string());
+                *request.body_mut() = SdkBody::from(body.clone());
+            }
+        }
+        let answer = self.inner.call(request);
+        let meter = self.meter.clone();
+        HttpConnectorFuture::new(async move {
+            let response = answer.await?;
+            let status = response.status().as_u16();
+            meter.record(&op, &body, status, response.body().bytes().unwrap_or_default());
+            Ok(response)
+        })
+    }
+}
+
+/// Plain HTTP to an endpoint (DynamoDB Local on the loopback), the answer
+/// read whole so the meter can see it.
+#[derive(Clone, Debug)]
+struct Http(reqwest::Client);
+
+impl HttpConnector for Http {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let http = self.0.clone();
+        HttpConnectorFuture::new(async move {
+            let io = |e: reqwest::Error| ConnectorError::io(Box::new(e));
+            let mut req = http.post(request.uri()).body(request.body().bytes().unwrap_or_default().to_vec());
+            for (name, value) in request.headers() {
+                if !name.eq_ignore_ascii_case("content-length") {
+                    req = req.header(name, value);
+                }
+            }
+            let resp = req.send().await.map_err(io)?;
+            let status = resp.status().as_u16();
+            let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let bytes = resp.bytes().await.map_err(io)?;
+            let status = StatusCode::try_from(status).map_err(|e| ConnectorError::other(Box::new(e), None))?;
+            let mut response = HttpResponse::new(status, SdkBody::from(bytes));
+            if let Some(ct) = content_type {
+                response.headers_mut().insert("content-type", ct);
+            }
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_item_model_counts_units_as_dynamodb_bills_them() {
+        let small = json!({"pk": {"S": "ORDER#1"}, "sk": {"S": "A"}});
+        let big = json!({"pk": {"S": "x"}, "blob": {"S": "y".repeat(2_500)}});
+        let tx = json!({"TransactItems": [{"Put": {"Item": small}}, {"Update": {}}, {"Put": {"Item": big}}]});
+        // Transactions double: 2×1 + 2×1 + 2×3.
+        assert_eq!(item_model("TransactWriteItems", &tx, &Value::Null).write, 10.0);
+        let got = json!({"Item": small});
+        assert_eq!(item_model("GetItem", &json!({}), &got).read, 0.5);
+        assert_eq!(item_model("GetItem", &json!({"ConsistentRead": true}), &got).read, 1.0);
+        // A query rounds its total up once; an empty one still costs.
+        let items: Vec<Value> = (0..10).map(|_| json!({"blob": {"S": "z".repeat(1_000)}})).collect();
+        assert_eq!(item_model("Query", &json!({}), &json!({"Items": items})).read, 1.5);
+        assert_eq!(item_model("Query", &json!({}), &json!({"Items": []})).read, 0.5);
+    }
+
+    #[test]
+    fn consumed_capacity_is_read_from_single_and_per_table_answers() {
+        assert_eq!(consumed("GetItem", &json!({"ConsumedCapacity": {"CapacityUnits": 0.5}})).read, 0.5);
+        let tx = json!({"ConsumedCapacity": [{"CapacityUnits": 4.0}, {"CapacityUnits": 2.0}]});
+        assert_eq!(consumed("TransactWriteItems", &tx), Capacity { read: 0.0, write: 6.0 });
+        assert_eq!(consumed("Query", &json!({})), Capacity::default());
+    }
+}
