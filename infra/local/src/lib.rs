@@ -107,8 +107,11 @@ pub struct Stack {
     pub dynamodb_addr: Option<SocketAddr>,
     pub app: App,
     pub engine: StoreEngine,
-    /// Sees every store call the stack makes (counts, capacity).
+    /// Sees every store call the app makes (counts, capacity): what the
+    /// Lambda functions would make on AWS.
     pub meter: engine::Meter,
+    /// Sees the store calls of the emulated stream, EventBridge and SQS.
+    pub emulation_meter: engine::Meter,
     pub jwt_secret: String,
     tasks: Tasks,
 }
@@ -242,8 +245,11 @@ impl Stack {
             }
         });
 
+        // The emulated AWS services' own store calls, metered apart.
+        let emulation_meter = engine::Meter::default();
+        let emulation = shop_store::Store::new(engine.client(&emulation_meter), app.config.table_name.clone());
         let bus = Arc::new(emulate::bus::LocalBus::new(
-            app.store.clone(),
+            emulation.clone(),
             emulate::rules::rules()?,
             Arc::new(shop_app::clock::SystemClock),
         ));
@@ -258,6 +264,7 @@ impl Stack {
         ];
         let runner = Arc::new(emulate::runner::Runner::new(
             app.clone(),
+            emulation,
             bus.clone(),
             consumers,
             opts.queues,
@@ -295,6 +302,7 @@ impl Stack {
             app,
             engine,
             meter,
+            emulation_meter,
             jwt_secret: opts.jwt_secret,
             tasks,
         })

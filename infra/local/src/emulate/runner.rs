@@ -43,6 +43,10 @@ impl Default for QueueOptions {
 
 pub struct Runner {
     pub app: App,
+    /// The store as the emulated AWS services use it (the stream's outbox
+    /// query, the queues): on AWS these are not DynamoDB calls, so the
+    /// stack meters them apart from the app's.
+    pub emulation: shop_store::Store,
     pub bus: Arc<LocalBus>,
     pub consumers: Vec<Arc<dyn Consumer>>,
     pub opts: QueueOptions,
@@ -109,17 +113,18 @@ fn sqs_message(queue: &str, m: &Message) -> SqsMessage {
 impl Runner {
     pub fn new(
         app: App,
+        emulation: shop_store::Store,
         bus: Arc<LocalBus>,
         consumers: Vec<Arc<dyn Consumer>>,
         opts: QueueOptions,
         outbox_writes: tokio::sync::watch::Receiver<u64>,
     ) -> Self {
-        Self { app, bus, consumers, opts, clock: SystemClock, outbox_writes }
+        Self { app, emulation, bus, consumers, opts, clock: SystemClock, outbox_writes }
     }
 
     /// One publisher pass; returns how many events went out.
     pub async fn publish_once(&self) -> anyhow::Result<usize> {
-        let pending = self.app.store.pending_events(25).await?;
+        let pending = self.emulation.pending_events(25).await?;
         if pending.is_empty() {
             return Ok(0);
         }
@@ -143,12 +148,12 @@ impl Runner {
     pub async fn consume_once(&self, consumer: &dyn Consumer) -> anyhow::Result<usize> {
         let queue = consumer.name();
         let now = self.clock.now();
-        let messages = Queues(&self.app.store).receive(queue, now, 10, |rc| self.visibility_ms(rc)).await?;
+        let messages = Queues(&self.emulation).receive(queue, now, 10, |rc| self.visibility_ms(rc)).await?;
         let (over, fresh): (Vec<Message>, Vec<Message>) =
             messages.into_iter().partition(|m| m.receive_count > self.opts.max_receive);
         for m in &over {
             tracing::warn!(queue, message_id = %m.id, receives = m.receive_count - 1, "moving to the DLQ");
-            Queues(&self.app.store).move_message(m, &dlq_of(queue), now, false, false).await?;
+            Queues(&self.emulation).move_message(m, &dlq_of(queue), now, false, false).await?;
             self.app.count("DlqMessages", 1);
         }
         if fresh.is_empty() {
@@ -170,10 +175,10 @@ impl Runner {
             } else {
                 // Stays invisible until its (growing) visibility timeout passes.
                 let note = format!("receive {} failed; see the order's timeline for the reason", m.receive_count);
-                Queues(&self.app.store).note_error(m, &note).await?;
+                Queues(&self.emulation).note_error(m, &note).await?;
             }
         }
-        Queues(&self.app.store).delete_all(&done).await?;
+        Queues(&self.emulation).delete_all(&done).await?;
         Ok(fresh.len() + over.len())
     }
 

@@ -23,7 +23,7 @@ mod mix;
 
 use crate::cli::seed;
 use crate::emulate::queue::{Queues, dlq_of};
-use crate::engine::{Capacity, Meter};
+use crate::engine::{Capacity, Meter, Usage};
 use crate::sim::db::Page;
 use crate::{Stack, StackOptions};
 use check::{Seen, Settled, Totals, Violations};
@@ -79,9 +79,14 @@ pub struct Report {
     pub refund_to_settle_ms: Percentiles,
     /// By route; the PG simulator's widget calls are listed apart.
     pub api_latency_ms: BTreeMap<&'static str, Percentiles>,
-    /// The stack's store calls per settled order, by operation.
+    /// The app's store calls per settled order, by operation: what the
+    /// Lambda functions would make on AWS.
     pub store_calls_per_order: BTreeMap<String, f64>,
     pub store_calls_per_order_total: f64,
+    /// The emulated stream, EventBridge and SQS's own store calls per
+    /// settled order (on AWS, not DynamoDB calls; polls of idle queues included).
+    pub emulation_calls_per_order: BTreeMap<String, f64>,
+    pub emulation_calls_per_order_total: f64,
     /// Capacity units per settled order as the engine reported them
     /// (`ConsumedCapacity`; DynamoDB Local's is the one AWS would bill).
     pub capacity_per_order: Capacity,
@@ -272,6 +277,7 @@ async fn run_with(
     // The load.
     let rss_start = crate::cli::rss_mb();
     let used_start = stack.meter.snapshot();
+    let emulation_start = stack.emulation_meter.snapshot();
     let busy_start = busy(&stack);
     let secret = stack.jwt_secret.clone();
     let clock = stack.app.clock.clone();
@@ -337,6 +343,7 @@ async fn run_with(
         tokio::time::sleep(SCHEDULE).await;
     }
     let used_end = stack.meter.snapshot();
+    let emulation_end = stack.emulation_meter.snapshot();
     let busy_end = busy(&stack);
     let measured = started.elapsed();
     let rss_end = crate::cli::rss_mb();
@@ -393,13 +400,16 @@ async fn run_with(
         }
     }
     let n = settled.len().max(1) as f64;
-    let per_order: BTreeMap<String, f64> = used_end
-        .calls
-        .iter()
-        .map(|(op, b)| (op, b.saturating_sub(used_start.calls.get(op).copied().unwrap_or(0))))
-        .filter(|(_, d)| *d > 0)
-        .map(|(op, d)| (op.clone(), d as f64 / n))
-        .collect();
+    let calls_per_order = |a: &Usage, b: &Usage| -> BTreeMap<String, f64> {
+        b.calls
+            .iter()
+            .map(|(op, b)| (op, b.saturating_sub(a.calls.get(op).copied().unwrap_or(0))))
+            .filter(|(_, d)| *d > 0)
+            .map(|(op, d)| (op.clone(), d as f64 / n))
+            .collect()
+    };
+    let per_order = calls_per_order(&used_start, &used_end);
+    let emulation_per_order = calls_per_order(&emulation_start, &emulation_end);
     let per = |a: Capacity, b: Capacity| Capacity { read: (b.read - a.read) / n, write: (b.write - a.write) / n };
     let engine_us: BTreeMap<&'static str, f64> = busy_start
         .iter()
@@ -418,7 +428,8 @@ async fn run_with(
         if capacity_per_order.write > 0.0 { capacity_per_order } else { model_capacity_per_order },
     );
     let settled_per_sec = settled.len() as f64 / settle_secs;
-    let tx_during = per_order.get("TransactWriteItems").copied().unwrap_or_default() * n / settle_secs;
+    let transactions = |m: &BTreeMap<String, f64>| m.get("TransactWriteItems").copied().unwrap_or_default();
+    let tx_during = (transactions(&per_order) + transactions(&emulation_per_order)) * n / settle_secs;
     Ok(Report {
         orders: opts.orders,
         concurrency: opts.concurrency,
@@ -439,6 +450,8 @@ async fn run_with(
         api_latency_ms: latency.into_iter().map(|(k, v)| (k, Percentiles::of(v))).collect(),
         store_calls_per_order_total: per_order.values().sum(),
         store_calls_per_order: per_order,
+        emulation_calls_per_order_total: emulation_per_order.values().sum(),
+        emulation_calls_per_order: emulation_per_order,
         capacity_per_order,
         model_capacity_per_order,
         aws,
@@ -660,10 +673,13 @@ impl Report {
         for (route, p) in &self.api_latency_ms {
             out.push(format!("  {route:<34} {}", p.text()));
         }
+        let calls = |m: &BTreeMap<String, f64>| m.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>();
         out.push(format!(
-            "store calls per settled order: {:.1} ({})",
+            "store calls per settled order: {:.1} by the app ({}); {:.1} by the emulated stream, bus and queues ({})",
             self.store_calls_per_order_total,
-            self.store_calls_per_order.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>().join(", ")
+            calls(&self.store_calls_per_order).join(", "),
+            self.emulation_calls_per_order_total,
+            calls(&self.emulation_calls_per_order).join(", ")
         ));
         if let Some(busy) = self.engine_busy_share {
             out.push(format!(
