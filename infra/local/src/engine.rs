@@ -362,6 +362,31 @@ mod tests {
     }
 
     #[test]
+    fn a_committed_write_with_the_marker_wakes_its_watchers_and_nothing_else_does() {
+        let meter = Meter::default();
+        let mut outbox = meter.writes_with("\"outboxShard\":");
+        let mut any = meter.writes_with("");
+        let with = br#"{"TransactItems":[{"Put":{"Item":{"outboxShard":{"S":"0"}}}}]}"#;
+        let without = br#"{"TransactItems":[{"Update":{"UpdateExpression":"REMOVE outboxShard"}}]}"#;
+        meter.record("TransactWriteItems", with, 400, b"{}");
+        assert!(!outbox.has_changed().unwrap(), "a refused write wakes no one");
+        meter.record("Query", with, 200, b"{}");
+        assert!(!outbox.has_changed().unwrap(), "a read wakes no one");
+        meter.record("TransactWriteItems", without, 200, b"{}");
+        assert!(!outbox.has_changed().unwrap(), "clearing the marker's attribute is not a match");
+        assert!(any.has_changed().unwrap());
+        any.mark_unchanged();
+        meter.record("TransactWriteItems", with, 200, b"{}");
+        assert!(outbox.has_changed().unwrap());
+        assert!(any.has_changed().unwrap());
+        let seen = meter.snapshot();
+        assert_eq!(seen.calls.get("TransactWriteItems"), Some(&3));
+        assert_eq!(seen.calls.get("Query"), Some(&1));
+        // Only answered calls are priced: 2 × 1 WCU for each of the two.
+        assert_eq!(seen.model.write, 4.0);
+    }
+
+    #[test]
     fn consumed_capacity_is_read_from_single_and_per_table_answers() {
         assert_eq!(consumed("GetItem", &json!({"ConsumedCapacity": {"CapacityUnits": 0.5}})).read, 0.5);
         let tx = json!({"ConsumedCapacity": [{"CapacityUnits": 4.0}, {"CapacityUnits": 2.0}]});
