@@ -364,7 +364,7 @@ mod tests {
     #[test]
     fn a_committed_write_with_the_marker_wakes_its_watchers_and_nothing_else_does() {
         let meter = Meter::default();
-        let mut outbox = meter.writes_with("\"outboxShard\":");
+        let outbox = meter.writes_with("\"outboxShard\":");
         let mut any = meter.writes_with("");
         let with = br#"{"TransactItems":[{"Put":{"Item":{"outboxShard":{"S":"0"}}}}]}"#;
         let without = br#"{"TransactItems":[{"Update":{"UpdateExpression":"REMOVE outboxShard"}}]}"#;
