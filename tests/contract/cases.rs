@@ -276,6 +276,42 @@ pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
     assert_eq!(ttl, T0.seconds() + 30 * 86_400);
 }
 
+pub async fn the_event_log_reads_every_shard_of_a_day_oldest_first(store: Store) {
+    // Placed a second apart over two days, so the log interleaves its shards.
+    let mut placed_ids = Vec::new();
+    for n in 0..24 {
+        let (mut o, mut e) = placed(&format!("log{n}"), "u1", 900);
+        let at = T0.plus_secs(n * 7_200);
+        o.created_at = at;
+        e.occurred_at = at;
+        run(&store, vec![store.op_create_order(&o).unwrap(), store.op_put_event(&e, "c", None).unwrap()])
+            .await
+            .unwrap();
+        placed_ids.push(e.event_id().to_string());
+    }
+    // One event written before the log was sharded, in the day's old partition.
+    let legacy = keys::event(&oid("log0"), 1);
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("pk", shop_store::attr::s(legacy.0))
+        .key("sk", shop_store::attr::s(legacy.1))
+        .update_expression("SET dueShard = :d")
+        .expression_attribute_values(":d", shop_store::attr::s(keys::legacy_event_log_shard(T0)))
+        .send()
+        .await
+        .unwrap();
+    let shards: std::collections::BTreeSet<String> =
+        (1..24).map(|n| keys::event_log_shard(T0, &oid(&format!("log{n}")))).collect();
+    assert!(shards.len() > 1, "the orders fall on several shards: {shards:?}");
+
+    let all = store.events_since(T0, T0.plus_secs(3 * 86_400)).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>(), placed_ids, "every event, oldest first");
+    let later = store.events_since(T0.plus_secs(12 * 7_200), T0.plus_secs(3 * 86_400)).await.unwrap();
+    assert_eq!(later.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>(), placed_ids[12..].to_vec());
+}
+
 pub async fn expiry_index_holds_only_due_pending_orders(store: Store) {
     for (id, ttl) in [("a", 60), ("b", 120), ("c", 180), ("d", 3600)] {
         run(&store, vec![store.op_create_order(&order(id, "u1", ttl)).unwrap()]).await.unwrap();

@@ -69,6 +69,7 @@ contract!(
     points_balance_is_exact_and_ledgered,
     orders_are_versioned,
     events_are_written_once_and_leave_the_outbox_index,
+    the_event_log_reads_every_shard_of_a_day_oldest_first,
     expiry_index_holds_only_due_pending_orders,
     user_index_lists_orders_and_coupons,
     placement_inputs_are_one_snapshot,

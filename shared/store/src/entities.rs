@@ -201,7 +201,7 @@ pub fn event_item(event: &OrderEvent, correlation_id: &str, traceparent: Option<
             ("outboxShard", s(keys::outbox_shard(&event.order_id))),
             ("outboxSk", s(format!("{:013}#{event_id}", at.millis()))),
             // The per-day event log (`shop republish --since`).
-            ("dueShard", s(keys::event_log_shard(at))),
+            ("dueShard", s(keys::event_log_shard(at, &event.order_id))),
             ("dueAt", n(at.millis())),
             (crate::schema::TTL_ATTRIBUTE, n(at.seconds() + EVENT_RETENTION_SECS)),
         ]),

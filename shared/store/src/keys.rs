@@ -19,17 +19,40 @@
 //! - `byDue` (`dueShard`, `dueAt`): work that falls due at a time — orders
 //!   while PENDING_PAYMENT (`EXPIRY#n`, at `expiresAt`), payments whose
 //!   outcome is in doubt (`RECONCILE#n`, at their last update), every outbox
-//!   event by day (`EVENTS#<day>`, at `occurredAt`, for `shop republish
+//!   event by day (`EVENTS#<day>#n`, at `occurredAt`, for `shop republish
 //!   --since`), and locally, visible queue messages (`QUEUE#<queue>`, at the
 //!   time they become visible).
 //! - `pendingOutbox` (`outboxShard`, `outboxSk`): outbox events not yet published.
 //! - `byUser` (`userPk`, `userSk`): a user's orders and coupons.
 //!
-//! Index partition keys are spread over `SHARDS` values so no single
-//! partition takes every write (a DynamoDB partition takes ~1,000 writes/s).
+//! # Write rates (docs/adr/0011-index-write-rates.md)
+//! One partition of a DynamoDB index takes about 1,000 write units a
+//! second; past that the index throttles, and a throttled index throttles
+//! the table's writes. The indexes project every attribute, so every write
+//! of an item that is in an index (insert, update, and the delete when its
+//! key attribute is removed) is also a write of the index entry: one unit
+//! for an item up to 1 KB. Index partition keys are spread over [`SHARDS`]
+//! values by a hash of the order (or payment), and each key below states
+//! its ceiling with the writes one order makes to it (an order today: about
+//! 3.1 events; measured by `shop bench --saga`):
+//!
+//! | partition key | index writes per order | ceiling with 4 shards |
+//! | --- | --- | --- |
+//! | `EVENTS#<day>#n` | 2 per event (written, then `pending` cleared): ≈ 6.2 | ≈ 640 orders/s |
+//! | `OUTBOX#n` | 2 per event (in, then out): ≈ 6.2 | ≈ 640 orders/s |
+//! | `EXPIRY#n` | ≤ 3 (placed, payment started, left PENDING_PAYMENT) | ≈ 1,300 orders/s |
+//! | `RECONCILE#n` | ≤ 3 per payment in doubt | ≈ 1,300 payments in doubt/s |
+//! | `USER#<id>` (`byUser`) | 1–3, one user's | ≈ 330 orders/s by one user |
+//! | `QUEUE#<queue>` | local stack only | (no DynamoDB) |
+//!
+//! Raising [`SHARDS`] raises every ceiling in proportion; readers query
+//! every shard, so it also multiplies the queries of the publisher (local
+//! stack), the scheduled jobs and `republish` — by a constant, never by
+//! the history.
 
 use shop_domain::{CouponId, OrderId, PaymentKey, ProductId, UserId};
 
+/// Partitions each sharded index key is spread over (see the table above).
 pub const SHARDS: u32 = 4;
 
 pub const GSI_DUE: &str = "byDue";
@@ -68,6 +91,8 @@ pub fn idempotency(scope: &str, key: &str) -> (String, String) {
     (format!("IDEM#{scope}#{key}"), "IDEM".to_owned())
 }
 
+/// `byUser` partition of one user's orders and coupons: 1–3 index writes
+/// per order, so one user tops out near 330 orders/s — no user does.
 pub fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
 }
@@ -82,14 +107,17 @@ pub fn shard(s: &str) -> u32 {
     h % SHARDS
 }
 
+/// ≈ 3 index writes per order (≈ 1,300 orders/s with 4 shards).
 pub fn expiry_shard(order: &OrderId) -> String {
     format!("EXPIRY#{}", shard(order.as_str()))
 }
 
+/// ≤ 3 index writes per payment in doubt (≈ 1,300/s with 4 shards).
 pub fn reconcile_shard(payment: &PaymentKey) -> String {
     format!("RECONCILE#{}", shard(payment.as_str()))
 }
 
+/// 2 index writes per event, ≈ 6.2 per order (≈ 640 orders/s with 4 shards).
 pub fn outbox_shard(order: &OrderId) -> String {
     outbox_shard_of(order.as_str())
 }
@@ -111,9 +139,25 @@ pub fn day(t: shop_domain::Timestamp) -> String {
     t.to_rfc3339().chars().take(10).collect()
 }
 
-/// The `byDue` partition of the event log for the day of `t`.
-pub fn event_log_shard(t: shop_domain::Timestamp) -> String {
+/// The `byDue` partition of the event log for the day of `t` and this
+/// order's shard: an order's events share one, a day's are spread over
+/// [`SHARDS`] (≈ 640 orders/s with 4; the table above).
+pub fn event_log_shard(t: shop_domain::Timestamp, order: &OrderId) -> String {
+    format!("{}#{}", legacy_event_log_shard(t), shard(order.as_str()))
+}
+
+/// The one partition per day the event log used before it was sharded
+/// (2026-12). Still read by `events_since` until such items expire (30
+/// days after they were written); nothing writes it any more.
+pub fn legacy_event_log_shard(t: shop_domain::Timestamp) -> String {
     format!("EVENTS#{}", day(t))
+}
+
+/// Every partition of the event log for the day of `t`: the shards, then
+/// the legacy one.
+pub fn event_log_partitions(t: shop_domain::Timestamp) -> Vec<String> {
+    let day = legacy_event_log_shard(t);
+    (0..SHARDS).map(|n| format!("{day}#{n}")).chain(std::iter::once(day.clone())).collect()
 }
 
 /// A local queue message.
@@ -121,7 +165,8 @@ pub fn queue_message(queue: &str, id: &str) -> (String, String) {
     (format!("QUEUE#{queue}"), format!("MSG#{id}"))
 }
 
-/// The `byDue` partition of a local queue's visible messages.
+/// The `byDue` partition of a local queue's visible messages (the local
+/// stack only: on AWS the queues are SQS, and this key is never written).
 pub fn queue_shard(queue: &str) -> String {
     format!("QUEUE#{queue}")
 }
@@ -129,4 +174,25 @@ pub fn queue_shard(queue: &str) -> String {
 /// The partition of the local archive for the day of `t`.
 pub fn archive(t: shop_domain::Timestamp) -> String {
     format!("ARCHIVE#{}", day(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_days_event_log_is_spread_over_every_shard_and_an_order_keeps_one() {
+        let t = shop_domain::Timestamp::from_millis(1_795_219_200_000);
+        let partitions = event_log_partitions(t);
+        let mut used = std::collections::BTreeSet::new();
+        for n in 0..200 {
+            let order = OrderId::parse(format!("order-{n}")).unwrap();
+            let key = event_log_shard(t, &order);
+            assert!(partitions.contains(&key), "{key} is read back");
+            assert_eq!(key, event_log_shard(t.plus_secs(60), &order), "one order, one partition per day");
+            used.insert(key);
+        }
+        assert_eq!(used.len(), SHARDS as usize, "{used:?}");
+        assert_eq!(partitions.last().map(String::as_str), Some("EVENTS#2026-11-21"));
+    }
 }

@@ -76,8 +76,9 @@ impl Store {
             .map_err(Into::into)
     }
 
-    /// Outbox events written since `since` (from the per-day event log in
-    /// the `byDue` index), oldest first.
+    /// Outbox events written since `since` (from the event log in the
+    /// `byDue` index: per day, every shard and the legacy unsharded
+    /// partition), oldest first.
     pub async fn events_since(
         &self,
         since: Timestamp,
@@ -89,30 +90,34 @@ impl Store {
         let mut out = Vec::new();
         let mut d = Timestamp::from_millis(since.millis() - since.millis().rem_euclid(86_400_000));
         while d <= now {
-            let mut start = None;
-            loop {
-                let page = self
-                    .client()
-                    .query()
-                    .table_name(self.table())
-                    .index_name(keys::GSI_DUE)
-                    .key_condition_expression("dueShard = :d AND dueAt >= :since")
-                    .expression_attribute_values(":d", s(keys::event_log_shard(d)))
-                    .expression_attribute_values(":since", n(since.millis()))
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query event log")))?;
-                for it in page.items.unwrap_or_default() {
-                    out.push(crate::entities::stored_event_from(&it)?);
-                }
-                match page.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start = Some(k),
-                    _ => break,
+            for partition in keys::event_log_partitions(d) {
+                let mut start = None;
+                loop {
+                    let page = self
+                        .client()
+                        .query()
+                        .table_name(self.table())
+                        .index_name(keys::GSI_DUE)
+                        .key_condition_expression("dueShard = :d AND dueAt >= :since")
+                        .expression_attribute_values(":d", s(partition.as_str()))
+                        .expression_attribute_values(":since", n(since.millis()))
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query event log")))?;
+                    for it in page.items.unwrap_or_default() {
+                        out.push(crate::entities::stored_event_from(&it)?);
+                    }
+                    match page.last_evaluated_key {
+                        Some(k) if !k.is_empty() => start = Some(k),
+                        _ => break,
+                    }
                 }
             }
             d = d.plus_secs(86_400);
         }
+        // The shards interleave in time; an order's events keep their order.
+        out.sort_by(|a, b| (a.occurred_at, &a.pk, &a.sk).cmp(&(b.occurred_at, &b.pk, &b.sk)));
         Ok(out)
     }
 
