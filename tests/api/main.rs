@@ -3,6 +3,7 @@
 
 mod attacks;
 mod concurrency;
+mod dump;
 mod events;
 mod idempotency;
 mod orders;

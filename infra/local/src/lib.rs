@@ -194,6 +194,35 @@ async fn open_on(
     Ok((app, !existed))
 }
 
+/// The simulators' state in a data dir, opened by commands that run beside
+/// `shop up` (`shop dump`); `None` for one that is absent.
+pub struct SimulatorState {
+    pub pg: Option<Arc<sim::pg::PgSim>>,
+    pub sink: Option<Arc<sim::sink::Sink>>,
+}
+
+pub fn open_simulators(data_dir: &std::path::Path) -> anyhow::Result<SimulatorState> {
+    let (pg_file, sink_file) = (data_dir.join("pgsim.db"), data_dir.join("sink.db"));
+    let pg = match pg_file.exists() {
+        true => Some(sim::pg::PgSim::new(sim::pg::SimOptions {
+            secret_key: SIM_SECRET_KEY.to_owned(),
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_backoff: std::time::Duration::from_secs(1),
+            stall: std::time::Duration::from_secs(1),
+            delay: std::time::Duration::from_secs(1),
+            state_file: Some(pg_file),
+            clock: Arc::new(shop_app::clock::SystemClock),
+        })?),
+        false => None,
+    };
+    let sink = match sink_file.exists() {
+        true => Some(sim::sink::Sink::new(Some(sink_file), std::time::Duration::from_secs(1))?),
+        false => None,
+    };
+    Ok(SimulatorState { pg, sink })
+}
+
 impl Stack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;

@@ -154,6 +154,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The business state as one canonical JSON document (sorted; byte-identical for the same state):
+    /// orders, payments, stock, coupons, points and ledgers, and with a data dir the PG simulator's
+    /// payments and the data platform's deliveries by event id.
+    Dump {
+        #[command(flatten)]
+        data: DataDir,
+        /// Dump this DynamoDB table of a deployed stack instead of the data dir
+        /// (credentials, region and endpoint from the usual AWS_* variables / profile).
+        #[arg(long, env = "SHOP_TABLE")]
+        table: Option<String>,
+    },
     /// An order's saga: its events and every consumer's outcome.
     Timeline {
         order_id: String,
@@ -368,6 +379,16 @@ async fn main() -> anyhow::Result<()> {
             print(json, &serde_json::json!({"republished": n}), || {
                 format!("{n} outbox event(s) marked for publishing again; {sender} sends them")
             });
+        }
+        Command::Dump { data: DataDir { data_dir }, table } => {
+            let app = target(&data_dir, table.as_deref()).await?;
+            let state = match table {
+                Some(_) => shop_local::SimulatorState { pg: None, sink: None },
+                None => shop_local::open_simulators(&data_dir)?,
+            };
+            let sims = shop_local::cli::dump::Simulated { pg: state.pg.as_deref(), sink: state.sink.as_deref() };
+            let state = shop_local::cli::dump::dump(&app, sims).await?;
+            print!("{}", shop_local::cli::dump::text(&state)?);
         }
         Command::Timeline { order_id, data: DataDir { data_dir }, table, json } => {
             let app = target(&data_dir, table.as_deref()).await?;

@@ -1,9 +1,11 @@
 //! What `shop` does besides running the stack: the demo catalog
 //! ([`seed`]), the benchmarks ([`bench`]: order placement; [`saga`]: the
-//! whole saga, settled and checked; [`simbench`]: the simulators alone) and
-//! operations on the saga ([`ops`]: DLQs, replay, republish, timeline).
+//! whole saga, settled and checked; [`simbench`]: the simulators alone),
+//! operations on the saga ([`ops`]: DLQs, replay, republish, timeline) and
+//! the business state as one canonical document ([`dump`]).
 
 pub mod bench;
+pub mod dump;
 pub mod ops;
 pub mod saga;
 pub mod seed;

@@ -111,7 +111,8 @@ pub async fn replay(
 /// publisher sends each once more (consumers dedupe by event id). The
 /// recovery path when a stream's OnFailure destination got only metadata.
 pub async fn republish(app: &App, since: Timestamp) -> anyhow::Result<usize> {
-    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    // The event log is dated by the app's clock (an event's occurredAt).
+    let now = app.clock.now();
     let events = app.store.events_since(since, now.plus_secs(86_400)).await?;
     for e in &events {
         app.store.mark_pending(e).await?;
