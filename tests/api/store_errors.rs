@@ -60,3 +60,19 @@ async fn a_conflict_is_decided_again_and_a_409_when_it_never_ends() {
     let (status, body) = app.post_order("u1", "too-many", r#"{"items":[{"productId":"scarce","quantity":6}]}"#).await;
     assert_eq!((status, body["type"].as_str()), (409, Some("https://shop.example/problems/insufficient-stock")));
 }
+
+#[tokio::test]
+async fn a_store_that_throttles_every_attempt_is_a_503_not_a_conflict() {
+    let app = spawn_app().await;
+    let attempts = shop_app::usecases::retry::ATTEMPTS as usize;
+    app.engine().cancel_next_transactions("ThrottlingError", attempts);
+    let before = transactions(&app);
+    let (status, body) = app.post_order("u1", "throttled-out", ORDER).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["type"], "https://shop.example/problems/store-busy");
+    assert_eq!(transactions(&app) - before, attempts as u64);
+    assert_eq!(app.stock("p1").await, 100, "nothing was written");
+    // The same request, once the store has capacity again, goes through.
+    let (status, body) = app.post_order("u1", "throttled-out", ORDER).await;
+    assert_eq!(status, 201, "{body}");
+}

@@ -134,8 +134,19 @@ pub fn pg_unavailable(detail: &str) -> Problem {
 }
 
 /// 409 when a use case ran out of attempts against concurrent writers.
-pub fn contention() -> Problem {
-    Problem::new(409, "contention", "Conflict", "the order kept changing; retry")
+/// A write that did not land after every attempt: a real conflict is a
+/// 409; a store that kept throttling is a 503 — nothing about the request
+/// was wrong, and the same request later is safe.
+pub fn contention(c: crate::usecases::retry::Contended, conflict_detail: &str) -> Problem {
+    match c {
+        crate::usecases::retry::Contended::Conflict => Problem::new(409, "contention", "Conflict", conflict_detail),
+        crate::usecases::retry::Contended::Throttled => Problem::new(
+            503,
+            "store-busy",
+            "Service Unavailable",
+            "the store is over capacity and throttled every attempt; nothing was written, retry later",
+        ),
+    }
 }
 
 /// What every handler knows about its request.

@@ -77,8 +77,8 @@ impl PlaceOrderError {
                     .with("couponId", c.as_str())
             }
             PlaceOrderError::Rejected(e) => place_problem(e),
-            PlaceOrderError::Contention => {
-                Problem::new(409, "contention", "Conflict", "too many concurrent changes to the same items; retry")
+            PlaceOrderError::Contention(c) => {
+                http::contention(*c, "too many concurrent changes to the same items; retry")
             }
             PlaceOrderError::Unexpected(_) => Problem::internal(),
         }

@@ -81,7 +81,7 @@ impl From<&ConfirmError> for Problem {
                 "the order expired or was cancelled while the payment was confirmed; the payment will be cancelled",
             )
             .with("status", order_status.as_str()),
-            ConfirmError::Contention => http::contention(),
+            ConfirmError::Contention(c) => http::contention(*c, "the order kept changing; retry"),
             ConfirmError::Unexpected(err) => http::internal(err),
         }
     }
@@ -100,7 +100,7 @@ impl From<&PayWithPointsError> for Problem {
             )
             .with("balance", balance.won())
             .with("amountDue", amount_due.won()),
-            PayWithPointsError::Contention => http::contention(),
+            PayWithPointsError::Contention(c) => http::contention(*c, "the order kept changing; retry"),
             PayWithPointsError::Unexpected(err) => http::internal(err),
         }
     }
@@ -115,7 +115,7 @@ impl From<&CancelError> for Problem {
                     .with("status", status.as_str())
             }
             CancelError::Refused(other) => order_problem(other),
-            CancelError::Contention => http::contention(),
+            CancelError::Contention(c) => http::contention(*c, "the order kept changing; retry"),
             CancelError::Unexpected(err) => http::internal(err),
         }
     }

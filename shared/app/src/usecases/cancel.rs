@@ -17,8 +17,8 @@ pub enum CancelError {
     NotFound,
     #[error(transparent)]
     Refused(#[from] OrderError),
-    #[error("the order kept changing")]
-    Contention,
+    #[error(transparent)]
+    Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -55,8 +55,8 @@ pub enum ConfirmError {
     Declined { code: String, message: String, order_status: OrderStatus },
     #[error("the order could no longer take the payment; it will be cancelled")]
     Orphaned { order_status: OrderStatus },
-    #[error("the order kept changing")]
-    Contention,
+    #[error(transparent)]
+    Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -23,8 +23,8 @@ pub struct ExpireReport {
 
 #[derive(Debug, thiserror::Error)]
 enum ExpireError {
-    #[error("kept conflicting")]
-    Contention,
+    #[error(transparent)]
+    Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

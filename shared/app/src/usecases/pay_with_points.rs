@@ -17,8 +17,8 @@ pub enum PayWithPointsError {
     Refused(#[from] OrderError),
     #[error("the order needs {amount_due} points, the balance is {balance}")]
     InsufficientPoints { balance: Money, amount_due: Money },
-    #[error("the order kept changing")]
-    Contention,
+    #[error(transparent)]
+    Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -100,6 +100,8 @@ pub async fn apply_notification(app: &App, n: &Notification, correlation_id: &st
             Ok(Noted::UnknownOrder)
         }
         Err(SettleError::NotFinal(..)) => Ok(Noted::NotFinal),
-        Err(e @ (SettleError::Contention | SettleError::Unexpected(_))) => Err(NotificationError::Unexpected(e.into())),
+        Err(e @ (SettleError::Contention(_) | SettleError::Unexpected(_))) => {
+            Err(NotificationError::Unexpected(e.into()))
+        }
     }
 }

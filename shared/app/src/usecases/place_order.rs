@@ -30,8 +30,8 @@ pub enum PlaceOrderError {
     UnknownCoupon(CouponId),
     #[error(transparent)]
     Rejected(#[from] PlaceError),
-    #[error("the order kept conflicting with concurrent orders")]
-    Contention,
+    #[error(transparent)]
+    Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

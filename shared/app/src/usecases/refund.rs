@@ -25,8 +25,8 @@ pub enum RefundError {
     NoOrder(OrderId),
     #[error("cannot complete the refund: {0}")]
     Refused(#[from] OrderError),
-    #[error("the order kept changing")]
-    Contention,
+    #[error(transparent)]
+    Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

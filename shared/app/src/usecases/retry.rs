@@ -52,9 +52,16 @@ impl<E: From<anyhow::Error>> From<anyhow::Error> for Step<E> {
 }
 
 /// Every attempt lost: the use case maps this to its own error.
+/// Why a write did not land after [`ATTEMPTS`] attempts, from the last
+/// attempt's error: a real conflict is a 409, throttling a 503 (the store
+/// is over capacity; nothing about the request is wrong).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("kept conflicting with concurrent writers after {ATTEMPTS} attempts")]
-pub struct Contended;
+pub enum Contended {
+    #[error("kept conflicting with concurrent writers after {ATTEMPTS} attempts")]
+    Conflict,
+    #[error("the store kept throttling after {ATTEMPTS} attempts")]
+    Throttled,
+}
 
 /// The conversions every use-case error enum has (each has `Contention` and
 /// `Unexpected(anyhow::Error)` variants): a store error that reaches it is
@@ -69,8 +76,8 @@ macro_rules! use_case_error {
         }
 
         impl From<$crate::usecases::retry::Contended> for $error {
-            fn from(_: $crate::usecases::retry::Contended) -> Self {
-                Self::Contention
+            fn from(c: $crate::usecases::retry::Contended) -> Self {
+                Self::Contention(c)
             }
         }
     };
@@ -88,11 +95,16 @@ where
     Fut: Future<Output = Result<T, Step<E>>>,
 {
     let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut last = Contended::Conflict;
     for n in 1..=ATTEMPTS {
         match attempt(n).await {
             Ok(v) => return Ok(v),
             Err(Step::Fail(e)) => return Err(e),
             Err(Step::Retry(e)) => {
+                last = match e {
+                    StoreError::Throttled(_) => Contended::Throttled,
+                    StoreError::Conflict { .. } | StoreError::Unexpected(_) => Contended::Conflict,
+                };
                 tracing::info!(attempt = n, error = %e, "write lost a race; re-reading");
                 if let Some(wait) = backoff(&e, n, seed, call) {
                     tokio::time::sleep(wait).await;
@@ -100,7 +112,7 @@ where
             }
         }
     }
-    Err(E::from(Contended))
+    Err(E::from(last))
 }
 
 /// The wait before attempt `n + 1`: none after a failed condition (the state
@@ -134,7 +146,7 @@ mod tests {
     #[derive(Debug, PartialEq, Eq)]
     enum Err {
         Store(String),
-        Contended,
+        Contended(Contended),
     }
     impl From<StoreError> for Err {
         fn from(e: StoreError) -> Self {
@@ -142,8 +154,8 @@ mod tests {
         }
     }
     impl From<Contended> for Err {
-        fn from(_: Contended) -> Self {
-            Err::Contended
+        fn from(c: Contended) -> Self {
+            Err::Contended(c)
         }
     }
 
@@ -191,8 +203,21 @@ mod tests {
             async { Err(Step::from(conflict(ConflictReason::ConditionFailed))) }
         })
         .await;
-        assert_eq!(result, Err(Err::Contended));
+        assert_eq!(result, Err(Err::Contended(Contended::Conflict)));
         assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn giving_up_on_throttling_says_so_not_conflict() {
+        // Conflicts until the last attempt, which the store throttles.
+        let result: Result<(), Err> = retry("o1", |n| async move {
+            match n {
+                ATTEMPTS => Err(Step::from(StoreError::Throttled("ProvisionedThroughputExceeded".into()))),
+                _ => Err(Step::from(conflict(ConflictReason::ConditionFailed))),
+            }
+        })
+        .await;
+        assert_eq!(result, Err(Err::Contended(Contended::Throttled)));
     }
 
     #[test]

@@ -40,8 +40,8 @@ pub enum SettleError {
     /// mark the key used and block its owner's confirm).
     #[error("the PG reports payment {0} as {1}, which is not an outcome")]
     NotFinal(PaymentKey, &'static str),
-    #[error("kept conflicting with concurrent writers")]
-    Contention,
+    #[error(transparent)]
+    Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -16,7 +16,7 @@ impl From<RefundError> for ConsumerError {
             RefundError::PgRefused(_) | RefundError::NoOrder(_) | RefundError::Refused(_) => {
                 ConsumerError::Permanent(e.to_string())
             }
-            RefundError::PgUnavailable(_) | RefundError::Contention | RefundError::Unexpected(_) => {
+            RefundError::PgUnavailable(_) | RefundError::Contention(_) | RefundError::Unexpected(_) => {
                 ConsumerError::Retryable(format!("{e:#}"))
             }
         }
