@@ -83,7 +83,13 @@ impl Problem {
     }
 
     pub fn response(&self, ctx: &RequestCtx) -> Response<Body> {
-        raw(self.status, "application/problem+json", self.body(&ctx.path, &ctx.correlation_id).to_string(), ctx)
+        let mut response =
+            raw(self.status, "application/problem+json", self.body(&ctx.path, &ctx.correlation_id).to_string(), ctx);
+        // Every 503 here is "nothing was done, the same request later is safe".
+        if self.status == 503 {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
