@@ -63,6 +63,8 @@ pub struct StackOptions {
     /// Run the store on this DynamoDB endpoint (DynamoDB Local) instead of
     /// the embedded engine; `data_dir` then holds only the simulators.
     pub endpoint: Option<String>,
+    /// How long the PG simulator's virtual accounts take deposits.
+    pub va_due: std::time::Duration,
 }
 
 /// What a write of a pending outbox item carries in its request: the
@@ -91,6 +93,7 @@ impl Default for StackOptions {
             sink_port: 0,
             queues: emulate::runner::QueueOptions::default(),
             endpoint: None,
+            va_due: sim::pg::VA_DUE,
         }
     }
 }
@@ -211,6 +214,7 @@ pub fn open_simulators(data_dir: &std::path::Path) -> anyhow::Result<SimulatorSt
             webhook_backoff: std::time::Duration::from_secs(1),
             stall: std::time::Duration::from_secs(1),
             delay: std::time::Duration::from_secs(1),
+            va_due: sim::pg::VA_DUE,
             state_file: Some(pg_file),
             clock: Arc::new(shop_app::clock::SystemClock),
         })?),
@@ -241,6 +245,7 @@ impl Stack {
             delay: pg_timeout / 4,
             clock: clock.clone(),
             data_dir: opts.data_dir.clone(),
+            va_due: opts.va_due,
         })
         .await?;
         config.pg_base_url = format!("http://{pg_addr}");
@@ -383,10 +388,12 @@ pub struct SimulatorOptions {
     pub stall: std::time::Duration,
     /// Extra wait of the PG's "delay" fault.
     pub delay: std::time::Duration,
-    /// The clock webhook signatures are dated by.
+    /// The clock webhook signatures, payment times and virtual accounts' due dates are dated by.
     pub clock: Arc<dyn Clock>,
     /// Keeps the simulators' state here across restarts; `None`: in memory.
     pub data_dir: Option<PathBuf>,
+    /// How long a virtual account takes deposits ([`sim::pg::VA_DUE`] by default).
+    pub va_due: std::time::Duration,
 }
 
 impl Simulators {
@@ -405,6 +412,7 @@ impl Simulators {
             webhook_backoff: opts.webhook_backoff,
             stall: opts.stall,
             delay: opts.delay,
+            va_due: opts.va_due,
             state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.db")),
             clock: opts.clock,
         })?;

@@ -55,6 +55,9 @@ enum Command {
         /// Milliseconds standing in for one minute of the PG's webhook retry schedule.
         #[arg(long, default_value_t = 1_000)]
         webhook_backoff_ms: u64,
+        /// Seconds a PG simulator's virtual account takes deposits (its dueDate); then it expires.
+        #[arg(long, default_value_t = 3 * 86_400)]
+        va_due: u64,
         /// Require and send HMAC-signed webhooks (`Pg-Signature`) with this secret.
         #[arg(long, env = "PG_WEBHOOK_SECRET")]
         webhook_secret: Option<String>,
@@ -203,6 +206,9 @@ enum Command {
         /// Milliseconds standing in for one minute of the PG's webhook retry schedule.
         #[arg(long, default_value_t = 1_000)]
         webhook_backoff_ms: u64,
+        /// Seconds a PG simulator's virtual account takes deposits (its dueDate); then it expires.
+        #[arg(long, default_value_t = 3 * 86_400)]
+        va_due: u64,
         /// Keep the simulators' state in this directory (default: in memory).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -436,7 +442,7 @@ async fn main() -> anyhow::Result<()> {
                 r.products, r.coupons_created, r.coupons_kept, r.users
             );
         }
-        Command::Sim { pg_port, sink_port, webhook_url, webhook_secret, webhook_backoff_ms, data_dir } => {
+        Command::Sim { pg_port, sink_port, webhook_url, webhook_secret, webhook_backoff_ms, va_due, data_dir } => {
             shop_app::obs::telemetry::init("shop-sim");
             let sims = shop_local::Simulators::start(shop_local::SimulatorOptions {
                 pg_port,
@@ -448,6 +454,7 @@ async fn main() -> anyhow::Result<()> {
                 delay: SIM_STALL / 8,
                 clock: std::sync::Arc::new(shop_app::clock::SystemClock),
                 data_dir,
+                va_due: std::time::Duration::from_secs(va_due),
             })
             .await?;
             println!("PG simulator on http://{} (secret key {})", sims.pg_addr, shop_local::SIM_SECRET_KEY);
@@ -467,6 +474,7 @@ async fn main() -> anyhow::Result<()> {
             reconcile_after,
             pg_timeout_ms,
             webhook_backoff_ms,
+            va_due,
             webhook_secret,
             sink_port,
             visibility_timeout,
@@ -491,6 +499,7 @@ async fn main() -> anyhow::Result<()> {
                 pg_port,
                 schedule_every: std::time::Duration::from_secs(schedule_every),
                 webhook_backoff: std::time::Duration::from_millis(webhook_backoff_ms),
+                va_due: std::time::Duration::from_secs(va_due),
                 sink_port,
                 queues: shop_local::emulate::runner::QueueOptions {
                     visibility: std::time::Duration::from_secs(visibility_timeout),

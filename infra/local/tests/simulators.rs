@@ -7,6 +7,14 @@ use shop_local::{SimulatorOptions, Simulators};
 use std::time::Duration;
 
 async fn start(dir: &std::path::Path) -> Simulators {
+    start_on(dir, std::sync::Arc::new(shop_app::clock::SystemClock), Duration::from_secs(3 * 86_400)).await
+}
+
+async fn start_on(
+    dir: &std::path::Path,
+    clock: std::sync::Arc<dyn shop_app::clock::Clock>,
+    va_due: Duration,
+) -> Simulators {
     Simulators::start(SimulatorOptions {
         pg_port: 0,
         sink_port: 0,
@@ -15,8 +23,9 @@ async fn start(dir: &std::path::Path) -> Simulators {
         webhook_backoff: Duration::from_millis(10),
         stall: Duration::from_millis(10),
         delay: Duration::from_millis(1),
-        clock: std::sync::Arc::new(shop_app::clock::SystemClock),
+        clock,
         data_dir: Some(dir.to_owned()),
+        va_due,
     })
     .await
     .expect("simulators start")
@@ -32,6 +41,24 @@ async fn get(url: &str) -> (Value, Option<String>) {
         .and_then(|l| l.to_str().ok())
         .and_then(|l| l.strip_prefix('<')?.split_once(">; rel=\"next\"").map(|(target, _)| target.to_owned()));
     (resp.json().await.expect("JSON"), next)
+}
+
+async fn checkout(http: &reqwest::Client, pg: &str, order: &str, method: &str) -> String {
+    let body: Value = http
+        .post(format!("{pg}/v1/sim/checkout"))
+        .json(&json!({"orderId": order, "amount": 1000, "method": method}))
+        .send()
+        .await
+        .expect("checkout")
+        .json()
+        .await
+        .expect("checkout body");
+    body["paymentKey"].as_str().expect("paymentKey").to_owned()
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let resp = http.post(url).basic_auth(shop_local::SIM_SECRET_KEY, Some("")).json(&body).send().await.expect("POST");
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
 }
 
 async fn confirm(http: &reqwest::Client, pg: &str, order: &str, key: &str) -> Value {
@@ -125,5 +152,50 @@ async fn listings_page_and_filter_and_the_state_survives_a_restart() {
     assert_eq!(dup["duplicate"], true);
     let (all, _) = get(&format!("{sink}/sim/deliveries?orderId=o4")).await;
     assert_eq!(all.as_array().map(Vec::len), Some(2));
+    sims.stop().await;
+}
+
+#[tokio::test]
+async fn a_virtual_account_is_due_after_va_due_and_refuses_deposits_then() {
+    let dir = tempfile::tempdir().expect("dir");
+    let t0 = shop_domain::Timestamp::from_millis(1_795_219_200_000);
+    let clock = shop_app::clock::ManualClock::at(t0);
+    let sims = start_on(dir.path(), std::sync::Arc::new(clock.clone()), Duration::from_secs(3_600)).await;
+    let pg = format!("http://{}", sims.pg_addr);
+    let http = reqwest::Client::new();
+    let late = checkout(&http, &pg, "va-late", "VIRTUAL_ACCOUNT").await;
+    let paid = checkout(&http, &pg, "va-paid", "VIRTUAL_ACCOUNT").await;
+    let account = confirm(&http, &pg, "va-late", &late).await;
+    assert_eq!(account["status"], "WAITING_FOR_DEPOSIT", "{account}");
+    // Due an hour after the confirm, written in KST as Toss writes it.
+    assert_eq!(account["virtualAccount"]["dueDate"], "2026-11-21T10:00:00.000+09:00");
+    assert_eq!(account["virtualAccount"]["expired"], false);
+    assert_eq!(confirm(&http, &pg, "va-paid", &paid).await["status"], "WAITING_FOR_DEPOSIT");
+
+    // Within the hour a deposit lands; after it, the bank refuses one.
+    clock.advance_secs(1_800);
+    let (status, done) = post(&http, &format!("{pg}/v1/sim/deposit"), json!({"paymentKey": paid})).await;
+    assert_eq!((status, &done["status"]), (200, &json!("DONE")), "{done}");
+    clock.advance_secs(1_800);
+    let (status, refused) = post(&http, &format!("{pg}/v1/sim/deposit"), json!({"paymentKey": late})).await;
+    assert_eq!(status, 400, "{refused}");
+    let looked = reqwest::Client::new()
+        .get(format!("{pg}/v1/payments/{late}"))
+        .basic_auth(shop_local::SIM_SECRET_KEY, Some(""))
+        .send()
+        .await
+        .expect("lookup")
+        .json::<Value>()
+        .await
+        .expect("lookup body");
+    assert_eq!(
+        (&looked["status"], &looked["virtualAccount"]["expired"]),
+        (&json!("WAITING_FOR_DEPOSIT"), &json!(true))
+    );
+    // The shop closes the expired account by cancelling it.
+    let (status, cancelled) =
+        post(&http, &format!("{pg}/v1/payments/{late}/cancel"), json!({"cancelReason": "deposit due date passed"}))
+            .await;
+    assert_eq!((status, &cancelled["status"]), (200, &json!("CANCELED")), "{cancelled}");
     sims.stop().await;
 }

@@ -69,6 +69,7 @@ pub async fn run(opts: SimBenchOptions) -> anyhow::Result<SimReport> {
         delay: Duration::from_millis(100),
         clock: std::sync::Arc::new(shop_app::clock::SystemClock),
         data_dir: Some(dir.path().to_owned()),
+        va_due: crate::sim::pg::VA_DUE,
     })
     .await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build()?;

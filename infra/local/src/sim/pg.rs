@@ -37,6 +37,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A virtual account's deposit window when none is set (`--va-due`).
+pub const VA_DUE: Duration = Duration::from_secs(3 * 86_400);
+
 /// Toss retries a failed webhook after these many minutes.
 pub const WEBHOOK_SCHEDULE: [u64; 7] = [1, 4, 16, 64, 256, 1024, 4096];
 
@@ -54,6 +57,10 @@ pub struct SimOptions {
     pub stall: Duration,
     /// Extra wait of a "delay" fault (shorter than the client's timeout).
     pub delay: Duration,
+    /// How long a virtual account takes deposits (its `dueDate`, from the
+    /// confirm on the simulator's clock); after it, deposits are refused and
+    /// the account reads `expired: true` until it is cancelled.
+    pub va_due: Duration,
     /// The database file (`None`: in memory).
     pub state_file: Option<PathBuf>,
     /// The clock webhook signatures are dated by (the stack's clock).
@@ -103,10 +110,20 @@ pub struct SimPayment {
     pub approved_at: Option<String>,
     pub virtual_account: Option<Value>,
     pub cancels: Vec<Value>,
+    /// A virtual account's due date (epoch ms).
+    #[serde(default)]
+    pub deposit_due_ms: Option<i64>,
 }
 
 impl SimPayment {
-    fn to_toss(&self) -> Value {
+    /// The payment as Toss answers it at `now_ms`.
+    fn to_toss(&self, now_ms: i64) -> Value {
+        let virtual_account = self.virtual_account.clone().map(|mut va| {
+            if let (Some(fields), Some(due)) = (va.as_object_mut(), self.deposit_due_ms) {
+                fields.insert("expired".into(), Value::Bool(now_ms >= due));
+            }
+            va
+        });
         json!({
             "mId": "tosspayments",
             "version": "2022-11-16",
@@ -120,7 +137,7 @@ impl SimPayment {
             "currency": "KRW",
             "requestedAt": self.requested_at,
             "approvedAt": self.approved_at,
-            "virtualAccount": self.virtual_account,
+            "virtualAccount": virtual_account,
             "cancels": if self.cancels.is_empty() { Value::Null } else { Value::Array(self.cancels.clone()) },
         })
     }
@@ -266,8 +283,13 @@ pub struct PgSim {
     http: reqwest::Client,
 }
 
-fn now_iso() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+09:00").to_string()
+/// `ms` as Toss writes times: ISO 8601 in Korea Standard Time.
+fn kst(ms: i64) -> String {
+    let utc = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    match chrono::FixedOffset::east_opt(9 * 3600) {
+        Some(offset) => utc.with_timezone(&offset).format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string(),
+        None => utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+    }
 }
 
 fn toss_error(status: u16, code: &str, message: &str) -> (u16, Value) {
@@ -461,7 +483,8 @@ impl PgSim {
     async fn status_changed(self: &Arc<Self>, payment: Value) {
         let pk = payment.get("paymentKey").and_then(Value::as_str).map(str::to_owned);
         let order_id = payment.get("orderId").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": now_iso(), "data": payment});
+        let created = kst(self.opts.clock.now().millis());
+        let body = json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": created, "data": payment});
         self.notify("PAYMENT_STATUS_CHANGED", body, pk, order_id).await;
     }
 }
@@ -484,6 +507,7 @@ async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<CheckoutBody>) ->
         return respond(toss_error(400, "INVALID_REQUEST", "method must be CARD or VIRTUAL_ACCOUNT"));
     }
     let payment_key = b.payment_key.clone().unwrap_or_else(|| format!("sim_{}", uuid::Uuid::now_v7().simple()));
+    let now = sim.opts.clock.now().millis();
     let p = SimPayment {
         payment_key: payment_key.clone(),
         order_id: b.order_id,
@@ -491,10 +515,11 @@ async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<CheckoutBody>) ->
         balance_amount: b.amount,
         method,
         status: "READY".into(),
-        requested_at: now_iso(),
+        requested_at: kst(now),
         approved_at: None,
         virtual_account: None,
         cancels: vec![],
+        deposit_due_ms: None,
     };
     match sim.db.tx(move |c| rows::insert_payment(c, &p)).await {
         Ok(true) => respond((200, json!({"paymentKey": payment_key}))),
@@ -511,12 +536,14 @@ struct ConfirmBody {
     amount: u64,
 }
 
-/// Does the confirm; the answer, and the payment when its status changed
-/// (for the webhook).
+/// Does the confirm at `now` (ms); the answer, and the payment when its
+/// status changed (for the webhook). A virtual account is due `va_due_ms` later.
 fn do_confirm(
     c: &rusqlite::Connection,
     b: &ConfirmBody,
     decline: bool,
+    now: i64,
+    va_due_ms: i64,
 ) -> anyhow::Result<((u16, Value), Option<Value>)> {
     let Some(mut p) = rows::payment(c, &b.payment_key)? else {
         return Ok((toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."), None));
@@ -535,26 +562,28 @@ fn do_confirm(
         p.status = "ABORTED".into();
         rows::save_payment(c, &p)?;
         let declined = toss_error(403, "REJECT_CARD_COMPANY", "카드사에서 거절했습니다. (simulated decline)");
-        return Ok((declined, Some(p.to_toss())));
+        return Ok((declined, Some(p.to_toss(now))));
     }
     if p.method == "VIRTUAL_ACCOUNT" {
         p.status = "WAITING_FOR_DEPOSIT".into();
+        let due = now.saturating_add(va_due_ms);
+        p.deposit_due_ms = Some(due);
         p.virtual_account = Some(json!({
             "accountType": "일반",
             "accountNumber": format!("X{}", p.payment_key.get(p.payment_key.len().saturating_sub(10)..).unwrap_or_default()),
             "bankCode": "88",
             "customerName": "shop customer",
-            "dueDate": (chrono::Utc::now() + chrono::Duration::days(3)).format("%Y-%m-%dT%H:%M:%S+09:00").to_string(),
+            "dueDate": kst(due),
             "refundStatus": "NONE",
             "expired": false,
             "settlementStatus": "INCOMPLETED",
         }));
     } else {
         p.status = "DONE".into();
-        p.approved_at = Some(now_iso());
+        p.approved_at = Some(kst(now));
     }
     rows::save_payment(c, &p)?;
-    let toss = p.to_toss();
+    let toss = p.to_toss(now);
     Ok(((200, toss.clone()), Some(toss)))
 }
 
@@ -618,6 +647,8 @@ async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Re
         _ => {}
     }
     // The work, its stored answer and its record: one transaction.
+    let now = sim.opts.clock.now().millis();
+    let va_due_ms = i64::try_from(sim.opts.va_due.as_millis()).unwrap_or(i64::MAX);
     let done = sim
         .db
         .tx(move |c| {
@@ -625,7 +656,7 @@ async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Re
                 let error = "내부 시스템 처리 작업이 실패했습니다. (simulated)";
                 (toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", error), None)
             } else {
-                do_confirm(c, &b, fault == Some(FaultKind::Decline))?
+                do_confirm(c, &b, fault == Some(FaultKind::Decline), now, va_due_ms)?
             };
             rows::store_answer(c, idem.as_deref(), &answer)?;
             let outcome = match (fault, answer.0) {
@@ -704,6 +735,7 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
         Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
         _ => {}
     }
+    let now = sim.opts.clock.now().millis();
     let done = sim
         .db
         .tx(move |c| {
@@ -715,10 +747,10 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
                         p.balance_amount -= amount;
                         p.status = if p.balance_amount == 0 { "CANCELED".into() } else { "PARTIAL_CANCELED".into() };
                         p.cancels.push(
-                            json!({"cancelAmount": amount, "cancelReason": b.cancel_reason, "canceledAt": now_iso()}),
+                            json!({"cancelAmount": amount, "cancelReason": b.cancel_reason, "canceledAt": kst(now)}),
                         );
                         rows::save_payment(c, &p)?;
-                        ((200, p.to_toss()), Some(p.order_id))
+                        ((200, p.to_toss(now)), Some(p.order_id))
                     }
                     "CANCELED" => (toss_error(400, "ALREADY_CANCELED_PAYMENT", "이미 취소된 결제 입니다."), None),
                     _ => (toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다."), None),
@@ -761,6 +793,7 @@ async fn lookup_inner(
         Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
         _ => {}
     }
+    let now = sim.opts.clock.now().millis();
     let found = sim
         .db
         .tx(move |c| {
@@ -769,7 +802,7 @@ async fn lookup_inner(
                 (None, Some(order)) => rows::latest_of_order(c, order)?,
                 (None, None) => None,
             };
-            let found = found.map(|p| p.to_toss());
+            let found = found.map(|p| p.to_toss(now));
             let outcome = match &found {
                 Some(p) => p.get("status").and_then(|v| v.as_str()).unwrap_or("?").to_owned(),
                 None => "not_found".to_owned(),
@@ -819,32 +852,34 @@ struct DepositBody {
 }
 
 async fn deposit(State(sim): State<Arc<PgSim>>, Json(b): Json<DepositBody>) -> Response {
-    let result = transition(&sim, b.payment_key, |p| {
+    let now = sim.opts.clock.now().millis();
+    let result = transition(&sim, b.payment_key, move |p| {
         if p.status != "WAITING_FOR_DEPOSIT" {
-            return Err(p.status.clone());
+            return Err(format!("payment is {}, not WAITING_FOR_DEPOSIT", p.status));
+        }
+        if p.deposit_due_ms.is_some_and(|due| now >= due) {
+            return Err("the virtual account expired; the bank refuses the deposit".to_owned());
         }
         p.status = "DONE".into();
-        p.approved_at = Some(now_iso());
+        p.approved_at = Some(kst(now));
         Ok(())
     })
     .await;
     match result {
         Err(e) => respond(failed(&e)),
         Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
-        Ok(Some(Err(status))) => {
-            respond(toss_error(400, "INVALID_REQUEST", &format!("payment is {status}, not WAITING_FOR_DEPOSIT")))
-        }
+        Ok(Some(Err(why))) => respond(toss_error(400, "INVALID_REQUEST", &why)),
         Ok(Some(Ok(p))) => {
             let callback = json!({
-                "createdAt": now_iso(),
+                "createdAt": kst(now),
                 "secret": format!("vs_{}", &p.payment_key),
                 "status": "DONE",
                 "transactionKey": format!("tx_{}", uuid::Uuid::now_v7().simple()),
                 "orderId": p.order_id,
             });
             sim.notify("DEPOSIT_CALLBACK", callback, Some(p.payment_key.clone()), p.order_id.clone()).await;
-            sim.status_changed(p.to_toss()).await;
-            respond((200, p.to_toss()))
+            sim.status_changed(p.to_toss(now)).await;
+            respond((200, p.to_toss(now)))
         }
     }
 }
@@ -863,6 +898,7 @@ fn yes() -> bool {
 }
 
 async fn set_status(State(sim): State<Arc<PgSim>>, Json(b): Json<StatusBody>) -> Response {
+    let now = sim.opts.clock.now().millis();
     let to = b.status.clone();
     let result = transition(&sim, b.payment_key, move |p| {
         let allowed = matches!(
@@ -886,9 +922,9 @@ async fn set_status(State(sim): State<Arc<PgSim>>, Json(b): Json<StatusBody>) ->
         )),
         Ok(Some(Ok(p))) => {
             if b.notify {
-                sim.status_changed(p.to_toss()).await;
+                sim.status_changed(p.to_toss(now)).await;
             }
-            respond((200, p.to_toss()))
+            respond((200, p.to_toss(now)))
         }
     }
 }
@@ -926,10 +962,11 @@ async fn calls(State(sim): State<Arc<PgSim>>, uri: Uri, Query(f): Query<Filter>,
 }
 
 async fn payments(State(sim): State<Arc<PgSim>>, uri: Uri, Query(f): Query<Filter>, Query(p): Query<Page>) -> Response {
+    let now = sim.opts.clock.now().millis();
     let listed = sim
         .payments(f, p)
         .await
-        .map(|l| Listed { items: l.items.iter().map(SimPayment::to_toss).collect(), next: l.next });
+        .map(|l| Listed { items: l.items.iter().map(|p| p.to_toss(now)).collect(), next: l.next });
     db::listing(&uri, listed)
 }
 
