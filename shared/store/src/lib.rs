@@ -367,7 +367,7 @@ impl Store {
     /// one else writes (queue messages, archive entries).
     pub async fn batch_put(&self, items: Vec<Item>) -> Result<()> {
         for chunk in items.chunks(25) {
-            let mut pending: Vec<WriteRequest> = chunk
+            let requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|it| {
                     let put = PutRequest::builder().set_item(Some(it.clone())).build();
@@ -375,28 +375,19 @@ impl Store {
                 })
                 .collect::<std::result::Result<_, _>>()
                 .map_err(StoreError::unexpected("PutRequest"))?;
-            for attempt in 0..10u32 {
+            until_processed("BatchWriteItem", requests, |pending: Vec<WriteRequest>| async move {
                 let out = self
                     .client
                     .batch_write_item()
-                    .request_items(&*self.table, pending.clone())
+                    .request_items(&*self.table, pending)
                     .send()
                     .await
                     .map_err(StoreError::unexpected("BatchWriteItem"))?;
-                match out.unprocessed_items.and_then(|mut u| u.remove(&*self.table)) {
-                    Some(rest) if !rest.is_empty() => {
-                        if attempt == 9 {
-                            return Err(StoreError::Throttled(format!(
-                                "BatchWriteItem left {} items unprocessed after 10 attempts",
-                                rest.len()
-                            )));
-                        }
-                        pending = rest;
-                        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(6))).await;
-                    }
-                    _ => break,
-                }
-            }
+                let rest = out.unprocessed_items.and_then(|mut u| u.remove(&*self.table)).unwrap_or_default();
+                let left = rest.len();
+                Ok((Vec::new(), (left > 0).then_some((rest, left))))
+            })
+            .await?;
         }
         Ok(())
     }
@@ -405,38 +396,89 @@ impl Store {
     pub async fn batch_get(&self, wanted: Vec<(String, String)>) -> Result<Vec<Item>> {
         let mut found = Vec::new();
         for chunk in wanted.chunks(100) {
-            let mut pending = KeysAndAttributes::builder()
+            let keys = KeysAndAttributes::builder()
                 .set_keys(Some(chunk.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect()))
                 .consistent_read(true)
                 .build()
                 .map_err(StoreError::unexpected("KeysAndAttributes"))?;
-            for attempt in 0..10u32 {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&*self.table, pending.clone())
-                    .send()
-                    .await
-                    .map_err(StoreError::unexpected("BatchGetItem"))?;
-                if let Some(mut r) = out.responses {
-                    found.extend(r.remove(&*self.table).unwrap_or_default());
-                }
-                match out.unprocessed_keys.and_then(|mut u| u.remove(&*self.table)) {
-                    Some(rest) if !rest.keys().is_empty() => {
-                        // Partial results are never returned as if complete.
-                        if attempt == 9 {
-                            return Err(StoreError::Throttled(format!(
-                                "BatchGetItem left {} keys unprocessed after 10 attempts",
-                                rest.keys().len()
-                            )));
-                        }
-                        pending = rest;
-                        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(6))).await;
-                    }
-                    _ => break,
-                }
-            }
+            found.extend(
+                until_processed("BatchGetItem", keys, |pending: KeysAndAttributes| async move {
+                    let out = self
+                        .client
+                        .batch_get_item()
+                        .request_items(&*self.table, pending)
+                        .send()
+                        .await
+                        .map_err(StoreError::unexpected("BatchGetItem"))?;
+                    let items = out.responses.and_then(|mut r| r.remove(&*self.table)).unwrap_or_default();
+                    let rest = out.unprocessed_keys.and_then(|mut u| u.remove(&*self.table));
+                    let rest = rest.filter(|r| !r.keys().is_empty()).map(|r| {
+                        let left = r.keys().len();
+                        (r, left)
+                    });
+                    Ok((items, rest))
+                })
+                .await?,
+            );
         }
         Ok(found)
+    }
+}
+
+/// Resends of a batch call's unprocessed part before giving up.
+const BATCH_ATTEMPTS: u32 = 10;
+
+/// Runs a batch call until the engine has processed all of it. `call` sends
+/// `pending` and returns the items it read and, if any, what the engine
+/// left unprocessed (with its count); that part is sent again after a
+/// backoff. Partial results are never returned as if complete: after
+/// [`BATCH_ATTEMPTS`] the call fails as throttled.
+async fn until_processed<P, F, Fut>(op: &'static str, mut pending: P, mut call: F) -> Result<Vec<Item>>
+where
+    F: FnMut(P) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Option<(P, usize)>)>>,
+{
+    let mut found = Vec::new();
+    for attempt in 0..BATCH_ATTEMPTS {
+        let (items, rest) = call(pending).await?;
+        found.extend(items);
+        match rest {
+            None => return Ok(found),
+            Some((_, left)) if attempt + 1 == BATCH_ATTEMPTS => {
+                return Err(StoreError::Throttled(format!(
+                    "{op} left {left} unprocessed after {BATCH_ATTEMPTS} attempts"
+                )));
+            }
+            Some((rest, _)) => {
+                pending = rest;
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(6))).await;
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_unprocessed_part_is_sent_again_and_every_read_is_kept() {
+        let item = |n: u8| Item::from([("n".to_owned(), AttributeValue::N(n.to_string()))]);
+        let mut sent = Vec::new();
+        // Five keys: the engine reads two per call and leaves the rest.
+        let found = until_processed("BatchGetItem", vec![1u8, 2, 3, 4, 5], |pending: Vec<u8>| {
+            sent.push(pending.clone());
+            let (now, rest) = pending.split_at(pending.len().min(2));
+            let (now, rest) = (now.to_vec(), rest.to_vec());
+            async move {
+                let left = rest.len();
+                Ok((now.into_iter().map(item).collect(), (left > 0).then_some((rest, left))))
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(found, (1..=5).map(item).collect::<Vec<_>>());
+        assert_eq!(sent, vec![vec![1, 2, 3, 4, 5], vec![3, 4, 5], vec![5]]);
     }
 }
