@@ -122,17 +122,18 @@ impl TestApp {
         format!("{}{path}", self.stack.url())
     }
 
-    pub async fn post_order(&self, user: &str, key: &str, body: &str) -> (u16, serde_json::Value) {
-        let resp = self
-            .http
+    /// `POST /orders` as `user` with `key`, ready to send (or to add headers to).
+    pub fn order_request(&self, user: &str, key: &str, body: &str) -> reqwest::RequestBuilder {
+        self.http
             .post(self.url("/orders"))
             .bearer_auth(self.stack.token(user))
             .header("idempotency-key", key)
             .header("content-type", "application/json")
             .body(body.to_owned())
-            .send()
-            .await
-            .expect("request");
+    }
+
+    pub async fn post_order(&self, user: &str, key: &str, body: &str) -> (u16, serde_json::Value) {
+        let resp = self.order_request(user, key, body).send().await.expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }

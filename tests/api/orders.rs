@@ -107,12 +107,8 @@ async fn owners_see_their_orders_and_nobody_else_does() {
 async fn correlation_id_is_echoed_and_recorded_on_the_event() {
     let app = spawn_app().await;
     let resp = app
-        .http
-        .post(app.url("/orders"))
-        .bearer_auth(app.stack.token("u2"))
-        .header("idempotency-key", "k")
+        .order_request("u2", "k", r#"{"items":[{"productId":"p1","quantity":1}]}"#)
         .header("x-correlation-id", "trace-me-123")
-        .body(r#"{"items":[{"productId":"p1","quantity":1}]}"#)
         .send()
         .await
         .unwrap();

@@ -67,16 +67,7 @@ async fn a_store_that_throttles_every_attempt_is_a_503_not_a_conflict() {
     let attempts = shop_app::usecases::retry::ATTEMPTS as usize;
     app.engine().cancel_next_transactions("ThrottlingError", attempts);
     let before = transactions(&app);
-    let resp = app
-        .http
-        .post(app.url("/orders"))
-        .bearer_auth(app.stack.token("u1"))
-        .header("idempotency-key", "throttled-out")
-        .header("content-type", "application/json")
-        .body(ORDER)
-        .send()
-        .await
-        .expect("request");
+    let resp = app.order_request("u1", "throttled-out", ORDER).send().await.expect("request");
     assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     let (status, body): (u16, serde_json::Value) = (resp.status().as_u16(), resp.json().await.expect("problem"));
     assert_eq!(status, 503, "{body}");

@@ -4,14 +4,15 @@
 //! benchmark's side-by-side run, `shop bench --saga --engine dynamodb-local`).
 //!
 //! The meter sits in the SDK client's HTTP connector, under every call the
-//! stack makes, whatever the engine: it counts calls per operation, asks
-//! every call for its `ConsumedCapacity` (`ReturnConsumedCapacity: TOTAL`;
+//! stack makes, whatever the engine: it counts calls per operation and,
+//! when pricing (the saga benchmark), asks every call for its `ConsumedCapacity` (`ReturnConsumedCapacity: TOTAL`;
 //! both engines answer it, DynamoDB Local as AWS bills, index writes
 //! included) and adds up what each call would cost at least by the item
 //! model (1 KB per write unit, 4 KB per read unit, transactions double,
 //! indexes not counted).
 //! With an endpoint it also wakes the publisher on a commit of an outbox
-//! item, as the embedded engine does (`Engine::writes_with`).
+//! item, as the embedded engine does (both through
+//! [`shop_embedded::WriteWatches`]).
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn};
@@ -21,7 +22,7 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use serde::Serialize;
 use serde_json::Value;
-use shop_embedded::Engine;
+use shop_embedded::{Engine, WRITES, WriteWatches};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -97,59 +98,57 @@ pub struct Usage {
     pub model: Capacity,
 }
 
-/// Counts and capacity of one client's calls; cheap to clone (shared).
+/// Counts (and, when pricing, capacity) of one client's calls; cheap to
+/// clone (shared). [`Meter::default`] only counts: pricing parses every
+/// request and answer, work only a benchmark wants.
 #[derive(Clone, Default)]
-pub struct Meter(Arc<Mutex<MeterState>>);
+pub struct Meter {
+    state: Arc<Mutex<MeterState>>,
+    pricing: bool,
+}
 
 #[derive(Default)]
 struct MeterState {
     seen: Usage,
-    watches: Vec<(&'static str, tokio::sync::watch::Sender<u64>)>,
+    watches: WriteWatches,
 }
 
 impl Meter {
+    /// A meter that also asks for and adds up capacity units.
+    pub fn pricing() -> Meter {
+        Meter { pricing: true, ..Meter::default() }
+    }
+
     pub fn snapshot(&self) -> Usage {
-        self.0.lock().map(|s| s.seen.clone()).unwrap_or_default()
+        self.state.lock().map(|s| s.seen.clone()).unwrap_or_default()
     }
 
     fn writes_with(&self, marker: &'static str) -> tokio::sync::watch::Receiver<u64> {
-        let mut s = match self.0.lock() {
+        let mut s = match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((_, tx)) = s.watches.iter().find(|(m, _)| *m == marker) {
-            return tx.subscribe();
-        }
-        let (tx, rx) = tokio::sync::watch::channel(0);
-        s.watches.push((marker, tx));
-        rx
+        s.watches.subscribe(marker)
     }
 
     fn record(&self, op: &str, request: &[u8], status: u16, response: &[u8]) {
-        let Ok(mut s) = self.0.lock() else { return };
+        // Priced outside the lock: concurrent calls do not wait on parsing.
+        let priced = (self.pricing && status == 200).then(|| {
+            let req: Value = serde_json::from_slice(request).unwrap_or(Value::Null);
+            let resp: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
+            (item_model(op, &req, &resp), consumed(op, &resp))
+        });
+        let Ok(mut s) = self.state.lock() else { return };
         *s.seen.calls.entry(op.to_owned()).or_default() += 1;
-        if status != 200 {
-            return;
+        if let Some((model, consumed)) = priced {
+            s.seen.model.read += model.read;
+            s.seen.model.write += model.write;
+            s.seen.consumed.read += consumed.read;
+            s.seen.consumed.write += consumed.write;
         }
-        let req: Value = serde_json::from_slice(request).unwrap_or(Value::Null);
-        let resp: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
-        let model = item_model(op, &req, &resp);
-        let consumed = consumed(op, &resp);
-        s.seen.model.read += model.read;
-        s.seen.model.write += model.write;
-        s.seen.consumed.read += consumed.read;
-        s.seen.consumed.write += consumed.write;
-        if WRITES.contains(&op) {
-            for (marker, tx) in &s.watches {
-                if marker.is_empty() || contains(request, marker.as_bytes()) {
-                    tx.send_modify(|n| *n += 1);
-                }
-            }
-        }
+        s.watches.announce(op, request, status);
     }
 }
-
-const WRITES: [&str; 5] = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"];
 
 /// Operations that take `ReturnConsumedCapacity`.
 const CAPACITY: [&str; 10] = [
@@ -164,10 +163,6 @@ const CAPACITY: [&str; 10] = [
     "TransactGetItems",
     "TransactWriteItems",
 ];
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
 
 /// The capacity an answer reports: one object, or one per table.
 fn consumed(op: &str, resp: &Value) -> Capacity {
@@ -287,7 +282,8 @@ impl HttpConnector for Metered {
             .map(|(_, op)| op.to_owned())
             .unwrap_or_default();
         let mut body = request.body().bytes().unwrap_or_default().to_vec();
-        if CAPACITY.contains(&op.as_str())
+        if self.meter.pricing
+            && CAPACITY.contains(&op.as_str())
             && let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body)
         {
             // After signing: DynamoDB Local and the embedded engine do not
@@ -363,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_committed_write_with_the_marker_wakes_its_watchers_and_nothing_else_does() {
-        let meter = Meter::default();
+        let meter = Meter::pricing();
         let outbox = meter.writes_with("\"outboxShard\":");
         let mut any = meter.writes_with("");
         let with = br#"{"TransactItems":[{"Put":{"Item":{"outboxShard":{"S":"0"}}}}]}"#;

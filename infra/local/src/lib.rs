@@ -65,6 +65,9 @@ pub struct StackOptions {
     pub endpoint: Option<String>,
     /// How long the PG simulator's virtual accounts take deposits.
     pub va_due: std::time::Duration,
+    /// Meter the app's store calls' capacity units too (the saga
+    /// benchmark); counting them costs nothing, pricing parses every call.
+    pub price_store_calls: bool,
 }
 
 /// What a write of a pending outbox item carries in its request: the
@@ -94,6 +97,7 @@ impl Default for StackOptions {
             queues: emulate::runner::QueueOptions::default(),
             endpoint: None,
             va_due: sim::pg::VA_DUE,
+            price_store_calls: false,
         }
     }
 }
@@ -255,7 +259,7 @@ impl Stack {
             (None, Some(dir)) => StoreEngine::Embedded(Engine::open_dir(dir)?),
             (None, None) => StoreEngine::Embedded(Engine::memory()?),
         };
-        let meter = engine::Meter::default();
+        let meter = if opts.price_store_calls { engine::Meter::pricing() } else { engine::Meter::default() };
         let (app, new) = open_on(engine.client(&meter), config, Some(clock), opts.ids).await?;
         if let (true, Some(catalog)) = (new, &opts.seed_if_new) {
             let report = cli::seed::seed(&app, catalog).await?;

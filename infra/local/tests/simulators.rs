@@ -83,16 +83,7 @@ async fn listings_page_and_filter_and_the_state_survives_a_restart() {
     let mut keys = Vec::new();
     for n in 0..5 {
         let order = format!("o{n}");
-        let body: Value = http
-            .post(format!("{pg}/v1/sim/checkout"))
-            .json(&json!({"orderId": order, "amount": 1000}))
-            .send()
-            .await
-            .expect("checkout")
-            .json()
-            .await
-            .expect("checkout body");
-        let key = body["paymentKey"].as_str().expect("paymentKey").to_owned();
+        let key = checkout(&http, &pg, &order, "CARD").await;
         assert_eq!(confirm(&http, &pg, &order, &key).await["status"], "DONE");
         http.post(format!("{sink}/events"))
             .header("idempotency-key", format!("{order}#2"))

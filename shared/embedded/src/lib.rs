@@ -28,7 +28,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub mod owner;
+pub mod watches;
 pub use owner::Owner;
+pub use watches::{WRITES, WriteWatches};
 
 /// An open embedded database. Cheap to clone: clones share one SQLite
 /// connection, its thread, one set of call counters and one set of failpoints.
@@ -62,14 +64,9 @@ struct ProbeState {
     busy: HashMap<String, std::time::Duration>,
     /// TransactWriteItems calls still to cancel, each with its code.
     cancel: Vec<String>,
-    /// Successful writes counted per marker: a write whose request contains
-    /// the marker bumps its counter (see [`Engine::writes_with`]).
-    watches: Vec<(&'static str, tokio::sync::watch::Sender<u64>)>,
+    /// Wake-ups on committed writes (see [`Engine::writes_with`]).
+    watches: WriteWatches,
 }
-
-/// The operations that change the table.
-const WRITES: [&str; 6] =
-    ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "CreateTable"];
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -132,12 +129,7 @@ impl Engine {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((_, tx)) = p.watches.iter().find(|(m, _)| *m == marker) {
-            return tx.subscribe();
-        }
-        let (tx, rx) = tokio::sync::watch::channel(0);
-        p.watches.push((marker, tx));
-        rx
+        p.watches.subscribe(marker)
     }
 
     /// Cancels the next `count` TransactWriteItems calls as DynamoDB does,
@@ -251,13 +243,7 @@ impl Probe {
         let took = started.elapsed();
         let Ok(mut p) = self.0.lock() else { return (status, json) };
         *p.busy.entry(op.to_owned()).or_default() += took;
-        if status == 200 && WRITES.contains(&op) {
-            for (marker, tx) in &p.watches {
-                if marker.is_empty() || contains(body, marker.as_bytes()) {
-                    tx.send_modify(|n| *n = n.wrapping_add(1));
-                }
-            }
-        }
+        p.watches.announce(op, body, status);
         (status, json)
     }
 }
@@ -287,10 +273,6 @@ fn without_request_token(body: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(body.get(..from)?);
     out.extend_from_slice(body.get(to..)?);
     Some(out)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn internal(message: &str) -> (u16, String) {

@@ -180,12 +180,19 @@ pub fn listing<T: serde::Serialize>(uri: &Uri, listed: anyhow::Result<Listed<T>>
     response
 }
 
-/// A simulator's own failure (its database): 500 with the reason.
-pub fn internal(e: &anyhow::Error) -> Response {
+/// A simulator's own failure (its database), logged.
+pub fn logged(e: &anyhow::Error) {
     tracing::error!(error = %e, "simulator state");
+}
+
+/// A simulator's own failure (its database), logged and answered: 500 in
+/// Toss's error shape, with the reason.
+pub fn internal(e: &anyhow::Error) -> Response {
+    logged(e);
+    let message = format!("simulator state: {e}");
     (
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(serde_json::json!({"code": "FAILED_INTERNAL_SYSTEM_PROCESSING", "message": e.to_string()})),
+        axum::Json(serde_json::json!({"code": "FAILED_INTERNAL_SYSTEM_PROCESSING", "message": message})),
     )
         .into_response()
 }

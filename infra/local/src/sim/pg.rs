@@ -300,12 +300,6 @@ fn respond((status, body): (u16, Value)) -> Response {
     (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
 }
 
-/// The answer of a call whose state could not be read or written.
-fn failed(e: &anyhow::Error) -> (u16, Value) {
-    tracing::error!(error = %e, "PG simulator state");
-    toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", &format!("simulator state: {e}"))
-}
-
 /// Narrows the listings: `?orderId=`, `?paymentKey=`, and for calls `?op=`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -382,13 +376,13 @@ impl PgSim {
 
     async fn record(&self, call: Call) {
         if let Err(e) = self.db.tx(move |c| rows::record(c, &call)).await {
-            failed(&e);
+            db::logged(&e);
         }
     }
 
     async fn take_fault(&self, op: Op) -> Option<FaultKind> {
         self.db.tx(move |c| rows::take_fault(c, op)).await.unwrap_or_else(|e| {
-            failed(&e);
+            db::logged(&e);
             None
         })
     }
@@ -469,7 +463,7 @@ impl PgSim {
                 status,
             };
             if let Err(e) = self.db.tx(move |c| rows::record_webhook(c, &d)).await {
-                failed(&e);
+                db::logged(&e);
             }
             if status == 200 {
                 return;
@@ -524,7 +518,7 @@ async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<CheckoutBody>) ->
     match sim.db.tx(move |c| rows::insert_payment(c, &p)).await {
         Ok(true) => respond((200, json!({"paymentKey": payment_key}))),
         Ok(false) => respond(toss_error(400, "DUPLICATED_PAYMENT_KEY", "paymentKey already exists")),
-        Err(e) => respond(failed(&e)),
+        Err(e) => db::internal(&e),
     }
 }
 
@@ -619,7 +613,7 @@ async fn replay_or_fault(sim: &PgSim, op: Op, idem: Option<String>, call: Call) 
     match before {
         Ok(Ok(fault)) => Ok(fault),
         Ok(Err(stored)) => Err(respond(stored)),
-        Err(e) => Err(respond(failed(&e))),
+        Err(e) => Err(db::internal(&e)),
     }
 }
 
@@ -673,7 +667,7 @@ async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Re
         .await;
     let (answer, changed) = match done {
         Ok(done) => done,
-        Err(e) => return respond(failed(&e)),
+        Err(e) => return db::internal(&e),
     };
     if let Some(payment) = changed {
         sim.status_changed(payment).await;
@@ -769,7 +763,7 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
             }
             respond(answer)
         }
-        Err(e) => respond(failed(&e)),
+        Err(e) => db::internal(&e),
     }
 }
 
@@ -814,7 +808,7 @@ async fn lookup_inner(
     match found {
         Ok(Some(p)) => respond((200, p)),
         Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")),
-        Err(e) => respond(failed(&e)),
+        Err(e) => db::internal(&e),
     }
 }
 
@@ -866,7 +860,7 @@ async fn deposit(State(sim): State<Arc<PgSim>>, Json(b): Json<DepositBody>) -> R
     })
     .await;
     match result {
-        Err(e) => respond(failed(&e)),
+        Err(e) => db::internal(&e),
         Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
         Ok(Some(Err(why))) => respond(toss_error(400, "INVALID_REQUEST", &why)),
         Ok(Some(Ok(p))) => {
@@ -913,7 +907,7 @@ async fn set_status(State(sim): State<Arc<PgSim>>, Json(b): Json<StatusBody>) ->
     })
     .await;
     match result {
-        Err(e) => respond(failed(&e)),
+        Err(e) => db::internal(&e),
         Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
         Ok(Some(Err(from))) => respond(toss_error(
             400,
@@ -936,14 +930,14 @@ async fn add_fault(State(sim): State<Arc<PgSim>>, Json(f): Json<Fault>) -> Respo
     let armed = f.clone();
     match sim.db.tx(move |c| faults::add(c, armed.op.as_str(), armed.fault.as_str(), armed.count)).await {
         Ok(()) => respond((200, json!(f))),
-        Err(e) => respond(failed(&e)),
+        Err(e) => db::internal(&e),
     }
 }
 
 async fn clear_faults(State(sim): State<Arc<PgSim>>) -> Response {
     match sim.db.tx(faults::clear).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => respond(failed(&e)),
+        Err(e) => db::internal(&e),
     }
 }
 
@@ -953,7 +947,7 @@ async fn list_faults(State(sim): State<Arc<PgSim>>) -> Response {
     });
     match listed {
         Ok(all) => respond((200, Value::Array(all))),
-        Err(e) => respond(failed(&e)),
+        Err(e) => db::internal(&e),
     }
 }
 

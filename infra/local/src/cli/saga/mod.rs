@@ -265,6 +265,7 @@ async fn run_with(
     let stack = Stack::start(StackOptions {
         data_dir: Some(dir.path().to_owned()),
         endpoint: opts.endpoint.clone(),
+        price_store_calls: true,
         config: Config { order_ttl_secs: opts.order_ttl_secs, table_name, ..Config::default() },
         schedule_every: SCHEDULE,
         ..StackOptions::default()
@@ -755,6 +756,8 @@ mod tests {
         assert!(
             r.time_to_settle_ms.n > 0 && r.store_calls_per_order_total > 0.0 && r.engine_transactions_per_sec > 0.0
         );
+        // The stack's meter prices its calls in a benchmark.
+        assert!(r.model_capacity_per_order.write > 0.0 && r.capacity_per_order.write > 0.0, "{}", r.text());
     }
 
     /// Each invariant broken once, behind the product's back: the checks must name every one.
