@@ -277,7 +277,12 @@ fn every_event_detail_matches_its_json_schema() {
         T0,
     );
     check(&ev);
-    let (awaiting, ev) = step(&pending, OrderCommand::AwaitDeposit { payment_key: pk("k2"), amount: due }, T0);
+    let deposit_due = T0.plus_secs(3 * 86_400);
+    let (awaiting, ev) =
+        step(&pending, OrderCommand::AwaitDeposit { payment_key: pk("k2"), amount: due, due_at: deposit_due }, T0);
+    check(&ev);
+    // Past its due date: expired, naming the account to close.
+    let (_, ev) = step(&awaiting, OrderCommand::Expire, deposit_due);
     check(&ev);
     let (_, ev) = step(&awaiting, OrderCommand::Cancel, T0);
     check(&ev);

@@ -62,6 +62,82 @@ async fn virtual_account_is_paid_on_deposit() {
     assert_eq!(order["paymentMethod"], "VIRTUAL_ACCOUNT");
 }
 
+/// Every deposit webhook lost for good: the reconciler asks the PG about a
+/// waiting virtual account once per reconcile interval, and settles it.
+#[tokio::test]
+async fn a_virtual_account_whose_deposit_webhooks_are_lost_is_paid_by_the_reconciler() {
+    let app = spawn_app_driven().await;
+    app.fault("webhook", "error", -1).await;
+    let (order_id, amount) = app.order("u1", ORDER).await;
+    let key = app.checkout(&order_id, amount, "VIRTUAL_ACCOUNT").await;
+    let (status, body) = app.confirm("u1", &order_id, &key, amount).await;
+    assert_eq!((status, &body["status"]), (200, &json!("AWAITING_DEPOSIT")), "{body}");
+    let order = app.get_order("u1", &order_id).await.1;
+    let due = order["depositDueAt"].as_str().expect("the order shows the account's due date").to_owned();
+    assert_eq!(shop_domain::Timestamp::parse_rfc3339(&due), Some(shop_tests::T0.plus_secs(3 * 86_400)), "{order}");
+    app.sim(reqwest::Method::POST, "/v1/sim/deposit", Some(json!({"paymentKey": key}))).await;
+    assert_eq!(delivered_webhooks(&app, &order_id).await, 0);
+    // Before its check is due, a run does not ask the PG.
+    app.clock.advance_secs(RECONCILE_AFTER_SECS - 1);
+    let lookups = app.pg_calls(&order_id, "lookup").await.len();
+    let report = app.reconcile().await;
+    assert_eq!((report.deposits_settled, report.deposits_waiting), (0, 0), "{report:?}");
+    assert_eq!(app.pg_calls(&order_id, "lookup").await.len(), lookups);
+    assert_eq!(app.status(&order_id).await, "AWAITING_DEPOSIT");
+    // One reconcile interval after the account was issued: asked, and paid.
+    app.clock.advance_secs(1);
+    assert_eq!(app.reconcile().await.deposits_settled, 1);
+    assert_eq!(app.status(&order_id).await, "PAID");
+    let types = app.event_types(&order_id).await;
+    assert_eq!((count(&types, "VirtualAccountIssued"), count(&types, "OrderPaid")), (1, 1));
+    assert!(app.get_order("u1", &order_id).await.1.get("depositDueAt").is_none());
+    // Settled: it leaves the reconciler's index.
+    app.clock.advance_secs(RECONCILE_AFTER_SECS);
+    assert_eq!(app.reconcile().await, Default::default());
+}
+
+/// A virtual account never paid: checked while it waits, then at its due
+/// date the order expires with stock and points back, and compensation
+/// closes the account at the PG.
+#[tokio::test]
+async fn a_virtual_account_never_paid_expires_at_its_due_date_and_is_closed_at_the_pg() {
+    let app = spawn_app_driven().await;
+    let (order_id, amount) = app.order("u1", ORDER).await;
+    assert_eq!((app.stock("p1").await, app.points("u1").await), (98, 4_000));
+    let key = app.checkout(&order_id, amount, "VIRTUAL_ACCOUNT").await;
+    let (status, body) = app.confirm("u1", &order_id, &key, amount).await;
+    assert_eq!(status, 200, "{body}");
+    // The order's own expiry passes; the account's due date has not.
+    app.clock.advance_secs(3600);
+    assert_eq!(app.expire().await.expired, 0);
+    let report = app.reconcile().await;
+    assert_eq!((report.deposits_waiting, report.deposits_expired), (1, 0), "{report:?}");
+    // Checked again one interval later, not before.
+    assert_eq!(app.reconcile().await.deposits_waiting, 0);
+    app.clock.advance_secs(RECONCILE_AFTER_SECS);
+    assert_eq!(app.reconcile().await.deposits_waiting, 1);
+    assert_eq!(app.status(&order_id).await, "AWAITING_DEPOSIT");
+    // At the due date (3 days after the confirm, on the simulator's clock too).
+    app.clock.advance_secs(3 * 86_400 - 3600 - RECONCILE_AFTER_SECS);
+    let report = app.reconcile().await;
+    assert_eq!(report.deposits_expired, 1, "{report:?}");
+    assert_eq!(app.status(&order_id).await, "EXPIRED");
+    assert_eq!((app.stock("p1").await, app.points("u1").await), (100, 5_000));
+    assert_eq!(app.stack.app.metrics.total("DepositsExpired"), 1);
+    let pg = eventually(10, "the account closed at the PG", || async {
+        app.pg_payments(&order_id).await.into_iter().find(|p| p["status"] == "CANCELED")
+    })
+    .await;
+    assert_eq!(pg["paymentKey"], json!(key));
+    eventually(10, "the coupon released", || async { (app.coupon_status("c1").await == "ISSUED").then_some(()) }).await;
+    let types = app.event_types(&order_id).await;
+    assert_eq!((count(&types, "OrderExpired"), count(&types, "OrderPaid")), (1, 0));
+    // Nothing is left for the reconciler.
+    app.clock.advance_secs(RECONCILE_AFTER_SECS);
+    let report = app.reconcile().await;
+    assert_eq!(report.deposits_waiting + report.deposits_expired + report.still_unknown, 0, "{report:?}");
+}
+
 #[tokio::test]
 async fn points_pay_the_whole_amount_due() {
     let app = spawn_app().await;

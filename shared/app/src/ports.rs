@@ -14,7 +14,7 @@
 //! - [`DataPlatform`]: the analytics export, deduplicating by event id.
 
 use sha2::{Digest, Sha256};
-use shop_domain::{Money, OrderId, PaymentKey, PaymentMethod};
+use shop_domain::{Money, OrderId, PaymentKey, PaymentMethod, Timestamp};
 
 /// Payment status as Toss reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +86,8 @@ pub struct PgPayment {
     pub approved_at: Option<String>,
     /// For virtual accounts: the account to pay into, as the PG sent it.
     pub virtual_account: Option<serde_json::Value>,
+    /// For virtual accounts: `virtualAccount.dueDate`, when it stops taking deposits.
+    pub deposit_due: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -86,6 +86,7 @@ mod tests {
             payment_key: None,
             payment_method: None,
             orphaned_payments: vec![],
+            deposit_due_at: None,
         };
         let (_, events) = order.execute(&OrderCommand::Expire, Timestamp::from_millis(20)).unwrap();
         let detail = EventDetail::new(&events[0], "corr-1", None);

@@ -5,7 +5,8 @@
 //!   │   ▲  └─confirm sent──► CONFIRMING ──DONE──► PAID
 //!   │   │                       ├─declined──┐ (back to PENDING_PAYMENT, may retry)
 //!   │   └───────────────────────┴───────────┘  timeout/5xx: stays CONFIRMING (payment UNKNOWN) until reconciled
-//!   ├─virtual account issued──► AWAITING_DEPOSIT ──deposit──► PAID   (cancel → CANCELLED, failed → PENDING_PAYMENT)
+//!   ├─virtual account issued──► AWAITING_DEPOSIT ──deposit──► PAID   (cancel → CANCELLED, failed → PENDING_PAYMENT,
+//!   │                              its due date passed → EXPIRED, the account closed at the PG)
 //!   ├─expiresAt passed──► EXPIRED
 //!   └─cancel──► CANCELLED
 //! ```
@@ -109,6 +110,10 @@ pub struct Order {
     /// them; each is reported once and cancelled by compensation.
     #[serde(default)]
     pub orphaned_payments: Vec<PaymentKey>,
+    /// While AWAITING_DEPOSIT: the virtual account's due date (the PG's
+    /// `dueDate`). Past it the order expires and the account is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposit_due_at: Option<Timestamp>,
 }
 
 /// Events in past tense. The variant name is the EventBridge `detail-type`;
@@ -131,7 +136,15 @@ pub enum OrderEventKind {
     #[serde(rename_all = "camelCase")]
     PaymentConfirmationStarted { user_id: UserId, payment_key: PaymentKey, method: PaymentMethod, amount: Money },
     #[serde(rename_all = "camelCase")]
-    VirtualAccountIssued { user_id: UserId, payment_key: PaymentKey, amount: Money },
+    VirtualAccountIssued {
+        user_id: UserId,
+        payment_key: PaymentKey,
+        amount: Money,
+        /// The account takes deposits until then (absent in events written
+        /// before due dates were kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due_at: Option<Timestamp>,
+    },
     #[serde(rename_all = "camelCase")]
     OrderPaid {
         user_id: UserId,
@@ -153,6 +166,9 @@ pub enum OrderEventKind {
         coupon_id: Option<CouponId>,
         lines: Vec<OrderLine>,
         points_released: Money,
+        /// A virtual account not paid by its due date, to be closed at the PG.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payment_key: Option<PaymentKey>,
     },
     #[serde(rename_all = "camelCase")]
     OrderCancelled {
@@ -234,10 +250,11 @@ pub enum OrderCommand {
         method: PaymentMethod,
         amount: Money,
     },
-    /// The PG issued a virtual account and waits for the deposit.
+    /// The PG issued a virtual account and waits for the deposit until `due_at`.
     AwaitDeposit {
         payment_key: PaymentKey,
         amount: Money,
+        due_at: Timestamp,
     },
     /// The PG declined or aborted the payment (or the deposit deadline passed).
     FailPayment {
@@ -322,6 +339,16 @@ impl Order {
         }
     }
 
+    fn expired(&self, virtual_account: Option<PaymentKey>) -> OrderEventKind {
+        OrderEventKind::OrderExpired {
+            user_id: self.user_id.clone(),
+            coupon_id: self.coupon_id.clone(),
+            lines: self.lines.clone(),
+            points_released: self.points_used,
+            payment_key: virtual_account,
+        }
+    }
+
     /// The events `cmd` produces at `now`, or why it is refused.
     pub fn decide(&self, cmd: &OrderCommand, now: Timestamp) -> Decision {
         use OrderStatus as S;
@@ -360,13 +387,14 @@ impl Order {
                     self.orphan(payment_key, *amount)
                 }
             },
-            OrderCommand::AwaitDeposit { payment_key, amount } => match self.status {
+            OrderCommand::AwaitDeposit { payment_key, amount, due_at } => match self.status {
                 S::PendingPayment | S::Confirming => {
                     self.check_amount(*amount)?;
                     Ok(vec![OrderEventKind::VirtualAccountIssued {
                         user_id: self.user_id.clone(),
                         payment_key: payment_key.clone(),
                         amount: *amount,
+                        due_at: Some(*due_at),
                     }])
                 }
                 S::AwaitingDeposit if self.payment_key.as_ref() == Some(payment_key) => Ok(vec![]),
@@ -406,17 +434,18 @@ impl Order {
                     Err(self.illegal(cmd))
                 }
             },
-            OrderCommand::Expire => match self.status {
-                S::PendingPayment if now >= self.expires_at => Ok(vec![OrderEventKind::OrderExpired {
-                    user_id: self.user_id.clone(),
-                    coupon_id: self.coupon_id.clone(),
-                    lines: self.lines.clone(),
-                    points_released: self.points_used,
-                }]),
-                S::PendingPayment => Err(OrderError::NotYetExpired(self.expires_at)),
-                S::Expired => Ok(vec![]),
-                // CONFIRMING is reconciled with the PG first: it may have taken the money.
-                S::Confirming | S::AwaitingDeposit | S::Paid | S::Cancelled | S::RefundPending | S::Refunded => {
+            OrderCommand::Expire => match (self.status, self.deposit_due_at) {
+                (S::PendingPayment, _) if now >= self.expires_at => Ok(vec![self.expired(None)]),
+                (S::PendingPayment, _) => Err(OrderError::NotYetExpired(self.expires_at)),
+                // The caller asked the PG first: no deposit arrived.
+                (S::AwaitingDeposit, Some(due)) if now >= due => Ok(vec![self.expired(self.payment_key.clone())]),
+                (S::AwaitingDeposit, Some(due)) => Err(OrderError::NotYetExpired(due)),
+                (S::Expired, _) => Ok(vec![]),
+                // CONFIRMING is reconciled with the PG first: it may have taken
+                // the money. An account issued before due dates were kept has
+                // none to pass.
+                (S::AwaitingDeposit, None)
+                | (S::Confirming | S::Paid | S::Cancelled | S::RefundPending | S::Refunded, _) => {
                     Err(self.illegal(cmd))
                 }
             },
@@ -472,20 +501,23 @@ impl Order {
                 o.payment_key = Some(payment_key.clone());
                 o.payment_method = Some(*method);
             }
-            OrderEventKind::VirtualAccountIssued { payment_key, .. } => {
+            OrderEventKind::VirtualAccountIssued { payment_key, due_at, .. } => {
                 o.status = OrderStatus::AwaitingDeposit;
                 o.payment_key = Some(payment_key.clone());
                 o.payment_method = Some(PaymentMethod::VirtualAccount);
+                o.deposit_due_at = *due_at;
             }
             OrderEventKind::OrderPaid { payment_key, method, .. } => {
                 o.status = OrderStatus::Paid;
                 o.payment_key = payment_key.clone();
                 o.payment_method = Some(*method);
+                o.deposit_due_at = None;
             }
             OrderEventKind::PaymentFailed { .. } => {
                 o.status = OrderStatus::PendingPayment;
                 o.payment_key = None;
                 o.payment_method = None;
+                o.deposit_due_at = None;
             }
             OrderEventKind::PaymentOrphaned { payment_key, .. } => {
                 o.orphaned_payments.push(payment_key.clone());
@@ -633,6 +665,7 @@ pub fn place(cmd: PlaceOrder<'_>) -> Result<Placement, PlaceError> {
         payment_key: None,
         payment_method: None,
         orphaned_payments: vec![],
+        deposit_due_at: None,
     };
     Ok(Placement { order, event, held_coupon, points_balance_after })
 }

@@ -99,6 +99,10 @@ pub struct Payment {
     /// The PG said DONE for an order that could no longer take it: to be cancelled.
     #[serde(default)]
     pub orphaned: bool,
+    /// While WAITING_FOR_DEPOSIT: when the reconciler next asks the PG about
+    /// the account (its deposit webhook may be lost), at the latest its due date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_at: Option<Timestamp>,
 }
 
 impl Payment {
@@ -123,6 +127,7 @@ impl Payment {
             failure_code: None,
             failure_message: None,
             orphaned: false,
+            check_at: None,
         }
     }
 
@@ -132,7 +137,8 @@ impl Payment {
         if status == self.status || !self.status.can_become(status) {
             return None;
         }
-        Some(Payment { status, version: self.version + 1, updated_at: now, ..self.clone() })
+        let check_at = if status == PaymentStatus::WaitingForDeposit { self.check_at } else { None };
+        Some(Payment { status, version: self.version + 1, updated_at: now, check_at, ..self.clone() })
     }
 }
 

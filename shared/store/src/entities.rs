@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use shop_domain::points::LedgerEntry;
 use shop_domain::{
     Coupon, CouponId, CouponKind, CouponStatus, EventDetail, Money, Order, OrderEvent, OrderId, OrderStatus, Payment,
-    Product, ProductId, Timestamp, UserId,
+    PaymentStatus, Product, ProductId, Timestamp, UserId,
 };
 
 /// Outbox items are kept 30 days after they are written (DynamoDB TTL).
@@ -247,10 +247,18 @@ pub fn payment_item(p: &Payment) -> anyhow::Result<Item> {
         ]),
         keys::payment(&p.payment_key),
     );
-    // In the due index while only the PG can tell how it ended.
-    if p.status.in_doubt() {
-        it.insert("dueShard".into(), s(keys::reconcile_shard(&p.payment_key)));
-        it.insert("dueAt".into(), n(p.updated_at.millis()));
+    // In the due index while only the PG can tell how it ended (at its last
+    // update), or while a virtual account waits for its deposit (at its next check).
+    match p.status {
+        PaymentStatus::Confirming | PaymentStatus::Unknown => {
+            it.insert("dueShard".into(), s(keys::reconcile_shard(&p.payment_key)));
+            it.insert("dueAt".into(), n(p.updated_at.millis()));
+        }
+        PaymentStatus::WaitingForDeposit => {
+            it.insert("dueShard".into(), s(keys::deposit_shard(&p.payment_key)));
+            it.insert("dueAt".into(), n(p.check_at.unwrap_or(p.updated_at).millis()));
+        }
+        PaymentStatus::Done | PaymentStatus::Aborted | PaymentStatus::Canceled => {}
     }
     Ok(it)
 }

@@ -18,7 +18,8 @@
 //! carries the index's key attributes):
 //! - `byDue` (`dueShard`, `dueAt`): work that falls due at a time — orders
 //!   while PENDING_PAYMENT (`EXPIRY#n`, at `expiresAt`), payments whose
-//!   outcome is in doubt (`RECONCILE#n`, at their last update), every outbox
+//!   outcome is in doubt (`RECONCILE#n`, at their last update), virtual
+//!   accounts waiting for their deposit (`DEPOSIT#n`, at their next check), every outbox
 //!   event by day (`EVENTS#<day>#n`, at `occurredAt`, for `shop republish
 //!   --since`), and locally, visible queue messages (`QUEUE#<queue>`, at the
 //!   time they become visible).
@@ -42,6 +43,7 @@
 //! | `OUTBOX#n` | 2 per event (in, then out): ≈ 6.2 | ≈ 640 orders/s |
 //! | `EXPIRY#n` | ≤ 3 (placed, payment started, left PENDING_PAYMENT) | ≈ 1,300 orders/s |
 //! | `RECONCILE#n` | ≤ 3 per payment in doubt | ≈ 1,300 payments in doubt/s |
+//! | `DEPOSIT#n` | 2 per virtual account + 1 per check (one check per reconcile interval `I` while it waits) | ≈ 2,000 accounts issued/s, and ≈ 4,000 × `I` seconds accounts waiting at once (1.2 million at `I` = 300 s) |
 //! | `USER#<id>` (`byUser`) | 1–3, one user's | ≈ 330 orders/s by one user |
 //! | `QUEUE#<queue>` | local stack only | (no DynamoDB) |
 //!
@@ -115,6 +117,12 @@ pub fn expiry_shard(order: &OrderId) -> String {
 /// ≤ 3 index writes per payment in doubt (≈ 1,300/s with 4 shards).
 pub fn reconcile_shard(payment: &PaymentKey) -> String {
     format!("RECONCILE#{}", shard(payment.as_str()))
+}
+
+/// 2 index writes per virtual account plus one per check, at most one
+/// check per account per reconcile interval (see the table above).
+pub fn deposit_shard(payment: &PaymentKey) -> String {
+    format!("DEPOSIT#{}", shard(payment.as_str()))
 }
 
 /// 2 index writes per event, ≈ 6.2 per order (≈ 640 orders/s with 4 shards).

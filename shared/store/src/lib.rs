@@ -303,6 +303,18 @@ impl Store {
         Ok(found)
     }
 
+    /// Virtual accounts waiting for their deposit whose next check is due
+    /// (`checkAt <= now`), least recently checked first, at most `limit`.
+    pub async fn deposits_due(&self, now: Timestamp, limit: i32) -> Result<Vec<Payment>> {
+        let mut found = Vec::new();
+        for it in self.due("DEPOSIT", now, limit).await? {
+            found.push(entities::payment_from(&it)?);
+        }
+        found.sort_by_key(|p| p.check_at.unwrap_or(p.updated_at));
+        found.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(found)
+    }
+
     pub async fn get_payment(&self, key: &PaymentKey) -> Result<Option<Payment>> {
         self.get(keys::payment(key)).await?.map(|it| entities::payment_from(&it)).transpose().map_err(Into::into)
     }

@@ -4,7 +4,7 @@
 //! simulator speaks the same API, so the same client talks to both.
 
 use crate::ports::{PaymentGateway, PgError, PgPayment, PgStatus, idempotency_key};
-use shop_domain::{Money, OrderId, PaymentKey, PaymentMethod};
+use shop_domain::{Money, OrderId, PaymentKey, PaymentMethod, Timestamp};
 use std::time::Duration;
 
 /// Toss's `method` is Korean ("카드", "가상계좌", ...); the simulator may send
@@ -45,6 +45,12 @@ pub fn parse_payment(body: &[u8]) -> Result<PgPayment, String> {
         total_amount: money(p.total_amount)?,
         balance_amount: money(p.balance_amount.unwrap_or(p.total_amount))?,
         approved_at: p.approved_at,
+        deposit_due: p
+            .virtual_account
+            .as_ref()
+            .and_then(|v| v.get("dueDate"))
+            .and_then(serde_json::Value::as_str)
+            .and_then(Timestamp::parse_rfc3339),
         virtual_account: p.virtual_account.filter(|v| !v.is_null()),
     })
 }
@@ -179,7 +185,8 @@ mod tests {
     fn parses_toss_payment_objects() {
         let p = parse_payment(
             r#"{"paymentKey":"pk1","orderId":"o1","status":"WAITING_FOR_DEPOSIT","method":"가상계좌","totalAmount":15000,
-                "virtualAccount":{"accountNumber":"X123","bank":"88"},"approvedAt":null,"unknownField":1}"#
+                "virtualAccount":{"accountNumber":"X123","bank":"88","dueDate":"2026-11-24T09:00:00+09:00"},
+                "approvedAt":null,"unknownField":1}"#
                 .as_bytes(),
         )
         .unwrap();
@@ -187,6 +194,7 @@ mod tests {
         assert_eq!(p.method, PaymentMethod::VirtualAccount);
         assert_eq!(p.total_amount.won(), 15000);
         assert!(p.virtual_account.is_some());
+        assert_eq!(p.deposit_due, Timestamp::parse_rfc3339("2026-11-24T00:00:00Z"));
         assert!(parse_payment(br#"{"paymentKey":"pk1","orderId":"o1","status":"WAT","totalAmount":1}"#).is_err());
     }
 

@@ -153,6 +153,9 @@ pub struct OrderView {
     pub created_at: String,
     pub coupon_id: Option<String>,
     pub payment_method: Option<shop_domain::PaymentMethod>,
+    /// While AWAITING_DEPOSIT: the virtual account's due date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deposit_due_at: Option<String>,
     pub items: Vec<ItemView>,
 }
 
@@ -169,6 +172,7 @@ impl From<&Order> for OrderView {
             created_at: o.created_at.to_rfc3339(),
             coupon_id: o.coupon_id.as_ref().map(ToString::to_string),
             payment_method: o.payment_method,
+            deposit_due_at: o.deposit_due_at.map(|t| t.to_rfc3339()),
             items: o
                 .lines
                 .iter()

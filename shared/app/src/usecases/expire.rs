@@ -1,6 +1,8 @@
 //! Expiring unpaid orders (the `expire-orders` schedule): PENDING_PAYMENT
 //! orders past `expiresAt` become EXPIRED, their stock and points coming
 //! back in the same transaction. Reads the `byDue` index only, never a scan.
+//! The reconciler expires virtual-account orders past their due date
+//! through the same [`expire_order`].
 
 use crate::App;
 use crate::usecases::points::{give_back_points, release_stock};
@@ -37,7 +39,7 @@ pub async fn expire_orders(app: &App) -> anyhow::Result<ExpireReport> {
     let mut report = ExpireReport::default();
     for id in app.store.orders_due_to_expire(now, BATCH).await? {
         let span = tracing::info_span!("expire_order", order_id = %id);
-        match retry(id.as_str(), |_| expire_one(app, &id)).instrument(span).await {
+        match expire_order(app, &id, &format!("expire-{id}")).instrument(span).await {
             Ok(true) => report.expired += 1,
             Ok(false) => report.skipped += 1,
             Err(e) => {
@@ -53,9 +55,16 @@ pub async fn expire_orders(app: &App) -> anyhow::Result<ExpireReport> {
     Ok(report)
 }
 
-/// Whether the order expired now; `false` when the domain says it is not
-/// (or no longer) expirable: paid, cancelled, being confirmed.
-async fn expire_one(app: &App, id: &OrderId) -> Result<bool, Step<ExpireError>> {
+/// Expires one order if the domain allows it now (a PENDING_PAYMENT order
+/// past `expiresAt`, an AWAITING_DEPOSIT one past its account's due date),
+/// with its stock and points back in the same transaction. Whether it
+/// expired; `false` when it is not (or no longer) expirable: paid,
+/// cancelled, being confirmed.
+pub async fn expire_order(app: &App, id: &OrderId, correlation_id: &str) -> anyhow::Result<bool> {
+    retry(id.as_str(), |_| expire_one(app, id, correlation_id)).await.map_err(anyhow::Error::new)
+}
+
+async fn expire_one(app: &App, id: &OrderId, correlation_id: &str) -> Result<bool, Step<ExpireError>> {
     let Some(order) = app.store.get_order(id).await? else { return Ok(false) };
     let now = app.clock.now();
     let Ok((expired, events)) = order.execute(&OrderCommand::Expire, now) else { return Ok(false) };
@@ -67,7 +76,7 @@ async fn expire_one(app: &App, id: &OrderId) -> Result<bool, Step<ExpireError>> 
     tx.extend(give_back_points(app, &order, LedgerReason::OrderRelease, order.points_used, now).await?);
     tx.push(app.store.op_update_order(order.version, &expired)?);
     for e in &events {
-        tx.push(app.store.op_put_event(e, &format!("expire-{}", order.id), None)?);
+        tx.push(app.store.op_put_event(e, correlation_id, None)?);
     }
     app.store.transact(tx).await?;
     Ok(true)

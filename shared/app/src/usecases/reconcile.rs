@@ -1,14 +1,32 @@
-//! Reconciling payments in doubt (the `reconcile-payments` schedule):
-//! payments CONFIRMING or UNKNOWN for longer than `reconcile_after_secs` are
-//! asked about at the PG and resolved exactly as a confirm answer would be.
-//! A PG that still cannot say leaves the payment in doubt for the next run;
-//! the order is never expired blindly.
+//! Reconciling with the PG (the `reconcile-payments` schedule). Two kinds
+//! of payment only the PG can settle:
+//!
+//! - **In doubt**: CONFIRMING or UNKNOWN for longer than
+//!   `reconcile_after_secs` — asked about at the PG and resolved exactly as
+//!   a confirm answer would be. A PG that still cannot say leaves the payment
+//!   in doubt for the next run; the order is never expired blindly.
+//! - **Virtual accounts waiting for their deposit** — asked about once per
+//!   `reconcile_after_secs` while they wait (their deposit webhook may be
+//!   lost for good), and at their due date. Paid → PAID through the same
+//!   settlement path as the webhook. Still unpaid at the due date → the
+//!   order EXPIRED with its stock and points back in one transaction; its
+//!   `OrderExpired` names the account and compensation closes it at the PG.
+//!   The order leaves AWAITING_DEPOSIT *before* the account is closed, so a
+//!   deposit racing the expiry lands on an EXPIRED order, is orphaned and
+//!   given back — never a PAID order whose money was returned.
+//!
+//! Both read the sparse `byDue` index, oldest first, [`BATCH`] per shard and
+//! run: cost per run is constant whatever the history.
 
 use crate::App;
-use crate::ports::PgError;
-use crate::usecases::settle::{PgOutcome, apply_pg_outcome, outcome_of};
+use crate::ports::{PgError, PgStatus};
+use crate::usecases::expire::expire_order;
+use crate::usecases::refund::cancel_at_pg;
+use crate::usecases::settle::{PgOutcome, apply_pg_outcome, next_deposit_check, outcome_of};
+use shop_domain::{OrderStatus, Payment, Timestamp};
+use shop_store::{StoreError, Tx};
 
-/// Payments handled per run; the next run takes the rest.
+/// Payments handled per run and kind; the next run takes the rest.
 pub const BATCH: i32 = 100;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -16,13 +34,31 @@ pub struct ReconcileReport {
     pub resolved: usize,
     /// The PG could not tell yet (still unreachable): tried again next run.
     pub still_unknown: usize,
+    /// Virtual accounts found paid (or ended at the PG) without their webhook.
+    pub deposits_settled: usize,
+    /// Virtual accounts past their due date: orders expired.
+    pub deposits_expired: usize,
+    /// Virtual accounts still waiting, checked again later.
+    pub deposits_waiting: usize,
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn reconcile_payments(app: &App) -> anyhow::Result<ReconcileReport> {
     let now = app.clock.now();
-    let before = now.plus_secs(-app.config.reconcile_after_secs);
     let mut report = ReconcileReport::default();
+    in_doubt(app, now, &mut report).await?;
+    deposits(app, now, &mut report).await?;
+    if report.still_unknown > 0 {
+        app.count("PaymentsStillUnknown", report.still_unknown as u64);
+    }
+    if report.deposits_expired > 0 {
+        app.count("DepositsExpired", report.deposits_expired as u64);
+    }
+    Ok(report)
+}
+
+async fn in_doubt(app: &App, now: Timestamp, report: &mut ReconcileReport) -> anyhow::Result<()> {
+    let before = now.plus_secs(-app.config.reconcile_after_secs);
     for payment in app.store.payments_in_doubt(before, BATCH).await? {
         let key = payment.payment_key.clone();
         let by_order = app.pg.payment_by_order(&payment.order_id).await;
@@ -54,8 +90,90 @@ pub async fn reconcile_payments(app: &App) -> anyhow::Result<ReconcileReport> {
             }
         }
     }
-    if report.still_unknown > 0 {
-        app.count("PaymentsStillUnknown", report.still_unknown as u64);
+    Ok(())
+}
+
+/// What one check of a waiting virtual account did.
+enum Deposit {
+    Settled,
+    Expired,
+    Waiting,
+    Unknown,
+}
+
+async fn deposits(app: &App, now: Timestamp, report: &mut ReconcileReport) -> anyhow::Result<()> {
+    for payment in app.store.deposits_due(now, BATCH).await? {
+        let key = payment.payment_key.clone();
+        match check_deposit(app, now, payment).await {
+            Ok(Deposit::Settled) => report.deposits_settled += 1,
+            Ok(Deposit::Expired) => report.deposits_expired += 1,
+            Ok(Deposit::Waiting) => report.deposits_waiting += 1,
+            Ok(Deposit::Unknown) => report.still_unknown += 1,
+            Err(e) => {
+                tracing::error!(payment_key = %key, error = %e, "checking the virtual account failed");
+                report.still_unknown += 1;
+            }
+        }
     }
-    Ok(report)
+    Ok(())
+}
+
+async fn check_deposit(app: &App, now: Timestamp, payment: Payment) -> anyhow::Result<Deposit> {
+    let key = payment.payment_key.clone();
+    let correlation_id = format!("reconcile-{key}");
+    let pg = match app.pg.payment(&key).await {
+        Ok(pg) => pg,
+        Err(PgError::Unknown(reason)) => {
+            tracing::warn!(payment_key = %key, %reason, "PG unreachable; the account is checked next run");
+            return Ok(Deposit::Unknown);
+        }
+        other => {
+            let outcome = outcome_of(app, &key, other).await;
+            apply_pg_outcome(app, &key, &outcome, false, &correlation_id).await?;
+            return Ok(Deposit::Settled);
+        }
+    };
+    if pg.status != PgStatus::WaitingForDeposit {
+        // Deposited (the webhook was lost), or ended at the PG.
+        let settled = apply_pg_outcome(app, &key, &PgOutcome::Payment(pg), false, &correlation_id).await?;
+        tracing::info!(payment_key = %key, order_status = %settled.order.status, "virtual account settled without its webhook");
+        return Ok(Deposit::Settled);
+    }
+    let order = app.store.get_order(&payment.order_id).await?;
+    let waiting_for_it =
+        order.as_ref().filter(|o| o.status == OrderStatus::AwaitingDeposit && o.payment_key.as_ref() == Some(&key));
+    let Some(order) = waiting_for_it else {
+        // The account serves no order (cancelled, expired, paid otherwise)
+        // and compensation has not closed it yet: close it now.
+        cancel_at_pg(app, &key, "the virtual account serves no order", &correlation_id).await?;
+        return Ok(Deposit::Settled);
+    };
+    match order.deposit_due_at {
+        Some(due) if now >= due => {
+            if expire_order(app, &order.id, &correlation_id).await? {
+                tracing::info!(order_id = %order.id, payment_key = %key, "virtual account not paid by its due date: order expired");
+                Ok(Deposit::Expired)
+            } else {
+                // Changed meanwhile (a deposit, a cancel): the next check sees it.
+                Ok(Deposit::Waiting)
+            }
+        }
+        due => {
+            let due = due.unwrap_or(now.plus_secs(crate::usecases::settle::DEPOSIT_DUE_FALLBACK_SECS));
+            let next = Payment {
+                check_at: Some(next_deposit_check(app, now, due)),
+                version: payment.version + 1,
+                updated_at: now,
+                ..payment.clone()
+            };
+            let mut tx = Tx::new();
+            tx.push(app.store.op_update_payment(payment.version, &next)?);
+            // A conflict means the webhook moved it meanwhile: nothing to do.
+            match app.store.transact(tx).await {
+                Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            Ok(Deposit::Waiting)
+        }
+    }
 }

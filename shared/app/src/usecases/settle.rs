@@ -6,7 +6,9 @@
 use crate::App;
 use crate::ports::{PgError, PgPayment, PgStatus};
 use crate::usecases::retry::{Step, retry};
-use shop_domain::{Order, OrderCommand, OrderEventKind, OrderId, OrderStatus, Payment, PaymentKey, PaymentStatus};
+use shop_domain::{
+    Order, OrderCommand, OrderEventKind, OrderId, OrderStatus, Payment, PaymentKey, PaymentStatus, Timestamp,
+};
 use shop_store::Tx;
 
 /// What the PG said about a payment, as far as state is concerned.
@@ -116,9 +118,15 @@ async fn attempt(
         }
     };
 
-    let (status, command) = decide(&order, &payment, outcome, final_say);
+    let deposit_due = deposit_due(outcome, now);
+    let (status, command) = decide(&order, &payment, outcome, final_say, deposit_due);
     if let Some(next) = status.and_then(|s| payment.moved_to(s, now)) {
         payment = next;
+    }
+    // A new virtual account: first checked one reconcile interval from now
+    // (or at its due date, if sooner), in case its deposit webhook is lost.
+    if payment.status == PaymentStatus::WaitingForDeposit && payment.check_at.is_none() {
+        payment.check_at = Some(next_deposit_check(app, now, deposit_due));
     }
     if let (PgOutcome::Declined { code, message }, PaymentStatus::Aborted) = (outcome, payment.status) {
         payment.failure_code = Some(code.clone());
@@ -175,12 +183,32 @@ async fn attempt(
     Ok(Settled { order: new_order, payment, orphaned })
 }
 
+/// A virtual account whose PG answer carries no `dueDate` (Toss always
+/// sends one) is treated as due this long after we learn of it.
+pub const DEPOSIT_DUE_FALLBACK_SECS: i64 = 7 * 86_400;
+
+/// The due date of the virtual account `outcome` reports, if it is one.
+fn deposit_due(outcome: &PgOutcome, now: Timestamp) -> Timestamp {
+    match outcome {
+        PgOutcome::Payment(pg) => pg.deposit_due,
+        PgOutcome::Declined { .. } | PgOutcome::Unknown(_) => None,
+    }
+    .unwrap_or(now.plus_secs(DEPOSIT_DUE_FALLBACK_SECS))
+}
+
+/// When the reconciler next asks the PG about a virtual account due at `due`:
+/// one reconcile interval from now, or at the due date if that is sooner.
+pub fn next_deposit_check(app: &App, now: Timestamp, due: Timestamp) -> Timestamp {
+    now.plus_secs(app.config.reconcile_after_secs).min(due)
+}
+
 /// The payment status and order command an outcome means.
 fn decide(
     order: &Order,
     payment: &Payment,
     outcome: &PgOutcome,
     final_say: bool,
+    deposit_due: Timestamp,
 ) -> (Option<PaymentStatus>, Option<OrderCommand>) {
     let key = payment.payment_key.clone();
     let fail = |code: &str, message: &str| OrderCommand::FailPayment {
@@ -207,7 +235,7 @@ fn decide(
                 | OrderStatus::RefundPending
                 | OrderStatus::Refunded => (
                     Some(PaymentStatus::WaitingForDeposit),
-                    Some(OrderCommand::AwaitDeposit { payment_key: key, amount: pg.total_amount }),
+                    Some(OrderCommand::AwaitDeposit { payment_key: key, amount: pg.total_amount, due_at: deposit_due }),
                 ),
             },
             PgStatus::Aborted | PgStatus::Expired => (

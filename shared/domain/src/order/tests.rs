@@ -41,6 +41,9 @@ fn in_status(status: OrderStatus) -> Order {
         OrderStatus::PendingPayment | OrderStatus::Expired | OrderStatus::Cancelled => None,
     };
     o.payment_method = o.payment_key.as_ref().map(|_| PaymentMethod::Card);
+    if status == OrderStatus::AwaitingDeposit {
+        o.deposit_due_at = Some(o.expires_at);
+    }
     o
 }
 
@@ -48,7 +51,7 @@ fn commands(amount: Money) -> Vec<OrderCommand> {
     vec![
         OrderCommand::StartPayment { payment_key: pk("pay1"), method: PaymentMethod::Card, amount },
         OrderCommand::ConfirmPayment { payment_key: pk("pay1"), method: PaymentMethod::Card, amount },
-        OrderCommand::AwaitDeposit { payment_key: pk("pay1"), amount },
+        OrderCommand::AwaitDeposit { payment_key: pk("pay1"), amount, due_at: T0.plus_secs(3 * 86_400) },
         OrderCommand::FailPayment {
             payment_key: pk("pay1"),
             code: "REJECT_CARD_COMPANY".into(),
@@ -85,7 +88,7 @@ fn expected(status: OrderStatus, command: &str) -> Result<Option<&'static str>, 
         (S::Confirming, "PayWithPoints") => Err("in progress"),
         (_, "PayWithPoints") => Err("illegal"),
 
-        (S::PendingPayment, "Expire") => Ok(Some("OrderExpired")),
+        (S::PendingPayment | S::AwaitingDeposit, "Expire") => Ok(Some("OrderExpired")),
         (S::Expired, "Expire") => Ok(None),
         (_, "Expire") => Err("illegal"),
 
@@ -146,6 +149,40 @@ fn every_command_in_every_status() {
         }
     }
     assert_eq!(checked, 64);
+}
+
+/// A virtual account's order expires at the account's due date, not the
+/// order's own expiry, and names the account so it is closed at the PG.
+#[test]
+fn an_unpaid_virtual_account_expires_at_its_due_date() {
+    let due = T0.plus_secs(3 * 86_400);
+    let issue = OrderCommand::AwaitDeposit { payment_key: pk("va1"), amount: placed().amount_due, due_at: due };
+    let (awaiting, events) = placed().execute(&issue, T0).unwrap();
+    assert_eq!(awaiting.deposit_due_at, Some(due));
+    assert!(matches!(&events[0].kind, OrderEventKind::VirtualAccountIssued { due_at: Some(d), .. } if *d == due));
+    // Past the order's own expiry but before the account's due date: not yet.
+    assert_eq!(awaiting.execute(&OrderCommand::Expire, due.plus_secs(-1)), Err(OrderError::NotYetExpired(due)));
+    let (expired, events) = awaiting.execute(&OrderCommand::Expire, due).unwrap();
+    assert_eq!(expired.status, OrderStatus::Expired);
+    match &events[0].kind {
+        OrderEventKind::OrderExpired { payment_key, points_released, .. } => {
+            assert_eq!(payment_key.as_ref(), Some(&pk("va1")));
+            assert_eq!(*points_released, m(1000));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A plain expiry names no account.
+    let (_, events) = placed().execute(&OrderCommand::Expire, placed().expires_at).unwrap();
+    assert!(matches!(&events[0].kind, OrderEventKind::OrderExpired { payment_key: None, .. }));
+    // A failed deposit forgets the due date; without one nothing expires the account's order.
+    let fail = OrderCommand::FailPayment { payment_key: pk("va1"), code: "X".into(), message: "x".into() };
+    let (failed, _) = awaiting.execute(&fail, T0).unwrap();
+    assert_eq!(failed.deposit_due_at, None);
+    let legacy = Order { deposit_due_at: None, ..awaiting };
+    assert!(matches!(
+        legacy.execute(&OrderCommand::Expire, due),
+        Err(OrderError::IllegalTransition { status: OrderStatus::AwaitingDeposit, .. })
+    ));
 }
 
 #[test]

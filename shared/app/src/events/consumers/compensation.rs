@@ -1,7 +1,7 @@
 //! The `compensation` consumer: cancels orphaned payments at the PG,
 //! carries out refunds (PG cancel, then stock and points back → REFUNDED +
 //! `OrderRefunded`), and closes virtual accounts of orders cancelled before
-//! the deposit. The work is in [`crate::usecases::refund`].
+//! the deposit or expired past the account's due date. The work is in [`crate::usecases::refund`].
 
 use super::{Consumer, ConsumerError, Done};
 use crate::App;
@@ -41,6 +41,10 @@ impl Consumer for CompensationConsumer {
                 cancel_at_pg(app, key, "order cancelled before the deposit", correlation_id).await?;
                 Ok(Done::Applied(format!("virtual account {key} closed")))
             }
+            OrderEventKind::OrderExpired { payment_key: Some(key), .. } => {
+                cancel_at_pg(app, key, "virtual account not paid by its due date", correlation_id).await?;
+                Ok(Done::Applied(format!("virtual account {key} closed")))
+            }
             OrderEventKind::RefundRequested { payment_key, .. } => {
                 if let Some(key) = payment_key {
                     cancel_at_pg(app, key, "refund requested by the customer", correlation_id).await?;
@@ -55,7 +59,7 @@ impl Consumer for CompensationConsumer {
             | OrderEventKind::VirtualAccountIssued { .. }
             | OrderEventKind::OrderPaid { .. }
             | OrderEventKind::PaymentFailed { .. }
-            | OrderEventKind::OrderExpired { .. }
+            | OrderEventKind::OrderExpired { payment_key: None, .. }
             | OrderEventKind::OrderCancelled { payment_key: None, .. }
             | OrderEventKind::OrderRefunded { .. } => Ok(Done::Skipped("nothing to compensate".into())),
         }
