@@ -200,3 +200,50 @@ async fn archive(app: &TestApp) -> Vec<shop_local::emulate::queue::Archived> {
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
     Queues(app.store()).archived_between(now.plus_secs(-86_400), now.plus_secs(60)).await.unwrap()
 }
+
+/// A consumer killed after its work and its idempotency record but before
+/// its saga-log entry: the redelivery is a duplicate (nothing done twice),
+/// and it fills in the missing entry — without overwriting an entry that
+/// another consumer did record.
+#[tokio::test]
+async fn a_record_lost_with_a_killed_consumer_is_filled_in_by_the_redelivery() {
+    let app = spawn_app().await;
+    let order_id = pay_rich_with_points(&app).await;
+    eventually(20, "exported", || async { (!app.exported(&order_id).await.is_empty()).then_some(()) }).await;
+    app.settled().await;
+    let id = shop_domain::OrderId::parse(order_id.as_str()).unwrap();
+    let outcome = |consumer: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let all = app.store().outcomes_of(&id).await.unwrap();
+            all.into_iter().find(|o| o.consumer == consumer && o.detail_type == "OrderPaid").map(|o| o.status)
+        }
+    };
+    assert_eq!(outcome("analytics").await.as_deref(), Some("DONE"));
+    let paid = app.store().events_of(&id).await.unwrap().into_iter().find(|e| e.detail_type == "OrderPaid").unwrap();
+    let archived = archive(&app).await;
+    let again = archived.iter().find(|a| a.event_id == paid.event_id).expect("archived");
+    let redeliver = || async { app.stack.bus.route(&serde_json::from_str(&again.event).unwrap(), None).await.unwrap() };
+    // A duplicate leaves a recorded outcome as it was.
+    redeliver().await;
+    app.settled().await;
+    assert_eq!(outcome("analytics").await.as_deref(), Some("DONE"));
+    // The analytics entry was lost with the process.
+    let version: u64 = paid.event_id.rsplit('#').next().unwrap().parse().unwrap();
+    app.store()
+        .client()
+        .delete_item()
+        .table_name(app.store().table())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("ORDER#{order_id}")))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(shop_store::keys::outcome_sk(version, "analytics")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome("analytics").await, None);
+    // SQS delivers the message again.
+    redeliver().await;
+    app.settled().await;
+    assert_eq!(outcome("analytics").await.as_deref(), Some("SKIPPED"));
+    assert_eq!(app.exported(&order_id).await.iter().filter(|d| !d.duplicate).count(), 1, "not delivered twice");
+}

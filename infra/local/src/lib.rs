@@ -13,10 +13,12 @@
 //! | [`emulate`] | what AWS provides in the cloud: API Gateway with its JWT authorizer ([`emulate::api_gateway`], [`jwt`]), the table's stream ([`emulate::runner`] delivers the outbox), EventBridge with its rules and archive ([`emulate::bus`], [`emulate::rules`]), SQS queues and DLQs ([`emulate::queue`]) |
 //! | [`engine`] | the DynamoDB engine under the store (embedded, or an endpoint such as DynamoDB Local) and the meter on every store call |
 //! | [`sim`] | the outside world: the Toss-compatible PG simulator ([`sim::pg`]) and the data-platform sink ([`sim::sink`]), each on its own SQLite ([`sim::db`]) |
-//! | [`cli`] | what `shop` does besides `up`: seeding, the benchmark, operations (DLQ, replay, republish, timeline) |
+//! | [`cli`] | what `shop` does besides `up`: seeding, the benchmarks, operations (DLQ, replay, republish, timeline, dump) |
+//! | [`chaos`] | the fault injector of the chaos soak (`shop up --chaos`): every fault class at random, seeded |
 //!
 //! Nothing here is linked into a Lambda binary.
 
+pub mod chaos;
 pub mod cli;
 pub mod emulate;
 pub mod engine;
@@ -68,6 +70,8 @@ pub struct StackOptions {
     /// Meter the app's store calls' capacity units too (the saga
     /// benchmark); counting them costs nothing, pricing parses every call.
     pub price_store_calls: bool,
+    /// Inject faults at random (`shop up --chaos`, for the chaos soak).
+    pub chaos: Option<chaos::ChaosOptions>,
 }
 
 /// What a write of a pending outbox item carries in its request: the
@@ -98,6 +102,7 @@ impl Default for StackOptions {
             endpoint: None,
             va_due: sim::pg::VA_DUE,
             price_store_calls: false,
+            chaos: None,
         }
     }
 }
@@ -310,6 +315,11 @@ impl Stack {
         ));
         let running = runner.clone();
         tasks.spawn(move |stop| running.run(stop));
+
+        if let Some(c) = opts.chaos {
+            let (app, pg, sink, engine) = (app.clone(), pg.clone(), sink.clone(), engine.embedded().cloned());
+            tasks.spawn(move |stop| chaos::inject(c, app, pg, sink, engine, stop));
+        }
 
         let dynamodb_addr = match (opts.dynamodb_port, engine.embedded()) {
             (Some(port), Some(embedded)) => {

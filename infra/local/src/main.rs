@@ -70,6 +70,12 @@ enum Command {
         /// Receives before a message moves to its consumer's DLQ (SQS maxReceiveCount).
         #[arg(long, default_value_t = 5)]
         max_receive: u32,
+        /// Inject faults of every class at random, seeded (the chaos soak; see `shop bench --saga --chaos`).
+        #[arg(long)]
+        chaos: Option<u64>,
+        /// With --chaos: one fault per this many milliseconds.
+        #[arg(long, default_value_t = 100, requires = "chaos")]
+        chaos_every_ms: u64,
     },
     /// Print a development JWT for a user.
     Token {
@@ -121,6 +127,21 @@ enum Command {
         /// The DynamoDB Local endpoint for --engine dynamodb-local (e.g. $DYNAMODB_LOCAL_ENDPOINT).
         #[arg(long, env = "DYNAMODB_LOCAL_ENDPOINT")]
         endpoint: Option<String>,
+        /// The chaos soak: `shop up` in a child process with every fault class injected at random
+        /// (seeded by --seed), SIGKILLed and restarted --kills times during the load; then quiescence,
+        /// a DLQ redrive, and every invariant plus nothing stuck.
+        #[arg(long, requires = "saga")]
+        chaos: bool,
+        /// With --chaos: SIGKILL restarts of the stack during the load.
+        #[arg(long, default_value_t = 3, requires = "chaos")]
+        kills: usize,
+        /// With --chaos: one fault per this many milliseconds.
+        #[arg(long, default_value_t = 100, requires = "chaos")]
+        chaos_every_ms: u64,
+        /// With --chaos: after the checks, replay the whole archive and republish every event, each
+        /// twice, and require `shop dump` byte-identical before and after.
+        #[arg(long, requires = "chaos")]
+        replay_check: bool,
     },
     /// Dead-letter queues of the consumers.
     Dlq {
@@ -286,6 +307,10 @@ async fn main() -> anyhow::Result<()> {
             json,
             engine,
             endpoint,
+            chaos,
+            kills,
+            chaos_every_ms,
+            replay_check,
             ..
         } => {
             let opts = shop_local::cli::saga::SagaOptions {
@@ -298,6 +323,18 @@ async fn main() -> anyhow::Result<()> {
                 endpoint: None,
             };
             let ok = match (engine, endpoint) {
+                _ if chaos => {
+                    let report = shop_local::cli::saga::chaos::run(shop_local::cli::saga::chaos::ChaosRun {
+                        saga: opts,
+                        kills,
+                        every: std::time::Duration::from_millis(chaos_every_ms.max(1)),
+                        replay_check,
+                        exe: None,
+                    })
+                    .await?;
+                    print(json, &serde_json::to_value(&report)?, || report.text());
+                    report.ok()
+                }
                 (BenchEngine::Embedded, _) => {
                     let report = shop_local::cli::saga::run(opts).await?;
                     print(json, &serde_json::to_value(&report)?, || report.text());
@@ -479,6 +516,8 @@ async fn main() -> anyhow::Result<()> {
             sink_port,
             visibility_timeout,
             max_receive,
+            chaos,
+            chaos_every_ms,
         } => {
             shop_app::obs::telemetry::init("shop");
             anyhow::ensure!(order_ttl > 0 && schedule_every > 0 && pg_timeout_ms > 0, "durations must be positive");
@@ -506,6 +545,11 @@ async fn main() -> anyhow::Result<()> {
                     max_receive,
                     ..Default::default()
                 },
+                chaos: chaos.map(|seed| shop_local::chaos::ChaosOptions {
+                    seed,
+                    every: std::time::Duration::from_millis(chaos_every_ms.max(1)),
+                    log: Some(data_dir.join(shop_local::cli::saga::chaos::LOG)),
+                }),
                 ..StackOptions::default()
             })
             .await?;

@@ -23,9 +23,40 @@ pub struct Outcome {
 impl Store {
     /// Records one consumer's handling of one event, counting attempts.
     pub async fn outcome_put(&self, order: &shop_domain::OrderId, version: u64, o: &Outcome) -> Result<(), StoreError> {
+        self.outcome_write(order, version, o, false).await
+    }
+
+    /// Records `o` unless the consumer already recorded the event DONE or
+    /// SKIPPED: a duplicate delivery of work whose first record was lost
+    /// (the process died between completing it and recording it) fills
+    /// the gap without overwriting what the first handling said.
+    pub async fn outcome_put_if_unfinished(
+        &self,
+        order: &shop_domain::OrderId,
+        version: u64,
+        o: &Outcome,
+    ) -> Result<(), StoreError> {
+        self.outcome_write(order, version, o, true).await
+    }
+
+    async fn outcome_write(
+        &self,
+        order: &shop_domain::OrderId,
+        version: u64,
+        o: &Outcome,
+        if_unfinished: bool,
+    ) -> Result<(), StoreError> {
         let (pk, _) = keys::order(order);
-        self.client()
-            .update_item()
+        let update = self.client().update_item();
+        let update = if if_unfinished {
+            update
+                .condition_expression("attribute_not_exists(#status) OR NOT (#status IN (:done, :skipped))")
+                .expression_attribute_values(":done", s("DONE"))
+                .expression_attribute_values(":skipped", s("SKIPPED"))
+        } else {
+            update
+        };
+        let res = update
             .table_name(self.table())
             .set_key(Some(key(pk, keys::outcome_sk(version, &o.consumer))))
             .update_expression(
@@ -50,9 +81,12 @@ impl Store {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .send()
-            .await
-            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem outcome")))?;
-        Ok(())
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem outcome"))),
+        }
     }
 
     /// The consumers' outcomes for an order, by event version.

@@ -86,6 +86,8 @@ pub enum FaultKind {
     Duplicate,
     Delay,
     Reorder,
+    /// Webhooks only: never sent, not even retried (lost for good).
+    Lost,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +187,7 @@ impl FaultKind {
             FaultKind::Duplicate => "duplicate",
             FaultKind::Delay => "delay",
             FaultKind::Reorder => "reorder",
+            FaultKind::Lost => "lost",
         }
     }
 }
@@ -363,6 +366,16 @@ impl PgSim {
         self.db.tx(move |c| db::page(c, "webhooks", &filter.columns(false), page)).await
     }
 
+    /// Arms a fault, as `POST /v1/sim/faults` does.
+    pub async fn arm(&self, f: Fault) -> anyhow::Result<()> {
+        self.db.tx(move |c| faults::add(c, f.op.as_str(), f.fault.as_str(), f.count)).await
+    }
+
+    /// Clears every armed fault, as `DELETE /v1/sim/faults` does.
+    pub async fn clear_faults(&self) -> anyhow::Result<()> {
+        self.db.tx(faults::clear).await
+    }
+
     /// How many webhook attempts the PG made (each one a request to our API).
     pub async fn webhook_attempts(&self) -> anyhow::Result<u64> {
         self.db.tx(|c| Ok(c.query_row("SELECT count(*) FROM webhooks", [], |r| r.get(0))?)).await
@@ -398,6 +411,13 @@ impl PgSim {
     ) {
         let Some(url) = self.opts.webhook_url.clone() else { return };
         let fault = self.take_fault(Op::Webhook).await;
+        if fault == Some(FaultKind::Lost) {
+            let d = Delivery { event_type: event_type.to_owned(), payment_key, order_id, attempt: 1, status: 0 };
+            if let Err(e) = self.db.tx(move |c| rows::record_webhook(c, &d)).await {
+                db::logged(&e);
+            }
+            return;
+        }
         let sim = self.clone();
         tokio::spawn(async move {
             match fault {
@@ -927,8 +947,7 @@ async fn add_fault(State(sim): State<Arc<PgSim>>, Json(f): Json<Fault>) -> Respo
     if f.count == 0 || f.count < -1 {
         return respond(toss_error(400, "INVALID_REQUEST", "count is a positive number, or -1 for until cleared"));
     }
-    let armed = f.clone();
-    match sim.db.tx(move |c| faults::add(c, armed.op.as_str(), armed.fault.as_str(), armed.count)).await {
+    match sim.arm(f.clone()).await {
         Ok(()) => respond((200, json!(f))),
         Err(e) => db::internal(&e),
     }

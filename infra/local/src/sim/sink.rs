@@ -70,6 +70,16 @@ pub struct Filter {
 }
 
 impl Sink {
+    /// Arms a fault, as `POST /sim/faults` does.
+    pub async fn arm(&self, f: SinkFault) -> anyhow::Result<()> {
+        self.db.tx(move |c| faults::add(c, DELIVER, &f.fault, f.count)).await
+    }
+
+    /// Clears every armed fault, as `DELETE /sim/faults` does.
+    pub async fn clear_faults(&self) -> anyhow::Result<()> {
+        self.db.tx(faults::clear).await
+    }
+
     pub fn new(file: Option<PathBuf>, slow: Duration) -> anyhow::Result<Arc<Sink>> {
         Ok(Arc::new(Sink { db: Db::open("sink-simulator", file.as_deref(), SCHEMA)?, slow }))
     }
@@ -164,15 +174,14 @@ async fn add_fault(State(sink): State<Arc<Sink>>, Json(f): Json<SinkFault>) -> R
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "fault is error|slow, count > 0 or -1"})))
             .into_response();
     }
-    let armed = f.clone();
-    match sink.db.tx(move |c| faults::add(c, DELIVER, &armed.fault, armed.count)).await {
+    match sink.arm(f.clone()).await {
         Ok(()) => Json(json!(f)).into_response(),
         Err(e) => db::internal(&e),
     }
 }
 
 async fn clear_faults(State(sink): State<Arc<Sink>>) -> Response {
-    match sink.db.tx(faults::clear).await {
+    match sink.clear_faults().await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => db::internal(&e),
     }

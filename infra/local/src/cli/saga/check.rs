@@ -10,7 +10,7 @@
 use crate::emulate::bus::envelope;
 use crate::emulate::rules::{Rules, consumers_for};
 use crate::sim::pg::SimPayment;
-use crate::sim::sink::Delivery;
+use crate::sim::sink::Delivery as SinkDelivery;
 use shop_app::ports::BusEntry;
 use shop_domain::{Order, OrderStatus, PaymentMethod};
 use shop_store::entities::StoredEvent;
@@ -51,6 +51,26 @@ pub fn settlement(rules: &Rules, order: &Order, events: &[StoredEvent], outcomes
     }
     let commit = |t: &str| events.iter().find(|e| e.detail_type == t).map(|e| e.occurred_at.millis());
     Some(Settled { status: order.status, at, paid_at: commit("OrderPaid"), refund_at: commit("RefundRequested") })
+}
+
+/// Why an order is not settled: its status, events still pending, and each
+/// expected consumer outcome that is missing (with the last one recorded).
+pub fn unsettled_because(rules: &Rules, order: &Order, events: &[StoredEvent], outcomes: &[Outcome]) -> String {
+    let mut why = vec![order.status.as_str().to_owned()];
+    for e in events {
+        if e.pending {
+            why.push(format!("{} {} pending publication", e.detail_type, e.event_id));
+        }
+        for consumer in expected_consumers(rules, e) {
+            let mine: Vec<&Outcome> =
+                outcomes.iter().filter(|o| o.event_id == e.event_id && o.consumer == consumer).collect();
+            if !mine.iter().any(|o| matches!(o.status.as_str(), "DONE" | "SKIPPED")) {
+                let last = mine.last().map(|o| format!("{} {}", o.status, o.detail.as_deref().unwrap_or("")));
+                why.push(format!("{consumer} not done with {} ({})", e.detail_type, last.unwrap_or("never ran".into())));
+            }
+        }
+    }
+    why.join("; ")
 }
 
 /// The consumers whose rule matches the event, as the bus routes it.
@@ -104,6 +124,19 @@ pub struct Totals {
     /// Messages the bus routed to consumers' queues (one per event and
     /// matching rule: an SQS send, receive and delete, a consumer invocation).
     pub deliveries: u64,
+    /// Analytics deliveries the data platform recognised as duplicates.
+    pub redelivered: u64,
+}
+
+/// How many times the data platform may receive an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Once: nothing crashes between delivering and recording it.
+    Once,
+    /// Accepted once; redeliveries after a crash between the delivery and
+    /// its record (at least once, as SQS is) must be recognised by the
+    /// platform as duplicates of the event id.
+    AcceptedOnce,
 }
 
 /// One order as the store, the PG simulator and the sink see it.
@@ -112,11 +145,11 @@ pub struct Seen<'a> {
     pub events: &'a [StoredEvent],
     pub coupon: Option<&'a shop_domain::Coupon>,
     pub pg: &'a [SimPayment],
-    pub delivered: &'a [Delivery],
+    pub delivered: &'a [SinkDelivery],
 }
 
 /// The checks that need only this order, its PG payments and its deliveries.
-pub fn check_order(rules: &Rules, seen: &Seen<'_>, totals: &mut Totals, v: &mut Violations) {
+pub fn check_order(rules: &Rules, seen: &Seen<'_>, delivery: Delivery, totals: &mut Totals, v: &mut Violations) {
     let Seen { order, events, coupon, pg, delivered } = *seen;
     let id = order.id.as_str();
     let paid = order.status == OrderStatus::Paid;
@@ -179,7 +212,13 @@ pub fn check_order(rules: &Rules, seen: &Seen<'_>, totals: &mut Totals, v: &mut 
         if !expected_consumers(rules, e).contains(&shop_app::events::consumers::ANALYTICS) {
             continue;
         }
-        let accepted = delivered.iter().filter(|d| d.event_id == e.event_id && d.status == 200).count();
+        let accepted = delivered
+            .iter()
+            .filter(|d| d.event_id == e.event_id && d.status == 200)
+            .filter(|d| delivery == Delivery::Once || !d.duplicate)
+            .count();
+        totals.redelivered +=
+            delivered.iter().filter(|d| d.event_id == e.event_id && d.status == 200 && d.duplicate).count() as u64;
         if accepted != 1 {
             v.add("analytics delivered other than once", || {
                 format!("order {id}: {} {} delivered {accepted} times", e.detail_type, e.event_id)

@@ -145,3 +145,158 @@ fn expect_status(v: &Value, want: &str) -> anyhow::Result<()> {
     anyhow::ensure!(got == want, "expected {want}, got {v}");
     Ok(())
 }
+
+/// How long a shopper keeps retrying one call through faults and restarts.
+const PATIENCE: Duration = Duration::from_secs(90);
+/// Payment attempts (checkout + confirm) before a shopper gives up.
+const PAY_ATTEMPTS: usize = 3;
+
+/// One shopper under chaos: the same plan, but as a real client behaves
+/// when the shop or the PG misbehaves — a call that fails in transport or
+/// with a 5xx (the stack killed, a store fault) is sent again, with the
+/// same `Idempotency-Key`; a payment whose outcome is unknown is waited for
+/// (the reconciler decides); a declined card is tried again with a new
+/// checkout. A shopper who cannot finish gives up (`error`): under chaos
+/// that is an outcome, not a violation — the invariants are what count.
+pub async fn drive_through_faults(to: &Endpoints, plan: &Plan) -> Run {
+    let mut run = Run { index: plan.index, order_id: None, path: plan.path, calls: Vec::with_capacity(6), error: None };
+    if let Err(e) = chaos_steps(to, plan, &mut run).await {
+        run.error = Some(format!("order #{} ({:?}): {e:#}", plan.index, plan.path));
+    }
+    run
+}
+
+async fn chaos_steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Result<()> {
+    let user = plan.user.as_str();
+    let (status, placed) = persist(run, Call::PlaceOrder, || {
+        to.http
+            .post(format!("{}/orders", to.api))
+            .bearer_auth((to.token)(user))
+            .header("idempotency-key", format!("saga-{}", plan.index))
+            .json(&plan.body())
+    })
+    .await?;
+    anyhow::ensure!(status == 201, "placing: {status} {placed}");
+    let order_id = text(&placed, "orderId")?;
+    let amount = placed.get("amountDue").and_then(Value::as_u64).ok_or_else(|| anyhow::anyhow!("no amountDue"))?;
+    run.order_id = Some(order_id.clone());
+    let api = |path: String, body: Value| {
+        let (to, body) = (to.clone(), body);
+        move || to.http.post(format!("{}{path}", to.api)).bearer_auth((to.token)(user)).json(&body)
+    };
+    match plan.path {
+        Path::Expire => {}
+        Path::CancelUnpaid => {
+            let (status, v) = persist(run, Call::Cancel, api(format!("/orders/{order_id}/cancel"), json!({}))).await?;
+            anyhow::ensure!(status == 200, "cancelling: {status} {v}");
+        }
+        Path::Points => {
+            let (status, v) =
+                persist(run, Call::PayWithPoints, api("/payments/points".into(), json!({"orderId": order_id}))).await?;
+            if status != 200 {
+                // A retry after a lost answer finds the order already paid.
+                anyhow::ensure!(order_status(to, user, &order_id).await? == "PAID", "points: {status} {v}");
+            }
+        }
+        Path::Card | Path::Refund | Path::VirtualAccount => {
+            let method = if plan.path == Path::VirtualAccount { "VIRTUAL_ACCOUNT" } else { "CARD" };
+            let (mut outcome, mut key) = (String::new(), String::new());
+            for _ in 0..PAY_ATTEMPTS {
+                let (_, checkout) = persist(run, Call::SimCheckout, || {
+                    to.http
+                        .post(format!("{}/v1/sim/checkout", to.pg))
+                        .json(&json!({"orderId": order_id, "amount": amount, "method": method}))
+                })
+                .await?;
+                key = text(&checkout, "paymentKey")?;
+                let confirm = json!({"orderId": order_id, "paymentKey": key, "amount": amount});
+                // Sent once: whatever came back (an answer, a 202, a lost
+                // connection), the order's status says what happened.
+                let started = Instant::now();
+                let _ = api("/payments/confirm".into(), confirm)().send().await;
+                run.calls.push((Call::Confirm, started.elapsed()));
+                outcome = settled_status(to, user, &order_id).await?;
+                match outcome.as_str() {
+                    "PAID" | "AWAITING_DEPOSIT" => break,
+                    "PENDING_PAYMENT" => continue,
+                    _ => anyhow::bail!("the order is {outcome} after a confirm"),
+                }
+            }
+            anyhow::ensure!(matches!(outcome.as_str(), "PAID" | "AWAITING_DEPOSIT"), "gave up paying: {outcome}");
+            if outcome == "AWAITING_DEPOSIT" {
+                // The PG's webhook (or, if it is lost, the reconciler) pays the order.
+                let (status, v) = persist(run, Call::SimDeposit, || {
+                    to.http.post(format!("{}/v1/sim/deposit", to.pg)).json(&json!({"paymentKey": key}))
+                })
+                .await?;
+                anyhow::ensure!(status == 200, "deposit: {status} {v}");
+            }
+            if plan.path == Path::Refund {
+                let (status, v) =
+                    persist(run, Call::Cancel, api(format!("/orders/{order_id}/cancel"), json!({}))).await?;
+                anyhow::ensure!(status == 200, "refund: {status} {v}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends a request until it gets an answer that is not a transport error,
+/// a 5xx or a 409 `idempotency-in-progress` (the stack restarting, a store
+/// fault, a lock left by a killed process), for at most [`PATIENCE`].
+async fn persist(
+    run: &mut Run,
+    what: Call,
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> anyhow::Result<(u16, Value)> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let started = Instant::now();
+        let answer = match request().send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                resp.bytes().await.map(|b| (status, serde_json::from_slice(&b).unwrap_or(Value::Null)))
+            }
+            Err(e) => Err(e),
+        };
+        run.calls.push((what, started.elapsed()));
+        let last = match answer {
+            Ok((status, body)) => {
+                let in_progress = status == 409 && body.get("type").and_then(Value::as_str).is_some_and(|t| t.ends_with("idempotency-in-progress"));
+                if status < 500 && !in_progress {
+                    return Ok((status, body));
+                }
+                format!("{status} {body}")
+            }
+            Err(e) => e.to_string(),
+        };
+        anyhow::ensure!(Instant::now() < deadline, "{}: still failing after {PATIENCE:?}: {last}", what.route());
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// The order's status as its owner sees it (retried like any call).
+async fn order_status(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Result<String> {
+    let mut scratch = Run { index: 0, order_id: None, path: Path::Card, calls: Vec::new(), error: None };
+    let (status, v) = persist(&mut scratch, Call::PlaceOrder, || {
+        to.http.get(format!("{}/orders/{order_id}", to.api)).bearer_auth((to.token)(user))
+    })
+    .await?;
+    anyhow::ensure!(status == 200, "reading the order: {status} {v}");
+    text(&v, "status")
+}
+
+/// The order's status once no payment of it is in doubt (the reconciler
+/// settles one whose answer was lost), for at most [`PATIENCE`].
+async fn settled_status(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = order_status(to, user, order_id).await?;
+        if status != "CONFIRMING" || Instant::now() >= deadline {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

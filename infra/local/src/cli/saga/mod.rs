@@ -17,6 +17,7 @@
 //! on DynamoDB Local, and both reports are printed with their ratio
 //! ([`compare`]).
 
+pub mod chaos;
 mod check;
 mod client;
 mod mix;
@@ -308,41 +309,7 @@ async fn run_with(
 
     // Settlement: wait for the expiring share, then for every order's consumers.
     tokio::time::sleep(Duration::from_secs(u64::try_from(opts.order_ttl_secs).unwrap_or(0)) + SCHEDULE * 2).await;
-    let deadline = Instant::now() + opts.settle_timeout;
-    let mut unsettled: Vec<(usize, OrderId)> = runs
-        .iter()
-        .filter_map(|r| r.order_id.as_deref().and_then(|id| OrderId::parse(id).ok()).map(|id| (r.index, id)))
-        .collect();
-    let mut settled: Vec<Settled> = Vec::with_capacity(unsettled.len());
-    loop {
-        let pass: Vec<_> = futures::stream::iter(std::mem::take(&mut unsettled))
-            .map(|(index, id)| {
-                let (observer, rules) = (&observer, &rules);
-                async move {
-                    let done = async {
-                        let Some(order) = observer.get_order(&id).await? else { return anyhow::Ok(None) };
-                        let events = observer.events_of(&id).await?;
-                        let outcomes = observer.outcomes_of(&id).await?;
-                        anyhow::Ok(check::settlement(rules, &order, &events, &outcomes))
-                    }
-                    .await;
-                    (index, id, done)
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        for (index, id, done) in pass {
-            match done? {
-                Some(s) => settled.push(s),
-                None => unsettled.push((index, id)),
-            }
-        }
-        if unsettled.is_empty() || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(SCHEDULE).await;
-    }
+    let (settled, unsettled) = settle(&observer, &rules, placed(&runs), Instant::now() + opts.settle_timeout).await?;
     let used_end = stack.meter.snapshot();
     let emulation_end = stack.emulation_meter.snapshot();
     let busy_end = busy(&stack);
@@ -362,7 +329,7 @@ async fn run_with(
     for (index, id) in &unsettled {
         v.add("order not settled", || format!("order #{index} {id} after {:?}", opts.settle_timeout));
     }
-    let (paths, totals) = check_all(&stack, &observer, &rules, &work, &runs, &mut v).await?;
+    let (paths, totals) = check_all(&stack, &observer, &rules, &work, &runs, check::Delivery::Once, &mut v).await?;
     let webhooks = stack.pg.webhook_attempts().await?;
     let engine_tps = engine_limit(&stack, opts.concurrency, opts.orders.clamp(2_000, 20_000)).await?;
     let engine = stack.engine.name();
@@ -468,6 +435,50 @@ async fn run_with(
     })
 }
 
+/// The orders the shoppers placed, by plan index.
+fn placed(runs: &[client::Run]) -> Vec<(usize, OrderId)> {
+    runs.iter()
+        .filter_map(|r| r.order_id.as_deref().and_then(|id| OrderId::parse(id).ok()).map(|id| (r.index, id)))
+        .collect()
+}
+
+/// Waits until every order in `orders` is settled ([`check::settlement`])
+/// or `deadline` passes; the settled ones, and those that were not.
+async fn settle(
+    observer: &Store,
+    rules: &crate::emulate::rules::Rules,
+    mut unsettled: Vec<(usize, OrderId)>,
+    deadline: Instant,
+) -> anyhow::Result<(Vec<Settled>, Vec<(usize, OrderId)>)> {
+    let mut settled: Vec<Settled> = Vec::with_capacity(unsettled.len());
+    loop {
+        let pass: Vec<_> = futures::stream::iter(std::mem::take(&mut unsettled))
+            .map(|(index, id)| async move {
+                let done = async {
+                    let Some(order) = observer.get_order(&id).await? else { return anyhow::Ok(None) };
+                    let events = observer.events_of(&id).await?;
+                    let outcomes = observer.outcomes_of(&id).await?;
+                    anyhow::Ok(check::settlement(rules, &order, &events, &outcomes))
+                }
+                .await;
+                (index, id, done)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (index, id, done) in pass {
+            match done? {
+                Some(s) => settled.push(s),
+                None => unsettled.push((index, id)),
+            }
+        }
+        if unsettled.is_empty() || Instant::now() >= deadline {
+            return Ok((settled, unsettled));
+        }
+        tokio::time::sleep(SCHEDULE).await;
+    }
+}
+
 /// Loads the catalog in parallel chunks (the catalog of a large run has
 /// tens of thousands of coupons and users).
 async fn seed_concurrently(stack: &Stack, catalog: &seed::Catalog) -> anyhow::Result<()> {
@@ -520,6 +531,7 @@ async fn check_all(
     rules: &crate::emulate::rules::Rules,
     work: &mix::Workload,
     runs: &[client::Run],
+    delivery: check::Delivery,
     v: &mut Violations,
 ) -> anyhow::Result<(BTreeMap<Path, BTreeMap<&'static str, usize>>, Totals)> {
     let mut totals = Totals::default();
@@ -547,7 +559,7 @@ async fn check_all(
         *paths.entry(path).or_default().entry(order.status.as_str()).or_default() += 1;
         let seen =
             Seen { order: &order, events: &events, coupon: coupon.as_ref(), pg: &payments, delivered: &delivered };
-        check::check_order(rules, &seen, &mut totals, v);
+        check::check_order(rules, &seen, delivery, &mut totals, v);
     }
     drop(fetched);
     // Every PG payment belongs to an order of the run, page by page.

@@ -122,12 +122,25 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
     let key = detail.event_id.as_str();
     let lock = match app.store.idem_claim(&scope, key, key, app.clock.now(), app.config.idempotency).await? {
         Claim::Acquired(lock) => lock,
-        Claim::Replay(_) => return Ok(Done::Skipped("duplicate delivery".into())),
+        Claim::Replay(_) => {
+            // Done before; its own record may have been lost with the
+            // process that did it (killed between the two writes).
+            let outcome = outcome_of(consumer, &event, "SKIPPED", Some("duplicate delivery".into()), app.clock.now());
+            if let Err(e) = app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &outcome).await {
+                tracing::warn!(error = %e, "could not record the duplicate's outcome");
+            }
+            return Ok(Done::Skipped("duplicate delivery".into()));
+        }
         Claim::InProgress | Claim::PayloadMismatch => {
             return Err(ConsumerError::Retryable("the same event is being handled".into()));
         }
     };
     let result = consumer.handle(app, &event, &detail).await;
+    if result.is_ok() && app.chaos.fail(&format!("consumer.{}.crash", consumer.name())) {
+        // As if the process died here: the work is done, nothing recorded,
+        // the message not deleted and the lock held until it lapses.
+        return Err(ConsumerError::Retryable("injected crash after handling (chaos)".into()));
+    }
     match &result {
         Ok(done) => {
             let (status, note) = match done {
@@ -147,16 +160,26 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
     result
 }
 
-async fn record(app: &App, consumer: &dyn Consumer, event: &OrderEvent, status: &str, detail: Option<String>) {
-    let outcome = Outcome {
+fn outcome_of(
+    consumer: &dyn Consumer,
+    event: &OrderEvent,
+    status: &str,
+    detail: Option<String>,
+    at: shop_domain::Timestamp,
+) -> Outcome {
+    Outcome {
         consumer: consumer.name().to_owned(),
         event_id: event.event_id().to_string(),
         detail_type: event.kind.detail_type().to_owned(),
         status: status.to_owned(),
         attempts: 0,
         detail,
-        at: app.clock.now(),
-    };
+        at,
+    }
+}
+
+async fn record(app: &App, consumer: &dyn Consumer, event: &OrderEvent, status: &str, detail: Option<String>) {
+    let outcome = outcome_of(consumer, event, status, detail, app.clock.now());
     if let Err(e) = app.store.outcome_put(&event.order_id, event.aggregate_version, &outcome).await {
         tracing::warn!(error = %e, "could not record the outcome");
     }
