@@ -81,6 +81,39 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A query read a page (at most 1 MB, DynamoDB's limit per call) at a
+/// time: what reads a range of any length holds one page in memory.
+pub struct Pages {
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    start: Option<HashMap<String, AttributeValue>>,
+    done: bool,
+}
+
+impl Pages {
+    pub fn of(query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder) -> Pages {
+        Pages { query, start: None, done: false }
+    }
+
+    /// The next page; `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Item>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let out = self
+            .query
+            .clone()
+            .set_exclusive_start_key(self.start.take())
+            .send()
+            .await
+            .map_err(StoreError::unexpected("Query"))?;
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => self.start = Some(k),
+            _ => self.done = true,
+        }
+        Ok(Some(out.items.unwrap_or_default()))
+    }
+}
+
 /// The store: an SDK client and the table name. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -206,8 +239,7 @@ impl Store {
     /// following pagination, in key order.
     async fn query_all(&self, index: Option<&str>, condition: &str, values: [(&str, &str); 2]) -> Result<Vec<Item>> {
         let mut items = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
+        let query = || {
             let mut q = self
                 .client
                 .query()
@@ -215,18 +247,17 @@ impl Store {
                 .set_index_name(index.map(str::to_owned))
                 .key_condition_expression(condition)
                 // Strongly consistent reads exist on the table only, not on a GSI.
-                .consistent_read(index.is_none())
-                .set_exclusive_start_key(start.take());
+                .consistent_read(index.is_none());
             for (name, value) in values {
                 q = q.expression_attribute_values(name, s(value));
             }
-            let out = q.send().await.map_err(StoreError::unexpected("Query"))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(items),
-            }
+            q
+        };
+        let mut pages = Pages::of(query());
+        while let Some(page) = pages.next_page().await? {
+            items.extend(page);
         }
+        Ok(items)
     }
 
     /// Every item of one partition whose sort key starts with `prefix`, in order.

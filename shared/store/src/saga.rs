@@ -112,47 +112,49 @@ impl Store {
 
     /// Outbox events written since `since` (from the event log in the
     /// `byDue` index: per day, every shard and the legacy unsharded
-    /// partition), oldest first.
+    /// partition), oldest first. Holds the range in memory: for small
+    /// ranges; [`Store::event_log`] reads any range a page at a time.
     pub async fn events_since(
         &self,
         since: Timestamp,
         now: Timestamp,
     ) -> Result<Vec<crate::entities::StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        for mut pages in self.event_log(since, now)? {
+            while let Some(page) = pages.next_page().await? {
+                for it in &page {
+                    out.push(crate::entities::stored_event_from(it)?);
+                }
+            }
+        }
+        // The shards interleave in time; an order's events keep their order.
+        out.sort_by(|a, b| (a.occurred_at, &a.pk, &a.sk).cmp(&(b.occurred_at, &b.pk, &b.sk)));
+        Ok(out)
+    }
+
+    /// The event log since `since`: one paged query per day and partition,
+    /// each oldest first (items: [`crate::entities::stored_event_from`]).
+    pub fn event_log(&self, since: Timestamp, now: Timestamp) -> Result<Vec<crate::Pages>, StoreError> {
         if now.millis().saturating_sub(since.millis()) > (crate::entities::EVENT_RETENTION_SECS + 86_400) * 1000 {
             return Err(StoreError::Unexpected(anyhow::anyhow!("outbox items are kept 30 days; use a later --since")));
         }
-        let mut out = Vec::new();
+        let mut queries = Vec::new();
         let mut d = Timestamp::from_millis(since.millis() - since.millis().rem_euclid(86_400_000));
         while d <= now {
             for partition in keys::event_log_partitions(d) {
-                let mut start = None;
-                loop {
-                    let page = self
-                        .client()
+                queries.push(crate::Pages::of(
+                    self.client()
                         .query()
                         .table_name(self.table())
                         .index_name(keys::GSI_DUE)
                         .key_condition_expression("dueShard = :d AND dueAt >= :since")
                         .expression_attribute_values(":d", s(partition.as_str()))
-                        .expression_attribute_values(":since", n(since.millis()))
-                        .set_exclusive_start_key(start.take())
-                        .send()
-                        .await
-                        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query event log")))?;
-                    for it in page.items.unwrap_or_default() {
-                        out.push(crate::entities::stored_event_from(&it)?);
-                    }
-                    match page.last_evaluated_key {
-                        Some(k) if !k.is_empty() => start = Some(k),
-                        _ => break,
-                    }
-                }
+                        .expression_attribute_values(":since", n(since.millis())),
+                ));
             }
             d = d.plus_secs(86_400);
         }
-        // The shards interleave in time; an order's events keep their order.
-        out.sort_by(|a, b| (a.occurred_at, &a.pk, &a.sk).cmp(&(b.occurred_at, &b.pk, &b.sk)));
-        Ok(out)
+        Ok(queries)
     }
 
     /// Makes a published event pending again, so the publisher sends it once more.

@@ -93,16 +93,22 @@ pub async fn replay(
     }
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
     let mut report = ReplayReport { replay_name: format!("shop-replay-{}", now.millis()), ..Default::default() };
-    for archived in Queues(&app.store).archived_between(from, to).await? {
-        let mut event: Value = serde_json::from_str(&archived.event)?;
-        if let Some(obj) = event.as_object_mut() {
-            obj.insert("id".into(), uuid::Uuid::now_v7().to_string().into());
-            obj.insert("replay-name".into(), report.replay_name.clone().into());
+    // A page of the archive at a time: a replay of a month holds one page.
+    for mut pages in Queues(&app.store).archive(from, to)? {
+        while let Some(page) = pages.next_page().await? {
+            let mut writes = Vec::new();
+            for archived in crate::emulate::queue::archived_in(&page, from, to)? {
+                let mut event: Value = serde_json::from_str(&archived.event)?;
+                if let Some(obj) = event.as_object_mut() {
+                    obj.insert("id".into(), uuid::Uuid::now_v7().to_string().into());
+                    obj.insert("replay-name".into(), report.replay_name.clone().into());
+                }
+                report.events += 1;
+                writes.extend(deliveries(rules, &event, consumer, now).into_iter().map(|(_, it)| it));
+            }
+            report.deliveries += writes.len();
+            app.store.batch_put(writes).await?;
         }
-        report.events += 1;
-        let writes: Vec<_> = deliveries(rules, &event, consumer, now).into_iter().map(|(_, it)| it).collect();
-        report.deliveries += writes.len();
-        app.store.batch_put(writes).await?;
     }
     Ok(report)
 }
@@ -113,11 +119,18 @@ pub async fn replay(
 pub async fn republish(app: &App, since: Timestamp) -> anyhow::Result<usize> {
     // The event log is dated by the app's clock (an event's occurredAt).
     let now = app.clock.now();
-    let events = app.store.events_since(since, now.plus_secs(86_400)).await?;
-    for e in &events {
-        app.store.mark_pending(e).await?;
+    let mut marked = 0;
+    // A page at a time; the publisher sends pending events oldest first,
+    // whatever order they are marked in.
+    for mut pages in app.store.event_log(since, now.plus_secs(86_400))? {
+        while let Some(page) = pages.next_page().await? {
+            for it in &page {
+                app.store.mark_pending(&shop_store::entities::stored_event_from(it)?).await?;
+            }
+            marked += page.len();
+        }
     }
-    Ok(events.len())
+    Ok(marked)
 }
 
 /// Parses `2026-11-21T10:00:00Z`, or a number of seconds ago written `-600s`/`-10m`/`-2h`/`-1d`.

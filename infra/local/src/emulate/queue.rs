@@ -297,28 +297,57 @@ impl Queues<'_> {
         items.iter().map(message_from).collect::<anyhow::Result<_>>().map_err(StoreError::Unexpected)
     }
 
-    /// Archived events with `from <= at < to`, oldest first. The archive is
-    /// partitioned by day; a range is at most the retention (30 days) long.
+    /// Archived events with `from <= at < to`, oldest first, in memory: for
+    /// small ranges ([`Self::archive`] reads any range a page at a time).
     pub async fn archived_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Archived>, StoreError> {
-        if to.millis().saturating_sub(from.millis()) > (ARCHIVE_RETENTION_SECS + 86_400) * 1000 {
-            return Err(StoreError::Unexpected(anyhow::anyhow!("a replay range is at most 31 days")));
-        }
         let mut out = Vec::new();
-        let mut d = Timestamp::from_millis(from.millis() - from.millis().rem_euclid(86_400_000));
-        while d < to {
-            for it in self.query_prefix(&keys::archive(d), "").await? {
-                let at = Timestamp::from_millis(get_n(&it, "at")?);
-                if at >= from && at < to {
-                    out.push(Archived {
-                        at,
-                        event_id: get_s(&it, "eventId")?.to_owned(),
-                        detail_type: get_s(&it, "detailType")?.to_owned(),
-                        event: get_s(&it, "event")?.to_owned(),
-                    });
-                }
+        for mut pages in self.archive(from, to)? {
+            while let Some(page) = pages.next_page().await? {
+                out.extend(archived_in(&page, from, to)?);
             }
-            d = d.plus_secs(86_400);
         }
         Ok(out)
     }
+
+    /// Archived events with `from <= at < to`: one paged query per day
+    /// (the archive's partition), oldest first; [`archived_in`] reads a
+    /// page. A range is at most the retention (30 days) long.
+    pub fn archive(&self, from: Timestamp, to: Timestamp) -> Result<Vec<shop_store::Pages>, StoreError> {
+        if to.millis().saturating_sub(from.millis()) > (ARCHIVE_RETENTION_SECS + 86_400) * 1000 {
+            return Err(StoreError::Unexpected(anyhow::anyhow!("a replay range is at most 31 days")));
+        }
+        let mut queries = Vec::new();
+        let mut d = Timestamp::from_millis(from.millis() - from.millis().rem_euclid(86_400_000));
+        while d < to {
+            // Sort keys start with the archive time: the range is a key condition.
+            queries.push(shop_store::Pages::of(
+                self.client()
+                    .query()
+                    .table_name(self.table())
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                    .expression_attribute_values(":pk", s(keys::archive(d)))
+                    .expression_attribute_values(":from", s(format!("{:013}", from.millis())))
+                    .expression_attribute_values(":to", s(format!("{:013}", to.millis()))),
+            ));
+            d = d.plus_secs(86_400);
+        }
+        Ok(queries)
+    }
+}
+
+/// The archived events of one page with `from <= at < to`.
+pub fn archived_in(page: &[Item], from: Timestamp, to: Timestamp) -> Result<Vec<Archived>, StoreError> {
+    let mut out = Vec::with_capacity(page.len());
+    for it in page {
+        let at = Timestamp::from_millis(get_n(it, "at")?);
+        if at >= from && at < to {
+            out.push(Archived {
+                at,
+                event_id: get_s(it, "eventId")?.to_owned(),
+                detail_type: get_s(it, "detailType")?.to_owned(),
+                event: get_s(it, "event")?.to_owned(),
+            });
+        }
+    }
+    Ok(out)
 }

@@ -66,7 +66,11 @@ pub fn unsettled_because(rules: &Rules, order: &Order, events: &[StoredEvent], o
                 outcomes.iter().filter(|o| o.event_id == e.event_id && o.consumer == consumer).collect();
             if !mine.iter().any(|o| matches!(o.status.as_str(), "DONE" | "SKIPPED")) {
                 let last = mine.last().map(|o| format!("{} {}", o.status, o.detail.as_deref().unwrap_or("")));
-                why.push(format!("{consumer} not done with {} ({})", e.detail_type, last.unwrap_or("never ran".into())));
+                why.push(format!(
+                    "{consumer} not done with {} ({})",
+                    e.detail_type,
+                    last.unwrap_or("never ran".into())
+                ));
             }
         }
     }

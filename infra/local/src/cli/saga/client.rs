@@ -263,7 +263,8 @@ async fn persist(
         run.calls.push((what, started.elapsed()));
         let last = match answer {
             Ok((status, body)) => {
-                let in_progress = status == 409 && body.get("type").and_then(Value::as_str).is_some_and(|t| t.ends_with("idempotency-in-progress"));
+                let in_progress = status == 409
+                    && body.get("type").and_then(Value::as_str).is_some_and(|t| t.ends_with("idempotency-in-progress"));
                 if status < 500 && !in_progress {
                     return Ok((status, body));
                 }

@@ -126,7 +126,9 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
             // Done before; its own record may have been lost with the
             // process that did it (killed between the two writes).
             let outcome = outcome_of(consumer, &event, "SKIPPED", Some("duplicate delivery".into()), app.clock.now());
-            if let Err(e) = app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &outcome).await {
+            if let Err(e) =
+                app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &outcome).await
+            {
                 tracing::warn!(error = %e, "could not record the duplicate's outcome");
             }
             return Ok(Done::Skipped("duplicate delivery".into()));
