@@ -476,6 +476,66 @@ pub async fn payments_are_versioned_and_in_doubt_ones_are_due_for_reconciliation
     assert_eq!(store.payments_in_doubt(T0.plus_secs(3600), 10).await.unwrap().len(), 1);
 }
 
+/// Virtual accounts waiting for their deposit are due at their next check,
+/// least recently checked first; apart from payments in doubt; and leave
+/// the index when the deposit (or anything else) settles them.
+pub async fn waiting_virtual_accounts_are_due_at_their_next_check(store: Store) {
+    use shop_domain::PaymentStatus as P;
+    let waiting = |key: &str, check_in: i64| {
+        let p = payment(key, &format!("o-{key}")).moved_to(P::WaitingForDeposit, T0).unwrap();
+        shop_domain::Payment { check_at: Some(T0.plus_secs(check_in)), ..p }
+    };
+    let (a, b) = (waiting("va-a", 300), waiting("va-b", 60));
+    run(&store, vec![store.op_create_payment(&a).unwrap(), store.op_create_payment(&b).unwrap()]).await.unwrap();
+    run(&store, vec![store.op_create_payment(&payment("card", "o-card")).unwrap()]).await.unwrap();
+    let keys = |ps: Vec<shop_domain::Payment>| ps.into_iter().map(|p| p.payment_key.to_string()).collect::<Vec<_>>();
+    assert!(store.deposits_due(T0.plus_secs(59), 10).await.unwrap().is_empty());
+    assert_eq!(keys(store.deposits_due(T0.plus_secs(60), 10).await.unwrap()), vec!["va-b"]);
+    assert_eq!(keys(store.deposits_due(T0.plus_secs(300), 10).await.unwrap()), vec!["va-b", "va-a"]);
+    assert_eq!(keys(store.payments_in_doubt(T0.plus_secs(300), 10).await.unwrap()), vec!["card"]);
+    // Checked: due again one interval on. Deposited: out of the index.
+    let checked = shop_domain::Payment { check_at: Some(T0.plus_secs(400)), version: b.version + 1, ..b.clone() };
+    run(&store, vec![store.op_update_payment(b.version, &checked).unwrap()]).await.unwrap();
+    let paid = a.moved_to(P::Done, T0.plus_secs(200)).unwrap();
+    assert_eq!(paid.check_at, None);
+    run(&store, vec![store.op_update_payment(a.version, &paid).unwrap()]).await.unwrap();
+    assert!(store.deposits_due(T0.plus_secs(399), 10).await.unwrap().is_empty());
+    assert_eq!(keys(store.deposits_due(T0.plus_secs(400), 10).await.unwrap()), vec!["va-b"]);
+}
+
+/// The saga log: each write counts an attempt; a duplicate's write fills
+/// a missing or failed entry and never overwrites DONE or SKIPPED.
+pub async fn saga_log_entries_count_attempts_and_a_duplicate_never_overwrites_an_outcome(store: Store) {
+    use shop_store::saga::Outcome;
+    let entry = |consumer: &str, status: &str| Outcome {
+        consumer: consumer.into(),
+        event_id: "o1#2".into(),
+        detail_type: "OrderPaid".into(),
+        status: status.into(),
+        attempts: 0,
+        detail: Some(status.to_lowercase()),
+        at: T0,
+    };
+    let id = oid("o1");
+    store.outcome_put(&id, 2, &entry("coupon", "FAILED")).await.unwrap();
+    store.outcome_put(&id, 2, &entry("coupon", "DONE")).await.unwrap();
+    store.outcome_put_if_unfinished(&id, 2, &entry("coupon", "SKIPPED")).await.unwrap();
+    store.outcome_put(&id, 2, &entry("analytics", "FAILED")).await.unwrap();
+    store.outcome_put_if_unfinished(&id, 2, &entry("analytics", "SKIPPED")).await.unwrap();
+    store.outcome_put_if_unfinished(&id, 2, &entry("compensation", "SKIPPED")).await.unwrap();
+    let mut got: Vec<(String, String, u32)> =
+        store.outcomes_of(&id).await.unwrap().into_iter().map(|o| (o.consumer, o.status, o.attempts)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("analytics".into(), "SKIPPED".into(), 2),
+            ("compensation".into(), "SKIPPED".into(), 1),
+            ("coupon".into(), "DONE".into(), 2),
+        ]
+    );
+}
+
 /// An item exactly as stored.
 async fn raw_item(store: &Store, (pk, sk): (String, String)) -> Option<shop_store::attr::Item> {
     let out = store

@@ -77,4 +77,6 @@ contract!(
     idempotency_completes_inside_the_business_transaction,
     batch_get_reads_many_keys,
     payments_are_versioned_and_in_doubt_ones_are_due_for_reconciliation,
+    waiting_virtual_accounts_are_due_at_their_next_check,
+    saga_log_entries_count_attempts_and_a_duplicate_never_overwrites_an_outcome,
 );
