@@ -265,7 +265,7 @@ fn every_event_detail_matches_its_json_schema() {
             seen.insert(e.kind.detail_type().to_owned());
         }
     };
-    check(std::slice::from_ref(&placed.event));
+    check(&placed.events);
     let o = placed.order;
     let step = |o: &shop_domain::Order, c: OrderCommand, now| o.execute(&c, now).unwrap();
     let (confirming, ev) =

@@ -1,6 +1,6 @@
 use serde_json::json;
 use shop_domain::{OrderId, UserId};
-use shop_tests::{T0, spawn_app, spawn_app_in};
+use shop_tests::{T0, eventually, spawn_app, spawn_app_in};
 
 const FULL: &str =
     r#"{"items":[{"productId":"p1","quantity":2},{"productId":"p2","quantity":1}],"couponId":"c1","pointsToUse":1000}"#;
@@ -159,4 +159,41 @@ async fn data_survives_a_restart() {
     assert_eq!(body, created);
     // The catalog is loaded only into a new data dir: stock stays reserved.
     assert_eq!(app.stock("p1").await, 98);
+}
+
+/// Coupon and points covering the whole amount: the order is PAID by the
+/// request that places it, its coupon becomes USED and it is exported like
+/// any paid order — never left PENDING_PAYMENT to expire.
+#[tokio::test]
+async fn an_order_fully_covered_by_coupon_and_points_is_paid_when_placed() {
+    use shop_local::cli::seed::{Catalog, CatalogCoupon, Kind, seed};
+    let app = spawn_app().await;
+    let coupon = CatalogCoupon {
+        id: shop_domain::CouponId::parse("c-rich").unwrap(),
+        user_id: shop_domain::UserId::parse("rich").unwrap(),
+        kind: Kind::Fixed,
+        value: 2_000,
+        min_order_amount: shop_domain::Money::ZERO,
+        expires_at: "2030-01-01T00:00:00Z".into(),
+    };
+    seed(&app.stack.app, &Catalog { products: vec![], coupons: vec![coupon], users: vec![] }).await.unwrap();
+    let (status, body) = app
+        .post_order(
+            "rich",
+            "covered",
+            r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c-rich","pointsToUse":10000}"#,
+        )
+        .await;
+    assert_eq!((status, &body["status"], &body["amountDue"]), (201, &json!("PAID"), &json!(0)), "{body}");
+    assert_eq!(body["paymentMethod"], "POINTS");
+    let order_id = body["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(app.event_types(&order_id).await, vec!["OrderPlaced", "OrderPaid"]);
+    assert_eq!((app.points("rich").await, app.stock("p1").await), (90_000, 99));
+    eventually(20, "coupon USED", || async { (app.coupon_status("c-rich").await == "USED").then_some(()) }).await;
+    eventually(20, "exported", || async {
+        app.exported(&order_id).await.iter().any(|d| d.detail_type == "OrderPaid").then_some(())
+    })
+    .await;
+    // Nothing to expire.
+    assert_eq!(app.get_order("rich", &order_id).await.1["status"], "PAID");
 }

@@ -74,7 +74,8 @@ fn placed(id: &str, user: &str, expires_in: i64) -> (Order, shop_domain::OrderEv
         ttl_secs: expires_in,
     })
     .unwrap();
-    (p.order, p.event)
+    let event = p.events.into_iter().next().expect("OrderPlaced");
+    (p.order, event)
 }
 
 pub async fn table_has_indexes_ttl_and_is_created_once(store: Store) {

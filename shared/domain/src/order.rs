@@ -1,6 +1,7 @@
 //! The order aggregate: placement, then a state machine driven by commands.
 //!
 //! ```text
+//! (placed with nothing left to pay: PAID at once, `OrderPlaced` + `OrderPaid`)
 //! PENDING_PAYMENT ──points / PG DONE──────────────────────────► PAID ──cancel──► REFUND_PENDING ──► REFUNDED
 //!   │   ▲  └─confirm sent──► CONFIRMING ──DONE──► PAID
 //!   │   │                       ├─declined──┐ (back to PENDING_PAYMENT, may retry)
@@ -561,7 +562,8 @@ pub struct PlaceOrder<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub order: Order,
-    pub event: OrderEvent,
+    /// `OrderPlaced`, then `OrderPaid` when nothing is left to pay.
+    pub events: Vec<OrderEvent>,
     pub held_coupon: Option<Coupon>,
     pub points_balance_after: Money,
 }
@@ -667,7 +669,16 @@ pub fn place(cmd: PlaceOrder<'_>) -> Result<Placement, PlaceError> {
         orphaned_payments: vec![],
         deposit_due_at: None,
     };
-    Ok(Placement { order, event, held_coupon, points_balance_after })
+    let mut events = vec![event];
+    // Coupon and points cover everything: paid in the placing transaction
+    // (as a points payment of the remaining 0), never left to expire.
+    if amount_due == Money::ZERO
+        && let Ok((paid, more)) = order.execute(&OrderCommand::PayWithPoints, cmd.now)
+    {
+        events.extend(more);
+        return Ok(Placement { order: paid, events, held_coupon, points_balance_after });
+    }
+    Ok(Placement { order, events, held_coupon, points_balance_after })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Placing an order: one DynamoDB transaction reserves every line's stock
 //! (conditional decrement at the priced price), moves the coupon ISSUED →
 //! HELD, debits the points with a ledger row, writes the order
-//! PENDING_PAYMENT with `expiresAt` and its `OrderPlaced` outbox event, and
+//! PENDING_PAYMENT with `expiresAt` and its `OrderPlaced` outbox event (or,
+//! when coupon and points leave nothing to pay, PAID with `OrderPaid` too), and
 //! completes the idempotency record with the response (ADR 0004). Either all
 //! of it happens or none of it.
 
@@ -111,7 +112,9 @@ async fn attempt(
             })?,
     );
     tx.push(app.store.op_create_order(&placement.order)?);
-    tx.push(app.store.op_put_event(&placement.event, correlation_id, None)?);
+    for e in &placement.events {
+        tx.push(app.store.op_put_event(e, correlation_id, None)?);
+    }
     tx.push(app.store.op_idem_complete(lock, &response)?);
 
     match app.store.transact(tx).await {

@@ -216,9 +216,44 @@ fn placement_prices_and_reserves() {
     assert_eq!(p.order.status, OrderStatus::PendingPayment);
     assert_eq!(p.order.version, 1);
     assert_eq!(p.points_balance_after, m(500));
-    assert_eq!(p.event.event_id().as_str(), "o9#1");
-    assert_eq!(p.event.kind.detail_type(), "OrderPlaced");
+    assert_eq!(p.events.len(), 1);
+    assert_eq!(p.events[0].event_id().as_str(), "o9#1");
+    assert_eq!(p.events[0].kind.detail_type(), "OrderPlaced");
     assert!(matches!(p.held_coupon.unwrap().status, CouponStatus::Held { .. }));
+}
+
+/// Coupon and points covering the whole amount: PAID in the placement.
+#[test]
+fn nothing_left_to_pay_is_paid_at_placement() {
+    let items = [(product("p1", 10_000, 5), Quantity::new(1).unwrap())];
+    let place_with = |points: i128| {
+        place(PlaceOrder {
+            order_id: OrderId::parse("o1").unwrap(),
+            user_id: UserId::parse("u1").unwrap(),
+            items: &items,
+            coupon: None,
+            points_to_use: m(points),
+            points_balance: m(20_000),
+            now: T0,
+            ttl_secs: 900,
+        })
+        .unwrap()
+    };
+    let p = place_with(10_000);
+    assert_eq!((p.order.status, p.order.version, p.order.amount_due), (OrderStatus::Paid, 2, Money::ZERO));
+    assert_eq!(p.order.payment_method, Some(PaymentMethod::Points));
+    let kinds: Vec<&str> = p.events.iter().map(|e| e.kind.detail_type()).collect();
+    assert_eq!(kinds, vec!["OrderPlaced", "OrderPaid"]);
+    assert_eq!(p.events[1].aggregate_version, 2);
+    // A cancel refunds exactly the points spent.
+    let (refunding, _) = p.order.execute(&OrderCommand::Cancel, T0).unwrap();
+    let (_, refunded) = refunding.execute(&OrderCommand::CompleteRefund, T0).unwrap();
+    assert!(
+        matches!(refunded[0].kind, OrderEventKind::OrderRefunded { points_refunded, .. } if points_refunded == m(10_000))
+    );
+    // One won left: payable as usual.
+    let p = place_with(9_999);
+    assert_eq!((p.order.status, p.events.len()), (OrderStatus::PendingPayment, 1));
 }
 
 #[test]
