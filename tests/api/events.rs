@@ -247,3 +247,23 @@ async fn a_record_lost_with_a_killed_consumer_is_filled_in_by_the_redelivery() {
     assert_eq!(outcome("analytics").await.as_deref(), Some("SKIPPED"));
     assert_eq!(app.exported(&order_id).await.iter().filter(|d| !d.duplicate).count(), 1, "not delivered twice");
 }
+
+/// The same window, through the failpoint the chaos soak uses: the
+/// analytics consumer "dies" between its idempotency record and its
+/// saga-log entry; the redelivery records it, and nothing is exported twice.
+#[tokio::test]
+async fn a_consumer_dying_before_its_record_is_recorded_by_the_redelivery() {
+    let app = spawn_app().await;
+    app.stack.app.chaos.arm("consumer.analytics.unrecorded", 1);
+    let order_id = pay_rich_with_points(&app).await;
+    let id = shop_domain::OrderId::parse(order_id.as_str()).unwrap();
+    let outcome = eventually(20, "the analytics outcome recorded", || async {
+        let all = app.store().outcomes_of(&id).await.unwrap();
+        all.into_iter().find(|o| o.consumer == "analytics" && o.detail_type == "OrderPaid" && o.status != "FAILED")
+    })
+    .await;
+    assert_eq!((outcome.status.as_str(), outcome.detail.as_deref()), ("SKIPPED", Some("duplicate delivery")));
+    app.settled().await;
+    let exported = app.exported(&order_id).await;
+    assert_eq!(exported.iter().filter(|d| d.detail_type == "OrderPaid").count(), 1, "{exported:?}");
+}

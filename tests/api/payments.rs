@@ -138,6 +138,32 @@ async fn a_virtual_account_never_paid_expires_at_its_due_date_and_is_closed_at_t
     assert_eq!(report.deposits_waiting + report.deposits_expired + report.still_unknown, 0, "{report:?}");
 }
 
+/// A PG that cannot answer about a waiting account settles nothing: the
+/// account is asked about again one interval later (not at every run, so
+/// failing accounts never crowd out the others), and then settled.
+#[tokio::test]
+async fn a_waiting_account_the_pg_cannot_answer_about_is_asked_again_later() {
+    let app = spawn_app_driven().await;
+    app.fault("webhook", "error", -1).await;
+    let (order_id, amount) = app.order("u1", ORDER).await;
+    let key = app.checkout(&order_id, amount, "VIRTUAL_ACCOUNT").await;
+    assert_eq!(app.confirm("u1", &order_id, &key, amount).await.0, 200);
+    app.sim(reqwest::Method::POST, "/v1/sim/deposit", Some(json!({"paymentKey": key}))).await;
+    app.fault("lookup", "error", 1).await;
+    app.clock.advance_secs(RECONCILE_AFTER_SECS);
+    let report = app.reconcile().await;
+    assert_eq!((report.still_unknown, report.deposits_settled), (1, 0), "{report:?}");
+    assert_eq!(app.status(&order_id).await, "AWAITING_DEPOSIT");
+    // Postponed: the next run does not ask again at once...
+    let lookups = app.pg_calls(&order_id, "lookup").await.len();
+    assert_eq!(app.reconcile().await, Default::default());
+    assert_eq!(app.pg_calls(&order_id, "lookup").await.len(), lookups);
+    // ...but one interval on, and finds the deposit.
+    app.clock.advance_secs(RECONCILE_AFTER_SECS);
+    assert_eq!(app.reconcile().await.deposits_settled, 1);
+    assert_eq!(app.status(&order_id).await, "PAID");
+}
+
 #[tokio::test]
 async fn points_pay_the_whole_amount_due() {
     let app = spawn_app().await;

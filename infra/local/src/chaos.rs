@@ -7,9 +7,10 @@
 //! - the PG's webhooks: duplicated, reordered, delayed, failed (retried on
 //!   Toss's schedule) or lost for good;
 //! - the data platform: 500s and slowness;
-//! - the consumers: a crash before handling, or after handling and before
-//!   recording it (the work done, the message not deleted, the idempotency
-//!   lock held until it lapses) — failpoints of [`shop_app::chaos`];
+//! - the consumers: a crash before handling; after handling, before its
+//!   idempotency record (the work done, the lock held until it lapses); or
+//!   between that record and its saga-log entry (the redelivery, a
+//!   duplicate, fills the entry in) — failpoints of [`shop_app::chaos`];
 //! - the store: the next TransactWriteItems throttled, conflicting, or
 //!   failing unexpectedly (a 500), whoever sends it — the app or the
 //!   emulated queues.
@@ -76,7 +77,7 @@ enum Action {
 }
 
 /// Every fault the injector draws from, with its name in the log.
-const FAULTS: [(&str, Action); 27] = [
+const FAULTS: [(&str, Action); 30] = [
     ("pg.confirm.decline", Action::Pg(Op::Confirm, FaultKind::Decline)),
     ("pg.confirm.error", Action::Pg(Op::Confirm, FaultKind::Error)),
     ("pg.confirm.timeout", Action::Pg(Op::Confirm, FaultKind::Timeout)),
@@ -101,6 +102,9 @@ const FAULTS: [(&str, Action); 27] = [
     ("consumer.coupon.crash", Action::Failpoint("consumer.coupon.crash")),
     ("consumer.compensation.crash", Action::Failpoint("consumer.compensation.crash")),
     ("consumer.analytics.crash", Action::Failpoint("consumer.analytics.crash")),
+    ("consumer.coupon.unrecorded", Action::Failpoint("consumer.coupon.unrecorded")),
+    ("consumer.compensation.unrecorded", Action::Failpoint("consumer.compensation.unrecorded")),
+    ("consumer.analytics.unrecorded", Action::Failpoint("consumer.analytics.unrecorded")),
     ("store.throttled", Action::Store("ThrottlingError")),
     ("store.conflict", Action::Store("TransactionConflict")),
     ("store.failed", Action::Store("ValidationError")),

@@ -305,6 +305,10 @@ pub enum OrderError {
 
 type Decision = Result<Vec<OrderEventKind>, OrderError>;
 
+/// A virtual account whose due date is unknown (Toss always sends one) is
+/// treated as due this long after it was issued or its order placed.
+pub const DEPOSIT_DUE_FALLBACK_SECS: i64 = 7 * 86_400;
+
 impl Order {
     fn illegal(&self, cmd: &OrderCommand) -> OrderError {
         OrderError::IllegalTransition { status: self.status, command: cmd.name() }
@@ -338,6 +342,14 @@ impl Order {
             amount: self.amount_due,
             coupon_id: self.coupon_id.clone(),
         }
+    }
+
+    /// While AWAITING_DEPOSIT: when the virtual account stops taking
+    /// deposits — its due date, or for an account recorded without one (the
+    /// PG sent none, or it was issued before due dates were kept) a fixed
+    /// window after the order was placed.
+    pub fn deposit_due(&self) -> Timestamp {
+        self.deposit_due_at.unwrap_or(self.created_at.plus_secs(DEPOSIT_DUE_FALLBACK_SECS))
     }
 
     fn expired(&self, virtual_account: Option<PaymentKey>) -> OrderEventKind {
@@ -435,20 +447,15 @@ impl Order {
                     Err(self.illegal(cmd))
                 }
             },
-            OrderCommand::Expire => match (self.status, self.deposit_due_at) {
-                (S::PendingPayment, _) if now >= self.expires_at => Ok(vec![self.expired(None)]),
-                (S::PendingPayment, _) => Err(OrderError::NotYetExpired(self.expires_at)),
+            OrderCommand::Expire => match self.status {
+                S::PendingPayment if now >= self.expires_at => Ok(vec![self.expired(None)]),
+                S::PendingPayment => Err(OrderError::NotYetExpired(self.expires_at)),
                 // The caller asked the PG first: no deposit arrived.
-                (S::AwaitingDeposit, Some(due)) if now >= due => Ok(vec![self.expired(self.payment_key.clone())]),
-                (S::AwaitingDeposit, Some(due)) => Err(OrderError::NotYetExpired(due)),
-                (S::Expired, _) => Ok(vec![]),
-                // CONFIRMING is reconciled with the PG first: it may have taken
-                // the money. An account issued before due dates were kept has
-                // none to pass.
-                (S::AwaitingDeposit, None)
-                | (S::Confirming | S::Paid | S::Cancelled | S::RefundPending | S::Refunded, _) => {
-                    Err(self.illegal(cmd))
-                }
+                S::AwaitingDeposit if now >= self.deposit_due() => Ok(vec![self.expired(self.payment_key.clone())]),
+                S::AwaitingDeposit => Err(OrderError::NotYetExpired(self.deposit_due())),
+                S::Expired => Ok(vec![]),
+                // CONFIRMING is reconciled with the PG first: it may have taken the money.
+                S::Confirming | S::Paid | S::Cancelled | S::RefundPending | S::Refunded => Err(self.illegal(cmd)),
             },
             OrderCommand::Cancel => match self.status {
                 S::PendingPayment | S::AwaitingDeposit => Ok(vec![OrderEventKind::OrderCancelled {
@@ -523,8 +530,14 @@ impl Order {
             OrderEventKind::PaymentOrphaned { payment_key, .. } => {
                 o.orphaned_payments.push(payment_key.clone());
             }
-            OrderEventKind::OrderExpired { .. } => o.status = OrderStatus::Expired,
-            OrderEventKind::OrderCancelled { .. } => o.status = OrderStatus::Cancelled,
+            OrderEventKind::OrderExpired { .. } => {
+                o.status = OrderStatus::Expired;
+                o.deposit_due_at = None;
+            }
+            OrderEventKind::OrderCancelled { .. } => {
+                o.status = OrderStatus::Cancelled;
+                o.deposit_due_at = None;
+            }
             OrderEventKind::RefundRequested { .. } => o.status = OrderStatus::RefundPending,
             OrderEventKind::OrderRefunded { .. } => o.status = OrderStatus::Refunded,
         }

@@ -99,10 +99,11 @@ impl Pages {
         if self.done {
             return Ok(None);
         }
+        // The cursor moves only on success: a failed page is read again.
         let out = self
             .query
             .clone()
-            .set_exclusive_start_key(self.start.take())
+            .set_exclusive_start_key(self.start.clone())
             .send()
             .await
             .map_err(StoreError::unexpected("Query"))?;

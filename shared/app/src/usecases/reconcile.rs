@@ -104,7 +104,15 @@ enum Deposit {
 async fn deposits(app: &App, now: Timestamp, report: &mut ReconcileReport) -> anyhow::Result<()> {
     for payment in app.store.deposits_due(now, BATCH).await? {
         let key = payment.payment_key.clone();
-        match check_deposit(app, now, payment).await {
+        let result = check_deposit(app, now, &payment).await;
+        if let Ok(Deposit::Unknown) | Err(_) = &result {
+            // Checked again one interval on, so accounts that keep failing
+            // never fill every batch and starve the others.
+            if let Err(e) = postpone(app, &payment, now, now.plus_secs(app.config.reconcile_after_secs)).await {
+                tracing::warn!(payment_key = %key, error = %e, "could not postpone the account's next check");
+            }
+        }
+        match result {
             Ok(Deposit::Settled) => report.deposits_settled += 1,
             Ok(Deposit::Expired) => report.deposits_expired += 1,
             Ok(Deposit::Waiting) => report.deposits_waiting += 1,
@@ -118,19 +126,17 @@ async fn deposits(app: &App, now: Timestamp, report: &mut ReconcileReport) -> an
     Ok(())
 }
 
-async fn check_deposit(app: &App, now: Timestamp, payment: Payment) -> anyhow::Result<Deposit> {
+async fn check_deposit(app: &App, now: Timestamp, payment: &Payment) -> anyhow::Result<Deposit> {
     let key = payment.payment_key.clone();
     let correlation_id = format!("reconcile-{key}");
     let pg = match app.pg.payment(&key).await {
         Ok(pg) => pg,
-        Err(PgError::Unknown(reason)) => {
-            tracing::warn!(payment_key = %key, %reason, "PG unreachable; the account is checked next run");
+        // Only a status the PG states settles an account it issued: an error
+        // (unreachable, a 404 or 401 from a misconfiguration) says nothing
+        // about the deposit; the account is asked about again next interval.
+        Err(e) => {
+            tracing::warn!(payment_key = %key, error = %e, "the PG could not say; the account is checked again later");
             return Ok(Deposit::Unknown);
-        }
-        other => {
-            let outcome = outcome_of(app, &key, other).await;
-            apply_pg_outcome(app, &key, &outcome, false, &correlation_id).await?;
-            return Ok(Deposit::Settled);
         }
     };
     if pg.status != PgStatus::WaitingForDeposit {
@@ -148,32 +154,28 @@ async fn check_deposit(app: &App, now: Timestamp, payment: Payment) -> anyhow::R
         cancel_at_pg(app, &key, "the virtual account serves no order", &correlation_id).await?;
         return Ok(Deposit::Settled);
     };
-    match order.deposit_due_at {
-        Some(due) if now >= due => {
-            if expire_order(app, &order.id, &correlation_id).await? {
-                tracing::info!(order_id = %order.id, payment_key = %key, "virtual account not paid by its due date: order expired");
-                Ok(Deposit::Expired)
-            } else {
-                // Changed meanwhile (a deposit, a cancel): the next check sees it.
-                Ok(Deposit::Waiting)
-            }
-        }
-        due => {
-            let due = due.unwrap_or(now.plus_secs(crate::usecases::settle::DEPOSIT_DUE_FALLBACK_SECS));
-            let next = Payment {
-                check_at: Some(next_deposit_check(app, now, due)),
-                version: payment.version + 1,
-                updated_at: now,
-                ..payment.clone()
-            };
-            let mut tx = Tx::new();
-            tx.push(app.store.op_update_payment(payment.version, &next)?);
-            // A conflict means the webhook moved it meanwhile: nothing to do.
-            match app.store.transact(tx).await {
-                Ok(()) | Err(StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            Ok(Deposit::Waiting)
-        }
+    let due = order.deposit_due();
+    if now < due {
+        postpone(app, payment, now, next_deposit_check(app, now, due)).await?;
+        return Ok(Deposit::Waiting);
+    }
+    if expire_order(app, &order.id, &correlation_id).await? {
+        tracing::info!(order_id = %order.id, payment_key = %key, "virtual account not paid by its due date: order expired");
+        Ok(Deposit::Expired)
+    } else {
+        // Changed meanwhile (a deposit, a cancel): the next check sees it.
+        Ok(Deposit::Waiting)
+    }
+}
+
+/// Moves a waiting account's next check to `next`, conditional on the
+/// version read: a webhook that moved the payment meanwhile wins.
+async fn postpone(app: &App, payment: &Payment, now: Timestamp, next: Timestamp) -> anyhow::Result<()> {
+    let later = Payment { check_at: Some(next), version: payment.version + 1, updated_at: now, ..payment.clone() };
+    let mut tx = Tx::new();
+    tx.push(app.store.op_update_payment(payment.version, &later)?);
+    match app.store.transact(tx).await {
+        Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }

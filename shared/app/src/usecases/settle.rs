@@ -183,17 +183,13 @@ async fn attempt(
     Ok(Settled { order: new_order, payment, orphaned })
 }
 
-/// A virtual account whose PG answer carries no `dueDate` (Toss always
-/// sends one) is treated as due this long after we learn of it.
-pub const DEPOSIT_DUE_FALLBACK_SECS: i64 = 7 * 86_400;
-
 /// The due date of the virtual account `outcome` reports, if it is one.
 fn deposit_due(outcome: &PgOutcome, now: Timestamp) -> Timestamp {
     match outcome {
         PgOutcome::Payment(pg) => pg.deposit_due,
         PgOutcome::Declined { .. } | PgOutcome::Unknown(_) => None,
     }
-    .unwrap_or(now.plus_secs(DEPOSIT_DUE_FALLBACK_SECS))
+    .unwrap_or(now.plus_secs(shop_domain::order::DEPOSIT_DUE_FALLBACK_SECS))
 }
 
 /// When the reconciler next asks the PG about a virtual account due at `due`:

@@ -174,15 +174,17 @@ fn an_unpaid_virtual_account_expires_at_its_due_date() {
     // A plain expiry names no account.
     let (_, events) = placed().execute(&OrderCommand::Expire, placed().expires_at).unwrap();
     assert!(matches!(&events[0].kind, OrderEventKind::OrderExpired { payment_key: None, .. }));
-    // A failed deposit forgets the due date; without one nothing expires the account's order.
+    assert_eq!(expired.deposit_due_at, None, "shown only while awaiting the deposit");
+    // A failed deposit forgets the due date.
     let fail = OrderCommand::FailPayment { payment_key: pk("va1"), code: "X".into(), message: "x".into() };
     let (failed, _) = awaiting.execute(&fail, T0).unwrap();
     assert_eq!(failed.deposit_due_at, None);
+    // An account recorded without a due date falls due a fixed window after
+    // its order was placed, never later.
     let legacy = Order { deposit_due_at: None, ..awaiting };
-    assert!(matches!(
-        legacy.execute(&OrderCommand::Expire, due),
-        Err(OrderError::IllegalTransition { status: OrderStatus::AwaitingDeposit, .. })
-    ));
+    let fallback = legacy.created_at.plus_secs(DEPOSIT_DUE_FALLBACK_SECS);
+    assert_eq!(legacy.execute(&OrderCommand::Expire, fallback.plus_secs(-1)), Err(OrderError::NotYetExpired(fallback)));
+    assert!(legacy.execute(&OrderCommand::Expire, fallback).is_ok());
 }
 
 #[test]

@@ -115,7 +115,11 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
     let (event, detail, _) = decode(body).map_err(|e| ConsumerError::Permanent(format!("undecodable message: {e}")))?;
     tracing::Span::current().record("order_id", event.order_id.as_str()).record("event_id", detail.event_id.as_str());
     if app.chaos.fail(&format!("consumer.{}", consumer.name())) {
-        record(app, consumer, &event, "FAILED", Some("injected failure (chaos)".into())).await;
+        // Before the claim, so this may be a duplicate: never overwrite DONE.
+        let failed = outcome_of(consumer, &event, "FAILED", Some("injected failure (chaos)".into()), app.clock.now());
+        if let Err(e) = app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &failed).await {
+            tracing::warn!(error = %e, "could not record the outcome");
+        }
         return Err(ConsumerError::Retryable("injected failure".into()));
     }
     let scope = format!("consumer#{}", consumer.name());
@@ -150,7 +154,17 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
                 Done::Skipped(n) => ("SKIPPED", n),
             };
             app.store.idem_complete(&lock, &StoredResponse { status: 200, body: note.clone() }).await?;
-            record(app, consumer, &event, status, Some(note.clone())).await;
+            if app.chaos.fail(&format!("consumer.{}.unrecorded", consumer.name())) {
+                // As if the process died between the two writes.
+                return Err(ConsumerError::Retryable("injected crash before the record (chaos)".into()));
+            }
+            // The work is done and will not be done again; without its record
+            // the saga log would never show it. Retried, the message comes
+            // back as a duplicate, which records it.
+            let outcome = outcome_of(consumer, &event, status, Some(note.clone()), app.clock.now());
+            if let Err(e) = app.store.outcome_put(&event.order_id, event.aggregate_version, &outcome).await {
+                return Err(ConsumerError::Retryable(format!("done, but recording it failed: {e}")));
+            }
         }
         Err(e) => {
             if let Err(release) = app.store.idem_release(&lock).await {
