@@ -150,8 +150,9 @@ impl Meter {
     }
 }
 
-/// Operations that take `ReturnConsumedCapacity`.
-const CAPACITY: [&str; 10] = [
+/// The data operations: those that take `ReturnConsumedCapacity` (and
+/// the ones the benchmark times on the engine thread).
+pub const DATA_OPERATIONS: [&str; 10] = [
     "GetItem",
     "PutItem",
     "UpdateItem",
@@ -283,7 +284,7 @@ impl HttpConnector for Metered {
             .unwrap_or_default();
         let mut body = request.body().bytes().unwrap_or_default().to_vec();
         if self.meter.pricing
-            && CAPACITY.contains(&op.as_str())
+            && DATA_OPERATIONS.contains(&op.as_str())
             && let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body)
         {
             // After signing: DynamoDB Local and the embedded engine do not

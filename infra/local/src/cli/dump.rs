@@ -12,7 +12,7 @@
 //! The table is read with `Scan` pages: the document (and the memory it
 //! takes) is as large as the state. It is an export, not a request path.
 
-use crate::sim::db::{MAX_LIMIT, Page};
+use crate::sim::db::each_page;
 use serde_json::{Map, Value, json};
 use shop_app::App;
 use shop_store::attr::Item;
@@ -126,17 +126,16 @@ fn canonical(v: Value) -> Value {
 /// Every payment the PG holds, by payment key, in its Toss form.
 async fn pg_payments(pg: &crate::sim::pg::PgSim) -> anyhow::Result<Value> {
     let mut out = BTreeMap::new();
-    let mut page = Page { after: 0, limit: Some(MAX_LIMIT) };
-    loop {
-        let listed = pg.payments(Default::default(), page).await?;
-        for p in &listed.items {
-            out.insert(p.payment_key.clone(), serde_json::to_value(p)?);
-        }
-        match listed.next {
-            Some(after) => page.after = after,
-            None => break,
-        }
-    }
+    each_page(
+        |page| pg.payments(Default::default(), page),
+        |payments| {
+            for p in payments {
+                out.insert(p.payment_key.clone(), serde_json::to_value(&p)?);
+            }
+            Ok(())
+        },
+    )
+    .await?;
     Ok(sorted(out))
 }
 
@@ -144,21 +143,20 @@ async fn pg_payments(pg: &crate::sim::pg::PgSim) -> anyhow::Result<Value> {
 /// was accepted (a second acceptance is a duplicate export) and attempted.
 async fn deliveries(sink: &crate::sim::sink::Sink) -> anyhow::Result<Value> {
     let mut out: BTreeMap<String, (String, String, u64, u64)> = BTreeMap::new();
-    let mut page = Page { after: 0, limit: Some(MAX_LIMIT) };
-    loop {
-        let listed = sink.deliveries(Default::default(), page).await?;
-        for d in &listed.items {
-            let e = out.entry(d.event_id.clone()).or_insert_with(|| (d.detail_type.clone(), d.order_id.clone(), 0, 0));
-            e.3 += 1;
-            if d.status == 200 {
-                e.2 += 1;
+    each_page(
+        |page| sink.deliveries(Default::default(), page),
+        |deliveries| {
+            for d in deliveries {
+                let e = out.entry(d.event_id).or_insert_with(|| (d.detail_type, d.order_id, 0, 0));
+                e.3 += 1;
+                if d.status == 200 {
+                    e.2 += 1;
+                }
             }
-        }
-        match listed.next {
-            Some(after) => page.after = after,
-            None => break,
-        }
-    }
+            Ok(())
+        },
+    )
+    .await?;
     Ok(sorted(
         out.into_iter()
             .map(|(id, (detail_type, order_id, accepted, attempts))| {

@@ -116,6 +116,26 @@ impl Page {
     }
 }
 
+/// Every row of a listing, one page of [`MAX_LIMIT`] rows at a time:
+/// `list` reads a page, `each` takes its rows (an export, a check).
+pub async fn each_page<T, Fut>(
+    mut list: impl FnMut(Page) -> Fut,
+    mut each: impl FnMut(Vec<T>) -> anyhow::Result<()>,
+) -> anyhow::Result<()>
+where
+    Fut: std::future::Future<Output = anyhow::Result<Listed<T>>>,
+{
+    let mut page = Page { after: 0, limit: Some(MAX_LIMIT) };
+    loop {
+        let listed = list(page).await?;
+        each(listed.items)?;
+        match listed.next {
+            Some(after) => page.after = after,
+            None => return Ok(()),
+        }
+    }
+}
+
 /// One page of a listing and the cursor of the next, if there is more.
 #[derive(Debug)]
 pub struct Listed<T> {

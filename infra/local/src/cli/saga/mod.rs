@@ -501,20 +501,8 @@ async fn seed_concurrently(stack: &Stack, catalog: &seed::Catalog) -> anyhow::Re
 
 /// Time the embedded engine's thread spent per operation (none on an endpoint).
 fn busy(stack: &Stack) -> Vec<(&'static str, Duration)> {
-    const OPS: [&str; 10] = [
-        "GetItem",
-        "BatchGetItem",
-        "Query",
-        "Scan",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "BatchWriteItem",
-        "TransactWriteItems",
-        "TransactGetItems",
-    ];
     let Some(engine) = stack.engine.embedded() else { return Vec::new() };
-    OPS.iter().map(|op| (*op, engine.busy(op))).collect()
+    crate::engine::DATA_OPERATIONS.iter().map(|op| (*op, engine.busy(op))).collect()
 }
 
 /// A client of the stack's engine that the meter does not see (the checks,
@@ -564,17 +552,16 @@ async fn check_all(
     drop(fetched);
     // Every PG payment belongs to an order of the run, page by page.
     let known: HashSet<&str> = runs.iter().filter_map(|r| r.order_id.as_deref()).collect();
-    let mut page = Page { after: 0, limit: Some(crate::sim::db::MAX_LIMIT) };
-    loop {
-        let listed = stack.pg.payments(crate::sim::pg::Filter::default(), page).await?;
-        for p in listed.items.iter().filter(|p| !known.contains(p.order_id.as_str())) {
-            v.add("PG payment of an unknown order", || format!("order {}: payment {}", p.order_id, p.payment_key));
-        }
-        match listed.next {
-            Some(after) => page.after = after,
-            None => break,
-        }
-    }
+    crate::sim::db::each_page(
+        |page| stack.pg.payments(crate::sim::pg::Filter::default(), page),
+        |payments| {
+            for p in payments.iter().filter(|p| !known.contains(p.order_id.as_str())) {
+                v.add("PG payment of an unknown order", || format!("order {}: payment {}", p.order_id, p.payment_key));
+            }
+            Ok(())
+        },
+    )
+    .await?;
 
     for p in &work.catalog.products {
         let available = observer.get_product(&p.id).await?.map(|p| p.available);
