@@ -33,6 +33,7 @@ const API_FIXTURES: &[(&str, &str, u16)] = &[
     ("apigw-cancel-order.json", "cancel-order", 200),
     ("apigw-order-timeline.json", "order-timeline", 200),
     ("apigw-list-coupons.json", "list-coupons", 200),
+    ("apigw-my-points.json", "my-points", 200),
     ("apigw-create-order-invalid.json", "create-order", 400),
     ("apigw-create-order-unauthenticated.json", "create-order", 401),
 ];

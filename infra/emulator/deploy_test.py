@@ -584,6 +584,9 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     expect(call("GET", "/coupons", token=issuer.token("u1", audience="someone-else"))[0] == 401, "wrong audience -> 401")
     status, body = call("GET", "/coupons", "u1")
     expect(status == 200, f"valid RS256 token -> 200 ({body})")
+    status, body = call("GET", "/me/points", "u1")
+    expect(status == 200 and body.get("balance") == sum(r["delta"] for r in body.get("ledger", [])),
+           f"GET /me/points -> 200, balance = the ledger's sum ({body})")
 
     log("scenario 2: order -> card payment -> webhook -> coupon USED -> analytics delivered")
     status, order = call("POST", "/orders", "u1", {"items": [{"productId": "p1", "quantity": 2}], "couponId": "c1"},

@@ -85,6 +85,7 @@ failures_of() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)["bat
 check "coupon consumer (sqs-coupon.json)" 0 "$(invoke coupon "$(patch events/sqs-coupon.json)" | failures_of)"
 check "analytics consumer (sqs-analytics.json)" 0 "$(invoke analytics "$(patch events/sqs-analytics.json)" | failures_of)"
 check "list-coupons (apigw-list-coupons.json)" 200 "$(invoke list-coupons events/apigw-list-coupons.json | status_of)"
+check "my-points (apigw-my-points.json)" 200 "$(invoke my-points events/apigw-my-points.json | status_of)"
 check "cancel-order (apigw-cancel-order.json)" 200 "$(invoke cancel-order "$(patch events/apigw-cancel-order.json)" | status_of)"
 check "compensation consumer (sqs-compensation.json)" 0 \
   "$(invoke compensation "$(patch events/sqs-compensation.json)" | failures_of)"

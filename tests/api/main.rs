@@ -8,5 +8,6 @@ mod events;
 mod idempotency;
 mod orders;
 mod payments;
+mod points;
 mod store_errors;
 mod validation;

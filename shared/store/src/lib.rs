@@ -115,6 +115,11 @@ impl Pages {
     }
 }
 
+/// Where a page of a user's ledger ends: the sort key of its last row,
+/// without the `LEDGER#` prefix (`<ms, 13 digits>#<txId>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerCursor(pub String);
+
 /// The store: an SDK client and the table name. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -264,6 +269,45 @@ impl Store {
     /// Every item of one partition whose sort key starts with `prefix`, in order.
     pub async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
         self.query_all(None, "pk = :a AND begins_with(sk, :b)", [(":a", pk), (":b", prefix)]).await
+    }
+
+    /// One page of a user's ledger, newest first: at most `limit` rows
+    /// older than the row `after` (a cursor from an earlier page), and the
+    /// cursor of the next page when there is one. Consistent with the
+    /// balance read after it.
+    pub async fn ledger_page(
+        &self,
+        user: &UserId,
+        limit: usize,
+        after: Option<&LedgerCursor>,
+    ) -> Result<(Vec<LedgerEntry>, Option<LedgerCursor>)> {
+        let (pk, _) = keys::points(user);
+        // One row more than asked: whether a next page exists, without
+        // handing out a cursor to an empty page.
+        let fetch = i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX);
+        let out = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":prefix", s("LEDGER#"))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(fetch)
+            .set_exclusive_start_key(after.map(|c| key(pk.clone(), format!("LEDGER#{}", c.0))))
+            .send()
+            .await
+            .map_err(StoreError::unexpected("Query ledger"))?;
+        let mut rows = out.items.unwrap_or_default();
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let entries = rows.iter().map(entities::ledger_from).collect::<anyhow::Result<Vec<_>>>()?;
+        let next = match (more, entries.last()) {
+            (true, Some(last)) => Some(LedgerCursor(format!("{:013}#{}", last.at.millis(), last.tx_id))),
+            _ => None,
+        };
+        Ok((entries, next))
     }
 
     pub async fn ledger(&self, user: &UserId) -> Result<Vec<LedgerEntry>> {

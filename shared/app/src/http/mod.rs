@@ -208,6 +208,60 @@ pub fn correlation_id(req: &Request) -> String {
     request_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
+/// The one pagination convention of the list routes: `?limit=` (1 to
+/// [`MAX_PAGE`], default [`DEFAULT_PAGE`]) and `?cursor=` (opaque, from the
+/// previous page's `nextCursor`; absent on the first page). The answer
+/// carries `nextCursor`, `null` on the last page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageParams {
+    pub limit: usize,
+    /// The decoded cursor.
+    pub cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE: usize = 20;
+pub const MAX_PAGE: usize = 100;
+
+/// Reads `limit` and `cursor` from the query string; anything else in it is
+/// ignored. Values are taken as sent (no percent-decoding): a valid limit
+/// is digits and a valid cursor hexadecimal, neither needs encoding.
+pub fn page_params(req: &Request) -> Result<PageParams, Problem> {
+    let mut page = PageParams { limit: DEFAULT_PAGE, cursor: None };
+    for pair in req.uri().query().unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "limit" => {
+                page.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n) && value.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| Problem::bad_request(format!("limit is an integer from 1 to {MAX_PAGE}")))?;
+            }
+            "cursor" => page.cursor = Some(decode_cursor(value)?),
+            _ => {}
+        }
+    }
+    Ok(page)
+}
+
+/// A cursor as the API hands it out: the store's position, hex-encoded.
+pub fn encode_cursor(position: &str) -> String {
+    position.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(hex: &str) -> Result<String, Problem> {
+    let bad = || Problem::bad_request("cursor is not one this API handed out (use nextCursor as given)");
+    if hex.is_empty() || hex.len() > 512 || !hex.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    String::from_utf8(bytes).ok().filter(|s| s.chars().all(|c| c.is_ascii_graphic())).ok_or_else(bad)
+}
+
 /// The authenticated caller: the `sub` claim the JWT authorizer verified.
 pub fn caller(req: &Request) -> Result<UserId, Problem> {
     let sub = req

@@ -27,6 +27,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/orders/{orderId}/cancel", function: "cancel-order", authorized: true },
     Route { method: "GET", path: "/orders/{orderId}/timeline", function: "order-timeline", authorized: true },
     Route { method: "GET", path: "/coupons", function: "list-coupons", authorized: true },
+    Route { method: "GET", path: "/me/points", function: "my-points", authorized: true },
     Route { method: "POST", path: "/payments/confirm", function: "confirm-payment", authorized: true },
     Route { method: "POST", path: "/payments/points", function: "pay-with-points", authorized: true },
     // The PG cannot present our users' tokens; the handler trusts nothing in the body.
@@ -67,6 +68,7 @@ pub async fn invoke(app: &App, function: &str, req: Request) -> Result<Response<
         "cancel-order" => crate::http::payments::cancel_order(app, req).await,
         "order-timeline" => crate::http::views::order_timeline(app, req).await,
         "list-coupons" => crate::http::views::list_coupons(app, req).await,
+        "my-points" => crate::http::views::my_points(app, req).await,
         "confirm-payment" => crate::http::payments::confirm_payment(app, req).await,
         "pay-with-points" => crate::http::payments::pay_with_points(app, req).await,
         "pg-webhook" => crate::http::webhook::pg_webhook(app, req).await,

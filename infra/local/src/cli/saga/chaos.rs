@@ -375,10 +375,14 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
         let (done, left) = settle(&observer, &rules, unsettled, Instant::now()).await?;
         settled.extend(done);
         unsettled = left;
-        if unsettled.is_empty() || Instant::now() >= deadline {
+        // Quiescent: every order settled, and nothing in flight or dead —
+        // duplicates (a republished event, a message whose delete failed)
+        // may still be queued after their order settled.
+        let (idle, dead) = (idle(&observer).await?, dead_letters(&observer).await?);
+        if (unsettled.is_empty() && idle && dead == 0) || Instant::now() >= deadline {
             break;
         }
-        if idle(&observer).await? {
+        if idle && dead > 0 {
             for consumer in shop_app::events::consumers::NAMES {
                 redriven += crate::cli::ops::dlq_redrive(&stack.app, consumer).await?;
             }
@@ -458,6 +462,15 @@ async fn idle(observer: &Store) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Messages in the consumers' DLQs.
+async fn dead_letters(observer: &Store) -> anyhow::Result<usize> {
+    let mut dead = 0;
+    for consumer in shop_app::events::consumers::NAMES {
+        dead += Queues(observer).list(&dlq_of(consumer)).await?.len();
+    }
+    Ok(dead)
+}
+
 /// Waits until nothing is pending publication and every queue is empty.
 async fn drained(observer: &Store) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -488,11 +501,9 @@ async fn replay_check(stack: &Stack, observer: &Store, v: &mut Violations) -> an
         republished = crate::cli::ops::republish(&stack.app, from).await?;
         drained(observer).await?;
     }
-    for consumer in shop_app::events::consumers::NAMES {
-        let dead = Queues(observer).list(&dlq_of(consumer)).await?.len();
-        if dead > 0 {
-            v.add("replay left messages in a DLQ", || format!("{consumer}: {dead}"));
-        }
+    let dead = dead_letters(observer).await?;
+    if dead > 0 {
+        v.add("replay left messages in a DLQ", || format!("{dead} message(s)"));
     }
     let after = text(&dump(&stack.app, sims()).await?)?;
     let identical = before == after;
