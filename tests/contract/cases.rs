@@ -537,6 +537,24 @@ pub async fn saga_log_entries_count_attempts_and_a_duplicate_never_overwrites_an
     );
 }
 
+/// A partition larger than one page is read whole, page by page, in order.
+pub async fn a_partition_larger_than_a_page_is_read_whole(store: Store) {
+    let n = usize::try_from(shop_store::PAGE_ITEMS).unwrap() * 2 + 7;
+    let items: Vec<shop_store::attr::Item> = (0..n)
+        .map(|i| {
+            let mut it = shop_store::attr::Item::new();
+            it.insert("pk".into(), shop_store::attr::s("BIG#1"));
+            it.insert("sk".into(), shop_store::attr::s(format!("ROW#{i:06}")));
+            it
+        })
+        .collect();
+    store.batch_put(items).await.unwrap();
+    let read = store.query_prefix("BIG#1", "ROW#").await.unwrap();
+    assert_eq!(read.len(), n);
+    let sks: Vec<String> = read.iter().map(|it| shop_store::attr::get_s(it, "sk").unwrap().to_owned()).collect();
+    assert!(sks.windows(2).all(|w| w[0] < w[1]), "in order");
+}
+
 /// An item exactly as stored.
 async fn raw_item(store: &Store, (pk, sk): (String, String)) -> Option<shop_store::attr::Item> {
     let out = store

@@ -79,4 +79,5 @@ contract!(
     payments_are_versioned_and_in_doubt_ones_are_due_for_reconciliation,
     waiting_virtual_accounts_are_due_at_their_next_check,
     saga_log_entries_count_attempts_and_a_duplicate_never_overwrites_an_outcome,
+    a_partition_larger_than_a_page_is_read_whole,
 );

@@ -89,9 +89,15 @@ pub struct Pages {
     done: bool,
 }
 
+/// Items per page of a paged read. DynamoDB stops a page at 1 MB anyway;
+/// the explicit limit also bounds what an engine reads per call (the
+/// embedded engine, without one, reads every remaining item of the range
+/// for each page: quadratic over a large partition or table).
+pub const PAGE_ITEMS: i32 = 1_000;
+
 impl Pages {
     pub fn of(query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder) -> Pages {
-        Pages { query, start: None, done: false }
+        Pages { query: query.limit(PAGE_ITEMS), start: None, done: false }
     }
 
     /// The next page; `None` after the last.

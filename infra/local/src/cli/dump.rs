@@ -39,6 +39,8 @@ pub async fn dump(app: &App, sims: Simulated<'_>) -> anyhow::Result<Value> {
             .client()
             .scan()
             .table_name(app.store.table())
+            // Bounded pages: see shop_store::PAGE_ITEMS.
+            .limit(shop_store::PAGE_ITEMS)
             .set_exclusive_start_key(start.take())
             .send()
             .await
