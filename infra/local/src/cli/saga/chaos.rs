@@ -24,7 +24,7 @@
 
 use super::check::{Delivery, Violations};
 use super::mix::{self, Path};
-use super::{SCHEDULE, check_all, client, placed, seed_concurrently, settle, unmetered};
+use super::{SCHEDULE, check_all, client, path_lines, placed, seed_concurrently, settle, unmetered};
 use crate::cli::dump::{Simulated, dump, text};
 use crate::emulate::queue::{Queues, dlq_of};
 use crate::{Stack, StackOptions};
@@ -139,10 +139,7 @@ impl ChaosReport {
         for e in &self.gave_up_examples {
             out.push(format!("  {e}"));
         }
-        for (path, ended) in &self.paths {
-            let ended = ended.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ");
-            out.push(format!("  {path:?}: {ended}"));
-        }
+        out.extend(path_lines(&self.paths));
         if let Some(r) = &self.replay_check {
             out.push(format!(
                 "replay ×2 ({} events) and republish ×2 ({} events): shop dump ({} bytes) {}",
@@ -155,17 +152,7 @@ impl ChaosReport {
         if let Some(mb) = self.rss_mb_end {
             out.push(format!("resident memory at the end: {mb:.0} MB"));
         }
-        if self.ok() {
-            out.push("violations: none".into());
-        } else {
-            out.push(format!("violations: {}", self.violations.total()));
-            for (kind, k) in self.violations.kinds() {
-                out.push(format!("  {kind}: {}", k.count));
-                for e in &k.examples {
-                    out.push(format!("    {e}"));
-                }
-            }
-        }
+        out.extend(self.violations.lines());
         out.join("\n")
     }
 }

@@ -111,6 +111,19 @@ impl Violations {
         self.0.values().map(|k| k.count).sum()
     }
 
+    /// The report's lines: "violations: none", or each kind with its count and examples.
+    pub fn lines(&self) -> Vec<String> {
+        if self.total() == 0 {
+            return vec!["violations: none".into()];
+        }
+        let mut out = vec![format!("violations: {}", self.total())];
+        for (kind, k) in self.kinds() {
+            out.push(format!("  {kind}: {}", k.count));
+            out.extend(k.examples.iter().map(|e| format!("    {e}")));
+        }
+        out
+    }
+
     pub fn kinds(&self) -> impl Iterator<Item = (&'static str, &Kind)> {
         self.0.iter().map(|(k, v)| (*k, v))
     }

@@ -435,6 +435,17 @@ async fn run_with(
     })
 }
 
+/// How each path's orders ended, a line per path (the reports' text).
+fn path_lines(paths: &BTreeMap<Path, BTreeMap<&'static str, usize>>) -> Vec<String> {
+    paths
+        .iter()
+        .map(|(path, ended)| {
+            let ended = ended.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ");
+            format!("  {path:?}: {ended}")
+        })
+        .collect()
+}
+
 /// The orders the shoppers placed, by plan index.
 fn placed(runs: &[client::Run]) -> Vec<(usize, OrderId)> {
     runs.iter()
@@ -707,21 +718,8 @@ impl Report {
             mb(self.rss_mb_start),
             mb(self.rss_mb_end)
         ));
-        for (path, ended) in &self.paths {
-            let ended = ended.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ");
-            out.push(format!("  {path:?}: {ended}"));
-        }
-        if self.ok() {
-            out.push("violations: none".into());
-        } else {
-            out.push(format!("violations: {}", self.violations.total()));
-            for (kind, k) in self.violations.kinds() {
-                out.push(format!("  {kind}: {}", k.count));
-                for e in &k.examples {
-                    out.push(format!("    {e}"));
-                }
-            }
-        }
+        out.extend(path_lines(&self.paths));
+        out.extend(self.violations.lines());
         out.join("\n")
     }
 }
