@@ -15,7 +15,8 @@ pub const TEST_CATALOG: &str = r#"{
   "products": [
     {"id": "p1", "name": "Mug", "price": 12000, "stock": 100},
     {"id": "p2", "name": "Kettle", "price": 45000, "stock": 20},
-    {"id": "scarce", "name": "Limited grinder", "price": 10000, "stock": 5}
+    {"id": "scarce", "name": "Limited grinder", "price": 10000, "stock": 5},
+    {"id": "bulk", "name": "Paper filters", "price": 1000, "stock": 100000}
   ],
   "coupons": [
     {"id": "c1", "userId": "u1", "kind": "FIXED", "value": 3000, "minOrderAmount": 10000, "expiresAt": "2030-01-01T00:00:00Z"},
@@ -27,6 +28,14 @@ pub const TEST_CATALOG: &str = r#"{
     {"id": "u1", "points": 5000},
     {"id": "u2", "points": 0},
     {"id": "rich", "points": 100000}
+  ],
+  "campaigns": [
+    {"id": "welcome", "name": "Welcome", "total": 100, "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2030-12-31T23:59:59Z",
+     "coupon": {"kind": "FIXED", "value": 5000, "minOrderAmount": 20000, "expiresAt": "2030-12-31T23:59:59Z"}},
+    {"id": "rush", "name": "Opening rush", "total": 100, "startsAt": "2026-11-01T00:00:00Z", "endsAt": "2026-12-01T00:00:00Z",
+     "coupon": {"kind": "FIXED", "value": 2000, "minOrderAmount": 10000, "expiresAt": "2027-01-01T00:00:00Z"}},
+    {"id": "soon", "name": "December", "total": 5, "startsAt": "2026-12-01T00:00:00Z", "endsAt": "2027-01-01T00:00:00Z",
+     "coupon": {"kind": "PERCENT", "value": 10, "expiresAt": "2027-02-01T00:00:00Z"}}
   ]
 }"#;
 
@@ -136,6 +145,35 @@ impl TestApp {
         let resp = self.order_request(user, key, body).send().await.expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// `GET path`, as `user` (with their token) or anonymously; the status,
+    /// the headers and the JSON body (`Null` when there is none).
+    pub async fn get(&self, user: Option<&str>, path: &str) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(u) = user {
+            req = req.bearer_auth(self.stack.token(u));
+        }
+        let resp = req.send().await.expect("request");
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Every page of a list route (`items` is the list's name), following
+    /// `nextCursor` from `path` (which carries its own `?` query).
+    pub async fn all_pages(&self, user: Option<&str>, path: &str, items: &str) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        let mut next = path.to_owned();
+        for _ in 0..10_000 {
+            let (status, _, page) = self.get(user, &next).await;
+            assert_eq!(status, 200, "{next}: {page}");
+            all.extend(page[items].as_array().cloned().unwrap_or_default());
+            match page["nextCursor"].as_str() {
+                Some(c) => next = format!("{path}&cursor={c}"),
+                None => return all,
+            }
+        }
+        panic!("{path}: more than 10,000 pages");
     }
 
     pub async fn get_order(&self, user: &str, id: &str) -> (u16, serde_json::Value) {

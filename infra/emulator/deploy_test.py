@@ -605,6 +605,22 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     wait_for("analytics delivered OrderPaid of order A to the data platform",
              lambda: "OrderPaid" in delivered(sink, order_a), 120)
 
+    log("scenario 2a: the public catalog, my orders, a campaign's claim")
+    status, catalog = call("GET", "/products?limit=2")
+    expect(status == 200 and len(catalog.get("products", [])) == 2 and catalog.get("nextCursor"),
+           f"GET /products without a token -> 200, a page and a cursor ({catalog})")
+    status, p1 = call("GET", "/products/p1")
+    expect(status == 200 and p1.get("available") == 100 - 2, f"GET /products/p1 shows the stock order A holds ({p1})")
+    status, mine = call("GET", "/orders?limit=5", "u1")
+    expect(status == 200 and any(o.get("orderId") == order_a for o in mine.get("orders", [])),
+           f"GET /orders lists order A ({status})")
+    claim_key = {"idempotency-key": f"e2e-{uuid.uuid4()}"}
+    status, coupon = call("POST", "/campaigns/welcome/claim", "u2", None, claim_key)
+    expect(status == 201 and coupon.get("status") == "ISSUED", f"POST /campaigns/welcome/claim -> 201 ({coupon})")
+    expect(call("POST", "/campaigns/welcome/claim", "u2", None, claim_key) == (201, coupon), "a replayed claim -> the same coupon")
+    status, campaign = call("GET", "/campaigns/welcome")
+    expect(status == 200 and campaign.get("remaining") == campaign.get("total", 0) - 1, f"GET /campaigns/welcome ({campaign})")
+
     log("scenario 2b: virtual account -> deposit -> the PG's webhook settles the order")
     status, order = call("POST", "/orders", "u2", {"items": [{"productId": "p1", "quantity": 1}]},
                          {"idempotency-key": f"e2e-{uuid.uuid4()}"})

@@ -86,6 +86,12 @@ check "coupon consumer (sqs-coupon.json)" 0 "$(invoke coupon "$(patch events/sqs
 check "analytics consumer (sqs-analytics.json)" 0 "$(invoke analytics "$(patch events/sqs-analytics.json)" | failures_of)"
 check "list-coupons (apigw-list-coupons.json)" 200 "$(invoke list-coupons events/apigw-list-coupons.json | status_of)"
 check "my-points (apigw-my-points.json)" 200 "$(invoke my-points events/apigw-my-points.json | status_of)"
+check "list-orders (apigw-list-orders.json)" 200 "$(invoke list-orders events/apigw-list-orders.json | status_of)"
+check "list-products (apigw-list-products.json)" 200 "$(invoke list-products events/apigw-list-products.json | status_of)"
+check "get-product (apigw-get-product.json)" 200 "$(invoke get-product events/apigw-get-product.json | status_of)"
+check "get-campaign (apigw-get-campaign.json)" 200 "$(invoke get-campaign events/apigw-get-campaign.json | status_of)"
+check "claim-coupon (apigw-claim-coupon.json)" 201 "$(invoke claim-coupon events/apigw-claim-coupon.json | status_of)"
+check "claim-coupon replay (same Idempotency-Key)" 201 "$(invoke claim-coupon events/apigw-claim-coupon.json | status_of)"
 check "cancel-order (apigw-cancel-order.json)" 200 "$(invoke cancel-order "$(patch events/apigw-cancel-order.json)" | status_of)"
 check "compensation consumer (sqs-compensation.json)" 0 \
   "$(invoke compensation "$(patch events/sqs-compensation.json)" | failures_of)"

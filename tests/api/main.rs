@@ -2,10 +2,13 @@
 //! started on port 0 per test.
 
 mod attacks;
+mod campaigns;
+mod catalog;
 mod concurrency;
 mod dump;
 mod events;
 mod idempotency;
+mod my_orders;
 mod orders;
 mod payments;
 mod points;

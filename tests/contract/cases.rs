@@ -42,7 +42,7 @@ fn assert_conflict(result: Result<(), StoreError>, item: TxItem, reason: Conflic
 
 async fn seed_product(store: &Store, id: &str, price: i128, available: u64) -> Product {
     let p = Product { id: pid(id), name: id.to_owned(), price: m(price), available };
-    run(store, vec![store.op_seed_product(&p).unwrap()]).await.unwrap();
+    run(store, store.ops_seed_product(&p).unwrap().into()).await.unwrap();
     p
 }
 
@@ -140,11 +140,11 @@ pub async fn a_cancelled_transaction_names_its_item_and_writes_nothing(store: St
 
 pub async fn coupon_transitions_are_conditional(store: Store) {
     let c = coupon("c1", "u1");
-    run(&store, vec![store.op_seed_coupon(&c).unwrap()]).await.unwrap();
+    run(&store, vec![store.op_create_coupon(&c).unwrap()]).await.unwrap();
     // Seeding again never resets a coupon.
     assert_conflict(
-        run(&store, vec![store.op_seed_coupon(&c).unwrap()]).await,
-        TxItem::Seed("c1".into()),
+        run(&store, vec![store.op_create_coupon(&c).unwrap()]).await,
+        TxItem::Coupon("c1".into()),
         ConflictReason::ConditionFailed,
     );
     let held = c.hold(&uid("u1"), &oid("o1"), m(5000), T0).unwrap();
@@ -333,7 +333,7 @@ pub async fn expiry_index_holds_only_due_pending_orders(store: Store) {
 
 pub async fn user_index_lists_orders_and_coupons(store: Store) {
     for c in [coupon("c1", "u1"), coupon("c2", "u1"), coupon("c3", "u2")] {
-        run(&store, vec![store.op_seed_coupon(&c).unwrap()]).await.unwrap();
+        run(&store, vec![store.op_create_coupon(&c).unwrap()]).await.unwrap();
     }
     run(&store, vec![store.op_create_order(&order("o1", "u1", 60)).unwrap()]).await.unwrap();
     run(&store, vec![store.op_create_order(&order("o2", "u2", 60)).unwrap()]).await.unwrap();
@@ -347,7 +347,7 @@ pub async fn user_index_lists_orders_and_coupons(store: Store) {
 pub async fn placement_inputs_are_one_snapshot(store: Store) {
     seed_product(&store, "p1", 1000, 3).await;
     let c = coupon("c1", "u1");
-    run(&store, vec![store.op_seed_coupon(&c).unwrap()]).await.unwrap();
+    run(&store, vec![store.op_create_coupon(&c).unwrap()]).await.unwrap();
     run(&store, store.ops_points(Money::ZERO, &entry("u1", "t1", 700, 700, 0)).unwrap().into()).await.unwrap();
     let inputs = store.load_placement(&uid("u1"), &[pid("p1"), pid("nope")], Some(&c.id)).await.unwrap();
     assert_eq!(inputs.products[0].as_ref().unwrap().available, 3);
@@ -567,4 +567,97 @@ async fn raw_item(store: &Store, (pk, sk): (String, String)) -> Option<shop_stor
         .await
         .unwrap();
     out.item
+}
+
+fn claim_ops(store: &Store, campaign: &shop_domain::Campaign, user: &str, n: u32) -> Vec<shop_store::TxOp> {
+    let coupon = campaign.claim(&uid(user), CouponId::parse(format!("k{n}")).unwrap(), T0).unwrap();
+    let event = shop_domain::campaign::CouponIssued::new(
+        format!("{}#1", keys::claim_pk(&campaign.id, &uid(user))),
+        &campaign.id,
+        &coupon,
+        T0,
+        "corr",
+    );
+    vec![
+        store.op_count_claim(&campaign.id).unwrap(),
+        store.op_put_claim(&campaign.id, &coupon, T0).unwrap(),
+        store.op_create_coupon(&coupon).unwrap(),
+        store.op_put_coupon_issued(&event, T0).unwrap(),
+    ]
+}
+
+pub async fn a_campaign_counts_claims_up_to_its_total_and_one_per_user(store: Store) {
+    use shop_domain::campaign::{Campaign, CouponTerms};
+    let terms =
+        CouponTerms { kind: CouponKind::Fixed(m(500)), min_order_amount: Money::ZERO, expires_at: T0.plus_secs(60) };
+    let id = shop_domain::CampaignId::parse("rush").unwrap();
+    let campaign = Campaign::new(id.clone(), "Rush".into(), 2, T0, T0.plus_secs(60), terms).unwrap();
+    run(&store, vec![store.op_create_campaign(&campaign).unwrap()]).await.unwrap();
+    assert_conflict(
+        run(&store, vec![store.op_create_campaign(&campaign).unwrap()]).await,
+        TxItem::Campaign("rush".into()),
+        ConflictReason::ConditionFailed,
+    );
+    run(&store, claim_ops(&store, &campaign, "u1", 1)).await.unwrap();
+    // The same user again (a new coupon id): the marker refuses, nothing is written.
+    assert_conflict(
+        run(&store, claim_ops(&store, &campaign, "u1", 2)).await,
+        TxItem::Claim("u1".into()),
+        ConflictReason::ConditionFailed,
+    );
+    assert!(store.get_coupon(&CouponId::parse("k2").unwrap()).await.unwrap().is_none());
+    run(&store, claim_ops(&store, &campaign, "u2", 3)).await.unwrap();
+    // Past the total: the counter refuses, whatever the claim's read said.
+    assert_conflict(
+        run(&store, claim_ops(&store, &campaign, "u3", 4)).await,
+        TxItem::Campaign("rush".into()),
+        ConflictReason::ConditionFailed,
+    );
+    let stored = store.get_campaign(&id).await.unwrap().unwrap();
+    assert_eq!((stored.issued, stored.total, stored.remaining()), (2, 2, 0));
+    assert_eq!(store.claimed_coupon(&id, &uid("u1")).await.unwrap(), Some(CouponId::parse("k1").unwrap()));
+    assert_eq!(store.claimed_coupon(&id, &uid("u3")).await.unwrap(), None);
+    // Each claim's CouponIssued is pending publication.
+    let pending = store.pending_events(10).await.unwrap();
+    assert_eq!(pending.iter().filter(|e| e.source == "shop.campaigns").count(), 2);
+}
+
+pub async fn the_catalog_and_a_users_orders_are_read_a_page_at_a_time(store: Store) {
+    for n in 0..5 {
+        seed_product(&store, &format!("p{n}"), 1000, n).await;
+    }
+    let (first, next) = store.catalog_page(2, None).await.unwrap();
+    assert_eq!(first.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p0", "p1"]);
+    assert_eq!(first[1].available, 1);
+    let (second, next) = store.catalog_page(2, next.as_ref()).await.unwrap();
+    assert_eq!(second.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p2", "p3"]);
+    let (last, next) = store.catalog_page(2, next.as_ref()).await.unwrap();
+    assert_eq!((last.len(), next), (1, None));
+
+    // Seven orders of u1 a second apart (every other one cancelled), one of u2.
+    for n in 0..7 {
+        let mut o = order(&format!("o{n}"), "u1", 900);
+        o.created_at = T0.plus_secs(n);
+        if n % 2 == 1 {
+            o.status = OrderStatus::Cancelled;
+        }
+        run(&store, vec![store.op_create_order(&o).unwrap()]).await.unwrap();
+    }
+    run(&store, vec![store.op_create_order(&order("theirs", "u2", 900)).unwrap()]).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = store.orders_page(&uid("u1"), None, 3, after.as_ref()).await.unwrap();
+        assert!(page.len() <= 3);
+        seen.extend(page.into_iter().map(|o| o.id.to_string()));
+        match next {
+            Some(p) => after = Some(p),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["o6", "o5", "o4", "o3", "o2", "o1", "o0"], "newest first, only u1's");
+    let (cancelled, next) = store.orders_page(&uid("u1"), Some(OrderStatus::Cancelled), 2, None).await.unwrap();
+    assert_eq!(cancelled.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["o5", "o3"]);
+    let (rest, next) = store.orders_page(&uid("u1"), Some(OrderStatus::Cancelled), 2, next.as_ref()).await.unwrap();
+    assert_eq!((rest.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), next), (vec!["o1"], None));
 }

@@ -234,6 +234,46 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// First-come coupon campaigns (until the operator route exists).
+    Campaign {
+        #[command(subcommand)]
+        command: CampaignCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// Create a campaign: `total` coupons, one per user, claimable from
+    /// --starts-at until --ends-at (an existing id is kept as it is).
+    Create {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        total: u64,
+        /// RFC 3339 (default: now).
+        #[arg(long)]
+        starts_at: Option<String>,
+        /// RFC 3339.
+        #[arg(long)]
+        ends_at: String,
+        /// The coupon: FIXED (won off) or PERCENT.
+        #[arg(long, value_parser = ["FIXED", "PERCENT"])]
+        kind: String,
+        #[arg(long)]
+        value: u64,
+        #[arg(long, default_value_t = 0)]
+        min_order_amount: u64,
+        /// RFC 3339 (default: --ends-at).
+        #[arg(long)]
+        coupon_expires_at: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        /// Create it in this DynamoDB table of a deployed stack instead of the data dir.
+        #[arg(long, env = "SHOP_TABLE")]
+        table: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -466,6 +506,40 @@ async fn main() -> anyhow::Result<()> {
                 lines.join("\n")
             });
         }
+        Command::Campaign {
+            command:
+                CampaignCommand::Create {
+                    id,
+                    name,
+                    total,
+                    starts_at,
+                    ends_at,
+                    kind,
+                    value,
+                    min_order_amount,
+                    coupon_expires_at,
+                    data: DataDir { data_dir },
+                    table,
+                },
+        } => {
+            shop_app::obs::telemetry::init("shop-campaign");
+            let app = target(&data_dir, table.as_deref()).await?;
+            let spec = serde_json::json!({
+                "id": id, "name": name, "total": total,
+                "startsAt": starts_at.unwrap_or_else(|| app.clock.now().to_rfc3339()),
+                "endsAt": ends_at,
+                "coupon": {
+                    "kind": kind, "value": value, "minOrderAmount": min_order_amount,
+                    "expiresAt": coupon_expires_at.unwrap_or_else(|| ends_at.clone()),
+                },
+            });
+            let campaign = serde_json::from_value::<seed::CatalogCampaign>(spec)?.to_campaign()?;
+            if shop_app::usecases::campaigns::create_campaign(&app, &campaign).await? {
+                println!("created campaign {} ({} coupons)", campaign.id, campaign.total);
+            } else {
+                anyhow::bail!("campaign {} exists; kept as it is", campaign.id);
+            }
+        }
         Command::Seed { data: DataDir { data_dir }, file, table } => {
             shop_app::obs::telemetry::init("shop-seed");
             let catalog = seed::Catalog::parse(&std::fs::read_to_string(&file)?)?;
@@ -475,8 +549,8 @@ async fn main() -> anyhow::Result<()> {
             };
             let r = seed::seed(&app, &catalog).await?;
             println!(
-                "seeded {} products, {} coupons ({} already present, kept), {} users",
-                r.products, r.coupons_created, r.coupons_kept, r.users
+                "seeded {} products, {} coupons ({} already present, kept), {} users, {} campaigns ({} already present, kept)",
+                r.products, r.coupons_created, r.coupons_kept, r.users, r.campaigns_created, r.campaigns_kept
             );
         }
         Command::Sim { pg_port, sink_port, webhook_url, webhook_secret, webhook_backoff_ms, va_due, data_dir } => {

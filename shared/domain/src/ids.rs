@@ -69,6 +69,9 @@ key_id!(
 key_id!(ProductId, "productId", 64);
 key_id!(CouponId, "couponId", 64);
 key_id!(
+    /// A first-come coupon campaign.
+    CampaignId, "campaignId", 64);
+key_id!(
     /// Toss allows 6-64 characters for `orderId`; ours are UUIDv7 strings.
     OrderId, "orderId", 64);
 key_id!(

@@ -6,6 +6,7 @@
 //! unit tests exercise directly, and every adapter (DynamoDB store, Lambda
 //! handlers, local stack) depends on this crate, never the other way round.
 
+pub mod campaign;
 pub mod catalog;
 pub mod coupon;
 pub mod envelope;
@@ -16,10 +17,11 @@ pub mod payment;
 pub mod points;
 pub mod time;
 
+pub use campaign::{Campaign, ClaimRefused};
 pub use catalog::{Product, Quantity};
 pub use coupon::{Coupon, CouponKind, CouponStatus};
 pub use envelope::EventDetail;
-pub use ids::{CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, UserId};
+pub use ids::{CampaignId, CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, UserId};
 pub use money::Money;
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderEventKind, OrderLine, OrderStatus, PaymentMethod};
 pub use payment::{Payment, PaymentStatus};

@@ -6,6 +6,8 @@ use crate::attr::{Item, get_n, get_s, item, n, opt_s, s};
 use crate::keys;
 use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::types::AttributeValue;
+use shop_domain::CampaignId;
+use shop_domain::campaign::{self, Campaign, CouponIssued};
 use shop_domain::points::LedgerEntry;
 use shop_domain::{
     Coupon, CouponId, CouponKind, CouponStatus, EventDetail, Money, Order, OrderEvent, OrderId, OrderStatus, Payment,
@@ -185,28 +187,106 @@ pub fn order_from(it: &Item) -> anyhow::Result<Order> {
 /// change it describes, pending (in the `pendingOutbox` index) until published.
 pub fn event_item(event: &OrderEvent, correlation_id: &str, traceparent: Option<&str>) -> anyhow::Result<Item> {
     let detail = EventDetail::new(event, correlation_id, traceparent);
-    let event_id = detail.event_id.to_string();
-    let at = event.occurred_at;
-    Ok(with_key(
+    let mut it = outbox_item(
+        keys::event(&event.order_id, event.aggregate_version),
+        &detail.event_id.to_string(),
+        (shop_domain::envelope::SOURCE, event.kind.detail_type()),
+        serde_json::to_string(&detail)?,
+        event.occurred_at,
+        correlation_id,
+    );
+    it.insert("orderId".into(), s(event.order_id.as_str()));
+    it.insert("aggregateVersion".into(), n(event.aggregate_version));
+    Ok(it)
+}
+
+/// The outbox item of a claim's `CouponIssued` event, under the claim's key.
+pub fn coupon_issued_item(event: &CouponIssued, pk: String, at: Timestamp) -> anyhow::Result<Item> {
+    let mut it = outbox_item(
+        (pk, "EVENT#000000001".to_owned()),
+        &event.event_id,
+        (campaign::SOURCE, campaign::COUPON_ISSUED),
+        serde_json::to_string(event)?,
+        at,
+        &event.correlation_id,
+    );
+    it.insert("campaignId".into(), s(event.campaign_id.as_str()));
+    Ok(it)
+}
+
+/// An outbox item of any aggregate: pending in its outbox shard, in the
+/// event log of its day, kept [`EVENT_RETENTION_SECS`]. Both shards come
+/// from [`keys::aggregate_of`] its partition key, as `mark_pending` computes them.
+fn outbox_item(
+    (pk, sk): (String, String),
+    event_id: &str,
+    (source, detail_type): (&str, &str),
+    detail: String,
+    at: Timestamp,
+    correlation_id: &str,
+) -> Item {
+    let aggregate = keys::aggregate_of(&pk).to_owned();
+    with_key(
         item([
             ("type", s("EVENT")),
-            ("eventId", s(event_id.clone())),
-            ("source", s(shop_domain::envelope::SOURCE)),
-            ("detailType", s(event.kind.detail_type())),
-            ("detail", s(serde_json::to_string(&detail)?)),
-            ("orderId", s(event.order_id.as_str())),
-            ("aggregateVersion", n(event.aggregate_version)),
+            ("eventId", s(event_id)),
+            ("source", s(source)),
+            ("detailType", s(detail_type)),
+            ("detail", s(detail)),
             ("occurredAt", n(at.millis())),
             ("correlationId", s(correlation_id)),
-            ("outboxShard", s(keys::outbox_shard(&event.order_id))),
+            ("outboxShard", s(keys::outbox_shard_of(&aggregate))),
             ("outboxSk", s(format!("{:013}#{event_id}", at.millis()))),
             // The per-day event log (`shop republish --since`).
-            ("dueShard", s(keys::event_log_shard(at, &event.order_id))),
+            ("dueShard", s(keys::event_log_shard_of(at, &aggregate))),
             ("dueAt", n(at.millis())),
             (crate::schema::TTL_ATTRIBUTE, n(at.seconds() + EVENT_RETENTION_SECS)),
         ]),
-        keys::event(&event.order_id, event.aggregate_version),
+        (pk, sk),
+    )
+}
+
+/// A product's catalog listing entry: only the id; name, price and stock
+/// are read from the product's own item.
+pub fn catalog_entry_item(id: &ProductId) -> Item {
+    with_key(item([("type", s("CATALOG")), ("productId", s(id.as_str()))]), keys::catalog_entry(id))
+}
+
+/// A campaign: its terms in `doc`, its counter `issued` and `total` native
+/// (the claim's conditional update works on those two).
+pub fn campaign_item(c: &Campaign) -> anyhow::Result<Item> {
+    Ok(with_key(
+        item([
+            ("type", s("CAMPAIGN")),
+            ("campaignId", s(c.id.as_str())),
+            ("total", n(c.total)),
+            ("issued", n(c.issued)),
+            ("doc", s(serde_json::to_string(c)?)),
+        ]),
+        keys::campaign(&c.id),
     ))
+}
+
+pub fn campaign_from(it: &Item) -> anyhow::Result<Campaign> {
+    let mut c: Campaign = serde_json::from_str(get_s(it, "doc")?).context("campaign document")?;
+    // The counter moves without rewriting the document.
+    c.issued = get_n(it, "issued")?;
+    c.total = get_n(it, "total")?;
+    Ok(c)
+}
+
+/// The marker of `user`'s claim of a campaign: which coupon it issued.
+pub fn claim_item(campaign: &CampaignId, coupon: &Coupon, at: Timestamp) -> Item {
+    with_key(
+        item([
+            ("type", s("CLAIM")),
+            ("campaignId", s(campaign.as_str())),
+            ("userId", s(coupon.owner.as_str())),
+            ("couponId", s(coupon.id.as_str())),
+            ("at", n(at.millis())),
+        ]),
+        keys::claim(campaign, &coupon.owner),
+    )
 }
 
 /// An outbox item as stored.

@@ -3,6 +3,10 @@
 //! | item | pk | sk |
 //! | --- | --- | --- |
 //! | product + stock | `PRODUCT#id` | `STOCK` |
+//! | catalog listing entry (one per product, for `GET /products`) | `CATALOG` | `PRODUCT#id` |
+//! | coupon campaign (with its `issued` counter) | `CAMPAIGN#id` | `CAMPAIGN` |
+//! | a user's claim of a campaign | `CLAIM#<campaignId>#<userId>` | `CLAIM` |
+//! | the claim's `CouponIssued` outbox event | `CLAIM#<campaignId>#<userId>` | `EVENT#000000001` |
 //! | coupon | `COUPON#id` | `COUPON` |
 //! | points balance | `USER#id` | `POINTS` |
 //! | points ledger row | `USER#id` | `LEDGER#<ms, 13 digits>#<txId>` |
@@ -47,12 +51,21 @@
 //! | `USER#<id>` (`byUser`) | 1–3, one user's | ≈ 330 orders/s by one user |
 //! | `QUEUE#<queue>` | local stack only | (no DynamoDB) |
 //!
+//! Table partitions written at a rate of their own:
+//! - `CATALOG` takes one write per product seeded or changed, never one
+//!   per order (stock lives on the product's own item), so a catalog of any
+//!   size is listed from one partition whose writes orders never touch.
+//! - `CAMPAIGN#id` takes one counter update per coupon issued (a
+//!   transactional write: 2 units), ≈ 500 claims/s on one campaign; claims
+//!   beyond the total are refused on a read and write nothing. The claim
+//!   marker and event are under the claim's own key, spread by user.
+//!
 //! Raising [`SHARDS`] raises every ceiling in proportion; readers query
 //! every shard, so it also multiplies the queries of the publisher (local
 //! stack), the scheduled jobs and `republish` — by a constant, never by
 //! the history.
 
-use shop_domain::{CouponId, OrderId, PaymentKey, ProductId, UserId};
+use shop_domain::{CampaignId, CouponId, OrderId, PaymentKey, ProductId, UserId};
 
 /// Partitions each sharded index key is spread over (see the table above).
 pub const SHARDS: u32 = 4;
@@ -63,6 +76,29 @@ pub const GSI_USER: &str = "byUser";
 
 pub fn product(id: &ProductId) -> (String, String) {
     (format!("PRODUCT#{id}"), "STOCK".to_owned())
+}
+
+/// The catalog listing entry of a product (`GET /products` pages through
+/// this partition in product id order).
+pub fn catalog_entry(id: &ProductId) -> (String, String) {
+    (CATALOG_PK.to_owned(), format!("{CATALOG_PREFIX}{id}"))
+}
+
+pub const CATALOG_PK: &str = "CATALOG";
+pub const CATALOG_PREFIX: &str = "PRODUCT#";
+
+pub fn campaign(id: &CampaignId) -> (String, String) {
+    (format!("CAMPAIGN#{id}"), "CAMPAIGN".to_owned())
+}
+
+/// The partition of one user's claim of one campaign: its marker (one per
+/// user, by its key) and its `CouponIssued` event.
+pub fn claim_pk(campaign: &CampaignId, user: &UserId) -> String {
+    format!("CLAIM#{campaign}#{user}")
+}
+
+pub fn claim(campaign: &CampaignId, user: &UserId) -> (String, String) {
+    (claim_pk(campaign, user), "CLAIM".to_owned())
 }
 
 pub fn coupon(id: &CouponId) -> (String, String) {
@@ -130,6 +166,13 @@ pub fn outbox_shard(order: &OrderId) -> String {
     outbox_shard_of(order.as_str())
 }
 
+/// The aggregate an outbox item's partition key names: the order id of
+/// `ORDER#<id>`, the whole key otherwise (a claim). Its outbox and event
+/// log shards are computed from this, when written and when made pending again.
+pub fn aggregate_of(pk: &str) -> &str {
+    pk.strip_prefix("ORDER#").unwrap_or(pk)
+}
+
 pub fn outbox_shard_of(order: &str) -> String {
     format!("OUTBOX#{}", shard(order))
 }
@@ -151,7 +194,13 @@ pub fn day(t: shop_domain::Timestamp) -> String {
 /// order's shard: an order's events share one, a day's are spread over
 /// [`SHARDS`] (≈ 640 orders/s with 4; the table above).
 pub fn event_log_shard(t: shop_domain::Timestamp, order: &OrderId) -> String {
-    format!("{}#{}", legacy_event_log_shard(t), shard(order.as_str()))
+    event_log_shard_of(t, order.as_str())
+}
+
+/// The event log partition of an event whose aggregate is `aggregate`
+/// (an order id, or the key of a non-order aggregate such as a claim).
+pub fn event_log_shard_of(t: shop_domain::Timestamp, aggregate: &str) -> String {
+    format!("{}#{}", legacy_event_log_shard(t), shard(aggregate))
 }
 
 /// The one partition per day the event log used before it was sharded

@@ -15,13 +15,15 @@
 //!
 //! Rooms: [`keys`] (the one key table: every item and index key, local-only
 //! ones included), [`entities`] (items ↔ domain values), [`ops`] (the
-//! transaction actions), [`tx`], [`idempotency`], [`saga`] (consumer
+//! transaction actions), [`lists`] (the paged reads of the list routes,
+//! campaigns), [`tx`], [`idempotency`], [`saga`] (consumer
 //! outcomes and the event log for republish), [`schema`] (the table), [`attr`].
 
 pub mod attr;
 pub mod entities;
 pub mod idempotency;
 pub mod keys;
+pub mod lists;
 pub mod ops;
 pub mod saga;
 pub mod schema;
@@ -31,6 +33,7 @@ use anyhow::Context;
 use attr::{Item, key, s};
 use aws_sdk_dynamodb::types::{AttributeValue, Get, KeysAndAttributes, PutRequest, TransactGetItem, WriteRequest};
 use entities::StoredEvent;
+pub use lists::OrderPosition;
 use shop_domain::points::LedgerEntry;
 use shop_domain::{
     Coupon, CouponId, Money, Order, OrderId, Payment, PaymentKey, Product, ProductId, Timestamp, UserId,

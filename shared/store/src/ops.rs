@@ -7,8 +7,11 @@ use crate::entities;
 use crate::tx::{TxItem, TxOp};
 use crate::{Store, keys};
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use shop_domain::campaign::CouponIssued;
 use shop_domain::points::LedgerEntry;
-use shop_domain::{Coupon, Money, Order, OrderEvent, Payment, Product, ProductId, Quantity};
+use shop_domain::{
+    Campaign, CampaignId, Coupon, Money, Order, OrderEvent, Payment, Product, ProductId, Quantity, Timestamp,
+};
 
 fn put(table: &str, item: Item, condition: &str, label: TxItem) -> anyhow::Result<TxOp> {
     let put = Put::builder().table_name(table).set_item(Some(item)).condition_expression(condition).build()?;
@@ -158,24 +161,83 @@ impl Store {
         })
     }
 
-    /// Seeding: a product with its stock (overwrites).
-    pub fn op_seed_product(&self, product: &Product) -> anyhow::Result<TxOp> {
-        put(
-            self.table(),
-            entities::product_item(product),
-            "attribute_exists(pk) OR attribute_not_exists(pk)",
-            TxItem::Seed(product.id.to_string()),
-        )
+    /// Seeding: a product with its stock (overwrites), and its catalog
+    /// listing entry.
+    pub fn ops_seed_product(&self, product: &Product) -> anyhow::Result<[TxOp; 2]> {
+        Ok([
+            put(
+                self.table(),
+                entities::product_item(product),
+                "attribute_exists(pk) OR attribute_not_exists(pk)",
+                TxItem::Seed(product.id.to_string()),
+            )?,
+            put(
+                self.table(),
+                entities::catalog_entry_item(&product.id),
+                "attribute_exists(pk) OR attribute_not_exists(pk)",
+                TxItem::Seed(format!("catalog entry {}", product.id)),
+            )?,
+        ])
     }
 
-    /// Seeding: a coupon, only if it does not exist yet (a coupon in use is
-    /// never reset by a re-seed).
-    pub fn op_seed_coupon(&self, coupon: &Coupon) -> anyhow::Result<TxOp> {
+    /// A new coupon; fails if its id is taken (seeding never resets a coupon
+    /// in use, and a claim never overwrites one).
+    pub fn op_create_coupon(&self, coupon: &Coupon) -> anyhow::Result<TxOp> {
         put(
             self.table(),
             entities::coupon_item(coupon),
             "attribute_not_exists(pk)",
-            TxItem::Seed(coupon.id.to_string()),
+            TxItem::Coupon(coupon.id.to_string()),
+        )
+    }
+
+    /// A new campaign; fails if the id is taken (a campaign's counter is never reset).
+    pub fn op_create_campaign(&self, campaign: &Campaign) -> anyhow::Result<TxOp> {
+        put(
+            self.table(),
+            entities::campaign_item(campaign)?,
+            "attribute_not_exists(pk)",
+            TxItem::Campaign(campaign.id.to_string()),
+        )
+    }
+
+    /// Counts one more coupon issued by the campaign, only while fewer than
+    /// its total are. Not pinned to the count that was read: concurrent
+    /// claims conflict only when the last coupon is at stake.
+    pub fn op_count_claim(&self, campaign: &CampaignId) -> anyhow::Result<TxOp> {
+        let (pk, sk) = keys::campaign(campaign);
+        let update = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(key(pk, sk)))
+            .update_expression("SET issued = issued + :one")
+            .condition_expression("issued < #total")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":one", n(1))
+            .build()?;
+        Ok(TxOp {
+            item: TransactWriteItem::builder().update(update).build(),
+            label: TxItem::Campaign(campaign.to_string()),
+        })
+    }
+
+    /// The user's claim marker; fails if the user claimed this campaign before.
+    pub fn op_put_claim(&self, campaign: &CampaignId, coupon: &Coupon, at: Timestamp) -> anyhow::Result<TxOp> {
+        put(
+            self.table(),
+            entities::claim_item(campaign, coupon, at),
+            "attribute_not_exists(pk)",
+            TxItem::Claim(coupon.owner.to_string()),
+        )
+    }
+
+    /// The claim's `CouponIssued` outbox event.
+    pub fn op_put_coupon_issued(&self, event: &CouponIssued, at: Timestamp) -> anyhow::Result<TxOp> {
+        let pk = keys::claim_pk(&event.campaign_id, &event.data.user_id);
+        put(
+            self.table(),
+            entities::coupon_issued_item(event, pk, at)?,
+            "attribute_not_exists(pk)",
+            TxItem::Event(event.event_id.clone()),
         )
     }
 

@@ -159,7 +159,7 @@ impl Store {
 
     /// Makes a published event pending again, so the publisher sends it once more.
     pub async fn mark_pending(&self, e: &crate::entities::StoredEvent) -> Result<(), StoreError> {
-        let order = e.pk.trim_start_matches("ORDER#");
+        let order = keys::aggregate_of(&e.pk);
         let res = self
             .client()
             .update_item()

@@ -19,6 +19,9 @@ pub enum TxItem {
     Payment(String),
     Idempotency,
     Seed(String),
+    Campaign(String),
+    /// A user's claim of a campaign (by user id).
+    Claim(String),
     /// A local queue message (the local stack's SQS).
     Message(String),
 }
@@ -35,6 +38,8 @@ impl fmt::Display for TxItem {
             TxItem::Payment(k) => write!(f, "payment {k}"),
             TxItem::Idempotency => write!(f, "idempotency record"),
             TxItem::Seed(k) => write!(f, "seed item {k}"),
+            TxItem::Campaign(id) => write!(f, "campaign {id}"),
+            TxItem::Claim(u) => write!(f, "claim of user {u}"),
             TxItem::Message(id) => write!(f, "queue message {id}"),
         }
     }

@@ -3,17 +3,25 @@
 //! ```json
 //! {"products":[{"id":"p1","name":"Mug","price":12000,"stock":50}],
 //!  "coupons":[{"id":"c1","userId":"u1","kind":"FIXED","value":3000,"minOrderAmount":10000,"expiresAt":"2027-12-31T23:59:59Z"}],
-//!  "users":[{"id":"u1","points":5000}]}
+//!  "users":[{"id":"u1","points":5000}],
+//!  "campaigns":[{"id":"rush","name":"Opening rush","total":100,
+//!    "startsAt":"2026-01-01T00:00:00Z","endsAt":"2030-12-31T23:59:59Z",
+//!    "coupon":{"kind":"FIXED","value":3000,"minOrderAmount":10000,"expiresAt":"2030-12-31T23:59:59Z"}}]}
 //! ```
 //! Products are upserted (price, name and stock set to the file's values);
 //! coupons are created only if absent (a coupon in use is never reset);
-//! a user's balance is set to `points` with a GRANT ledger row for the change.
+//! a user's balance is set to `points` with a GRANT ledger row for the change;
+//! campaigns are created only if absent (a campaign's counter is never reset).
 
 use anyhow::Context;
 use serde::Deserialize;
 use shop_app::App;
+use shop_app::usecases::campaigns::create_campaign;
+use shop_domain::campaign::CouponTerms;
 use shop_domain::points::{LedgerEntry, LedgerReason};
-use shop_domain::{Coupon, CouponId, CouponKind, CouponStatus, Money, Product, ProductId, Timestamp, UserId};
+use shop_domain::{
+    Campaign, CampaignId, Coupon, CouponId, CouponKind, CouponStatus, Money, Product, ProductId, Timestamp, UserId,
+};
 use shop_store::{StoreError, Tx};
 
 /// The demo catalog `shop up` loads into an empty data dir.
@@ -28,6 +36,63 @@ pub struct Catalog {
     pub coupons: Vec<CatalogCoupon>,
     #[serde(default)]
     pub users: Vec<CatalogUser>,
+    #[serde(default)]
+    pub campaigns: Vec<CatalogCampaign>,
+}
+
+/// A first-come coupon campaign (also what `shop campaign create` builds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogCampaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub total: u64,
+    /// RFC 3339.
+    pub starts_at: String,
+    /// RFC 3339.
+    pub ends_at: String,
+    pub coupon: CampaignCoupon,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CampaignCoupon {
+    pub kind: Kind,
+    pub value: u64,
+    #[serde(default)]
+    pub min_order_amount: Money,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+fn rfc3339(what: &str, s: &str) -> anyhow::Result<Timestamp> {
+    Timestamp::parse_rfc3339(s).with_context(|| format!("{what} {s} is not RFC 3339"))
+}
+
+fn coupon_kind(kind: Kind, value: u64) -> anyhow::Result<CouponKind> {
+    Ok(match kind {
+        Kind::Fixed => CouponKind::Fixed(Money::new(i128::from(value))?),
+        Kind::Percent => CouponKind::Percent(u8::try_from(value).context("percent")?),
+    })
+}
+
+impl CatalogCampaign {
+    pub fn to_campaign(&self) -> anyhow::Result<Campaign> {
+        let terms = CouponTerms {
+            kind: coupon_kind(self.coupon.kind, self.coupon.value)?,
+            min_order_amount: self.coupon.min_order_amount,
+            expires_at: rfc3339("coupon.expiresAt", &self.coupon.expires_at)?,
+        };
+        Campaign::new(
+            self.id.clone(),
+            self.name.clone(),
+            self.total,
+            rfc3339("startsAt", &self.starts_at)?,
+            rfc3339("endsAt", &self.ends_at)?,
+            terms,
+        )
+        .with_context(|| format!("campaign {}", self.id))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +137,8 @@ pub struct SeedReport {
     pub coupons_created: usize,
     pub coupons_kept: usize,
     pub users: usize,
+    pub campaigns_created: usize,
+    pub campaigns_kept: usize,
 }
 
 impl Catalog {
@@ -84,17 +151,17 @@ impl Catalog {
         for cp in &c.coupons {
             cp.to_coupon()?;
         }
+        for cp in &c.campaigns {
+            cp.to_campaign()?;
+        }
         Ok(c)
     }
 }
 
 impl CatalogCoupon {
     pub fn to_coupon(&self) -> anyhow::Result<Coupon> {
-        let kind = match self.kind {
-            Kind::Fixed => CouponKind::Fixed(Money::new(i128::from(self.value))?),
-            Kind::Percent => CouponKind::Percent(u8::try_from(self.value).context("percent")?),
-        };
-        let kind = Coupon::validate_kind(kind).with_context(|| format!("coupon {}", self.id))?;
+        let kind = Coupon::validate_kind(coupon_kind(self.kind, self.value)?)
+            .with_context(|| format!("coupon {}", self.id))?;
         let expires_at = Timestamp::parse_rfc3339(&self.expires_at)
             .with_context(|| format!("coupon {}: expiresAt {} is not RFC 3339", self.id, self.expires_at))?;
         Ok(Coupon {
@@ -113,13 +180,13 @@ pub async fn seed(app: &App, catalog: &Catalog) -> anyhow::Result<SeedReport> {
     for p in &catalog.products {
         let product = Product { id: p.id.clone(), name: p.name.clone(), price: p.price, available: p.stock };
         let mut tx = Tx::new();
-        tx.push(app.store.op_seed_product(&product)?);
+        tx.extend(app.store.ops_seed_product(&product)?);
         app.store.transact(tx).await?;
         report.products += 1;
     }
     for c in &catalog.coupons {
         let mut tx = Tx::new();
-        tx.push(app.store.op_seed_coupon(&c.to_coupon()?)?);
+        tx.push(app.store.op_create_coupon(&c.to_coupon()?)?);
         match app.store.transact(tx).await {
             Ok(()) => report.coupons_created += 1,
             Err(StoreError::Conflict { .. }) => report.coupons_kept += 1,
@@ -146,6 +213,13 @@ pub async fn seed(app: &App, catalog: &Catalog) -> anyhow::Result<SeedReport> {
         }
         report.users += 1;
     }
+    for c in &catalog.campaigns {
+        if create_campaign(app, &c.to_campaign()?).await? {
+            report.campaigns_created += 1;
+        } else {
+            report.campaigns_kept += 1;
+        }
+    }
     Ok(report)
 }
 
@@ -168,5 +242,13 @@ mod tests {
                 .is_err()
         );
         assert!(Catalog::parse(r#"{"products":[],"extra":1}"#).is_err());
+        let campaign = |total: u64, ends: &str| {
+            format!(
+                r#"{{"campaigns":[{{"id":"r","name":"R","total":{total},"startsAt":"2030-01-01T00:00:00Z","endsAt":"{ends}","coupon":{{"kind":"FIXED","value":1000,"expiresAt":"2031-01-01T00:00:00Z"}}}}]}}"#
+            )
+        };
+        assert!(Catalog::parse(&campaign(10, "2030-02-01T00:00:00Z")).is_ok());
+        assert!(Catalog::parse(&campaign(0, "2030-02-01T00:00:00Z")).is_err());
+        assert!(Catalog::parse(&campaign(10, "2029-02-01T00:00:00Z")).is_err());
     }
 }

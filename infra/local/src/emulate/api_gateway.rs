@@ -71,7 +71,14 @@ async fn handle(State(state): State<Arc<ServerState>>, req: axum::extract::Reque
         } else {
             (404, Problem::not_found("not-found", "Not found", format!("no route for {method} {path}")))
         };
-        return problem(status, &p, &path, &request_id);
+        let mut resp = problem(status, &p, &path, &request_id);
+        // RFC 9110: a 405 names the methods the resource takes.
+        if status == 405
+            && let Ok(allow) = http::HeaderValue::from_str(&routes::allowed_methods(&path).join(", "))
+        {
+            resp.headers_mut().insert(http::header::ALLOW, allow);
+        }
+        return resp;
     };
 
     let claims = if route.authorized {

@@ -1,5 +1,6 @@
 //! The HTTP edge: the only place that knows `lambda_http` and problem+json.
-//! One handler per route (`orders`, `payments`, `webhook`, `views`), each
+//! One handler per route (`orders`, `payments`, `webhook`, `views`,
+//! `catalog`, `campaigns`), each
 //! run inside [`serve`] — the request's context, a span with its
 //! correlation id, and the problem answer for any error — and translating
 //! between the request and a use case (`crate::usecases`).
@@ -11,6 +12,9 @@
 //! API Gateway (or the local stack, which verifies the token the same way)
 //! fills in after validating the token. Nothing in a body names the caller.
 
+pub mod campaigns;
+pub mod catalog;
+pub mod idempotency;
 pub mod orders;
 pub mod payments;
 pub mod routes;
@@ -227,8 +231,7 @@ pub const MAX_PAGE: usize = 100;
 /// is digits and a valid cursor hexadecimal, neither needs encoding.
 pub fn page_params(req: &Request) -> Result<PageParams, Problem> {
     let mut page = PageParams { limit: DEFAULT_PAGE, cursor: None };
-    for pair in req.uri().query().unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (name, value) in query(req) {
         match name {
             "limit" => {
                 page.limit = value
@@ -242,6 +245,62 @@ pub fn page_params(req: &Request) -> Result<PageParams, Problem> {
         }
     }
     Ok(page)
+}
+
+/// The query string's `name=value` pairs as sent (no percent-decoding:
+/// every value the API reads is one that needs no encoding).
+pub fn query(req: &Request) -> impl Iterator<Item = (&str, &str)> {
+    req.uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+/// A public, cacheable JSON answer: a strong `ETag` (a hash of the body)
+/// and `cache_control`; a `304 Not Modified` without a body when the
+/// request's `If-None-Match` names that tag (or is `*`). Weak tags compare
+/// by their opaque part, as RFC 9110 has `If-None-Match` do.
+pub fn cacheable<T: Serialize>(
+    req: &Request,
+    value: &T,
+    cache_control: &'static str,
+    ctx: &RequestCtx,
+) -> Response<Body> {
+    use sha2::Digest;
+    let body = match serde_json::to_string(value) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            return Problem::internal().response(ctx);
+        }
+    };
+    let digest = sha2::Sha256::digest(body.as_bytes());
+    let etag = format!("\"{}\"", hex::encode(digest.get(..16).unwrap_or_default()));
+    let matches = req
+        .headers()
+        .get_all(http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag);
+    let mut resp = if matches {
+        let mut r = Response::new(Body::Empty);
+        *r.status_mut() = http::StatusCode::NOT_MODIFIED;
+        if let Ok(v) = http::HeaderValue::from_str(&ctx.correlation_id) {
+            r.headers_mut().insert("x-correlation-id", v);
+        }
+        r
+    } else {
+        raw(200, "application/json", body, ctx)
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&etag) {
+        resp.headers_mut().insert(http::header::ETAG, v);
+    }
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static(cache_control));
+    resp
 }
 
 /// A cursor as the API hands it out: the store's position, hex-encoded.

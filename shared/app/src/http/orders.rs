@@ -3,13 +3,15 @@
 //! [`OrderView`], the order as the API shows it.
 
 use crate::App;
+use crate::http::idempotency::{self, Admission};
 use crate::http::{self, Problem, RequestCtx};
 use crate::usecases::place_order::{NewOrder, PlaceOrderError, place_order};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shop_domain::order::{self, PlaceError};
-use shop_domain::{CouponId, IdempotencyKey, Money, Order, ProductId, Quantity, coupon::CouponError};
-use shop_store::idempotency::{Claim, StoredResponse, payload_hash};
+use shop_domain::{CouponId, Money, Order, ProductId, Quantity, coupon::CouponError};
+use shop_store::OrderPosition;
+use shop_store::idempotency::StoredResponse;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -195,42 +197,13 @@ pub async fn create_order(app: &App, req: Request) -> Result<Response<Body>, lam
 
 async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Response<Body>, Problem> {
     let user = http::caller(&req)?;
-    let key = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
-        None => return Err(Problem::bad_request("the Idempotency-Key header is required")),
-        Some(Ok(v)) => IdempotencyKey::parse(v).map_err(|e| Problem::bad_request(e.to_string()))?,
-        Some(Err(_)) => return Err(Problem::bad_request("Idempotency-Key must be printable ASCII")),
-    };
+    let key = idempotency::key(&req)?;
     // Parsed once: the same value is checked and hashed for idempotency.
     let payload: serde_json::Value = http::parse(http::json_body(&req)?)?;
     let cmd = CreateOrder::from_payload(&payload)?;
-    let hash = payload_hash(&payload);
-    let scope = format!("orders#{user}");
-    let now = app.clock.now();
-    let claim =
-        app.store.idem_claim(&scope, key.as_str(), &hash, now, app.config.idempotency).await.map_err(http::internal)?;
-    let lock = match claim {
-        Claim::Acquired(lock) => lock,
-        Claim::Replay(stored) => {
-            let mut resp = http::raw(stored.status, "application/json", stored.body, &ctx);
-            resp.headers_mut().insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
-            return Ok(resp);
-        }
-        Claim::InProgress => {
-            return Err(Problem::new(
-                409,
-                "idempotency-in-progress",
-                "Request in progress",
-                "a request with this Idempotency-Key is still being processed; retry shortly",
-            ));
-        }
-        Claim::PayloadMismatch => {
-            return Err(Problem::new(
-                422,
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
-                "this Idempotency-Key was used with a different request body",
-            ));
-        }
+    let lock = match idempotency::admit(app, &format!("orders#{user}"), &key, &payload, &ctx).await? {
+        Admission::Run(lock) => lock,
+        Admission::Replay(answer) => return Ok(answer),
     };
     let render = |order: &Order| -> anyhow::Result<StoredResponse> {
         Ok(StoredResponse { status: 201, body: serde_json::to_string(&OrderView::from(order))? })
@@ -243,10 +216,7 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
             } else {
                 tracing::info!(reason = %e, "order refused");
             }
-            // Nothing was written: free the key so the client can retry it.
-            if let Err(release) = app.store.idem_release(&lock).await {
-                tracing::warn!(error = %release, "could not release idempotency record");
-            }
+            idempotency::release(app, &lock).await;
             Err(e.problem())
         }
     }
@@ -266,6 +236,40 @@ pub(crate) async fn own_order(app: &App, req: &Request) -> Result<Order, Problem
     let user = http::caller(req)?;
     let id = http::order_id_param(req)?;
     crate::usecases::own_order(app, &user, &id).await.map_err(http::internal)?.ok_or_else(http::order_not_found)
+}
+
+/// `GET /orders?status=&limit=&cursor=`: the caller's orders, newest first.
+/// Only the caller's: the query is keyed by the token's user.
+pub async fn list_orders(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    http::serve("list_orders", req, |req, ctx| async move {
+        let user = http::caller(&req)?;
+        let page = http::page_params(&req)?;
+        let mut status = None;
+        for (name, value) in http::query(&req) {
+            if name == "status" {
+                status = Some(shop_domain::OrderStatus::parse(value).ok_or_else(|| {
+                    Problem::bad_request(format!(
+                        "status is one of {}",
+                        shop_domain::OrderStatus::ALL.map(|s| s.as_str()).join(", ")
+                    ))
+                })?);
+            }
+        }
+        let after = match page.cursor {
+            Some(c) => {
+                Some(OrderPosition::parse(&c).ok_or_else(|| Problem::bad_request("cursor is not an order position"))?)
+            }
+            None => None,
+        };
+        let (orders, next) =
+            app.store.orders_page(&user, status, page.limit, after.as_ref()).await.map_err(http::internal)?;
+        let body = serde_json::json!({
+            "orders": orders.iter().map(OrderView::from).collect::<Vec<_>>(),
+            "nextCursor": next.map(|p| http::encode_cursor(&p.0)),
+        });
+        Ok(http::json(200, &body, &ctx))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -23,11 +23,17 @@ pub struct Route {
 
 pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/orders", function: "create-order", authorized: true },
+    Route { method: "GET", path: "/orders", function: "list-orders", authorized: true },
     Route { method: "GET", path: "/orders/{orderId}", function: "get-order", authorized: true },
     Route { method: "POST", path: "/orders/{orderId}/cancel", function: "cancel-order", authorized: true },
     Route { method: "GET", path: "/orders/{orderId}/timeline", function: "order-timeline", authorized: true },
     Route { method: "GET", path: "/coupons", function: "list-coupons", authorized: true },
     Route { method: "GET", path: "/me/points", function: "my-points", authorized: true },
+    // The catalog and a campaign's terms are public (and cacheable).
+    Route { method: "GET", path: "/products", function: "list-products", authorized: false },
+    Route { method: "GET", path: "/products/{productId}", function: "get-product", authorized: false },
+    Route { method: "GET", path: "/campaigns/{campaignId}", function: "get-campaign", authorized: false },
+    Route { method: "POST", path: "/campaigns/{campaignId}/claim", function: "claim-coupon", authorized: true },
     Route { method: "POST", path: "/payments/confirm", function: "confirm-payment", authorized: true },
     Route { method: "POST", path: "/payments/points", function: "pay-with-points", authorized: true },
     // The PG cannot present our users' tokens; the handler trusts nothing in the body.
@@ -60,11 +66,25 @@ pub fn path_exists(path: &str) -> bool {
     ROUTES.iter().any(|r| match_route(r.method, path).is_some_and(|(m, _)| m.path == r.path))
 }
 
+/// The methods some route takes on this path (the `Allow` header of a 405).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|r| match_route(r.method, path).is_some_and(|(m, _)| m.path == r.path))
+        .map(|r| r.method)
+        .collect()
+}
+
 /// Calls the handler of `function`, exactly as its Lambda binary does.
 pub async fn invoke(app: &App, function: &str, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     match function {
         "create-order" => crate::http::orders::create_order(app, req).await,
         "get-order" => crate::http::orders::get_order(app, req).await,
+        "list-orders" => crate::http::orders::list_orders(app, req).await,
+        "list-products" => crate::http::catalog::list_products(app, req).await,
+        "get-product" => crate::http::catalog::get_product(app, req).await,
+        "get-campaign" => crate::http::campaigns::get_campaign(app, req).await,
+        "claim-coupon" => crate::http::campaigns::claim(app, req).await,
         "cancel-order" => crate::http::payments::cancel_order(app, req).await,
         "order-timeline" => crate::http::views::order_timeline(app, req).await,
         "list-coupons" => crate::http::views::list_coupons(app, req).await,
@@ -87,11 +107,15 @@ mod tests {
         assert_eq!(p, vec![("orderId".to_owned(), "abc".to_owned())]);
         assert_eq!(match_route("POST", "/orders").unwrap().0.function, "create-order");
         assert!(match_route("DELETE", "/orders").is_none());
-        assert!(match_route("GET", "/orders/").is_none());
+        // A trailing slash is ignored; an empty parameter never matches.
+        assert_eq!(match_route("GET", "/orders/").unwrap().0.function, "list-orders");
+        assert!(match_route("GET", "/orders//timeline").is_none());
         assert_eq!(match_route("POST", "/orders/o1/cancel").unwrap().0.function, "cancel-order");
         assert!(!match_route("POST", "/webhooks/pg").unwrap().0.authorized);
         assert!(match_route("GET", "/orders/a/b").is_none());
         assert!(path_exists("/orders"));
         assert!(!path_exists("/nope"));
+        assert_eq!(allowed_methods("/orders"), vec!["POST", "GET"]);
+        assert_eq!(allowed_methods("/campaigns/c1/claim"), vec!["POST"]);
     }
 }

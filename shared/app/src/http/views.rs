@@ -1,4 +1,4 @@
-//! Read-only views: `GET /coupons` (the caller's coupons), `GET /me/points`
+//! Read-only views: `GET /coupons` (the caller's coupons; [`CouponView`]), `GET /me/points`
 //! (the caller's balance and ledger) and `GET /orders/{orderId}/timeline`
 //! (an order's saga: every event and what each consumer did with it).
 
@@ -7,8 +7,42 @@ use crate::http;
 use crate::usecases::timeline::timeline;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
-use shop_domain::CouponKind;
+use shop_domain::{Coupon, CouponKind, Timestamp};
 use shop_store::LedgerCursor;
+
+/// A coupon as the API shows it (`GET /coupons`, a campaign's claim).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CouponView {
+    pub coupon_id: String,
+    pub kind: &'static str,
+    pub value: u64,
+    pub min_order_amount: u64,
+    pub expires_at: String,
+    pub status: &'static str,
+    pub order_id: Option<String>,
+    /// ISSUED and not expired: an order may use it now.
+    pub usable: bool,
+}
+
+impl CouponView {
+    pub fn of(c: &Coupon, now: Timestamp) -> Self {
+        let (kind, value) = match c.kind {
+            CouponKind::Fixed(v) => ("FIXED", v.won()),
+            CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
+        };
+        CouponView {
+            coupon_id: c.id.to_string(),
+            kind,
+            value,
+            min_order_amount: c.min_order_amount.won(),
+            expires_at: c.expires_at.to_rfc3339(),
+            status: c.status.name(),
+            order_id: c.status.order_id().map(ToString::to_string),
+            usable: c.status.name() == "ISSUED" && !c.is_expired(now),
+        }
+    }
+}
 
 /// `GET /coupons`.
 pub async fn list_coupons(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -16,23 +50,7 @@ pub async fn list_coupons(app: &App, req: Request) -> Result<Response<Body>, lam
         let user = http::caller(&req)?;
         let coupons = app.store.coupons_of(&user).await.map_err(http::internal)?;
         let now = app.clock.now();
-        let items: Vec<Value> = coupons
-            .iter()
-            .map(|c| {
-                let (kind, value) = match c.kind {
-                    CouponKind::Fixed(v) => ("FIXED", v.won()),
-                    CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
-                };
-                json!({
-                    "couponId": c.id, "kind": kind, "value": value,
-                    "minOrderAmount": c.min_order_amount.won(),
-                    "expiresAt": c.expires_at.to_rfc3339(),
-                    "status": c.status.name(),
-                    "orderId": c.status.order_id(),
-                    "usable": c.status.name() == "ISSUED" && !c.is_expired(now),
-                })
-            })
-            .collect();
+        let items: Vec<CouponView> = coupons.iter().map(|c| CouponView::of(c, now)).collect();
         Ok(http::json(200, &json!({ "coupons": items }), &ctx))
     })
     .await

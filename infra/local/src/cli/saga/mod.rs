@@ -493,14 +493,15 @@ async fn settle(
 /// Loads the catalog in parallel chunks (the catalog of a large run has
 /// tens of thousands of coupons and users).
 async fn seed_concurrently(stack: &Stack, catalog: &seed::Catalog) -> anyhow::Result<()> {
-    let products = seed::Catalog { products: catalog.products.clone(), coupons: vec![], users: vec![] };
+    let products =
+        seed::Catalog { products: catalog.products.clone(), coupons: vec![], users: vec![], campaigns: vec![] };
     seed::seed(&stack.app, &products).await?;
     let mut chunks = Vec::new();
     for c in catalog.coupons.chunks(500) {
-        chunks.push(seed::Catalog { products: vec![], coupons: c.to_vec(), users: vec![] });
+        chunks.push(seed::Catalog { products: vec![], coupons: c.to_vec(), users: vec![], campaigns: vec![] });
     }
     for u in catalog.users.chunks(500) {
-        chunks.push(seed::Catalog { products: vec![], coupons: vec![], users: u.to_vec() });
+        chunks.push(seed::Catalog { products: vec![], coupons: vec![], users: u.to_vec(), campaigns: vec![] });
     }
     let results: Vec<anyhow::Result<seed::SeedReport>> =
         futures::stream::iter(chunks.iter().map(|c| seed::seed(&stack.app, c))).buffer_unordered(8).collect().await;
@@ -766,7 +767,7 @@ mod tests {
             let mut product = app.store.get_product(&shop_domain::ProductId::parse("sp0")?).await?.expect("sp0");
             product.available += 1;
             let mut tx = shop_store::Tx::new();
-            tx.push(app.store.op_seed_product(&product)?);
+            tx.extend(app.store.ops_seed_product(&product)?);
             app.store.transact(tx).await?;
             // The data platform is sent a paid order twice.
             let all = stack.sink.deliveries(Default::default(), Page::FIRST).await?.items;

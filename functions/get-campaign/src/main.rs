@@ -1,0 +1,12 @@
+//! `GET /campaigns/{campaignId}` — a campaign's terms and what remains.
+//! The handler is `shop_app::http::campaigns::get_campaign`.
+
+use lambda_http::{Error, Request, run, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shop_app::obs::telemetry::init("get-campaign");
+    // Configuration errors fail the cold start, not a request.
+    let app = shop_app::adapters::aws::app_from_env("get-campaign").await.expect("configuration");
+    run(service_fn(|req: Request| shop_app::http::campaigns::get_campaign(&app, req))).await
+}

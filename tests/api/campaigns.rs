@@ -1,0 +1,164 @@
+//! First-come coupon campaigns: a rush of claims never issues more than
+//! the total or two coupons to one user; a claim is idempotent, issues a
+//! usable coupon and puts `CouponIssued` on the bus.
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use shop_tests::{TestApp, spawn_app, spawn_app_driven};
+use std::collections::HashSet;
+
+async fn claim(app: &TestApp, user: &str, campaign: &str, key: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let resp = app
+        .http
+        .post(app.url(&format!("/campaigns/{campaign}/claim")))
+        .bearer_auth(app.stack.token(user))
+        .header("idempotency-key", key)
+        .send()
+        .await
+        .expect("request");
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    (status, headers, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn problem_type(body: &Value) -> &str {
+    body["type"].as_str().and_then(|t| t.strip_prefix("https://shop.example/problems/")).unwrap_or("")
+}
+
+#[tokio::test]
+async fn ten_thousand_claims_from_five_thousand_users_issue_exactly_the_hundred() {
+    let app = spawn_app_driven().await;
+    // Every user claims twice at once, with two keys: 10,000 requests, 500 in flight.
+    let requests: Vec<(String, String)> = (0..10_000).map(|i| (format!("fan{}", i / 2), format!("key-{i}"))).collect();
+    let answers: Vec<(String, u16, Value)> = futures::stream::iter(requests.iter())
+        .map(|(user, key)| {
+            let app = &app;
+            async move {
+                let (status, _, body) = claim(app, user, "rush", key).await;
+                (user.clone(), status, body)
+            }
+        })
+        .buffer_unordered(500)
+        .collect()
+        .await;
+
+    let winners: Vec<&(String, u16, Value)> = answers.iter().filter(|(_, s, _)| *s == 201).collect();
+    assert_eq!(winners.len(), 100, "exactly the total is issued");
+    let refused = |kind: &str| answers.iter().filter(|(_, s, b)| *s == 409 && problem_type(b) == kind).count();
+    assert_eq!(
+        refused("campaign-sold-out") + refused("campaign-already-claimed"),
+        9_900,
+        "every other answer says why"
+    );
+    let winning_users: HashSet<&str> = winners.iter().map(|(u, _, _)| u.as_str()).collect();
+    assert_eq!(winning_users.len(), 100, "no user won twice");
+    let coupon_ids: HashSet<&str> = winners.iter().filter_map(|(_, _, b)| b["couponId"].as_str()).collect();
+    assert_eq!(coupon_ids.len(), 100);
+
+    // The store agrees: the counter is the number of coupons, one per winner, none for anyone else.
+    let (_, _, campaign) = app.get(None, "/campaigns/rush").await;
+    assert_eq!(
+        (&campaign["issued"], &campaign["remaining"], &campaign["open"]),
+        (&json!(100), &json!(0), &json!(false))
+    );
+    let mut coupons = 0;
+    for i in 0..5_000 {
+        let user = shop_domain::UserId::parse(format!("fan{i}")).unwrap();
+        let held = app.store().coupons_of(&user).await.unwrap().len();
+        assert!(held <= 1, "{user} holds {held} coupons");
+        assert_eq!(held == 1, winning_users.contains(user.as_str()), "{user}");
+        coupons += held;
+    }
+    assert_eq!(coupons, 100, "the counter equals the coupons issued");
+}
+
+#[tokio::test]
+async fn a_claim_issues_one_usable_coupon_replays_the_same_answer_and_puts_coupon_issued_on_the_bus() {
+    let app = spawn_app().await;
+    let (status, _, before) = app.get(None, "/campaigns/rush").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        before,
+        json!({"campaignId": "rush", "name": "Opening rush", "total": 100, "issued": 0, "remaining": 100,
+               "startsAt": "2026-11-01T00:00:00.000Z", "endsAt": "2026-12-01T00:00:00.000Z", "open": true,
+               "coupon": {"kind": "FIXED", "value": 2000, "minOrderAmount": 10000, "expiresAt": "2027-01-01T00:00:00.000Z"}})
+    );
+    let (status, _, coupon) = claim(&app, "u2", "rush", "k1").await;
+    assert_eq!(status, 201, "{coupon}");
+    assert_eq!(
+        (&coupon["status"], &coupon["usable"], &coupon["value"]),
+        (&json!("ISSUED"), &json!(true), &json!(2000))
+    );
+    let (status, headers, again) = claim(&app, "u2", "rush", "k1").await;
+    assert_eq!((status, &again), (201, &coupon), "a retry with the key gets the same answer");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    let (status, _, other_key) = claim(&app, "u2", "rush", "k2").await;
+    assert_eq!((status, problem_type(&other_key)), (409, "campaign-already-claimed"));
+    let (status, _, reused) = claim(&app, "u2", "soon", "k1").await;
+    assert_eq!((status, problem_type(&reused)), (422, "idempotency-key-reused"));
+    assert_eq!(app.get(None, "/campaigns/rush").await.2["remaining"], 99);
+
+    // It is the caller's, and an order can use it.
+    let coupon_id = coupon["couponId"].as_str().unwrap();
+    let (_, _, mine) = app.get(Some("u2"), "/coupons").await;
+    assert!(mine["coupons"].as_array().unwrap().iter().any(|c| c["couponId"] == coupon_id));
+    let (order, due) =
+        app.order("u2", &format!(r#"{{"items":[{{"productId":"p1","quantity":1}}],"couponId":"{coupon_id}"}}"#)).await;
+    assert_eq!(due, 10_000);
+    app.pay_by_card("u2", &order, due).await;
+
+    // CouponIssued: written with the claim, published, and as its schema says.
+    app.settled().await;
+    let events = app.store().query_prefix("CLAIM#rush#u2", "EVENT#").await.unwrap();
+    assert_eq!(events.len(), 1);
+    let stored = shop_store::entities::stored_event_from(&events[0]).unwrap();
+    assert_eq!(
+        (stored.source.as_str(), stored.detail_type.as_str(), stored.pending),
+        ("shop.campaigns", "CouponIssued", false)
+    );
+    let detail: Value = serde_json::from_str(&stored.detail).unwrap();
+    assert_eq!(detail["data"]["couponId"], coupon_id);
+    let schema: Value =
+        serde_json::from_str(include_str!("../../events/schemas/CouponIssued.json")).expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    assert!(validator.is_valid(&detail), "{detail}");
+}
+
+#[tokio::test]
+async fn claims_outside_the_window_of_an_unknown_campaign_or_without_key_or_token_are_refused_and_write_nothing() {
+    let app = spawn_app_driven().await;
+    let (status, _, body) = claim(&app, "u1", "soon", "a").await;
+    assert_eq!(
+        (status, problem_type(&body), &body["startsAt"]),
+        (409, "campaign-not-started", &json!("2026-12-01T00:00:00.000Z"))
+    );
+    let (status, _, body) = claim(&app, "u1", "nope", "b").await;
+    assert_eq!((status, problem_type(&body)), (404, "campaign-not-found"));
+    let (status, _, _) = app.get(None, "/campaigns/nope").await;
+    assert_eq!(status, 404);
+    let resp = app.http.post(app.url("/campaigns/rush/claim")).bearer_auth(app.stack.token("u1")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400, "the Idempotency-Key is required");
+    let resp = app.http.post(app.url("/campaigns/rush/claim")).header("idempotency-key", "c").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    app.clock.advance_secs(10 * 24 * 3600);
+    let (status, _, body) = claim(&app, "u1", "rush", "d").await;
+    assert_eq!((status, problem_type(&body)), (409, "campaign-ended"));
+    let (_, _, rush) = app.get(None, "/campaigns/rush").await;
+    assert_eq!((&rush["issued"], &rush["open"]), (&json!(0), &json!(false)));
+    // The refused key is free again: once the December campaign opens it works.
+    let (status, _, _) = claim(&app, "u1", "soon", "a").await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test]
+async fn creating_a_campaign_that_exists_keeps_its_counter() {
+    let app = spawn_app_driven().await;
+    assert_eq!(claim(&app, "u1", "rush", "k").await.0, 201);
+    let existing = app.store().get_campaign(&shop_domain::CampaignId::parse("rush").unwrap()).await.unwrap().unwrap();
+    let fresh = shop_domain::Campaign { issued: 0, ..existing.clone() };
+    assert!(!shop_app::usecases::campaigns::create_campaign(&app.stack.app, &fresh).await.unwrap());
+    let after = app.store().get_campaign(&existing.id).await.unwrap().unwrap();
+    assert_eq!(after.issued, 1);
+    let new = shop_domain::Campaign { id: shop_domain::CampaignId::parse("new").unwrap(), ..fresh };
+    assert!(shop_app::usecases::campaigns::create_campaign(&app.stack.app, &new).await.unwrap());
+    assert_eq!(app.get(None, "/campaigns/new").await.2["remaining"], 100);
+}
