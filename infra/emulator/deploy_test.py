@@ -466,7 +466,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
             z.writestr(info, (bin_dir / binary).read_bytes())
         total += buf.tell()
         s3.put_object(Bucket=BUCKET, Key=f"{binary}.zip", Body=buf.getvalue())
-    log(f"uploaded 14 function zips ({total / 1e6:.1f} MB) to s3://{BUCKET}")
+    log(f"uploaded {sum(r['Type'] == 'AWS::Serverless::Function' for r in template['Resources'].values())} function zips ({total / 1e6:.1f} MB) to s3://{BUCKET}")
     ssm.put_parameter(Name="/shop/pg-secret-key", Type="SecureString", Value="test_sk_shop_local", Overwrite=True)
     ssm.put_parameter(Name="/shop/data-platform-url", Type="String", Value=f"http://127.0.0.1:{sink_port}", Overwrite=True)
     log("SSM: /shop/pg-secret-key (SecureString), /shop/data-platform-url (String)")
@@ -481,9 +481,14 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     }
     log(f"create-stack {STACK} with {params}")
     t_deploy = time.monotonic()
+    # A TemplateBody is capped at 51,200 bytes; like `sam deploy`, upload the
+    # template to S3 and pass its URL (up to 1 MB).
+    body = json.dumps(deployed).encode()
+    s3.put_object(Bucket=BUCKET, Key="template.json", Body=body)
+    log(f"template ({len(body)} bytes) -> s3://{BUCKET}/template.json, created from its TemplateURL")
     cfn.create_stack(
         StackName=STACK,
-        TemplateBody=json.dumps(deployed),
+        TemplateURL=f"{endpoint}/{BUCKET}/template.json",
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )

@@ -232,7 +232,7 @@ async fn a_confirm_with_another_orders_key_leaves_that_key_untouched() {
     let (mine_before, theirs_before) =
         (snapshot(&app, &mine, &[&their_key]).await, snapshot(&app, &theirs, &[&their_key]).await);
     let (status, body) = app.confirm("u1", &mine, &their_key, amount).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "{body}");
     assert_eq!(body["type"], "https://shop.example/problems/payment-key-mismatch");
     assert_eq!(snapshot(&app, &mine, &[&their_key]).await, mine_before, "nothing written for my order");
     assert_eq!(snapshot(&app, &theirs, &[&their_key]).await, theirs_before, "their key untouched, no PG confirm");
@@ -382,8 +382,8 @@ async fn a_confirm_of_another_users_order_is_not_found() {
     assert_owner_can_pay(&app, "u1", &order_id, "another user's order").await;
 }
 
-/// The amount tampered on either side: in our request (400 amount-mismatch)
-/// or at the PG, by opening the checkout for less (400 payment-key-mismatch).
+/// The amount tampered on either side: in our request (422 amount-mismatch)
+/// or at the PG, by opening the checkout for less (422 payment-key-mismatch).
 /// Neither reaches the PG's confirm or writes anything.
 #[tokio::test]
 async fn a_tampered_amount_is_refused_on_either_side() {
@@ -392,9 +392,9 @@ async fn a_tampered_amount_is_refused_on_either_side() {
     let cheap = app.checkout(&order_id, 1, "CARD").await;
     let before = snapshot(&app, &order_id, &[&cheap]).await;
     let (status, body) = app.confirm("u1", &order_id, &cheap, 1).await;
-    assert_eq!((status, &body["type"]), (400, &json!("https://shop.example/problems/amount-mismatch")), "{body}");
+    assert_eq!((status, &body["type"]), (422, &json!("https://shop.example/problems/amount-mismatch")), "{body}");
     let (status, body) = app.confirm("u1", &order_id, &cheap, amount).await;
-    assert_eq!((status, &body["type"]), (400, &json!("https://shop.example/problems/payment-key-mismatch")), "{body}");
+    assert_eq!((status, &body["type"]), (422, &json!("https://shop.example/problems/payment-key-mismatch")), "{body}");
     assert_eq!(snapshot(&app, &order_id, &[&cheap]).await, before);
     assert_eq!(app.pg_calls(&order_id, "confirm").await.len(), 0);
     assert_owner_can_pay(&app, "u1", &order_id, "tampered amount").await;
@@ -407,7 +407,7 @@ async fn a_made_up_key_is_refused() {
     let (order_id, amount) = app.order("u1", MUG).await;
     let before = snapshot(&app, &order_id, &["made-up"]).await;
     let (status, body) = app.confirm("u1", &order_id, "made-up", amount).await;
-    assert_eq!((status, &body["type"]), (400, &json!("https://shop.example/problems/payment-key-mismatch")), "{body}");
+    assert_eq!((status, &body["type"]), (422, &json!("https://shop.example/problems/payment-key-mismatch")), "{body}");
     assert_eq!(snapshot(&app, &order_id, &["made-up"]).await, before);
     assert_owner_can_pay(&app, "u1", &order_id, "made-up key").await;
 }

@@ -60,7 +60,14 @@ async fn unknown_products_are_404_and_bad_pages_400() {
         assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
         assert_eq!(resp.headers()["allow"], allow);
     }
-    for query in ["?limit=0", "?limit=101", "?cursor=zz", "?cursor=23"] {
+    // Any cursor of the documented shape is a place to start, handed out or not.
+    let (status, _, after_p1) = app.get(None, "/products?cursor=p1").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> =
+        after_p1["products"].as_array().unwrap().iter().filter_map(|p| p["productId"].as_str()).collect();
+    assert_eq!(ids, ["p2", "scarce"]);
+    assert_eq!(app.get(None, "/products?cursor=zzz").await.2["products"], json!([]));
+    for query in ["?limit=0", "?limit=101", "?cursor=a~b", "?cursor=%41", "?cursor="] {
         let (status, _, body) = app.get(None, &format!("/products{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
     }

@@ -17,6 +17,16 @@ async fn the_dump_is_canonical_and_unchanged_by_replay_and_republish() {
     let (cancelled, _) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
     let (status, _) = app.post("u1", &format!("/orders/{cancelled}/cancel"), json!({})).await;
     assert_eq!(status, 200);
+    // A campaign's claim: its CouponIssued goes through replay and republish too.
+    let claim = app
+        .http
+        .post(app.url("/campaigns/rush/claim"))
+        .bearer_auth(app.stack.token("u2"))
+        .header("idempotency-key", "dump-claim")
+        .send()
+        .await
+        .expect("claim");
+    assert_eq!(claim.status().as_u16(), 201);
     for order in [&card, &points] {
         eventually(20, "exported", || async { (!app.exported(order).await.is_empty()).then_some(()) }).await;
     }
@@ -33,6 +43,7 @@ async fn the_dump_is_canonical_and_unchanged_by_replay_and_republish() {
     assert_eq!(state["sink"][format!("{card}#3")]["accepted"], 1);
     assert!(state["pg"].as_object().is_some_and(|pg| pg.len() == 1), "{}", state["pg"]);
     assert!(state["points"]["rich"]["ledger"].as_array().is_some_and(|l| !l.is_empty()));
+    assert_eq!(state["campaigns"]["rush"]["issued"], 1);
 
     // Every archived event to every consumer again, then every outbox event again.
     let rules = shop_local::emulate::rules::rules().expect("rules");

@@ -31,6 +31,9 @@ async fn my_orders_are_newest_first_in_pages_by_status_and_never_anothers() {
         (Some(mine[1].as_str()), &json!("CANCELLED"))
     );
     assert_eq!(app.all_pages(Some("u1"), "/orders?status=PAID", "orders").await, Vec::<serde_json::Value>::new());
+    // A cursor of the documented shape that was never handed out: the orders older than it.
+    let (status, _, older) = app.get(Some("u1"), "/orders?cursor=9999999999999~x").await;
+    assert_eq!((status, older["orders"].as_array().map(Vec::len)), (200, Some(5)));
     let theirs_listed = app.all_pages(Some("u2"), "/orders?limit=100", "orders").await;
     assert_eq!(theirs_listed.len(), 1);
     assert_eq!(theirs_listed[0]["orderId"], json!(theirs));
@@ -64,7 +67,16 @@ async fn a_rare_status_costs_a_bounded_read_per_page_and_is_still_found() {
 #[tokio::test]
 async fn bad_queries_are_400_and_no_token_is_401() {
     let app = spawn_app_driven().await;
-    for query in ["?status=paid", "?status=", "?limit=0", "?limit=101", "?cursor=zz", "?cursor=6869"] {
+    for query in [
+        "?status=paid",
+        "?status=",
+        "?limit=0",
+        "?limit=101",
+        "?cursor=zz",
+        "?cursor=6869",
+        "?cursor=123~x",
+        "?cursor=1795219200000~a~b",
+    ] {
         let (status, _, body) = app.get(Some("u1"), &format!("/orders{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["type"], "https://shop.example/problems/invalid-request");

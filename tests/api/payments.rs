@@ -197,7 +197,7 @@ async fn a_tampered_amount_is_refused_before_the_pg_hears_of_it() {
     let (order_id, amount) = app.order("u1", ORDER).await;
     let key = app.checkout(&order_id, amount, "CARD").await;
     let (status, body) = app.confirm("u1", &order_id, &key, amount - 1).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "{body}");
     assert_eq!(body["type"], "https://shop.example/problems/amount-mismatch");
     assert_eq!(body["amountDue"], amount);
     assert!(app.pg_calls(&order_id, "confirm").await.is_empty(), "the simulator saw a confirm call");
@@ -405,7 +405,7 @@ async fn unpaid_orders_expire_and_give_everything_back() {
     // Runs after that change nothing.
     assert_eq!(app.expire().await.expired, 0);
     let (status, body) = app.confirm("u1", &order_id, "late-key", 1).await;
-    assert_eq!(status, 400, "amount is checked first: {body}");
+    assert_eq!(status, 422, "amount is checked first: {body}");
 }
 
 #[tokio::test]
@@ -458,6 +458,8 @@ async fn cancelling_before_and_after_payment() {
     let (status, body) = app.post("u1", &format!("/orders/{expired}/cancel"), json!({})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["type"], "https://shop.example/problems/order-not-cancellable");
+    // The order's status is an extension member; `status` stays the problem's HTTP status.
+    assert_eq!((&body["status"], &body["orderStatus"]), (&json!(409), &json!("EXPIRED")));
 }
 
 #[tokio::test]

@@ -36,7 +36,6 @@ async fn malformed_and_invalid_bodies_are_400() {
         r#"{"items":[{"productId":"p1","quantity":-2}]}"#,
         r#"{"items":[{"productId":"p1","quantity":100000}]}"#,
         r#"{"items":[{"productId":"p1","quantity":1.5}]}"#,
-        r#"{"items":[{"productId":"p1","quantity":1},{"productId":"p1","quantity":2}]}"#,
         r#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":-1}"#,
         r#"{"items":[{"productId":"","quantity":1}]}"#,
         r#"{"items":[{"productId":"p1","quantity":1}],"userId":"u2"}"#,
@@ -58,6 +57,7 @@ async fn business_rule_violations_have_documented_statuses() {
         (r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c2"}"#, 422, "coupon-minimum-not-met"),
         (r#"{"items":[{"productId":"p2","quantity":1}],"pointsToUse":5001}"#, 409, "insufficient-points"),
         (r#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":12001}"#, 422, "points-exceed-amount"),
+        (r#"{"items":[{"productId":"p1","quantity":1},{"productId":"p1","quantity":2}]}"#, 422, "duplicate-line"),
         // One bad line spoils the whole order: the good line is not reserved.
         (
             r#"{"items":[{"productId":"p1","quantity":1},{"productId":"scarce","quantity":9}]}"#,

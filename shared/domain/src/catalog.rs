@@ -40,7 +40,7 @@ impl Quantity {
 
 impl<'de> Deserialize<'de> for Quantity {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Quantity::new(i128::from(i64::deserialize(d)?)).map_err(serde::de::Error::custom)
+        Quantity::new(i128::from(crate::json::Integer::deserialize(d)?.0)).map_err(serde::de::Error::custom)
     }
 }
 
@@ -62,6 +62,7 @@ mod tests {
         assert!(Quantity::new(101).is_err());
         assert_eq!(Quantity::new(100).unwrap().get(), 100);
         assert!(serde_json::from_str::<Quantity>("2.5").is_err());
+        assert_eq!(serde_json::from_str::<Quantity>("2.0").unwrap().get(), 2);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod coupon;
 pub mod envelope;
 pub mod ids;
+pub mod json;
 pub mod money;
 pub mod order;
 pub mod payment;

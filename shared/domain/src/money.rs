@@ -70,7 +70,7 @@ impl Money {
 impl<'de> Deserialize<'de> for Money {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // i64, not i128: serde's buffered (flattened) content has no i128.
-        let v = i64::deserialize(d)?;
+        let v = crate::json::Integer::deserialize(d)?.0;
         Money::new(i128::from(v)).map_err(serde::de::Error::custom)
     }
 }

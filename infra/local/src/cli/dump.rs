@@ -1,5 +1,6 @@
 //! `shop dump`: the business state as one canonical JSON document — every
-//! order, payment record, product's stock, coupon, points balance with its
+//! order, payment record, product's stock, coupon, campaign with its
+//! counter, points balance with its
 //! ledger, and (with a data dir) the PG simulator's payments and the data
 //! platform's deliveries by event id. Keys are sorted and every list has a
 //! fixed order, so two dumps of the same state are byte-identical: diff
@@ -30,6 +31,7 @@ pub async fn dump(app: &App, sims: Simulated<'_>) -> anyhow::Result<Value> {
     let mut payments = BTreeMap::new();
     let mut products = BTreeMap::new();
     let mut coupons = BTreeMap::new();
+    let mut campaigns = BTreeMap::new();
     let mut balances: BTreeMap<String, u64> = BTreeMap::new();
     let mut ledgers: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut start = None;
@@ -64,6 +66,10 @@ pub async fn dump(app: &App, sims: Simulated<'_>) -> anyhow::Result<Value> {
                     let c = entities::coupon_from(&it)?;
                     coupons.insert(c.id.to_string(), serde_json::to_value(&c)?);
                 }
+                "CAMPAIGN" => {
+                    let c = entities::campaign_from(&it)?;
+                    campaigns.insert(c.id.to_string(), serde_json::to_value(&c)?);
+                }
                 "POINTS" => {
                     balances.insert(user_of(&it)?, entities::points_from(&it)?.won());
                 }
@@ -94,6 +100,7 @@ pub async fn dump(app: &App, sims: Simulated<'_>) -> anyhow::Result<Value> {
     out.insert("payments".into(), sorted(payments));
     out.insert("products".into(), sorted(products));
     out.insert("coupons".into(), sorted(coupons));
+    out.insert("campaigns".into(), sorted(campaigns));
     out.insert("points".into(), sorted(users));
     if let Some(pg) = sims.pg {
         out.insert("pg".into(), pg_payments(pg).await?);

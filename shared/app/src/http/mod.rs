@@ -80,8 +80,9 @@ impl Problem {
         m.insert("detail".into(), self.detail.clone().into());
         m.insert("instance".into(), instance.into());
         m.insert("correlationId".into(), correlation_id.into());
+        // RFC 9457's own members win: an extension never redefines them.
         for (k, v) in &self.extensions {
-            m.insert(k.clone(), v.clone());
+            m.entry(k.clone()).or_insert_with(|| v.clone());
         }
         serde_json::Value::Object(m)
     }
@@ -228,7 +229,7 @@ pub const MAX_PAGE: usize = 100;
 
 /// Reads `limit` and `cursor` from the query string; anything else in it is
 /// ignored. Values are taken as sent (no percent-decoding): a valid limit
-/// is digits and a valid cursor hexadecimal, neither needs encoding.
+/// is digits and a valid cursor URL-safe characters, neither needs encoding.
 pub fn page_params(req: &Request) -> Result<PageParams, Problem> {
     let mut page = PageParams { limit: DEFAULT_PAGE, cursor: None };
     for (name, value) in query(req) {
@@ -303,22 +304,33 @@ pub fn cacheable<T: Serialize>(
     resp
 }
 
-/// A cursor as the API hands it out: the store's position, hex-encoded.
+/// A cursor as the API hands it out: the store's position with `#` written
+/// `~`, so it is letters, digits and `-._~` — nothing a URL must encode.
+/// Each list route's OpenAPI pattern is exactly the positions it accepts:
+/// any cursor that matches is a place to start from, handed out or not.
 pub fn encode_cursor(position: &str) -> String {
-    position.bytes().map(|b| format!("{b:02x}")).collect()
+    position.replace('#', "~")
 }
 
-fn decode_cursor(hex: &str) -> Result<String, Problem> {
-    let bad = || Problem::bad_request("cursor is not one this API handed out (use nextCursor as given)");
-    if hex.is_empty() || hex.len() > 512 || !hex.len().is_multiple_of(2) {
-        return Err(bad());
+fn decode_cursor(c: &str) -> Result<String, Problem> {
+    let url_safe =
+        !c.is_empty() && c.len() <= 300 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if url_safe {
+        Ok(c.replace('~', "#"))
+    } else {
+        Err(Problem::bad_request("cursor is not one this API hands out (use nextCursor as given)"))
     }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)?;
-    String::from_utf8(bytes).ok().filter(|s| s.chars().all(|c| c.is_ascii_graphic())).ok_or_else(bad)
+}
+
+/// A position of a list ordered by time: `<ms, 13 digits>#<id>`, the id of
+/// at most `max` key characters (`A-Z a-z 0-9 - _ .`).
+pub fn timed_position(c: &str, max: usize) -> bool {
+    c.split_once('#').is_some_and(|(ms, id)| {
+        ms.len() == 13
+            && ms.bytes().all(|b| b.is_ascii_digit())
+            && (1..=max).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    })
 }
 
 /// The authenticated caller: the `sub` claim the JWT authorizer verified.

@@ -20,7 +20,7 @@ struct CreateOrderBody {
     #[serde(default)]
     coupon_id: Option<CouponId>,
     #[serde(default)]
-    points_to_use: Option<i64>,
+    points_to_use: Option<shop_domain::json::Integer>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,15 +48,22 @@ impl CreateOrder {
             return Err(Problem::bad_request(format!("an order has at most {} lines", order::MAX_LINES)));
         }
         for (i, item) in body.items.iter().enumerate() {
+            // Well-formed (JSON Schema cannot say "unique by productId"),
+            // but it can never be placed as written: 422.
             if body.items.iter().take(i).any(|o| o.product_id == item.product_id) {
-                return Err(Problem::bad_request(format!(
-                    "product {} appears on more than one line; put the total quantity on one line",
-                    item.product_id
-                ))
+                return Err(Problem::new(
+                    422,
+                    "duplicate-line",
+                    "Product on more than one line",
+                    format!(
+                        "product {} appears on more than one line; put the total quantity on one line",
+                        item.product_id
+                    ),
+                )
                 .with("productId", item.product_id.as_str()));
             }
         }
-        let points = body.points_to_use.unwrap_or(0);
+        let points = body.points_to_use.map_or(0, |i| i.0);
         let points_to_use = Money::new(i128::from(points))
             .map_err(|_| Problem::bad_request(format!("pointsToUse must be a non-negative integer, got {points}")))?;
         Ok(NewOrder {
@@ -297,7 +304,6 @@ mod tests {
             br#"{"items":[{"productId":"p1","quantity":1000000}]}"#,
             br#"{"items":[{"productId":"p1","quantity":1.5}]}"#,
             br#"{"items":[{"productId":"p1","quantity":"2"}]}"#,
-            br#"{"items":[{"productId":"p1","quantity":1},{"productId":"p1","quantity":1}]}"#,
             br#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":-5}"#,
             br#"{"items":[{"productId":"p#1","quantity":1}]}"#,
             br#"{"items":[{"productId":"p1","quantity":1}],"userId":"someone-else"}"#,
@@ -305,5 +311,13 @@ mod tests {
             let err = CreateOrder::parse(body).unwrap_err();
             assert_eq!(err.status, 400, "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn a_product_on_two_lines_is_well_formed_but_refused() {
+        let body = br#"{"items":[{"productId":"p1","quantity":1},{"productId":"p1","quantity":1}]}"#;
+        let err = CreateOrder::parse(body).unwrap_err();
+        assert_eq!(err.status, 422);
+        assert_eq!(err.kind, "duplicate-line");
     }
 }

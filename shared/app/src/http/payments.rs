@@ -38,11 +38,11 @@ fn order_problem(e: &OrderError) -> Problem {
         ),
         OrderError::PastExpiry(_) => Problem::new(409, "order-expired", "Order expired", e.to_string()),
         OrderError::AmountMismatch { expected, .. } => {
-            Problem::new(400, "amount-mismatch", "Amount mismatch", e.to_string()).with("amountDue", expected.won())
+            Problem::new(422, "amount-mismatch", "Amount mismatch", e.to_string()).with("amountDue", expected.won())
         }
         OrderError::IllegalTransition { status, .. } => {
             Problem::new(409, "order-not-payable", "Order not in a payable state", e.to_string())
-                .with("status", status.as_str())
+                .with("orderStatus", status.as_str())
         }
         OrderError::NotYetExpired(_) => Problem::new(409, "conflict", "Conflict", e.to_string()),
         OrderError::AmountOverflow => Problem::new(422, "amount-too-large", "Amount too large", e.to_string()),
@@ -54,7 +54,7 @@ impl From<&ConfirmError> for Problem {
         match e {
             ConfirmError::NotFound => http::order_not_found(),
             ConfirmError::KeyMismatch => Problem::new(
-                400,
+                422,
                 "payment-key-mismatch",
                 "Payment key does not match",
                 "the PG holds no payment with this paymentKey for this order and amount; start a new checkout",
@@ -80,7 +80,7 @@ impl From<&ConfirmError> for Problem {
                 "Order no longer payable",
                 "the order expired or was cancelled while the payment was confirmed; the payment will be cancelled",
             )
-            .with("status", order_status.as_str()),
+            .with("orderStatus", order_status.as_str()),
             ConfirmError::Contention(c) => http::contention(*c, "the order kept changing; retry"),
             ConfirmError::Unexpected(err) => http::internal(err),
         }
@@ -112,7 +112,7 @@ impl From<&CancelError> for Problem {
             CancelError::NotFound => http::order_not_found(),
             CancelError::Refused(e @ OrderError::IllegalTransition { status, .. }) => {
                 Problem::new(409, "order-not-cancellable", "Order cannot be cancelled", e.to_string())
-                    .with("status", status.as_str())
+                    .with("orderStatus", status.as_str())
             }
             CancelError::Refused(other) => order_problem(other),
             CancelError::Contention(c) => http::contention(*c, "the order kept changing; retry"),

@@ -90,10 +90,11 @@ pub async fn my_points(app: &App, req: Request) -> Result<Response<Body>, lambda
 
 /// A ledger position: `<ms, 13 digits>#<txId>`.
 fn ledger_cursor(c: String) -> Result<LedgerCursor, http::Problem> {
-    let well_formed = c.split_once('#').is_some_and(|(ms, tx)| {
-        ms.len() == 13 && ms.bytes().all(|b| b.is_ascii_digit()) && !tx.is_empty() && tx.len() <= 200
-    });
-    if well_formed { Ok(LedgerCursor(c)) } else { Err(http::Problem::bad_request("cursor is not a ledger position")) }
+    if http::timed_position(&c, 200) {
+        Ok(LedgerCursor(c))
+    } else {
+        Err(http::Problem::bad_request("cursor is not a ledger position"))
+    }
 }
 
 /// `GET /orders/{orderId}/timeline`: the owner's view of the saga.

@@ -54,12 +54,14 @@ pub fn parse(body: &[u8]) -> Result<Notification, Problem> {
             })
         }
         Some("DEPOSIT_CALLBACK") => {
-            let data = obj.get("data").and_then(|d| d.as_object()).unwrap_or(obj);
+            let data = obj.get("data").and_then(|d| d.as_object()).ok_or_else(|| bad("missing object data"))?;
             str_field(data, "transactionKey")?;
             Ok(Notification::Deposit { order_id: order_of(data)? })
         }
         // The original DEPOSIT_CALLBACK has no eventType.
         None if obj.contains_key("transactionKey") && obj.contains_key("secret") => {
+            str_field(obj, "transactionKey")?;
+            str_field(obj, "secret")?;
             Ok(Notification::Deposit { order_id: order_of(obj)? })
         }
         Some(other) => Err(bad(format!("unsupported eventType {other}"))),
@@ -191,6 +193,9 @@ mod tests {
             br#"[]"#,
             b"not json",
             br#"{"eventType":"PAYMENT_STATUS_CHANGED","data":{"paymentKey":"pk#1","orderId":"o1","status":"DONE"}}"#,
+            // A DEPOSIT_CALLBACK with an eventType carries its fields in data.
+            br#"{"eventType":"DEPOSIT_CALLBACK","transactionKey":"t","orderId":"o1"}"#,
+            br#"{"secret":1,"transactionKey":"t","orderId":"o1"}"#,
         ] {
             assert_eq!(parse(bad).unwrap_err().status, 400, "{}", String::from_utf8_lossy(bad));
         }
