@@ -748,9 +748,58 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     expect(depth(sqs, queue_url["PublisherFailureQueue"]) == 0, "no outbox record given up by the publisher")
     wait_for("every outbox event published and cleared (pendingOutbox index empty)",
              outbox_empty, 30)
+    check_log_lines(logs, order_a)
     procs.check_alive()
     log("PASSED")
     return 0
+
+
+# What every application log line carries (shop_app::obs::telemetry::KEYS).
+LOG_KEYS = ("timestamp", "level", "service", "cold_start", "function_request_id", "xray_trace_id",
+            "correlation_id", "order_id", "message")
+# Lambda's own lines in the Text format (the emulator writes these).
+PLATFORM_PREFIXES = ("START ", "END ", "REPORT ", "INIT_START", "INIT_REPORT", "EXTENSION", "TELEMETRY")
+
+
+def check_log_lines(logs, order_a: str) -> None:
+    """Every application line of every function is one JSON object with the
+    Powertools keys; the lines of order A's invocations name it."""
+    groups = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-")["logGroups"]]
+    app_lines, not_json, missing, services, order_lines = 0, [], [], {}, 0
+    for group in groups:
+        function = group.rsplit(f"{STACK}-", 1)[-1]
+        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+            for e in page.get("events", []):
+                for raw in e["message"].splitlines():
+                    text = raw.strip()
+                    if not text or text.startswith(PLATFORM_PREFIXES):
+                        continue
+                    try:
+                        line = json.loads(text)
+                    except ValueError:
+                        not_json.append(f"{function}: {text[:160]}")
+                        continue
+                    if not isinstance(line, dict):
+                        not_json.append(f"{function}: {text[:160]}")
+                        continue
+                    if "_aws" in line or str(line.get("type", "")).startswith("platform."):
+                        continue  # a metric (EMF) or Lambda's own JSON line
+                    app_lines += 1
+                    if any(k not in line for k in LOG_KEYS):
+                        missing.append(f"{function}: {sorted(set(LOG_KEYS) - set(line))}")
+                    services.setdefault(function, set()).add(line.get("service"))
+                    if line.get("order_id") == order_a:
+                        if not order_lines:
+                            log(f"  a line of order A, from {function}: {text[:400]}")
+                        order_lines += 1
+                        if not line.get("function_request_id"):
+                            missing.append(f"{function}: a line of order A without function_request_id")
+    expect(not not_json, f"every application log line is JSON ({len(not_json)} not: {not_json[:3]})")
+    expect(app_lines > 0 and not missing,
+           f"{app_lines} application lines in {len(groups)} log groups, each with {', '.join(LOG_KEYS)} ({missing[:3]})")
+    wrong = {f: s for f, s in services.items() if s != {f}}
+    expect(not wrong, f"each function's lines name it as their service ({wrong})")
+    expect(order_lines > 0, f"{order_lines} lines of order A, each with its invocation's function_request_id")
 
 
 def dump_function_logs(endpoint: str, lines: int = 25) -> None:

@@ -61,6 +61,16 @@ Parameters:
   ReconcileAfterSecs:
     Type: Number
     Default: 300
+  ApplicationLogLevel:
+    Type: String
+    Default: INFO
+    AllowedValues: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]
+    Description: Lambda's application log-level filter; the functions read it as AWS_LAMBDA_LOG_LEVEL and do not even format what it drops.
+  SystemLogLevel:
+    Type: String
+    Default: INFO
+    AllowedValues: [DEBUG, INFO, WARN]
+    Description: Lambda's own platform log lines (start, runtimeDone and report, with duration and memory, are INFO).
 
 Globals:
   Function:
@@ -74,7 +84,6 @@ Globals:
     Environment:
       Variables:
         TABLE_NAME: !Ref Table
-        RUST_LOG: info
 
 Resources:
   Table:
@@ -201,7 +210,11 @@ def function(name, events, env="", extra_policy="", timeout=None):
       CodeUri: ..{t}
       LoggingConfig:
         LogGroup: !Ref {logical}Logs
-        LogFormat: Text
+        # JSON: every application line is one object with the Powertools
+        # keys (shop_app::obs::telemetry); Lambda filters it by `level`.
+        LogFormat: JSON
+        ApplicationLogLevel: !Ref ApplicationLogLevel
+        SystemLogLevel: !Ref SystemLogLevel
       Environment:
         Variables:
 {pg_env}          ORDER_TTL_SECS: !Ref OrderTtlSecs

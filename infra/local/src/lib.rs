@@ -443,10 +443,14 @@ impl Simulators {
 
 /// One run of every scheduled function, as EventBridge schedules would trigger them.
 pub async fn run_schedules(app: &App) {
-    if let Err(e) = shop_app::usecases::expire::expire_orders(app).await {
-        tracing::error!(error = %e, "expire-orders failed");
+    use shop_app::obs::telemetry::{invocation_span, new_request_id};
+    use tracing::Instrument as _;
+    let expire = invocation_span("expire-orders", &new_request_id());
+    if let Err(e) = shop_app::usecases::expire::expire_orders(app).instrument(expire.clone()).await {
+        expire.in_scope(|| tracing::error!(error = %e, "expire-orders failed"));
     }
-    if let Err(e) = shop_app::usecases::reconcile::reconcile_payments(app).await {
-        tracing::error!(error = %e, "reconcile-payments failed");
+    let reconcile = invocation_span("reconcile-payments", &new_request_id());
+    if let Err(e) = shop_app::usecases::reconcile::reconcile_payments(app).instrument(reconcile.clone()).await {
+        reconcile.in_scope(|| tracing::error!(error = %e, "reconcile-payments failed"));
     }
 }

@@ -16,8 +16,10 @@ use lambda_http::request::LambdaRequest;
 use shop_app::App;
 use shop_app::http::Problem;
 use shop_app::http::routes;
+use shop_app::obs::telemetry;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 
@@ -116,7 +118,9 @@ async fn handle(State(state): State<Arc<ServerState>>, req: axum::extract::Reque
 
     let event = api_gateway_v2_event(&parts, &path, route.path, &params, claims.as_ref(), &bytes, &request_id);
     let request: lambda_http::Request = LambdaRequest::ApiGatewayV2(event).into();
-    match routes::invoke(&state.app, route.function, request).await {
+    // The function's invocation span, as lambda_runtime opens it in AWS.
+    let invocation = telemetry::invocation_span(route.function, &telemetry::new_request_id());
+    match routes::invoke(&state.app, route.function, request).instrument(invocation).await {
         Ok(resp) => into_axum(resp),
         Err(e) => {
             // A Lambda handler error: API Gateway answers 500 {"message":"Internal Server Error"}.

@@ -20,9 +20,11 @@ use serde_json::json;
 use shop_app::App;
 use shop_app::clock::{Clock, SystemClock};
 use shop_app::events::consumers::Consumer;
+use shop_app::obs::telemetry;
 use shop_store::entities::StoredEvent;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 #[derive(Debug, Clone, Copy)]
 pub struct QueueOptions {
@@ -135,7 +137,10 @@ impl Runner {
             .enumerate()
             .map(|(i, e)| stream_record(e, base + i as u64))
             .collect::<anyhow::Result<_>>()?;
-        let (_, report) = shop_app::events::publisher::publish_stream(&self.app, self.bus.as_ref(), event).await;
+        let invocation = telemetry::invocation_span("stream-publisher", &telemetry::new_request_id());
+        let (_, report) = shop_app::events::publisher::publish_stream(&self.app, self.bus.as_ref(), event)
+            .instrument(invocation)
+            .await;
         Ok(report.published)
     }
 
@@ -165,7 +170,8 @@ impl Runner {
         let responses = futures::future::join_all(fresh.iter().map(|m| {
             let mut event = SqsEvent::default();
             event.records = vec![sqs_message(queue, m)];
-            shop_app::events::consumers::handle_sqs(&self.app, consumer, event)
+            let invocation = telemetry::invocation_span(queue, &telemetry::new_request_id());
+            shop_app::events::consumers::handle_sqs(&self.app, consumer, event).instrument(invocation)
         }))
         .await;
         let mut done = Vec::with_capacity(fresh.len());

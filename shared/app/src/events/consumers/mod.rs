@@ -110,10 +110,13 @@ pub async fn handle_sqs(app: &App, consumer: &dyn Consumer, event: SqsEvent) -> 
 }
 
 /// Handles one message body; `Ok` means delete it.
-#[tracing::instrument(skip_all, fields(consumer = consumer.name(), order_id, event_id))]
+#[tracing::instrument(skip_all, fields(consumer = consumer.name(), order_id, event_id, correlation_id))]
 pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> Result<Done, ConsumerError> {
     let (event, detail, _) = decode(body).map_err(|e| ConsumerError::Permanent(format!("undecodable message: {e}")))?;
-    tracing::Span::current().record("order_id", event.order_id.as_str()).record("event_id", detail.event_id.as_str());
+    tracing::Span::current()
+        .record("order_id", event.order_id.as_str())
+        .record("event_id", detail.event_id.as_str())
+        .record("correlation_id", detail.correlation_id.as_str());
     if app.chaos.fail(&format!("consumer.{}", consumer.name())) {
         // Before the claim, so this may be a duplicate: never overwrite DONE.
         let failed = outcome_of(consumer, &event, "FAILED", Some("injected failure (chaos)".into()), app.clock.now());
