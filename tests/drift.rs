@@ -110,6 +110,21 @@ fn every_function_binary_is_in_the_template() {
     }
 }
 
+/// Only the functions that call the PG read its secret, so only they link
+/// the SSM client (a smaller binary for the rest).
+#[test]
+fn only_the_pg_functions_build_their_app_with_the_pg_secret() {
+    for entry in std::fs::read_dir(root().join("functions")).unwrap().filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let main = std::fs::read_to_string(entry.path().join("src/main.rs")).unwrap();
+        assert_eq!(
+            main.contains("pg_app_from_env("),
+            shop_app::http::routes::PG_FUNCTIONS.contains(&name.as_str()),
+            "{name}: pg_app_from_env iff it is one of routes::PG_FUNCTIONS"
+        );
+    }
+}
+
 #[test]
 fn project_rules_hold() {
     let t = template();

@@ -9,6 +9,10 @@ Lambda's init phase ends. Prints the median and worst of N runs per binary.
     cargo build --release -p confirm-payment -p get-order
     python3 infra/scripts/cold-start.py target/release/get-order target/release/confirm-payment
 
+With `--markdown` it prints the table of docs/deploy.md; `--max-mb 8` fails
+on a binary over the size budget. Build each function alone (`-p <fn>`, as
+`sam build` does): a workspace build unifies features and links more.
+
 Extra environment for the functions is passed through: e.g. with
 `AWS_ENDPOINT_URL=<ministack>` and `PG_SECRET_KEY_PARAMETER=/shop/pg-secret-key`
 the PG functions' cold start includes the SSM GetParameter they make (pass
@@ -45,6 +49,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binaries", nargs="+")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--markdown", action="store_true", help="print the table docs/deploy.md carries")
+    ap.add_argument("--max-mb", type=float, help="exit 1 if a binary is larger (MB, 10^6 bytes)")
     args = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Runtime)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -64,7 +70,12 @@ def main():
         "RUST_LOG": "warn",
         **{k: v for k, v in os.environ.items() if k.startswith(("AWS_", "PG_")) or k == "PATH"},
     }
-    print(f"{'binary':<24} {'size':>8} {'median':>9} {'max':>9}  ({args.runs} runs, exec -> first /invocation/next)")
+    if args.markdown:
+        print(f"| function | size | cold start, median of {args.runs} | worst |")
+        print("| --- | ---: | ---: | ---: |")
+    else:
+        print(f"{'binary':<24} {'size':>8} {'median':>9} {'max':>9}  ({args.runs} runs, exec -> first /invocation/next)")
+    too_big = []
     for path in args.binaries:
         samples = []
         for _ in range(args.runs):
@@ -78,7 +89,15 @@ def main():
             if not ok:
                 raise SystemExit(f"{path} never polled the Runtime API")
         size = os.path.getsize(path) / 1e6
-        print(f"{os.path.basename(path):<24} {size:>6.1f}MB {statistics.median(samples):>7.1f}ms {max(samples):>7.1f}ms")
+        name = os.path.basename(path)
+        if args.max_mb is not None and size > args.max_mb:
+            too_big.append(f"{name} ({size:.1f} MB)")
+        if args.markdown:
+            print(f"| `{name}` | {size:.1f} MB | {statistics.median(samples):.1f} ms | {max(samples):.1f} ms |")
+        else:
+            print(f"{name:<24} {size:>6.1f}MB {statistics.median(samples):>7.1f}ms {max(samples):>7.1f}ms")
+    if too_big:
+        raise SystemExit(f"larger than {args.max_mb} MB: {', '.join(too_big)}")
 
 
 if __name__ == "__main__":

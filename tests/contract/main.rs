@@ -29,6 +29,7 @@ pub async fn dynamodb_local_store() -> Store {
         );
     };
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(shop_app::adapters::aws::https_client())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "test"))
         .endpoint_url(endpoint)

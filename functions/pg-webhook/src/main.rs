@@ -7,6 +7,6 @@ use lambda_http::{Error, Request, run, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::obs::telemetry::init("pg-webhook");
     // Configuration errors fail the cold start, not a request.
-    let app = shop_app::adapters::aws::app_from_env("pg-webhook").await.expect("configuration");
+    let app = shop_app::adapters::aws::pg_app_from_env("pg-webhook").await.expect("configuration");
     run(service_fn(|req: Request| shop_app::http::webhook::pg_webhook(&app, req))).await
 }

@@ -10,7 +10,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::obs::telemetry::init("reconcile-payments");
     // Configuration errors fail the cold start, not an invocation.
-    let app = shop_app::adapters::aws::app_from_env("reconcile-payments").await.expect("configuration");
+    let app = shop_app::adapters::aws::pg_app_from_env("reconcile-payments").await.expect("configuration");
     run(service_fn(|event: LambdaEvent<CloudWatchEvent>| {
         shop_app::events::schedules::reconcile_payments_handler(&app, event)
     }))

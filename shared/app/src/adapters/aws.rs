@@ -11,27 +11,39 @@ pub async fn app_from_env(service: &'static str) -> anyhow::Result<App> {
 }
 
 /// The app and the SDK configuration, for functions that need more clients.
-///
-/// A function that talks to the PG gets `PG_SECRET_KEY_PARAMETER`, the name of
-/// an SSM SecureString; its value is read once here, at cold start, so a
-/// missing parameter or permission fails the init (visible as init errors),
-/// never a payment. Functions without it never call SSM. `PG_SECRET_KEY` is
-/// the plain-text fallback for `cargo lambda watch` against the simulator.
-/// A function in [`PG_FUNCTIONS`](crate::http::routes::PG_FUNCTIONS) with neither
-/// fails its init rather than call the PG with an empty key.
+/// Never calls SSM: only [`pg_app_from_env`] does, so only the functions
+/// that call the PG link the SSM client.
 pub async fn app_and_sdk(service: &'static str) -> anyhow::Result<(App, aws_config::SdkConfig)> {
+    let config = Config::from_env()?;
+    let sdk = sdk_config().await;
+    Ok((app_with(service, config, &sdk)?, sdk))
+}
+
+/// The app of a function that calls the PG
+/// ([`PG_FUNCTIONS`](crate::http::routes::PG_FUNCTIONS)).
+///
+/// It gets `PG_SECRET_KEY_PARAMETER`, the name of an SSM SecureString; its
+/// value is read once here, at cold start, so a missing parameter or
+/// permission fails the init (visible as init errors), never a payment.
+/// `PG_SECRET_KEY` is the plain-text fallback for `cargo lambda watch`
+/// against the simulator. With neither, the init fails rather than call the
+/// PG with an empty key.
+pub async fn pg_app_from_env(service: &'static str) -> anyhow::Result<App> {
     let mut config = Config::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = sdk_config().await;
     if let Some(name) = std::env::var("PG_SECRET_KEY_PARAMETER").ok().filter(|n| !n.is_empty()) {
         config.pg_secret_key = secure_parameter(&sdk, &name).await?;
     }
     anyhow::ensure!(
-        !(crate::http::routes::PG_FUNCTIONS.contains(&service) && config.pg_secret_key.is_empty()),
+        !config.pg_secret_key.is_empty(),
         "{service} calls the PG but has no key: set PG_SECRET_KEY_PARAMETER (an SSM SecureString) or PG_SECRET_KEY"
     );
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let app = App::new(shop_store::Store::new(client, config.table_name.clone()), config)?.with_service(service);
-    Ok((app, sdk))
+    app_with(service, config, &sdk)
+}
+
+fn app_with(service: &'static str, config: Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<App> {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    Ok(App::new(shop_store::Store::new(client, config.table_name.clone()), config)?.with_service(service))
 }
 
 /// An app on the DynamoDB table `table`, reached through the default AWS
@@ -39,9 +51,24 @@ pub async fn app_and_sdk(service: &'static str) -> anyhow::Result<(App, aws_conf
 /// commands run against a deployed stack.
 pub async fn app_for_table(service: &'static str, table: &str) -> anyhow::Result<App> {
     let config = Config { table_name: table.to_owned(), ..Config::default() };
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = sdk_config().await;
     let store = shop_store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), table.to_owned());
     Ok(App::new(store, config)?.with_service(service))
+}
+
+/// The SDK configuration from the default chain (region, credentials,
+/// `AWS_ENDPOINT_URL*`) with the one HTTPS client every SDK call uses.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client()).load().await
+}
+
+/// The SDK's HTTPS client on rustls with ring: the TLS stack reqwest uses
+/// for the PG and the data platform, so a binary carries one.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
 }
 
 /// The EventBridge bus named by `EVENT_BUS_NAME`.

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber, span};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
@@ -83,18 +83,19 @@ where
 }
 
 /// The level filter: Lambda's `AWS_LAMBDA_LOG_LEVEL` (TRACE … FATAL) wins
-/// over `RUST_LOG`.
-fn filter() -> EnvFilter {
-    if let Ok(level) = std::env::var("AWS_LAMBDA_LOG_LEVEL") {
-        let level = match level.to_ascii_lowercase().as_str() {
-            "fatal" => "error".to_owned(),
-            other => other.to_owned(),
-        };
-        if let Ok(f) = EnvFilter::try_new(level) {
-            return f;
-        }
-    }
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+/// over `RUST_LOG` (a level, or `warn,shop_app=debug`: per-target levels,
+/// without EnvFilter's span and regex directives, which cost a binary its
+/// regex engine).
+fn filter() -> Targets {
+    let parse = |s: &str| s.parse::<Targets>().ok();
+    std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .ok()
+        .and_then(|level| match level.to_ascii_lowercase().as_str() {
+            "fatal" => parse("error"),
+            other => parse(other),
+        })
+        .or_else(|| std::env::var("RUST_LOG").ok().and_then(|v| parse(&v)))
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// The two layers: one keeps each span's fields (and, for invocation spans,
