@@ -478,6 +478,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
         "JwtAudience": AUDIENCE,
         "PgBaseUrl": f"http://127.0.0.1:{pg_port}",
         "ReconcileAfterSecs": "60",
+        "MetricsNamespace": METRICS_NAMESPACE,
     }
     log(f"create-stack {STACK} with {params}")
     t_deploy = time.monotonic()
@@ -749,10 +750,24 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     wait_for("every outbox event published and cleared (pendingOutbox index empty)",
              outbox_empty, 30)
     check_log_lines(logs, order_a)
+    cw = client("cloudwatch")
+    board = json.loads(cw.get_dashboard(DashboardName=f"{STACK}-saga")["DashboardBody"])
+    text = json.dumps(board)
+    binaries = [f["Metadata"]["BuildProperties"]["Binary"] for f in fns]
+    unresolved = [n for n in binaries if f"{STACK}-{n}" not in text]
+    expect(len(board.get("widgets", [])) >= 6 and not unresolved and METRICS_NAMESPACE in text,
+           f"dashboard {STACK}-saga: {len(board.get('widgets', []))} widgets naming every function and the namespace ({unresolved})")
     procs.check_alive()
     log("PASSED")
     return 0
 
+
+# The stack's metrics namespace (a template parameter; two stacks in one
+# account keep theirs apart).
+METRICS_NAMESPACE = "shop-e2e-metrics"
+# EMF metrics the scenario must have produced, each flushed by the function
+# that records it.
+EXPECTED_METRICS = {"ColdStart", "RequestLatency", "PgLatency", "OutboxAge", "OrdersPlaced", "OrdersPaid"}
 
 # What every application log line carries (shop_app::obs::telemetry::KEYS).
 LOG_KEYS = ("timestamp", "level", "service", "cold_start", "function_request_id", "xray_trace_id",
@@ -766,6 +781,7 @@ def check_log_lines(logs, order_a: str) -> None:
     Powertools keys; the lines of order A's invocations name it."""
     groups = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-")["logGroups"]]
     app_lines, not_json, missing, services, order_lines = 0, [], [], {}, 0
+    emf_namespaces, emf_metrics, emf_without_service = set(), set(), 0
     for group in groups:
         function = group.rsplit(f"{STACK}-", 1)[-1]
         for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
@@ -782,8 +798,15 @@ def check_log_lines(logs, order_a: str) -> None:
                     if not isinstance(line, dict):
                         not_json.append(f"{function}: {text[:160]}")
                         continue
-                    if "_aws" in line or str(line.get("type", "")).startswith("platform."):
-                        continue  # a metric (EMF) or Lambda's own JSON line
+                    if "_aws" in line:  # a metric document (EMF)
+                        for m in line["_aws"].get("CloudWatchMetrics", []):
+                            emf_namespaces.add(m.get("Namespace"))
+                            emf_metrics.update(x.get("Name") for x in m.get("Metrics", []))
+                        if line.get("service") != function:
+                            emf_without_service += 1
+                        continue
+                    if str(line.get("type", "")).startswith("platform."):
+                        continue  # Lambda's own JSON line
                     app_lines += 1
                     if any(k not in line for k in LOG_KEYS):
                         missing.append(f"{function}: {sorted(set(LOG_KEYS) - set(line))}")
@@ -800,6 +823,11 @@ def check_log_lines(logs, order_a: str) -> None:
     wrong = {f: s for f, s in services.items() if s != {f}}
     expect(not wrong, f"each function's lines name it as their service ({wrong})")
     expect(order_lines > 0, f"{order_lines} lines of order A, each with its invocation's function_request_id")
+    expect(emf_namespaces == {METRICS_NAMESPACE},
+           f"every EMF document in the namespace the template's MetricsNamespace gives ({sorted(map(str, emf_namespaces))})")
+    expect(EXPECTED_METRICS <= emf_metrics and emf_without_service == 0,
+           f"EMF metrics {sorted(EXPECTED_METRICS)} flushed, each document with its function as `service` "
+           f"(seen: {sorted(map(str, emf_metrics))}; {emf_without_service} without)")
 
 
 def dump_function_logs(endpoint: str, lines: int = 25) -> None:

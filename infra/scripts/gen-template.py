@@ -61,6 +61,11 @@ Parameters:
   ReconcileAfterSecs:
     Type: Number
     Default: 300
+  MetricsNamespace:
+    Type: String
+    Default: shop
+    AllowedPattern: "^[A-Za-z0-9._/#:-]{1,255}$"
+    Description: CloudWatch namespace of the functions' EMF metrics; give each stack in an account its own.
   ApplicationLogLevel:
     Type: String
     Default: INFO
@@ -84,6 +89,7 @@ Globals:
     Environment:
       Variables:
         TABLE_NAME: !Ref Table
+        METRICS_NAMESPACE: !Ref MetricsNamespace
 
 Resources:
   Table:
@@ -193,8 +199,12 @@ def policies(name, extra=""):
               Resource: {table_arns}
 {ssm}{extra}"""
 
+FUNCTIONS = []  # (binary, logical id), in template order: the dashboard lists them
+
+
 def function(name, events, env="", extra_policy="", timeout=None):
     logical = camel(name) + "Function"
+    FUNCTIONS.append((name, logical))
     t = f"\n      Timeout: {timeout}" if timeout else ""
     pg_env = """          PG_BASE_URL: !Ref PgBaseUrl
           PG_SECRET_KEY_PARAMETER: !Ref PgSecretKeyParameter
@@ -333,8 +343,64 @@ w(alarm("PublisherFailures", "outbox records the publisher gave up on (their met
         statistic="Maximum"))
 w(alarm("StreamIteratorAge", "the outbox stream is falling behind", "AWS/Lambda", "IteratorAge",
         "Name: FunctionName, Value: !Ref StreamPublisherFunction", statistic="Maximum", evaluations=5, threshold=300000))
-w(alarm("PaymentsUnknown", "payments the reconciler still cannot resolve (EMF metric PaymentsStillUnknown)", "shop",
+w(alarm("PaymentsUnknown", "payments the reconciler still cannot resolve (EMF metric PaymentsStillUnknown)", "!Ref MetricsNamespace",
         "PaymentsStillUnknown", "Name: service, Value: reconcile-payments", period=300, evaluations=2))
+w(alarm("OutboxAge", "events wait more than a minute between their commit and EventBridge (EMF metric OutboxAge)", "!Ref MetricsNamespace",
+        "OutboxAge", "Name: service, Value: stream-publisher", statistic="Maximum", evaluations=5, threshold=60000))
+
+
+def dashboard():
+    """The operator's dashboard: saga throughput, errors, DLQ depth, outbox
+    age, PG and request latency. Metric names are the ones shop_app emits
+    (obs::metrics, events::publisher)."""
+    ns = "${MetricsNamespace}"
+
+    def emf(metric, service, stat="Sum", label=None):
+        return [ns, metric, "service", service, {"stat": stat, "label": label or metric}]
+
+    def widget(x, y, title, metrics, stat="Sum", width=12, height=6):
+        return {"type": "metric", "x": x, "y": y, "width": width, "height": height,
+                "properties": {"title": title, "region": "${AWS::Region}", "stat": stat, "period": 60,
+                               "view": "timeSeries", "metrics": metrics}}
+
+    consumers = [r["consumer"] for r in rules["rules"]]
+    api = [r["function"] for r in routes]
+    pg = sorted(PG_FUNCTIONS)
+    widgets = [
+        widget(0, 0, "Saga throughput (orders per minute)",
+               [emf(m, "stream-publisher") for m in ("OrdersPlaced", "OrdersPaid", "OrdersExpired", "OrdersCancelled", "OrdersRefunded")]),
+        widget(12, 0, "Function errors",
+               [["AWS/Lambda", "Errors", "FunctionName", "${%s}" % logical, {"label": name}] for name, logical in FUNCTIONS]),
+        widget(0, 6, "DLQ depth",
+               [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${%sQueueDlq.QueueName}" % camel(c), {"label": c}]
+                for c in consumers]
+               + [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${PublisherFailureQueue.QueueName}",
+                   {"label": "publisher failures"}]], stat="Maximum"),
+        widget(12, 6, "Outbox: commit to EventBridge (ms), stream iterator age (ms)",
+               [emf("OutboxAge", "stream-publisher", "Maximum", "oldest event published"),
+                emf("OutboxAge", "stream-publisher", "p99", "p99"),
+                ["AWS/Lambda", "IteratorAge", "FunctionName", "${StreamPublisherFunction}", {"stat": "Maximum", "label": "stream iterator age"}]],
+               stat="Maximum"),
+        widget(0, 12, "PG latency (ms)",
+               [emf("PgLatency", f, "p50", f"{f} p50") for f in pg] + [emf("PgLatency", f, "p99", f"{f} p99") for f in pg]),
+        widget(12, 12, "API latency, p99 (ms)",
+               [emf("RequestLatency", f, "p99", f) for f in sorted(set(api))]),
+        widget(0, 18, "Payments in doubt, compensations",
+               [emf("PaymentsUnknown", "confirm-payment"), emf("PaymentsStillUnknown", "reconcile-payments"),
+                emf("Refunds", "compensation"), emf("PublishFailures", "stream-publisher")]),
+        widget(12, 18, "Cold starts",
+               [emf("ColdStart", name, "Sum", name) for name, _ in FUNCTIONS]),
+    ]
+    body = json.dumps({"widgets": widgets}, separators=(",", ":"))
+    return f"""  Dashboard:
+    Type: AWS::CloudWatch::Dashboard
+    Properties:
+      DashboardName: !Sub "${{AWS::StackName}}-saga"
+      DashboardBody: !Sub '{body}'
+"""
+
+
+w(dashboard())
 w("""Outputs:
   ApiUrl:
     Value: !Sub "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
@@ -342,6 +408,8 @@ w("""Outputs:
     Value: !Ref Table
   EventBusName:
     Value: !Ref EventBus
+  DashboardUrl:
+    Value: !Sub "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${AWS::StackName}-saga"
 """)
 (root / "infra/template.yaml").write_text("\n".join(out))
 print(f"infra/template.yaml: {len(routes)} routes, {len(rules['rules'])} rules")

@@ -2,17 +2,17 @@
 //! `SqsBatchResponse` out. The handler is `shop_app::events::consumers::handle_sqs`.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("analytics");
+    shop_app::obs::init("analytics");
     // Configuration errors fail the cold start, not an invocation.
     let app = shop_app::adapters::aws::app_from_env("analytics").await.expect("configuration");
     let consumer = shop_app::events::consumers::AnalyticsConsumer {
         platform: std::sync::Arc::new(shop_app::adapters::aws::data_platform().expect("DATA_PLATFORM_URL")),
     };
-    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+    shop_app::obs::lambda::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(shop_app::events::consumers::handle_sqs(&app, &consumer, event.payload).await)
     }))
     .await

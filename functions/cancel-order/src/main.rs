@@ -2,12 +2,12 @@
 //! back at once) or request a refund after. The handler is
 //! `shop_app::http::payments::cancel_order`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("cancel-order");
+    shop_app::obs::init("cancel-order");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("cancel-order").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::payments::cancel_order(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::payments::cancel_order(&app, req))).await
 }

@@ -1,12 +1,12 @@
 //! `POST /campaigns/{campaignId}/claim` — the caller's one coupon of a
 //! first-come campaign. The handler is `shop_app::http::campaigns::claim`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("claim-coupon");
+    shop_app::obs::init("claim-coupon");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("claim-coupon").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::campaigns::claim(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::campaigns::claim(&app, req))).await
 }

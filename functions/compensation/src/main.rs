@@ -2,15 +2,15 @@
 //! `SqsBatchResponse` out. The handler is `shop_app::events::consumers::handle_sqs`.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("compensation");
+    shop_app::obs::init("compensation");
     // Configuration errors fail the cold start, not an invocation.
     let app = shop_app::adapters::aws::pg_app_from_env("compensation").await.expect("configuration");
     let consumer = shop_app::events::consumers::CompensationConsumer;
-    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+    shop_app::obs::lambda::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(shop_app::events::consumers::handle_sqs(&app, &consumer, event.payload).await)
     }))
     .await

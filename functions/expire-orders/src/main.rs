@@ -3,14 +3,14 @@
 //! transaction. The handler is `shop_app::events::schedules::expire_orders_handler`.
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("expire-orders");
+    shop_app::obs::init("expire-orders");
     // Configuration errors fail the cold start, not an invocation.
     let app = shop_app::adapters::aws::app_from_env("expire-orders").await.expect("configuration");
-    run(service_fn(|event: LambdaEvent<CloudWatchEvent>| {
+    shop_app::obs::lambda::run(service_fn(|event: LambdaEvent<CloudWatchEvent>| {
         shop_app::events::schedules::expire_orders_handler(&app, event)
     }))
     .await

@@ -1,12 +1,12 @@
 //! `GET /campaigns/{campaignId}` — a campaign's terms and what remains.
 //! The handler is `shop_app::http::campaigns::get_campaign`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("get-campaign");
+    shop_app::obs::init("get-campaign");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("get-campaign").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::campaigns::get_campaign(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::campaigns::get_campaign(&app, req))).await
 }

@@ -1,12 +1,12 @@
 //! `GET /orders/{orderId}` — the caller's own order. The handler is
 //! `shop_app::http::orders::get_order`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("get-order");
+    shop_app::obs::init("get-order");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("get-order").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::orders::get_order(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::orders::get_order(&app, req))).await
 }

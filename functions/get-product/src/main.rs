@@ -1,12 +1,12 @@
 //! `GET /products/{productId}` — one product with the stock available now.
 //! The handler is `shop_app::http::catalog::get_product`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("get-product");
+    shop_app::obs::init("get-product");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("get-product").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::catalog::get_product(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::catalog::get_product(&app, req))).await
 }

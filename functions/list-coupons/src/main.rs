@@ -1,12 +1,12 @@
 //! `GET /coupons` — the caller's coupons and their status. The handler is
 //! `shop_app::http::views::list_coupons`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("list-coupons");
+    shop_app::obs::init("list-coupons");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("list-coupons").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::views::list_coupons(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::views::list_coupons(&app, req))).await
 }

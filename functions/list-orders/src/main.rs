@@ -1,12 +1,12 @@
 //! `GET /orders` — the caller's orders, newest first, a page at a time
 //! (`?status=&limit=&cursor=`). The handler is `shop_app::http::orders::list_orders`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("list-orders");
+    shop_app::obs::init("list-orders");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("list-orders").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::orders::list_orders(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::orders::list_orders(&app, req))).await
 }

@@ -1,12 +1,12 @@
 //! `GET /products` — the public catalog with the stock available now, a
 //! page at a time. The handler is `shop_app::http::catalog::list_products`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("list-products");
+    shop_app::obs::init("list-products");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("list-products").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::catalog::list_products(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::catalog::list_products(&app, req))).await
 }

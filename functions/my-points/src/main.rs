@@ -1,12 +1,12 @@
 //! `GET /me/points` — the caller's points balance and ledger, newest first,
 //! a page at a time. The handler is `shop_app::http::views::my_points`.
 
-use lambda_http::{Error, Request, run, service_fn};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("my-points");
+    shop_app::obs::init("my-points");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env("my-points").await.expect("configuration");
-    run(service_fn(|req: Request| shop_app::http::views::my_points(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::views::my_points(&app, req))).await
 }

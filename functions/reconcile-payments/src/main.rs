@@ -4,14 +4,14 @@
 //! `shop_app::events::schedules::reconcile_payments_handler`.
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shop_app::obs::telemetry::init("reconcile-payments");
+    shop_app::obs::init("reconcile-payments");
     // Configuration errors fail the cold start, not an invocation.
     let app = shop_app::adapters::aws::pg_app_from_env("reconcile-payments").await.expect("configuration");
-    run(service_fn(|event: LambdaEvent<CloudWatchEvent>| {
+    shop_app::obs::lambda::run(service_fn(|event: LambdaEvent<CloudWatchEvent>| {
         shop_app::events::schedules::reconcile_payments_handler(&app, event)
     }))
     .await

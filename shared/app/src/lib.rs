@@ -72,7 +72,12 @@ impl App {
 
     /// Adds `n` to this app's business metric `name` (EMF in Lambda).
     pub fn count(&self, name: &'static str, n: u64) {
-        self.metrics.count(self.service, name, n);
+        self.metrics.count(name, n);
+    }
+
+    /// Records a duration in milliseconds as the metric `name` (EMF in Lambda).
+    pub fn observe_ms(&self, name: &'static str, ms: f64) {
+        obs::metrics::observe_ms(name, ms);
     }
 
     pub fn with_pg(mut self, pg: Arc<dyn ports::PaymentGateway>) -> Self {

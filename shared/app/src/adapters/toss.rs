@@ -106,7 +106,10 @@ impl TossClient {
         if let Some(k) = idempotency_key {
             req = req.header("idempotency-key", k);
         }
-        let resp = req.send().await.map_err(|e| {
+        let started = std::time::Instant::now();
+        let sent = req.send().await;
+        crate::obs::metrics::observe_ms(crate::obs::metrics::PG_LATENCY, started.elapsed().as_secs_f64() * 1e3);
+        let resp = sent.map_err(|e| {
             // A timeout after sending means the PG may have acted.
             PgError::Unknown(if e.is_timeout() { "timeout".to_owned() } else { format!("transport: {e}") })
         })?;

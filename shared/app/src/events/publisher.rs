@@ -28,6 +28,24 @@ struct Pending {
     pk: String,
     sk: String,
     entry: BusEntry,
+    /// When the event was committed (the app's clock), for the outbox age.
+    occurred_at: Option<i64>,
+}
+
+/// The business metric an event counts, by its detail type: the saga's
+/// throughput, counted once where every event passes (redeliveries of a
+/// publisher batch may count one twice; the metric is a rate, not a ledger).
+fn business_metric(detail_type: &str) -> Option<&'static str> {
+    Some(match detail_type {
+        "OrderPlaced" => "OrdersPlaced",
+        "OrderPaid" => "OrdersPaid",
+        "OrderExpired" => "OrdersExpired",
+        "OrderCancelled" => "OrdersCancelled",
+        "OrderRefunded" => "OrdersRefunded",
+        "PaymentFailed" => "PaymentsFailed",
+        "CouponIssued" => "CouponsIssued",
+        _ => return None,
+    })
 }
 
 fn s<'a>(image: &'a Value, name: &str) -> Option<&'a str> {
@@ -70,7 +88,13 @@ pub async fn publish_stream(
                     .ok()
                     .and_then(|d| d.get("traceparent").and_then(|t| t.as_str()).map(str::to_owned))
                     .filter(|t| t.starts_with("Root="));
+                let occurred_at = image
+                    .get("occurredAt")
+                    .and_then(|v| v.get("N"))
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| v.parse::<i64>().ok());
                 work.push(Pending {
+                    occurred_at,
                     sequence,
                     pk: pk.to_owned(),
                     sk: sk.to_owned(),
@@ -125,8 +149,15 @@ pub async fn publish_stream(
         pending = still;
     }
 
+    let now = app.clock.now().millis();
     for i in &accepted {
         let Some(w) = work.get(*i) else { continue };
+        if let Some(at) = w.occurred_at {
+            app.observe_ms(crate::obs::metrics::OUTBOX_AGE, now.saturating_sub(at).max(0) as f64);
+        }
+        if let Some(metric) = business_metric(&w.entry.detail_type) {
+            app.count(metric, 1);
+        }
         // Published; leaving the pending index is bookkeeping. If it fails
         // the event goes out once more later, which consumers absorb.
         if let Err(e) = app.store.mark_published(&w.pk, &w.sk).await {

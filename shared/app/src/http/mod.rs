@@ -121,7 +121,9 @@ where
         correlation_id = %ctx.correlation_id,
         order_id = tracing::field::Empty
     );
+    let started = std::time::Instant::now();
     let answer = handler(req, ctx.clone()).instrument(span).await;
+    crate::obs::metrics::observe_ms(crate::obs::metrics::REQUEST_LATENCY, started.elapsed().as_secs_f64() * 1e3);
     Ok(answer.unwrap_or_else(|p| p.response(&ctx)))
 }
 

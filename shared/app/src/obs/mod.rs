@@ -1,5 +1,18 @@
-//! Observability: the tracing setup every binary installs ([`telemetry`])
-//! and business metrics ([`metrics`]).
+//! Observability: the tracing setup every binary installs ([`telemetry`]),
+//! business metrics ([`metrics`]) and the Lambda run loop that ties both
+//! to each invocation ([`lambda`]).
 
+pub mod lambda;
 pub mod metrics;
 pub mod telemetry;
+
+/// A function's cold start: its logs, and in Lambda its metrics collector.
+/// Panics only when a second metrics recorder is already installed (a
+/// configuration error, at cold start).
+pub fn init(service: &'static str) {
+    telemetry::init(service);
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        let namespace = std::env::var("METRICS_NAMESPACE").ok().filter(|n| !n.is_empty());
+        metrics::install(service, namespace).expect("metrics collector");
+    }
+}
