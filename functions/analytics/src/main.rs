@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::obs::init("analytics");
     // Configuration errors fail the cold start, not an invocation.
-    let app = shop_app::adapters::aws::app_from_env("analytics").await.expect("configuration");
+    let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
     let consumer = shop_app::events::consumers::AnalyticsConsumer {
         platform: std::sync::Arc::new(shop_app::adapters::aws::data_platform().expect("DATA_PLATFORM_URL")),
     };

@@ -7,6 +7,6 @@ use lambda_http::{Error, Request, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::obs::init("claim-coupon");
     // Configuration errors fail the cold start, not a request.
-    let app = shop_app::adapters::aws::app_from_env("claim-coupon").await.expect("configuration");
+    let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
     shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::campaigns::claim(&app, req))).await
 }

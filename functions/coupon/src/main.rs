@@ -8,7 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::obs::init("coupon");
     // Configuration errors fail the cold start, not an invocation.
-    let app = shop_app::adapters::aws::app_from_env("coupon").await.expect("configuration");
+    let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
     let consumer = shop_app::events::consumers::CouponConsumer;
     shop_app::obs::lambda::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
         Ok::<_, Error>(shop_app::events::consumers::handle_sqs(&app, &consumer, event.payload).await)

@@ -9,7 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::obs::init("expire-orders");
     // Configuration errors fail the cold start, not an invocation.
-    let app = shop_app::adapters::aws::app_from_env("expire-orders").await.expect("configuration");
+    let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
     shop_app::obs::lambda::run(service_fn(|event: LambdaEvent<CloudWatchEvent>| {
         shop_app::events::schedules::expire_orders_handler(&app, event)
     }))

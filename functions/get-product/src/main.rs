@@ -7,6 +7,6 @@ use lambda_http::{Error, Request, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::obs::init("get-product");
     // Configuration errors fail the cold start, not a request.
-    let app = shop_app::adapters::aws::app_from_env("get-product").await.expect("configuration");
+    let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
     shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::catalog::get_product(&app, req))).await
 }

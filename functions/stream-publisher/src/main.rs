@@ -9,7 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     shop_app::obs::init("stream-publisher");
     // Configuration errors fail the cold start, not an invocation.
-    let (app, sdk) = shop_app::adapters::aws::app_and_sdk("stream-publisher").await.expect("configuration");
+    let (app, sdk) = shop_app::adapters::aws::app_and_sdk().await.expect("configuration");
     let bus = shop_app::adapters::aws::event_bus(&sdk).expect("EVENT_BUS_NAME");
     shop_app::obs::lambda::run(service_fn(|event: LambdaEvent<Event>| async {
         Ok::<_, Error>(shop_app::events::publisher::publish_stream(&app, &bus, event.payload).await.0)

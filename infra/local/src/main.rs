@@ -299,7 +299,7 @@ enum DlqCommand {
 /// The deployed stack's table when `table` is given, else the local data dir.
 async fn target(data_dir: &std::path::Path, table: Option<&str>) -> anyhow::Result<shop_app::App> {
     match table {
-        Some(t) => shop_app::adapters::aws::app_for_table("shop", t).await,
+        Some(t) => shop_app::adapters::aws::app_for_table(t).await,
         None => open_app(data_dir).await,
     }
 }
@@ -544,7 +544,7 @@ async fn main() -> anyhow::Result<()> {
             shop_app::obs::telemetry::init("shop-seed");
             let catalog = seed::Catalog::parse(&std::fs::read_to_string(&file)?)?;
             let app = match table {
-                Some(t) => shop_app::adapters::aws::app_for_table("shop-seed", &t).await?,
+                Some(t) => shop_app::adapters::aws::app_for_table(&t).await?,
                 None => shop_local::open(Some(&data_dir), Config::default(), None, None).await?.1,
             };
             let r = seed::seed(&app, &catalog).await?;

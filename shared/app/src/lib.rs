@@ -43,8 +43,6 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub config: Arc<Config>,
-    /// The function's name, for logs and metrics.
-    pub service: &'static str,
     pub chaos: Arc<chaos::Chaos>,
     /// This app's counters (shared by its clones).
     pub metrics: Arc<obs::metrics::Metrics>,
@@ -64,7 +62,6 @@ impl App {
             clock: Arc::new(clock::SystemClock),
             ids: Arc::new(clock::UuidIds),
             config: Arc::new(config),
-            service: "shop",
             chaos: Arc::new(chaos::Chaos::default()),
             metrics: Arc::new(obs::metrics::Metrics::default()),
         })
@@ -75,18 +72,8 @@ impl App {
         self.metrics.count(name, n);
     }
 
-    /// Records a duration in milliseconds as the metric `name` (EMF in Lambda).
-    pub fn observe_ms(&self, name: &'static str, ms: f64) {
-        obs::metrics::observe_ms(name, ms);
-    }
-
     pub fn with_pg(mut self, pg: Arc<dyn ports::PaymentGateway>) -> Self {
         self.pg = pg;
-        self
-    }
-
-    pub fn with_service(mut self, service: &'static str) -> Self {
-        self.service = service;
         self
     }
 

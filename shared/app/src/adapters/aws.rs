@@ -6,17 +6,17 @@ use crate::config::Config;
 /// Reads the config and builds SDK clients from the Lambda environment
 /// (region, credentials, and `AWS_ENDPOINT_URL_DYNAMODB` to point a function
 /// run under `cargo lambda watch` at the local stack's DynamoDB endpoint).
-pub async fn app_from_env(service: &'static str) -> anyhow::Result<App> {
-    Ok(app_and_sdk(service).await?.0)
+pub async fn app_from_env() -> anyhow::Result<App> {
+    Ok(app_and_sdk().await?.0)
 }
 
 /// The app and the SDK configuration, for functions that need more clients.
 /// Never calls SSM: only [`pg_app_from_env`] does, so only the functions
 /// that call the PG link the SSM client.
-pub async fn app_and_sdk(service: &'static str) -> anyhow::Result<(App, aws_config::SdkConfig)> {
+pub async fn app_and_sdk() -> anyhow::Result<(App, aws_config::SdkConfig)> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
-    Ok((app_with(service, config, &sdk)?, sdk))
+    Ok((app_with(config, &sdk)?, sdk))
 }
 
 /// The app of a function that calls the PG
@@ -38,22 +38,22 @@ pub async fn pg_app_from_env(service: &'static str) -> anyhow::Result<App> {
         !config.pg_secret_key.is_empty(),
         "{service} calls the PG but has no key: set PG_SECRET_KEY_PARAMETER (an SSM SecureString) or PG_SECRET_KEY"
     );
-    app_with(service, config, &sdk)
+    app_with(config, &sdk)
 }
 
-fn app_with(service: &'static str, config: Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<App> {
+fn app_with(config: Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<App> {
     let client = aws_sdk_dynamodb::Client::new(sdk);
-    Ok(App::new(shop_store::Store::new(client, config.table_name.clone()), config)?.with_service(service))
+    App::new(shop_store::Store::new(client, config.table_name.clone()), config)
 }
 
 /// An app on the DynamoDB table `table`, reached through the default AWS
 /// chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`): for operator
 /// commands run against a deployed stack.
-pub async fn app_for_table(service: &'static str, table: &str) -> anyhow::Result<App> {
+pub async fn app_for_table(table: &str) -> anyhow::Result<App> {
     let config = Config { table_name: table.to_owned(), ..Config::default() };
     let sdk = sdk_config().await;
     let store = shop_store::Store::new(aws_sdk_dynamodb::Client::new(&sdk), table.to_owned());
-    Ok(App::new(store, config)?.with_service(service))
+    App::new(store, config)
 }
 
 /// The SDK configuration from the default chain (region, credentials,

@@ -153,7 +153,7 @@ pub async fn publish_stream(
     for i in &accepted {
         let Some(w) = work.get(*i) else { continue };
         if let Some(at) = w.occurred_at {
-            app.observe_ms(crate::obs::metrics::OUTBOX_AGE, now.saturating_sub(at).max(0) as f64);
+            crate::obs::metrics::observe_ms(crate::obs::metrics::OUTBOX_AGE, now.saturating_sub(at).max(0) as f64);
         }
         if let Some(metric) = business_metric(&w.entry.detail_type) {
             app.count(metric, 1);

@@ -45,6 +45,6 @@ where
 fn collector() -> Result<&'static metrics_cloudwatch_embedded::Collector, lambda_runtime::Error> {
     match metrics::collector() {
         Some(c) => Ok(c),
-        None => Ok(metrics::install("function", std::env::var("METRICS_NAMESPACE").ok())?),
+        None => Ok(metrics::install_from_env("function")?),
     }
 }

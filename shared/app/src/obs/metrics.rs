@@ -51,6 +51,12 @@ pub fn install(
     Ok(*COLLECTOR.get_or_init(|| collector))
 }
 
+/// [`install`] with the namespace Lambda's environment gives
+/// (`METRICS_NAMESPACE`, the template's `MetricsNamespace`).
+pub fn install_from_env(service: &'static str) -> anyhow::Result<&'static metrics_cloudwatch_embedded::Collector> {
+    install(service, std::env::var("METRICS_NAMESPACE").ok().filter(|n| !n.is_empty()))
+}
+
 /// The installed collector, if any.
 pub fn collector() -> Option<&'static metrics_cloudwatch_embedded::Collector> {
     COLLECTOR.get().copied()

@@ -12,7 +12,6 @@ pub mod telemetry;
 pub fn init(service: &'static str) {
     telemetry::init(service);
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        let namespace = std::env::var("METRICS_NAMESPACE").ok().filter(|n| !n.is_empty());
-        metrics::install(service, namespace).expect("metrics collector");
+        metrics::install_from_env(service).expect("metrics collector");
     }
 }

@@ -293,11 +293,17 @@ mod tests {
         }
     }
 
-    fn lines(buf: &Buffer) -> Vec<Map<String, Value>> {
+    /// Runs `f` under a subscriber of these layers and returns what it wrote.
+    fn capture(service: &'static str, format: Format, f: impl FnOnce()) -> String {
+        let buf = Buffer::default();
+        let (context, fmt) = layers(service, format, buf.clone());
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(context).with(fmt), f);
         let bytes = buf.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn lines(text: &str) -> Vec<Map<String, Value>> {
+        text.lines()
             .map(|l| match serde_json::from_str(l).unwrap() {
                 Value::Object(m) => m,
                 other => panic!("not an object: {other}"),
@@ -312,10 +318,7 @@ mod tests {
 
     #[test]
     fn every_line_carries_the_powertools_keys_and_cold_start_only_on_the_first_invocation() {
-        let buf = Buffer::default();
-        let (context, fmt) = layers("get-order", Format::Json, buf.clone());
-        let subscriber = tracing_subscriber::registry().with(context).with(fmt);
-        tracing::subscriber::with_default(subscriber, || {
+        let text = capture("get-order", Format::Json, || {
             tracing::info!("init");
             for (n, request_id) in ["r-1", "r-2"].into_iter().enumerate() {
                 let invoke = lambda_invoke(request_id, "Root=1-abc");
@@ -332,7 +335,7 @@ mod tests {
                 tracing::warn!(attempt = n, "answered");
             }
         });
-        let lines = lines(&buf);
+        let lines = lines(&text);
         assert_eq!(lines.len(), 5);
         for line in &lines {
             for key in KEYS {
@@ -361,17 +364,14 @@ mod tests {
 
     #[test]
     fn the_local_stack_counts_a_cold_start_per_function_and_names_the_service_by_it() {
-        let buf = Buffer::default();
-        let (context, fmt) = layers("shop", Format::Json, buf.clone());
-        let subscriber = tracing_subscriber::registry().with(context).with(fmt);
-        tracing::subscriber::with_default(subscriber, || {
+        let text = capture("shop", Format::Json, || {
             for function in ["create-order", "coupon", "create-order"] {
                 let span = invocation_span(function, &new_request_id());
                 let _e = span.enter();
                 tracing::info!(order_id = "o-9", "handled");
             }
         });
-        let lines = lines(&buf);
+        let lines = lines(&text);
         let seen: Vec<(&Value, &Value, &Value)> =
             lines.iter().map(|l| (&l["service"], &l["cold_start"], &l["order_id"])).collect();
         assert_eq!(
@@ -387,15 +387,11 @@ mod tests {
 
     #[test]
     fn text_lines_carry_the_same_keys() {
-        let buf = Buffer::default();
-        let (context, fmt) = layers("shop", Format::Text, buf.clone());
-        let subscriber = tracing_subscriber::registry().with(context).with(fmt);
-        tracing::subscriber::with_default(subscriber, || {
+        let text = capture("shop", Format::Text, || {
             let span = invocation_span("analytics", "req-7");
             let _e = span.enter();
             tracing::info!(correlation_id = "c-7", order_id = "o-7", "delivered");
         });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         for part in [
             " INFO delivered",
             "service=analytics",
