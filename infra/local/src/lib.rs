@@ -14,6 +14,7 @@
 //! | [`engine`] | the DynamoDB engine under the store (embedded, or an endpoint such as DynamoDB Local) and the meter on every store call |
 //! | [`sim`] | the outside world: the Toss-compatible PG simulator ([`sim::pg`]) and the data-platform sink ([`sim::sink`]), each on its own SQLite ([`sim::db`]) |
 //! | [`cli`] | what `shop` does besides `up`: seeding, the benchmarks, operations (DLQ, replay, republish, timeline, dump) |
+//! | [`otlp`] | `shop up --otlp`: the stack's spans to an OpenTelemetry collector |
 //! | [`chaos`] | the fault injector of the chaos soak (`shop up --chaos`): every fault class at random, seeded |
 //!
 //! Nothing here is linked into a Lambda binary.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod emulate;
 pub mod engine;
 pub mod jwt;
+pub mod otlp;
 pub mod sim;
 
 use engine::StoreEngine;

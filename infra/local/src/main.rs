@@ -35,6 +35,9 @@ enum Command {
         /// Seconds a new order stays payable.
         #[arg(long, default_value_t = 900)]
         order_ttl: i64,
+        /// Export every span over OTLP/HTTP (JSON) to this collector, e.g. http://localhost:4318.
+        #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+        otlp: Option<String>,
         #[arg(long, env = "SHOP_JWT_SECRET", default_value = jwt::DEV_SECRET, hide_default_value = true)]
         jwt_secret: String,
         /// Start with an empty data dir instead of the demo catalog.
@@ -592,7 +595,11 @@ async fn main() -> anyhow::Result<()> {
             max_receive,
             chaos,
             chaos_every_ms,
+            otlp,
         } => {
+            if let Some(url) = &otlp {
+                shop_app::obs::trace::export_to("shop", shop_local::otlp::exporter(url)?);
+            }
             shop_app::obs::telemetry::init("shop");
             anyhow::ensure!(order_ttl > 0 && schedule_every > 0 && pg_timeout_ms > 0, "durations must be positive");
             let config = Config {
@@ -634,8 +641,12 @@ async fn main() -> anyhow::Result<()> {
                 println!("DynamoDB endpoint on http://{a} (table {})", stack.app.config.table_name);
             }
             println!("try: curl -H \"Authorization: Bearer $(shop token --user u1)\" {}/orders/<orderId>", stack.url());
+            if let Some(url) = &otlp {
+                println!("spans to the OTLP collector at {url}");
+            }
             shutdown_signal().await;
             stack.stop().await;
+            shop_app::obs::trace::flush();
         }
     }
     Ok(())

@@ -152,6 +152,10 @@ pub struct Call {
     pub order_id: Option<String>,
     pub payment_key: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The caller's `X-Correlation-Id` and W3C `traceparent`: which request
+    /// of ours made the call.
+    pub correlation_id: Option<String>,
+    pub traceparent: Option<String>,
     pub outcome: String,
 }
 
@@ -611,7 +615,11 @@ async fn confirm(State(sim): State<Arc<PgSim>>, headers: HeaderMap, Json(b): Jso
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Option<String> {
-    headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    header(headers, "idempotency-key")
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// Before the work of a call with an `Idempotency-Key`: the answer stored
@@ -644,6 +652,8 @@ async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Re
         order_id: Some(b.order_id.clone()),
         payment_key: Some(b.payment_key.clone()),
         idempotency_key: idem.clone(),
+        correlation_id: header(&headers, "x-correlation-id"),
+        traceparent: header(&headers, "traceparent"),
         outcome: String::new(),
     };
     if !sim.authorized(&headers) {
@@ -726,6 +736,8 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
         order_id: None,
         payment_key: Some(payment_key.clone()),
         idempotency_key: idem.clone(),
+        correlation_id: header(&headers, "x-correlation-id"),
+        traceparent: header(&headers, "traceparent"),
         outcome: String::new(),
     };
     if !sim.authorized(&headers) {
@@ -793,7 +805,15 @@ async fn lookup_inner(
     key: Option<String>,
     order_id: Option<String>,
 ) -> Response {
-    let call = Call { op: Op::Lookup, order_id, payment_key: key, idempotency_key: None, outcome: String::new() };
+    let call = Call {
+        op: Op::Lookup,
+        order_id,
+        payment_key: key,
+        idempotency_key: None,
+        correlation_id: header(headers, "x-correlation-id"),
+        traceparent: header(headers, "traceparent"),
+        outcome: String::new(),
+    };
     if !sim.authorized(headers) {
         sim.record(Call { outcome: "unauthorized".into(), ..call }).await;
         return respond(toss_error(401, "UNAUTHORIZED_KEY", "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."));

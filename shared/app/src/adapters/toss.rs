@@ -106,6 +106,13 @@ impl TossClient {
         if let Some(k) = idempotency_key {
             req = req.header("idempotency-key", k);
         }
+        // Which request of ours made the call, for the PG's logs and ours.
+        if let Some(c) = crate::obs::telemetry::current_field("correlation_id") {
+            req = req.header("x-correlation-id", c);
+        }
+        if let Some(t) = crate::obs::trace::current_traceparent() {
+            req = req.header(crate::obs::trace::TRACEPARENT, t);
+        }
         let started = std::time::Instant::now();
         let sent = req.send().await;
         crate::obs::metrics::observe_ms(crate::obs::metrics::PG_LATENCY, started.elapsed().as_secs_f64() * 1e3);

@@ -25,6 +25,7 @@ const BACKOFF: Duration = Duration::from_millis(25);
 
 struct Pending {
     sequence: String,
+    order_id: String,
     pk: String,
     sk: String,
     entry: BusEntry,
@@ -82,18 +83,19 @@ pub async fn publish_stream(
         }
         match (s(&image, "pk"), s(&image, "sk"), s(&image, "source"), s(&image, "detailType"), s(&image, "detail")) {
             (Some(pk), Some(sk), Some(source), Some(detail_type), Some(detail)) => {
-                // EventBridge's TraceHeader takes an X-Ray header only; a W3C
-                // traceparent stays in the detail.
-                let trace_header = serde_json::from_str::<Value>(detail)
-                    .ok()
-                    .and_then(|d| d.get("traceparent").and_then(|t| t.as_str()).map(str::to_owned))
-                    .filter(|t| t.starts_with("Root="));
+                // The trace of the write that caused the event, as PutEvents'
+                // TraceHeader (X-Ray's format; EventBridge hands it on to SQS).
+                let parsed = serde_json::from_str::<Value>(detail).ok();
+                let field = |name: &str| parsed.as_ref().and_then(|d| d.get(name)).and_then(Value::as_str);
+                let trace_header = field("traceparent").and_then(crate::obs::trace::xray_header);
+                let order_id = field("orderId").unwrap_or_default().to_owned();
                 let occurred_at = image
                     .get("occurredAt")
                     .and_then(|v| v.get("N"))
                     .and_then(|v| v.as_str())
                     .and_then(|v| v.parse::<i64>().ok());
                 work.push(Pending {
+                    order_id,
                     occurred_at,
                     sequence,
                     pk: pk.to_owned(),
@@ -158,6 +160,15 @@ pub async fn publish_stream(
         if let Some(metric) = business_metric(&w.entry.detail_type) {
             app.count(metric, 1);
         }
+        // One line per entry, in the trace of the request that caused it.
+        let trace_id = w.entry.trace_header.as_deref().and_then(crate::obs::trace::root_of);
+        tracing::info!(
+            order_id = %w.order_id,
+            detail_type = %w.entry.detail_type,
+            xray_trace_id = trace_id.as_deref(),
+            trace_header = w.entry.trace_header.as_deref(),
+            "published"
+        );
         // Published; leaving the pending index is bookkeeping. If it fails
         // the event goes out once more later, which consumers absorb.
         if let Err(e) = app.store.mark_published(&w.pk, &w.sk).await {

@@ -21,6 +21,7 @@ pub mod routes;
 pub mod views;
 pub mod webhook;
 
+use crate::obs::trace;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use shop_domain::{OrderId, UserId};
@@ -119,12 +120,20 @@ where
         "request",
         route,
         correlation_id = %ctx.correlation_id,
-        order_id = tracing::field::Empty
+        order_id = tracing::field::Empty,
+        xray_trace_id = tracing::field::Empty
     );
+    // The caller's trace, else the one Lambda started for this invocation.
+    let traceparent = req.headers().get(trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+    let lambda_trace = req.lambda_context_ref().and_then(|c| c.xray_trace_id.as_deref());
+    trace::continue_trace(&span, trace::request_span_parent(traceparent, lambda_trace));
     let started = std::time::Instant::now();
-    let answer = handler(req, ctx.clone()).instrument(span).await;
-    crate::obs::metrics::observe_ms(crate::obs::metrics::REQUEST_LATENCY, started.elapsed().as_secs_f64() * 1e3);
-    Ok(answer.unwrap_or_else(|p| p.response(&ctx)))
+    let answer = handler(req, ctx.clone()).instrument(span.clone()).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    crate::obs::metrics::observe_ms(crate::obs::metrics::REQUEST_LATENCY, latency_ms);
+    let response = answer.unwrap_or_else(|p| p.response(&ctx));
+    span.in_scope(|| tracing::info!(status = response.status().as_u16(), latency_ms, "answered"));
+    Ok(response)
 }
 
 /// The `{orderId}` path parameter; anything unparsable is "not found" (it

@@ -216,7 +216,10 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
         Ok(StoredResponse { status: 201, body: serde_json::to_string(&OrderView::from(order))? })
     };
     match place_order(app, &user, &cmd, &lock, &ctx.correlation_id, &render).await {
-        Ok((_, stored)) => Ok(http::raw(stored.status, "application/json", stored.body, &ctx)),
+        Ok((order, stored)) => {
+            tracing::Span::current().record("order_id", order.id.as_str());
+            Ok(http::raw(stored.status, "application/json", stored.body, &ctx))
+        }
         Err(e) => {
             if let PlaceOrderError::Unexpected(err) = &e {
                 tracing::error!(error = ?err, "create order failed");

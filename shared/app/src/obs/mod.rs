@@ -1,10 +1,12 @@
 //! Observability: the tracing setup every binary installs ([`telemetry`]),
+//! one trace per request carried through the saga ([`trace`]),
 //! business metrics ([`metrics`]) and the Lambda run loop that ties both
 //! to each invocation ([`lambda`]).
 
 pub mod lambda;
 pub mod metrics;
 pub mod telemetry;
+pub mod trace;
 
 /// A function's cold start: its logs, and in Lambda its metrics collector.
 /// Panics only when a second metrics recorder is already installed (a

@@ -15,7 +15,9 @@
 //! the span lambda_runtime's `TracingLayer` opens around each invocation
 //! ([`INVOKE_SPAN`]; the local stack opens the same span with
 //! [`invocation_span`]), `correlation_id` and `order_id` from the request
-//! and consumer spans (or the event itself). `cold_start` is true on a
+//! and consumer spans (or the event itself). `xray_trace_id` is the X-Ray
+//! `Root` of the trace the request or message continues ([`super::trace`]),
+//! else of the invocation's own header. `cold_start` is true on a
 //! function's first invocation and on the lines before it.
 
 use std::collections::HashSet;
@@ -32,6 +34,8 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter}
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+
+use super::trace;
 
 /// The name of the span lambda_runtime's `TracingLayer` opens around each
 /// invocation, with `requestId` and (when X-Ray is on) `xrayTraceId`.
@@ -79,7 +83,7 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let (layer, fmt) = layers(service, format, writer);
-    tracing_subscriber::registry().with(filter()).with(layer).with(fmt).try_init().is_ok()
+    tracing_subscriber::registry().with(filter()).with(layer).with(fmt).with(trace::layer(service)).try_init().is_ok()
 }
 
 /// The level filter: Lambda's `AWS_LAMBDA_LOG_LEVEL` (TRACE … FATAL) wins
@@ -110,6 +114,22 @@ where
     let fmt =
         tracing_subscriber::fmt::layer().with_writer(writer).event_format(Powertools { service, format, started });
     (context, fmt)
+}
+
+/// A string field of the current span or its nearest ancestor that has it
+/// (the request's or message's `correlation_id`, say), as log lines carry
+/// it; `None` outside any such span or without this module's subscriber.
+pub fn current_field(name: &str) -> Option<String> {
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(id)?;
+            span.scope().find_map(|s| match s.extensions().get::<SpanFields>()?.0.get(name)? {
+                Value::String(v) => Some(v.clone()),
+                _ => None,
+            })
+        })
+        .flatten()
 }
 
 /// A span's fields, as JSON values.
@@ -195,7 +215,16 @@ where
             _ => self.started.lock().map(|s| s.is_empty()).unwrap_or(false),
         };
         let request_id = take("requestId");
-        let trace_id = take("xrayTraceId");
+        // The trace a span continued (an API request, a consumed message)
+        // wins over the invocation's own X-Ray header, logged as its Root.
+        let lambda_trace = take("xrayTraceId");
+        let trace_id = match take(trace::TRACE_FIELD) {
+            Value::String(id) => Value::String(id),
+            _ => match &lambda_trace {
+                Value::String(h) => trace::root_of(h).map_or(Value::Null, Value::String),
+                _ => Value::Null,
+            },
+        };
         let correlation_id = take("correlation_id");
         let order_id = take("order_id");
         let message = take("message");
@@ -321,7 +350,10 @@ mod tests {
         let text = capture("get-order", Format::Json, || {
             tracing::info!("init");
             for (n, request_id) in ["r-1", "r-2"].into_iter().enumerate() {
-                let invoke = lambda_invoke(request_id, "Root=1-abc");
+                let invoke = lambda_invoke(
+                    request_id,
+                    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+                );
                 let _i = invoke.enter();
                 let request = tracing::info_span!(
                     "request",
@@ -348,7 +380,7 @@ mod tests {
         assert_eq!(init["function_request_id"], Value::Null);
         assert_eq!(first_a["cold_start"], true);
         assert_eq!(first_a["function_request_id"], "r-1");
-        assert_eq!(first_a["xray_trace_id"], "Root=1-abc");
+        assert_eq!(first_a["xray_trace_id"], "1-5759e988-bd862e3fe1be46a994272793");
         assert_eq!(first_a["correlation_id"], "c-1");
         assert_eq!(first_a["order_id"], Value::Null);
         assert_eq!(first_a["route"], "GET /orders/{orderId}");

@@ -157,9 +157,7 @@ async fn start(
     let payment = Payment::started(key.clone(), order.id.clone(), user.clone(), cmd.amount, PaymentMethod::Card, now);
     let mut tx = Tx::new();
     tx.push(app.store.op_update_order(order.version, &confirming)?);
-    for e in &events {
-        tx.push(app.store.op_put_event(e, correlation_id, None)?);
-    }
+    tx.extend(super::outbox(app, &events, correlation_id)?);
     tx.push(app.store.op_create_payment(&payment)?);
     match app.store.transact(tx).await {
         Ok(()) => Ok(Started::Recorded),

@@ -75,9 +75,7 @@ async fn expire_one(app: &App, id: &OrderId, correlation_id: &str) -> Result<boo
     tx.extend(release_stock(app, &order)?);
     tx.extend(give_back_points(app, &order, LedgerReason::OrderRelease, order.points_used, now).await?);
     tx.push(app.store.op_update_order(order.version, &expired)?);
-    for e in &events {
-        tx.push(app.store.op_put_event(e, correlation_id, None)?);
-    }
+    tx.extend(super::outbox(app, &events, correlation_id)?);
     app.store.transact(tx).await?;
     Ok(true)
 }

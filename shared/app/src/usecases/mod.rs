@@ -21,8 +21,17 @@ pub mod settle;
 pub mod timeline;
 
 use crate::App;
-use shop_domain::{Order, OrderId, UserId};
+use shop_domain::{Order, OrderEvent, OrderId, UserId};
 use shop_store::StoreError;
+use shop_store::tx::TxOp;
+
+/// The outbox items of `events`, each carrying the correlation id and the
+/// current trace (`traceparent`): the one way a use case emits events, so
+/// every consumer continues the trace of the request that caused them.
+pub fn outbox(app: &App, events: &[OrderEvent], correlation_id: &str) -> anyhow::Result<Vec<TxOp>> {
+    let traceparent = crate::obs::trace::current_traceparent();
+    events.iter().map(|e| app.store.op_put_event(e, correlation_id, traceparent.as_deref())).collect()
+}
 
 /// The order `id` when it exists and is `user`'s; `None` otherwise — a
 /// caller is never told whether somebody else's order exists.

@@ -65,9 +65,7 @@ async fn attempt(
             })?;
     tx.extend(debit);
     tx.push(app.store.op_update_order(order.version, &paid)?);
-    for e in &events {
-        tx.push(app.store.op_put_event(e, correlation_id, None)?);
-    }
+    tx.extend(super::outbox(app, &events, correlation_id)?);
     app.store.transact(tx).await?;
     tracing::info!("order paid with points");
     Ok(paid)

@@ -112,9 +112,7 @@ async fn attempt(
             })?,
     );
     tx.push(app.store.op_create_order(&placement.order)?);
-    for e in &placement.events {
-        tx.push(app.store.op_put_event(e, correlation_id, None)?);
-    }
+    tx.extend(super::outbox(app, &placement.events, correlation_id)?);
     tx.push(app.store.op_idem_complete(lock, &response)?);
 
     match app.store.transact(tx).await {

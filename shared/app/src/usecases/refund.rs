@@ -68,17 +68,11 @@ pub async fn complete_refund(
     app: &App,
     order_id: &OrderId,
     correlation_id: &str,
-    traceparent: Option<&str>,
 ) -> Result<Option<Money>, RefundError> {
-    retry(order_id.as_str(), |_| attempt(app, order_id, correlation_id, traceparent)).await
+    retry(order_id.as_str(), |_| attempt(app, order_id, correlation_id)).await
 }
 
-async fn attempt(
-    app: &App,
-    order_id: &OrderId,
-    correlation_id: &str,
-    traceparent: Option<&str>,
-) -> Result<Option<Money>, Step<RefundError>> {
+async fn attempt(app: &App, order_id: &OrderId, correlation_id: &str) -> Result<Option<Money>, Step<RefundError>> {
     let Some(order) = app.store.get_order(order_id).await? else {
         return Err(Step::Fail(RefundError::NoOrder(order_id.clone())));
     };
@@ -92,9 +86,7 @@ async fn attempt(
     tx.extend(release_stock(app, &order)?);
     tx.extend(give_back_points(app, &order, LedgerReason::Refund, points_refunded, now).await?);
     tx.push(app.store.op_update_order(order.version, &refunded)?);
-    for e in &events {
-        tx.push(app.store.op_put_event(e, correlation_id, traceparent)?);
-    }
+    tx.extend(super::outbox(app, &events, correlation_id)?);
     app.store.transact(tx).await?;
     app.count("Refunds", 1);
     Ok(Some(points_refunded))

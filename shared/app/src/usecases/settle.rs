@@ -166,9 +166,7 @@ async fn attempt(
     }
     if !events.is_empty() {
         tx.push(app.store.op_update_order(order.version, &new_order)?);
-        for e in &events {
-            tx.push(app.store.op_put_event(e, correlation_id, None)?);
-        }
+        tx.extend(super::outbox(app, &events, correlation_id)?);
     }
     if tx.is_empty() {
         return Ok(Settled { order: new_order, payment, orphaned: false });

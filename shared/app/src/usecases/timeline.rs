@@ -1,6 +1,7 @@
 //! The saga of one order as a read model: every event, and what each
 //! consumer did with it, oldest first (`GET /orders/{orderId}/timeline`,
-//! `shop timeline`).
+//! `shop timeline`). Each event names the request that caused it: its
+//! correlation id and trace id.
 
 use crate::App;
 use serde_json::{Value, json};
@@ -13,9 +14,14 @@ pub async fn timeline(app: &App, order_id: &OrderId) -> anyhow::Result<Value> {
     let outcomes = app.store.outcomes_of(order_id).await?;
     let mut steps = Vec::new();
     for e in &events {
+        // The request that caused the event: its correlation id, and its
+        // trace as the X-Ray trace id the logs carry.
+        let detail: Value = serde_json::from_str(&e.detail).unwrap_or(Value::Null);
+        let trace_id = detail.get("traceparent").and_then(Value::as_str).and_then(crate::obs::trace::trace_id_of);
         steps.push(json!({
             "at": e.occurred_at.to_rfc3339(), "kind": "event", "eventId": e.event_id,
             "detailType": e.detail_type, "published": !e.pending,
+            "correlationId": detail.get("correlationId"), "traceId": trace_id,
         }));
         for o in outcomes.iter().filter(|o| o.event_id == e.event_id) {
             steps.push(json!({

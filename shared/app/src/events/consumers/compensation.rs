@@ -49,7 +49,7 @@ impl Consumer for CompensationConsumer {
                 if let Some(key) = payment_key {
                     cancel_at_pg(app, key, "refund requested by the customer", correlation_id).await?;
                 }
-                match complete_refund(app, &event.order_id, correlation_id, detail.traceparent.as_deref()).await? {
+                match complete_refund(app, &event.order_id, correlation_id).await? {
                     Some(points) => Ok(Done::Applied(format!("refunded; {} points back", points.won()))),
                     None => Ok(Done::Skipped("already refunded".into())),
                 }

@@ -29,12 +29,14 @@ pub const ANALYTICS: &str = "analytics";
 pub const NAMES: [&str; 3] = [COUPON, COMPENSATION, ANALYTICS];
 
 use crate::App;
+use crate::obs::trace;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::Value;
 use shop_domain::{EventDetail, OrderEvent};
 use shop_store::StoreError;
 use shop_store::idempotency::{Claim, StoredResponse};
 use shop_store::saga::Outcome;
+use tracing::Instrument as _;
 
 /// What a consumer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +96,8 @@ pub async fn handle_sqs(app: &App, consumer: &dyn Consumer, event: SqsEvent) -> 
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         let body = message.body.as_deref().unwrap_or_default();
-        if let Err(e) = handle_message(app, consumer, body).await {
+        let trace_header = message.attributes.get("AWSTraceHeader").map(String::as_str);
+        if let Err(e) = handle_message(app, consumer, body, trace_header).await {
             tracing::warn!(consumer = consumer.name(), message_id = %id, error = %e, "message failed");
             if matches!(e, ConsumerError::Permanent(_)) {
                 app.count("ConsumerPermanentFailures", 1);
@@ -109,17 +112,49 @@ pub async fn handle_sqs(app: &App, consumer: &dyn Consumer, event: SqsEvent) -> 
     response
 }
 
-/// Handles one message body; `Ok` means delete it.
-#[tracing::instrument(skip_all, fields(consumer = consumer.name(), order_id, event_id, correlation_id))]
-pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> Result<Done, ConsumerError> {
+/// Handles one message body; `Ok` means delete it. The message is handled
+/// in a span that continues the trace of the request that caused the event
+/// (SQS's `AWSTraceHeader`, else the envelope's `traceparent`); the
+/// invocation is linked to it.
+pub async fn handle_message(
+    app: &App,
+    consumer: &dyn Consumer,
+    body: &str,
+    aws_trace_header: Option<&str>,
+) -> Result<Done, ConsumerError> {
     let (event, detail, _) = decode(body).map_err(|e| ConsumerError::Permanent(format!("undecodable message: {e}")))?;
-    tracing::Span::current()
-        .record("order_id", event.order_id.as_str())
-        .record("event_id", detail.event_id.as_str())
-        .record("correlation_id", detail.correlation_id.as_str());
+    let span = tracing::info_span!(
+        "message",
+        consumer = consumer.name(),
+        order_id = event.order_id.as_str(),
+        event_id = detail.event_id.as_str(),
+        correlation_id = detail.correlation_id.as_str(),
+        detail_type = event.kind.detail_type(),
+        xray_trace_id = tracing::field::Empty,
+    );
+    let parent = trace::message_parent(aws_trace_header, detail.traceparent.as_deref());
+    if let Some(cx) = &parent {
+        trace::link_current(cx);
+    }
+    trace::continue_trace(&span, parent);
+    let result = handle_event(app, consumer, &event, &detail).instrument(span.clone()).await;
+    span.in_scope(|| match &result {
+        Ok(Done::Applied(note)) => tracing::info!(outcome = "done", note = %note, "handled"),
+        Ok(Done::Skipped(note)) => tracing::info!(outcome = "skipped", note = %note, "handled"),
+        Err(e) => tracing::info!(outcome = "failed", error = %e, "handled"),
+    });
+    result
+}
+
+async fn handle_event(
+    app: &App,
+    consumer: &dyn Consumer,
+    event: &OrderEvent,
+    detail: &EventDetail,
+) -> Result<Done, ConsumerError> {
     if app.chaos.fail(&format!("consumer.{}", consumer.name())) {
         // Before the claim, so this may be a duplicate: never overwrite DONE.
-        let failed = outcome_of(consumer, &event, "FAILED", Some("injected failure (chaos)".into()), app.clock.now());
+        let failed = outcome_of(consumer, event, "FAILED", Some("injected failure (chaos)".into()), app.clock.now());
         if let Err(e) = app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &failed).await {
             tracing::warn!(error = %e, "could not record the outcome");
         }
@@ -132,7 +167,7 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
         Claim::Replay(_) => {
             // Done before; its own record may have been lost with the
             // process that did it (killed between the two writes).
-            let outcome = outcome_of(consumer, &event, "SKIPPED", Some("duplicate delivery".into()), app.clock.now());
+            let outcome = outcome_of(consumer, event, "SKIPPED", Some("duplicate delivery".into()), app.clock.now());
             if let Err(e) =
                 app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &outcome).await
             {
@@ -144,7 +179,7 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
             return Err(ConsumerError::Retryable("the same event is being handled".into()));
         }
     };
-    let result = consumer.handle(app, &event, &detail).await;
+    let result = consumer.handle(app, event, detail).await;
     if result.is_ok() && app.chaos.fail(&format!("consumer.{}.crash", consumer.name())) {
         // As if the process died here: the work is done, nothing recorded,
         // the message not deleted and the lock held until it lapses.
@@ -164,7 +199,7 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
             // The work is done and will not be done again; without its record
             // the saga log would never show it. Retried, the message comes
             // back as a duplicate, which records it.
-            let outcome = outcome_of(consumer, &event, status, Some(note.clone()), app.clock.now());
+            let outcome = outcome_of(consumer, event, status, Some(note.clone()), app.clock.now());
             if let Err(e) = app.store.outcome_put(&event.order_id, event.aggregate_version, &outcome).await {
                 return Err(ConsumerError::Retryable(format!("done, but recording it failed: {e}")));
             }
@@ -173,7 +208,7 @@ pub async fn handle_message(app: &App, consumer: &dyn Consumer, body: &str) -> R
             if let Err(release) = app.store.idem_release(&lock).await {
                 tracing::warn!(error = %release, "could not release consumer record");
             }
-            record(app, consumer, &event, "FAILED", Some(e.to_string())).await;
+            record(app, consumer, event, "FAILED", Some(e.to_string())).await;
         }
     }
     result
