@@ -745,11 +745,13 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
         log(f"  {name:<28} visible={depth(sqs, url)} in-flight={depth(sqs, url, in_flight=True) - depth(sqs, url)}")
     tl = subprocess.run([str(bin_dir / "shop"), "timeline", order_a, "--table", table], env=shop_env, capture_output=True, text=True, timeout=60)
     log(f"  shop timeline {order_a} --table {table}:\n{tl.stdout}{tl.stderr[-300:]}")
-    expect(tl.returncode == 0 and "analytics" in tl.stdout and "coupon" in tl.stdout, "the saga timeline read from the deployed table")
+    expect(tl.returncode == 0 and "analytics" in tl.stdout and "coupon" in tl.stdout and "trace=1-" in tl.stdout,
+           "the saga timeline read from the deployed table, each event with its trace id")
     expect(depth(sqs, queue_url["PublisherFailureQueue"]) == 0, "no outbox record given up by the publisher")
     wait_for("every outbox event published and cleared (pendingOutbox index empty)",
              outbox_empty, 30)
     check_log_lines(logs, order_a)
+    check_one_trace(logs, ddb, table, pg, order_a)
     cw = client("cloudwatch")
     board = json.loads(cw.get_dashboard(DashboardName=f"{STACK}-saga")["DashboardBody"])
     text = json.dumps(board)
@@ -828,6 +830,58 @@ def check_log_lines(logs, order_a: str) -> None:
     expect(EXPECTED_METRICS <= emf_metrics and emf_without_service == 0,
            f"EMF metrics {sorted(EXPECTED_METRICS)} flushed, each document with its function as `service` "
            f"(seen: {sorted(map(str, emf_metrics))}; {emf_without_service} without)")
+
+
+def app_lines(logs, function: str, order_id: str) -> list:
+    """The function's JSON application lines about one order."""
+    out = []
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=f"/aws/lambda/{STACK}-{function}"):
+        for e in page.get("events", []):
+            try:
+                line = json.loads(e["message"])
+            except ValueError:
+                continue
+            if isinstance(line, dict) and line.get("order_id") == order_id:
+                out.append(line)
+    return out
+
+
+def xray_id(traceparent: str) -> str:
+    """The X-Ray trace id of a W3C traceparent (00-<32 hex>-<16 hex>-<flags>)."""
+    trace = traceparent.split("-")[1]
+    return f"1-{trace[:8]}-{trace[8:]}"
+
+
+def check_one_trace(logs, ddb, table: str, pg: str, order_id: str) -> None:
+    """Order A's paying request, the OrderPaid event it wrote to the outbox,
+    the PutEvents entry the publisher made of it and each consumer's handling
+    of it (replays and republishes included) share one trace id."""
+    answered = [l for l in app_lines(logs, "confirm-payment", order_id) if l.get("message") == "answered"]
+    expect(len(answered) == 1 and str(answered[0].get("xray_trace_id", "")).startswith("1-"),
+           f"confirm-payment answered order A once, in an X-Ray trace ({answered})")
+    trace = answered[0]["xray_trace_id"]
+    items = ddb.query(TableName=table, KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+                      ExpressionAttributeValues={":pk": {"S": f"ORDER#{order_id}"}, ":sk": {"S": "EVENT#"}})["Items"]
+    paid = [json.loads(i["detail"]["S"]) for i in items if i["detailType"]["S"] == "OrderPaid"]
+    expect(len(paid) == 1 and paid[0].get("traceparent") and xray_id(paid[0]["traceparent"]) == trace,
+           f"the OrderPaid outbox event stores that trace ({paid[0].get('traceparent') if paid else None} ~ {trace})")
+    published = [l for l in app_lines(logs, "stream-publisher", order_id)
+                 if l.get("message") == "published" and l.get("detail_type") == "OrderPaid"]
+    expect(published and all(l.get("xray_trace_id") == trace and str(l.get("trace_header", "")).startswith(f"Root={trace};")
+                             for l in published),
+           f"{len(published)} PutEvents entr(ies) of it with TraceHeader Root={trace} "
+           f"({[l.get('trace_header') for l in published]})")
+    for consumer in ("coupon", "analytics"):
+        handled = [l for l in app_lines(logs, consumer, order_id)
+                   if l.get("message") == "handled" and l.get("detail_type") == "OrderPaid"]
+        expect(handled and all(l.get("xray_trace_id") == trace for l in handled),
+               f"{consumer}: {len(handled)} handling(s) of it, each in trace {trace} "
+               f"({sorted({str(l.get('xray_trace_id')) for l in handled})}, outcomes {[l.get('outcome') for l in handled]})")
+    _, calls = http("GET", f"{pg}/v1/sim/calls?orderId={order_id}&op=confirm")
+    calls = calls if isinstance(calls, list) else (calls or {}).get("calls", [])
+    expect(len(calls) == 1 and calls[0].get("correlationId") == answered[0].get("correlation_id")
+           and xray_id(calls[0].get("traceparent") or "0-0-0") == trace,
+           f"the PG's confirm call carried the request's correlation id and trace ({calls})")
 
 
 def dump_function_logs(endpoint: str, lines: int = 25) -> None:

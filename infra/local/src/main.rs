@@ -490,10 +490,11 @@ async fn main() -> anyhow::Result<()> {
                     let s = |k: &str| step[k].as_str().unwrap_or("").to_owned();
                     lines.push(match s("kind").as_str() {
                         "event" => format!(
-                            "{}  {:<28} {}{}",
+                            "{}  {:<28} {}  trace={}{}",
                             s("at"),
                             s("detailType"),
                             s("eventId"),
+                            step["traceId"].as_str().unwrap_or("-"),
                             if step["published"] == true { "" } else { "  (not yet published)" }
                         ),
                         _ => format!(
