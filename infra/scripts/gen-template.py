@@ -455,6 +455,21 @@ w("""Outputs:
     Value: !Ref EventBus
   DashboardUrl:
     Value: !Sub "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${AWS::StackName}-saga"
-""")
+  # What `shop … --stack NAME` resolves (infra/local/src/cli/stack.rs).
+  EventBusArn:
+    Value: !GetAtt EventBus.Arn
+  ArchiveArn:
+    Value: !GetAtt EventArchive.Arn
+  TableStreamArn:
+    Value: !GetAtt Table.StreamArn
+  PublisherFailureQueueUrl:
+    Value: !Ref PublisherFailureQueue
+""" + "".join(f"""  {camel(c)}QueueUrl:
+    Value: !Ref {camel(c)}Queue
+  {camel(c)}DlqUrl:
+    Value: !Ref {camel(c)}QueueDlq
+  {camel(c)}RuleArn:
+    Value: !GetAtt {camel(c)}Rule.Arn
+""" for c in [r["consumer"] for r in rules["rules"]]))
 (root / "infra/template.yaml").write_text("\n".join(out))
 print(f"infra/template.yaml: {len(routes)} routes, {len(rules['rules'])} rules")

@@ -164,20 +164,29 @@ enum Command {
         /// Only to this consumer (coupon, compensation, analytics).
         #[arg(long)]
         consumer: Option<String>,
+        #[command(flatten)]
+        stack: StackArg,
         #[arg(long)]
         json: bool,
     },
-    /// Publish outbox events written since a time again (consumers dedupe by event id).
+    /// Publish outbox events again (consumers dedupe by event id): those written since a time,
+    /// or with --from-failure-queue the windows of the stream publisher's OnFailure records.
     Republish {
         #[command(flatten)]
         data: DataDir,
         /// RFC 3339, or relative: -30m, -2h, -1d.
-        #[arg(long, allow_hyphen_values = true)]
-        since: String,
+        #[arg(long, allow_hyphen_values = true, required_unless_present = "from_failure_queue")]
+        since: Option<String>,
         /// Work on this DynamoDB table of a deployed stack instead of the data dir
         /// (credentials, region and endpoint from the usual AWS_* variables / profile).
-        #[arg(long, env = "SHOP_TABLE")]
+        #[arg(long, env = "SHOP_TABLE", conflicts_with = "stack")]
         table: Option<String>,
+        /// Read the stack's PublisherFailureQueue: republish the shard and sequence window of each
+        /// record the stream publisher gave up on, then delete the record.
+        #[arg(long, requires = "stack", conflicts_with = "since")]
+        from_failure_queue: bool,
+        #[command(flatten)]
+        stack: StackArg,
         #[arg(long)]
         json: bool,
     },
@@ -281,22 +290,47 @@ enum CampaignCommand {
 
 #[derive(Subcommand)]
 enum DlqCommand {
-    /// Messages in the DLQs (of one consumer, or all).
+    /// Messages in the DLQs (of one consumer, or all); with --stack peeked without consuming them.
     List {
         consumer: Option<String>,
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        stack: StackArg,
+        /// With --stack: at most this many messages per DLQ.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
         #[arg(long)]
         json: bool,
     },
-    /// Move a consumer's DLQ messages back to its queue.
+    /// Move a consumer's DLQ messages back to its queue (with --stack: SQS StartMessageMoveTask).
     Redrive {
         consumer: String,
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        stack: StackArg,
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A deployed stack to operate instead of the data dir.
+#[derive(clap::Args)]
+struct StackArg {
+    /// The CloudFormation stack (e.g. `shop` from samconfig.toml): its queues, archive and table
+    /// are read from its outputs; credentials, region and endpoint from the usual AWS chain.
+    #[arg(id = "stack", long = "stack", value_name = "NAME", env = "SHOP_STACK")]
+    name: Option<String>,
+}
+
+impl StackArg {
+    async fn resolve(&self) -> anyhow::Result<Option<shop_local::cli::stack::DeployedStack>> {
+        match &self.name {
+            Some(n) => Ok(Some(shop_local::cli::stack::DeployedStack::resolve(n).await?)),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The deployed stack's table when `table` is given, else the local data dir.
@@ -410,9 +444,11 @@ async fn main() -> anyhow::Result<()> {
                 shop_local::cli::bench::run(shop_local::cli::bench::BenchOptions { orders, concurrency, full }).await?;
             println!("{report}");
         }
-        Command::Dlq { command: DlqCommand::List { consumer, data: DataDir { data_dir }, json } } => {
-            let app = open_app(&data_dir).await?;
-            let entries = shop_local::cli::ops::dlq_list(&app, consumer.as_deref()).await?;
+        Command::Dlq { command: DlqCommand::List { consumer, data: DataDir { data_dir }, stack, limit, json } } => {
+            let entries = match stack.resolve().await? {
+                Some(stack) => shop_local::cli::stack::dlq_list(&stack, consumer.as_deref(), limit).await?,
+                None => shop_local::cli::ops::dlq_list(&open_app(&data_dir).await?, consumer.as_deref()).await?,
+            };
             print(json, &serde_json::to_value(&entries)?, || {
                 if entries.is_empty() {
                     return "no messages in the DLQs".to_owned();
@@ -433,21 +469,46 @@ async fn main() -> anyhow::Result<()> {
                     .join("\n")
             });
         }
-        Command::Dlq { command: DlqCommand::Redrive { consumer, data: DataDir { data_dir }, json } } => {
+        Command::Dlq { command: DlqCommand::Redrive { consumer, data: DataDir { data_dir }, stack, json } } => {
+            if let Some(stack) = stack.resolve().await? {
+                let r = shop_local::cli::stack::dlq_redrive(&stack, &consumer).await?;
+                print(json, &serde_json::to_value(&r)?, || {
+                    format!(
+                        "moved {} message(s) from {consumer}'s DLQ back to its queue ({}, {})",
+                        r.moved, r.method, r.status
+                    )
+                });
+                return Ok(());
+            }
             let app = open_app(&data_dir).await?;
             let moved = shop_local::cli::ops::dlq_redrive(&app, &consumer).await?;
             print(json, &serde_json::json!({"consumer": consumer, "moved": moved}), || {
                 format!("moved {moved} message(s) from {consumer}-dlq back to {consumer}")
             });
         }
-        Command::Replay { data: DataDir { data_dir }, from, to, consumer, json } => {
-            let app = open_app(&data_dir).await?;
+        Command::Replay { data: DataDir { data_dir }, from, to, consumer, stack, json } => {
             let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
             let from = shop_local::cli::ops::parse_time(&from, now)?;
             let to = match to {
                 Some(t) => shop_local::cli::ops::parse_time(&t, now)?,
                 None => now.plus_secs(1),
             };
+            if let Some(stack) = stack.resolve().await? {
+                let r = shop_local::cli::stack::replay(&stack, from, to, consumer.as_deref()).await?;
+                print(json, &serde_json::to_value(&r)?, || {
+                    format!(
+                        "replay {} {}: {} .. {} from {}{}",
+                        r.replay_name,
+                        r.state,
+                        r.from,
+                        r.to,
+                        r.archive_arn,
+                        r.consumer.as_deref().map(|c| format!(" to {c}")).unwrap_or_default()
+                    )
+                });
+                return Ok(());
+            }
+            let app = open_app(&data_dir).await?;
             let rules = shop_local::emulate::rules::rules()?;
             let r = shop_local::cli::ops::replay(&app, &rules, from, to, consumer.as_deref()).await?;
             print(json, &serde_json::to_value(&r)?, || {
@@ -457,10 +518,31 @@ async fn main() -> anyhow::Result<()> {
                 )
             });
         }
-        Command::Republish { data: DataDir { data_dir }, since, table, json } => {
-            let app = target(&data_dir, table.as_deref()).await?;
-            let sender = if table.is_some() { "the stream publisher" } else { "`shop up`" };
+        Command::Republish { data: DataDir { data_dir }, since, table, from_failure_queue, stack, json } => {
+            let stack = stack.resolve().await?;
+            if let (Some(stack), true) = (&stack, from_failure_queue) {
+                let r = shop_local::cli::stack::republish_failures(stack).await?;
+                print(json, &serde_json::to_value(&r)?, || {
+                    format!(
+                        "{} failure record(s): {} window(s) read from the stream ({} record(s)), {} taken by time; \
+                         {} outbox event(s) marked for publishing again, {} record(s) deleted",
+                        r.records,
+                        r.windows_from_stream,
+                        r.stream_records,
+                        r.windows_by_time,
+                        r.republished,
+                        r.deleted
+                    )
+                });
+                return Ok(());
+            }
+            let app = match &stack {
+                Some(s) => s.app().await?,
+                None => target(&data_dir, table.as_deref()).await?,
+            };
+            let sender = if table.is_some() || stack.is_some() { "the stream publisher" } else { "`shop up`" };
             let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+            let since = since.ok_or_else(|| anyhow::anyhow!("--since or --from-failure-queue"))?;
             let n = shop_local::cli::ops::republish(&app, shop_local::cli::ops::parse_time(&since, now)?).await?;
             print(json, &serde_json::json!({"republished": n}), || {
                 format!("{n} outbox event(s) marked for publishing again; {sender} sends them")

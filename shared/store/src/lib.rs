@@ -326,6 +326,12 @@ impl Store {
     }
 
     /// The order's outbox events, oldest first.
+    /// The outbox event at this key (from a stream record's keys), if any.
+    pub async fn event_at(&self, pk: &str, sk: &str) -> Result<Option<StoredEvent>> {
+        let item = self.get((pk.to_owned(), sk.to_owned())).await?;
+        Ok(item.filter(|it| sk.starts_with("EVENT#") && it.contains_key("detail")).as_ref().map(entities::stored_event_from).transpose()?)
+    }
+
     pub async fn events_of(&self, order: &OrderId) -> Result<Vec<StoredEvent>> {
         let (pk, _) = keys::order(order);
         let items = self.query_prefix(&pk, "EVENT#").await?;

@@ -157,7 +157,11 @@ impl Store {
         Ok(queries)
     }
 
-    /// Makes a published event pending again, so the publisher sends it once more.
+    /// Makes an event pending (again), so the publisher sends it once more.
+    /// The write always changes the item (`republishes` counts them): an
+    /// update that leaves an item as it was writes no stream record, and an
+    /// event the publisher gave up on is still pending, with these very
+    /// values — without the count, republishing it would send nothing.
     pub async fn mark_pending(&self, e: &crate::entities::StoredEvent) -> Result<(), StoreError> {
         let order = keys::aggregate_of(&e.pk);
         let res = self
@@ -165,8 +169,9 @@ impl Store {
             .update_item()
             .table_name(self.table())
             .set_key(Some(key(e.pk.clone(), e.sk.clone())))
-            .update_expression("SET outboxShard = :shard, outboxSk = :sk")
+            .update_expression("SET outboxShard = :shard, outboxSk = :sk ADD republishes :one")
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":shard", s(keys::outbox_shard_of(order)))
             .expression_attribute_values(":sk", s(format!("{:013}#{}", e.occurred_at.millis(), e.event_id)))
             .send()

@@ -1,7 +1,8 @@
 //! What `shop` does besides running the stack: the demo catalog
 //! ([`seed`]), the benchmarks ([`bench`]: order placement; [`saga`]: the
 //! whole saga, settled and checked; [`simbench`]: the simulators alone),
-//! operations on the saga ([`ops`]: DLQs, replay, republish, timeline) and
+//! operations on the saga ([`ops`]: DLQs, replay, republish, timeline; the
+//! same against a deployed stack: [`stack`]) and
 //! the business state as one canonical document ([`dump`]).
 
 pub mod bench;
@@ -10,6 +11,7 @@ pub mod ops;
 pub mod saga;
 pub mod seed;
 pub mod simbench;
+pub mod stack;
 
 /// The process's resident memory (Linux), in MB.
 pub fn rss_mb() -> Option<f64> {

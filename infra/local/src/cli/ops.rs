@@ -40,7 +40,7 @@ fn describe(consumer: &str, m: &Message) -> DlqEntry {
     }
 }
 
-fn check_consumer(name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_consumer(name: &str) -> anyhow::Result<()> {
     anyhow::ensure!(CONSUMERS.contains(&name), "unknown consumer {name}; one of {CONSUMERS:?}");
     Ok(())
 }
@@ -117,17 +117,26 @@ pub async fn replay(
 /// publisher sends each once more (consumers dedupe by event id). The
 /// recovery path when a stream's OnFailure destination got only metadata.
 pub async fn republish(app: &App, since: Timestamp) -> anyhow::Result<usize> {
+    republish_between(app, since, None).await
+}
+
+/// As [`republish`], for the events that occurred in `[from, to]` (`to`:
+/// none, up to now).
+pub async fn republish_between(app: &App, from: Timestamp, to: Option<Timestamp>) -> anyhow::Result<usize> {
     // The event log is dated by the app's clock (an event's occurredAt).
     let now = app.clock.now();
     let mut marked = 0;
     // A page at a time; the publisher sends pending events oldest first,
     // whatever order they are marked in.
-    for mut pages in app.store.event_log(since, now.plus_secs(86_400))? {
+    for mut pages in app.store.event_log(from, now.plus_secs(86_400))? {
         while let Some(page) = pages.next_page().await? {
             for it in &page {
-                app.store.mark_pending(&shop_store::entities::stored_event_from(it)?).await?;
+                let e = shop_store::entities::stored_event_from(it)?;
+                if to.is_none_or(|to| e.occurred_at <= to) {
+                    app.store.mark_pending(&e).await?;
+                    marked += 1;
+                }
             }
-            marked += page.len();
         }
     }
     Ok(marked)
