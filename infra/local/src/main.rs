@@ -526,12 +526,7 @@ async fn main() -> anyhow::Result<()> {
                     format!(
                         "{} failure record(s): {} window(s) read from the stream ({} record(s)), {} taken by time; \
                          {} outbox event(s) marked for publishing again, {} record(s) deleted",
-                        r.records,
-                        r.windows_from_stream,
-                        r.stream_records,
-                        r.windows_by_time,
-                        r.republished,
-                        r.deleted
+                        r.records, r.windows_from_stream, r.stream_records, r.windows_by_time, r.republished, r.deleted
                     )
                 });
                 return Ok(());

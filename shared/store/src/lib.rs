@@ -329,7 +329,11 @@ impl Store {
     /// The outbox event at this key (from a stream record's keys), if any.
     pub async fn event_at(&self, pk: &str, sk: &str) -> Result<Option<StoredEvent>> {
         let item = self.get((pk.to_owned(), sk.to_owned())).await?;
-        Ok(item.filter(|it| sk.starts_with("EVENT#") && it.contains_key("detail")).as_ref().map(entities::stored_event_from).transpose()?)
+        Ok(item
+            .filter(|it| sk.starts_with("EVENT#") && it.contains_key("detail"))
+            .as_ref()
+            .map(entities::stored_event_from)
+            .transpose()?)
     }
 
     pub async fn events_of(&self, order: &OrderId) -> Result<Vec<StoredEvent>> {

@@ -69,7 +69,10 @@ impl DeployedStack {
 
     fn output(&self, key: &str) -> anyhow::Result<&str> {
         self.outputs.get(key).map(String::as_str).ok_or_else(|| {
-            anyhow::anyhow!("stack {} has no output {key} (deployed from an older template? `sam deploy` again)", self.name)
+            anyhow::anyhow!(
+                "stack {} has no output {key} (deployed from an older template? `sam deploy` again)",
+                self.name
+            )
         })
     }
 
@@ -270,14 +273,20 @@ async fn follow_move_task(
             match status.as_str() {
                 "COMPLETED" | "FAILED" | "CANCELLED" => {
                     if status == "FAILED" {
-                        anyhow::bail!("the move task failed after {moved} message(s): {}", t.failure_reason().unwrap_or(""));
+                        anyhow::bail!(
+                            "the move task failed after {moved} message(s): {}",
+                            t.failure_reason().unwrap_or("")
+                        );
                     }
                     return Ok((status, moved));
                 }
                 _ => tracing::info!(%status, moved, "moving"),
             }
         }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the move task is still running; see ListMessageMoveTasks");
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the move task is still running; see ListMessageMoveTasks"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -327,7 +336,11 @@ async fn move_by_hand(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> anyhow
             .iter()
             .filter_map(|ok| {
                 let m = messages.get(ok.id().parse::<usize>().ok()?)?;
-                DeleteMessageBatchRequestEntry::builder().id(ok.id()).set_receipt_handle(m.receipt_handle().map(str::to_owned)).build().ok()
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(ok.id())
+                    .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                    .build()
+                    .ok()
             })
             .collect();
         if deletes.is_empty() {
@@ -338,7 +351,11 @@ async fn move_by_hand(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> anyhow
         stuck_rounds = 0;
         let deleted = sqs.delete_message_batch().queue_url(from).set_entries(Some(deletes)).send().await?;
         for f in deleted.failed() {
-            tracing::warn!(id = f.id(), code = f.code(), "moved but not deleted: it will be delivered twice (consumers dedupe)");
+            tracing::warn!(
+                id = f.id(),
+                code = f.code(),
+                "moved but not deleted: it will be delivered twice (consumers dedupe)"
+            );
         }
         moved += sent.successful().len() as u64;
     }
@@ -392,7 +409,11 @@ pub async fn replay(
         let state = d.state().map(|s| s.as_str().to_owned()).unwrap_or_else(|| "UNKNOWN".into());
         match state.as_str() {
             "COMPLETED" | "FAILED" | "CANCELLED" => {
-                anyhow::ensure!(state == "COMPLETED", "replay {replay_name} {state}: {}", d.state_reason().unwrap_or(""));
+                anyhow::ensure!(
+                    state == "COMPLETED",
+                    "replay {replay_name} {state}: {}",
+                    d.state_reason().unwrap_or("")
+                );
                 return Ok(ReplayReport {
                     replay_name,
                     state,
@@ -404,7 +425,10 @@ pub async fn replay(
                 });
             }
             _ => {
-                anyhow::ensure!(std::time::Instant::now() < deadline, "replay {replay_name} still {state}; see DescribeReplay");
+                anyhow::ensure!(
+                    std::time::Instant::now() < deadline,
+                    "replay {replay_name} still {state}; see DescribeReplay"
+                );
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -428,7 +452,10 @@ impl FailedWindow {
         let v: Value = serde_json::from_str(body).context("an OnFailure record is JSON")?;
         let info = v.get("DDBStreamBatchInfo").ok_or_else(|| anyhow::anyhow!("no DDBStreamBatchInfo in the record"))?;
         let text = |k: &str| {
-            info.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| anyhow::anyhow!("DDBStreamBatchInfo.{k} missing"))
+            info.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("DDBStreamBatchInfo.{k} missing"))
         };
         let time = |k: &str| info.get(k).and_then(Value::as_str).and_then(Timestamp::parse_rfc3339);
         Ok(Self {
@@ -505,7 +532,11 @@ pub async fn republish_failures(stack: &DeployedStack) -> anyhow::Result<Republi
                         super::ops::republish_between(&app, first.plus_secs(-60), Some(last.plus_secs(60))).await?;
                 }
             }
-            sqs.delete_message().queue_url(url).set_receipt_handle(m.receipt_handle().map(str::to_owned)).send().await?;
+            sqs.delete_message()
+                .queue_url(url)
+                .set_receipt_handle(m.receipt_handle().map(str::to_owned))
+                .send()
+                .await?;
             report.deleted += 1;
         }
     }
@@ -549,10 +580,10 @@ async fn read_window(
                 Some(AttributeValue::S(v)) => Some(v.clone()),
                 _ => None,
             };
-            if let (Some(pk), Some(sk)) = (key("pk"), key("sk")) {
-                if sk.starts_with("EVENT#") {
-                    keys.push((pk, sk));
-                }
+            if let (Some(pk), Some(sk)) = (key("pk"), key("sk"))
+                && sk.starts_with("EVENT#")
+            {
+                keys.push((pk, sk));
             }
             if seq == w.end_sequence {
                 return Ok((records, keys));
@@ -579,7 +610,10 @@ mod tests {
             "streamArn":"arn:aws:dynamodb:eu-west-1:1:table/t/stream/2026"}}"#;
         let w = FailedWindow::parse(body).unwrap();
         assert_eq!(w.shard_id, "shardId-00000001");
-        assert_eq!((w.start_sequence.as_str(), w.end_sequence.as_str()), ("900000000000000000001", "1000000000000000000002"));
+        assert_eq!(
+            (w.start_sequence.as_str(), w.end_sequence.as_str()),
+            ("900000000000000000001", "1000000000000000000002")
+        );
         assert_eq!(w.first_arrival, Timestamp::parse_rfc3339("2026-12-05T10:00:00Z"));
         assert!(FailedWindow::parse(r#"{"version":"1.0"}"#).is_err());
         assert!(FailedWindow::parse("not json").is_err());
