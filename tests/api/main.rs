@@ -5,6 +5,7 @@ mod attacks;
 mod campaigns;
 mod catalog;
 mod concurrency;
+mod console;
 mod dump;
 mod events;
 mod idempotency;

@@ -37,17 +37,35 @@ fn mac(secret: &str) -> Hmac<Sha256> {
     Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
 }
 
-/// A token for `sub`, valid from `now_secs` for `ttl_secs`.
+/// The claim and value that make a token an operator's (the console's
+/// only key; a shopper's token has no `role`).
+pub const ROLE_CLAIM: &str = "role";
+pub const OPERATOR: &str = "operator";
+
+/// A shopper's token for `sub`, valid from `now_secs` for `ttl_secs`.
 pub fn issue(secret: &str, sub: &str, now_secs: i64, ttl_secs: i64) -> String {
+    sign(
+        secret,
+        serde_json::json!({
+            "sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now_secs, "exp": now_secs + ttl_secs, "scope": "orders",
+        }),
+    )
+}
+
+/// An operator's token for `sub` (the saga console), valid from `now_secs`
+/// for `ttl_secs`.
+pub fn issue_operator(secret: &str, sub: &str, now_secs: i64, ttl_secs: i64) -> String {
+    sign(
+        secret,
+        serde_json::json!({
+            "sub": sub, "iss": ISSUER, "aud": AUDIENCE, "iat": now_secs, "exp": now_secs + ttl_secs,
+            "scope": "console", "role": OPERATOR,
+        }),
+    )
+}
+
+fn sign(secret: &str, claims: serde_json::Value) -> String {
     let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = serde_json::json!({
-        "sub": sub,
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "iat": now_secs,
-        "exp": now_secs + ttl_secs,
-        "scope": "orders",
-    });
     let payload = B64.encode(claims.to_string());
     let signing_input = format!("{header}.{payload}");
     let mut m = mac(secret);
@@ -126,5 +144,13 @@ mod tests {
         assert_eq!(verify("k", &tampered.join("."), 0), Err(JwtError::Signature));
         let none_alg = format!("{}.{}.", B64.encode(r#"{"alg":"none"}"#), tampered[1]);
         assert_eq!(verify("k", &none_alg, 0), Err(JwtError::Algorithm));
+    }
+
+    #[test]
+    fn only_an_operator_token_carries_the_role() {
+        let op = verify("k", &issue_operator("k", "ops", 1000, 60), 1010).unwrap();
+        assert_eq!(op.get(ROLE_CLAIM).map(String::as_str), Some(OPERATOR));
+        let shopper = verify("k", &issue("k", "u1", 1000, 60), 1010).unwrap();
+        assert_eq!(shopper.get(ROLE_CLAIM), None);
     }
 }

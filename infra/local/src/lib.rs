@@ -13,6 +13,7 @@
 //! | [`emulate`] | what AWS provides in the cloud: API Gateway with its JWT authorizer ([`emulate::api_gateway`], [`jwt`]), the table's stream ([`emulate::runner`] delivers the outbox), EventBridge with its rules and archive ([`emulate::bus`], [`emulate::rules`]), SQS queues and DLQs ([`emulate::queue`]) |
 //! | [`engine`] | the DynamoDB engine under the store (embedded, or an endpoint such as DynamoDB Local) and the meter on every store call |
 //! | [`sim`] | the outside world: the Toss-compatible PG simulator ([`sim::pg`]) and the data-platform sink ([`sim::sink`]), each on its own SQLite ([`sim::db`]) |
+//! | [`console`] | the saga console at `/console`: operators' pages over the store, the queues and the simulators |
 //! | [`cli`] | what `shop` does besides `up`: seeding, the benchmarks, operations (DLQ, replay, republish, timeline, dump) |
 //! | [`otlp`] | `shop up --otlp`: the stack's spans to an OpenTelemetry collector |
 //! | [`chaos`] | the fault injector of the chaos soak (`shop up --chaos`): every fault class at random, seeded |
@@ -21,6 +22,7 @@
 
 pub mod chaos;
 pub mod cli;
+pub mod console;
 pub mod emulate;
 pub mod engine;
 pub mod jwt;
@@ -275,7 +277,14 @@ impl Stack {
 
         let state =
             Arc::new(emulate::api_gateway::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
-        tasks.serve("API", listener, emulate::api_gateway::router(state));
+        // The console beside the API, on the same loopback port.
+        let console = Arc::new(console::ConsoleState {
+            app: app.clone(),
+            pg: Some(pg.clone()),
+            sink: Some(sink.clone()),
+            jwt_secret: opts.jwt_secret.clone(),
+        });
+        tasks.serve("API", listener, console::mount(emulate::api_gateway::router(state), console));
 
         let scheduled = app.clone();
         let every = opts.schedule_every;

@@ -82,8 +82,12 @@ enum Command {
     },
     /// Print a development JWT for a user.
     Token {
+        /// The shopper the token is for (or, with --operator, the operator's name).
+        #[arg(long, required_unless_present = "operator")]
+        user: Option<String>,
+        /// An operator's token for the saga console (`role: operator`), not a shopper's.
         #[arg(long)]
-        user: String,
+        operator: bool,
         /// Validity in seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl: i64,
@@ -369,9 +373,15 @@ fn now_secs() -> i64 {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Token { user, ttl, jwt_secret } => {
-            shop_domain::UserId::parse(user.as_str())?;
-            println!("{}", jwt::issue(&jwt_secret, &user, now_secs(), ttl));
+        Command::Token { user, operator, ttl, jwt_secret } => {
+            if operator {
+                let name = user.unwrap_or_else(|| "operator".to_owned());
+                println!("{}", jwt::issue_operator(&jwt_secret, &name, now_secs(), ttl));
+            } else {
+                let user = user.ok_or_else(|| anyhow::anyhow!("--user or --operator"))?;
+                shop_domain::UserId::parse(user.as_str())?;
+                println!("{}", jwt::issue(&jwt_secret, &user, now_secs(), ttl));
+            }
         }
         Command::Bench {
             orders,

@@ -1,0 +1,5 @@
+//! One file per page; [`shell`] is the frame they share.
+
+pub mod order;
+pub mod orders;
+pub mod shell;

@@ -1,0 +1,119 @@
+//! One order's saga: the lanes on one time axis, failures in bold, pending
+//! steps as pending, and the money beside them. The lanes refresh every
+//! two seconds (htmx polls `/saga`, which renders them alone).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+use shop_domain::OrderId;
+
+use super::shell;
+use crate::console::ConsoleState;
+use crate::console::saga::{self, OrderSaga};
+
+pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
+    match load(&state, &order_id).await {
+        Ok(Some(s)) => shell::page(&format!("Order {}", s.order.id), full(&s)).into_response(),
+        Ok(None) => {
+            (StatusCode::NOT_FOUND, shell::page("No such order", html! { p { code { (order_id) } } })).into_response()
+        }
+        Err(e) => failed(&e),
+    }
+}
+
+/// The live part alone (what htmx swaps in).
+pub async fn live(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
+    match load(&state, &order_id).await {
+        Ok(Some(s)) => axum::response::Html(live_part(&s).into_string()).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => failed(&e),
+    }
+}
+
+async fn load(state: &ConsoleState, order_id: &str) -> anyhow::Result<Option<OrderSaga>> {
+    let Ok(id) = OrderId::parse(order_id) else { return Ok(None) };
+    saga::load(&state.app, state.pg.as_deref(), state.sink.as_deref(), &id).await
+}
+
+fn failed(e: &anyhow::Error) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, shell::page("Error", html! { p.Failed { (format!("{e:#}")) } })).into_response()
+}
+
+fn full(s: &OrderSaga) -> Markup {
+    html! {
+        div #saga hx-get={ "/console/orders/" (s.order.id) "/saga" } hx-trigger="every 2s" hx-swap="innerHTML" {
+            (live_part(s))
+        }
+    }
+}
+
+fn live_part(s: &OrderSaga) -> Markup {
+    let o = &s.order;
+    let m = &s.money;
+    html! {
+        p { "Status " strong #status { (o.status.as_str()) } " · version " (o.version) " · user " code { (o.user_id) }
+            @if let Some(c) = &o.coupon_id { " · coupon " code { (c) } }
+            @if let Some(k) = &o.payment_key { " · payment " code { (k) } } }
+        div.grid {
+            section {
+                h2 { "Saga" }
+                table.lanes #steps {
+                    tr { th { "time (UTC)" } th { "lane" } th { "step" } th { "state" } th { "detail" } }
+                    @for step in &s.steps { tr class=(format!("{:?}", step.state)) {
+                        td.mono { (shell::clock(step.at)) }
+                        td.lane { (format!("{:?}", step.lane)) }
+                        td { (step.actor) }
+                        td class=(format!("{:?}", step.state)) { (format!("{:?}", step.state)) }
+                        td { (step.text) }
+                    } }
+                }
+                @if !s.simulated { p.hint { "The PG and data-platform lanes come from the simulators of the local stack." } }
+            }
+            section #money {
+                h2 { "Money" }
+                table {
+                    tr { td { "subtotal" } td.num { (m.subtotal) } }
+                    tr { td { "discount" } td.num { (m.discount) } }
+                    tr { td { "points used" } td.num { (m.points_used) } }
+                    tr { td { "amount due" } td.num { strong { (m.amount_due) } } }
+                    tr { td { "points spent (ledger)" } td.num #points-spent { (m.points_spent) } }
+                    tr { td { "points refunded (ledger)" } td.num #points-refunded { (m.points_refunded) } }
+                    tr { td { "captured at the PG" } td.num #captured { (m.captured) } }
+                    tr { td { "cancelled at the PG" } td.num #cancelled { (m.cancelled) } }
+                }
+                (balance(s))
+            }
+        }
+    }
+}
+
+/// Whether the money agrees with where the order ended: a paid order kept
+/// what it captured and the points it spent; an order that ended otherwise
+/// gave every won and point back.
+fn balance(s: &OrderSaga) -> Markup {
+    use shop_domain::OrderStatus as S;
+    let m = &s.money;
+    let by_points = s.order.payment_method == Some(shop_domain::PaymentMethod::Points);
+    let (want_captured, want_points) = match s.order.status {
+        // Paid with points: the amount due came out of the balance too.
+        S::Paid if by_points => (0, i128::from(m.points_used) + i128::from(m.amount_due)),
+        S::Paid => (i128::from(m.amount_due), i128::from(m.points_used)),
+        S::Refunded | S::Expired | S::Cancelled => (0, 0),
+        // Still moving: nothing to check yet.
+        S::PendingPayment | S::Confirming | S::AwaitingDeposit | S::RefundPending => {
+            return html! { p.hint #balance { "The saga is still moving." } };
+        }
+    };
+    let captured_ok = !s.simulated || m.net_captured() == want_captured;
+    let points_ok = m.net_points() == want_points;
+    html! {
+        @if captured_ok && points_ok {
+            p.balanced #balance { "Balanced: captured − cancelled = " (m.net_captured()) ", points spent − refunded = " (m.net_points()) "." }
+        } @else {
+            p.unbalanced #balance { "Unbalanced: captured − cancelled = " (m.net_captured()) " (want " (want_captured) "), points spent − refunded = " (m.net_points()) " (want " (want_points) ")." }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The frame every page shares, and the assets compiled into the binary.
+
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
+
+/// htmx 2.0.11 from npm (`htmx.org`, 0BSD; sha512 of the package in
+/// docs/adr/0016), served from the binary.
+const HTMX: &str = include_str!("../assets/htmx-2.0.11.min.js");
+const CSS: &str = include_str!("../assets/console.css");
+
+pub async fn htmx() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=86400")], HTMX).into_response()
+}
+
+pub async fn css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=300")], CSS).into_response()
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · shop console" }
+            link rel="stylesheet" href="/console/assets/console.css";
+            script src="/console/assets/htmx.min.js" {}
+        }
+    }
+}
+
+/// A page of the signed-in console, with the navigation.
+pub fn page(title: &str, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                (head(title))
+                body {
+                    nav {
+                        a.brand href="/console/orders" { "shop console" }
+                        a href="/console/orders" { "Orders" }
+                        form.logout method="post" action="/console/logout" { button type="submit" { "Sign out" } }
+                    }
+                    main { h1 { (title) } (body) }
+                }
+            }
+        }
+        .into_string(),
+    )
+}
+
+/// A page outside the console (sign-in, refusals).
+pub fn bare(title: &str, body: Markup) -> Html<String> {
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" { (head(title)) body { main.narrow { h1 { (title) } (body) } } }
+        }
+        .into_string(),
+    )
+}
+
+/// Epoch ms as `HH:MM:SS.mmm` (UTC) for the time axis.
+pub fn clock(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) => shop_domain::Timestamp::from_millis(ms).to_rfc3339().get(11..23).unwrap_or("").to_owned(),
+        None => "—".to_owned(),
+    }
+}

@@ -1,0 +1,203 @@
+//! One order's saga as the console shows it: every step on one time axis,
+//! in lanes — the order's state changes (one per event, by version), the
+//! outbox (written, published), each consumer's attempts and outcome, the
+//! PG (calls and webhooks, from the simulator), the data platform — and the
+//! money beside it, from the order, the points ledger and the PG.
+//!
+//! Reads only what belongs to the order (its item, its events and
+//! outcomes, its ledger rows, the simulators' rows by order id): the cost
+//! is the same at order 100,000 as at order 1.
+
+use serde::Serialize;
+use shop_app::App;
+use shop_domain::{Order, OrderId, points::LedgerEntry};
+use shop_store::saga::Outcome;
+
+use crate::sim::db::Page;
+use crate::sim::pg::{self, Call, PgSim, SimPayment};
+use crate::sim::sink::{Delivery, Sink};
+
+/// A lane of the saga.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Lane {
+    Order,
+    Outbox,
+    Consumer,
+    Pg,
+    DataPlatform,
+}
+
+/// How a step went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum State {
+    Done,
+    Skipped,
+    Failed,
+    Pending,
+}
+
+/// One step on the time axis.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Epoch ms, or `None` for a step still pending.
+    pub at: Option<i64>,
+    pub lane: Lane,
+    /// Who acted: the event type, the consumer, the PG operation.
+    pub actor: String,
+    pub state: State,
+    pub text: String,
+}
+
+/// The money of the order; balanced when what the PG captured and cancelled
+/// and the points spent and given back agree with where the order ended.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MoneyView {
+    pub subtotal: u64,
+    pub discount: u64,
+    pub points_used: u64,
+    pub amount_due: u64,
+    /// Ledger rows of this order: points spent (debits) and refunded (credits).
+    pub points_spent: u64,
+    pub points_refunded: u64,
+    /// At the PG: approved amounts, and what was cancelled of them.
+    pub captured: u64,
+    pub cancelled: u64,
+}
+
+impl MoneyView {
+    pub fn net_captured(&self) -> i128 {
+        i128::from(self.captured) - i128::from(self.cancelled)
+    }
+    pub fn net_points(&self) -> i128 {
+        i128::from(self.points_spent) - i128::from(self.points_refunded)
+    }
+}
+
+pub struct OrderSaga {
+    pub order: Order,
+    pub steps: Vec<Step>,
+    pub money: MoneyView,
+    pub ledger: Vec<LedgerEntry>,
+    pub pg_payments: Vec<SimPayment>,
+    /// Whether the PG and data-platform lanes could be read (local stack).
+    pub simulated: bool,
+}
+
+/// The saga of `id`, or `None` if there is no such order.
+pub async fn load(
+    app: &App,
+    pg: Option<&PgSim>,
+    sink: Option<&Sink>,
+    id: &OrderId,
+) -> anyhow::Result<Option<OrderSaga>> {
+    let Some(order) = app.store.get_order(id).await? else { return Ok(None) };
+    let events = app.store.events_of(id).await?;
+    let outcomes = app.store.outcomes_of(id).await?;
+    let ledger: Vec<LedgerEntry> =
+        app.store.ledger(&order.user_id).await?.into_iter().filter(|e| e.order_id.as_ref() == Some(id)).collect();
+    let mut steps = Vec::new();
+    for e in &events {
+        let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+        let trace = detail.get("traceparent").and_then(|t| t.as_str()).and_then(shop_app::obs::trace::trace_id_of);
+        steps.push(Step {
+            at: Some(e.occurred_at.millis()),
+            lane: Lane::Order,
+            actor: e.detail_type.clone(),
+            state: State::Done,
+            text: format!("{} (trace {})", e.event_id, trace.as_deref().unwrap_or("-")),
+        });
+        steps.push(Step {
+            at: (!e.pending).then_some(e.occurred_at.millis()),
+            lane: Lane::Outbox,
+            actor: e.detail_type.clone(),
+            state: if e.pending { State::Pending } else { State::Done },
+            text: if e.pending { "waiting for the publisher".into() } else { "published to the bus".into() },
+        });
+    }
+    steps.extend(outcomes.iter().map(consumer_step));
+    let mut money = MoneyView {
+        subtotal: order.subtotal.won(),
+        discount: order.discount.won(),
+        points_used: order.points_used.won(),
+        amount_due: order.amount_due.won(),
+        ..MoneyView::default()
+    };
+    for e in &ledger {
+        if e.delta < 0 {
+            money.points_spent += e.delta.unsigned_abs();
+        } else {
+            money.points_refunded += e.delta.unsigned_abs();
+        }
+    }
+    let mut pg_payments = Vec::new();
+    if let Some(pg) = pg {
+        let by_order = || pg::Filter { order_id: Some(id.to_string()), payment_key: None, op: None };
+        let all = || Page { after: 0, limit: Some(crate::sim::db::MAX_LIMIT) };
+        for call in pg.calls(by_order(), all()).await?.items {
+            steps.push(pg_call_step(&call));
+        }
+        for hook in pg.webhooks(by_order(), all()).await?.items {
+            steps.push(Step {
+                at: None,
+                lane: Lane::Pg,
+                actor: format!("webhook {}", hook.event_type),
+                state: if hook.status == 200 { State::Done } else { State::Failed },
+                text: format!(
+                    "attempt {}, answered {}",
+                    hook.attempt,
+                    if hook.status == 0 { "nothing".into() } else { hook.status.to_string() }
+                ),
+            });
+        }
+        pg_payments = pg.payments(by_order(), all()).await?.items;
+        for p in &pg_payments {
+            if p.approved_at.is_some() {
+                money.captured += p.total_amount;
+            }
+            money.cancelled +=
+                p.cancels.iter().filter_map(|c| c.get("cancelAmount").and_then(serde_json::Value::as_u64)).sum::<u64>();
+        }
+    }
+    if let Some(sink) = sink {
+        steps.extend(sink.deliveries_of(id.as_str()).await?.iter().map(delivery_step));
+    }
+    // One time axis; steps without a time (pending, or unrecorded by the
+    // simulators) keep their lane's order after the timed ones.
+    steps.sort_by_key(|s| (s.at.is_none(), s.at));
+    Ok(Some(OrderSaga { order, steps, money, ledger, pg_payments, simulated: pg.is_some() }))
+}
+
+fn consumer_step(o: &Outcome) -> Step {
+    Step {
+        at: Some(o.at.millis()),
+        lane: Lane::Consumer,
+        actor: format!("{} ← {}", o.consumer, o.detail_type),
+        state: match o.status.as_str() {
+            "DONE" => State::Done,
+            "SKIPPED" => State::Skipped,
+            _ => State::Failed,
+        },
+        text: format!("attempts {}: {}", o.attempts, o.detail.as_deref().unwrap_or("")),
+    }
+}
+
+fn pg_call_step(c: &Call) -> Step {
+    let failed = matches!(c.outcome.as_str(), "error" | "declined" | "unauthorized");
+    Step {
+        at: None,
+        lane: Lane::Pg,
+        actor: format!("{:?}", c.op).to_lowercase(),
+        state: if failed { State::Failed } else { State::Done },
+        text: format!("{} (correlation {})", c.outcome, c.correlation_id.as_deref().unwrap_or("-")),
+    }
+}
+
+fn delivery_step(d: &Delivery) -> Step {
+    Step {
+        at: None,
+        lane: Lane::DataPlatform,
+        actor: d.detail_type.clone(),
+        state: if d.status == 200 { if d.duplicate { State::Skipped } else { State::Done } } else { State::Failed },
+        text: format!("attempt {}, answered {}{}", d.attempt, d.status, if d.duplicate { " (duplicate)" } else { "" }),
+    }
+}

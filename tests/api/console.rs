@@ -1,0 +1,120 @@
+//! The saga console (`/console`): operators only, and one refunded order's
+//! saga shown whole with its money balanced.
+
+use serde_json::json;
+use shop_tests::{eventually, spawn_app};
+
+fn operator_token(app: &shop_tests::TestApp) -> String {
+    let now = app.stack.app.clock.now().millis() / 1000;
+    shop_local::jwt::issue_operator(&app.stack.jwt_secret, "ops", now, 600)
+}
+
+#[tokio::test]
+async fn only_an_operator_gets_in_and_a_shopper_or_a_forgery_never_does() {
+    let app = spawn_app().await;
+    let (order, _) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    let now = app.stack.app.clock.now().millis() / 1000;
+    let forged = shop_local::jwt::issue_operator("a guessed secret", "ops", now, 600);
+    let shopper = app.stack.token("u1");
+    let routes = [
+        ("GET", "/console".to_owned()),
+        ("GET", "/console/orders".to_owned()),
+        ("GET", "/console/orders?q=u1".to_owned()),
+        ("GET", format!("/console/orders/{order}")),
+        ("GET", format!("/console/orders/{order}/saga")),
+        ("POST", "/console/logout".to_owned()),
+    ];
+    for (method, path) in &routes {
+        let send = |token: Option<&str>, cookie: Option<&str>| {
+            let mut r = app.http.request(method.parse().unwrap(), app.url(path));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            if let Some(c) = cookie {
+                r = r.header("cookie", format!("shop_console={c}"));
+            }
+            r.send()
+        };
+        assert_eq!(send(None, None).await.unwrap().status(), 401, "{method} {path} without a token");
+        assert_eq!(send(Some(&shopper), None).await.unwrap().status(), 403, "{method} {path} with a shopper's token");
+        assert_eq!(send(None, Some(&shopper)).await.unwrap().status(), 403, "{method} {path} with a shopper's cookie");
+        assert_eq!(send(Some(&forged), None).await.unwrap().status(), 401, "{method} {path} with a forged token");
+        assert_eq!(send(Some("not.a.jwt"), None).await.unwrap().status(), 401, "{method} {path} with garbage");
+    }
+    // Signing in: a shopper's token is refused, an operator's becomes the cookie.
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = |token: String| no_redirects.post(app.url("/console/login")).form(&[("token", token)]).send();
+    assert_eq!(login(shopper.clone()).await.unwrap().status(), 403);
+    assert_eq!(login(forged).await.unwrap().status(), 401);
+    let ok = login(operator_token(&app)).await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/console"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let page = app.http.get(app.url("/console/orders")).header("cookie", pair).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Payments in doubt"));
+    // The assets need no token (they hold nothing) and come from the binary.
+    let htmx = app.http.get(app.url("/console/assets/htmx.min.js")).send().await.unwrap();
+    assert_eq!(htmx.status(), 200);
+    assert!(htmx.text().await.unwrap().contains("htmx"));
+}
+
+#[tokio::test]
+async fn a_refunded_order_with_a_coupon_and_points_shows_every_step_and_balances() {
+    let app = spawn_app().await;
+    let body = r#"{"items":[{"productId":"p2","quantity":1}],"couponId":"c1","pointsToUse":1000}"#;
+    let (order, amount) = app.order("u1", body).await;
+    let key = app.checkout(&order, amount, "CARD").await;
+    assert_eq!(app.confirm("u1", &order, &key, amount).await.0, 200);
+    assert_eq!(app.post("u1", &format!("/orders/{order}/cancel"), json!({})).await.0, 200);
+    app.wait_status(&order, "REFUNDED").await;
+    app.settled().await;
+
+    let token = operator_token(&app);
+    let html = eventually(10, "the order's page with its saga settled", || {
+        let req = app.http.get(app.url(&format!("/console/orders/{order}"))).bearer_auth(&token);
+        async move {
+            let html = req.send().await.ok()?.text().await.ok()?;
+            (html.contains("RefundRequested") && !html.contains("class=\"Pending\"")).then_some(html)
+        }
+    })
+    .await;
+    let cell = |id: &str| -> String {
+        let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("#{id} missing"));
+        let rest = &html[at..];
+        rest[rest.find('>').unwrap() + 1..rest.find('<').unwrap()].to_owned()
+    };
+    // The money: 45,000 - 3,000 coupon - 1,000 points = 41,000 captured and cancelled; 1,000 points out and back.
+    assert_eq!(amount, 41_000);
+    assert_eq!((cell("captured"), cell("cancelled")), ("41000".to_owned(), "41000".to_owned()));
+    assert_eq!((cell("points-spent"), cell("points-refunded")), ("1000".to_owned(), "1000".to_owned()));
+    assert!(
+        html.contains(
+            "<p class=\"balanced\" id=\"balance\">Balanced: captured − cancelled = 0, points spent − refunded = 0."
+        ),
+        "{html}"
+    );
+    // Every step: the events in order, each published; the consumers' outcomes; the PG's calls; the deliveries.
+    for step in ["OrderPlaced", "PaymentConfirmationStarted", "OrderPaid", "RefundRequested", "OrderRefunded"] {
+        assert!(html.contains(step), "{step} missing");
+    }
+    for lane in ["Order", "Outbox", "Consumer", "Pg", "DataPlatform"] {
+        assert!(html.contains(&format!("<td class=\"lane\">{lane}</td>")), "lane {lane} missing");
+    }
+    for actor in
+        ["coupon ← OrderPaid", "compensation ← RefundRequested", "analytics ← OrderRefunded", "confirm", "cancel"]
+    {
+        assert!(html.contains(actor), "{actor} missing");
+    }
+    assert!(html.contains("REFUNDED"));
+    // The live part alone, for htmx.
+    let live =
+        app.http.get(app.url(&format!("/console/orders/{order}/saga"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let live = live.text().await.unwrap();
+    assert!(live.contains("id=\"steps\"") && !live.contains("<nav>"));
+}
