@@ -22,6 +22,15 @@ async fn only_an_operator_gets_in_and_a_shopper_or_a_forgery_never_does() {
         ("GET", "/console/orders?q=u1".to_owned()),
         ("GET", format!("/console/orders/{order}")),
         ("GET", format!("/console/orders/{order}/saga")),
+        ("GET", format!("/console/orders/{order}/republish")),
+        ("POST", format!("/console/orders/{order}/republish")),
+        ("GET", "/console/queues".to_owned()),
+        ("GET", "/console/queues/analytics/redrive".to_owned()),
+        ("POST", "/console/queues/analytics/redrive".to_owned()),
+        ("GET", "/console/simulators".to_owned()),
+        ("POST", "/console/simulators/sink/faults".to_owned()),
+        ("POST", "/console/simulators/sink/clear".to_owned()),
+        ("POST", "/console/simulators/pg/clear".to_owned()),
         ("POST", "/console/logout".to_owned()),
     ];
     for (method, path) in &routes {
@@ -117,4 +126,65 @@ async fn a_refunded_order_with_a_coupon_and_points_shows_every_step_and_balances
     assert_eq!(live.status(), 200);
     let live = live.text().await.unwrap();
     assert!(live.contains("id=\"steps\"") && !live.contains("<nav>"));
+}
+
+#[tokio::test]
+async fn a_message_the_sink_refused_reaches_the_dlq_and_is_redriven_from_the_console() {
+    let app = spawn_app().await;
+    let token = operator_token(&app);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post =
+        |path: &str, form: &[(&str, &str)]| no_redirects.post(app.url(path)).bearer_auth(&token).form(form).send();
+    let get = |path: &str| app.http.get(app.url(path)).bearer_auth(&token).send();
+
+    // The data platform refuses everything, set from the simulators page.
+    assert_eq!(
+        post("/console/simulators/sink/faults", &[("fault", "error"), ("count", "-1")]).await.unwrap().status(),
+        303
+    );
+    assert_eq!(
+        post("/console/simulators/sink/faults", &[("fault", "melt"), ("count", "1")]).await.unwrap().status(),
+        500
+    );
+    let (order, amount) = app.order("u2", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    app.pay_by_card("u2", &order, amount).await;
+    let queues = eventually(20, "order's OrderPaid in the analytics DLQ, on the queues page", || async {
+        let html = get("/console/queues").await.ok()?.text().await.ok()?;
+        html.contains(&format!("/console/orders/{order}")).then_some(html)
+    })
+    .await;
+    assert!(queues.contains("/console/queues/analytics/redrive"), "{queues}");
+    assert!(app.exported(&order).await.iter().all(|d| d.status != 200), "nothing accepted yet");
+
+    assert_eq!(post("/console/simulators/sink/clear", &[]).await.unwrap().status(), 303);
+    let confirm = get("/console/queues/analytics/redrive").await.unwrap().text().await.unwrap();
+    assert!(confirm.contains("1 message(s) go back"), "{confirm}");
+    let moved = post("/console/queues/analytics/redrive", &[]).await.unwrap();
+    assert_eq!(moved.status(), 303);
+    assert_eq!(moved.headers()["location"], "/console/queues?redriven=analytics&moved=1");
+    eventually(20, "the redriven OrderPaid delivered", || async {
+        app.exported(&order).await.iter().any(|d| d.detail_type == "OrderPaid" && d.status == 200).then_some(())
+    })
+    .await;
+    assert!(app.dlq("analytics").await.is_empty());
+
+    // Republishing the order's events from its page: consumers dedupe, nothing new is delivered.
+    let delivered = app.exported(&order).await.iter().filter(|d| d.status == 200 && !d.duplicate).count();
+    assert!(
+        get(&format!("/console/orders/{order}/republish")).await.unwrap().text().await.unwrap().contains("Republish")
+    );
+    assert_eq!(post(&format!("/console/orders/{order}/republish"), &[]).await.unwrap().status(), 303);
+    let paid_event = format!("{order}#3");
+    eventually(20, "the republished OrderPaid on the bus a second time", || async {
+        let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+        let archived = shop_local::emulate::queue::Queues(&app.stack.app.store)
+            .archived_between(now.plus_secs(-600), now.plus_secs(600))
+            .await
+            .ok()?;
+        (archived.iter().filter(|a| a.event_id == paid_event).count() >= 2).then_some(())
+    })
+    .await;
+    app.settled().await;
+    let after = app.exported(&order).await;
+    assert_eq!(after.iter().filter(|d| d.status == 200 && !d.duplicate).count(), delivered, "consumers deduped it");
 }

@@ -8,12 +8,15 @@
 //! | --- | --- |
 //! | [`auth`] | operator tokens: who may look, and the login that sets the cookie |
 //! | [`saga`] | one order's saga as a read model: lanes on one time axis, and the money |
-//! | `pages` | one file per page: the shell, orders (search and what is stuck), one order |
+//! | `pages` | one file per page: the shell, orders (search and what is stuck), one order (with republish), queues (with redrive), simulators (faults, call logs) |
 //! | `assets` | htmx and the stylesheet, served from the binary |
 //!
-//! Still to come (issue 14): the overview's charts, the queues page with
-//! its actions, the simulators page, `shop console --stack`, the browser
-//! test.
+//! Every action (redrive, republish, faults) is a POST behind a page that
+//! says what it will do; the cookie is SameSite=Strict, so no other site
+//! can make the browser send one.
+//!
+//! Still to come (issue 14): the overview's charts, replaying one event to
+//! one consumer, `shop console --stack`, the browser test.
 
 pub mod auth;
 mod pages;
@@ -49,6 +52,13 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/orders", get(pages::orders::index))
         .route("/orders/{order_id}", get(pages::order::page))
         .route("/orders/{order_id}/saga", get(pages::order::live))
+        .route("/orders/{order_id}/republish", get(pages::order::confirm_republish).post(pages::order::republish))
+        .route("/queues", get(pages::queues::page))
+        .route("/queues/{consumer}/redrive", get(pages::queues::confirm_redrive).post(pages::queues::redrive))
+        .route("/simulators", get(pages::simulators::page))
+        .route("/simulators/sink/faults", post(pages::simulators::arm_sink))
+        .route("/simulators/sink/clear", post(pages::simulators::clear_sink))
+        .route("/simulators/pg/clear", post(pages::simulators::clear_pg))
         .route("/logout", post(auth::logout))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_operator));
     Router::new()

@@ -291,6 +291,27 @@ impl Queues<'_> {
         self.transact(tx).await
     }
 
+    /// The `limit` oldest messages of a queue, and whether there are more:
+    /// one bounded query, whatever the queue's depth.
+    pub async fn peek(&self, queue: &str, limit: usize) -> Result<(Vec<Message>, bool), StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+            .expression_attribute_values(":pk", s(keys::queue_shard(queue)))
+            .expression_attribute_values(":p", s("MSG#"))
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query queue")))?;
+        let mut messages: Vec<Message> =
+            out.items().iter().map(message_from).collect::<anyhow::Result<_>>().map_err(StoreError::Unexpected)?;
+        let more = messages.len() > limit;
+        messages.truncate(limit);
+        Ok((messages, more))
+    }
+
     /// Every message of a queue (a DLQ included), oldest first.
     pub async fn list(&self, queue: &str) -> Result<Vec<Message>, StoreError> {
         let items = self.query_prefix(&keys::queue_shard(queue), "MSG#").await?;

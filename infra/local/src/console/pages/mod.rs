@@ -2,4 +2,6 @@
 
 pub mod order;
 pub mod orders;
+pub mod queues;
 pub mod shell;
+pub mod simulators;

@@ -39,11 +39,51 @@ async fn load(state: &ConsoleState, order_id: &str) -> anyhow::Result<Option<Ord
 }
 
 fn failed(e: &anyhow::Error) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, shell::page("Error", html! { p.Failed { (format!("{e:#}")) } })).into_response()
+    shell::error(e)
+}
+
+/// The confirmation step of republishing an order's events.
+pub async fn confirm_republish(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
+    let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
+    match state.app.store.events_of(&id).await {
+        Ok(events) if !events.is_empty() => shell::page(
+            &format!("Republish the events of order {id}?"),
+            html! {
+                p { (events.len()) " event(s) go to the bus again; every consumer dedupes what it already did." }
+                form method="post" action={ "/console/orders/" (id) "/republish" } {
+                    button #confirm type="submit" { "Republish" } " " a href={ "/console/orders/" (id) } { "Cancel" }
+                }
+            },
+        )
+        .into_response(),
+        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => shell::error(&anyhow::Error::new(e)),
+    }
+}
+
+/// Marks every event of the order pending again: the publisher sends each once more.
+pub async fn republish(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
+    let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
+    let result = async {
+        let events = state.app.store.events_of(&id).await?;
+        for e in &events {
+            state.app.store.mark_pending(e).await?;
+        }
+        anyhow::Ok(events.len())
+    }
+    .await;
+    match result {
+        Ok(n) => {
+            tracing::info!(order_id = %id, events = n, "republished from the console");
+            axum::response::Redirect::to(&format!("/console/orders/{id}")).into_response()
+        }
+        Err(e) => shell::error(&e),
+    }
 }
 
 fn full(s: &OrderSaga) -> Markup {
     html! {
+        p { a.action href={ "/console/orders/" (s.order.id) "/republish" } { "Republish its events…" } }
         div #saga hx-get={ "/console/orders/" (s.order.id) "/saga" } hx-trigger="every 2s" hx-swap="innerHTML" {
             (live_part(s))
         }

@@ -40,6 +40,8 @@ pub fn page(title: &str, body: Markup) -> Html<String> {
                     nav {
                         a.brand href="/console/orders" { "shop console" }
                         a href="/console/orders" { "Orders" }
+                        a href="/console/queues" { "Queues" }
+                        a href="/console/simulators" { "Simulators" }
                         form.logout method="post" action="/console/logout" { button type="submit" { "Sign out" } }
                     }
                     main { h1 { (title) } (body) }
@@ -48,6 +50,12 @@ pub fn page(title: &str, body: Markup) -> Html<String> {
         }
         .into_string(),
     )
+}
+
+/// An error page (500): what failed, for the operator.
+pub fn error(e: &anyhow::Error) -> Response {
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, page("Error", html! { p.Failed { (format!("{e:#}")) } }))
+        .into_response()
 }
 
 /// A page outside the console (sign-in, refusals).

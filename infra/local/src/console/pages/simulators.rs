@@ -1,0 +1,94 @@
+//! Simulators (local stack only): arm and clear the PG's and the data
+//! platform's faults, and their latest calls.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+
+use super::shell;
+use crate::console::ConsoleState;
+use crate::sim::db::Page;
+use crate::sim::{pg, sink};
+
+pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
+    let (Some(pg_sim), Some(sink_sim)) = (&state.pg, &state.sink) else {
+        return shell::page("Simulators", html! { p.hint { "No simulators: this console reads a deployed stack." } })
+            .into_response();
+    };
+    let latest = || Page { after: 0, limit: Some(20) };
+    let calls = pg_sim.calls(pg::Filter { order_id: None, payment_key: None, op: None }, latest()).await;
+    let deliveries = sink_sim.deliveries(sink::Filter { order_id: None, event_id: None }, latest()).await;
+    let (calls, deliveries) = match (calls, deliveries) {
+        (Ok(c), Ok(d)) => (c.items, d.items),
+        (Err(e), _) | (_, Err(e)) => return shell::error(&e),
+    };
+    shell::page(
+        "Simulators",
+        html! {
+            h2 { "Data platform" }
+            form method="post" action="/console/simulators/sink/faults" {
+                select name="fault" { option value="error" { "refuse (500)" } option value="slow" { "slow" } }
+                " for " input name="count" type="number" value="-1" size="4";
+                " deliveries (-1: until cleared) " button #sink-fail type="submit" { "Arm" }
+            }
+            form method="post" action="/console/simulators/sink/clear" { button #sink-clear type="submit" { "Clear the data platform's faults" } }
+            h2 { "PG" }
+            form method="post" action="/console/simulators/pg/clear" { button type="submit" { "Clear the PG's faults" } }
+            p.hint { "PG faults are armed with " code { "POST /v1/sim/faults" } " (docs/payments.md)." }
+            h2 { "Calls the PG received (first 20)" }
+            table { tr { th { "op" } th { "order" } th { "outcome" } th { "correlation" } }
+                @for c in &calls { tr {
+                    td { (format!("{:?}", c.op).to_lowercase()) }
+                    td { @if let Some(o) = &c.order_id { a href={ "/console/orders/" (o) } { code { (o) } } } }
+                    td { (c.outcome) } td { code { (c.correlation_id.as_deref().unwrap_or("")) } }
+                } } }
+            h2 { "Deliveries to the data platform (first 20)" }
+            table { tr { th { "order" } th { "type" } th.num { "attempt" } th.num { "status" } }
+                @for d in &deliveries { tr {
+                    td { a href={ "/console/orders/" (d.order_id) } { code { (d.order_id) } } }
+                    td { (d.detail_type) } td.num { (d.attempt) }
+                    td.num class=(if d.status == 200 { "Done" } else { "Failed" }) { (d.status) }
+                } } }
+        },
+    )
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct SinkFaultForm {
+    fault: String,
+    count: i64,
+}
+
+pub async fn arm_sink(State(state): State<Arc<ConsoleState>>, axum::Form(f): axum::Form<SinkFaultForm>) -> Response {
+    let Some(s) = &state.sink else { return Redirect::to("/console/simulators").into_response() };
+    if !matches!(f.fault.as_str(), "error" | "slow") || f.count == 0 || f.count < -1 {
+        return shell::error(&anyhow::anyhow!("a fault is error or slow, for a count > 0 or -1"));
+    }
+    match s.arm(sink::SinkFault { fault: f.fault, count: f.count }).await {
+        Ok(()) => Redirect::to("/console/simulators").into_response(),
+        Err(e) => shell::error(&e),
+    }
+}
+
+pub async fn clear_sink(State(state): State<Arc<ConsoleState>>) -> Response {
+    match &state.sink {
+        Some(s) => match s.clear_faults().await {
+            Ok(()) => Redirect::to("/console/simulators").into_response(),
+            Err(e) => shell::error(&e),
+        },
+        None => Redirect::to("/console/simulators").into_response(),
+    }
+}
+
+pub async fn clear_pg(State(state): State<Arc<ConsoleState>>) -> Response {
+    match &state.pg {
+        Some(p) => match p.clear_faults().await {
+            Ok(()) => Redirect::to("/console/simulators").into_response(),
+            Err(e) => shell::error(&e),
+        },
+        None => Redirect::to("/console/simulators").into_response(),
+    }
+}
