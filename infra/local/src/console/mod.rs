@@ -16,7 +16,7 @@
 //! can make the browser send one.
 //!
 //! Still to come (issue 14): the overview's charts, replaying one event to
-//! one consumer, `shop console --stack`, the browser test.
+//! one consumer, search by correlation id, `shop console --stack`.
 
 pub mod auth;
 mod pages;

@@ -27,7 +27,9 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
 
 async fn render(state: &ConsoleState) -> anyhow::Result<Markup> {
     let queues = Queues(&state.app.store);
-    let now = state.app.clock.now().millis();
+    // Queue messages are dated by the emulation's clock (the system's),
+    // not the app's (a test's may be manual).
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock).millis();
     let mut rows = Vec::new();
     for c in CONSUMERS {
         let (live, live_more) = queues.peek(c, PEEK).await?;

@@ -1,0 +1,182 @@
+//! The saga console in a real browser: Debian's Chromium, headless, driven
+//! through ChromeDriver by fantoccini (WebDriver). An operator signs in,
+//! watches an order's saga fill in live, makes the data platform refuse,
+//! sees the message reach the DLQ, redrives it from the page and sees the
+//! delivery. Every wait is for an element, with a deadline; no sleeps.
+//! Screenshots of each page go to `target/console-screenshots/` (the
+//! latest are committed under docs/console/).
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages
+//! `chromium`, `chromium-driver`; CI installs them). Without them the test
+//! says so and passes — except in CI (`CI` set), where it fails.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use shop_tests::{TestApp, spawn_app};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long any one element may take to appear.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// ChromeDriver on a free port, killed when dropped.
+struct Driver {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Driver { child, url }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            // As root in a container, offline: no sandbox, no GPU, and none
+            // of the background connections this network refuses.
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", "--window-size=1280,1000",
+                     format!("--user-data-dir={}", profile.display())],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The element's text once `want` holds for it (a live region refreshes
+/// itself), or a failure after the deadline.
+async fn text_when(c: &Client, css: &str, what: &str, want: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && let Ok(t) = e.text().await
+            && want(&t)
+        {
+            return t;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} ({css})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reloads `path` until `css` appears: for pages that do not refresh themselves.
+async fn reload_until(c: &Client, app: &TestApp, path: &str, css: &str, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        c.goto(&app.url(path)).await.unwrap();
+        if c.find(Locator::Css(css)).await.is_ok() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what} ({css} on {path})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_follows_a_saga_and_redrives_a_dlq_in_a_real_browser() {
+    if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the browser test: install chromium and chromium-driver");
+        eprintln!("SKIPPED: no {CHROMIUM} / {CHROMEDRIVER} (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let app = spawn_app().await;
+    let driver = driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+
+    // Signing in with an operator's token.
+    let now = app.stack.app.clock.now().millis() / 1000;
+    let token = shop_local::jwt::issue_operator(&app.stack.jwt_secret, "ops", now, 3600);
+    c.goto(&app.url("/console/orders")).await.unwrap();
+    assert!(c.source().await.unwrap().contains("operator"), "an anonymous visit is told to sign in");
+    c.goto(&app.url("/console/login")).await.unwrap();
+    shot(&c, "login").await;
+    c.find(Locator::Css("#token")).await.unwrap().send_keys(&token).await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(WAIT).for_element(Locator::Css("form.search")).await.unwrap();
+
+    // An order placed and paid through the API fills in live on its page.
+    let (order, amount) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c1"}"#).await;
+    c.goto(&app.url(&format!("/console/orders/{order}"))).await.unwrap();
+    text_when(&c, "#status", "the order PENDING_PAYMENT", |t| t == "PENDING_PAYMENT").await;
+    app.pay_by_card("u1", &order, amount).await;
+    text_when(&c, "#status", "the page to show PAID by itself", |t| t == "PAID").await;
+    text_when(&c, "#steps", "both consumers done with OrderPaid", |t| {
+        t.contains("coupon ← OrderPaid") && t.contains("analytics ← OrderPaid") && !t.contains("Pending")
+    })
+    .await;
+    shot(&c, "order").await;
+
+    // The data platform refuses: armed from the simulators page.
+    c.goto(&app.url("/console/simulators")).await.unwrap();
+    c.find(Locator::Css("#sink-fail")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(WAIT).for_element(Locator::Css("#sink-clear")).await.unwrap();
+    shot(&c, "simulators").await;
+    let (refused, amount) = app.order("u2", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    app.pay_by_card("u2", &refused, amount).await;
+    let in_dlq = format!("#queues ~ table a[href='/console/orders/{refused}']");
+    reload_until(&c, &app, "/console/queues", &in_dlq, "the refused OrderPaid in the analytics DLQ").await;
+    shot(&c, "queues").await;
+
+    // Recovered, then redriven from the page, with its confirmation.
+    c.goto(&app.url("/console/simulators")).await.unwrap();
+    c.find(Locator::Css("#sink-clear")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(WAIT).for_element(Locator::Css("#sink-fail")).await.unwrap();
+    c.goto(&app.url("/console/queues")).await.unwrap();
+    c.find(Locator::Css("#queue-analytics a.action")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(WAIT).for_element(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(WAIT).for_element(Locator::Css("#queues")).await.unwrap();
+
+    // The delivery, seen on the order's page.
+    c.goto(&app.url(&format!("/console/orders/{refused}"))).await.unwrap();
+    text_when(&c, "#steps", "the redriven OrderPaid accepted by the data platform", |t| {
+        t.lines().any(|l| l.contains("DataPlatform") && l.contains("OrderPaid") && l.contains("answered 200"))
+    })
+    .await;
+    shot(&c, "order-redriven").await;
+    c.goto(&app.url("/console/orders")).await.unwrap();
+    shot(&c, "orders").await;
+    c.close().await.unwrap();
+}
