@@ -399,7 +399,7 @@ async fn unpaid_orders_expire_and_give_everything_back() {
     app.clock.advance_secs(1);
     assert_eq!(app.expire().await.expired, 1);
     assert_eq!(app.status(&order_id).await, "EXPIRED");
-    assert_eq!(app.stack.app.metrics.total("OrdersExpired"), 1);
+    assert_eq!(app.stack.app.metrics.total("ExpiredByRun"), 1);
     assert_eq!((app.stock("p1").await, app.points("u1").await), (100, 5_000));
     assert_eq!(count(&app.event_types(&order_id).await, "OrderExpired"), 1);
     // Runs after that change nothing.

@@ -234,7 +234,11 @@ pub fn open_simulators(data_dir: &std::path::Path) -> anyhow::Result<SimulatorSt
         false => None,
     };
     let sink = match sink_file.exists() {
-        true => Some(sim::sink::Sink::new(Some(sink_file), std::time::Duration::from_secs(1))?),
+        true => Some(sim::sink::Sink::new(
+            Some(sink_file),
+            std::time::Duration::from_secs(1),
+            Arc::new(shop_app::clock::SystemClock),
+        )?),
         false => None,
     };
     Ok(SimulatorState { pg, sink })
@@ -439,10 +443,11 @@ impl Simulators {
             delay: opts.delay,
             va_due: opts.va_due,
             state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.db")),
-            clock: opts.clock,
+            clock: opts.clock.clone(),
         })?;
         tasks.serve("PG simulator", pg_listener, pg.router());
-        let sink = sim::sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.db")), opts.stall)?;
+        let sink =
+            sim::sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.db")), opts.stall, opts.clock.clone())?;
         tasks.serve("data-platform sink", sink_listener, sink.router());
         Ok(Simulators { pg_addr, pg, sink_addr, sink, tasks })
     }

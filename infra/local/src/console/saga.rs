@@ -138,7 +138,7 @@ pub async fn load(
         }
         for hook in pg.webhooks(by_order(), all()).await?.items {
             steps.push(Step {
-                at: None,
+                at: hook.at,
                 lane: Lane::Pg,
                 actor: format!("webhook {}", hook.event_type),
                 state: if hook.status == 200 { State::Done } else { State::Failed },
@@ -161,8 +161,8 @@ pub async fn load(
     if let Some(sink) = sink {
         steps.extend(sink.deliveries_of(id.as_str()).await?.iter().map(delivery_step));
     }
-    // One time axis; steps without a time (pending, or unrecorded by the
-    // simulators) keep their lane's order after the timed ones.
+    // One time axis; pending steps (and simulator rows written before they
+    // were dated) keep their lane's order after the timed ones.
     steps.sort_by_key(|s| (s.at.is_none(), s.at));
     Ok(Some(OrderSaga { order, steps, money, ledger, pg_payments, simulated: pg.is_some() }))
 }
@@ -184,7 +184,7 @@ fn consumer_step(o: &Outcome) -> Step {
 fn pg_call_step(c: &Call) -> Step {
     let failed = matches!(c.outcome.as_str(), "error" | "declined" | "unauthorized");
     Step {
-        at: None,
+        at: c.at,
         lane: Lane::Pg,
         actor: format!("{:?}", c.op).to_lowercase(),
         state: if failed { State::Failed } else { State::Done },
@@ -194,7 +194,7 @@ fn pg_call_step(c: &Call) -> Step {
 
 fn delivery_step(d: &Delivery) -> Step {
     Step {
-        at: None,
+        at: d.at,
         lane: Lane::DataPlatform,
         actor: d.detail_type.clone(),
         state: if d.status == 200 { if d.duplicate { State::Skipped } else { State::Done } } else { State::Failed },

@@ -157,6 +157,9 @@ pub struct Call {
     pub correlation_id: Option<String>,
     pub traceparent: Option<String>,
     pub outcome: String,
+    /// When the call arrived (epoch ms, the simulator's clock).
+    #[serde(default)]
+    pub at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,6 +171,9 @@ pub struct Delivery {
     pub attempt: u32,
     /// HTTP status we answered, or 0 when the attempt did not reach us.
     pub status: u16,
+    /// When the attempt was made (epoch ms, the simulator's clock).
+    #[serde(default)]
+    pub at: Option<i64>,
 }
 
 impl Op {
@@ -416,7 +422,8 @@ impl PgSim {
         let Some(url) = self.opts.webhook_url.clone() else { return };
         let fault = self.take_fault(Op::Webhook).await;
         if fault == Some(FaultKind::Lost) {
-            let d = Delivery { event_type: event_type.to_owned(), payment_key, order_id, attempt: 1, status: 0 };
+            let at = Some(self.opts.clock.now().millis());
+            let d = Delivery { event_type: event_type.to_owned(), payment_key, order_id, attempt: 1, status: 0, at };
             if let Err(e) = self.db.tx(move |c| rows::record_webhook(c, &d)).await {
                 db::logged(&e);
             }
@@ -485,6 +492,7 @@ impl PgSim {
                 order_id: order_id.clone(),
                 attempt: attempt + 1,
                 status,
+                at: Some(self.opts.clock.now().millis()),
             };
             if let Err(e) = self.db.tx(move |c| rows::record_webhook(c, &d)).await {
                 db::logged(&e);
@@ -655,6 +663,7 @@ async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Re
         correlation_id: header(&headers, "x-correlation-id"),
         traceparent: header(&headers, "traceparent"),
         outcome: String::new(),
+        at: Some(sim.opts.clock.now().millis()),
     };
     if !sim.authorized(&headers) {
         sim.record(Call { outcome: "unauthorized".into(), ..call }).await;
@@ -739,6 +748,7 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
         correlation_id: header(&headers, "x-correlation-id"),
         traceparent: header(&headers, "traceparent"),
         outcome: String::new(),
+        at: Some(sim.opts.clock.now().millis()),
     };
     if !sim.authorized(&headers) {
         sim.record(Call { outcome: "unauthorized".into(), ..call }).await;
@@ -813,6 +823,7 @@ async fn lookup_inner(
         correlation_id: header(headers, "x-correlation-id"),
         traceparent: header(headers, "traceparent"),
         outcome: String::new(),
+        at: Some(sim.opts.clock.now().millis()),
     };
     if !sim.authorized(headers) {
         sim.record(Call { outcome: "unauthorized".into(), ..call }).await;

@@ -34,6 +34,9 @@ pub struct Delivery {
     /// 200 accepted, 500 refused by an injected fault.
     pub status: u16,
     pub duplicate: bool,
+    /// When the delivery arrived (epoch ms, the stack's clock).
+    #[serde(default)]
+    pub at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +62,7 @@ const DELIVER: &str = "deliver";
 pub struct Sink {
     db: Db,
     slow: Duration,
+    clock: Arc<dyn shop_app::clock::Clock>,
 }
 
 /// Narrows `/sim/deliveries`: `?orderId=`, `?eventId=`.
@@ -80,8 +84,12 @@ impl Sink {
         self.db.tx(faults::clear).await
     }
 
-    pub fn new(file: Option<PathBuf>, slow: Duration) -> anyhow::Result<Arc<Sink>> {
-        Ok(Arc::new(Sink { db: Db::open("sink-simulator", file.as_deref(), SCHEMA)?, slow }))
+    pub fn new(
+        file: Option<PathBuf>,
+        slow: Duration,
+        clock: Arc<dyn shop_app::clock::Clock>,
+    ) -> anyhow::Result<Arc<Sink>> {
+        Ok(Arc::new(Sink { db: Db::open("sink-simulator", file.as_deref(), SCHEMA)?, slow, clock }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -130,6 +138,7 @@ async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, Json(body): 
         tokio::time::sleep(sink.slow).await;
     }
     let status: u16 = if fault.as_deref() == Some("error") { 500 } else { 200 };
+    let at = Some(sink.clock.now().millis());
     let recorded =
         sink.db
             .tx(move |c| {
@@ -142,7 +151,7 @@ async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, Json(body): 
                 let attempt = attempts + 1;
                 c.prepare_cached("INSERT OR REPLACE INTO seen (event_id, attempts, accepted) VALUES (?1, ?2, ?3)")?
                     .execute((&event_id, attempt, accepted || status == 200))?;
-                let d = Delivery { event_id, detail_type, order_id, attempt, status, duplicate };
+                let d = Delivery { event_id, detail_type, order_id, attempt, status, duplicate, at };
                 c.prepare_cached("INSERT INTO deliveries (event_id, order_id, body) VALUES (?1, ?2, ?3)")?
                     .execute((&d.event_id, &d.order_id, db::body(&d)?))?;
                 Ok(duplicate)

@@ -49,7 +49,8 @@ pub async fn expire_orders(app: &App) -> anyhow::Result<ExpireReport> {
         }
     }
     if report.expired > 0 {
-        app.count("OrdersExpired", report.expired as u64);
+        // The run's own count; the saga's OrdersExpired is counted where the event is published.
+        app.count("ExpiredByRun", report.expired as u64);
         tracing::info!(?report, "expired orders");
     }
     Ok(report)
