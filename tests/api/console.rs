@@ -18,6 +18,8 @@ async fn only_an_operator_gets_in_and_a_shopper_or_a_forgery_never_does() {
     let shopper = app.stack.token("u1");
     let routes = [
         ("GET", "/console".to_owned()),
+        ("GET", "/console/overview".to_owned()),
+        ("GET", "/console/overview/charts?range=24h".to_owned()),
         ("GET", "/console/orders".to_owned()),
         ("GET", "/console/orders?q=u1".to_owned()),
         ("GET", format!("/console/orders/{order}")),
@@ -187,4 +189,56 @@ async fn a_message_the_sink_refused_reaches_the_dlq_and_is_redriven_from_the_con
     app.settled().await;
     let after = app.exported(&order).await;
     assert_eq!(after.iter().filter(|d| d.status == 200 && !d.duplicate).count(), delivered, "consumers deduped it");
+}
+
+/// The overview counts from the saga statistics: each order once in its
+/// status, however often its events are published; settled orders, time
+/// to settle and PG calls over the range.
+#[tokio::test]
+async fn the_overview_counts_each_order_once_in_its_status_even_when_republished() {
+    let app = spawn_app().await;
+    let token = operator_token(&app);
+    let one = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
+    let (paid, amount) = app.order("u1", one).await;
+    app.pay_by_card("u1", &paid, amount).await;
+    let (cancelled, _) = app.order("u2", one).await;
+    assert_eq!(app.post("u2", &format!("/orders/{cancelled}/cancel"), json!({})).await.0, 200);
+    let (_waiting, _) = app.order("u3", one).await;
+    app.wait_status(&paid, "PAID").await;
+    app.settled().await;
+
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let republish = no_redirects.post(app.url(&format!("/console/orders/{paid}/republish"))).bearer_auth(&token);
+    assert_eq!(republish.send().await.unwrap().status(), 303);
+    app.settled().await;
+
+    let charts = |range: &'static str| {
+        let req = app.http.get(app.url(&format!("/console/overview/charts?range={range}"))).bearer_auth(&token);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let html = charts("15m").await;
+    let now_in = |status: &str| -> i64 {
+        let at = html.find(&format!("id=\"status-{status}\"")).unwrap_or_else(|| panic!("{status} missing: {html}"));
+        let rest = &html[at..];
+        let cell = &rest[rest.find("<td class=\"num\">").unwrap() + 16..];
+        cell[..cell.find('<').unwrap()].parse().unwrap()
+    };
+    let counts: Vec<(&str, i64)> =
+        ["PENDING_PAYMENT", "CONFIRMING", "PAID", "CANCELLED", "REFUNDED"].iter().map(|s| (*s, now_in(s))).collect();
+    assert_eq!(
+        counts,
+        vec![("PENDING_PAYMENT", 1), ("CONFIRMING", 0), ("PAID", 1), ("CANCELLED", 1), ("REFUNDED", 0)],
+        "{html}"
+    );
+    assert!(html.contains("Settled (paid)</div><div class=\"value\">1 in range"), "{html}");
+    assert!(html.contains("Placed</div><div class=\"value\">3 in range"), "{html}");
+    assert!(!html.contains("Time to settle p50</div><div class=\"value\">—"), "a time to settle: {html}");
+    assert!(!html.contains("PG calls</div><div class=\"value\">0 in range"), "the confirm was counted: {html}");
+    // The whole page, and every range, render.
+    for range in ["1h", "6h", "24h"] {
+        assert!(charts(range).await.contains("id=\"statuses\""));
+    }
+    let page = app.http.get(app.url("/console/overview")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("hx-get=\"/console/overview/charts?range=1h\""));
 }

@@ -11,6 +11,11 @@ use shop_store::{ConflictReason, Store, StoreError, Tx, TxItem, keys};
 
 const T0: Timestamp = Timestamp::from_millis(1_795_219_200_000);
 
+/// The order before its first event (the statistics' attributes).
+fn before() -> shop_store::entities::Before {
+    shop_store::entities::Before { status: None, placed_at: shop_domain::Timestamp::from_millis(0) }
+}
+
 fn m(v: i128) -> Money {
     Money::new(v).unwrap()
 }
@@ -128,7 +133,7 @@ pub async fn a_cancelled_transaction_names_its_item_and_writes_nothing(store: St
             store.op_reserve_stock(&p1, q(3)).unwrap(),
             store.op_reserve_stock(&p2, q(2)).unwrap(),
             store.op_create_order(&o).unwrap(),
-            store.op_put_event(&e, "c", None).unwrap(),
+            store.op_put_event(&e, "c", None, &before()).unwrap(),
         ],
     )
     .await;
@@ -216,7 +221,10 @@ pub async fn orders_are_versioned(store: Store) {
     let (cancelled, events) = o.execute(&OrderCommand::Cancel, T0).unwrap();
     run(
         &store,
-        vec![store.op_update_order(o.version, &cancelled).unwrap(), store.op_put_event(&events[0], "c", None).unwrap()],
+        vec![
+            store.op_update_order(o.version, &cancelled).unwrap(),
+            store.op_put_event(&events[0], "c", None, &before()).unwrap(),
+        ],
     )
     .await
     .unwrap();
@@ -242,16 +250,22 @@ pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
     let (o, e1) = placed("o1", "u1", 900);
     run(
         &store,
-        vec![store.op_create_order(&o).unwrap(), store.op_put_event(&e1, "corr", Some("00-abc-def-01")).unwrap()],
+        vec![
+            store.op_create_order(&o).unwrap(),
+            store.op_put_event(&e1, "corr", Some("00-abc-def-01"), &before()).unwrap(),
+        ],
     )
     .await
     .unwrap();
     let (o2, later) = o.execute(&OrderCommand::Cancel, T0.plus_secs(5)).unwrap();
-    run(&store, vec![store.op_update_order(1, &o2).unwrap(), store.op_put_event(&later[0], "corr", None).unwrap()])
-        .await
-        .unwrap();
+    run(
+        &store,
+        vec![store.op_update_order(1, &o2).unwrap(), store.op_put_event(&later[0], "corr", None, &before()).unwrap()],
+    )
+    .await
+    .unwrap();
     assert_conflict(
-        run(&store, vec![store.op_put_event(&e1, "corr", None).unwrap()]).await,
+        run(&store, vec![store.op_put_event(&e1, "corr", None, &before()).unwrap()]).await,
         TxItem::Event("o1#1".into()),
         ConflictReason::ConditionFailed,
     );
@@ -264,12 +278,13 @@ pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
 
     let pending = store.pending_events(10).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#1", "o1#2"]);
-    store.mark_published(&pending[0].pk, &pending[0].sk).await.unwrap();
+    assert!(store.mark_published(&pending[0].pk, &pending[0].sk, T0).await.unwrap(), "first publication");
+    assert!(!store.mark_published(&pending[0].pk, &pending[0].sk, T0).await.unwrap(), "published before");
     let pending = store.pending_events(10).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#2"]);
     assert!(!store.events_of(&o.id).await.unwrap()[0].pending);
     // Marking an item that no longer exists (TTL-deleted) does not recreate it.
-    store.mark_published("ORDER#gone", "EVENT#000000001").await.unwrap();
+    assert!(!store.mark_published("ORDER#gone", "EVENT#000000001", T0).await.unwrap());
     assert!(raw_item(&store, keys::event(&oid("gone"), 1)).await.is_none());
     // Outbox items expire 30 days after they were written.
     let raw = raw_item(&store, keys::event(&o.id, 1)).await.unwrap();
@@ -285,7 +300,7 @@ pub async fn the_event_log_reads_every_shard_of_a_day_oldest_first(store: Store)
         let at = T0.plus_secs(n * 7_200);
         o.created_at = at;
         e.occurred_at = at;
-        run(&store, vec![store.op_create_order(&o).unwrap(), store.op_put_event(&e, "c", None).unwrap()])
+        run(&store, vec![store.op_create_order(&o).unwrap(), store.op_put_event(&e, "c", None, &before()).unwrap()])
             .await
             .unwrap();
         placed_ids.push(e.event_id().to_string());

@@ -303,6 +303,23 @@ impl Stack {
             }
         });
 
+        // The overview's gauges: queue depths and the outbox, every 10 s.
+        let sampled = app.clone();
+        tasks.spawn(move |mut stop| async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = sample_gauges(&sampled).await {
+                            tracing::warn!(error = %e, "could not sample the gauges");
+                        }
+                    }
+                }
+            }
+        });
+
         // The emulated AWS services' own store calls, metered apart.
         let emulation_meter = engine::Meter::default();
         let emulation = shop_store::Store::new(engine.client(&emulation_meter), app.config.table_name.clone());
@@ -455,6 +472,23 @@ impl Simulators {
     pub async fn stop(self) {
         self.tasks.stop().await;
     }
+}
+
+/// One sample of the overview's gauges: each consumer's queue and DLQ
+/// depth (as SQS's `ApproximateNumberOfMessages` would say), and the outbox.
+pub async fn sample_gauges(app: &App) -> anyhow::Result<()> {
+    use shop_app::obs::stats;
+    let queues = emulate::queue::Queues(&app.store);
+    let mut gauges = Vec::new();
+    for c in shop_app::events::consumers::NAMES {
+        for q in [c.to_string(), emulate::queue::dlq_of(c)] {
+            let depth = queues.depth(&q, stats::PENDING_CAP).await?;
+            gauges.push((format!("{}{q}", stats::QUEUE), i64::try_from(depth).unwrap_or(i64::MAX)));
+        }
+    }
+    app.store.stats_sample(app.clock.now(), &gauges).await?;
+    stats::sample_outbox(app).await?;
+    Ok(())
 }
 
 /// One run of every scheduled function, as EventBridge schedules would trigger them.

@@ -39,7 +39,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
-    pub pg: Arc<dyn ports::PaymentGateway>,
+    /// The PG client; use cases call it through [`App::pg`], which counts.
+    pub gateway: Arc<dyn ports::PaymentGateway>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub config: Arc<Config>,
@@ -58,7 +59,7 @@ impl App {
         )?;
         Ok(Self {
             store,
-            pg: Arc::new(pg),
+            gateway: Arc::new(pg),
             clock: Arc::new(clock::SystemClock),
             ids: Arc::new(clock::UuidIds),
             config: Arc::new(config),
@@ -67,13 +68,19 @@ impl App {
         })
     }
 
+    /// The PG client, every call counted in the saga statistics: the one
+    /// way use cases call the PG.
+    pub fn pg(&self) -> obs::stats::Counted<'_> {
+        obs::stats::Counted { app: self }
+    }
+
     /// Adds `n` to this app's business metric `name` (EMF in Lambda).
     pub fn count(&self, name: &'static str, n: u64) {
         self.metrics.count(name, n);
     }
 
     pub fn with_pg(mut self, pg: Arc<dyn ports::PaymentGateway>) -> Self {
-        self.pg = pg;
+        self.gateway = pg;
         self
     }
 

@@ -204,6 +204,24 @@ pub enum OrderEventKind {
 }
 
 impl OrderEventKind {
+    /// The status the event leaves an order in that was `before` (`None`:
+    /// not yet placed). The same transitions as [`Order::apply`] (a test
+    /// holds them together); the saga statistics count them per status.
+    pub fn status_after(&self, before: Option<OrderStatus>) -> Option<OrderStatus> {
+        match self {
+            OrderEventKind::OrderPlaced { .. } => Some(OrderStatus::PendingPayment),
+            OrderEventKind::PaymentConfirmationStarted { .. } => Some(OrderStatus::Confirming),
+            OrderEventKind::VirtualAccountIssued { .. } => Some(OrderStatus::AwaitingDeposit),
+            OrderEventKind::OrderPaid { .. } => Some(OrderStatus::Paid),
+            OrderEventKind::PaymentFailed { .. } => Some(OrderStatus::PendingPayment),
+            OrderEventKind::PaymentOrphaned { .. } => before,
+            OrderEventKind::OrderExpired { .. } => Some(OrderStatus::Expired),
+            OrderEventKind::OrderCancelled { .. } => Some(OrderStatus::Cancelled),
+            OrderEventKind::RefundRequested { .. } => Some(OrderStatus::RefundPending),
+            OrderEventKind::OrderRefunded { .. } => Some(OrderStatus::Refunded),
+        }
+    }
+
     pub fn detail_type(&self) -> &'static str {
         match self {
             OrderEventKind::OrderPlaced { .. } => "OrderPlaced",

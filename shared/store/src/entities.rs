@@ -185,7 +185,17 @@ pub fn order_from(it: &Item) -> anyhow::Result<Order> {
 
 /// The outbox item for `event`: written in the same transaction as the state
 /// change it describes, pending (in the `pendingOutbox` index) until published.
-pub fn event_item(event: &OrderEvent, correlation_id: &str, traceparent: Option<&str>) -> anyhow::Result<Item> {
+///
+/// It also carries what the saga statistics count when it is first
+/// published (docs/adr/0017): the status it moved the order from and to,
+/// and when the order was placed. A correlation id is findable through
+/// the `byUser` index (`CORR#<id>#<shard>`, by the order's shard).
+pub fn event_item(
+    event: &OrderEvent,
+    correlation_id: &str,
+    traceparent: Option<&str>,
+    before: &Before,
+) -> anyhow::Result<Item> {
     let detail = EventDetail::new(event, correlation_id, traceparent);
     let mut it = outbox_item(
         keys::event(&event.order_id, event.aggregate_version),
@@ -197,7 +207,24 @@ pub fn event_item(event: &OrderEvent, correlation_id: &str, traceparent: Option<
     );
     it.insert("orderId".into(), s(event.order_id.as_str()));
     it.insert("aggregateVersion".into(), n(event.aggregate_version));
+    if let Some(from) = before.status {
+        it.insert("statusFrom".into(), s(from.as_str()));
+    }
+    if let Some(to) = event.kind.status_after(before.status) {
+        it.insert("statusTo".into(), s(to.as_str()));
+    }
+    it.insert("placedAt".into(), n(before.placed_at.millis()));
+    it.insert("userPk".into(), s(keys::correlation_pk(correlation_id, &event.order_id)));
+    it.insert("userSk".into(), s(format!("{:013}#{}", event.occurred_at.millis(), detail.event_id)));
     Ok(it)
+}
+
+/// Where an order stood before an event: its status (`None` before it was
+/// placed) and when it was placed.
+#[derive(Debug, Clone, Copy)]
+pub struct Before {
+    pub status: Option<shop_domain::OrderStatus>,
+    pub placed_at: Timestamp,
 }
 
 /// The outbox item of a claim's `CouponIssued` event, under the claim's key.
@@ -300,6 +327,13 @@ pub struct StoredEvent {
     pub detail: String,
     pub occurred_at: Timestamp,
     pub pending: bool,
+    /// When the bus first accepted it (absent before 2026-12 and while pending).
+    pub published_at: Option<Timestamp>,
+    /// What the saga statistics count (see [`event_item`]); absent on
+    /// events written before 2026-12 and on a claim's `CouponIssued`.
+    pub status_from: Option<String>,
+    pub status_to: Option<String>,
+    pub placed_at: Option<Timestamp>,
 }
 
 pub fn stored_event_from(it: &Item) -> anyhow::Result<StoredEvent> {
@@ -312,6 +346,10 @@ pub fn stored_event_from(it: &Item) -> anyhow::Result<StoredEvent> {
         detail: get_s(it, "detail")?.to_owned(),
         occurred_at: Timestamp::from_millis(get_n(it, "occurredAt")?),
         pending: matches!(it.get("outboxShard"), Some(AttributeValue::S(_))),
+        published_at: get_n::<i64>(it, "publishedAt").ok().map(Timestamp::from_millis),
+        status_from: opt_s(it, "statusFrom").map(str::to_owned),
+        status_to: opt_s(it, "statusTo").map(str::to_owned),
+        placed_at: get_n::<i64>(it, "placedAt").ok().map(Timestamp::from_millis),
     })
 }
 

@@ -17,6 +17,9 @@
 //! | consumer outcome (saga log) | `ORDER#id` | `OUTCOME#<version, 9 digits>#<consumer>` |
 //! | local queue message (the local stack's SQS) | `QUEUE#<queue>` | `MSG#<id>` |
 //! | local archived event (the local stack's archive) | `ARCHIVE#<day>` | `<ms, 13 digits>#<eventId>#<n>` |
+//! | saga statistics of one minute, one shard (counters) | `STATS#<yyyy-mm-ddThh>#<shard>` | `M<mm>` |
+//! | saga statistics of one minute (sampled gauges) | `STATS#<yyyy-mm-ddThh>#G` | `M<mm>` |
+//! | saga statistics since the start (orders per status), one shard | `STATS#TOTAL#<shard>` | `TOTAL` |
 //!
 //! Sparse global secondary indexes (an item is in an index only while it
 //! carries the index's key attributes):
@@ -28,7 +31,8 @@
 //!   --since`), and locally, visible queue messages (`QUEUE#<queue>`, at the
 //!   time they become visible).
 //! - `pendingOutbox` (`outboxShard`, `outboxSk`): outbox events not yet published.
-//! - `byUser` (`userPk`, `userSk`): a user's orders and coupons.
+//! - `byUser` (`userPk`, `userSk`): a user's orders and coupons, and the
+//!   outbox events written under one correlation id (`CORR#<id>#n`).
 //!
 //! # Write rates (docs/adr/0011-index-write-rates.md)
 //! One partition of a DynamoDB index takes about 1,000 write units a
@@ -49,6 +53,7 @@
 //! | `RECONCILE#n` | ≤ 3 per payment in doubt | ≈ 1,300 payments in doubt/s |
 //! | `DEPOSIT#n` | 2 per virtual account + 1 per check (one check per reconcile interval `I` while it waits) | ≈ 2,000 accounts issued/s, and ≈ 4,000 × `I` seconds accounts waiting at once (1.2 million at `I` = 300 s) |
 //! | `USER#<id>` (`byUser`) | 1–3, one user's | ≈ 330 orders/s by one user |
+//! | `CORR#<id>#n` (`byUser`) | 1 per event written under the correlation id | ≈ 4,000 events/s under one id |
 //! | `QUEUE#<queue>` | local stack only | (no DynamoDB) |
 //!
 //! Table partitions written at a rate of their own:
@@ -59,6 +64,12 @@
 //!   transactional write: 2 units), ≈ 500 claims/s on one campaign; claims
 //!   beyond the total are refused on a read and write nothing. The claim
 //!   marker and event are under the claim's own key, spread by user.
+//!
+//! - `STATS#<hour>#<n>` and `STATS#TOTAL#<n>` take one counter update per
+//!   event published and per PG call, spread over [`SHARDS`] by the order
+//!   (or payment): ≈ 4.5 updates per order, ≈ 880 orders/s with 4 shards
+//!   (docs/adr/0017-saga-statistics.md). The gauges' item takes one write
+//!   per sample (a few a minute), whatever the load.
 //!
 //! Raising [`SHARDS`] raises every ceiling in proportion; readers query
 //! every shard, so it also multiplies the queries of the publisher (local
@@ -133,6 +144,18 @@ pub fn idempotency(scope: &str, key: &str) -> (String, String) {
 /// per order, so one user tops out near 330 orders/s — no user does.
 pub fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
+}
+
+/// `byUser` partition of the events written under one correlation id (the
+/// console finds an order by it): one index write per event, spread by the
+/// order over [`SHARDS`], so one correlation id takes ≈ 4,000 events/s —
+/// a request writes at most a few, a scheduled run one per order it moves.
+pub fn correlation_pk(correlation_id: &str, order: &OrderId) -> String {
+    correlation_pk_of(correlation_id, shard(order.as_str()))
+}
+
+pub fn correlation_pk_of(correlation_id: &str, shard: u32) -> String {
+    format!("CORR#{correlation_id}#{shard}")
 }
 
 /// Stable shard of a string (FNV-1a), so an item always lands in the same shard.
@@ -215,6 +238,23 @@ pub fn legacy_event_log_shard(t: shop_domain::Timestamp) -> String {
 pub fn event_log_partitions(t: shop_domain::Timestamp) -> Vec<String> {
     let day = legacy_event_log_shard(t);
     (0..SHARDS).map(|n| format!("{day}#{n}")).chain(std::iter::once(day.clone())).collect()
+}
+
+/// The saga statistics of the minute of `t` in `shard` (`0..SHARDS`, or
+/// [`STATS_GAUGES`]): one partition per hour and shard, a minute per item.
+pub fn stats_minute(t: shop_domain::Timestamp, shard: &str) -> (String, String) {
+    let iso = t.to_rfc3339();
+    (format!("STATS#{}#{shard}", iso.get(..13).unwrap_or("")), format!("M{}", iso.get(14..16).unwrap_or("")))
+}
+
+/// The shard of the sampled gauges (queue depths, outbox age).
+pub const STATS_GAUGES: &str = "G";
+/// Sort-key prefix of the minute items of a statistics partition.
+pub const STATS_MINUTE_PREFIX: &str = "M";
+
+/// The running totals of one statistics shard (orders per status).
+pub fn stats_total(shard: u32) -> (String, String) {
+    (format!("STATS#TOTAL#{shard}"), "TOTAL".to_owned())
 }
 
 /// A local queue message.

@@ -17,7 +17,8 @@
 //! ones included), [`entities`] (items ↔ domain values), [`ops`] (the
 //! transaction actions), [`lists`] (the paged reads of the list routes,
 //! campaigns), [`tx`], [`idempotency`], [`saga`] (consumer
-//! outcomes and the event log for republish), [`schema`] (the table), [`attr`].
+//! outcomes and the event log for republish), [`stats`] (the saga statistics of
+//! the console's overview), [`schema`] (the table), [`attr`].
 
 pub mod attr;
 pub mod entities;
@@ -27,6 +28,7 @@ pub mod lists;
 pub mod ops;
 pub mod saga;
 pub mod schema;
+pub mod stats;
 pub mod tx;
 
 use anyhow::Context;
@@ -423,21 +425,50 @@ impl Store {
         Ok(events)
     }
 
-    /// Takes a published event out of the pending index. Conditional on the
-    /// item existing, so a late call after TTL deletion does not recreate it.
-    pub async fn mark_published(&self, pk: &str, sk: &str) -> Result<()> {
+    /// How many outbox events wait for the publisher (counted up to `cap`
+    /// per shard: a backlog, never the history) and when the oldest was
+    /// written.
+    pub async fn pending_summary(&self, cap: i32) -> Result<(usize, Option<Timestamp>)> {
+        let mut count = 0usize;
+        for shard in 0..keys::SHARDS {
+            let out = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name(keys::GSI_OUTBOX)
+                .key_condition_expression("outboxShard = :shard")
+                .expression_attribute_values(":shard", s(format!("OUTBOX#{shard}")))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .limit(cap)
+                .send()
+                .await
+                .map_err(StoreError::unexpected("Query pending count"))?;
+            count += usize::try_from(out.count).unwrap_or(0);
+        }
+        let oldest = self.pending_events(1).await?.first().map(|e| e.occurred_at);
+        Ok((count, oldest))
+    }
+
+    /// Takes a published event out of the pending index and dates its
+    /// first publication (`publishedAt`, kept through republishes).
+    /// Conditional on the item existing (a missing one is no error).
+    /// Answers whether this was the event's first publication: the saga
+    /// statistics count an event then, and never again.
+    pub async fn mark_published(&self, pk: &str, sk: &str, now: Timestamp) -> Result<bool> {
         let res = self
             .client
             .update_item()
             .table_name(&*self.table)
             .set_key(Some(key(pk, sk)))
-            .update_expression("REMOVE outboxShard, outboxSk")
+            .update_expression("REMOVE outboxShard, outboxSk SET publishedAt = if_not_exists(publishedAt, :now)")
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", attr::n(now.millis()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await;
         match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Ok(out) => Ok(out.attributes.is_some_and(|old| !old.contains_key("publishedAt"))),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(StoreError::unexpected("UpdateItem mark_published")(e)),
         }
     }

@@ -137,10 +137,11 @@ impl Store {
         event: &OrderEvent,
         correlation_id: &str,
         traceparent: Option<&str>,
+        before: &entities::Before,
     ) -> anyhow::Result<TxOp> {
         put(
             self.table(),
-            entities::event_item(event, correlation_id, traceparent)?,
+            entities::event_item(event, correlation_id, traceparent, before)?,
             "attribute_not_exists(pk)",
             TxItem::Event(event.event_id().to_string()),
         )

@@ -8,15 +8,14 @@
 //! | --- | --- |
 //! | [`auth`] | operator tokens: who may look, and the login that sets the cookie |
 //! | [`saga`] | one order's saga as a read model: lanes on one time axis, and the money |
-//! | `pages` | one file per page: the shell, orders (search and what is stuck), one order (with republish), queues (with redrive), simulators (faults, call logs) |
+//! | `pages` | one file per page: the shell, the overview (charts from the saga statistics), orders (search and what is stuck), one order (with republish), queues (with redrive), simulators (faults, call logs) |
 //! | `assets` | htmx and the stylesheet, served from the binary |
 //!
 //! Every action (redrive, republish, faults) is a POST behind a page that
 //! says what it will do; the cookie is SameSite=Strict, so no other site
 //! can make the browser send one.
 //!
-//! Still to come (issue 14): the overview's charts, replaying one event to
-//! one consumer, search by correlation id, `shop console --stack`.
+//! Still to come (issue 14): `shop console --stack`.
 
 pub mod auth;
 mod pages;
@@ -48,7 +47,9 @@ pub fn mount(api: Router, state: Arc<ConsoleState>) -> Router {
 /// The console's routes, nested at `/console`.
 pub fn router(state: Arc<ConsoleState>) -> Router {
     let operator_only = Router::new()
-        .route("/", get(pages::orders::index))
+        .route("/", get(pages::overview::page))
+        .route("/overview", get(pages::overview::page))
+        .route("/overview/charts", get(pages::overview::live))
         .route("/orders", get(pages::orders::index))
         .route("/orders/{order_id}", get(pages::order::page))
         .route("/orders/{order_id}/saga", get(pages::order::live))

@@ -312,6 +312,24 @@ impl Queues<'_> {
         Ok((messages, more))
     }
 
+    /// How many messages a queue holds, counted up to `cap` (a backlog's
+    /// size, one count query).
+    pub async fn depth(&self, queue: &str, cap: i32) -> Result<usize, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+            .expression_attribute_values(":pk", s(keys::queue_shard(queue)))
+            .expression_attribute_values(":p", s("MSG#"))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .limit(cap)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query queue depth")))?;
+        Ok(usize::try_from(out.count).unwrap_or(0))
+    }
+
     /// Every message of a queue (a DLQ included), oldest first.
     pub async fn list(&self, queue: &str) -> Result<Vec<Message>, StoreError> {
         let items = self.query_prefix(&keys::queue_shard(queue), "MSG#").await?;

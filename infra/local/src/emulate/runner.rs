@@ -70,12 +70,23 @@ enum Work {
 /// A DynamoDB stream INSERT record of an outbox item, as Lambda receives it.
 pub fn stream_record(e: &StoredEvent, sequence: u64) -> anyhow::Result<EventRecord> {
     // The images are DynamoDB JSON, as the stream carries them.
-    let image = json!({
+    let mut image = json!({
         "pk": {"S": e.pk}, "sk": {"S": e.sk}, "type": {"S": "EVENT"},
         "eventId": {"S": e.event_id}, "source": {"S": e.source}, "detailType": {"S": e.detail_type},
         "detail": {"S": e.detail}, "occurredAt": {"N": e.occurred_at.millis().to_string()},
         "outboxShard": {"S": "pending"},
     });
+    // The saga statistics' attributes, when the item has them (as NEW_IMAGE would).
+    if let Some(m) = image.as_object_mut() {
+        for (name, v) in [("statusFrom", &e.status_from), ("statusTo", &e.status_to)] {
+            if let Some(v) = v {
+                m.insert(name.into(), json!({"S": v}));
+            }
+        }
+        if let Some(at) = e.placed_at {
+            m.insert("placedAt".into(), json!({"N": at.millis().to_string()}));
+        }
+    }
     let mut change = StreamRecord::default();
     change.approximate_creation_date_time =
         chrono::DateTime::from_timestamp_millis(e.occurred_at.millis()).unwrap_or_default();

@@ -31,6 +31,8 @@ struct Pending {
     entry: BusEntry,
     /// When the event was committed (the app's clock), for the outbox age.
     occurred_at: Option<i64>,
+    /// What the saga statistics count at its first publication.
+    stats: Option<crate::obs::stats::Published>,
 }
 
 /// The business metric an event counts, by its detail type: the saga's
@@ -89,14 +91,26 @@ pub async fn publish_stream(
                 let field = |name: &str| parsed.as_ref().and_then(|d| d.get(name)).and_then(Value::as_str);
                 let trace_header = field("traceparent").and_then(crate::obs::trace::xray_header);
                 let order_id = field("orderId").unwrap_or_default().to_owned();
-                let occurred_at = image
-                    .get("occurredAt")
-                    .and_then(|v| v.get("N"))
-                    .and_then(|v| v.as_str())
-                    .and_then(|v| v.parse::<i64>().ok());
+                let number = |name: &str| {
+                    image
+                        .get(name)
+                        .and_then(|v| v.get("N"))
+                        .and_then(|v| v.as_str())
+                        .and_then(|v| v.parse::<i64>().ok())
+                };
+                let occurred_at = number("occurredAt");
+                let stats = occurred_at.map(|at| crate::obs::stats::Published {
+                    detail_type: detail_type.to_owned(),
+                    aggregate: shop_store::keys::aggregate_of(pk).to_owned(),
+                    occurred_at: shop_domain::Timestamp::from_millis(at),
+                    status_from: s(&image, "statusFrom").map(str::to_owned),
+                    status_to: s(&image, "statusTo").map(str::to_owned),
+                    placed_at: number("placedAt").map(shop_domain::Timestamp::from_millis),
+                });
                 work.push(Pending {
                     order_id,
                     occurred_at,
+                    stats,
                     sequence,
                     pk: pk.to_owned(),
                     sk: sk.to_owned(),
@@ -170,9 +184,16 @@ pub async fn publish_stream(
             "published"
         );
         // Published; leaving the pending index is bookkeeping. If it fails
-        // the event goes out once more later, which consumers absorb.
-        if let Err(e) = app.store.mark_published(&w.pk, &w.sk).await {
-            tracing::warn!(error = %e, pk = %w.pk, sk = %w.sk, "could not clear pending");
+        // the event goes out once more later, which consumers absorb. The
+        // saga statistics count the event at its first publication only.
+        match app.store.mark_published(&w.pk, &w.sk, app.clock.now()).await {
+            Ok(true) => {
+                if let Some(stats) = &w.stats {
+                    crate::obs::stats::count_published(app, stats).await;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, pk = %w.pk, sk = %w.sk, "could not clear pending"),
         }
     }
     report.published = accepted.len();

@@ -1,10 +1,12 @@
 //! Observability: the tracing setup every binary installs ([`telemetry`]),
 //! one trace per request carried through the saga ([`trace`]),
-//! business metrics ([`metrics`]) and the Lambda run loop that ties both
-//! to each invocation ([`lambda`]).
+//! business metrics ([`metrics`]), the saga statistics the console charts
+//! ([`stats`]) and the Lambda run loop that ties them to each invocation
+//! ([`lambda`]).
 
 pub mod lambda;
 pub mod metrics;
+pub mod stats;
 pub mod telemetry;
 pub mod trace;
 

@@ -55,7 +55,7 @@ async fn attempt(
         tx.extend(give_back_points(app, &order, LedgerReason::OrderRelease, order.points_used, now).await?);
     }
     tx.push(app.store.op_update_order(order.version, &cancelled)?);
-    tx.extend(super::outbox(app, &events, correlation_id)?);
+    tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
     tracing::info!(status = %cancelled.status, "order cancelled");
     Ok(cancelled)

@@ -85,7 +85,7 @@ pub async fn confirm_payment(
     }
 
     let key = &cmd.payment_key;
-    let result = app.pg.confirm(key, &cmd.order_id, cmd.amount).await;
+    let result = app.pg().confirm(key, &cmd.order_id, cmd.amount).await;
     let outcome = outcome_of(app, key, result).await;
     if let PgOutcome::Unknown(reason) = &outcome {
         tracing::warn!(%reason, "PG outcome unknown; the reconciler will resolve it");
@@ -157,7 +157,7 @@ async fn start(
     let payment = Payment::started(key.clone(), order.id.clone(), user.clone(), cmd.amount, PaymentMethod::Card, now);
     let mut tx = Tx::new();
     tx.push(app.store.op_update_order(order.version, &confirming)?);
-    tx.extend(super::outbox(app, &events, correlation_id)?);
+    tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     tx.push(app.store.op_create_payment(&payment)?);
     match app.store.transact(tx).await {
         Ok(()) => Ok(Started::Recorded),
@@ -174,7 +174,7 @@ async fn start(
 /// anything else is refused with nothing written, so no other order's key
 /// is ever marked used.
 async fn verify_key(app: &App, key: &PaymentKey, order: &Order) -> Result<(), ConfirmError> {
-    match app.pg.payment(key).await {
+    match app.pg().payment(key).await {
         Ok(p) if &p.payment_key == key && p.order_id == order.id && p.total_amount == order.amount_due => Ok(()),
         Ok(p) => {
             tracing::warn!(pg_order = %p.order_id, pg_amount = p.total_amount.won(), "confirm with a key of another order or amount");

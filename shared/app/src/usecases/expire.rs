@@ -76,7 +76,7 @@ async fn expire_one(app: &App, id: &OrderId, correlation_id: &str) -> Result<boo
     tx.extend(release_stock(app, &order)?);
     tx.extend(give_back_points(app, &order, LedgerReason::OrderRelease, order.points_used, now).await?);
     tx.push(app.store.op_update_order(order.version, &expired)?);
-    tx.extend(super::outbox(app, &events, correlation_id)?);
+    tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
     Ok(true)
 }

@@ -28,9 +28,25 @@ use shop_store::tx::TxOp;
 /// The outbox items of `events`, each carrying the correlation id and the
 /// current trace (`traceparent`): the one way a use case emits events, so
 /// every consumer continues the trace of the request that caused them.
-pub fn outbox(app: &App, events: &[OrderEvent], correlation_id: &str) -> anyhow::Result<Vec<TxOp>> {
+/// `before` is the order the events apply to (`None` for a placement):
+/// each item records the status it moved the order from and to, which the
+/// saga statistics count once it is published.
+pub fn outbox(
+    app: &App,
+    before: Option<&Order>,
+    events: &[OrderEvent],
+    correlation_id: &str,
+) -> anyhow::Result<Vec<TxOp>> {
     let traceparent = crate::obs::trace::current_traceparent();
-    events.iter().map(|e| app.store.op_put_event(e, correlation_id, traceparent.as_deref())).collect()
+    let placed_at = before.map(|o| o.created_at).or_else(|| events.first().map(|e| e.occurred_at));
+    let mut status = before.map(|o| o.status);
+    let mut ops = Vec::with_capacity(events.len());
+    for e in events {
+        let at = shop_store::entities::Before { status, placed_at: placed_at.unwrap_or(e.occurred_at) };
+        ops.push(app.store.op_put_event(e, correlation_id, traceparent.as_deref(), &at)?);
+        status = e.kind.status_after(status);
+    }
+    Ok(ops)
 }
 
 /// The order `id` when it exists and is `user`'s; `None` otherwise — a

@@ -65,7 +65,7 @@ async fn attempt(
             })?;
     tx.extend(debit);
     tx.push(app.store.op_update_order(order.version, &paid)?);
-    tx.extend(super::outbox(app, &events, correlation_id)?);
+    tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
     tracing::info!("order paid with points");
     Ok(paid)

@@ -65,12 +65,12 @@ pub enum NotificationError {
 #[tracing::instrument(skip_all, fields(order_id = %n.order_id()))]
 pub async fn apply_notification(app: &App, n: &Notification, correlation_id: &str) -> Result<Noted, NotificationError> {
     let fetched = match n {
-        Notification::StatusChanged { payment_key, .. } => app.pg.payment(payment_key).await,
+        Notification::StatusChanged { payment_key, .. } => app.pg().payment(payment_key).await,
         // The order's own attempt when it has one: the PG's "payment by
         // order" is the latest checkout, which anybody can open for our orderId.
         Notification::Deposit { order_id } => match app.store.get_order(order_id).await.map_err(anyhow::Error::new)? {
-            Some(shop_domain::Order { payment_key: Some(key), .. }) => app.pg.payment(&key).await,
-            Some(_) | None => app.pg.payment_by_order(order_id).await,
+            Some(shop_domain::Order { payment_key: Some(key), .. }) => app.pg().payment(&key).await,
+            Some(_) | None => app.pg().payment_by_order(order_id).await,
         },
     };
     let pg = match fetched {

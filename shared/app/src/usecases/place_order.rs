@@ -112,7 +112,7 @@ async fn attempt(
             })?,
     );
     tx.push(app.store.op_create_order(&placement.order)?);
-    tx.extend(super::outbox(app, &placement.events, correlation_id)?);
+    tx.extend(super::outbox(app, None, &placement.events, correlation_id)?);
     tx.push(app.store.op_idem_complete(lock, &response)?);
 
     match app.store.transact(tx).await {

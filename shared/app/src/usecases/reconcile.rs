@@ -61,10 +61,10 @@ async fn in_doubt(app: &App, now: Timestamp, report: &mut ReconcileReport) -> an
     let before = now.plus_secs(-app.config.reconcile_after_secs);
     for payment in app.store.payments_in_doubt(before, BATCH).await? {
         let key = payment.payment_key.clone();
-        let by_order = app.pg.payment_by_order(&payment.order_id).await;
+        let by_order = app.pg().payment_by_order(&payment.order_id).await;
         let result = match by_order {
             // The order's payment at the PG is another attempt: ask about ours.
-            Ok(p) if p.payment_key != key => app.pg.payment(&key).await,
+            Ok(p) if p.payment_key != key => app.pg().payment(&key).await,
             other => other,
         };
         let outcome = match result {
@@ -129,7 +129,7 @@ async fn deposits(app: &App, now: Timestamp, report: &mut ReconcileReport) -> an
 async fn check_deposit(app: &App, now: Timestamp, payment: &Payment) -> anyhow::Result<Deposit> {
     let key = payment.payment_key.clone();
     let correlation_id = format!("reconcile-{key}");
-    let pg = match app.pg.payment(&key).await {
+    let pg = match app.pg().payment(&key).await {
         Ok(pg) => pg,
         // Only a status the PG states settles an account it issued: an error
         // (unreachable, a 404 or 401 from a misconfiguration) says nothing

@@ -42,13 +42,17 @@ pub async fn cancel_at_pg(app: &App, key: &PaymentKey, reason: &str, correlation
     {
         return Ok(());
     }
-    let pg = match app.pg.cancel(key, reason, None).await {
+    let pg = match app.pg().cancel(key, reason, None).await {
         Ok(p) => p,
         // Cancelled before (by us, or at the PG's console): look it up.
-        Err(PgError::Declined { code, .. }) if code == "ALREADY_CANCELED_PAYMENT" => match app.pg.payment(key).await {
-            Ok(p) => p,
-            Err(e) => return Err(RefundError::PgUnavailable(format!("lookup after ALREADY_CANCELED_PAYMENT: {e}"))),
-        },
+        Err(PgError::Declined { code, .. }) if code == "ALREADY_CANCELED_PAYMENT" => {
+            match app.pg().payment(key).await {
+                Ok(p) => p,
+                Err(e) => {
+                    return Err(RefundError::PgUnavailable(format!("lookup after ALREADY_CANCELED_PAYMENT: {e}")));
+                }
+            }
+        }
         Err(PgError::Declined { code, message }) => return Err(RefundError::PgRefused(format!("{code}: {message}"))),
         Err(PgError::NotFound) => return Err(RefundError::PgRefused(format!("the PG has no payment {key}"))),
         Err(e @ (PgError::Unknown(_) | PgError::AlreadyProcessed)) => {
@@ -86,7 +90,7 @@ async fn attempt(app: &App, order_id: &OrderId, correlation_id: &str) -> Result<
     tx.extend(release_stock(app, &order)?);
     tx.extend(give_back_points(app, &order, LedgerReason::Refund, points_refunded, now).await?);
     tx.push(app.store.op_update_order(order.version, &refunded)?);
-    tx.extend(super::outbox(app, &events, correlation_id)?);
+    tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
     app.count("Refunds", 1);
     Ok(Some(points_refunded))

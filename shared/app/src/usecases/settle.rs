@@ -166,7 +166,7 @@ async fn attempt(
     }
     if !events.is_empty() {
         tx.push(app.store.op_update_order(order.version, &new_order)?);
-        tx.extend(super::outbox(app, &events, correlation_id)?);
+        tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     }
     if tx.is_empty() {
         return Ok(Settled { order: new_order, payment, orphaned: false });
@@ -252,7 +252,7 @@ fn decide(
 pub async fn outcome_of(app: &App, payment_key: &PaymentKey, result: Result<PgPayment, PgError>) -> PgOutcome {
     match result {
         Ok(p) => PgOutcome::Payment(p),
-        Err(PgError::AlreadyProcessed) => match app.pg.payment(payment_key).await {
+        Err(PgError::AlreadyProcessed) => match app.pg().payment(payment_key).await {
             Ok(p) => PgOutcome::Payment(p),
             Err(e) => PgOutcome::Unknown(format!("lookup after ALREADY_PROCESSED_PAYMENT: {e}")),
         },

@@ -136,6 +136,12 @@ fn every_command_in_every_status() {
                     assert_eq!(events[0].aggregate_version, order.version + 1);
                     assert_eq!(after.version, order.version + 1);
                     assert_eq!(after.status, status_after(kind, status), "{status} {}", cmd.name());
+                    assert_eq!(
+                        events[0].kind.status_after(Some(status)),
+                        Some(after.status),
+                        "{status} {}",
+                        cmd.name()
+                    );
                 }
                 (Ok(None), Ok((after, events))) => {
                     assert!(events.is_empty(), "{status} {} should be a no-op, got {events:?}", cmd.name());

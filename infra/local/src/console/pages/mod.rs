@@ -2,6 +2,7 @@
 
 pub mod order;
 pub mod orders;
+pub mod overview;
 pub mod queues;
 pub mod shell;
 pub mod simulators;

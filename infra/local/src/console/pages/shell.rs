@@ -38,7 +38,8 @@ pub fn page(title: &str, body: Markup) -> Html<String> {
                 (head(title))
                 body {
                     nav {
-                        a.brand href="/console/orders" { "shop console" }
+                        a.brand href="/console/overview" { "shop console" }
+                        a href="/console/overview" { "Overview" }
                         a href="/console/orders" { "Orders" }
                         a href="/console/queues" { "Queues" }
                         a href="/console/simulators" { "Simulators" }

@@ -1,0 +1,252 @@
+//! Overview: the saga at a glance over a chosen range — orders per status,
+//! throughput, time to settle, the PG, the queues, the outbox — as small
+//! charts that refresh themselves. Everything comes from the saga
+//! statistics (one small item per minute and shard, docs/adr/0017): the
+//! page reads the minutes of its range, never the orders, so it costs the
+//! same with 100,000 orders as with ten.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, PreEscaped, html};
+use shop_app::obs::stats::{
+    self, EVENTS, OUTBOX_AGE_MS, OUTBOX_PENDING, PG_CALLS, PG_DECLINED, PG_FAILED, PG_MS, QUEUE, STATUS,
+};
+use shop_domain::OrderStatus;
+use shop_store::stats::Values;
+
+use super::shell;
+use crate::console::ConsoleState;
+use crate::emulate::queue::dlq_of;
+
+/// The ranges one can pick: (query value, minutes, refresh seconds).
+const RANGES: [(&str, i64, u32); 4] = [("15m", 15, 5), ("1h", 60, 5), ("6h", 360, 30), ("24h", 1_440, 30)];
+
+#[derive(serde::Deserialize, Default)]
+pub struct Range {
+    #[serde(default)]
+    range: Option<String>,
+}
+
+fn range_of(r: &Range) -> (&'static str, i64, u32) {
+    let wanted = r.range.as_deref().unwrap_or("1h");
+    RANGES.into_iter().find(|(name, _, _)| *name == wanted).unwrap_or(("1h", 60, 5))
+}
+
+/// The page: the range picker and the charts, which reload themselves.
+pub async fn page(State(state): State<Arc<ConsoleState>>, Query(r): Query<Range>) -> Response {
+    let (name, _, refresh) = range_of(&r);
+    match charts(&state, &r).await {
+        Ok(body) => shell::page(
+            "Overview",
+            html! {
+                form.search method="get" action="/console/overview" {
+                    label for="range" { "Range" }
+                    select #range name="range" onchange="this.form.submit()" {
+                        @for (n, _, _) in RANGES { option value=(n) selected[n == name] { "last " (n) } }
+                    }
+                    noscript { button type="submit" { "Show" } }
+                    span.hint { "refreshes every " (refresh) " s" }
+                }
+                div #charts hx-get={ "/console/overview/charts?range=" (name) } hx-trigger={ "every " (refresh) "s" } {
+                    (body)
+                }
+            },
+        )
+        .into_response(),
+        Err(e) => shell::error(&e),
+    }
+}
+
+/// The charts alone (what the page polls).
+pub async fn live(State(state): State<Arc<ConsoleState>>, Query(r): Query<Range>) -> Response {
+    match charts(&state, &r).await {
+        Ok(m) => axum::response::Html(m.into_string()).into_response(),
+        Err(e) => shell::error(&e),
+    }
+}
+
+/// One value per minute of the range, oldest first.
+struct Series {
+    minutes: Vec<i64>,
+    by_minute: BTreeMap<i64, Values>,
+}
+
+impl Series {
+    fn counter(&self, name: &str) -> Vec<i64> {
+        self.minutes.iter().map(|m| self.by_minute.get(m).and_then(|v| v.get(name)).copied().unwrap_or(0)).collect()
+    }
+
+    /// A sampled gauge, carried forward over minutes without a sample.
+    fn gauge(&self, name: &str) -> Vec<i64> {
+        let mut last = 0;
+        self.minutes
+            .iter()
+            .map(|m| {
+                if let Some(v) = self.by_minute.get(m).and_then(|v| v.get(name)) {
+                    last = *v;
+                }
+                last
+            })
+            .collect()
+    }
+
+    fn sum(&self, name: &str) -> i64 {
+        self.counter(name).iter().sum()
+    }
+
+    /// Every minute's values summed (for the range's quantiles).
+    fn merged(&self) -> Values {
+        let mut out = Values::new();
+        for v in self.by_minute.values() {
+            for (k, n) in v {
+                *out.entry(k.clone()).or_default() += n;
+            }
+        }
+        out
+    }
+}
+
+async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
+    let (_, minutes, _) = range_of(r);
+    let app = &state.app;
+    let now = app.clock.now();
+    let from = now.plus_secs(-(minutes - 1) * 60);
+    let by_minute = app.store.stats_between(from, now).await?;
+    let totals = app.store.stats_totals().await?;
+    let first = shop_store::stats::minute_of(from);
+    let series = Series { minutes: (0..minutes).map(|i| first + i * 60_000).collect(), by_minute };
+
+    // Orders per status at each minute: the total now, less what changed after.
+    let statuses: Vec<(OrderStatus, i64, Vec<i64>)> = OrderStatus::ALL
+        .into_iter()
+        .map(|s| {
+            let name = format!("{STATUS}{}", s.as_str());
+            let now_total = totals.get(&name).copied().unwrap_or(0);
+            let deltas = series.counter(&name);
+            let mut at = Vec::with_capacity(deltas.len());
+            let mut value = now_total;
+            for d in deltas.iter().rev() {
+                at.push(value);
+                value -= d;
+            }
+            at.reverse();
+            (s, now_total, at)
+        })
+        .collect();
+
+    let settled = series.counter(&format!("{EVENTS}OrderPaid"));
+    let placed = series.counter(&format!("{EVENTS}OrderPlaced"));
+    let ended: Vec<i64> = ["OrderExpired", "OrderCancelled", "OrderRefunded"]
+        .iter()
+        .map(|t| series.counter(&format!("{EVENTS}{t}")))
+        .fold(vec![0; series.minutes.len()], |acc, s| acc.iter().zip(s).map(|(a, b)| a + b).collect());
+    let p50: Vec<i64> = series.minutes.iter().map(|m| minute_quantile(&series, *m, 0.5)).collect();
+    let p99: Vec<i64> = series.minutes.iter().map(|m| minute_quantile(&series, *m, 0.99)).collect();
+    let merged = series.merged();
+    let calls = series.counter(PG_CALLS);
+    let failed = series.counter(PG_FAILED);
+    let pg_ms = series.sum(PG_MS);
+    let pg_calls = series.sum(PG_CALLS);
+
+    // Right now: the outbox and the queues, read live.
+    let (pending, oldest) = app.store.pending_summary(stats::PENDING_CAP).await?;
+    let oldest_age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0));
+    let queues = crate::emulate::queue::Queues(&app.store);
+    let mut queue_rows = Vec::new();
+    for c in shop_app::events::consumers::NAMES {
+        let mut row = Vec::new();
+        for q in [c.to_string(), dlq_of(c)] {
+            let depth = queues.depth(&q, stats::PENDING_CAP).await?;
+            row.push((q.clone(), depth, series.gauge(&format!("{QUEUE}{q}"))));
+        }
+        queue_rows.push((c, row));
+    }
+
+    Ok(html! {
+        section.cards {
+            (card("Settled (paid)", &format!("{} in range", series.sum(&format!("{EVENTS}OrderPaid"))), &settled, "per minute"))
+            (card("Placed", &format!("{} in range", series.sum(&format!("{EVENTS}OrderPlaced"))), &placed, "per minute"))
+            (card("Expired, cancelled, refunded", &format!("{} in range", ended.iter().sum::<i64>()), &ended, "per minute"))
+            (card("Time to settle p50", &duration(stats::settle_quantile(&merged, 0.5)), &p50, "≤, per minute"))
+            (card("Time to settle p99", &duration(stats::settle_quantile(&merged, 0.99)), &p99, "≤, per minute"))
+            (card("PG calls", &format!("{pg_calls} in range, avg {}", if pg_calls > 0 { format!("{} ms", pg_ms / pg_calls) } else { "—".into() }), &calls, "per minute"))
+            (card_class("PG failures (outcome unknown)", &format!("{} in range, {} declined", series.sum(PG_FAILED), series.sum(PG_DECLINED)), &failed, "per minute", series.sum(PG_FAILED) > 0))
+            (card_class("Oldest pending outbox event", &duration(oldest_age), &series.gauge(OUTBOX_AGE_MS), "age, sampled", oldest_age.is_some_and(|a| a > 60_000)))
+            (card("Events pending publication", &pending.to_string(), &series.gauge(OUTBOX_PENDING), "sampled"))
+        }
+        h2 { "Orders per status" }
+        table #statuses {
+            tr { th { "status" } th.num { "now" } th { "over the range" } }
+            @for (s, total, at) in &statuses { tr id={ "status-" (s.as_str()) } {
+                td { a href={ "/console/orders?status=" (s.as_str()) } { (s.as_str()) } }
+                td.num { (total) }
+                td { (spark(at)) }
+            } }
+        }
+        h2 { "Queues" }
+        table #queue-depths {
+            tr { th { "consumer" } th.num { "queue now" } th { "over the range" } th.num { "DLQ now" } th { "over the range" } }
+            @for (c, row) in &queue_rows { tr {
+                td { a href="/console/queues" { (c) } }
+                @for (q, depth, series) in row {
+                    td.num class=(if q.ends_with("-dlq") && *depth > 0 { "Failed" } else { "" }) { (depth) }
+                    td { (spark(series)) }
+                }
+            } }
+        }
+        p.hint { "From the saga statistics: counters per minute written as events are first published and PG calls made; queue depths and the outbox sampled every 10 s (docs/adr/0017). Now " (now.to_rfc3339()) "." }
+    })
+}
+
+fn minute_quantile(series: &Series, minute: i64, q: f64) -> i64 {
+    series.by_minute.get(&minute).and_then(|v| stats::settle_quantile(v, q)).map(|v| v.min(86_400_000)).unwrap_or(0)
+}
+
+fn duration(ms: Option<i64>) -> String {
+    match ms {
+        None => "—".into(),
+        Some(i64::MAX) => "> 1 day".into(),
+        Some(ms) if ms < 1_000 => format!("{ms} ms"),
+        Some(ms) if ms < 120_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        Some(ms) if ms < 7_200_000 => format!("{:.1} min", ms as f64 / 60_000.0),
+        Some(ms) => format!("{:.1} h", ms as f64 / 3_600_000.0),
+    }
+}
+
+fn card(title: &str, value: &str, series: &[i64], note: &str) -> Markup {
+    card_class(title, value, series, note, false)
+}
+
+fn card_class(title: &str, value: &str, series: &[i64], note: &str, bad: bool) -> Markup {
+    html! {
+        div.card {
+            div.title { (title) }
+            @if bad { div.value.Failed { (value) } } @else { div.value { (value) } }
+            (spark(series))
+            div.hint { (note) ", max " (series.iter().max().copied().unwrap_or(0)) }
+        }
+    }
+}
+
+/// A sparkline: the series as an inline SVG polyline (no script).
+fn spark(values: &[i64]) -> Markup {
+    const W: f64 = 220.0;
+    const H: f64 = 36.0;
+    let top = values.iter().copied().max().unwrap_or(0);
+    let max = top.max(1) as f64;
+    let min = values.iter().copied().min().unwrap_or(0).min(0) as f64;
+    let step = if values.len() > 1 { W / (values.len() - 1) as f64 } else { W };
+    let points: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, H - 2.0 - (*v as f64 - min) / (max - min) * (H - 4.0)))
+        .collect();
+    let last = values.last().copied().unwrap_or(0);
+    PreEscaped(format!(
+        r#"<svg class="spark" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="latest {last}, max {top}"><polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{}"/></svg>"#,
+        points.join(" ")
+    ))
+}
