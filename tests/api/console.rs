@@ -26,6 +26,9 @@ async fn only_an_operator_gets_in_and_a_shopper_or_a_forgery_never_does() {
         ("GET", format!("/console/orders/{order}/saga")),
         ("GET", format!("/console/orders/{order}/republish")),
         ("POST", format!("/console/orders/{order}/republish")),
+        ("GET", format!("/console/orders/{order}/replay?version=1&consumer=analytics")),
+        ("POST", format!("/console/orders/{order}/replay")),
+        ("GET", "/console/orders?status=PAID".to_owned()),
         ("GET", "/console/queues".to_owned()),
         ("GET", "/console/queues/analytics/redrive".to_owned()),
         ("POST", "/console/queues/analytics/redrive".to_owned()),
@@ -241,4 +244,100 @@ async fn the_overview_counts_each_order_once_in_its_status_even_when_republished
     let page = app.http.get(app.url("/console/overview")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("hx-get=\"/console/overview/charts?range=1h\""));
+}
+
+/// Finding orders (by correlation id, by status), the list of orders whose
+/// consumers failed, and replaying one event to one consumer from the
+/// console: the replayed event is delivered, and its failure leaves the list.
+#[tokio::test]
+async fn the_console_finds_orders_lists_failing_consumers_and_replays_one_event_to_one_consumer() {
+    let app = spawn_app().await;
+    let token = operator_token(&app);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post =
+        |path: &str, form: &[(&str, &str)]| no_redirects.post(app.url(path)).bearer_auth(&token).form(form).send();
+    let get = |path: String| {
+        let req = app.http.get(app.url(&path)).bearer_auth(&token);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let one = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
+
+    // The data platform refuses everything: the analytics consumer fails.
+    assert_eq!(
+        post("/console/simulators/sink/faults", &[("fault", "error"), ("count", "-1")]).await.unwrap().status(),
+        303
+    );
+    let (paid, amount) = app.order("u4", one).await;
+    app.pay_by_card("u4", &paid, amount).await;
+    let paid_failed = |failures: &[shop_store::saga::Failure]| {
+        failures
+            .iter()
+            .any(|f| f.order_id == paid && f.outcome.consumer == "analytics" && f.outcome.detail_type == "OrderPaid")
+    };
+    eventually(20, "the analytics failure on OrderPaid listed", || async {
+        paid_failed(&app.store().consumer_failures(20).await.ok()?).then_some(())
+    })
+    .await;
+    let orders = get("/console/orders".into()).await;
+    let failing = &orders[orders.find("id=\"failing\"").expect("the failing list")..];
+    let failing = &failing[..failing.find("</table>").unwrap()];
+    assert!(failing.contains(&format!("/console/orders/{paid}")), "{orders}");
+
+    // An order cancelled by a request carrying a correlation id.
+    let (cancelled, _) = app.order("u5", one).await;
+    let resp = app
+        .http
+        .post(app.url(&format!("/orders/{cancelled}/cancel")))
+        .bearer_auth(app.stack.token("u5"))
+        .header("x-correlation-id", "corr-console-1")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let found = get("/console/orders?q=corr-console-1".into()).await;
+    let table = |html: &str, id: &str| -> String {
+        let from = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("#{id} missing: {html}"));
+        let rest = &html[from..];
+        rest[..rest.find("</table>").unwrap()].to_owned()
+    };
+    let correlated = table(&found, "correlated");
+    assert!(correlated.contains(&format!("/console/orders/{cancelled}")) && correlated.contains("OrderCancelled"));
+    assert!(!correlated.contains(&format!("/console/orders/{paid}")));
+
+    // By status: the orders that entered it, with where they are now.
+    let by = |status: &'static str| get(format!("/console/orders?status={status}"));
+    let html = by("CANCELLED").await;
+    let listed = table(&html, "by-status");
+    assert!(
+        listed.contains(&format!("/console/orders/{cancelled}"))
+            && !listed.contains(&format!("/console/orders/{paid}"))
+    );
+    let html = by("PAID").await;
+    let listed = table(&html, "by-status");
+    assert!(
+        listed.contains(&format!("/console/orders/{paid}"))
+            && !listed.contains(&format!("/console/orders/{cancelled}"))
+    );
+
+    // Replay the OrderPaid (version 3) to analytics alone, once the platform is back.
+    assert_eq!(post("/console/simulators/sink/clear", &[]).await.unwrap().status(), 303);
+    let confirm = get(format!("/console/orders/{paid}/replay?version=3&consumer=analytics")).await;
+    assert!(confirm.contains("Replay to analytics"), "{confirm}");
+    let replayed =
+        post(&format!("/console/orders/{paid}/replay"), &[("version", "3"), ("consumer", "analytics")]).await.unwrap();
+    assert_eq!(replayed.status(), 303);
+    eventually(20, "the replayed OrderPaid delivered", || async {
+        app.exported(&paid).await.iter().any(|d| d.detail_type == "OrderPaid" && d.status == 200).then_some(())
+    })
+    .await;
+    eventually(20, "its failure off the list", || async {
+        (!paid_failed(&app.store().consumer_failures(20).await.ok()?)).then_some(())
+    })
+    .await;
+    // A consumer whose rule does not take the event: nothing is sent.
+    let refused = post(&format!("/console/orders/{paid}/replay"), &[("version", "1"), ("consumer", "compensation")])
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
 }

@@ -26,7 +26,8 @@
 //! - `byDue` (`dueShard`, `dueAt`): work that falls due at a time — orders
 //!   while PENDING_PAYMENT (`EXPIRY#n`, at `expiresAt`), payments whose
 //!   outcome is in doubt (`RECONCILE#n`, at their last update), virtual
-//!   accounts waiting for their deposit (`DEPOSIT#n`, at their next check), every outbox
+//!   accounts waiting for their deposit (`DEPOSIT#n`, at their next check),
+//!   consumers' outcomes while FAILED (`FAILED#n`, at the failure), every outbox
 //!   event by day (`EVENTS#<day>#n`, at `occurredAt`, for `shop republish
 //!   --since`), and locally, visible queue messages (`QUEUE#<queue>`, at the
 //!   time they become visible).
@@ -51,6 +52,7 @@
 //! | `OUTBOX#n` | 2 per event (in, then out): ≈ 6.2 | ≈ 640 orders/s |
 //! | `EXPIRY#n` | ≤ 3 (placed, payment started, left PENDING_PAYMENT) | ≈ 1,300 orders/s |
 //! | `RECONCILE#n` | ≤ 3 per payment in doubt | ≈ 1,300 payments in doubt/s |
+//! | `FAILED#n` | 2 per consumer failure (listed, cleared when done) | ≈ 2,000 failures/s |
 //! | `DEPOSIT#n` | 2 per virtual account + 1 per check (one check per reconcile interval `I` while it waits) | ≈ 2,000 accounts issued/s, and ≈ 4,000 × `I` seconds accounts waiting at once (1.2 million at `I` = 300 s) |
 //! | `USER#<id>` (`byUser`) | 1–3, one user's | ≈ 330 orders/s by one user |
 //! | `CORR#<id>#n` (`byUser`) | 1 per event written under the correlation id | ≈ 4,000 events/s under one id |
@@ -172,6 +174,14 @@ pub fn shard(s: &str) -> u32 {
 pub fn expiry_shard(order: &OrderId) -> String {
     format!("EXPIRY#{}", shard(order.as_str()))
 }
+
+/// `byDue` partition of a consumer's failed outcome (until it is done):
+/// 2 index writes per failure (listed, then cleared), by the order's shard.
+pub fn failed_shard(order: &OrderId) -> String {
+    format!("{FAILED_PREFIX}#{}", shard(order.as_str()))
+}
+
+pub const FAILED_PREFIX: &str = "FAILED";
 
 /// ≤ 3 index writes per payment in doubt (≈ 1,300/s with 4 shards).
 pub fn reconcile_shard(payment: &PaymentKey) -> String {

@@ -8,6 +8,17 @@ use crate::attr::{get_n, get_s, key, n, opt_s, s};
 use crate::{Store, StoreError, keys};
 use shop_domain::Timestamp;
 
+/// The status of an outcome whose handling failed (it is retried, and
+/// after the queue's receive limit it waits in the DLQ).
+pub const FAILED: &str = "FAILED";
+
+/// A consumer's failure, as the list of orders with failing consumers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub order_id: String,
+    pub outcome: Outcome,
+}
+
 /// What one consumer did with one event (the saga log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -56,13 +67,22 @@ impl Store {
         } else {
             update
         };
+        // A FAILED outcome is listed in `byDue` (`FAILED#n`) until the
+        // consumer records the event DONE or SKIPPED.
+        let failed = o.status == FAILED;
+        let listed = if failed { ", dueShard = :failedShard, dueAt = :at" } else { " REMOVE dueShard, dueAt" };
+        let update = if failed {
+            update.expression_attribute_values(":failedShard", s(keys::failed_shard(order)))
+        } else {
+            update
+        };
         let res = update
             .table_name(self.table())
             .set_key(Some(key(pk, keys::outcome_sk(version, &o.consumer))))
-            .update_expression(
+            .update_expression(format!(
                 "SET #type = :t, #consumer = :c, #eventId = :e, #detailType = :d, #status = :s, #at = :at, \
-                 #detail = :detail, #attempts = if_not_exists(#attempts, :zero) + :one",
-            )
+                 #detail = :detail, #attempts = if_not_exists(#attempts, :zero) + :one{listed}"
+            ))
             .expression_attribute_names("#type", "type")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#consumer", "consumer")
@@ -89,25 +109,124 @@ impl Store {
         }
     }
 
+    /// Events a consumer failed on and has not done since, newest first, at
+    /// most `limit` per shard: one bounded query per shard of `byDue`.
+    pub async fn consumer_failures(&self, limit: i32) -> Result<Vec<Failure>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..keys::SHARDS {
+            let res = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(keys::GSI_DUE)
+                .key_condition_expression("dueShard = :shard")
+                .expression_attribute_values(":shard", s(format!("{}#{shard}", keys::FAILED_PREFIX)))
+                .scan_index_forward(false)
+                .limit(limit)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query consumer failures")))?;
+            for it in res.items() {
+                let order_id = get_s(it, "pk")?.strip_prefix("ORDER#").unwrap_or_default().to_owned();
+                out.push(Failure { order_id, outcome: outcome_from(it)? });
+            }
+        }
+        out.sort_by(|a, b| b.outcome.at.cmp(&a.outcome.at));
+        Ok(out)
+    }
+
+    /// The outbox events written under a correlation id (from `byUser`,
+    /// `CORR#<id>#n`), newest first, at most `limit` per shard.
+    pub async fn events_by_correlation(
+        &self,
+        correlation_id: &str,
+        limit: i32,
+    ) -> Result<Vec<crate::entities::StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..keys::SHARDS {
+            let res = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name(keys::GSI_USER)
+                .key_condition_expression("userPk = :pk")
+                .expression_attribute_values(":pk", s(keys::correlation_pk_of(correlation_id, shard)))
+                .scan_index_forward(false)
+                .limit(limit)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query by correlation id")))?;
+            for it in res.items() {
+                out.push(crate::entities::stored_event_from(it)?);
+            }
+        }
+        out.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at));
+        Ok(out)
+    }
+
+    /// Events that moved an order into `status` (`statusTo`), newest first,
+    /// from the event log of the last `days` days: each day's partitions
+    /// are read newest first, with the status as a filter, evaluating at
+    /// most `read_cap` items in all — a bounded read, whatever the history.
+    /// Answers the events found (at most `want`) and whether the cap cut
+    /// the search short.
+    pub async fn events_entering(
+        &self,
+        status: &str,
+        now: Timestamp,
+        days: i64,
+        want: usize,
+        read_cap: i32,
+    ) -> Result<(Vec<crate::entities::StoredEvent>, bool), StoreError> {
+        let mut found = Vec::new();
+        let mut budget = read_cap;
+        for d in 0..days {
+            let day = now.plus_secs(-d * 86_400);
+            // Every partition of the day, each to `want` matches: newest first across them.
+            for partition in keys::event_log_partitions(day) {
+                let mut start = None;
+                let before = found.len();
+                loop {
+                    if budget <= 0 {
+                        return Ok((sorted_newest(found, want), true));
+                    }
+                    let res = self
+                        .client()
+                        .query()
+                        .table_name(self.table())
+                        .index_name(keys::GSI_DUE)
+                        .key_condition_expression("dueShard = :d")
+                        .filter_expression("statusTo = :s")
+                        .expression_attribute_values(":d", s(partition.as_str()))
+                        .expression_attribute_values(":s", s(status))
+                        .scan_index_forward(false)
+                        .limit(budget.min(500))
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query events entering")))?;
+                    budget -= res.scanned_count;
+                    for it in res.items() {
+                        found.push(crate::entities::stored_event_from(it)?);
+                    }
+                    start = res.last_evaluated_key;
+                    if start.is_none() || found.len() - before >= want {
+                        break;
+                    }
+                }
+            }
+            if found.len() >= want {
+                break;
+            }
+        }
+        Ok((sorted_newest(found, want), false))
+    }
+
     /// The consumers' outcomes for an order, by event version.
     pub async fn outcomes_of(&self, order: &shop_domain::OrderId) -> Result<Vec<Outcome>, StoreError> {
         let (pk, _) = keys::order(order);
         let items = self.query_prefix(&pk, keys::OUTCOME_PREFIX).await?;
-        items
-            .iter()
-            .map(|it| {
-                Ok(Outcome {
-                    consumer: get_s(it, "consumer")?.to_owned(),
-                    event_id: get_s(it, "eventId")?.to_owned(),
-                    detail_type: get_s(it, "detailType")?.to_owned(),
-                    status: get_s(it, "status")?.to_owned(),
-                    attempts: get_n(it, "attempts")?,
-                    detail: opt_s(it, "detail").filter(|d| !d.is_empty()).map(str::to_owned),
-                    at: Timestamp::from_millis(get_n(it, "at")?),
-                })
-            })
-            .collect::<anyhow::Result<_>>()
-            .map_err(Into::into)
+        items.iter().map(outcome_from).collect()
     }
 
     /// Outbox events written since `since` (from the event log in the
@@ -182,4 +301,22 @@ impl Store {
             Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem mark_pending"))),
         }
     }
+}
+
+fn outcome_from(it: &crate::attr::Item) -> Result<Outcome, StoreError> {
+    Ok(Outcome {
+        consumer: get_s(it, "consumer")?.to_owned(),
+        event_id: get_s(it, "eventId")?.to_owned(),
+        detail_type: get_s(it, "detailType")?.to_owned(),
+        status: get_s(it, "status")?.to_owned(),
+        attempts: get_n(it, "attempts")?,
+        detail: opt_s(it, "detail").filter(|d| !d.is_empty()).map(str::to_owned),
+        at: Timestamp::from_millis(get_n(it, "at")?),
+    })
+}
+
+fn sorted_newest(mut events: Vec<crate::entities::StoredEvent>, want: usize) -> Vec<crate::entities::StoredEvent> {
+    events.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at));
+    events.truncate(want);
+    events
 }

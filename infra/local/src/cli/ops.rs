@@ -113,6 +113,42 @@ pub async fn replay(
     Ok(report)
 }
 
+/// Sends one outbox event of `order` (by its version) to one consumer's
+/// queue, as the bus delivers it and tagged with a `replay-name` as a
+/// replay is — when that consumer's rule takes the event. The consumer
+/// dedupes by event id: replaying what it already did changes nothing.
+/// Answers the replay's name, or `None` when the rule does not match.
+pub async fn replay_event(
+    app: &App,
+    rules: &Rules,
+    order: &OrderId,
+    version: u64,
+    consumer: &str,
+) -> anyhow::Result<Option<String>> {
+    check_consumer(consumer)?;
+    let events = app.store.events_of(order).await?;
+    let wanted = format!("{order}#{version}");
+    let Some(e) = events.iter().find(|e| e.event_id == wanted) else {
+        anyhow::bail!("order {order} has no event {version}");
+    };
+    let entry = shop_app::ports::BusEntry {
+        source: e.source.clone(),
+        detail_type: e.detail_type.clone(),
+        detail: e.detail.clone(),
+        trace_header: None,
+    };
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    let name = format!("shop-replay-{}-{consumer}", now.millis());
+    let event =
+        crate::emulate::bus::envelope(&uuid::Uuid::now_v7().to_string(), &entry, &now.to_rfc3339(), Some(&name));
+    let writes: Vec<_> = deliveries(rules, &event, Some(consumer), now).into_iter().map(|(_, it)| it).collect();
+    if writes.is_empty() {
+        return Ok(None);
+    }
+    app.store.batch_put(writes).await?;
+    Ok(Some(name))
+}
+
 /// Marks every outbox event written since `since` pending again: the
 /// publisher sends each once more (consumers dedupe by event id). The
 /// recovery path when a stream's OnFailure destination got only metadata.

@@ -54,6 +54,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/orders/{order_id}", get(pages::order::page))
         .route("/orders/{order_id}/saga", get(pages::order::live))
         .route("/orders/{order_id}/republish", get(pages::order::confirm_republish).post(pages::order::republish))
+        .route("/orders/{order_id}/replay", get(pages::order::confirm_replay).post(pages::order::replay))
         .route("/queues", get(pages::queues::page))
         .route("/queues/{consumer}/redrive", get(pages::queues::confirm_redrive).post(pages::queues::redrive))
         .route("/simulators", get(pages::simulators::page))

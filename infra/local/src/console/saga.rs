@@ -73,8 +73,15 @@ impl MoneyView {
     }
 }
 
+/// An event of the order, for the replay form.
+pub struct EventRef {
+    pub version: u64,
+    pub detail_type: String,
+}
+
 pub struct OrderSaga {
     pub order: Order,
+    pub events: Vec<EventRef>,
     pub steps: Vec<Step>,
     pub money: MoneyView,
     pub ledger: Vec<LedgerEntry>,
@@ -107,7 +114,9 @@ pub async fn load(
             text: format!("{} (trace {})", e.event_id, trace.as_deref().unwrap_or("-")),
         });
         steps.push(Step {
-            at: (!e.pending).then_some(e.occurred_at.millis()),
+            // When the bus first took it (events published before 2026-12
+            // were not dated: shown at their commit).
+            at: (!e.pending).then(|| e.published_at.unwrap_or(e.occurred_at).millis()),
             lane: Lane::Outbox,
             actor: e.detail_type.clone(),
             state: if e.pending { State::Pending } else { State::Done },
@@ -164,7 +173,14 @@ pub async fn load(
     // One time axis; pending steps (and simulator rows written before they
     // were dated) keep their lane's order after the timed ones.
     steps.sort_by_key(|s| (s.at.is_none(), s.at));
-    Ok(Some(OrderSaga { order, steps, money, ledger, pg_payments, simulated: pg.is_some() }))
+    let events = events
+        .iter()
+        .filter_map(|e| {
+            let version = e.event_id.rsplit('#').next()?.parse().ok()?;
+            Some(EventRef { version, detail_type: e.detail_type.clone() })
+        })
+        .collect();
+    Ok(Some(OrderSaga { order, events, steps, money, ledger, pg_payments, simulated: pg.is_some() }))
 }
 
 fn consumer_step(o: &Outcome) -> Step {

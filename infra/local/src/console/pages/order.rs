@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use shop_domain::OrderId;
 
 use super::shell;
+use crate::cli::ops::{self, CONSUMERS};
 use crate::console::ConsoleState;
 use crate::console::saga::{self, OrderSaga};
 
@@ -75,8 +76,73 @@ pub async fn republish(State(state): State<Arc<ConsoleState>>, Path(order_id): P
     match result {
         Ok(n) => {
             tracing::info!(order_id = %id, events = n, "republished from the console");
-            axum::response::Redirect::to(&format!("/console/orders/{id}")).into_response()
+            Redirect::to(&format!("/console/orders/{id}")).into_response()
         }
+        Err(e) => shell::error(&e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ReplayOne {
+    version: u64,
+    consumer: String,
+}
+
+/// The confirmation step of replaying one event to one consumer.
+pub async fn confirm_replay(
+    State(state): State<Arc<ConsoleState>>,
+    Path(order_id): Path<String>,
+    Query(r): Query<ReplayOne>,
+) -> Response {
+    let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
+    if !CONSUMERS.contains(&r.consumer.as_str()) {
+        return (StatusCode::NOT_FOUND, shell::page("No such consumer", html! {})).into_response();
+    }
+    let event = match state.app.store.events_of(&id).await {
+        Ok(events) => events.into_iter().find(|e| e.event_id == format!("{id}#{}", r.version)),
+        Err(e) => return shell::error(&anyhow::Error::new(e)),
+    };
+    let Some(event) = event else {
+        return (StatusCode::NOT_FOUND, shell::page("No such event", html! {})).into_response();
+    };
+    shell::page(
+        &format!("Replay {} to {}?", event.event_id, r.consumer),
+        html! {
+            p { "The " (event.detail_type) " event " code { (event.event_id) } " goes to the " (r.consumer)
+                " queue alone, as the bus delivers it; the consumer dedupes it if it already did it." }
+            form method="post" action={ "/console/orders/" (id) "/replay" } {
+                input type="hidden" name="version" value=(r.version);
+                input type="hidden" name="consumer" value=(r.consumer);
+                button #confirm type="submit" { "Replay to " (r.consumer) } " " a href={ "/console/orders/" (id) } { "Cancel" }
+            }
+        },
+    )
+    .into_response()
+}
+
+pub async fn replay(
+    State(state): State<Arc<ConsoleState>>,
+    Path(order_id): Path<String>,
+    axum::Form(r): axum::Form<ReplayOne>,
+) -> Response {
+    let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
+    let rules = match crate::emulate::rules::rules() {
+        Ok(rules) => rules,
+        Err(e) => return shell::error(&e),
+    };
+    match ops::replay_event(&state.app, &rules, &id, r.version, &r.consumer).await {
+        Ok(Some(name)) => {
+            tracing::info!(order_id = %id, version = r.version, consumer = %r.consumer, replay = %name, "replayed from the console");
+            Redirect::to(&format!("/console/orders/{id}")).into_response()
+        }
+        Ok(None) => (
+            StatusCode::CONFLICT,
+            shell::page(
+                "Not replayed",
+                html! { p { "The " (r.consumer) " consumer's rule does not take this event." } },
+            ),
+        )
+            .into_response(),
         Err(e) => shell::error(&e),
     }
 }
@@ -84,6 +150,13 @@ pub async fn republish(State(state): State<Arc<ConsoleState>>, Path(order_id): P
 fn full(s: &OrderSaga) -> Markup {
     html! {
         p { a.action href={ "/console/orders/" (s.order.id) "/republish" } { "Republish its events…" } }
+        form.search #replay method="get" action={ "/console/orders/" (s.order.id) "/replay" } {
+            select name="version" {
+                @for e in &s.events { option value=(e.version) { (e.version) ": " (e.detail_type) } }
+            }
+            select name="consumer" { @for c in CONSUMERS { option value=(c) { (c) } } }
+            button type="submit" { "Replay to one consumer…" }
+        }
         div #saga hx-get={ "/console/orders/" (s.order.id) "/saga" } hx-trigger="every 2s" hx-swap="innerHTML" {
             (live_part(s))
         }

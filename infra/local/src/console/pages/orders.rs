@@ -1,14 +1,17 @@
-//! Orders: find one (by order id, payment key or user), and the lists of
-//! what is stuck. Every list is one bounded index read — payments in doubt,
-//! deposits past due, events waiting for the publisher — never a scan, so
-//! the page costs the same with 100,000 orders as with ten.
+//! Orders: find one (by order id, payment key, correlation id or user), the
+//! orders that recently entered a status, and the lists of what is stuck.
+//! Every read is bounded — one index query per shard for each stuck list
+//! (payments in doubt, deposits past due, consumers that failed, events
+//! waiting for the publisher), a capped read of the event log for a
+//! status — never a scan, so the page costs the same with 100,000 orders
+//! as with ten.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use shop_domain::{OrderId, PaymentKey, UserId};
+use shop_domain::{OrderId, OrderStatus, PaymentKey, UserId};
 
 use super::shell;
 use crate::console::ConsoleState;
@@ -18,23 +21,31 @@ const LIST: usize = 20;
 /// An event waiting longer than this for the publisher is stuck.
 const PENDING_FOR_SECS: i64 = 60;
 
+/// Days of the event log a status search looks back, and the index items
+/// it may read (a bounded read: the page says when the cap cut it short).
+const STATUS_DAYS: i64 = 7;
+const STATUS_READ_CAP: i32 = 5_000;
+
 #[derive(serde::Deserialize, Default)]
 pub struct Search {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    status: String,
 }
 
 pub async fn index(State(state): State<Arc<ConsoleState>>, Query(search): Query<Search>) -> Response {
-    match render(&state, search.q.trim()).await {
+    match render(&state, search.q.trim(), search.status.trim()).await {
         Ok(r) => r,
         Err(e) => shell::page("Orders", html! { p.Failed { "Could not read the store: " (format!("{e:#}")) } })
             .into_response(),
     }
 }
 
-async fn render(state: &ConsoleState, q: &str) -> anyhow::Result<Response> {
+async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<Response> {
     let app = &state.app;
     let mut found: Option<Markup> = None;
+    let mut by_status: Option<Markup> = None;
     if !q.is_empty() {
         if let Ok(id) = OrderId::parse(q)
             && app.store.get_order(&id).await?.is_some()
@@ -46,19 +57,55 @@ async fn render(state: &ConsoleState, q: &str) -> anyhow::Result<Response> {
         {
             return Ok(Redirect::to(&format!("/console/orders/{}", p.order_id)).into_response());
         }
+        let correlated = app.store.events_by_correlation(q, LIST as i32).await?;
         let orders = match UserId::parse(q) {
             Ok(user) => app.store.orders_page(&user, None, LIST, None).await?.0,
             Err(_) => Vec::new(),
         };
         found = Some(html! {
-            h2 { "Orders of user " code { (q) } }
-            @if orders.is_empty() { p.hint { "No order, payment or user " code { (q) } "." } }
-            @else { (order_table(&orders)) }
+            @if !correlated.is_empty() {
+                h2 { "Events with correlation id " code { (q) } }
+                (event_table(&correlated))
+            }
+            @if !orders.is_empty() {
+                h2 { "Orders of user " code { (q) } }
+                (order_table(&orders))
+            }
+            @if correlated.is_empty() && orders.is_empty() {
+                p.hint { "No order, payment key, correlation id or user " code { (q) } "." }
+            }
+        });
+    }
+    if let Some(wanted) = OrderStatus::parse(status) {
+        let now = app.clock.now();
+        let (entered, cut) =
+            app.store.events_entering(wanted.as_str(), now, STATUS_DAYS, LIST, STATUS_READ_CAP).await?;
+        let mut rows = Vec::new();
+        for e in &entered {
+            let Some(id) = e.pk.strip_prefix("ORDER#").and_then(|id| OrderId::parse(id).ok()) else { continue };
+            let current = app.store.get_order(&id).await?.map(|o| o.status);
+            rows.push((id, e.occurred_at, current));
+        }
+        by_status = Some(html! {
+            h2 { "Orders that entered " (wanted.as_str()) ", newest first" }
+            p.hint { "From the event log of the last " (STATUS_DAYS) " days"
+                @if cut { ", cut short after reading " (STATUS_READ_CAP) " events" } "." }
+            @if rows.is_empty() { p.hint { "None." } } @else {
+                table #by-status { tr { th { "order" } th { "entered" } th { "status now" } }
+                    @for (id, at, current) in &rows { tr {
+                        td { a href={ "/console/orders/" (id) } { code { (id) } } }
+                        td { (at.to_rfc3339()) }
+                        td class=(if *current == Some(wanted) { "" } else { "Skipped" }) {
+                            (current.map(|s| s.as_str()).unwrap_or("gone")) }
+                    } }
+                }
+            }
         });
     }
     let now = app.clock.now();
     let in_doubt = app.store.payments_in_doubt(now, LIST as i32).await?;
     let overdue = app.store.deposits_due(now, LIST as i32).await?;
+    let failing = app.store.consumer_failures(LIST as i32).await?;
     let waiting: Vec<_> = app
         .store
         .pending_events(LIST as i32)
@@ -71,10 +118,18 @@ async fn render(state: &ConsoleState, q: &str) -> anyhow::Result<Response> {
         "Orders",
         html! {
             form.search method="get" action="/console/orders" {
-                input name="q" value=(q) placeholder="order id, payment key or user" size="48" autofocus;
+                input name="q" value=(q) placeholder="order id, payment key, correlation id or user" size="48" autofocus;
                 button type="submit" { "Find" }
             }
+            form.search method="get" action="/console/orders" {
+                select name="status" {
+                    option value="" { "orders by status…" }
+                    @for s in OrderStatus::ALL { option value=(s.as_str()) selected[s.as_str() == status] { (s.as_str()) } }
+                }
+                button type="submit" { "List" }
+            }
             @if let Some(f) = found { (f) }
+            @if let Some(s) = by_status { (s) }
             h2 { "Payments in doubt (CONFIRMING, UNKNOWN)" }
             @if in_doubt.is_empty() { p.hint { "None." } } @else {
                 table { tr { th { "order" } th { "payment key" } th { "status" } th.num { "amount" } th { "since" } }
@@ -91,6 +146,18 @@ async fn render(state: &ConsoleState, q: &str) -> anyhow::Result<Response> {
                     td { a href={ "/console/orders/" (p.order_id) } { code { (p.order_id) } } }
                     td { code { (p.payment_key) } } td.num { (p.amount) }
                 } } }
+            }
+            h2 { "Orders whose consumers failed (not done since)" }
+            @if failing.is_empty() { p.hint { "None." } } @else {
+                table #failing { tr { th { "order" } th { "consumer" } th { "event" } th.num { "attempts" } th { "error" } th { "at" } }
+                    @for f in failing.iter().take(LIST) { tr {
+                        td { a href={ "/console/orders/" (f.order_id) } { code { (f.order_id) } } }
+                        td { (f.outcome.consumer) } td { (f.outcome.detail_type) }
+                        td.num { (f.outcome.attempts) }
+                        td.Failed { (f.outcome.detail.as_deref().unwrap_or("")) }
+                        td { (f.outcome.at.to_rfc3339()) }
+                    } }
+                }
             }
             h2 { "Events waiting for the publisher over a minute" }
             @if waiting.is_empty() { p.hint { "None." } } @else {
@@ -110,6 +177,19 @@ fn order_table(orders: &[shop_domain::Order]) -> Markup {
             @for o in orders { tr {
                 td { a href={ "/console/orders/" (o.id) } { code { (o.id) } } }
                 td { (o.status.as_str()) } td.num { (o.amount_due) } td { (o.created_at.to_rfc3339()) }
+            } }
+        }
+    }
+}
+
+fn event_table(events: &[shop_store::entities::StoredEvent]) -> Markup {
+    html! {
+        table #correlated {
+            tr { th { "order" } th { "event" } th { "type" } th { "written" } }
+            @for e in events { tr {
+                @let order = e.pk.strip_prefix("ORDER#").unwrap_or(&e.pk);
+                td { a href={ "/console/orders/" (order) } { code { (order) } } }
+                td { code { (e.event_id) } } td { (e.detail_type) } td { (e.occurred_at.to_rfc3339()) }
             } }
         }
     }

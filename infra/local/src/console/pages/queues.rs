@@ -1,7 +1,8 @@
 //! Queues: each consumer's queue and DLQ — how many messages wait (the
 //! oldest 20 are read, one bounded query each), the oldest one's age, and
-//! the DLQ's messages linked to their orders — with the redrive action,
-//! confirmed on its own page before anything moves.
+//! the DLQ's messages linked to their orders — with the redrive action and
+//! replaying one message's event to its consumer, each confirmed on its
+//! own page before anything moves.
 
 use std::sync::Arc;
 
@@ -52,22 +53,26 @@ async fn render(state: &ConsoleState) -> anyhow::Result<Markup> {
         }
         @for (c, _, _, dead, _) in &rows { @if !dead.is_empty() {
             h2 { "DLQ of " (c) }
-            table { tr { th { "order" } th { "event" } th { "type" } th.num { "receives" } th { "last error" } }
-                @for m in dead { (dlq_row(m)) } }
+            table { tr { th { "order" } th { "event" } th { "type" } th.num { "receives" } th { "last error" } th { "" } }
+                @for m in dead { (dlq_row(c, m)) } }
         } }
     })
 }
 
-fn dlq_row(m: &Message) -> Markup {
+fn dlq_row(consumer: &str, m: &Message) -> Markup {
     let body: Value = serde_json::from_str(&m.body).unwrap_or(Value::Null);
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let order = text(&body["detail"]["orderId"]);
+    let version = body["detail"]["aggregateVersion"].as_u64();
     html! { tr {
         td { a href={ "/console/orders/" (order) } { code { (order) } } }
         td { code { (text(&body["detail"]["eventId"])) } }
         td { (text(&body["detail-type"])) }
         td.num { (m.receive_count) }
         td.Failed { (m.last_error.as_deref().unwrap_or("")) }
+        td { @if let Some(v) = version {
+            a.action href={ "/console/orders/" (order) "/replay?version=" (v) "&consumer=" (consumer) } { "Replay this one…" }
+        } }
     } }
 }
 

@@ -154,7 +154,13 @@ async fn handle_event(
 ) -> Result<Done, ConsumerError> {
     if app.chaos.fail(&format!("consumer.{}", consumer.name())) {
         // Before the claim, so this may be a duplicate: never overwrite DONE.
-        let failed = outcome_of(consumer, event, "FAILED", Some("injected failure (chaos)".into()), app.clock.now());
+        let failed = outcome_of(
+            consumer,
+            event,
+            shop_store::saga::FAILED,
+            Some("injected failure (chaos)".into()),
+            app.clock.now(),
+        );
         if let Err(e) = app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &failed).await {
             tracing::warn!(error = %e, "could not record the outcome");
         }
@@ -208,7 +214,7 @@ async fn handle_event(
             if let Err(release) = app.store.idem_release(&lock).await {
                 tracing::warn!(error = %release, "could not release consumer record");
             }
-            record(app, consumer, event, "FAILED", Some(e.to_string())).await;
+            record(app, consumer, event, shop_store::saga::FAILED, Some(e.to_string())).await;
         }
     }
     result
