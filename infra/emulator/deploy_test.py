@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zipfile
@@ -684,6 +685,19 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     expect(any(e.get("orderId") == order_b and e.get("detailType") == "OrderPaid" and e.get("receives", 0) >= 1 for e in listed),
            f"shop dlq list analytics --stack {STACK}: order B's OrderPaid, with its receive count")
     expect(depth(sqs, adlq) >= 1, "the listing peeked: the message is still in the DLQ")
+    console, token = start_console(procs, bin_dir, shop_env, work, "console-ro", allow_actions=False)
+    page = lambda path, tok=token: http("GET", f"{console}{path}", headers={"authorization": f"Bearer {tok}"} if tok else {})
+    status, html = page("/console/queues")
+    expect(status == 200 and f"/console/orders/{order_b}" in html and "read-only" in html,
+           f"shop console --stack {STACK}: the queues page peeks order B's OrderPaid in the analytics DLQ (SQS)")
+    expect(depth(sqs, adlq) >= 1, "the console peeked: the message is still in the DLQ")
+    status, html = page(f"/console/orders/{order_b}")
+    expect(status == 200 and "OrderPaid" in html and "analytics" in html, "the console shows order B's saga from the table")
+    status, html = page("/console/overview/charts?range=1h")
+    expect(status == 200 and 'id="status-PAID"' in html, "the console's overview reads the stack's saga statistics")
+    expect(page("/console/queues", tok=None)[0] == 401, "the console refuses a request without a token")
+    status, _ = form_post(f"{console}/console/queues/analytics/redrive", {}, token)
+    expect(status == 403, "the read-only console refuses to redrive")
     expect(http("DELETE", f"{sink}/sim/faults")[0] < 300, "data platform recovered")
     moved = shop("dlq", "redrive", "analytics", "--stack", STACK)
     expect(moved.get("moved", 0) >= 1 and moved.get("status") == "COMPLETED",
@@ -691,6 +705,13 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     wait_for("after the redrive, order B's OrderPaid delivered", lambda: "OrderPaid" in delivered(sink, order_b), 120)
     wait_for("AnalyticsQueue drained (nothing went back to the DLQ)", lambda: depth(sqs, aq, in_flight=True) == 0, 30)
     expect(depth(sqs, adlq) == 0, "AnalyticsQueueDlq empty")
+    console, token = start_console(procs, bin_dir, shop_env, work, "console-act", allow_actions=True)
+    before = invocations("analytics")
+    status, _ = form_post(f"{console}/console/orders/{order_b}/replay", {"version": "3", "consumer": "analytics"}, token)
+    expect(status in (200, 303), f"shop console --stack --allow-actions: order B's OrderPaid replayed to analytics alone ({status})")
+    wait_for("the replayed OrderPaid handled by the analytics function", lambda: invocations("analytics") > before, 60)
+    wait_for("AnalyticsQueue drained after the replay", lambda: depth(sqs, aq, in_flight=True) == 0, 30)
+    expect(depth(sqs, adlq) == 0, "the replay was deduped, not failed: AnalyticsQueueDlq still empty")
     sqs.set_queue_attributes(QueueUrl=aq, Attributes={"VisibilityTimeout": visibility})
     log(f"  AnalyticsQueue VisibilityTimeout back to {visibility}s")
 
@@ -952,6 +973,37 @@ def dump_function_logs(endpoint: str, lines: int = 25) -> None:
                 print(f"\n----- last lines of {g['logGroupName']} -----\n{text}", flush=True)
     except Exception as e:  # noqa: BLE001 - diagnostics only
         print(f"(function logs unavailable: {e!r})", flush=True)
+
+
+def start_console(procs, bin_dir, env, work, name: str, allow_actions: bool):
+    """`shop console --stack` in the background: its URL and the operator token it prints."""
+    port = free_port()
+    argv = [str(bin_dir / "shop"), "console", "--stack", STACK, "--port", str(port)]
+    if allow_actions:
+        argv.append("--allow-actions")
+    logfile = procs.start(name, argv, {k: v for k, v in env.items() if k != "SHOP_JWT_SECRET"})
+    wait_port(port, name)
+
+    def token():
+        lines = logfile.read_text(errors="replace").splitlines()
+        return next((l.strip() for l in lines if l.count(".") == 2 and " " not in l.strip()), None)
+
+    return f"http://127.0.0.1:{port}", wait_for(f"{name}'s operator token", token, 30)
+
+
+def form_post(url: str, fields: dict, token: str):
+    """A form POST (as the console's pages send), not following redirects."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+    data = urllib.parse.urlencode(fields).encode()
+    req = urllib.request.Request(url, data=data, method="POST", headers={
+        "authorization": f"Bearer {token}", "content-type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=60) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
 
 
 def settled(cfn):

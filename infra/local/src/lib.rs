@@ -287,6 +287,8 @@ impl Stack {
             pg: Some(pg.clone()),
             sink: Some(sink.clone()),
             jwt_secret: opts.jwt_secret.clone(),
+            stack: None,
+            allow_actions: true,
         });
         tasks.serve("API", listener, console::mount(emulate::api_gateway::router(state), console));
 

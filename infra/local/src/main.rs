@@ -80,6 +80,24 @@ enum Command {
         #[arg(long, default_value_t = 100, requires = "chaos")]
         chaos_every_ms: u64,
     },
+    /// Serve the saga console over a deployed stack (its table, its SQS queues) on 127.0.0.1,
+    /// read-only unless --allow-actions; prints an operator token for it.
+    Console {
+        /// The CloudFormation stack; credentials, region and endpoint from the usual AWS chain.
+        #[arg(long, value_name = "NAME", env = "SHOP_STACK")]
+        stack: String,
+        #[arg(long, default_value_t = 3100)]
+        port: u16,
+        /// Let the console redrive DLQs, replay events and republish orders.
+        #[arg(long)]
+        allow_actions: bool,
+        /// Signs the console's operator tokens; a fresh random one per run when unset.
+        #[arg(long, env = "SHOP_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+        /// Validity of the printed operator token, in seconds.
+        #[arg(long, default_value_t = 12 * 3600)]
+        ttl: i64,
+    },
     /// Print a development JWT for a user.
     Token {
         /// The shopper the token is for (or, with --operator, the operator's name).
@@ -373,6 +391,22 @@ fn now_secs() -> i64 {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Console { stack, port, allow_actions, jwt_secret, ttl } => {
+            shop_app::obs::telemetry::init("shop-console");
+            let deployed = shop_local::cli::stack::DeployedStack::resolve(&stack).await?;
+            let secret = jwt_secret
+                .unwrap_or_else(|| format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
+            let token = jwt::issue_operator(&secret, "operator", now_secs(), ttl);
+            let (addr, server) =
+                shop_local::console::serve_deployed(deployed, port, allow_actions, secret, shutdown_signal()).await?;
+            println!(
+                "saga console of stack {stack} on http://{addr}/console ({})",
+                if allow_actions { "actions allowed" } else { "read-only; --allow-actions to act" }
+            );
+            println!("sign in at http://{addr}/console/login with this operator token (valid {ttl} s):");
+            println!("{token}");
+            server.await??;
+        }
         Command::Token { user, operator, ttl, jwt_secret } => {
             if operator {
                 let name = user.unwrap_or_else(|| "operator".to_owned());

@@ -25,7 +25,7 @@ pub struct DlqEntry {
     pub sent_at: String,
 }
 
-fn describe(consumer: &str, m: &Message) -> DlqEntry {
+pub(crate) fn describe(consumer: &str, m: &Message) -> DlqEntry {
     let body: Value = serde_json::from_str(&m.body).unwrap_or(Value::Null);
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     DlqEntry {
@@ -113,18 +113,16 @@ pub async fn replay(
     Ok(report)
 }
 
-/// Sends one outbox event of `order` (by its version) to one consumer's
-/// queue, as the bus delivers it and tagged with a `replay-name` as a
-/// replay is — when that consumer's rule takes the event. The consumer
-/// dedupes by event id: replaying what it already did changes nothing.
-/// Answers the replay's name, or `None` when the rule does not match.
-pub async fn replay_event(
+/// The event `version` of `order` as the bus delivers it to `consumer`,
+/// tagged with a `replay-name` as a replay is — or `None` when that
+/// consumer's rule does not take it.
+pub async fn replay_envelope(
     app: &App,
     rules: &Rules,
     order: &OrderId,
     version: u64,
     consumer: &str,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<Option<(String, Value)>> {
     check_consumer(consumer)?;
     let events = app.store.events_of(order).await?;
     let wanted = format!("{order}#{version}");
@@ -141,10 +139,26 @@ pub async fn replay_event(
     let name = format!("shop-replay-{}-{consumer}", now.millis());
     let event =
         crate::emulate::bus::envelope(&uuid::Uuid::now_v7().to_string(), &entry, &now.to_rfc3339(), Some(&name));
-    let writes: Vec<_> = deliveries(rules, &event, Some(consumer), now).into_iter().map(|(_, it)| it).collect();
-    if writes.is_empty() {
+    let takes = crate::emulate::rules::consumers_for(rules, &event).contains(&consumer);
+    Ok(takes.then_some((name, event)))
+}
+
+/// Sends one outbox event of `order` (by its version) to one consumer's
+/// local queue ([`replay_envelope`]). The consumer dedupes by event id:
+/// replaying what it already did changes nothing. Answers the replay's
+/// name, or `None` when the consumer's rule does not take the event.
+pub async fn replay_event(
+    app: &App,
+    rules: &Rules,
+    order: &OrderId,
+    version: u64,
+    consumer: &str,
+) -> anyhow::Result<Option<String>> {
+    let Some((name, event)) = replay_envelope(app, rules, order, version, consumer).await? else {
         return Ok(None);
-    }
+    };
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    let writes: Vec<_> = deliveries(rules, &event, Some(consumer), now).into_iter().map(|(_, it)| it).collect();
     app.store.batch_put(writes).await?;
     Ok(Some(name))
 }

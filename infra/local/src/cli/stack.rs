@@ -11,6 +11,8 @@
 //!   only what was sent.
 //! - `shop replay`: EventBridge `StartReplay` from the stack's archive to its
 //!   bus (one consumer: its rule as the filter), followed until it ends.
+//! - `shop console --stack`: the console's queues (depths, peeked DLQs,
+//!   redrive, one event sent to one consumer's queue) — see `crate::console`.
 //! - `shop republish --from-failure-queue`: each OnFailure record of the
 //!   stream publisher names a shard and a sequence range; the outbox events
 //!   in that window (read back from the table's stream) are marked pending
@@ -133,6 +135,41 @@ impl DeployedStack {
         };
         let described = self.events().describe_archive().archive_name(*name).send().await?;
         described.archive_arn().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("archive {name} has no ARN"))
+    }
+}
+
+impl DeployedStack {
+    /// Messages in a consumer's queue (or its DLQ): SQS's approximate
+    /// counts of the visible ones and of those in flight.
+    pub async fn queue_depth(&self, consumer: &str, dlq: bool) -> anyhow::Result<(u64, u64)> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let url = if dlq { self.dlq_url(consumer)? } else { self.queue_url(consumer)? };
+        let out = self
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .with_context(|| format!("GetQueueAttributes {url}"))?;
+        let n = |name: A| out.attributes().and_then(|a| a.get(&name)).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok((n(A::ApproximateNumberOfMessages), n(A::ApproximateNumberOfMessagesNotVisible)))
+    }
+
+    /// Sends one EventBridge event (as a rule target receives it) to a
+    /// consumer's queue: replaying one event to one consumer.
+    pub async fn send_to_queue(&self, consumer: &str, event: &Value) -> anyhow::Result<()> {
+        check_consumer(consumer)?;
+        let url = self.queue_url(consumer)?;
+        self.sqs()
+            .send_message()
+            .queue_url(url)
+            .message_body(event.to_string())
+            .send()
+            .await
+            .with_context(|| format!("SendMessage {url}"))?;
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`auth`] | operator tokens: who may look, and the login that sets the cookie |
 //! | [`saga`] | one order's saga as a read model: lanes on one time axis, and the money |
+//! | [`queues`] | the consumers' queues wherever they live: the local stack's, or a deployed stack's SQS |
 //! | `pages` | one file per page: the shell, the overview (charts from the saga statistics), orders (search and what is stuck), one order (with republish), queues (with redrive), simulators (faults, call logs) |
 //! | `assets` | htmx and the stylesheet, served from the binary |
 //!
@@ -15,10 +16,13 @@
 //! says what it will do; the cookie is SameSite=Strict, so no other site
 //! can make the browser send one.
 //!
-//! Still to come (issue 14): `shop console --stack`.
+//! `shop up` serves it beside the API; `shop console --stack NAME` serves
+//! it alone over a deployed stack (its table, its SQS queues), read-only
+//! unless started with `--allow-actions`.
 
 pub mod auth;
 mod pages;
+pub mod queues;
 pub mod saga;
 
 use std::sync::Arc;
@@ -37,6 +41,11 @@ pub struct ConsoleState {
     pub sink: Option<Arc<Sink>>,
     /// Verifies operator tokens (the stack's JWT secret).
     pub jwt_secret: String,
+    /// A deployed stack (`shop console --stack`): its queues are SQS's.
+    pub stack: Option<Arc<crate::cli::stack::DeployedStack>>,
+    /// Whether actions (redrive, replay, republish, faults) may run; a
+    /// deployed stack's console is read-only unless `--allow-actions`.
+    pub allow_actions: bool,
 }
 
 /// `api` with the console at `/console`.
@@ -46,6 +55,15 @@ pub fn mount(api: Router, state: Arc<ConsoleState>) -> Router {
 
 /// The console's routes, nested at `/console`.
 pub fn router(state: Arc<ConsoleState>) -> Router {
+    // Actions, and the pages that confirm them: refused on a read-only console.
+    let actions = Router::new()
+        .route("/orders/{order_id}/republish", get(pages::order::confirm_republish).post(pages::order::republish))
+        .route("/orders/{order_id}/replay", get(pages::order::confirm_replay).post(pages::order::replay))
+        .route("/queues/{consumer}/redrive", get(pages::queues::confirm_redrive).post(pages::queues::redrive))
+        .route("/simulators/sink/faults", post(pages::simulators::arm_sink))
+        .route("/simulators/sink/clear", post(pages::simulators::clear_sink))
+        .route("/simulators/pg/clear", post(pages::simulators::clear_pg))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), pages::shell::read_only));
     let operator_only = Router::new()
         .route("/", get(pages::overview::page))
         .route("/overview", get(pages::overview::page))
@@ -53,15 +71,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/orders", get(pages::orders::index))
         .route("/orders/{order_id}", get(pages::order::page))
         .route("/orders/{order_id}/saga", get(pages::order::live))
-        .route("/orders/{order_id}/republish", get(pages::order::confirm_republish).post(pages::order::republish))
-        .route("/orders/{order_id}/replay", get(pages::order::confirm_replay).post(pages::order::replay))
         .route("/queues", get(pages::queues::page))
-        .route("/queues/{consumer}/redrive", get(pages::queues::confirm_redrive).post(pages::queues::redrive))
         .route("/simulators", get(pages::simulators::page))
-        .route("/simulators/sink/faults", post(pages::simulators::arm_sink))
-        .route("/simulators/sink/clear", post(pages::simulators::clear_sink))
-        .route("/simulators/pg/clear", post(pages::simulators::clear_pg))
         .route("/logout", post(auth::logout))
+        .merge(actions)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_operator));
     Router::new()
         .route("/login", get(auth::login_form).post(auth::login))
@@ -69,4 +82,25 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/assets/console.css", get(pages::shell::css))
         .merge(operator_only)
         .with_state(state)
+}
+
+/// `shop console --stack`: the console alone over a deployed stack (its
+/// table through the app, its SQS queues), on loopback. Returns the
+/// address it listens on and the server's task (it stops when `stop` fires).
+pub async fn serve_deployed(
+    stack: crate::cli::stack::DeployedStack,
+    port: u16,
+    allow_actions: bool,
+    jwt_secret: String,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let app = stack.app().await?;
+    let state =
+        Arc::new(ConsoleState { app, pg: None, sink: None, jwt_secret, stack: Some(Arc::new(stack)), allow_actions });
+    // Loopback only: the console holds no TLS and its cookie is the key.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    let router = mount(Router::new(), state);
+    let server = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await });
+    Ok((addr, server))
 }

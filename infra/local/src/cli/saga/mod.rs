@@ -80,6 +80,9 @@ pub struct Report {
     pub refund_to_settle_ms: Percentiles,
     /// By route; the PG simulator's widget calls are listed apart.
     pub api_latency_ms: BTreeMap<&'static str, Percentiles>,
+    /// The saga console's pages with every order of the run in the store,
+    /// each loaded [`CONSOLE_LOADS`] times one after another.
+    pub console_ms: BTreeMap<&'static str, Percentiles>,
     /// The app's store calls per settled order, by operation: what the
     /// Lambda functions would make on AWS.
     pub store_calls_per_order: BTreeMap<String, f64>,
@@ -330,6 +333,23 @@ async fn run_with(
         v.add("order not settled", || format!("order #{index} {id} after {:?}", opts.settle_timeout));
     }
     let (paths, totals) = check_all(&stack, &observer, &rules, &work, &runs, check::Delivery::Once, &mut v).await?;
+    // The saga statistics agree with the orders: each order counted once,
+    // in the status it ended in (what the console's overview shows).
+    let stats = observer.stats_totals().await?;
+    let mut ended: BTreeMap<&str, i64> = BTreeMap::new();
+    for statuses in paths.values() {
+        for (status, n) in statuses {
+            *ended.entry(status).or_default() += i64::try_from(*n).unwrap_or(i64::MAX);
+        }
+    }
+    for status in shop_domain::OrderStatus::ALL {
+        let counted = stats.get(&format!("{}{}", shop_app::obs::stats::STATUS, status.as_str())).copied().unwrap_or(0);
+        let actual = ended.get(status.as_str()).copied().unwrap_or(0);
+        if counted != actual {
+            v.add("saga statistics disagree", || format!("{status}: {counted} counted, {actual} orders"));
+        }
+    }
+    let console_ms = console_latency(&stack, &work, &runs).await?;
     let webhooks = stack.pg.webhook_attempts().await?;
     let engine_tps = engine_limit(&stack, opts.concurrency, opts.orders.clamp(2_000, 20_000)).await?;
     let engine = stack.engine.name();
@@ -416,6 +436,7 @@ async fn run_with(
         time_to_settle_ms: ms(|s| s.paid_at, shop_domain::OrderStatus::Paid),
         refund_to_settle_ms: ms(|s| s.refund_at, shop_domain::OrderStatus::Refunded),
         api_latency_ms: latency.into_iter().map(|(k, v)| (k, Percentiles::of(v))).collect(),
+        console_ms,
         store_calls_per_order_total: per_order.values().sum(),
         store_calls_per_order: per_order,
         emulation_calls_per_order_total: emulation_per_order.values().sum(),
@@ -618,6 +639,46 @@ async fn check_all(
     Ok((paths, totals))
 }
 
+/// Loads of each console page the benchmark times.
+pub const CONSOLE_LOADS: usize = 10;
+
+/// Each page of the saga console, timed with the run's orders in the store
+/// (an operator's token; one request at a time, after the load).
+async fn console_latency(
+    stack: &Stack,
+    work: &mix::Workload,
+    runs: &[client::Run],
+) -> anyhow::Result<BTreeMap<&'static str, Percentiles>> {
+    let token = crate::jwt::issue_operator(&stack.jwt_secret, "bench", stack.app.clock.now().seconds(), 3600);
+    let http = reqwest::Client::new();
+    let order = runs.iter().rev().find_map(|r| r.order_id.clone()).unwrap_or_default();
+    let user = work.plans.last().map(|p| p.user.to_string()).unwrap_or_default();
+    let pages: [(&'static str, String); 9] = [
+        ("overview (last hour)", "/console/overview?range=1h".into()),
+        ("overview charts (last day)", "/console/overview/charts?range=24h".into()),
+        ("orders (the stuck lists)", "/console/orders".into()),
+        ("orders by status PAID", "/console/orders?status=PAID".into()),
+        ("orders by status EXPIRED", "/console/orders?status=EXPIRED".into()),
+        ("orders of a user", format!("/console/orders?q={user}")),
+        ("one order's saga", format!("/console/orders/{order}")),
+        ("one order's live lanes", format!("/console/orders/{order}/saga")),
+        ("queues", "/console/queues".into()),
+    ];
+    let mut out = BTreeMap::new();
+    for (name, path) in pages {
+        let mut ms = Vec::with_capacity(CONSOLE_LOADS);
+        for _ in 0..CONSOLE_LOADS {
+            let started = Instant::now();
+            let resp = http.get(format!("{}{path}", stack.url())).bearer_auth(&token).send().await?;
+            anyhow::ensure!(resp.status().is_success(), "console {path}: {}", resp.status());
+            resp.bytes().await?;
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        out.insert(name, Percentiles::of(ms));
+    }
+    Ok(out)
+}
+
 /// The engine's own limit: TransactWriteItems of four new items each (an
 /// order placement's shape), at the benchmark's concurrency, through the
 /// same in-process client the stack uses.
@@ -684,6 +745,10 @@ impl Report {
         ];
         for (route, p) in &self.api_latency_ms {
             out.push(format!("  {route:<34} {}", p.text()));
+        }
+        out.push(format!("console pages with the run's {} orders in the store:", self.orders));
+        for (page, p) in &self.console_ms {
+            out.push(format!("  {page:<34} {}", p.text()));
         }
         let calls = |m: &BTreeMap<String, f64>| m.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>();
         out.push(format!(

@@ -11,17 +11,18 @@ use maud::{Markup, html};
 use shop_domain::OrderId;
 
 use super::shell;
-use crate::cli::ops::{self, CONSUMERS};
+use crate::cli::ops::CONSUMERS;
 use crate::console::ConsoleState;
 use crate::console::saga::{self, OrderSaga};
 
 pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
     match load(&state, &order_id).await {
-        Ok(Some(s)) => shell::page(&format!("Order {}", s.order.id), full(&s)).into_response(),
-        Ok(None) => {
-            (StatusCode::NOT_FOUND, shell::page("No such order", html! { p { code { (order_id) } } })).into_response()
+        Ok(Some(s)) => {
+            shell::page(&state, &format!("Order {}", s.order.id), full(&s, state.allow_actions)).into_response()
         }
-        Err(e) => failed(&e),
+        Ok(None) => (StatusCode::NOT_FOUND, shell::page(&state, "No such order", html! { p { code { (order_id) } } }))
+            .into_response(),
+        Err(e) => failed(&state, &e),
     }
 }
 
@@ -30,7 +31,7 @@ pub async fn live(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<S
     match load(&state, &order_id).await {
         Ok(Some(s)) => axum::response::Html(live_part(&s).into_string()).into_response(),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => failed(&e),
+        Err(e) => failed(&state, &e),
     }
 }
 
@@ -39,8 +40,8 @@ async fn load(state: &ConsoleState, order_id: &str) -> anyhow::Result<Option<Ord
     saga::load(&state.app, state.pg.as_deref(), state.sink.as_deref(), &id).await
 }
 
-fn failed(e: &anyhow::Error) -> Response {
-    shell::error(e)
+fn failed(state: &ConsoleState, e: &anyhow::Error) -> Response {
+    shell::error(state, e)
 }
 
 /// The confirmation step of republishing an order's events.
@@ -48,6 +49,7 @@ pub async fn confirm_republish(State(state): State<Arc<ConsoleState>>, Path(orde
     let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
     match state.app.store.events_of(&id).await {
         Ok(events) if !events.is_empty() => shell::page(
+            &state,
             &format!("Republish the events of order {id}?"),
             html! {
                 p { (events.len()) " event(s) go to the bus again; every consumer dedupes what it already did." }
@@ -58,7 +60,7 @@ pub async fn confirm_republish(State(state): State<Arc<ConsoleState>>, Path(orde
         )
         .into_response(),
         Ok(_) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => shell::error(&anyhow::Error::new(e)),
+        Err(e) => shell::error(&state, &anyhow::Error::new(e)),
     }
 }
 
@@ -78,7 +80,7 @@ pub async fn republish(State(state): State<Arc<ConsoleState>>, Path(order_id): P
             tracing::info!(order_id = %id, events = n, "republished from the console");
             Redirect::to(&format!("/console/orders/{id}")).into_response()
         }
-        Err(e) => shell::error(&e),
+        Err(e) => shell::error(&state, &e),
     }
 }
 
@@ -96,16 +98,16 @@ pub async fn confirm_replay(
 ) -> Response {
     let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
     if !CONSUMERS.contains(&r.consumer.as_str()) {
-        return (StatusCode::NOT_FOUND, shell::page("No such consumer", html! {})).into_response();
+        return (StatusCode::NOT_FOUND, shell::page(&state, "No such consumer", html! {})).into_response();
     }
     let event = match state.app.store.events_of(&id).await {
         Ok(events) => events.into_iter().find(|e| e.event_id == format!("{id}#{}", r.version)),
-        Err(e) => return shell::error(&anyhow::Error::new(e)),
+        Err(e) => return shell::error(&state, &anyhow::Error::new(e)),
     };
     let Some(event) = event else {
-        return (StatusCode::NOT_FOUND, shell::page("No such event", html! {})).into_response();
+        return (StatusCode::NOT_FOUND, shell::page(&state, "No such event", html! {})).into_response();
     };
-    shell::page(
+    shell::page(&state,
         &format!("Replay {} to {}?", event.event_id, r.consumer),
         html! {
             p { "The " (event.detail_type) " event " code { (event.event_id) } " goes to the " (r.consumer)
@@ -126,11 +128,7 @@ pub async fn replay(
     axum::Form(r): axum::Form<ReplayOne>,
 ) -> Response {
     let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
-    let rules = match crate::emulate::rules::rules() {
-        Ok(rules) => rules,
-        Err(e) => return shell::error(&e),
-    };
-    match ops::replay_event(&state.app, &rules, &id, r.version, &r.consumer).await {
+    match crate::console::queues::replay_event(&state, &id, r.version, &r.consumer).await {
         Ok(Some(name)) => {
             tracing::info!(order_id = %id, version = r.version, consumer = %r.consumer, replay = %name, "replayed from the console");
             Redirect::to(&format!("/console/orders/{id}")).into_response()
@@ -138,24 +136,27 @@ pub async fn replay(
         Ok(None) => (
             StatusCode::CONFLICT,
             shell::page(
+                &state,
                 "Not replayed",
                 html! { p { "The " (r.consumer) " consumer's rule does not take this event." } },
             ),
         )
             .into_response(),
-        Err(e) => shell::error(&e),
+        Err(e) => shell::error(&state, &e),
     }
 }
 
-fn full(s: &OrderSaga) -> Markup {
+fn full(s: &OrderSaga, allow_actions: bool) -> Markup {
     html! {
-        p { a.action href={ "/console/orders/" (s.order.id) "/republish" } { "Republish its events…" } }
-        form.search #replay method="get" action={ "/console/orders/" (s.order.id) "/replay" } {
-            select name="version" {
-                @for e in &s.events { option value=(e.version) { (e.version) ": " (e.detail_type) } }
+        @if allow_actions {
+            p { a.action href={ "/console/orders/" (s.order.id) "/republish" } { "Republish its events…" } }
+            form.search #replay method="get" action={ "/console/orders/" (s.order.id) "/replay" } {
+                select name="version" {
+                    @for e in &s.events { option value=(e.version) { (e.version) ": " (e.detail_type) } }
+                }
+                select name="consumer" { @for c in CONSUMERS { option value=(c) { (c) } } }
+                button type="submit" { "Replay to one consumer…" }
             }
-            select name="consumer" { @for c in CONSUMERS { option value=(c) { (c) } } }
-            button type="submit" { "Replay to one consumer…" }
         }
         div #saga hx-get={ "/console/orders/" (s.order.id) "/saga" } hx-trigger="every 2s" hx-swap="innerHTML" {
             (live_part(s))

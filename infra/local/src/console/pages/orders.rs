@@ -37,7 +37,7 @@ pub struct Search {
 pub async fn index(State(state): State<Arc<ConsoleState>>, Query(search): Query<Search>) -> Response {
     match render(&state, search.q.trim(), search.status.trim()).await {
         Ok(r) => r,
-        Err(e) => shell::page("Orders", html! { p.Failed { "Could not read the store: " (format!("{e:#}")) } })
+        Err(e) => shell::page(&state, "Orders", html! { p.Failed { "Could not read the store: " (format!("{e:#}")) } })
             .into_response(),
     }
 }
@@ -114,7 +114,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         .filter(|e| e.occurred_at.millis() < now.millis() - PENDING_FOR_SECS * 1000)
         .take(LIST)
         .collect();
-    Ok(shell::page(
+    Ok(shell::page(&state,
         "Orders",
         html! {
             form.search method="get" action="/console/orders" {

@@ -40,6 +40,7 @@ pub async fn page(State(state): State<Arc<ConsoleState>>, Query(r): Query<Range>
     let (name, _, refresh) = range_of(&r);
     match charts(&state, &r).await {
         Ok(body) => shell::page(
+            &state,
             "Overview",
             html! {
                 form.search method="get" action="/console/overview" {
@@ -56,7 +57,7 @@ pub async fn page(State(state): State<Arc<ConsoleState>>, Query(r): Query<Range>
             },
         )
         .into_response(),
-        Err(e) => shell::error(&e),
+        Err(e) => shell::error(&state, &e),
     }
 }
 
@@ -64,7 +65,7 @@ pub async fn page(State(state): State<Arc<ConsoleState>>, Query(r): Query<Range>
 pub async fn live(State(state): State<Arc<ConsoleState>>, Query(r): Query<Range>) -> Response {
     match charts(&state, &r).await {
         Ok(m) => axum::response::Html(m.into_string()).into_response(),
-        Err(e) => shell::error(&e),
+        Err(e) => shell::error(&state, &e),
     }
 }
 
@@ -154,12 +155,12 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
     // Right now: the outbox and the queues, read live.
     let (pending, oldest) = app.store.pending_summary(stats::PENDING_CAP).await?;
     let oldest_age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0));
-    let queues = crate::emulate::queue::Queues(&app.store);
+    let depths = crate::console::queues::depths(state).await?;
     let mut queue_rows = Vec::new();
     for c in shop_app::events::consumers::NAMES {
         let mut row = Vec::new();
         for q in [c.to_string(), dlq_of(c)] {
-            let depth = queues.depth(&q, stats::PENDING_CAP).await?;
+            let depth = depths.iter().find(|(name, _)| *name == q).map(|(_, d)| *d);
             row.push((q.clone(), depth, series.gauge(&format!("{QUEUE}{q}"))));
         }
         queue_rows.push((c, row));
@@ -192,12 +193,14 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
             @for (c, row) in &queue_rows { tr {
                 td { a href="/console/queues" { (c) } }
                 @for (q, depth, series) in row {
-                    td.num class=(if q.ends_with("-dlq") && *depth > 0 { "Failed" } else { "" }) { (depth) }
+                    @let shown = depth.map(|d| d.to_string()).unwrap_or_else(|| "—".into());
+                    @if q.ends_with("-dlq") && depth.is_some_and(|d| d.messages > 0) { td.num.Failed { (shown) } }
+                    @else { td.num { (shown) } }
                     td { (spark(series)) }
                 }
             } }
         }
-        p.hint { "From the saga statistics: counters per minute written as events are first published and PG calls made; queue depths and the outbox sampled every 10 s (docs/adr/0017). Now " (now.to_rfc3339()) "." }
+        p.hint { "From the saga statistics: counters per minute written as events are first published and PG calls made; queue depths and the outbox sampled every 10 s by the local stack (in AWS, the outbox once a minute by expire-orders; queue history is on the CloudWatch dashboard) (docs/adr/0017). Now " (now.to_rfc3339()) "." }
     })
 }
 

@@ -10,68 +10,59 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use serde_json::Value;
 
 use super::shell;
-use crate::cli::ops::{self, CONSUMERS};
+use crate::cli::ops::{CONSUMERS, DlqEntry};
 use crate::console::ConsoleState;
-use crate::emulate::queue::{Message, Queues, dlq_of};
-
-const PEEK: usize = 20;
+use crate::console::queues::{self, PEEK};
 
 pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
     match render(&state).await {
-        Ok(m) => shell::page("Queues", m).into_response(),
-        Err(e) => shell::error(&e),
+        Ok(m) => shell::page(&state, "Queues", m).into_response(),
+        Err(e) => shell::error(&state, &e),
     }
 }
 
+fn age(ms: Option<i64>) -> String {
+    ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0)).unwrap_or_else(|| "—".into())
+}
+
 async fn render(state: &ConsoleState) -> anyhow::Result<Markup> {
-    let queues = Queues(&state.app.store);
-    // Queue messages are dated by the emulation's clock (the system's),
-    // not the app's (a test's may be manual).
-    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock).millis();
-    let mut rows = Vec::new();
-    for c in CONSUMERS {
-        let (live, live_more) = queues.peek(c, PEEK).await?;
-        let (dead, dead_more) = queues.peek(&dlq_of(c), PEEK).await?;
-        rows.push((c, live, live_more, dead, dead_more));
-    }
-    let count = |v: &[Message], more: bool| if more { format!("{PEEK}+") } else { v.len().to_string() };
-    let age = |v: &[Message]| v.first().map(|m| format!("{:.1} s", (now - m.sent_at.millis()) as f64 / 1000.0));
+    let rows = queues::states(state).await?;
     Ok(html! {
         table #queues {
             tr { th { "consumer" } th.num { "queue" } th { "oldest" } th.num { "DLQ" } th { "oldest in DLQ" } th { "" } }
-            @for (c, live, live_more, dead, dead_more) in &rows { tr id={ "queue-" (c) } {
-                td { (c) }
-                td.num { (count(live, *live_more)) }
-                td { (age(live).unwrap_or_else(|| "—".into())) }
-                td.num class=(if dead.is_empty() { "" } else { "Failed" }) { (count(dead, *dead_more)) }
-                td { (age(dead).unwrap_or_else(|| "—".into())) }
-                td { @if !dead.is_empty() { a.action href={ "/console/queues/" (c) "/redrive" } { "Redrive…" } } }
+            @for q in &rows { tr id={ "queue-" (q.consumer) } {
+                td { (q.consumer) }
+                td.num { (q.depth) }
+                td { (age(q.oldest_ms)) }
+                @if q.dlq_depth.messages > 0 { td.num.Failed { (q.dlq_depth) } } @else { td.num { (q.dlq_depth) } }
+                td { (age(q.dlq_oldest_ms)) }
+                td { @if q.dlq_depth.messages > 0 && state.allow_actions {
+                    a.action href={ "/console/queues/" (q.consumer) "/redrive" } { "Redrive…" }
+                } }
             } }
         }
-        @for (c, _, _, dead, _) in &rows { @if !dead.is_empty() {
-            h2 { "DLQ of " (c) }
+        @if state.stack.is_some() { p.hint { "SQS's approximate counts, in flight included; DLQs peeked (the oldest "
+            (PEEK) ", received with a visibility timeout of 0: nothing is consumed)." } }
+        @for q in &rows { @if !q.dead.is_empty() {
+            h2 { "DLQ of " (q.consumer) }
             table { tr { th { "order" } th { "event" } th { "type" } th.num { "receives" } th { "last error" } th { "" } }
-                @for m in dead { (dlq_row(c, m)) } }
+                @for m in &q.dead { (dlq_row(state, q.consumer, m)) } }
         } }
     })
 }
 
-fn dlq_row(consumer: &str, m: &Message) -> Markup {
-    let body: Value = serde_json::from_str(&m.body).unwrap_or(Value::Null);
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let order = text(&body["detail"]["orderId"]);
-    let version = body["detail"]["aggregateVersion"].as_u64();
+fn dlq_row(state: &ConsoleState, consumer: &str, m: &DlqEntry) -> Markup {
+    let version = m.event_id.rsplit_once('#').and_then(|(_, v)| v.parse::<u64>().ok());
     html! { tr {
-        td { a href={ "/console/orders/" (order) } { code { (order) } } }
-        td { code { (text(&body["detail"]["eventId"])) } }
-        td { (text(&body["detail-type"])) }
-        td.num { (m.receive_count) }
-        td.Failed { (m.last_error.as_deref().unwrap_or("")) }
-        td { @if let Some(v) = version {
-            a.action href={ "/console/orders/" (order) "/replay?version=" (v) "&consumer=" (consumer) } { "Replay this one…" }
+        td { a href={ "/console/orders/" (m.order_id) } { code { (m.order_id) } } }
+        td { code { (m.event_id) } }
+        td { (m.detail_type) }
+        td.num { (m.receives) }
+        td.Failed { (m.last_error.as_deref().unwrap_or(if state.stack.is_some() { "(in the consumer's log)" } else { "" })) }
+        td { @if let (Some(v), true) = (version, state.allow_actions) {
+            a.action href={ "/console/orders/" (m.order_id) "/replay?version=" (v) "&consumer=" (consumer) } { "Replay this one…" }
         } }
     } }
 }
@@ -79,31 +70,37 @@ fn dlq_row(consumer: &str, m: &Message) -> Markup {
 /// The confirmation step: what would move, and the button that moves it.
 pub async fn confirm_redrive(State(state): State<Arc<ConsoleState>>, Path(consumer): Path<String>) -> Response {
     if !CONSUMERS.contains(&consumer.as_str()) {
-        return (StatusCode::NOT_FOUND, shell::page("No such consumer", html! {})).into_response();
+        return (StatusCode::NOT_FOUND, shell::page(&state, "No such consumer", html! {})).into_response();
     }
-    match Queues(&state.app.store).peek(&dlq_of(&consumer), PEEK).await {
-        Ok((dead, more)) => shell::page(
-            &format!("Redrive the DLQ of {consumer}?"),
-            html! {
-                p { (if more { format!("{PEEK} or more") } else { dead.len().to_string() }) " message(s) go back to the "
-                    (consumer) " queue with a fresh receive count; the consumer dedupes what it already did." }
-                form method="post" action={ "/console/queues/" (consumer) "/redrive" } {
-                    button #confirm type="submit" { "Redrive " (consumer) }
-                    " " a href="/console/queues" { "Cancel" }
-                }
-            },
-        )
-        .into_response(),
-        Err(e) => shell::error(&anyhow::Error::new(e)),
-    }
+    let depth = match queues::states(&state).await {
+        Ok(rows) => rows.into_iter().find(|q| q.consumer == consumer).map(|q| q.dlq_depth),
+        Err(e) => return shell::error(&state, &e),
+    };
+    let count = depth.map(|d| d.to_string()).unwrap_or_else(|| "0".into());
+    shell::page(
+        &state,
+        &format!("Redrive the DLQ of {consumer}?"),
+        html! {
+            p { (count) " message(s) go back to the " (consumer)
+                " queue with a fresh receive count; the consumer dedupes what it already did." }
+            form method="post" action={ "/console/queues/" (consumer) "/redrive" } {
+                button #confirm type="submit" { "Redrive " (consumer) }
+                " " a href="/console/queues" { "Cancel" }
+            }
+        },
+    )
+    .into_response()
 }
 
 pub async fn redrive(State(state): State<Arc<ConsoleState>>, Path(consumer): Path<String>) -> Response {
-    match ops::dlq_redrive(&state.app, &consumer).await {
+    if !CONSUMERS.contains(&consumer.as_str()) {
+        return (StatusCode::NOT_FOUND, shell::page(&state, "No such consumer", html! {})).into_response();
+    }
+    match queues::redrive(&state, &consumer).await {
         Ok(moved) => {
             tracing::info!(consumer, moved, "redriven from the console");
             Redirect::to(&format!("/console/queues?redriven={consumer}&moved={moved}")).into_response()
         }
-        Err(e) => shell::error(&e),
+        Err(e) => shell::error(&state, &e),
     }
 }

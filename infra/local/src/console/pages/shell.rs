@@ -4,6 +4,8 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
+use crate::console::ConsoleState;
+
 /// htmx 2.0.11 from npm (`htmx.org`, 0BSD; sha512 of the package in
 /// docs/adr/0016), served from the binary.
 const HTMX: &str = include_str!("../assets/htmx-2.0.11.min.js");
@@ -29,8 +31,10 @@ fn head(title: &str) -> Markup {
     }
 }
 
-/// A page of the signed-in console, with the navigation.
-pub fn page(title: &str, body: Markup) -> Html<String> {
+/// A page of the signed-in console, with the navigation (the simulators
+/// only where there are some; a deployed stack's name, and whether its
+/// console may act).
+pub fn page(state: &ConsoleState, title: &str, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -42,7 +46,9 @@ pub fn page(title: &str, body: Markup) -> Html<String> {
                         a href="/console/overview" { "Overview" }
                         a href="/console/orders" { "Orders" }
                         a href="/console/queues" { "Queues" }
-                        a href="/console/simulators" { "Simulators" }
+                        @if state.pg.is_some() { a href="/console/simulators" { "Simulators" } }
+                        @if let Some(stack) = &state.stack { span.hint { "stack " code { (stack.name) } } }
+                        @if !state.allow_actions { span.hint #read-only { "read-only" } }
                         form.logout method="post" action="/console/logout" { button type="submit" { "Sign out" } }
                     }
                     main { h1 { (title) } (body) }
@@ -54,9 +60,23 @@ pub fn page(title: &str, body: Markup) -> Html<String> {
 }
 
 /// An error page (500): what failed, for the operator.
-pub fn error(e: &anyhow::Error) -> Response {
-    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, page("Error", html! { p.Failed { (format!("{e:#}")) } }))
+pub fn error(state: &ConsoleState, e: &anyhow::Error) -> Response {
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, page(state, "Error", html! { p.Failed { (format!("{e:#}")) } }))
         .into_response()
+}
+
+/// The answer to an action on a console started without `--allow-actions`.
+pub async fn read_only(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<ConsoleState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.allow_actions {
+        return next.run(request).await;
+    }
+    let body =
+        html! { p { "This console is read-only: start it with " code { "--allow-actions" } " to act on the stack." } };
+    (axum::http::StatusCode::FORBIDDEN, page(&state, "Read-only", body)).into_response()
 }
 
 /// A page outside the console (sign-in, refusals).

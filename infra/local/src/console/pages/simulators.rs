@@ -14,17 +14,21 @@ use crate::sim::{pg, sink};
 
 pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
     let (Some(pg_sim), Some(sink_sim)) = (&state.pg, &state.sink) else {
-        return shell::page("Simulators", html! { p.hint { "No simulators: this console reads a deployed stack." } })
-            .into_response();
+        return shell::page(
+            &state,
+            "Simulators",
+            html! { p.hint { "No simulators: this console reads a deployed stack." } },
+        )
+        .into_response();
     };
     let latest = || Page { after: 0, limit: Some(20) };
     let calls = pg_sim.calls(pg::Filter { order_id: None, payment_key: None, op: None }, latest()).await;
     let deliveries = sink_sim.deliveries(sink::Filter { order_id: None, event_id: None }, latest()).await;
     let (calls, deliveries) = match (calls, deliveries) {
         (Ok(c), Ok(d)) => (c.items, d.items),
-        (Err(e), _) | (_, Err(e)) => return shell::error(&e),
+        (Err(e), _) | (_, Err(e)) => return shell::error(&state, &e),
     };
-    shell::page(
+    shell::page(&state,
         "Simulators",
         html! {
             h2 { "Data platform" }
@@ -65,11 +69,11 @@ pub struct SinkFaultForm {
 pub async fn arm_sink(State(state): State<Arc<ConsoleState>>, axum::Form(f): axum::Form<SinkFaultForm>) -> Response {
     let Some(s) = &state.sink else { return Redirect::to("/console/simulators").into_response() };
     if !matches!(f.fault.as_str(), "error" | "slow") || f.count == 0 || f.count < -1 {
-        return shell::error(&anyhow::anyhow!("a fault is error or slow, for a count > 0 or -1"));
+        return shell::error(&state, &anyhow::anyhow!("a fault is error or slow, for a count > 0 or -1"));
     }
     match s.arm(sink::SinkFault { fault: f.fault, count: f.count }).await {
         Ok(()) => Redirect::to("/console/simulators").into_response(),
-        Err(e) => shell::error(&e),
+        Err(e) => shell::error(&state, &e),
     }
 }
 
@@ -77,7 +81,7 @@ pub async fn clear_sink(State(state): State<Arc<ConsoleState>>) -> Response {
     match &state.sink {
         Some(s) => match s.clear_faults().await {
             Ok(()) => Redirect::to("/console/simulators").into_response(),
-            Err(e) => shell::error(&e),
+            Err(e) => shell::error(&state, &e),
         },
         None => Redirect::to("/console/simulators").into_response(),
     }
@@ -87,7 +91,7 @@ pub async fn clear_pg(State(state): State<Arc<ConsoleState>>) -> Response {
     match &state.pg {
         Some(p) => match p.clear_faults().await {
             Ok(()) => Redirect::to("/console/simulators").into_response(),
-            Err(e) => shell::error(&e),
+            Err(e) => shell::error(&state, &e),
         },
         None => Redirect::to("/console/simulators").into_response(),
     }
