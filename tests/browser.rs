@@ -178,5 +178,10 @@ async fn an_operator_follows_a_saga_and_redrives_a_dlq_in_a_real_browser() {
     shot(&c, "order-redriven").await;
     c.goto(&app.url("/console/orders")).await.unwrap();
     shot(&c, "orders").await;
+
+    // The overview counts both paid orders by itself (it refreshes every 5 s).
+    c.goto(&app.url("/console/overview?range=15m")).await.unwrap();
+    text_when(&c, "#status-PAID td.num", "the overview to count both paid orders", |t| t == "2").await;
+    shot(&c, "overview").await;
     c.close().await.unwrap();
 }

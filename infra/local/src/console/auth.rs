@@ -108,7 +108,7 @@ pub async fn login(State(state): State<Arc<ConsoleState>>, axum::Form(form): axu
     match operator(&headers, &state.jwt_secret, now_secs(&state)) {
         Ok(_) => {
             let cookie = format!("{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict");
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/console/orders")).into_response()
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/console/overview")).into_response()
         }
         Err(r) => refused(r),
     }

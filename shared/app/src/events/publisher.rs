@@ -166,6 +166,7 @@ pub async fn publish_stream(
     }
 
     let now = app.clock.now().millis();
+    let mut first_published = Vec::new();
     for i in &accepted {
         let Some(w) = work.get(*i) else { continue };
         if let Some(at) = w.occurred_at {
@@ -187,15 +188,12 @@ pub async fn publish_stream(
         // the event goes out once more later, which consumers absorb. The
         // saga statistics count the event at its first publication only.
         match app.store.mark_published(&w.pk, &w.sk, app.clock.now()).await {
-            Ok(true) => {
-                if let Some(stats) = &w.stats {
-                    crate::obs::stats::count_published(app, stats).await;
-                }
-            }
+            Ok(true) => first_published.extend(w.stats.clone()),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, pk = %w.pk, sk = %w.sk, "could not clear pending"),
         }
     }
+    crate::obs::stats::count_published(app, &first_published).await;
     report.published = accepted.len();
     report.failed = pending.len() + failures.len();
     failures.extend(pending.iter().filter_map(|i| work.get(*i).map(|w| w.sequence.clone())));

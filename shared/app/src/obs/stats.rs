@@ -18,6 +18,7 @@ use crate::App;
 use crate::ports::{PgError, PgPayment};
 use shop_domain::{Money, OrderId, PaymentKey, Timestamp};
 use shop_store::stats::Values;
+use std::collections::BTreeMap;
 
 /// `e.<DetailType>`: events published, by type.
 pub const EVENTS: &str = "e.";
@@ -94,22 +95,37 @@ pub struct Published {
     pub placed_at: Option<Timestamp>,
 }
 
-/// Counts an event at its first publication, in the minute it occurred.
-pub async fn count_published(app: &App, e: &Published) {
-    let mut counts = vec![(format!("{EVENTS}{}", e.detail_type), 1)];
-    if e.detail_type == "OrderPaid"
-        && let Some(placed) = e.placed_at
-    {
-        counts.push((settle_bucket(e.occurred_at.millis().saturating_sub(placed.millis())), 1));
+/// Counts events at their first publication, each in the minute it
+/// occurred: one counter update per minute and shard the batch touches
+/// (and one to that shard's totals), not one per event.
+pub async fn count_published(app: &App, events: &[Published]) {
+    type Group = (BTreeMap<String, i64>, BTreeMap<String, i64>);
+    let mut groups: BTreeMap<(i64, u32), Group> = BTreeMap::new();
+    for e in events {
+        let shard = shop_store::keys::shard(&e.aggregate);
+        let (counts, deltas) = groups.entry((shop_store::stats::minute_of(e.occurred_at), shard)).or_default();
+        *counts.entry(format!("{EVENTS}{}", e.detail_type)).or_default() += 1;
+        if e.detail_type == "OrderPaid"
+            && let Some(placed) = e.placed_at
+        {
+            *counts.entry(settle_bucket(e.occurred_at.millis().saturating_sub(placed.millis()))).or_default() += 1;
+        }
+        if e.status_from != e.status_to {
+            if let Some(s) = &e.status_from {
+                *deltas.entry(format!("{STATUS}{s}")).or_default() -= 1;
+            }
+            if let Some(s) = &e.status_to {
+                *deltas.entry(format!("{STATUS}{s}")).or_default() += 1;
+            }
+        }
     }
-    let mut deltas = Vec::new();
-    if e.status_from != e.status_to {
-        deltas.extend(e.status_from.as_ref().map(|s| (format!("{STATUS}{s}"), -1)));
-        deltas.extend(e.status_to.as_ref().map(|s| (format!("{STATUS}{s}"), 1)));
-    }
-    let shard = shop_store::keys::shard(&e.aggregate);
-    if let Err(error) = app.store.stats_add(e.occurred_at, shard, &counts, &deltas).await {
-        tracing::warn!(%error, detail_type = %e.detail_type, "could not count a published event");
+    for ((minute, shard), (counts, deltas)) in groups {
+        let counts: Vec<(String, i64)> = counts.into_iter().collect();
+        let deltas: Vec<(String, i64)> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
+        let at = Timestamp::from_millis(minute);
+        if let Err(error) = app.store.stats_add(at, shard, &counts, &deltas).await {
+            tracing::warn!(%error, events = counts.len(), "could not count published events");
+        }
     }
 }
 

@@ -171,8 +171,8 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
             (card("Settled (paid)", &format!("{} in range", series.sum(&format!("{EVENTS}OrderPaid"))), &settled, "per minute"))
             (card("Placed", &format!("{} in range", series.sum(&format!("{EVENTS}OrderPlaced"))), &placed, "per minute"))
             (card("Expired, cancelled, refunded", &format!("{} in range", ended.iter().sum::<i64>()), &ended, "per minute"))
-            (card("Time to settle p50", &duration(stats::settle_quantile(&merged, 0.5)), &p50, "≤, per minute"))
-            (card("Time to settle p99", &duration(stats::settle_quantile(&merged, 0.99)), &p99, "≤, per minute"))
+            (card("Time to settle p50 (placed → paid)", &at_most(stats::settle_quantile(&merged, 0.5)), &p50, "bucket bound (ms), per minute"))
+            (card("Time to settle p99 (placed → paid)", &at_most(stats::settle_quantile(&merged, 0.99)), &p99, "bucket bound (ms), per minute"))
             (card("PG calls", &format!("{pg_calls} in range, avg {}", if pg_calls > 0 { format!("{} ms", pg_ms / pg_calls) } else { "—".into() }), &calls, "per minute"))
             (card_class("PG failures (outcome unknown)", &format!("{} in range, {} declined", series.sum(PG_FAILED), series.sum(PG_DECLINED)), &failed, "per minute", series.sum(PG_FAILED) > 0))
             (card_class("Oldest pending outbox event", &duration(oldest_age), &series.gauge(OUTBOX_AGE_MS), "age, sampled", oldest_age.is_some_and(|a| a > 60_000)))
@@ -206,6 +206,14 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
 
 fn minute_quantile(series: &Series, minute: i64, q: f64) -> i64 {
     series.by_minute.get(&minute).and_then(|v| stats::settle_quantile(v, q)).map(|v| v.min(86_400_000)).unwrap_or(0)
+}
+
+/// A quantile from the histogram: at most its bucket's bound.
+fn at_most(ms: Option<i64>) -> String {
+    match ms {
+        Some(i64::MAX) | None => duration(ms),
+        Some(_) => format!("≤ {}", duration(ms)),
+    }
 }
 
 fn duration(ms: Option<i64>) -> String {
