@@ -35,6 +35,7 @@ async fn only_an_operator_gets_in_and_a_shopper_or_a_forgery_never_does() {
         ("GET", "/console/simulators".to_owned()),
         ("POST", "/console/simulators/sink/faults".to_owned()),
         ("POST", "/console/simulators/sink/clear".to_owned()),
+        ("POST", "/console/simulators/pg/faults".to_owned()),
         ("POST", "/console/simulators/pg/clear".to_owned()),
         ("POST", "/console/logout".to_owned()),
     ];
@@ -149,7 +150,7 @@ async fn a_message_the_sink_refused_reaches_the_dlq_and_is_redriven_from_the_con
     );
     assert_eq!(
         post("/console/simulators/sink/faults", &[("fault", "melt"), ("count", "1")]).await.unwrap().status(),
-        500
+        400
     );
     let (order, amount) = app.order("u2", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
     app.pay_by_card("u2", &order, amount).await;
@@ -343,4 +344,48 @@ async fn the_console_finds_orders_lists_failing_consumers_and_replays_one_event_
         .await
         .unwrap();
     assert_eq!(refused.status(), 409);
+}
+
+/// The PG's faults armed and cleared from the simulators page: an armed
+/// decline declines the next confirm, and is listed until it is used up.
+#[tokio::test]
+async fn pg_faults_are_armed_and_cleared_from_the_simulators_page() {
+    let app = spawn_app().await;
+    let token = operator_token(&app);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post =
+        |path: &str, form: &[(&str, &str)]| no_redirects.post(app.url(path)).bearer_auth(&token).form(form).send();
+    let page = || async {
+        app.http.get(app.url("/console/simulators")).bearer_auth(&token).send().await.unwrap().text().await.unwrap()
+    };
+    for bad in [
+        [("op", "confirm"), ("fault", "melt"), ("count", "1")],
+        [("op", "refund"), ("fault", "error"), ("count", "1")],
+        [("op", "confirm"), ("fault", "error"), ("count", "0")],
+    ] {
+        assert_eq!(post("/console/simulators/pg/faults", &bad).await.unwrap().status(), 400, "{bad:?}");
+    }
+    assert!(page().await.contains("No PG fault armed."));
+    let armed = post("/console/simulators/pg/faults", &[("op", "confirm"), ("fault", "decline"), ("count", "1")]);
+    assert_eq!(armed.await.unwrap().status(), 303);
+    let html = page().await;
+    let listed = &html[html.find("id=\"pg-faults\"").unwrap()..];
+    assert!(listed.contains("confirm") && listed.contains("decline"), "{html}");
+
+    let (order, amount) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    let key = app.checkout(&order, amount, "CARD").await;
+    let (status, body) = app.confirm("u1", &order, &key, amount).await;
+    assert!((400..500).contains(&status), "the armed decline: {status} {body}");
+    assert!(page().await.contains("No PG fault armed."), "the decline was used up");
+
+    assert_eq!(
+        post("/console/simulators/pg/faults", &[("op", "lookup"), ("fault", "error"), ("count", "-1")])
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
+    assert!(page().await.contains("until cleared"));
+    assert_eq!(post("/console/simulators/pg/clear", &[]).await.unwrap().status(), 303);
+    assert!(page().await.contains("No PG fault armed."));
 }

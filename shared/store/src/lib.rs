@@ -327,7 +327,30 @@ impl Store {
         Ok(items.iter().map(entities::ledger_from).collect::<anyhow::Result<_>>()?)
     }
 
-    /// The order's outbox events, oldest first.
+    /// A user's ledger rows written in `[from, to]` (by the row's time),
+    /// oldest first: one order's rows are read without the rest of the
+    /// user's history.
+    pub async fn ledger_between(&self, user: &UserId, from: Timestamp, to: Timestamp) -> Result<Vec<LedgerEntry>> {
+        let (pk, _) = keys::points(user);
+        let (low, high) =
+            (format!("LEDGER#{:013}", from.millis().max(0)), format!("LEDGER#{:013}~", to.millis().max(0)));
+        let mut items = Vec::new();
+        let mut pages = Pages::of(
+            self.client
+                .query()
+                .table_name(&*self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":low", s(low))
+                .expression_attribute_values(":high", s(high))
+                .consistent_read(true),
+        );
+        while let Some(page) = pages.next_page().await? {
+            items.extend(page);
+        }
+        Ok(items.iter().map(entities::ledger_from).collect::<anyhow::Result<_>>()?)
+    }
+
     /// The outbox event at this key (from a stream record's keys), if any.
     pub async fn event_at(&self, pk: &str, sk: &str) -> Result<Option<StoredEvent>> {
         let item = self.get((pk.to_owned(), sk.to_owned())).await?;

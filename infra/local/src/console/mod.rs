@@ -62,6 +62,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/queues/{consumer}/redrive", get(pages::queues::confirm_redrive).post(pages::queues::redrive))
         .route("/simulators/sink/faults", post(pages::simulators::arm_sink))
         .route("/simulators/sink/clear", post(pages::simulators::clear_sink))
+        .route("/simulators/pg/faults", post(pages::simulators::arm_pg))
         .route("/simulators/pg/clear", post(pages::simulators::clear_pg))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), pages::shell::read_only));
     let operator_only = Router::new()

@@ -5,8 +5,8 @@
 //! money beside it, from the order, the points ledger and the PG.
 //!
 //! Reads only what belongs to the order (its item, its events and
-//! outcomes, its ledger rows, the simulators' rows by order id): the cost
-//! is the same at order 100,000 as at order 1.
+//! outcomes, the user's ledger since the order was placed, the simulators'
+//! rows by order id): the cost is the same at order 100,000 as at order 1.
 
 use serde::Serialize;
 use shop_app::App;
@@ -100,8 +100,15 @@ pub async fn load(
     let Some(order) = app.store.get_order(id).await? else { return Ok(None) };
     let events = app.store.events_of(id).await?;
     let outcomes = app.store.outcomes_of(id).await?;
-    let ledger: Vec<LedgerEntry> =
-        app.store.ledger(&order.user_id).await?.into_iter().filter(|e| e.order_id.as_ref() == Some(id)).collect();
+    // The user's ledger from the order's placement on: its rows, not the
+    // user's whole history.
+    let ledger: Vec<LedgerEntry> = app
+        .store
+        .ledger_between(&order.user_id, order.created_at, app.clock.now().plus_secs(60))
+        .await?
+        .into_iter()
+        .filter(|e| e.order_id.as_ref() == Some(id))
+        .collect();
     let mut steps = Vec::new();
     for e in &events {
         let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();

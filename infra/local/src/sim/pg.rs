@@ -381,6 +381,11 @@ impl PgSim {
         self.db.tx(move |c| faults::add(c, f.op.as_str(), f.fault.as_str(), f.count)).await
     }
 
+    /// The armed faults: (op, fault, calls left; -1 until cleared).
+    pub async fn faults(&self) -> anyhow::Result<Vec<(String, String, i64)>> {
+        self.db.tx(faults::list).await
+    }
+
     /// Clears every armed fault, as `DELETE /v1/sim/faults` does.
     pub async fn clear_faults(&self) -> anyhow::Result<()> {
         self.db.tx(faults::clear).await

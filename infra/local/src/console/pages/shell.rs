@@ -65,6 +65,11 @@ pub fn error(state: &ConsoleState, e: &anyhow::Error) -> Response {
         .into_response()
 }
 
+/// A form the console cannot take (400): what was wrong, nothing changed.
+pub fn bad_request(state: &ConsoleState, what: &str) -> Response {
+    (axum::http::StatusCode::BAD_REQUEST, page(state, "Not done", html! { p.Failed { (what) } })).into_response()
+}
+
 /// The answer to an action on a console started without `--allow-actions`.
 pub async fn read_only(
     axum::extract::State(state): axum::extract::State<std::sync::Arc<ConsoleState>>,

@@ -24,9 +24,9 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
     let latest = || Page { after: 0, limit: Some(20) };
     let calls = pg_sim.calls(pg::Filter { order_id: None, payment_key: None, op: None }, latest()).await;
     let deliveries = sink_sim.deliveries(sink::Filter { order_id: None, event_id: None }, latest()).await;
-    let (calls, deliveries) = match (calls, deliveries) {
-        (Ok(c), Ok(d)) => (c.items, d.items),
-        (Err(e), _) | (_, Err(e)) => return shell::error(&state, &e),
+    let (calls, deliveries, pg_faults) = match (calls, deliveries, pg_sim.faults().await) {
+        (Ok(c), Ok(d), Ok(f)) => (c.items, d.items, f),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return shell::error(&state, &e),
     };
     shell::page(&state,
         "Simulators",
@@ -39,8 +39,20 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
             }
             form method="post" action="/console/simulators/sink/clear" { button #sink-clear type="submit" { "Clear the data platform's faults" } }
             h2 { "PG" }
-            form method="post" action="/console/simulators/pg/clear" { button type="submit" { "Clear the PG's faults" } }
-            p.hint { "PG faults are armed with " code { "POST /v1/sim/faults" } " (docs/payments.md)." }
+            form method="post" action="/console/simulators/pg/faults" {
+                select name="op" { @for op in PG_OPS { option value=(op) { (op) } } }
+                select name="fault" { @for f in PG_FAULTS { option value=(f) { (f) } } }
+                " for " input name="count" type="number" value="1" size="4";
+                " calls (-1: until cleared) " button #pg-fail type="submit" { "Arm" }
+            }
+            form method="post" action="/console/simulators/pg/clear" { button #pg-clear type="submit" { "Clear the PG's faults" } }
+            @if pg_faults.is_empty() { p.hint #pg-faults { "No PG fault armed." } } @else {
+                table #pg-faults { tr { th { "op" } th { "fault" } th.num { "calls left" } }
+                    @for (op, fault, count) in &pg_faults { tr {
+                        td { (op) } td.Failed { (fault) } td.num { (if *count < 0 { "until cleared".to_owned() } else { count.to_string() }) }
+                    } } }
+            }
+            p.hint { "The same faults as " code { "POST /v1/sim/faults" } " (docs/payments.md): a decline, an error, a timeout, a lost response, a duplicate, a delay, reordered or lost webhooks." }
             h2 { "Calls the PG received (first 20)" }
             table { tr { th { "op" } th { "order" } th { "outcome" } th { "correlation" } }
                 @for c in &calls { tr {
@@ -69,7 +81,7 @@ pub struct SinkFaultForm {
 pub async fn arm_sink(State(state): State<Arc<ConsoleState>>, axum::Form(f): axum::Form<SinkFaultForm>) -> Response {
     let Some(s) = &state.sink else { return Redirect::to("/console/simulators").into_response() };
     if !matches!(f.fault.as_str(), "error" | "slow") || f.count == 0 || f.count < -1 {
-        return shell::error(&state, &anyhow::anyhow!("a fault is error or slow, for a count > 0 or -1"));
+        return shell::bad_request(&state, "A data-platform fault is error or slow, for a count > 0 or -1.");
     }
     match s.arm(sink::SinkFault { fault: f.fault, count: f.count }).await {
         Ok(()) => Redirect::to("/console/simulators").into_response(),
@@ -84,6 +96,35 @@ pub async fn clear_sink(State(state): State<Arc<ConsoleState>>) -> Response {
             Err(e) => shell::error(&state, &e),
         },
         None => Redirect::to("/console/simulators").into_response(),
+    }
+}
+
+/// What the PG simulator can be made to do wrong, as `POST /v1/sim/faults` takes it.
+const PG_OPS: [&str; 4] = ["confirm", "cancel", "lookup", "webhook"];
+const PG_FAULTS: [&str; 8] = ["decline", "error", "timeout", "lost_response", "duplicate", "delay", "reorder", "lost"];
+
+#[derive(serde::Deserialize)]
+pub struct PgFaultForm {
+    op: String,
+    fault: String,
+    count: i64,
+}
+
+pub async fn arm_pg(State(state): State<Arc<ConsoleState>>, axum::Form(f): axum::Form<PgFaultForm>) -> Response {
+    let Some(p) = &state.pg else { return Redirect::to("/console/simulators").into_response() };
+    let parsed = (
+        serde_json::from_value::<pg::Op>(serde_json::Value::String(f.op.clone())),
+        serde_json::from_value::<pg::FaultKind>(serde_json::Value::String(f.fault.clone())),
+    );
+    let (Ok(op), Ok(fault)) = parsed else {
+        return shell::bad_request(&state, &format!("The PG has no fault {} on {}.", f.fault, f.op));
+    };
+    if f.count == 0 || f.count < -1 {
+        return shell::bad_request(&state, "A fault lasts a count > 0 of calls, or -1 (until cleared).");
+    }
+    match p.arm(pg::Fault { op, fault, count: f.count }).await {
+        Ok(()) => Redirect::to("/console/simulators").into_response(),
+        Err(e) => shell::error(&state, &e),
     }
 }
 
