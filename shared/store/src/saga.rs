@@ -131,7 +131,7 @@ impl Store {
                 out.push(Failure { order_id, outcome: outcome_from(it)? });
             }
         }
-        out.sort_by(|a, b| b.outcome.at.cmp(&a.outcome.at));
+        out.sort_by_key(|f| std::cmp::Reverse(f.outcome.at));
         Ok(out)
     }
 
@@ -160,7 +160,7 @@ impl Store {
                 out.push(crate::entities::stored_event_from(it)?);
             }
         }
-        out.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at));
+        out.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
         Ok(out)
     }
 
@@ -316,7 +316,7 @@ fn outcome_from(it: &crate::attr::Item) -> Result<Outcome, StoreError> {
 }
 
 fn sorted_newest(mut events: Vec<crate::entities::StoredEvent>, want: usize) -> Vec<crate::entities::StoredEvent> {
-    events.sort_by(|a, b| b.occurred_at.cmp(&a.occurred_at));
+    events.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
     events.truncate(want);
     events
 }

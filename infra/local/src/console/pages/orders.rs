@@ -114,7 +114,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         .filter(|e| e.occurred_at.millis() < now.millis() - PENDING_FOR_SECS * 1000)
         .take(LIST)
         .collect();
-    Ok(shell::page(&state,
+    Ok(shell::page(state,
         "Orders",
         html! {
             form.search method="get" action="/console/orders" {
