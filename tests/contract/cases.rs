@@ -676,3 +676,99 @@ pub async fn the_catalog_and_a_users_orders_are_read_a_page_at_a_time(store: Sto
     let (rest, next) = store.orders_page(&uid("u1"), Some(OrderStatus::Cancelled), 2, next.as_ref()).await.unwrap();
     assert_eq!((rest.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), next), (vec!["o1"], None));
 }
+
+/// The saga statistics: counters add up per minute across shards, status
+/// deltas also reach the running totals, gauges keep the last sample, a
+/// range reads only its own minutes.
+pub async fn saga_statistics_add_per_minute_and_keep_running_totals(store: Store) {
+    let s = |name: &str, n: i64| (name.to_owned(), n);
+    let minute = |m: i64| T0.plus_secs(m * 60 + 7);
+    store.stats_add(minute(0), 0, &[s("e.OrderPlaced", 2)], &[s("s.PENDING_PAYMENT", 2)]).await.unwrap();
+    store.stats_add(minute(0), 3, &[s("e.OrderPlaced", 1)], &[s("s.PENDING_PAYMENT", 1)]).await.unwrap();
+    store.stats_add(minute(1), 1, &[s("e.OrderPaid", 1)], &[s("s.PENDING_PAYMENT", -1), s("s.PAID", 1)]).await.unwrap();
+    // A shard beyond the count folds into one that exists.
+    store.stats_add(minute(90), shop_store::keys::SHARDS + 2, &[s("pg.calls", 4)], &[]).await.unwrap();
+    store.stats_sample(minute(1), &[s("q.analytics", 5)]).await.unwrap();
+    store.stats_sample(minute(1), &[s("q.analytics", 3), s("outbox.ageMs", 120)]).await.unwrap();
+
+    let range = store.stats_between(minute(0), minute(1)).await.unwrap();
+    let at = |m: i64| shop_store::stats::minute_of(minute(m));
+    assert_eq!(range.keys().copied().collect::<Vec<_>>(), vec![at(0), at(1)], "{range:?}");
+    assert_eq!(range[&at(0)]["e.OrderPlaced"], 3);
+    assert_eq!(range[&at(0)]["s.PENDING_PAYMENT"], 3);
+    assert_eq!(range[&at(1)]["s.PAID"], 1);
+    assert_eq!((range[&at(1)]["q.analytics"], range[&at(1)]["outbox.ageMs"]), (3, 120), "the last sample stands");
+    let later = store.stats_between(minute(60), minute(120)).await.unwrap();
+    assert_eq!(later.values().map(|v| v["pg.calls"]).sum::<i64>(), 4, "another hour's partition: {later:?}");
+    let totals = store.stats_totals().await.unwrap();
+    assert_eq!((totals["s.PENDING_PAYMENT"], totals["s.PAID"]), (2, 1));
+    assert!(!totals.contains_key("e.OrderPlaced"), "only status deltas are totalled");
+}
+
+/// The console's reads: events by correlation id, orders that entered a
+/// status (a capped, filtered read of the event log), failing consumers
+/// (listed until done), and one user's ledger rows in a time range.
+pub async fn the_console_finds_events_by_correlation_status_and_failure(store: Store) {
+    let (o1, placed1) = placed("o1", "u1", 900);
+    let (o2, placed2) = placed("o2", "u1", 900);
+    let new = before();
+    run(&store, vec![store.op_create_order(&o1).unwrap(), store.op_put_event(&placed1, "corr-a", None, &new).unwrap()])
+        .await
+        .unwrap();
+    run(&store, vec![store.op_create_order(&o2).unwrap(), store.op_put_event(&placed2, "corr-b", None, &new).unwrap()])
+        .await
+        .unwrap();
+    let (cancelled, events) = o1.execute(&OrderCommand::Cancel, T0.plus_secs(5)).unwrap();
+    let was = shop_store::entities::Before { status: Some(o1.status), placed_at: o1.created_at };
+    run(
+        &store,
+        vec![
+            store.op_update_order(o1.version, &cancelled).unwrap(),
+            store.op_put_event(&events[0], "corr-b", None, &was).unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let ids =
+        |events: Vec<shop_store::entities::StoredEvent>| events.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.events_by_correlation("corr-a", 10).await.unwrap()), vec!["o1#1"]);
+    assert_eq!(ids(store.events_by_correlation("corr-b", 10).await.unwrap()), vec!["o1#2", "o2#1"], "newest first");
+    assert!(store.events_by_correlation("corr-c", 10).await.unwrap().is_empty());
+
+    let now = T0.plus_secs(60);
+    let (entered, cut) = store.events_entering("CANCELLED", now, 2, 10, 1_000).await.unwrap();
+    assert_eq!((ids(entered), cut), (vec!["o1#2".to_owned()], false));
+    let (entered, _) = store.events_entering("PENDING_PAYMENT", now, 2, 10, 1_000).await.unwrap();
+    assert_eq!(ids(entered), vec!["o2#1", "o1#1"]);
+    let (_, cut) = store.events_entering("PAID", now, 2, 10, 2).await.unwrap();
+    assert!(cut, "a read cap below the log's size cuts the search short");
+    let raw = raw_item(&store, keys::event(&o1.id, 2)).await.unwrap();
+    assert_eq!(shop_store::attr::get_s(&raw, "statusFrom").unwrap(), "PENDING_PAYMENT");
+    assert_eq!(shop_store::attr::get_s(&raw, "statusTo").unwrap(), "CANCELLED");
+
+    use shop_store::saga::Outcome;
+    let outcome = |status: &str| Outcome {
+        consumer: "analytics".into(),
+        event_id: "o1#2".into(),
+        detail_type: "OrderCancelled".into(),
+        status: status.into(),
+        attempts: 0,
+        detail: Some("the platform refused".into()),
+        at: T0,
+    };
+    store.outcome_put(&o1.id, 2, &outcome("FAILED")).await.unwrap();
+    let failures = store.consumer_failures(10).await.unwrap();
+    assert_eq!(failures.iter().map(|f| (f.order_id.as_str(), f.outcome.attempts)).collect::<Vec<_>>(), vec![("o1", 1)]);
+    store.outcome_put(&o1.id, 2, &outcome("FAILED")).await.unwrap();
+    assert_eq!(store.consumer_failures(10).await.unwrap()[0].outcome.attempts, 2, "listed once, attempts counted");
+    store.outcome_put(&o1.id, 2, &outcome("DONE")).await.unwrap();
+    assert!(store.consumer_failures(10).await.unwrap().is_empty(), "done: off the list");
+
+    let u = uid("u1");
+    run(&store, store.ops_points(Money::ZERO, &entry("u1", "t0", 10, 10, 0)).unwrap().into()).await.unwrap();
+    run(&store, store.ops_points(m(10), &entry("u1", "t1", 20, 30, 100)).unwrap().into()).await.unwrap();
+    run(&store, store.ops_points(m(30), &entry("u1", "t2", 30, 60, 200)).unwrap().into()).await.unwrap();
+    let between = store.ledger_between(&u, T0.plus_secs(50), T0.plus_secs(200)).await.unwrap();
+    assert_eq!(between.iter().map(|e| e.delta).collect::<Vec<_>>(), vec![20, 30], "both ends included");
+}

@@ -83,4 +83,6 @@ contract!(
     a_partition_larger_than_a_page_is_read_whole,
     a_campaign_counts_claims_up_to_its_total_and_one_per_user,
     the_catalog_and_a_users_orders_are_read_a_page_at_a_time,
+    saga_statistics_add_per_minute_and_keep_running_totals,
+    the_console_finds_events_by_correlation_status_and_failure,
 );
