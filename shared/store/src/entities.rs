@@ -188,8 +188,7 @@ pub fn order_from(it: &Item) -> anyhow::Result<Order> {
 ///
 /// It also carries what the saga statistics count when it is first
 /// published (docs/adr/0017): the status it moved the order from and to,
-/// and when the order was placed. A correlation id is findable through
-/// the `byUser` index (`CORR#<id>#<shard>`, by the order's shard).
+/// and when the order was placed.
 pub fn event_item(
     event: &OrderEvent,
     correlation_id: &str,
@@ -214,8 +213,6 @@ pub fn event_item(
         it.insert("statusTo".into(), s(to.as_str()));
     }
     it.insert("placedAt".into(), n(before.placed_at.millis()));
-    it.insert("userPk".into(), s(keys::correlation_pk(correlation_id, &event.order_id)));
-    it.insert("userSk".into(), s(format!("{:013}#{}", event.occurred_at.millis(), detail.event_id)));
     Ok(it)
 }
 

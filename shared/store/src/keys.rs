@@ -32,8 +32,7 @@
 //!   --since`), and locally, visible queue messages (`QUEUE#<queue>`, at the
 //!   time they become visible).
 //! - `pendingOutbox` (`outboxShard`, `outboxSk`): outbox events not yet published.
-//! - `byUser` (`userPk`, `userSk`): a user's orders and coupons, and the
-//!   outbox events written under one correlation id (`CORR#<id>#n`).
+//! - `byUser` (`userPk`, `userSk`): a user's orders and coupons.
 //!
 //! # Write rates (docs/adr/0011-index-write-rates.md)
 //! One partition of a DynamoDB index takes about 1,000 write units a
@@ -55,7 +54,6 @@
 //! | `FAILED#n` | 2 per consumer failure (listed, cleared when done) | ≈ 2,000 failures/s |
 //! | `DEPOSIT#n` | 2 per virtual account + 1 per check (one check per reconcile interval `I` while it waits) | ≈ 2,000 accounts issued/s, and ≈ 4,000 × `I` seconds accounts waiting at once (1.2 million at `I` = 300 s) |
 //! | `USER#<id>` (`byUser`) | 1–3, one user's | ≈ 330 orders/s by one user |
-//! | `CORR#<id>#n` (`byUser`) | 1 per event written under the correlation id | ≈ 4,000 events/s under one id |
 //! | `QUEUE#<queue>` | local stack only | (no DynamoDB) |
 //!
 //! Table partitions written at a rate of their own:
@@ -146,18 +144,6 @@ pub fn idempotency(scope: &str, key: &str) -> (String, String) {
 /// per order, so one user tops out near 330 orders/s — no user does.
 pub fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
-}
-
-/// `byUser` partition of the events written under one correlation id (the
-/// console finds an order by it): one index write per event, spread by the
-/// order over [`SHARDS`], so one correlation id takes ≈ 4,000 events/s —
-/// a request writes at most a few, a scheduled run one per order it moves.
-pub fn correlation_pk(correlation_id: &str, order: &OrderId) -> String {
-    correlation_pk_of(correlation_id, shard(order.as_str()))
-}
-
-pub fn correlation_pk_of(correlation_id: &str, shard: u32) -> String {
-    format!("CORR#{correlation_id}#{shard}")
 }
 
 /// Stable shard of a string (FNV-1a), so an item always lands in the same shard.

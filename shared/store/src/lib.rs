@@ -449,10 +449,11 @@ impl Store {
     }
 
     /// How many outbox events wait for the publisher (counted up to `cap`
-    /// per shard: a backlog, never the history) and when the oldest was
-    /// written.
-    pub async fn pending_summary(&self, cap: i32) -> Result<(usize, Option<Timestamp>)> {
+    /// per shard: a backlog, never the history), whether a shard reached
+    /// the cap (the count is then a floor), and when the oldest was written.
+    pub async fn pending_summary(&self, cap: i32) -> Result<(usize, bool, Option<Timestamp>)> {
         let mut count = 0usize;
+        let mut capped = false;
         for shard in 0..keys::SHARDS {
             let out = self
                 .client
@@ -467,9 +468,10 @@ impl Store {
                 .await
                 .map_err(StoreError::unexpected("Query pending count"))?;
             count += usize::try_from(out.count).unwrap_or(0);
+            capped |= out.count >= cap;
         }
         let oldest = self.pending_events(1).await?.first().map(|e| e.occurred_at);
-        Ok((count, oldest))
+        Ok((count, capped, oldest))
     }
 
     /// Takes a published event out of the pending index and dates its

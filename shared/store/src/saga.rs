@@ -19,6 +19,15 @@ pub struct Failure {
     pub outcome: Outcome,
 }
 
+/// An outbox event's attribute the console searches the event log by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventField {
+    /// The status the event moved its order into.
+    StatusTo,
+    /// The correlation id of the request (or run) that wrote it.
+    CorrelationId,
+}
+
 /// What one consumer did with one event (the saga log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -135,41 +144,8 @@ impl Store {
         Ok(out)
     }
 
-    /// The outbox events written under a correlation id (from `byUser`,
-    /// `CORR#<id>#n`), newest first, at most `limit` per shard.
-    pub async fn events_by_correlation(
-        &self,
-        correlation_id: &str,
-        limit: i32,
-    ) -> Result<Vec<crate::entities::StoredEvent>, StoreError> {
-        let mut out = Vec::new();
-        for shard in 0..keys::SHARDS {
-            let res = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .index_name(keys::GSI_USER)
-                .key_condition_expression("userPk = :pk")
-                .expression_attribute_values(":pk", s(keys::correlation_pk_of(correlation_id, shard)))
-                .scan_index_forward(false)
-                .limit(limit)
-                .send()
-                .await
-                .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query by correlation id")))?;
-            for it in res.items() {
-                out.push(crate::entities::stored_event_from(it)?);
-            }
-        }
-        out.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
-        Ok(out)
-    }
-
-    /// Events that moved an order into `status` (`statusTo`), newest first,
-    /// from the event log of the last `days` days: each day's partitions
-    /// are read newest first, with the status as a filter, evaluating at
-    /// most `read_cap` items in all — a bounded read, whatever the history.
-    /// Answers the events found (at most `want`) and whether the cap cut
-    /// the search short.
+    /// Events that moved an order into `status` (`statusTo`), newest first
+    /// ([`Store::events_where`]).
     pub async fn events_entering(
         &self,
         status: &str,
@@ -178,6 +154,28 @@ impl Store {
         want: usize,
         read_cap: i32,
     ) -> Result<(Vec<crate::entities::StoredEvent>, bool), StoreError> {
+        self.events_where(EventField::StatusTo, status, now, days, want, read_cap).await
+    }
+
+    /// Outbox events whose `field` is `value`, newest first, from the event
+    /// log of the last `days` days: each day's partitions are read newest
+    /// first with the value as a filter, evaluating at most `read_cap`
+    /// items in all — a bounded read, whatever the history, and no index
+    /// of its own to write with every event (docs/adr/0017). Answers the
+    /// events found (at most `want`) and whether the cap cut the search short.
+    pub async fn events_where(
+        &self,
+        field: EventField,
+        value: &str,
+        now: Timestamp,
+        days: i64,
+        want: usize,
+        read_cap: i32,
+    ) -> Result<(Vec<crate::entities::StoredEvent>, bool), StoreError> {
+        let attribute = match field {
+            EventField::StatusTo => "statusTo",
+            EventField::CorrelationId => "correlationId",
+        };
         let mut found = Vec::new();
         let mut budget = read_cap;
         for d in 0..days {
@@ -196,15 +194,16 @@ impl Store {
                         .table_name(self.table())
                         .index_name(keys::GSI_DUE)
                         .key_condition_expression("dueShard = :d")
-                        .filter_expression("statusTo = :s")
+                        .filter_expression("#field = :v")
+                        .expression_attribute_names("#field", attribute)
                         .expression_attribute_values(":d", s(partition.as_str()))
-                        .expression_attribute_values(":s", s(status))
+                        .expression_attribute_values(":v", s(value))
                         .scan_index_forward(false)
                         .limit(budget.min(500))
                         .set_exclusive_start_key(start)
                         .send()
                         .await
-                        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query events entering")))?;
+                        .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query the event log")))?;
                     budget -= res.scanned_count;
                     for it in res.items() {
                         found.push(crate::entities::stored_event_from(it)?);

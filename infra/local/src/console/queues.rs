@@ -11,7 +11,7 @@ use crate::emulate::queue::{Queues, dlq_of};
 /// DLQ messages read per consumer (a peek: nothing is consumed).
 pub const PEEK: usize = 20;
 /// Messages counted per local queue (a backlog's size; SQS counts itself).
-const COUNT_CAP: i32 = 10_000;
+const COUNT_CAP: i32 = shop_app::obs::stats::PENDING_CAP;
 
 /// A count of messages: exact up to a cap locally, SQS's approximation on AWS.
 #[derive(Debug, Clone, Copy)]
@@ -64,13 +64,13 @@ pub async fn states(state: &ConsoleState) -> anyhow::Result<Vec<QueueState>> {
             }
             None => {
                 let queues = Queues(&state.app.store);
-                let (live, live_more) = queues.peek(c, 1).await?;
+                let (live, _) = queues.peek(c, 1).await?;
                 let (dead, _) = queues.peek(&dlq_of(c), PEEK).await?;
                 let depth = queues.depth(c, COUNT_CAP).await?;
                 let dlq_depth = queues.depth(&dlq_of(c), COUNT_CAP).await?;
                 QueueState {
                     consumer: c,
-                    depth: Depth { messages: depth as u64, more: live_more && depth >= COUNT_CAP as usize },
+                    depth: Depth { messages: depth as u64, more: depth >= COUNT_CAP as usize },
                     oldest_ms: live.first().map(|m| now - m.sent_at.millis()),
                     dlq_depth: Depth { messages: dlq_depth as u64, more: dlq_depth >= COUNT_CAP as usize },
                     dlq_oldest_ms: dead.first().map(|m| now - m.sent_at.millis()),

@@ -129,15 +129,17 @@ pub async fn count_published(app: &App, events: &[Published]) {
     }
 }
 
-/// Pending outbox events counted per shard up to this (a backlog).
-pub const PENDING_CAP: i32 = 10_000;
+/// Pending outbox events (and local queue messages) counted up to this
+/// per shard (per queue): a backlog's size is told as "at least", at a
+/// bounded cost however deep it is.
+pub const PENDING_CAP: i32 = 1_000;
 
 /// Samples the outbox's gauges into the minute of now: how many events
 /// wait for the publisher, and the oldest one's age. Run by the scheduled
 /// reconcile function in AWS and the local stack's sampler.
 pub async fn sample_outbox(app: &App) -> Result<(), shop_store::StoreError> {
     let now = app.clock.now();
-    let (pending, oldest) = app.store.pending_summary(PENDING_CAP).await?;
+    let (pending, _, oldest) = app.store.pending_summary(PENDING_CAP).await?;
     let age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0)).unwrap_or(0);
     let gauges =
         [(OUTBOX_PENDING.to_owned(), i64::try_from(pending).unwrap_or(i64::MAX)), (OUTBOX_AGE_MS.to_owned(), age)];

@@ -3,7 +3,7 @@
 //! Every read is bounded — one index query per shard for each stuck list
 //! (payments in doubt, deposits past due, consumers that failed, events
 //! waiting for the publisher), a capped read of the event log for a
-//! status — never a scan, so the page costs the same with 100,000 orders
+//! status or a correlation id — never a scan, so the page costs the same with 100,000 orders
 //! as with ten.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use shop_domain::{OrderId, OrderStatus, PaymentKey, UserId};
+use shop_store::saga::EventField;
 
 use super::shell;
 use crate::console::ConsoleState;
@@ -21,10 +22,11 @@ const LIST: usize = 20;
 /// An event waiting longer than this for the publisher is stuck.
 const PENDING_FOR_SECS: i64 = 60;
 
-/// Days of the event log a status search looks back, and the index items
-/// it may read (a bounded read: the page says when the cap cut it short).
-const STATUS_DAYS: i64 = 7;
-const STATUS_READ_CAP: i32 = 5_000;
+/// Days of the event log a search by status or correlation id looks back,
+/// and the index items it may read (a bounded read: the page says when
+/// the cap cut it short).
+const SEARCH_DAYS: i64 = 7;
+const SEARCH_READ_CAP: i32 = 5_000;
 
 #[derive(serde::Deserialize, Default)]
 pub struct Search {
@@ -57,7 +59,10 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         {
             return Ok(Redirect::to(&format!("/console/orders/{}", p.order_id)).into_response());
         }
-        let correlated = app.store.events_by_correlation(q, LIST as i32).await?;
+        let (correlated, correlation_cut) = app
+            .store
+            .events_where(EventField::CorrelationId, q, app.clock.now(), SEARCH_DAYS, LIST, SEARCH_READ_CAP)
+            .await?;
         let orders = match UserId::parse(q) {
             Ok(user) => app.store.orders_page(&user, None, LIST, None).await?.0,
             Err(_) => Vec::new(),
@@ -65,6 +70,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         found = Some(html! {
             @if !correlated.is_empty() {
                 h2 { "Events with correlation id " code { (q) } }
+                (searched(correlation_cut))
                 (event_table(&correlated))
             }
             @if !orders.is_empty() {
@@ -79,7 +85,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
     if let Some(wanted) = OrderStatus::parse(status) {
         let now = app.clock.now();
         let (entered, cut) =
-            app.store.events_entering(wanted.as_str(), now, STATUS_DAYS, LIST, STATUS_READ_CAP).await?;
+            app.store.events_entering(wanted.as_str(), now, SEARCH_DAYS, LIST, SEARCH_READ_CAP).await?;
         let mut rows = Vec::new();
         for e in &entered {
             let Some(id) = e.pk.strip_prefix("ORDER#").and_then(|id| OrderId::parse(id).ok()) else { continue };
@@ -88,8 +94,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         }
         by_status = Some(html! {
             h2 { "Orders that entered " (wanted.as_str()) ", newest first" }
-            p.hint { "From the event log of the last " (STATUS_DAYS) " days"
-                @if cut { ", cut short after reading " (STATUS_READ_CAP) " events" } "." }
+            (searched(cut))
             @if rows.is_empty() { p.hint { "None." } } @else {
                 table #by-status { tr { th { "order" } th { "entered" } th { "status now" } }
                     @for (id, at, current) in &rows { tr {
@@ -192,5 +197,12 @@ fn event_table(events: &[shop_store::entities::StoredEvent]) -> Markup {
                 td { code { (e.event_id) } } td { (e.detail_type) } td { (e.occurred_at.to_rfc3339()) }
             } }
         }
+    }
+}
+
+fn searched(cut: bool) -> Markup {
+    html! {
+        p.hint { "From the event log of the last " (SEARCH_DAYS) " days, newest first"
+            @if cut { ", cut short after reading " (SEARCH_READ_CAP) " events" } "." }
     }
 }

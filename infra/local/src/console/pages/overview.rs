@@ -153,8 +153,10 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
     let pg_calls = series.sum(PG_CALLS);
 
     // Right now: the outbox and the queues, read live.
-    let (pending, oldest) = app.store.pending_summary(stats::PENDING_CAP).await?;
+    let (pending, capped, oldest) = app.store.pending_summary(stats::PENDING_CAP).await?;
     let oldest_age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0));
+    // Counted up to the cap per shard: past it, "at least".
+    let pending_text = if capped { format!("{pending}+") } else { pending.to_string() };
     let depths = crate::console::queues::depths(state).await?;
     let mut queue_rows = Vec::new();
     for c in shop_app::events::consumers::NAMES {
@@ -176,7 +178,7 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
             (card("PG calls", &format!("{pg_calls} in range, avg {}", if pg_calls > 0 { format!("{} ms", pg_ms / pg_calls) } else { "—".into() }), &calls, "per minute"))
             (card_class("PG failures (outcome unknown)", &format!("{} in range, {} declined", series.sum(PG_FAILED), series.sum(PG_DECLINED)), &failed, "per minute", series.sum(PG_FAILED) > 0))
             (card_class("Oldest pending outbox event", &duration(oldest_age), &series.gauge(OUTBOX_AGE_MS), "age, sampled", oldest_age.is_some_and(|a| a > 60_000)))
-            (card("Events pending publication", &pending.to_string(), &series.gauge(OUTBOX_PENDING), "sampled"))
+            (card("Events pending publication", &pending_text, &series.gauge(OUTBOX_PENDING), "sampled"))
         }
         h2 { "Orders per status" }
         table #statuses {
