@@ -136,7 +136,20 @@ pub fn workload(orders: usize, seed: u64) -> anyhow::Result<Workload> {
         } else {
             None
         };
-        let points = if rng.chance(POINTS_SHARE) { 100 * (1 + rng.below(5)) } else { 0 };
+        let mut points = if rng.chance(POINTS_SHARE) { 100 * (1 + rng.below(5)) } else { 0 };
+        // Points never pay what the coupon leaves: an order due nothing is
+        // paid at placement, and its path (checkout, confirm) would be refused.
+        let subtotal: u64 = lines
+            .iter()
+            .filter_map(|(id, q)| products.iter().find(|p| &p.id == id).map(|p| p.price.won() * u64::from(*q)))
+            .sum();
+        let discount = coupons
+            .last()
+            .filter(|c| coupon.as_ref() == Some(&c.id))
+            .map_or(0, |c| if matches!(c.kind, Kind::Percent) { subtotal.div_ceil(10) } else { c.value });
+        if points.saturating_add(discount) >= subtotal {
+            points = 0;
+        }
         let mut roll = rng.below(100);
         let mut path = Path::Card;
         for p in Path::ALL {
@@ -179,5 +192,24 @@ mod tests {
         let with_coupon = w.plans.iter().filter(|o| o.coupon.is_some()).count() as u64;
         assert!(with_coupon.abs_diff(COUPON_SHARE * 100) < 250, "{with_coupon}");
         assert_eq!(w.catalog.coupons.len() as u64, with_coupon);
+    }
+
+    #[test]
+    fn every_order_leaves_something_to_pay_after_coupon_and_points() {
+        // About 5 in 100,000 draws would pay everything with coupon and points.
+        let w = workload(100_000, 1).unwrap();
+        let price = |id: &ProductId| w.catalog.products.iter().find(|p| &p.id == id).map(|p| p.price.won()).unwrap();
+        let coupons: std::collections::HashMap<_, _> = w.catalog.coupons.iter().map(|c| (&c.id, c)).collect();
+        let mut with_points = 0;
+        for plan in &w.plans {
+            let subtotal: u64 = plan.lines.iter().map(|(id, q)| price(id) * u64::from(*q)).sum();
+            let discount = plan.coupon.as_ref().map_or(0, |id| {
+                let c = coupons[id];
+                if matches!(c.kind, Kind::Percent) { subtotal.div_ceil(10) } else { c.value }
+            });
+            assert!(plan.points + discount < subtotal, "{plan:?} pays nothing");
+            with_points += u64::from(plan.points > 0);
+        }
+        assert!(with_points.abs_diff(POINTS_SHARE * 1_000) < 1_000, "{with_points}");
     }
 }
