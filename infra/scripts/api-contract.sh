@@ -5,7 +5,9 @@
 #      stateful through the document's links: place an order, read it, pay
 #      it from points, cancel it into a refund), every check, seeded; any
 #      failure fails the script.
-#   2. without a token: every protected operation must answer 401 to
+#   2. with an operator's token: the operator route (create a campaign,
+#      then read it through the document's link), every phase and check.
+#   3. without a token: every protected operation must answer 401 to
 #      whatever it is sent.
 # Config: infra/schemathesis/.
 # Used by .ci/run; docs/api.md "The contract".
@@ -48,6 +50,12 @@ st() { "$venv/bin/st" --config-file "$1" run "$api/openapi.json" --url "$api" --
 echo "== schemathesis with a shopper's token: all phases, all checks"
 st infra/schemathesis/schemathesis.toml --phases examples,coverage,fuzzing,stateful --checks all \
   --header "Authorization: Bearer ${token}" --report junit --report-dir "$work/report"
+
+echo "== schemathesis with an operator's token: the operator route, all phases, all checks"
+operator=$(target/debug/shop token --operator)
+st infra/schemathesis/operator.toml --phases examples,coverage,fuzzing,stateful --checks all \
+  --include-operation-id create-campaign --include-operation-id get-campaign \
+  --header "Authorization: Bearer ${operator}"
 
 echo "== schemathesis without a token: every protected operation answers 401"
 st infra/schemathesis/noauth.toml --phases examples,coverage,fuzzing \

@@ -92,6 +92,10 @@ check "get-product (apigw-get-product.json)" 200 "$(invoke get-product events/ap
 check "get-campaign (apigw-get-campaign.json)" 200 "$(invoke get-campaign events/apigw-get-campaign.json | status_of)"
 check "claim-coupon (apigw-claim-coupon.json)" 201 "$(invoke claim-coupon events/apigw-claim-coupon.json | status_of)"
 check "claim-coupon replay (same Idempotency-Key)" 201 "$(invoke claim-coupon events/apigw-claim-coupon.json | status_of)"
+check "create-campaign, a shopper's token (apigw-create-campaign-shopper.json)" 403 \
+  "$(invoke create-campaign events/apigw-create-campaign-shopper.json | status_of)"
+check "create-campaign (apigw-create-campaign.json)" 201 "$(invoke create-campaign events/apigw-create-campaign.json | status_of)"
+check "create-campaign again, the same terms" 200 "$(invoke create-campaign events/apigw-create-campaign.json | status_of)"
 check "cancel-order (apigw-cancel-order.json)" 200 "$(invoke cancel-order "$(patch events/apigw-cancel-order.json)" | status_of)"
 check "compensation consumer (sqs-compensation.json)" 0 \
   "$(invoke compensation "$(patch events/sqs-compensation.json)" | failures_of)"

@@ -1,9 +1,12 @@
-//! First-come coupon campaigns: a rush of claims never issues more than
-//! the total or two coupons to one user; a claim is idempotent, issues a
-//! usable coupon and puts `CouponIssued` on the bus.
+//! First-come coupon campaigns: an operator creates one (a shopper or a
+//! forgery cannot, bad terms are refused and write nothing); a rush of
+//! claims never issues more than the total or two coupons to one user; a
+//! claim is idempotent, issues a usable coupon and puts `CouponIssued` on
+//! the bus.
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use shop_app::usecases::campaigns::Created;
 use shop_tests::{TestApp, spawn_app, spawn_app_driven};
 use std::collections::HashSet;
 
@@ -155,10 +158,128 @@ async fn creating_a_campaign_that_exists_keeps_its_counter() {
     assert_eq!(claim(&app, "u1", "rush", "k").await.0, 201);
     let existing = app.store().get_campaign(&shop_domain::CampaignId::parse("rush").unwrap()).await.unwrap().unwrap();
     let fresh = shop_domain::Campaign { issued: 0, ..existing.clone() };
-    assert!(!shop_app::usecases::campaigns::create_campaign(&app.stack.app, &fresh).await.unwrap());
+    let created = shop_app::usecases::campaigns::create_campaign(&app.stack.app, &fresh).await.unwrap();
     let after = app.store().get_campaign(&existing.id).await.unwrap().unwrap();
     assert_eq!(after.issued, 1);
+    assert_eq!(created, Created::Existing(after));
     let new = shop_domain::Campaign { id: shop_domain::CampaignId::parse("new").unwrap(), ..fresh };
-    assert!(shop_app::usecases::campaigns::create_campaign(&app.stack.app, &new).await.unwrap());
+    assert_eq!(shop_app::usecases::campaigns::create_campaign(&app.stack.app, &new).await.unwrap(), Created::New);
     assert_eq!(app.get(None, "/campaigns/new").await.2["remaining"], 100);
+}
+
+async fn create(app: &TestApp, token: Option<&str>, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = app.http.post(app.url("/campaigns")).json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.expect("request");
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    (status, headers, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn operator_token(app: &TestApp, secret: &str) -> String {
+    shop_local::jwt::issue_operator(secret, "ops", app.stack.app.clock.now().seconds(), 600)
+}
+
+fn black_friday() -> Value {
+    json!({"campaignId": "bf", "name": "Black Friday", "total": 2,
+           "startsAt": "2026-11-20T00:00:00Z", "endsAt": "2026-12-10T00:00:00+09:00",
+           "coupon": {"kind": "PERCENT", "value": 10, "minOrderAmount": 10000, "expiresAt": "2027-01-01T00:00:00Z"}})
+}
+
+#[tokio::test]
+async fn an_operator_creates_a_campaign_shoppers_claim_it_and_sending_it_again_is_safe() {
+    let app = spawn_app().await;
+    let op = operator_token(&app, &app.stack.jwt_secret);
+    let (status, headers, created) = create(&app, Some(&op), &black_friday()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(headers["location"], "/campaigns/bf");
+    assert_eq!(
+        created,
+        json!({"campaignId": "bf", "name": "Black Friday", "total": 2, "issued": 0, "remaining": 2,
+               "startsAt": "2026-11-20T00:00:00.000Z", "endsAt": "2026-12-09T15:00:00.000Z", "open": true,
+               "coupon": {"kind": "PERCENT", "value": 10, "minOrderAmount": 10000, "expiresAt": "2027-01-01T00:00:00.000Z"}})
+    );
+    assert_eq!(app.get(None, "/campaigns/bf").await.2, created, "what GET shows");
+
+    // Claimed like any campaign, up to its total.
+    assert_eq!(claim(&app, "u1", "bf", "k1").await.0, 201);
+    // The same campaign again (a retry): 200, as it stands now; its counter kept.
+    let (status, headers, again) = create(&app, Some(&op), &black_friday()).await;
+    assert_eq!((status, &again["issued"], &again["remaining"]), (200, &json!(1), &json!(1)), "{again}");
+    assert!(headers.get("location").is_none());
+    // The same id with other terms: 409, nothing changed.
+    let mut bigger = black_friday();
+    bigger["total"] = json!(1000);
+    let (status, _, body) = create(&app, Some(&op), &bigger).await;
+    assert_eq!((status, problem_type(&body), &body["campaignId"]), (409, "campaign-exists", &json!("bf")));
+    assert_eq!(claim(&app, "u2", "bf", "k2").await.0, 201);
+    let (status, _, body) = claim(&app, "u3", "bf", "k3").await;
+    assert_eq!((status, problem_type(&body)), (409, "campaign-sold-out"), "the total asked first holds");
+
+    // startsAt defaults to now: a campaign created without it is open at once.
+    let mut now = black_friday();
+    now["campaignId"] = json!("now");
+    now.as_object_mut().unwrap().remove("startsAt");
+    let (status, _, body) = create(&app, Some(&op), &now).await;
+    assert_eq!(
+        (status, &body["open"], &body["startsAt"]),
+        (201, &json!(true), &json!(app.stack.app.clock.now().to_rfc3339()))
+    );
+}
+
+#[tokio::test]
+async fn only_an_operator_creates_campaigns_and_bad_terms_are_refused_writing_nothing() {
+    let app = spawn_app().await;
+    let op = operator_token(&app, &app.stack.jwt_secret);
+    let shopper = app.stack.token("u1");
+    let forged = operator_token(&app, "a guessed secret");
+    let refused = [
+        (None, 401, "unauthorized"),
+        (Some(forged.as_str()), 401, "unauthorized"),
+        (Some(shopper.as_str()), 403, "not-operator"),
+    ];
+    for (token, want, kind) in refused {
+        let (status, _, body) = create(&app, token, &black_friday()).await;
+        assert_eq!((status, problem_type(&body)), (want, kind), "{body}");
+        // Refused before the body is read: a broken body gets the same answer.
+        let (status, _, _) = create(&app, token, &json!({"nonsense": true})).await;
+        assert_eq!(status, want);
+    }
+
+    let with = |path: &[&str], value: Value| {
+        let mut body = black_friday();
+        let (last, parents) = path.split_last().unwrap();
+        let mut at = &mut body;
+        for p in parents {
+            at = &mut at[*p];
+        }
+        at[*last] = value;
+        body
+    };
+    let cases = [
+        // What the document's schema refuses: 400.
+        (with(&["campaignId"], json!("no spaces")), 400, "invalid-request"),
+        (with(&["name"], json!("")), 400, "invalid-request"),
+        (with(&["name"], json!("x".repeat(201))), 400, "invalid-request"),
+        (with(&["total"], json!(0)), 400, "invalid-request"),
+        (with(&["total"], json!(1_000_001)), 400, "invalid-request"),
+        (with(&["endsAt"], json!("next tuesday")), 400, "invalid-request"),
+        (with(&["coupon", "value"], json!(101)), 400, "invalid-request"),
+        (with(&["coupon", "kind"], json!("BOGO")), 400, "invalid-request"),
+        (with(&["coupon", "minOrderAmount"], json!(-1)), 400, "invalid-request"),
+        (with(&["surprise"], json!(1)), 400, "invalid-request"),
+        // Schema-valid, refused by a rule: 422.
+        (with(&["name"], json!("   ")), 422, "invalid-campaign"),
+        (with(&["endsAt"], json!("2026-11-19T00:00:00Z")), 422, "invalid-campaign"),
+        (with(&["coupon", "expiresAt"], json!("2026-11-01T00:00:00Z")), 422, "invalid-campaign"),
+    ];
+    for (body, want, kind) in cases {
+        let (status, _, answer) = create(&app, Some(&op), &body).await;
+        assert_eq!((status, problem_type(&answer)), (want, kind), "{body} -> {answer}");
+    }
+    let (status, _, body) = create(&app, Some(&op), &with(&["endsAt"], json!("2026-11-19T00:00:00Z"))).await;
+    assert_eq!((status, &body["field"]), (422, &json!("endsAt")));
+    assert_eq!(app.get(None, "/campaigns/bf").await.0, 404, "nothing refused was written");
+    assert_eq!(create(&app, Some(&op), &black_friday()).await.0, 201);
 }

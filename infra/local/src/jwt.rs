@@ -38,9 +38,9 @@ fn mac(secret: &str) -> Hmac<Sha256> {
 }
 
 /// The claim and value that make a token an operator's (the console's
-/// only key; a shopper's token has no `role`).
-pub const ROLE_CLAIM: &str = "role";
-pub const OPERATOR: &str = "operator";
+/// only key, and the API's operator routes'; a shopper's token has no `role`).
+pub const ROLE_CLAIM: &str = shop_app::http::ROLE_CLAIM;
+pub const OPERATOR: &str = shop_app::http::OPERATOR_ROLE;
 
 /// A shopper's token for `sub`, valid from `now_secs` for `ttl_secs`.
 pub fn issue(secret: &str, sub: &str, now_secs: i64, ttl_secs: i64) -> String {

@@ -268,7 +268,8 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// First-come coupon campaigns (until the operator route exists).
+    /// First-come coupon campaigns, from the command line (the API's
+    /// operator route is `POST /campaigns`).
     Campaign {
         #[command(subcommand)]
         command: CampaignCommand,
@@ -659,7 +660,9 @@ async fn main() -> anyhow::Result<()> {
                 },
             });
             let campaign = serde_json::from_value::<seed::CatalogCampaign>(spec)?.to_campaign()?;
-            if shop_app::usecases::campaigns::create_campaign(&app, &campaign).await? {
+            if shop_app::usecases::campaigns::create_campaign(&app, &campaign).await?
+                == shop_app::usecases::campaigns::Created::New
+            {
                 println!("created campaign {} ({} coupons)", campaign.id, campaign.total);
             } else {
                 anyhow::bail!("campaign {} exists; kept as it is", campaign.id);

@@ -95,6 +95,13 @@ impl Campaign {
         Ok(Campaign { id, name, total, issued: 0, starts_at, ends_at, coupon })
     }
 
+    /// Whether `other` asks for this campaign: everything but what was issued.
+    pub fn same_terms(&self, other: &Campaign) -> bool {
+        let Campaign { id, name, total, issued: _, starts_at, ends_at, coupon } = other;
+        (&self.id, &self.name, self.total, self.starts_at, self.ends_at, &self.coupon)
+            == (id, name, *total, *starts_at, *ends_at, coupon)
+    }
+
     pub fn remaining(&self) -> u32 {
         self.total.saturating_sub(self.issued)
     }
@@ -210,6 +217,18 @@ mod tests {
         assert_eq!(coupon.kind, c.coupon.kind);
         assert_eq!(coupon.expires_at, at(500));
         assert!(c.is_open(at(150)));
+    }
+
+    #[test]
+    fn the_same_terms_ignore_what_was_issued_and_nothing_else() {
+        let c = campaign(2);
+        let claimed = Campaign { issued: 1, ..c.clone() };
+        assert!(c.same_terms(&claimed));
+        assert!(!c.same_terms(&campaign(3)));
+        assert!(!c.same_terms(&Campaign { name: "Other".into(), ..c.clone() }));
+        assert!(!c.same_terms(&Campaign { ends_at: at(201), ..c.clone() }));
+        let coupon = CouponTerms { min_order_amount: Money::ZERO, ..c.coupon.clone() };
+        assert!(!c.same_terms(&Campaign { coupon, ..c.clone() }));
     }
 
     #[test]

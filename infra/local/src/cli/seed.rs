@@ -16,7 +16,7 @@
 use anyhow::Context;
 use serde::Deserialize;
 use shop_app::App;
-use shop_app::usecases::campaigns::create_campaign;
+use shop_app::usecases::campaigns::{Created, create_campaign};
 use shop_domain::campaign::CouponTerms;
 use shop_domain::points::{LedgerEntry, LedgerReason};
 use shop_domain::{
@@ -214,7 +214,7 @@ pub async fn seed(app: &App, catalog: &Catalog) -> anyhow::Result<SeedReport> {
         report.users += 1;
     }
     for c in &catalog.campaigns {
-        if create_campaign(app, &c.to_campaign()?).await? {
+        if create_campaign(app, &c.to_campaign()?).await? == Created::New {
             report.campaigns_created += 1;
         } else {
             report.campaigns_kept += 1;

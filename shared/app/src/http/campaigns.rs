@@ -1,17 +1,19 @@
-//! First-come coupon campaigns: `GET /campaigns/{campaignId}` (public: the
-//! terms and what remains) and `POST /campaigns/{campaignId}/claim` (the
-//! caller's one coupon, with an `Idempotency-Key`; the use case is
-//! [`claim_coupon`]).
+//! First-come coupon campaigns: `POST /campaigns` (operators only: a new
+//! campaign; the use case is [`create_campaign`]), `GET
+//! /campaigns/{campaignId}` (public: the terms and what remains) and `POST
+//! /campaigns/{campaignId}/claim` (the caller's one coupon, with an
+//! `Idempotency-Key`; the use case is [`claim_coupon`]).
 
 use crate::App;
 use crate::http::idempotency::{self, Admission};
 use crate::http::views::CouponView;
 use crate::http::{self, Problem, RequestCtx};
-use crate::usecases::campaigns::{ClaimError, claim_coupon};
+use crate::usecases::campaigns::{ClaimError, Created, claim_coupon, create_campaign};
 use lambda_http::{Body, Request, Response};
-use serde::Serialize;
-use shop_domain::campaign::ClaimRefused;
-use shop_domain::{Campaign, CampaignId, Coupon, CouponKind};
+use serde::{Deserialize, Serialize};
+use shop_domain::campaign::{ClaimRefused, CouponTerms, InvalidCampaign};
+use shop_domain::json::Integer;
+use shop_domain::{Campaign, CampaignId, Coupon, CouponKind, Money, Timestamp};
 use shop_store::idempotency::StoredResponse;
 
 /// What remains moves with every claim: caches revalidate each time (the
@@ -81,6 +83,122 @@ pub async fn get_campaign(app: &App, req: Request) -> Result<Response<Body>, lam
         let id = campaign_param(&req)?;
         let campaign = app.store.get_campaign(&id).await.map_err(http::internal)?.ok_or_else(campaign_not_found)?;
         Ok(http::cacheable(&req, &CampaignView::of(&campaign, app.clock.now()), CACHE_CONTROL, &ctx))
+    })
+    .await
+}
+
+/// `POST /campaigns`'s body (the document's `CreateCampaignRequest`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateCampaignRequest {
+    campaign_id: String,
+    name: String,
+    total: Integer,
+    /// RFC 3339; now when absent.
+    #[serde(default)]
+    starts_at: Option<String>,
+    ends_at: String,
+    coupon: CouponTermsRequest,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CouponTermsRequest {
+    kind: KindRequest,
+    value: Integer,
+    #[serde(default)]
+    min_order_amount: Option<Integer>,
+    expires_at: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum KindRequest {
+    Fixed,
+    Percent,
+}
+
+const NAME_MAX_CHARS: usize = 200;
+
+impl CreateCampaignRequest {
+    /// The campaign asked for. What the document's schema refuses is a 400;
+    /// a schema-valid request a rule refuses (a blank name, a window that
+    /// ends before it starts, a coupon expiring before the campaign starts)
+    /// is a 422 `invalid-campaign`.
+    fn parse(self, now: Timestamp) -> Result<Campaign, Problem> {
+        let bad = |what: &str| Problem::bad_request(what.to_owned());
+        let id = CampaignId::parse(self.campaign_id).map_err(|e| bad(&format!("campaignId: {e}")))?;
+        if !(1..=NAME_MAX_CHARS).contains(&self.name.chars().count()) {
+            return Err(bad("name must be 1 to 200 characters"));
+        }
+        let total = u64::try_from(self.total.0)
+            .ok()
+            .filter(|t| (1..=u64::from(Campaign::MAX_TOTAL)).contains(t))
+            .ok_or_else(|| bad(&format!("total must be from 1 to {}", Campaign::MAX_TOTAL)))?;
+        let time = |field: &str, s: &str| {
+            Timestamp::parse_rfc3339(s).ok_or_else(|| bad(&format!("{field} {s:?} is not an RFC 3339 date-time")))
+        };
+        let starts_at = self.starts_at.as_deref().map(|s| time("startsAt", s)).transpose()?.unwrap_or(now);
+        let ends_at = time("endsAt", &self.ends_at)?;
+        let c = &self.coupon;
+        let kind = match c.kind {
+            KindRequest::Fixed => Money::new(i128::from(c.value.0))
+                .ok()
+                .filter(|v| !v.is_zero())
+                .map(CouponKind::Fixed)
+                .ok_or_else(|| bad(&format!("coupon.value: a FIXED coupon takes 1 to {} won", Money::MAX.won())))?,
+            KindRequest::Percent => u8::try_from(c.value.0)
+                .ok()
+                .filter(|p| (1..=100).contains(p))
+                .map(CouponKind::Percent)
+                .ok_or_else(|| bad("coupon.value: a PERCENT coupon takes 1 to 100"))?,
+        };
+        let min_order_amount = Money::new(i128::from(c.min_order_amount.map_or(0, |m| m.0)))
+            .map_err(|e| bad(&format!("coupon.minOrderAmount: {e}")))?;
+        let terms = CouponTerms { kind, min_order_amount, expires_at: time("coupon.expiresAt", &c.expires_at)? };
+        Campaign::new(id, self.name, total, starts_at, ends_at, terms).map_err(|e| {
+            let problem = Problem::new(422, "invalid-campaign", "Invalid campaign", e.to_string());
+            match e {
+                InvalidCampaign::Window => problem.with("field", "endsAt"),
+                InvalidCampaign::CouponExpiry => problem.with("field", "coupon.expiresAt"),
+                InvalidCampaign::Name => problem.with("field", "name"),
+                InvalidCampaign::Total { .. } => problem.with("field", "total"),
+                InvalidCampaign::Coupon(_) => problem.with("field", "coupon"),
+            }
+        })
+    }
+}
+
+/// `POST /campaigns` (operators only): 201 with the new campaign and its
+/// `Location`. The campaign id is the request's identity: sending the same
+/// campaign again answers 200 with it as it stands (so a retry is safe), the
+/// same id with other terms a 409 `campaign-exists`; nothing is changed
+/// either way.
+pub async fn create(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    http::serve("create_campaign", req, |req, ctx| async move {
+        let operator = http::operator(&req)?;
+        let asked = http::parse::<CreateCampaignRequest>(http::json_body(&req)?)?.parse(app.clock.now())?;
+        let now = app.clock.now();
+        match create_campaign(app, &asked).await.map_err(http::internal)? {
+            Created::New => {
+                tracing::info!(%operator, campaign_id = %asked.id, "campaign created by an operator");
+                let mut resp = http::json(201, &CampaignView::of(&asked, now), &ctx);
+                if let Ok(location) = lambda_http::http::HeaderValue::from_str(&format!("/campaigns/{}", asked.id)) {
+                    resp.headers_mut().insert(lambda_http::http::header::LOCATION, location);
+                }
+                Ok(resp)
+            }
+            Created::Existing(existing) if existing.same_terms(&asked) => {
+                Ok(http::json(200, &CampaignView::of(&existing, now), &ctx))
+            }
+            Created::Existing(existing) => Err(Problem::new(
+                409,
+                "campaign-exists",
+                "Campaign exists",
+                format!("campaign {} exists with other terms; it is kept as it is", existing.id),
+            )
+            .with("campaignId", existing.id.as_str())),
+        }
     })
     .await
 }

@@ -357,6 +357,25 @@ pub fn caller(req: &Request) -> Result<UserId, Problem> {
     }
 }
 
+/// The claim and value that make a token an operator's (the console's and
+/// the operator routes'). A shopper's token has no `role`. In AWS the
+/// identity provider adds it (Cognito: a pre-token-generation trigger);
+/// locally `shop token --operator` does.
+pub const ROLE_CLAIM: &str = "role";
+pub const OPERATOR_ROLE: &str = "operator";
+
+/// The caller of an operator route: a token the JWT authorizer verified
+/// (else 401) whose `role` claim is `operator` (else 403, before the body is
+/// even read: a shopper learns nothing of what the route would take).
+pub fn operator(req: &Request) -> Result<String, Problem> {
+    let claims = req.request_context_ref().and_then(|c| c.authorizer()).and_then(|a| a.jwt.as_ref()).map(|j| &j.claims);
+    let sub = claims.and_then(|c| c.get("sub")).ok_or_else(Problem::unauthorized)?;
+    match claims.and_then(|c| c.get(ROLE_CLAIM)).map(String::as_str) {
+        Some(OPERATOR_ROLE) => Ok(sub.clone()),
+        _ => Err(Problem::new(403, "not-operator", "Operators only", "this route takes an operator's token")),
+    }
+}
+
 /// The body as bytes, refusing oversized bodies. The content type is not
 /// checked: the body must parse as JSON whatever the client labelled it.
 pub fn json_body(req: &Request) -> Result<&[u8], Problem> {

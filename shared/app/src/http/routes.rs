@@ -34,6 +34,9 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/products/{productId}", function: "get-product", authorized: false },
     Route { method: "GET", path: "/campaigns/{campaignId}", function: "get-campaign", authorized: false },
     Route { method: "POST", path: "/campaigns/{campaignId}/claim", function: "claim-coupon", authorized: true },
+    // Operators only: the authorizer verifies the token, the handler its
+    // `role` claim (403 for a shopper's), as the console does.
+    Route { method: "POST", path: "/campaigns", function: "create-campaign", authorized: true },
     Route { method: "POST", path: "/payments/confirm", function: "confirm-payment", authorized: true },
     Route { method: "POST", path: "/payments/points", function: "pay-with-points", authorized: true },
     // The PG cannot present our users' tokens; the handler trusts nothing in the body.
@@ -85,6 +88,7 @@ pub async fn invoke(app: &App, function: &str, req: Request) -> Result<Response<
         "get-product" => crate::http::catalog::get_product(app, req).await,
         "get-campaign" => crate::http::campaigns::get_campaign(app, req).await,
         "claim-coupon" => crate::http::campaigns::claim(app, req).await,
+        "create-campaign" => crate::http::campaigns::create(app, req).await,
         "cancel-order" => crate::http::payments::cancel_order(app, req).await,
         "order-timeline" => crate::http::views::order_timeline(app, req).await,
         "list-coupons" => crate::http::views::list_coupons(app, req).await,

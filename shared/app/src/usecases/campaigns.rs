@@ -1,5 +1,5 @@
 //! First-come coupon campaigns: creating one ([`create_campaign`]: the
-//! catalog file, `shop campaign create`, later the operator route) and
+//! operator's `POST /campaigns`, the catalog file, `shop campaign create`) and
 //! claiming its coupon ([`claim_coupon`]).
 //!
 //! Claiming a first-come campaign's coupon: one DynamoDB transaction counts
@@ -20,14 +20,34 @@ use shop_domain::{Campaign, CampaignId, Coupon, CouponId, UserId};
 use shop_store::idempotency::{IdemLock, StoredResponse};
 use shop_store::{ConflictReason, StoreError, Tx, TxItem, keys};
 
-/// Creates `campaign` (nothing issued yet). `Ok(false)` when a campaign
-/// with its id exists: it is kept as it is, its counter never reset.
-pub async fn create_campaign(app: &App, campaign: &Campaign) -> Result<bool, StoreError> {
+/// What [`create_campaign`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The campaign is new: written as asked, nothing issued.
+    New,
+    /// A campaign with its id exists (this one, as stored now): it is kept
+    /// as it is, its counter never reset. The caller decides whether the
+    /// terms asked for are the same ([`Campaign::same_terms`]).
+    Existing(Campaign),
+}
+
+/// Creates `campaign` (nothing issued yet): one conditional put, so two
+/// operators creating the same id at once get one campaign.
+pub async fn create_campaign(app: &App, campaign: &Campaign) -> Result<Created, StoreError> {
     let mut tx = Tx::new();
     tx.push(app.store.op_create_campaign(campaign)?);
     match app.store.transact(tx).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::Conflict { item: TxItem::Campaign(_), reason: ConflictReason::ConditionFailed }) => Ok(false),
+        Ok(()) => {
+            tracing::info!(campaign_id = %campaign.id, total = campaign.total, "campaign created");
+            Ok(Created::New)
+        }
+        Err(StoreError::Conflict { item: TxItem::Campaign(_), reason: ConflictReason::ConditionFailed }) => {
+            // The put's condition saw it, so a strongly consistent read does.
+            let existing = app.store.get_campaign(&campaign.id).await?.ok_or_else(|| {
+                StoreError::Unexpected(anyhow::anyhow!("campaign {} refused as existing, then not found", campaign.id))
+            })?;
+            Ok(Created::Existing(existing))
+        }
         Err(e) => Err(e),
     }
 }
