@@ -169,10 +169,13 @@ class Issuer:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def token(self, sub: str, audience: str = AUDIENCE) -> str:
+    def token(self, sub: str, audience: str = AUDIENCE, role: str | None = None) -> str:
         now = int(time.time())
         header = {"alg": "RS256", "typ": "JWT", "kid": "e2e"}
         claims = {"iss": self.url, "aud": audience, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 3600}
+        if role:
+            # What an identity provider adds for operators (Cognito: a pre-token-generation trigger).
+            claims["role"] = role
         signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
         sig = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{b64url(sig)}"
@@ -626,7 +629,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     wait_for("analytics delivered OrderPaid of order A to the data platform",
              lambda: "OrderPaid" in delivered(sink, order_a), 120)
 
-    log("scenario 2a: the public catalog, my orders, a campaign's claim")
+    log("scenario 2a: the public catalog, my orders, a campaign's claim, an operator's new campaign")
     status, catalog = call("GET", "/products?limit=2")
     expect(status == 200 and len(catalog.get("products", [])) == 2 and catalog.get("nextCursor"),
            f"GET /products without a token -> 200, a page and a cursor ({catalog})")
@@ -641,6 +644,17 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     expect(call("POST", "/campaigns/welcome/claim", "u2", None, claim_key) == (201, coupon), "a replayed claim -> the same coupon")
     status, campaign = call("GET", "/campaigns/welcome")
     expect(status == 200 and campaign.get("remaining") == campaign.get("total", 0) - 1, f"GET /campaigns/welcome ({campaign})")
+    # The operator route: the role claim reaches the function through the authorizer.
+    spec = {"campaignId": "e2e-rush", "name": "E2E rush", "total": 1, "endsAt": "2099-01-01T00:00:00Z",
+            "coupon": {"kind": "FIXED", "value": 1000, "expiresAt": "2099-02-01T00:00:00Z"}}
+    status, refused = call("POST", "/campaigns", "u2", spec)
+    expect(status == 403 and refused.get("type", "").endswith("/not-operator"), f"POST /campaigns as a shopper -> 403 ({refused})")
+    operator = issuer.token("ops", role="operator")
+    status, created = call("POST", "/campaigns", body=spec, token=operator)
+    expect(status == 201 and created.get("remaining") == 1, f"POST /campaigns as an operator -> 201 ({created})")
+    expect(call("POST", "/campaigns", body=spec, token=operator) == (200, created), "the same campaign again -> 200, unchanged")
+    status, coupon = call("POST", "/campaigns/e2e-rush/claim", "u2", None, {"idempotency-key": f"e2e-{uuid.uuid4()}"})
+    expect(status == 201 and coupon.get("status") == "ISSUED", f"the new campaign's coupon claimed -> 201 ({coupon})")
 
     log("scenario 2b: virtual account -> deposit -> the PG's webhook settles the order")
     status, order = call("POST", "/orders", "u2", {"items": [{"productId": "p1", "quantity": 1}]},

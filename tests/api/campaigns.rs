@@ -226,6 +226,15 @@ async fn an_operator_creates_a_campaign_shoppers_claim_it_and_sending_it_again_i
         (status, &body["open"], &body["startsAt"]),
         (201, &json!(true), &json!(app.stack.app.clock.now().to_rfc3339()))
     );
+    // Sent again later, still without startsAt, it is the same campaign (a
+    // retry is safe); naming another start is other terms.
+    let started = body["startsAt"].clone();
+    app.clock.advance_secs(90);
+    let (status, _, body) = create(&app, Some(&op), &now).await;
+    assert_eq!((status, &body["startsAt"]), (200, &started), "{body}");
+    now["startsAt"] = json!(app.stack.app.clock.now().to_rfc3339());
+    let (status, _, body) = create(&app, Some(&op), &now).await;
+    assert_eq!((status, problem_type(&body)), (409, "campaign-exists"));
 }
 
 #[tokio::test]

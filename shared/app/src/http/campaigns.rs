@@ -121,11 +121,11 @@ enum KindRequest {
 const NAME_MAX_CHARS: usize = 200;
 
 impl CreateCampaignRequest {
-    /// The campaign asked for. What the document's schema refuses is a 400;
-    /// a schema-valid request a rule refuses (a blank name, a window that
-    /// ends before it starts, a coupon expiring before the campaign starts)
-    /// is a 422 `invalid-campaign`.
-    fn parse(self, now: Timestamp) -> Result<Campaign, Problem> {
+    /// The campaign asked for, and whether it named its start. What the
+    /// document's schema refuses is a 400; a schema-valid request a rule
+    /// refuses (a blank name, a window that ends before it starts, a coupon
+    /// expiring before the campaign starts) is a 422 `invalid-campaign`.
+    fn parse(self, now: Timestamp) -> Result<(Campaign, StartsAt), Problem> {
         let bad = |what: &str| Problem::bad_request(what.to_owned());
         let id = CampaignId::parse(self.campaign_id).map_err(|e| bad(&format!("campaignId: {e}")))?;
         if !(1..=NAME_MAX_CHARS).contains(&self.name.chars().count()) {
@@ -138,7 +138,10 @@ impl CreateCampaignRequest {
         let time = |field: &str, s: &str| {
             Timestamp::parse_rfc3339(s).ok_or_else(|| bad(&format!("{field} {s:?} is not an RFC 3339 date-time")))
         };
-        let starts_at = self.starts_at.as_deref().map(|s| time("startsAt", s)).transpose()?.unwrap_or(now);
+        let (starts_at, named) = match self.starts_at.as_deref() {
+            Some(s) => (time("startsAt", s)?, StartsAt::Named),
+            None => (now, StartsAt::Now),
+        };
         let ends_at = time("endsAt", &self.ends_at)?;
         let c = &self.coupon;
         let kind = match c.kind {
@@ -156,7 +159,7 @@ impl CreateCampaignRequest {
         let min_order_amount = Money::new(i128::from(c.min_order_amount.map_or(0, |m| m.0)))
             .map_err(|e| bad(&format!("coupon.minOrderAmount: {e}")))?;
         let terms = CouponTerms { kind, min_order_amount, expires_at: time("coupon.expiresAt", &c.expires_at)? };
-        Campaign::new(id, self.name, total, starts_at, ends_at, terms).map_err(|e| {
+        let campaign = Campaign::new(id, self.name, total, starts_at, ends_at, terms).map_err(|e| {
             let problem = Problem::new(422, "invalid-campaign", "Invalid campaign", e.to_string());
             match e {
                 InvalidCampaign::Window => problem.with("field", "endsAt"),
@@ -165,7 +168,26 @@ impl CreateCampaignRequest {
                 InvalidCampaign::Total { .. } => problem.with("field", "total"),
                 InvalidCampaign::Coupon(_) => problem.with("field", "coupon"),
             }
-        })
+        })?;
+        Ok((campaign, named))
+    }
+}
+
+/// Whether the request named its `startsAt`. One that did not ("now") is a
+/// retry of the stored campaign whatever start that one got: a start of
+/// "now" differs on every send, and a retry must not become a 409.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartsAt {
+    Named,
+    Now,
+}
+
+impl StartsAt {
+    fn same_campaign(self, existing: &Campaign, asked: &Campaign) -> bool {
+        match self {
+            StartsAt::Named => existing.same_terms(asked),
+            StartsAt::Now => existing.same_terms(&Campaign { starts_at: existing.starts_at, ..asked.clone() }),
+        }
     }
 }
 
@@ -177,7 +199,7 @@ impl CreateCampaignRequest {
 pub async fn create(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     http::serve("create_campaign", req, |req, ctx| async move {
         let operator = http::operator(&req)?;
-        let asked = http::parse::<CreateCampaignRequest>(http::json_body(&req)?)?.parse(app.clock.now())?;
+        let (asked, starts) = http::parse::<CreateCampaignRequest>(http::json_body(&req)?)?.parse(app.clock.now())?;
         let now = app.clock.now();
         match create_campaign(app, &asked).await.map_err(http::internal)? {
             Created::New => {
@@ -188,7 +210,7 @@ pub async fn create(app: &App, req: Request) -> Result<Response<Body>, lambda_ht
                 }
                 Ok(resp)
             }
-            Created::Existing(existing) if existing.same_terms(&asked) => {
+            Created::Existing(existing) if starts.same_campaign(&existing, &asked) => {
                 Ok(http::json(200, &CampaignView::of(&existing, now), &ctx))
             }
             Created::Existing(existing) => Err(Problem::new(
