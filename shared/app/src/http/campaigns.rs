@@ -199,8 +199,8 @@ impl StartsAt {
 pub async fn create(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     http::serve("create_campaign", req, |req, ctx| async move {
         let operator = http::operator(&req)?;
-        let (asked, starts) = http::parse::<CreateCampaignRequest>(http::json_body(&req)?)?.parse(app.clock.now())?;
         let now = app.clock.now();
+        let (asked, starts) = http::parse::<CreateCampaignRequest>(http::json_body(&req)?)?.parse(now)?;
         match create_campaign(app, &asked).await.map_err(http::internal)? {
             Created::New => {
                 tracing::info!(%operator, campaign_id = %asked.id, "campaign created by an operator");
