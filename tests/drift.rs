@@ -241,3 +241,37 @@ fn project_rules_hold() {
         Some(shop_store::schema::TTL_ATTRIBUTE)
     );
 }
+
+/// The outbox's names in the template are the store codec's: the pending
+/// index's key attributes, and the stream filter that lets only pending
+/// outbox items reach the publisher.
+#[test]
+fn the_outbox_index_and_stream_filter_are_the_codecs() {
+    use shop_store::outbox::codec;
+    let t = template();
+    let table = resources(&t).into_iter().find(|(n, _)| n == "Table").map(|(_, r)| r).expect("Table");
+    let outbox = table["Properties"]["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|g| g["IndexName"].as_str() == Some(shop_store::keys::GSI_OUTBOX))
+        .expect("the pending outbox index");
+    let key: Vec<(&str, &str)> = outbox["KeySchema"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|k| (k["AttributeName"].as_str().unwrap_or_default(), k["KeyType"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(key, vec![(codec::PENDING_SHARD, "HASH"), (codec::PENDING_SORT, "RANGE")]);
+
+    let filters: Vec<serde_json::Value> = of_type(&t, "AWS::Serverless::Function")
+        .into_iter()
+        .flat_map(|(_, f)| {
+            f["Properties"]["Events"].as_mapping().into_iter().flatten().map(|(_, e)| e.clone()).collect::<Vec<_>>()
+        })
+        .filter(|e| e["Type"].as_str() == Some("DynamoDB"))
+        .flat_map(|e| e["Properties"]["FilterCriteria"]["Filters"].as_sequence().cloned().unwrap_or_default())
+        .map(|f| serde_json::from_str(f["Pattern"].as_str().expect("Pattern")).expect("pattern is JSON"))
+        .collect();
+    assert_eq!(filters, vec![codec::stream_filter()], "run python3 infra/scripts/gen-template.py");
+}

@@ -6,8 +6,8 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use shop_app::clock::{ManualClock, SeqIds};
-use shop_local::cli::seed::Catalog;
 use shop_local::emulate::queue::Queues;
+use shop_local::seed::Catalog;
 use shop_local::{Stack, StackOptions};
 use shop_tests::{T0, TEST_CATALOG};
 use std::path::PathBuf;
@@ -123,7 +123,7 @@ async fn api_fixtures_get_their_documented_answers_from_the_handlers() {
             assert_eq!(v["orderId"], "fxord000001", "the other fixtures expect this id");
         }
     }
-    let order = app.store.get_order(&shop_domain::OrderId::parse("fxord000001").unwrap()).await.unwrap().unwrap();
+    let order = app.store.orders().get(&shop_domain::OrderId::parse("fxord000001").unwrap()).await.unwrap().unwrap();
     // Cancelled after payment: a refund, which compensation may already have carried out.
     assert!(["REFUND_PENDING", "REFUNDED"].contains(&order.status.as_str()), "{:?}", order.status);
 }
@@ -172,7 +172,8 @@ async fn stream_fixture_publishes_only_pending_outbox_items() {
     let stack = fixture_stack().await;
     let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(&load("dynamodb-stream-outbox.json")).unwrap();
     assert_eq!(event.records.len(), 3);
-    let (response, report) = shop_app::events::publisher::publish_stream(&stack.app, stack.bus.as_ref(), event).await;
+    let publisher = shop_app::events::publisher::Publisher { bus: stack.bus.clone() };
+    let (response, report) = publisher.publish(&stack.app, event).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((report.published, report.skipped, report.failed), (1, 2, 0));
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
@@ -205,11 +206,12 @@ async fn sqs_fixtures_are_handled_by_their_consumers() {
     for (file, consumer) in consumers {
         handled(&stack, consumer.as_ref(), file).await;
     }
-    let coupon = stack.app.store.get_coupon(&shop_domain::CouponId::parse("c1").unwrap()).await.unwrap().unwrap();
+    let coupon = stack.app.store.coupons().get(&shop_domain::CouponId::parse("c1").unwrap()).await.unwrap().unwrap();
     assert_eq!(coupon.status.name(), "USED");
     assert_eq!(run_api_fixture(&stack, "apigw-cancel-order.json", "cancel-order").await, 200);
     handled(&stack, &shop_app::events::consumers::CompensationConsumer, "sqs-compensation.json").await;
-    let order = stack.app.store.get_order(&shop_domain::OrderId::parse("fxord000001").unwrap()).await.unwrap().unwrap();
+    let order =
+        stack.app.store.orders().get(&shop_domain::OrderId::parse("fxord000001").unwrap()).await.unwrap().unwrap();
     assert_eq!(order.status.as_str(), "REFUNDED");
 }
 
@@ -228,7 +230,8 @@ fn dlq_fixture_carries_the_original_event() {
     let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&load("sqs-dlq-analytics.json")).unwrap();
     let message = &event.records[0];
     assert!(message.attributes.contains_key("DeadLetterQueueSourceArn"));
-    let (decoded, detail, _) = shop_app::events::consumers::decode(message.body.as_deref().unwrap()).unwrap();
+    let (decoded, delivered) = shop_app::events::consumers::decode(message.body.as_deref().unwrap()).unwrap();
+    let detail = delivered.detail;
     assert_eq!((decoded.kind.detail_type(), detail.event_id.as_str()), ("OrderPaid", "fxord000001#3"));
 }
 
@@ -359,7 +362,7 @@ async fn published_events_match_their_json_schemas() {
     assert_eq!(run_api_fixture(&stack, "apigw-cancel-order.json", "cancel-order").await, 200);
     let id = shop_domain::OrderId::parse("fxord000001").unwrap();
     shop_tests::eventually(20, "refund published", || async {
-        let events = stack.app.store.events_of(&id).await.unwrap();
+        let events = stack.app.store.outbox().events_of(&id).await.unwrap();
         (events.iter().any(|e| e.detail_type == "OrderRefunded") && events.iter().all(|e| !e.pending)).then_some(())
     })
     .await;

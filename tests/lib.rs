@@ -4,7 +4,7 @@ use shop_app::clock::{ManualClock, SeqIds};
 use shop_app::config::Config;
 use shop_domain::Timestamp;
 use shop_local::emulate::queue::Queues;
-use shop_local::{Stack, StackOptions, cli::seed::Catalog};
+use shop_local::{Stack, StackOptions, seed::Catalog};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -194,17 +194,17 @@ impl TestApp {
 
     pub async fn stock(&self, product: &str) -> u64 {
         let id = shop_domain::ProductId::parse(product).expect("id");
-        self.store().get_product(&id).await.expect("read").expect("product").available
+        self.store().catalog().product(&id).await.expect("read").expect("product").available
     }
 
     pub async fn points(&self, user: &str) -> u64 {
         let id = shop_domain::UserId::parse(user).expect("id");
-        self.store().get_points(&id).await.expect("read").won()
+        self.store().points().balance(&id).await.expect("read").won()
     }
 
     pub async fn coupon_status(&self, coupon: &str) -> &'static str {
         let id = shop_domain::CouponId::parse(coupon).expect("id");
-        self.store().get_coupon(&id).await.expect("read").expect("coupon").status.name()
+        self.store().coupons().get(&id).await.expect("read").expect("coupon").status.name()
     }
 
     pub async fn post(&self, user: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
@@ -281,7 +281,7 @@ impl TestApp {
 
     pub async fn status(&self, order_id: &str) -> String {
         let id = shop_domain::OrderId::parse(order_id).expect("id");
-        self.store().get_order(&id).await.expect("read").expect("order").status.as_str().to_owned()
+        self.store().orders().get(&id).await.expect("read").expect("order").status.as_str().to_owned()
     }
 
     /// Waits until the order reaches `status`.
@@ -295,15 +295,15 @@ impl TestApp {
     /// The detail-types of the order's events, in order.
     pub async fn event_types(&self, order_id: &str) -> Vec<String> {
         let id = shop_domain::OrderId::parse(order_id).expect("id");
-        self.store().events_of(&id).await.expect("events").into_iter().map(|e| e.detail_type).collect()
+        self.store().outbox().events_of(&id).await.expect("events").into_iter().map(|e| e.detail_type).collect()
     }
 
     /// Waits until every outbox event is published and every consumer queue is empty.
     pub async fn settled(&self) {
         eventually(20, "events published and queues drained", || async {
-            let pending = self.store().pending_events(10).await.expect("pending").len();
+            let pending = self.store().outbox().pending(10).await.expect("pending").len();
             let mut queued = 0;
-            for q in shop_local::cli::ops::CONSUMERS {
+            for q in shop_local::ops::CONSUMERS {
                 queued += Queues(self.store()).list(q).await.expect("queue").len();
             }
             (pending == 0 && queued == 0).then_some(())
@@ -322,8 +322,8 @@ impl TestApp {
         all.into_iter().filter(|d| d.status == 200 && !d.duplicate).collect()
     }
 
-    pub async fn dlq(&self, consumer: &str) -> Vec<shop_local::cli::ops::DlqEntry> {
-        shop_local::cli::ops::dlq_list(&self.stack.app, Some(consumer)).await.expect("dlq")
+    pub async fn dlq(&self, consumer: &str) -> Vec<shop_local::ops::DlqEntry> {
+        shop_local::ops::dlq_list(&self.stack.app, Some(consumer)).await.expect("dlq")
     }
 
     /// Pays an order by card through the simulator; returns the confirm answer.
@@ -346,6 +346,6 @@ impl TestApp {
 
     pub async fn orders_of(&self, user: &str) -> Vec<shop_domain::Order> {
         let id = shop_domain::UserId::parse(user).expect("id");
-        self.store().orders_of(&id, 100).await.expect("read")
+        self.store().orders().of_user(&id, 100).await.expect("read")
     }
 }

@@ -115,12 +115,13 @@ async fn a_request_trace_reaches_the_outbox_the_bus_the_pg_and_every_consumer() 
     assert!(calls[0]["traceparent"].as_str().unwrap().starts_with(&format!("00-{PAY_TRACE}-")), "{calls:?}");
 
     // The publisher: each entry's TraceHeader is X-Ray's form of that trace.
-    let stored = app.store().events_of(&shop_domain::OrderId::parse(&order_id).unwrap()).await.unwrap();
+    let stored = app.store().outbox().events_of(&shop_domain::OrderId::parse(&order_id).unwrap()).await.unwrap();
     let records = stored.iter().enumerate().map(|(i, e)| shop_local::emulate::runner::stream_record(e, i as u64 + 1));
     let mut stream = aws_lambda_events::dynamodb::Event::default();
     stream.records = records.collect::<anyhow::Result<_>>().unwrap();
-    let bus = Recorder::default();
-    let (response, _) = shop_app::events::publisher::publish_stream(&app.stack.app, &bus, stream).await;
+    let bus = std::sync::Arc::new(Recorder::default());
+    let publisher = shop_app::events::publisher::Publisher { bus: bus.clone() };
+    let (response, _) = publisher.publish(&app.stack.app, stream).await;
     assert!(response.batch_item_failures.is_empty());
     let sent = bus.0.lock().unwrap().clone();
     assert_eq!(sent.len(), stored.len());

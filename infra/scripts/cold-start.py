@@ -9,7 +9,7 @@ Lambda's init phase ends. Prints the median and worst of N runs per binary.
     cargo build --release -p confirm-payment -p get-order
     python3 infra/scripts/cold-start.py target/release/get-order target/release/confirm-payment
 
-With `--markdown` it prints the table of docs/deploy.md; `--max-mb 8` fails
+With `--markdown` it prints the table of docs/benchmarks.md (function size and cold start); `--max-mb 8` fails
 on a binary over the size budget. Build each function alone (`-p <fn>`, as
 `sam build` does): a workspace build unifies features and links more.
 
@@ -49,7 +49,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binaries", nargs="+")
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--markdown", action="store_true", help="print the table docs/deploy.md carries")
+    ap.add_argument("--markdown", action="store_true", help="print the table docs/benchmarks.md carries (function size and cold start)")
     ap.add_argument("--max-mb", type=float, help="exit 1 if a binary is larger (MB, 10^6 bytes)")
     args = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Runtime)

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Generates infra/template.yaml's repetitive parts from the single sources:
-shared/app/src/http/routes.rs (HTTP routes) and events/rules.json (EventBridge
-rules). Run it after changing either; tests/drift.rs fails when the template
-and those sources disagree.  Usage: python3 infra/scripts/gen-template.py"""
+shared/app/src/http/routes.rs (HTTP routes), events/rules.json (EventBridge
+rules) and shared/store/src/outbox/codec.rs (the outbox item's pending-index
+attributes and item type, which the table's index and the stream filter
+name). Run it after changing any; tests/drift.rs fails when the template and
+those sources disagree.  Usage: python3 infra/scripts/gen-template.py"""
 import json, pathlib, re
 
 root = pathlib.Path(__file__).resolve().parents[2]
@@ -10,6 +12,15 @@ routes_rs = (root / "shared/app/src/http/routes.rs").read_text()
 routes = [dict(method=m, path=p, function=f, authorized=a == "true") for m, p, f, a in re.findall(
     r'Route \{ method: "(\w+)", path: "([^"]+)", function: "([\w-]+)", authorized: (true|false) \}', routes_rs)]
 rules = json.loads((root / "events/rules.json").read_text())
+codec_rs = (root / "shared/store/src/outbox/codec.rs").read_text()
+def codec_const(name):
+    found = re.search(r'pub const %s: &str = "([^"]+)";' % name, codec_rs)
+    if not found:
+        raise SystemExit(f"shared/store/src/outbox/codec.rs has no `pub const {name}: &str`")
+    return found.group(1)
+PENDING_SHARD, PENDING_SORT, EVENT_TYPE = codec_const("PENDING_SHARD"), codec_const("PENDING_SORT"), codec_const("TYPE")
+# The stream filter: pending outbox items only (codec::stream_filter; the drift test compares).
+STREAM_FILTER = json.dumps({"dynamodb": {"NewImage": {"type": {"S": [EVENT_TYPE]}, PENDING_SHARD: {"S": [{"exists": True}]}}}})
 
 def camel(name):
     return "".join(p.capitalize() for p in name.split("-"))
@@ -112,8 +123,8 @@ Resources:
         - {AttributeName: sk, AttributeType: S}
         - {AttributeName: dueShard, AttributeType: S}
         - {AttributeName: dueAt, AttributeType: N}
-        - {AttributeName: outboxShard, AttributeType: S}
-        - {AttributeName: outboxSk, AttributeType: S}
+        - {AttributeName: @PENDING_SHARD@, AttributeType: S}
+        - {AttributeName: @PENDING_SORT@, AttributeType: S}
         - {AttributeName: userPk, AttributeType: S}
         - {AttributeName: userSk, AttributeType: S}
       KeySchema:
@@ -124,7 +135,7 @@ Resources:
           KeySchema: [{AttributeName: dueShard, KeyType: HASH}, {AttributeName: dueAt, KeyType: RANGE}]
           Projection: {ProjectionType: ALL}
         - IndexName: pendingOutbox
-          KeySchema: [{AttributeName: outboxShard, KeyType: HASH}, {AttributeName: outboxSk, KeyType: RANGE}]
+          KeySchema: [{AttributeName: @PENDING_SHARD@, KeyType: HASH}, {AttributeName: @PENDING_SORT@, KeyType: RANGE}]
           Projection: {ProjectionType: ALL}
         - IndexName: byUser
           KeySchema: [{AttributeName: userPk, KeyType: HASH}, {AttributeName: userSk, KeyType: RANGE}]
@@ -183,7 +194,7 @@ Resources:
           ignore_checks: [ES6000]
     Properties:
       MessageRetentionPeriod: 1209600
-""")
+""".replace("@PENDING_SHARD@", PENDING_SHARD).replace("@PENDING_SORT@", PENDING_SORT))
 
 def alarm(logical, description, namespace, metric, dimension, statistic="Sum", period=60, evaluations=1, threshold=0):
     """A CloudWatch alarm on one metric with one dimension (`name: value` YAML)."""
@@ -303,7 +314,7 @@ function("stream-publisher", """        Outbox:
             FunctionResponseTypes: [ReportBatchItemFailures]
             FilterCriteria:
               Filters:
-                - Pattern: '{"dynamodb": {"NewImage": {"type": {"S": ["EVENT"]}, "outboxShard": {"S": [{"exists": true}]}}}}'
+                - Pattern: '""" + STREAM_FILTER + """'
             DestinationConfig:
               OnFailure:
                 Type: SQS

@@ -44,10 +44,10 @@ struct Snapshot {
 
 async fn snapshot(app: &TestApp, order_id: &str, keys: &[&str]) -> Snapshot {
     let id = OrderId::parse(order_id).expect("id");
-    let order = app.store().get_order(&id).await.expect("read").expect("order");
+    let order = app.store().orders().get(&id).await.expect("read").expect("order");
     let mut payments = Vec::new();
     for key in keys {
-        let p = app.store().get_payment(&PaymentKey::parse(*key).expect("key")).await.expect("read");
+        let p = app.store().payments().get(&PaymentKey::parse(*key).expect("key")).await.expect("read");
         payments.push((key.to_string(), p.map(|p| (p.status, p.version))));
     }
     let mut pg_payments: Vec<(String, String)> = app
@@ -72,7 +72,7 @@ async fn snapshot(app: &TestApp, order_id: &str, keys: &[&str]) -> Snapshot {
 async fn assert_money_consistent(app: &TestApp, order_id: &str, row: &str) {
     app.settled().await;
     let id = OrderId::parse(order_id).expect("id");
-    let order = app.store().get_order(&id).await.expect("read").expect("order");
+    let order = app.store().orders().get(&id).await.expect("read").expect("order");
     let key = order.payment_key.as_ref().map(|k| k.as_str().to_owned());
     let pg = app.pg_payments(order_id).await;
     for p in &pg {
@@ -98,7 +98,7 @@ async fn assert_money_consistent(app: &TestApp, order_id: &str, row: &str) {
             "{row}: PAID without its capture: {capture:?}"
         );
     }
-    for consumer in shop_local::cli::ops::CONSUMERS {
+    for consumer in shop_local::ops::CONSUMERS {
         assert!(app.dlq(consumer).await.is_empty(), "{row}: {consumer} DLQ not empty");
     }
 }
@@ -490,7 +490,7 @@ async fn confirm_and_expiry_racing() {
         let (order_id, amount) = app.order("u1", MUG).await;
         let key = app.checkout(&order_id, amount, "CARD").await;
         // The order expires 900 s after it was placed; stand just before it.
-        let order = app.store().get_order(&OrderId::parse(order_id.as_str()).unwrap()).await.unwrap().unwrap();
+        let order = app.store().orders().get(&OrderId::parse(order_id.as_str()).unwrap()).await.unwrap().unwrap();
         let to_expiry = (order.expires_at.millis() - app.stack.app.clock.now().millis()) / 1000;
         app.clock.advance_secs(to_expiry - 1);
         if run % 2 == 0 {

@@ -66,7 +66,7 @@ async fn ten_thousand_claims_from_five_thousand_users_issue_exactly_the_hundred(
     let mut coupons = 0;
     for i in 0..5_000 {
         let user = shop_domain::UserId::parse(format!("fan{i}")).unwrap();
-        let held = app.store().coupons_of(&user).await.unwrap().len();
+        let held = app.store().coupons().of_user(&user).await.unwrap().len();
         assert!(held <= 1, "{user} holds {held} coupons");
         assert_eq!(held == 1, winning_users.contains(user.as_str()), "{user}");
         coupons += held;
@@ -111,9 +111,11 @@ async fn a_claim_issues_one_usable_coupon_replays_the_same_answer_and_puts_coupo
 
     // CouponIssued: written with the claim, published, and as its schema says.
     app.settled().await;
-    let events = app.store().query_prefix("CLAIM#rush#u2", "EVENT#").await.unwrap();
+    let campaign = shop_domain::CampaignId::parse("rush").unwrap();
+    let claim = shop_store::keys::claim_pk(&campaign, &shop_domain::UserId::parse("u2").unwrap());
+    let events = app.store().outbox().events_in(&claim).await.unwrap();
     assert_eq!(events.len(), 1);
-    let stored = shop_store::entities::stored_event_from(&events[0]).unwrap();
+    let stored = &events[0];
     assert_eq!(
         (stored.source.as_str(), stored.detail_type.as_str(), stored.pending),
         ("shop.campaigns", "CouponIssued", false)
@@ -156,10 +158,11 @@ async fn claims_outside_the_window_of_an_unknown_campaign_or_without_key_or_toke
 async fn creating_a_campaign_that_exists_keeps_its_counter() {
     let app = spawn_app_driven().await;
     assert_eq!(claim(&app, "u1", "rush", "k").await.0, 201);
-    let existing = app.store().get_campaign(&shop_domain::CampaignId::parse("rush").unwrap()).await.unwrap().unwrap();
+    let existing =
+        app.store().campaigns().get(&shop_domain::CampaignId::parse("rush").unwrap()).await.unwrap().unwrap();
     let fresh = shop_domain::Campaign { issued: 0, ..existing.clone() };
     let created = shop_app::usecases::campaigns::create_campaign(&app.stack.app, &fresh).await.unwrap();
-    let after = app.store().get_campaign(&existing.id).await.unwrap().unwrap();
+    let after = app.store().campaigns().get(&existing.id).await.unwrap().unwrap();
     assert_eq!(after.issued, 1);
     assert_eq!(created, Created::Existing(after));
     let new = shop_domain::Campaign { id: shop_domain::CampaignId::parse("new").unwrap(), ..fresh };

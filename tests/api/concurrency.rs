@@ -44,7 +44,7 @@ async fn one_coupon_and_one_balance_under_concurrent_orders() {
     assert_eq!(created.len(), 5, "exactly 5 x 1,000 points fit: {results:?}");
     assert_eq!(app.points("u1").await, 0);
     assert_eq!(app.stock("p1").await, 95);
-    let ledger = app.store().ledger(&shop_domain::UserId::parse("u1").unwrap()).await.unwrap();
+    let ledger = app.store().points().ledger(&shop_domain::UserId::parse("u1").unwrap()).await.unwrap();
     let balance: i64 = ledger.iter().map(|e| e.delta).sum();
     assert_eq!(balance, 0, "ledger rows add up to the balance");
 }

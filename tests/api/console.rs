@@ -279,7 +279,7 @@ async fn the_console_finds_orders_lists_failing_consumers_and_replays_one_event_
             .any(|f| f.order_id == paid && f.outcome.consumer == "analytics" && f.outcome.detail_type == "OrderPaid")
     };
     eventually(20, "the analytics failure on OrderPaid listed", || async {
-        paid_failed(&app.store().consumer_failures(20).await.ok()?).then_some(())
+        paid_failed(&app.store().saga().failures(20).await.ok()?).then_some(())
     })
     .await;
     let orders = get("/console/orders".into()).await;
@@ -336,7 +336,7 @@ async fn the_console_finds_orders_lists_failing_consumers_and_replays_one_event_
     })
     .await;
     eventually(20, "its failure off the list", || async {
-        (!paid_failed(&app.store().consumer_failures(20).await.ok()?)).then_some(())
+        (!paid_failed(&app.store().saga().failures(20).await.ok()?)).then_some(())
     })
     .await;
     // A consumer whose rule does not take the event: nothing is sent.

@@ -3,7 +3,7 @@
 //! the consumers dedupe, so nothing in the business changes.
 
 use serde_json::json;
-use shop_local::cli::dump::{Simulated, dump, text};
+use shop_local::dump::{Simulated, dump, text};
 use shop_tests::{eventually, spawn_app};
 
 #[tokio::test]
@@ -50,11 +50,11 @@ async fn the_dump_is_canonical_and_unchanged_by_replay_and_republish() {
     // The bus archives on the system clock (the app's is the test's manual one).
     let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
     let (from, to) = (now.plus_secs(-3_600), now.plus_secs(60));
-    let replayed = shop_local::cli::ops::replay(&app.stack.app, &rules, from, to, None).await.expect("replay");
+    let replayed = shop_local::ops::replay(&app.stack.app, &rules, from, to, None).await.expect("replay");
     assert!(replayed.deliveries > 0);
     app.settled().await;
     let since = app.stack.app.clock.now().plus_secs(-3_600);
-    let republished = shop_local::cli::ops::republish(&app.stack.app, since).await.expect("republish");
+    let republished = shop_local::ops::republish(&app.stack.app, since).await.expect("republish");
     assert!(republished > 0);
     app.settled().await;
     let after = text(&dump(&app.stack.app, sims()).await.expect("dump")).expect("text");

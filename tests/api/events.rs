@@ -99,7 +99,7 @@ async fn a_data_platform_down_for_good_fills_the_dlq_and_a_redrive_delivers_once
     assert_eq!(app.status(&order_id).await, "PAID");
     // The platform recovers; the operator redrives.
     app.http.delete(format!("{}/sim/faults", app.stack.sink_url())).send().await.unwrap();
-    assert_eq!(shop_local::cli::ops::dlq_redrive(&app.stack.app, "analytics").await.unwrap(), 1);
+    assert_eq!(shop_local::ops::dlq_redrive(&app.stack.app, "analytics").await.unwrap(), 1);
     eventually(20, "exported after redrive", || async { (!app.exported(&order_id).await.is_empty()).then_some(()) })
         .await;
     app.settled().await;
@@ -119,7 +119,7 @@ async fn a_coupon_outage_never_touches_the_order_and_catches_up_after_redrive() 
     assert_eq!(app.status(&order_id).await, "PAID");
     assert_eq!(app.exported(&order_id).await.len(), 1, "other consumers are not held up");
     app.stack.app.chaos.clear();
-    shop_local::cli::ops::dlq_redrive(&app.stack.app, "coupon").await.unwrap();
+    shop_local::ops::dlq_redrive(&app.stack.app, "coupon").await.unwrap();
     eventually(20, "coupon USED", || async { (app.coupon_status("c1").await == "USED").then_some(()) }).await;
 }
 
@@ -216,12 +216,13 @@ async fn a_record_lost_with_a_killed_consumer_is_filled_in_by_the_redelivery() {
         let app = &app;
         let id = id.clone();
         async move {
-            let all = app.store().outcomes_of(&id).await.unwrap();
+            let all = app.store().saga().outcomes_of(&id).await.unwrap();
             all.into_iter().find(|o| o.consumer == consumer && o.detail_type == "OrderPaid").map(|o| o.status)
         }
     };
     assert_eq!(outcome("analytics").await.as_deref(), Some("DONE"));
-    let paid = app.store().events_of(&id).await.unwrap().into_iter().find(|e| e.detail_type == "OrderPaid").unwrap();
+    let paid =
+        app.store().outbox().events_of(&id).await.unwrap().into_iter().find(|e| e.detail_type == "OrderPaid").unwrap();
     let archived = archive(&app).await;
     let again = archived.iter().find(|a| a.event_id == paid.event_id).expect("archived");
     let redeliver = || async { app.stack.bus.route(&serde_json::from_str(&again.event).unwrap(), None).await.unwrap() };
@@ -258,7 +259,7 @@ async fn a_consumer_dying_before_its_record_is_recorded_by_the_redelivery() {
     let order_id = pay_rich_with_points(&app).await;
     let id = shop_domain::OrderId::parse(order_id.as_str()).unwrap();
     let outcome = eventually(20, "the analytics outcome recorded", || async {
-        let all = app.store().outcomes_of(&id).await.unwrap();
+        let all = app.store().saga().outcomes_of(&id).await.unwrap();
         all.into_iter().find(|o| o.consumer == "analytics" && o.detail_type == "OrderPaid" && o.status != "FAILED")
     })
     .await;

@@ -56,7 +56,8 @@ async fn a_request_in_flight_answers_409_until_it_completes_or_its_lock_lapses()
     let now = app.clock.now();
     let policy = app.stack.app.config.idempotency;
     // Another invocation holds the key (it is still running).
-    let claim = app.store().idem_claim("orders#u1", "busy", &payload_hash(&payload), now, policy).await.unwrap();
+    let claim =
+        app.store().idempotency().claim("orders#u1", "busy", &payload_hash(&payload), now, policy).await.unwrap();
     assert!(matches!(claim, Claim::Acquired(_)));
 
     let (status, body) = app.post_order("u1", "busy", BODY).await;

@@ -47,7 +47,7 @@ async fn a_rare_status_costs_a_bounded_read_per_page_and_is_still_found() {
     let app = spawn_app_driven().await;
     let (oldest, _) = app.order("u1", r#"{"items":[{"productId":"bulk","quantity":1}]}"#).await;
     assert_eq!(app.post("u1", &format!("/orders/{oldest}/cancel"), json!({})).await.0, 200);
-    let newer = shop_store::lists::ORDERS_EXAMINED as usize + 20;
+    let newer = shop_store::orders::ORDERS_EXAMINED as usize + 20;
     for _ in 0..newer {
         app.clock.advance_secs(1);
         app.order("u1", r#"{"items":[{"productId":"bulk","quantity":1}]}"#).await;

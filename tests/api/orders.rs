@@ -24,20 +24,20 @@ async fn placing_an_order_reserves_stock_holds_coupon_spends_points_and_records_
     assert_eq!(app.points("u1").await, 4_000);
 
     let user = UserId::parse("u1").unwrap();
-    let ledger = app.store().ledger(&user).await.unwrap();
+    let ledger = app.store().points().ledger(&user).await.unwrap();
     let spend: Vec<_> = ledger.iter().filter(|e| e.order_id.as_ref().map(|o| o.as_str()) == Some(&order_id)).collect();
     assert_eq!(spend.len(), 1);
     assert_eq!(spend[0].delta, -1_000);
     assert_eq!(spend[0].balance_after.won(), 4_000);
 
     let id = OrderId::parse(order_id.as_str()).unwrap();
-    let events = app.store().events_of(&id).await.unwrap();
+    let events = app.store().outbox().events_of(&id).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].detail_type, "OrderPlaced");
     assert_eq!(events[0].event_id, format!("{order_id}#1"));
     // The publisher takes it out of the pending outbox once the bus has it.
     shop_tests::eventually(10, "OrderPlaced published", || async {
-        (!app.store().events_of(&id).await.unwrap()[0].pending).then_some(())
+        (!app.store().outbox().events_of(&id).await.unwrap()[0].pending).then_some(())
     })
     .await;
     let detail: serde_json::Value = serde_json::from_str(&events[0].detail).unwrap();
@@ -45,8 +45,8 @@ async fn placing_an_order_reserves_stock_holds_coupon_spends_points_and_records_
     assert_eq!(detail["aggregateVersion"], 1);
 
     // The order is in the expiry index once its time has come, never before.
-    assert!(app.store().orders_due_to_expire(T0, 10).await.unwrap().is_empty());
-    assert_eq!(app.store().orders_due_to_expire(T0.plus_secs(900), 10).await.unwrap(), vec![id]);
+    assert!(app.store().orders().due_to_expire(T0, 10).await.unwrap().is_empty());
+    assert_eq!(app.store().orders().due_to_expire(T0.plus_secs(900), 10).await.unwrap(), vec![id]);
 }
 
 #[tokio::test]
@@ -116,7 +116,7 @@ async fn correlation_id_is_echoed_and_recorded_on_the_event() {
     assert_eq!(resp.headers()["x-correlation-id"], "trace-me-123");
     let body: serde_json::Value = resp.json().await.unwrap();
     let id = OrderId::parse(body["orderId"].as_str().unwrap()).unwrap();
-    let events = app.store().events_of(&id).await.unwrap();
+    let events = app.store().outbox().events_of(&id).await.unwrap();
     let detail: serde_json::Value = serde_json::from_str(&events[0].detail).unwrap();
     assert_eq!(detail["correlationId"], "trace-me-123");
 }
@@ -166,7 +166,7 @@ async fn data_survives_a_restart() {
 /// any paid order — never left PENDING_PAYMENT to expire.
 #[tokio::test]
 async fn an_order_fully_covered_by_coupon_and_points_is_paid_when_placed() {
-    use shop_local::cli::seed::{Catalog, CatalogCoupon, Kind, seed};
+    use shop_local::seed::{Catalog, CatalogCoupon, Kind, seed};
     let app = spawn_app().await;
     let coupon = CatalogCoupon {
         id: shop_domain::CouponId::parse("c-rich").unwrap(),

@@ -187,7 +187,7 @@ async fn points_pay_the_whole_amount_due() {
     assert_eq!(status, 200);
     assert_eq!(app.points("rich").await, 55_000);
     assert_eq!(count(&app.event_types(&order_id).await, "OrderPaid"), 1);
-    let ledger = app.store().ledger(&shop_domain::UserId::parse("rich").unwrap()).await.unwrap();
+    let ledger = app.store().points().ledger(&shop_domain::UserId::parse("rich").unwrap()).await.unwrap();
     assert_eq!(ledger.iter().map(|e| e.delta).collect::<Vec<_>>(), vec![100_000, -5_000, -40_000]);
 }
 
@@ -241,7 +241,7 @@ async fn a_timed_out_confirm_is_settled_by_the_webhook() {
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["status"], "CONFIRMING");
     let payment =
-        app.store().get_payment(&shop_domain::PaymentKey::parse(key.as_str()).unwrap()).await.unwrap().unwrap();
+        app.store().payments().get(&shop_domain::PaymentKey::parse(key.as_str()).unwrap()).await.unwrap().unwrap();
     assert_eq!(payment.status, shop_domain::PaymentStatus::Unknown);
     app.wait_status(&order_id, "PAID").await;
     assert_eq!(done_payments(&app, &order_id).await, 1);
@@ -377,7 +377,7 @@ async fn a_payment_for_an_expired_order_is_orphaned() {
     // once: the consumers wake on the enqueue, so DONE may never be seen here).
     let pk = shop_domain::PaymentKey::parse(key.as_str()).unwrap();
     eventually(10, "the orphaned payment cancelled", || async {
-        let payment = app.store().get_payment(&pk).await.unwrap().unwrap();
+        let payment = app.store().payments().get(&pk).await.unwrap().unwrap();
         (payment.orphaned && payment.status == shop_domain::PaymentStatus::Canceled).then_some(())
     })
     .await;

@@ -9,49 +9,49 @@ use shop_domain::{
 use shop_store::idempotency::{Claim, IdemPolicy, StoredResponse};
 use shop_store::{ConflictReason, Store, StoreError, Tx, TxItem, keys};
 
-const T0: Timestamp = Timestamp::from_millis(1_795_219_200_000);
+pub(crate) const T0: Timestamp = Timestamp::from_millis(1_795_219_200_000);
 
 /// The order before its first event (the statistics' attributes).
-fn before() -> shop_store::entities::Before {
-    shop_store::entities::Before { status: None, placed_at: shop_domain::Timestamp::from_millis(0) }
+pub(crate) fn before() -> shop_store::outbox::Before {
+    shop_store::outbox::Before { status: None, placed_at: shop_domain::Timestamp::from_millis(0) }
 }
 
-fn m(v: i128) -> Money {
+pub(crate) fn m(v: i128) -> Money {
     Money::new(v).unwrap()
 }
-fn q(n: i128) -> Quantity {
+pub(crate) fn q(n: i128) -> Quantity {
     Quantity::new(n).unwrap()
 }
-fn pid(s: &str) -> ProductId {
+pub(crate) fn pid(s: &str) -> ProductId {
     ProductId::parse(s).unwrap()
 }
-fn uid(s: &str) -> UserId {
+pub(crate) fn uid(s: &str) -> UserId {
     UserId::parse(s).unwrap()
 }
-fn oid(s: &str) -> OrderId {
+pub(crate) fn oid(s: &str) -> OrderId {
     OrderId::parse(s).unwrap()
 }
 
-async fn run(store: &Store, ops: Vec<shop_store::TxOp>) -> Result<(), StoreError> {
+pub(crate) async fn run(store: &Store, ops: Vec<shop_store::TxOp>) -> Result<(), StoreError> {
     let mut tx = Tx::new();
     tx.extend(ops);
     store.transact(tx).await
 }
 
-fn assert_conflict(result: Result<(), StoreError>, item: TxItem, reason: ConflictReason) {
+pub(crate) fn assert_conflict(result: Result<(), StoreError>, item: TxItem, reason: ConflictReason) {
     match result {
         Err(StoreError::Conflict { item: i, reason: r }) => assert_eq!((i, r), (item, reason)),
         other => panic!("expected a conflict on {item}, got {other:?}"),
     }
 }
 
-async fn seed_product(store: &Store, id: &str, price: i128, available: u64) -> Product {
+pub(crate) async fn seed_product(store: &Store, id: &str, price: i128, available: u64) -> Product {
     let p = Product { id: pid(id), name: id.to_owned(), price: m(price), available };
-    run(store, store.ops_seed_product(&p).unwrap().into()).await.unwrap();
+    run(store, store.catalog().ops_seed_product(&p).unwrap().into()).await.unwrap();
     p
 }
 
-fn coupon(id: &str, owner: &str) -> Coupon {
+pub(crate) fn coupon(id: &str, owner: &str) -> Coupon {
     Coupon {
         id: CouponId::parse(id).unwrap(),
         owner: uid(owner),
@@ -62,11 +62,11 @@ fn coupon(id: &str, owner: &str) -> Coupon {
     }
 }
 
-fn order(id: &str, user: &str, expires_in: i64) -> Order {
+pub(crate) fn order(id: &str, user: &str, expires_in: i64) -> Order {
     placed(id, user, expires_in).0
 }
 
-fn placed(id: &str, user: &str, expires_in: i64) -> (Order, shop_domain::OrderEvent) {
+pub(crate) fn placed(id: &str, user: &str, expires_in: i64) -> (Order, shop_domain::OrderEvent) {
     let items = [(Product { id: pid("p1"), name: "p1".into(), price: m(1000), available: 10 }, q(1))];
     let p = shop_domain::order::place(shop_domain::order::PlaceOrder {
         order_id: oid(id),
@@ -99,28 +99,28 @@ pub async fn table_has_indexes_ttl_and_is_created_once(store: Store) {
 
 pub async fn stock_reservation_is_conditional(store: Store) {
     let p = seed_product(&store, "p1", 1000, 2).await;
-    run(&store, vec![store.op_reserve_stock(&p, q(2)).unwrap()]).await.unwrap();
-    assert_eq!(store.get_product(&p.id).await.unwrap().unwrap().available, 0);
+    run(&store, vec![store.catalog().op_reserve_stock(&p, q(2)).unwrap()]).await.unwrap();
+    assert_eq!(store.catalog().product(&p.id).await.unwrap().unwrap().available, 0);
     assert_conflict(
-        run(&store, vec![store.op_reserve_stock(&p, q(1)).unwrap()]).await,
+        run(&store, vec![store.catalog().op_reserve_stock(&p, q(1)).unwrap()]).await,
         TxItem::Stock("p1".into()),
         ConflictReason::ConditionFailed,
     );
-    run(&store, vec![store.op_release_stock(&p.id, q(2)).unwrap()]).await.unwrap();
+    run(&store, vec![store.catalog().op_release_stock(&p.id, q(2)).unwrap()]).await.unwrap();
     // The price changed since the order was priced: refused.
     let repriced = Product { price: m(999), ..p.clone() };
     assert_conflict(
-        run(&store, vec![store.op_reserve_stock(&repriced, q(1)).unwrap()]).await,
+        run(&store, vec![store.catalog().op_reserve_stock(&repriced, q(1)).unwrap()]).await,
         TxItem::Stock("p1".into()),
         ConflictReason::ConditionFailed,
     );
     // Releasing stock of a product that does not exist is refused too.
     assert_conflict(
-        run(&store, vec![store.op_release_stock(&pid("ghost"), q(1)).unwrap()]).await,
+        run(&store, vec![store.catalog().op_release_stock(&pid("ghost"), q(1)).unwrap()]).await,
         TxItem::Stock("ghost".into()),
         ConflictReason::ConditionFailed,
     );
-    assert_eq!(store.get_product(&p.id).await.unwrap().unwrap().available, 2);
+    assert_eq!(store.catalog().product(&p.id).await.unwrap().unwrap().available, 2);
 }
 
 pub async fn a_cancelled_transaction_names_its_item_and_writes_nothing(store: Store) {
@@ -130,51 +130,51 @@ pub async fn a_cancelled_transaction_names_its_item_and_writes_nothing(store: St
     let result = run(
         &store,
         vec![
-            store.op_reserve_stock(&p1, q(3)).unwrap(),
-            store.op_reserve_stock(&p2, q(2)).unwrap(),
-            store.op_create_order(&o).unwrap(),
-            store.op_put_event(&e, "c", None, &before()).unwrap(),
+            store.catalog().op_reserve_stock(&p1, q(3)).unwrap(),
+            store.catalog().op_reserve_stock(&p2, q(2)).unwrap(),
+            store.orders().op_create(&o).unwrap(),
+            store.outbox().op_put(&e, "c", None, &before()).unwrap(),
         ],
     )
     .await;
     assert_conflict(result, TxItem::Stock("p2".into()), ConflictReason::ConditionFailed);
-    assert_eq!(store.get_product(&p1.id).await.unwrap().unwrap().available, 5);
-    assert!(store.get_order(&o.id).await.unwrap().is_none());
-    assert!(store.events_of(&o.id).await.unwrap().is_empty());
+    assert_eq!(store.catalog().product(&p1.id).await.unwrap().unwrap().available, 5);
+    assert!(store.orders().get(&o.id).await.unwrap().is_none());
+    assert!(store.outbox().events_of(&o.id).await.unwrap().is_empty());
 }
 
 pub async fn coupon_transitions_are_conditional(store: Store) {
     let c = coupon("c1", "u1");
-    run(&store, vec![store.op_create_coupon(&c).unwrap()]).await.unwrap();
+    run(&store, vec![store.coupons().op_create(&c).unwrap()]).await.unwrap();
     // Seeding again never resets a coupon.
     assert_conflict(
-        run(&store, vec![store.op_create_coupon(&c).unwrap()]).await,
+        run(&store, vec![store.coupons().op_create(&c).unwrap()]).await,
         TxItem::Coupon("c1".into()),
         ConflictReason::ConditionFailed,
     );
     let held = c.hold(&uid("u1"), &oid("o1"), m(5000), T0).unwrap();
-    run(&store, vec![store.op_coupon_transition(&c, &held).unwrap()]).await.unwrap();
-    assert_eq!(store.get_coupon(&c.id).await.unwrap().unwrap(), held);
+    run(&store, vec![store.coupons().op_transition(&c, &held).unwrap()]).await.unwrap();
+    assert_eq!(store.coupons().get(&c.id).await.unwrap().unwrap(), held);
     // A second order decided on the stale ISSUED coupon loses.
     let held2 = c.hold(&uid("u1"), &oid("o2"), m(5000), T0).unwrap();
     assert_conflict(
-        run(&store, vec![store.op_coupon_transition(&c, &held2).unwrap()]).await,
+        run(&store, vec![store.coupons().op_transition(&c, &held2).unwrap()]).await,
         TxItem::Coupon("c1".into()),
         ConflictReason::ConditionFailed,
     );
     let Transition::Changed(used) = held.mark_used(&oid("o1")).unwrap() else { panic!() };
-    run(&store, vec![store.op_coupon_transition(&held, &used).unwrap()]).await.unwrap();
-    assert_eq!(store.get_coupon(&c.id).await.unwrap().unwrap().status, CouponStatus::Used { order_id: oid("o1") });
+    run(&store, vec![store.coupons().op_transition(&held, &used).unwrap()]).await.unwrap();
+    assert_eq!(store.coupons().get(&c.id).await.unwrap().unwrap().status, CouponStatus::Used { order_id: oid("o1") });
     // Releasing from the stale HELD state loses: the coupon is USED now.
     let Transition::Changed(released) = held.release(&oid("o1"), T0) else { panic!() };
     assert_conflict(
-        run(&store, vec![store.op_coupon_transition(&held, &released).unwrap()]).await,
+        run(&store, vec![store.coupons().op_transition(&held, &released).unwrap()]).await,
         TxItem::Coupon("c1".into()),
         ConflictReason::ConditionFailed,
     );
 }
 
-fn entry(user: &str, tx: &str, delta: i64, after: i128, at: i64) -> LedgerEntry {
+pub(crate) fn entry(user: &str, tx: &str, delta: i64, after: i128, at: i64) -> LedgerEntry {
     LedgerEntry {
         user_id: uid(user),
         tx_id: tx.into(),
@@ -188,23 +188,23 @@ fn entry(user: &str, tx: &str, delta: i64, after: i128, at: i64) -> LedgerEntry 
 
 pub async fn points_balance_is_exact_and_ledgered(store: Store) {
     let u = uid("u1");
-    assert_eq!(store.get_points(&u).await.unwrap(), Money::ZERO);
-    run(&store, store.ops_points(Money::ZERO, &entry("u1", "t1", 100, 100, 0)).unwrap().into()).await.unwrap();
+    assert_eq!(store.points().balance(&u).await.unwrap(), Money::ZERO);
+    run(&store, store.points().ops_move(Money::ZERO, &entry("u1", "t1", 100, 100, 0)).unwrap().into()).await.unwrap();
     // Decided on a stale zero balance: refused.
     assert_conflict(
-        run(&store, store.ops_points(Money::ZERO, &entry("u1", "t2", 100, 100, 1)).unwrap().into()).await,
+        run(&store, store.points().ops_move(Money::ZERO, &entry("u1", "t2", 100, 100, 1)).unwrap().into()).await,
         TxItem::Points("u1".into()),
         ConflictReason::ConditionFailed,
     );
-    run(&store, store.ops_points(m(100), &entry("u1", "t3", -60, 40, 2)).unwrap().into()).await.unwrap();
-    assert_eq!(store.get_points(&u).await.unwrap(), m(40));
+    run(&store, store.points().ops_move(m(100), &entry("u1", "t3", -60, 40, 2)).unwrap().into()).await.unwrap();
+    assert_eq!(store.points().balance(&u).await.unwrap(), m(40));
     // A ledger row is written once.
     assert_conflict(
-        run(&store, store.ops_points(m(40), &entry("u1", "t3", -60, 40, 2)).unwrap().into()).await,
+        run(&store, store.points().ops_move(m(40), &entry("u1", "t3", -60, 40, 2)).unwrap().into()).await,
         TxItem::Ledger("t3".into()),
         ConflictReason::ConditionFailed,
     );
-    let ledger = store.ledger(&u).await.unwrap();
+    let ledger = store.points().ledger(&u).await.unwrap();
     assert_eq!(ledger.iter().map(|e| e.tx_id.as_str()).collect::<Vec<_>>(), vec!["t1", "t3"]);
     assert_eq!(ledger.iter().map(|e| e.delta).sum::<i64>(), 40);
     assert_eq!(ledger[1], entry("u1", "t3", -60, 40, 2));
@@ -212,9 +212,9 @@ pub async fn points_balance_is_exact_and_ledgered(store: Store) {
 
 pub async fn orders_are_versioned(store: Store) {
     let o = order("o1", "u1", 900);
-    run(&store, vec![store.op_create_order(&o).unwrap()]).await.unwrap();
+    run(&store, vec![store.orders().op_create(&o).unwrap()]).await.unwrap();
     assert_conflict(
-        run(&store, vec![store.op_create_order(&o).unwrap()]).await,
+        run(&store, vec![store.orders().op_create(&o).unwrap()]).await,
         TxItem::Order("o1".into()),
         ConflictReason::ConditionFailed,
     );
@@ -222,213 +222,149 @@ pub async fn orders_are_versioned(store: Store) {
     run(
         &store,
         vec![
-            store.op_update_order(o.version, &cancelled).unwrap(),
-            store.op_put_event(&events[0], "c", None, &before()).unwrap(),
+            store.orders().op_update(o.version, &cancelled).unwrap(),
+            store.outbox().op_put(&events[0], "c", None, &before()).unwrap(),
         ],
     )
     .await
     .unwrap();
-    let stored = store.get_order(&o.id).await.unwrap().unwrap();
+    let stored = store.orders().get(&o.id).await.unwrap().unwrap();
     assert_eq!(stored, cancelled);
     assert_eq!(stored.status, OrderStatus::Cancelled);
     // A second writer that decided on version 1 loses.
     let (expired, _) = o.execute(&OrderCommand::Expire, T0.plus_secs(900)).unwrap();
     assert_conflict(
-        run(&store, vec![store.op_update_order(o.version, &expired).unwrap()]).await,
+        run(&store, vec![store.orders().op_update(o.version, &expired).unwrap()]).await,
         TxItem::Order("o1".into()),
         ConflictReason::ConditionFailed,
     );
-    run(&store, vec![store.op_check_order_version(&cancelled).unwrap()]).await.unwrap();
+    run(&store, vec![store.orders().op_check_version(&cancelled).unwrap()]).await.unwrap();
     assert_conflict(
-        run(&store, vec![store.op_check_order_version(&o).unwrap()]).await,
+        run(&store, vec![store.orders().op_check_version(&o).unwrap()]).await,
         TxItem::Order("o1".into()),
         ConflictReason::ConditionFailed,
     );
-}
-
-pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
-    let (o, e1) = placed("o1", "u1", 900);
-    run(
-        &store,
-        vec![
-            store.op_create_order(&o).unwrap(),
-            store.op_put_event(&e1, "corr", Some("00-abc-def-01"), &before()).unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
-    let (o2, later) = o.execute(&OrderCommand::Cancel, T0.plus_secs(5)).unwrap();
-    run(
-        &store,
-        vec![store.op_update_order(1, &o2).unwrap(), store.op_put_event(&later[0], "corr", None, &before()).unwrap()],
-    )
-    .await
-    .unwrap();
-    assert_conflict(
-        run(&store, vec![store.op_put_event(&e1, "corr", None, &before()).unwrap()]).await,
-        TxItem::Event("o1#1".into()),
-        ConflictReason::ConditionFailed,
-    );
-    let events = store.events_of(&o.id).await.unwrap();
-    assert_eq!(events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#1", "o1#2"]);
-    assert_eq!(events[1].detail_type, "OrderCancelled");
-    let detail: shop_domain::EventDetail = serde_json::from_str(&events[0].detail).unwrap();
-    assert_eq!(detail.traceparent.as_deref(), Some("00-abc-def-01"));
-    assert_eq!(detail.to_event(&events[0].detail_type).unwrap(), e1);
-
-    let pending = store.pending_events(10).await.unwrap();
-    assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#1", "o1#2"]);
-    assert!(store.mark_published(&pending[0].pk, &pending[0].sk, T0).await.unwrap(), "first publication");
-    assert!(!store.mark_published(&pending[0].pk, &pending[0].sk, T0).await.unwrap(), "published before");
-    let pending = store.pending_events(10).await.unwrap();
-    assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#2"]);
-    assert!(!store.events_of(&o.id).await.unwrap()[0].pending);
-    // Marking an item that no longer exists (TTL-deleted) does not recreate it.
-    assert!(!store.mark_published("ORDER#gone", "EVENT#000000001", T0).await.unwrap());
-    assert!(raw_item(&store, keys::event(&oid("gone"), 1)).await.is_none());
-    // Outbox items expire 30 days after they were written.
-    let raw = raw_item(&store, keys::event(&o.id, 1)).await.unwrap();
-    let ttl: i64 = shop_store::attr::get_n(&raw, "ttl").unwrap();
-    assert_eq!(ttl, T0.seconds() + 30 * 86_400);
-}
-
-pub async fn the_event_log_reads_every_shard_of_a_day_oldest_first(store: Store) {
-    // Placed a second apart over two days, so the log interleaves its shards.
-    let mut placed_ids = Vec::new();
-    for n in 0..24 {
-        let (mut o, mut e) = placed(&format!("log{n}"), "u1", 900);
-        let at = T0.plus_secs(n * 7_200);
-        o.created_at = at;
-        e.occurred_at = at;
-        run(&store, vec![store.op_create_order(&o).unwrap(), store.op_put_event(&e, "c", None, &before()).unwrap()])
-            .await
-            .unwrap();
-        placed_ids.push(e.event_id().to_string());
-    }
-    // One event written before the log was sharded, in the day's old partition.
-    let legacy = keys::event(&oid("log0"), 1);
-    store
-        .client()
-        .update_item()
-        .table_name(store.table())
-        .key("pk", shop_store::attr::s(legacy.0))
-        .key("sk", shop_store::attr::s(legacy.1))
-        .update_expression("SET dueShard = :d")
-        .expression_attribute_values(":d", shop_store::attr::s(keys::legacy_event_log_shard(T0)))
-        .send()
-        .await
-        .unwrap();
-    let shards: std::collections::BTreeSet<String> =
-        (1..24).map(|n| keys::event_log_shard(T0, &oid(&format!("log{n}")))).collect();
-    assert!(shards.len() > 1, "the orders fall on several shards: {shards:?}");
-
-    let all = store.events_since(T0, T0.plus_secs(3 * 86_400)).await.unwrap();
-    assert_eq!(all.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>(), placed_ids, "every event, oldest first");
-    let later = store.events_since(T0.plus_secs(12 * 7_200), T0.plus_secs(3 * 86_400)).await.unwrap();
-    assert_eq!(later.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>(), placed_ids[12..].to_vec());
 }
 
 pub async fn expiry_index_holds_only_due_pending_orders(store: Store) {
     for (id, ttl) in [("a", 60), ("b", 120), ("c", 180), ("d", 3600)] {
-        run(&store, vec![store.op_create_order(&order(id, "u1", ttl)).unwrap()]).await.unwrap();
+        run(&store, vec![store.orders().op_create(&order(id, "u1", ttl)).unwrap()]).await.unwrap();
     }
-    let mut due = store.orders_due_to_expire(T0.plus_secs(180), 10).await.unwrap();
+    let mut due = store.orders().due_to_expire(T0.plus_secs(180), 10).await.unwrap();
     due.sort();
     assert_eq!(due, vec![oid("a"), oid("b"), oid("c")]);
-    assert!(store.orders_due_to_expire(T0.plus_secs(59), 10).await.unwrap().is_empty());
-    assert_eq!(store.orders_due_to_expire(T0.plus_secs(3600), 2).await.unwrap().len(), 2);
+    assert!(store.orders().due_to_expire(T0.plus_secs(59), 10).await.unwrap().is_empty());
+    assert_eq!(store.orders().due_to_expire(T0.plus_secs(3600), 2).await.unwrap().len(), 2);
     // Leaving PENDING_PAYMENT takes an order out of the index.
     let b = order("b", "u1", 120);
     let (cancelled, _) = b.execute(&OrderCommand::Cancel, T0).unwrap();
-    run(&store, vec![store.op_update_order(1, &cancelled).unwrap()]).await.unwrap();
-    let mut due = store.orders_due_to_expire(T0.plus_secs(180), 10).await.unwrap();
+    run(&store, vec![store.orders().op_update(1, &cancelled).unwrap()]).await.unwrap();
+    let mut due = store.orders().due_to_expire(T0.plus_secs(180), 10).await.unwrap();
     due.sort();
     assert_eq!(due, vec![oid("a"), oid("c")]);
 }
 
 pub async fn user_index_lists_orders_and_coupons(store: Store) {
     for c in [coupon("c1", "u1"), coupon("c2", "u1"), coupon("c3", "u2")] {
-        run(&store, vec![store.op_create_coupon(&c).unwrap()]).await.unwrap();
+        run(&store, vec![store.coupons().op_create(&c).unwrap()]).await.unwrap();
     }
-    run(&store, vec![store.op_create_order(&order("o1", "u1", 60)).unwrap()]).await.unwrap();
-    run(&store, vec![store.op_create_order(&order("o2", "u2", 60)).unwrap()]).await.unwrap();
-    let mut mine: Vec<_> = store.coupons_of(&uid("u1")).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
+    run(&store, vec![store.orders().op_create(&order("o1", "u1", 60)).unwrap()]).await.unwrap();
+    run(&store, vec![store.orders().op_create(&order("o2", "u2", 60)).unwrap()]).await.unwrap();
+    let mut mine: Vec<_> =
+        store.coupons().of_user(&uid("u1")).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
     mine.sort();
     assert_eq!(mine, vec!["c1", "c2"]);
-    let orders = store.orders_of(&uid("u1"), 10).await.unwrap();
+    let orders = store.orders().of_user(&uid("u1"), 10).await.unwrap();
     assert_eq!(orders.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), vec!["o1"]);
 }
 
 pub async fn placement_inputs_are_one_snapshot(store: Store) {
     seed_product(&store, "p1", 1000, 3).await;
     let c = coupon("c1", "u1");
-    run(&store, vec![store.op_create_coupon(&c).unwrap()]).await.unwrap();
-    run(&store, store.ops_points(Money::ZERO, &entry("u1", "t1", 700, 700, 0)).unwrap().into()).await.unwrap();
-    let inputs = store.load_placement(&uid("u1"), &[pid("p1"), pid("nope")], Some(&c.id)).await.unwrap();
+    run(&store, vec![store.coupons().op_create(&c).unwrap()]).await.unwrap();
+    run(&store, store.points().ops_move(Money::ZERO, &entry("u1", "t1", 700, 700, 0)).unwrap().into()).await.unwrap();
+    let inputs = store.orders().load_placement(&uid("u1"), &[pid("p1"), pid("nope")], Some(&c.id)).await.unwrap();
     assert_eq!(inputs.products[0].as_ref().unwrap().available, 3);
     assert!(inputs.products[1].is_none());
     assert_eq!(inputs.coupon, Some(Some(c)));
     assert_eq!(inputs.points_balance, m(700));
-    let none = store.load_placement(&uid("u9"), &[pid("p1")], Some(&CouponId::parse("zz").unwrap())).await.unwrap();
+    let none =
+        store.orders().load_placement(&uid("u9"), &[pid("p1")], Some(&CouponId::parse("zz").unwrap())).await.unwrap();
     assert_eq!(none.coupon, Some(None));
     assert_eq!(none.points_balance, Money::ZERO);
-    assert!(store.load_placement(&uid("u9"), &[pid("p1")], None).await.unwrap().coupon.is_none());
+    assert!(store.orders().load_placement(&uid("u9"), &[pid("p1")], None).await.unwrap().coupon.is_none());
 }
 
 pub async fn idempotency_records_follow_powertools_semantics(store: Store) {
     let policy = IdemPolicy { keep_secs: 86_400, in_progress_ms: 10_000 };
-    let lock = match store.idem_claim("s", "k", "h1", T0, policy).await.unwrap() {
+    let lock = match store.idempotency().claim("s", "k", "h1", T0, policy).await.unwrap() {
         Claim::Acquired(l) => l,
         other => panic!("{other:?}"),
     };
-    assert_eq!(store.idem_claim("s", "k", "h1", T0, policy).await.unwrap(), Claim::InProgress);
-    assert_eq!(store.idem_claim("s", "k", "h2", T0, policy).await.unwrap(), Claim::PayloadMismatch);
+    assert_eq!(store.idempotency().claim("s", "k", "h1", T0, policy).await.unwrap(), Claim::InProgress);
+    assert_eq!(store.idempotency().claim("s", "k", "h2", T0, policy).await.unwrap(), Claim::PayloadMismatch);
     // Other scope, same key: independent.
-    assert!(matches!(store.idem_claim("s2", "k", "h1", T0, policy).await.unwrap(), Claim::Acquired(_)));
+    assert!(matches!(store.idempotency().claim("s2", "k", "h1", T0, policy).await.unwrap(), Claim::Acquired(_)));
     // A failed attempt releases; the key is free again.
-    store.idem_release(&lock).await.unwrap();
-    let lock = match store.idem_claim("s", "k", "h1", T0, policy).await.unwrap() {
+    store.idempotency().release(&lock).await.unwrap();
+    let lock = match store.idempotency().claim("s", "k", "h1", T0, policy).await.unwrap() {
         Claim::Acquired(l) => l,
         other => panic!("{other:?}"),
     };
     // The holder died: after its in-progress window another caller takes over...
     let later = T0.plus_secs(11);
-    let new_lock = match store.idem_claim("s", "k", "h1", later, policy).await.unwrap() {
+    let new_lock = match store.idempotency().claim("s", "k", "h1", later, policy).await.unwrap() {
         Claim::Acquired(l) => l,
         other => panic!("{other:?}"),
     };
     // ...and the old holder can neither release nor complete the new one's record.
-    store.idem_release(&lock).await.unwrap();
-    assert_eq!(store.idem_claim("s", "k", "h1", later, policy).await.unwrap(), Claim::InProgress);
+    store.idempotency().release(&lock).await.unwrap();
+    assert_eq!(store.idempotency().claim("s", "k", "h1", later, policy).await.unwrap(), Claim::InProgress);
     let response = StoredResponse { status: 201, body: "{\"ok\":true}".into() };
-    assert_conflict(store.idem_complete(&lock, &response).await, TxItem::Idempotency, ConflictReason::ConditionFailed);
-    store.idem_complete(&new_lock, &response).await.unwrap();
-    assert_eq!(store.idem_claim("s", "k", "h1", later, policy).await.unwrap(), Claim::Replay(response.clone()));
-    assert_eq!(store.idem_claim("s", "k", "h2", later, policy).await.unwrap(), Claim::PayloadMismatch);
+    assert_conflict(
+        store.idempotency().complete(&lock, &response).await,
+        TxItem::Idempotency,
+        ConflictReason::ConditionFailed,
+    );
+    store.idempotency().complete(&new_lock, &response).await.unwrap();
+    assert_eq!(
+        store.idempotency().claim("s", "k", "h1", later, policy).await.unwrap(),
+        Claim::Replay(response.clone())
+    );
+    assert_eq!(store.idempotency().claim("s", "k", "h2", later, policy).await.unwrap(), Claim::PayloadMismatch);
     // Kept for keep_secs, then forgotten.
     let forgotten = T0.plus_secs(86_400 + 12);
-    assert!(matches!(store.idem_claim("s", "k", "h2", forgotten, policy).await.unwrap(), Claim::Acquired(_)));
+    assert!(matches!(store.idempotency().claim("s", "k", "h2", forgotten, policy).await.unwrap(), Claim::Acquired(_)));
 }
 
 pub async fn idempotency_completes_inside_the_business_transaction(store: Store) {
     let policy = IdemPolicy::default();
-    let Claim::Acquired(lock) = store.idem_claim("s", "k", "h", T0, policy).await.unwrap() else { panic!() };
+    let Claim::Acquired(lock) = store.idempotency().claim("s", "k", "h", T0, policy).await.unwrap() else { panic!() };
     let response = StoredResponse { status: 201, body: "{}".into() };
     let p = seed_product(&store, "p1", 1000, 0).await;
     // The business write fails: the record stays INPROGRESS, no response is stored.
     assert_conflict(
-        run(&store, vec![store.op_reserve_stock(&p, q(1)).unwrap(), store.op_idem_complete(&lock, &response).unwrap()])
-            .await,
+        run(
+            &store,
+            vec![
+                store.catalog().op_reserve_stock(&p, q(1)).unwrap(),
+                store.idempotency().op_complete(&lock, &response).unwrap(),
+            ],
+        )
+        .await,
         TxItem::Stock("p1".into()),
         ConflictReason::ConditionFailed,
     );
-    assert_eq!(store.idem_claim("s", "k", "h", T0, policy).await.unwrap(), Claim::InProgress);
+    assert_eq!(store.idempotency().claim("s", "k", "h", T0, policy).await.unwrap(), Claim::InProgress);
     // Both succeed together.
     let o = order("o1", "u1", 60);
-    run(&store, vec![store.op_create_order(&o).unwrap(), store.op_idem_complete(&lock, &response).unwrap()])
-        .await
-        .unwrap();
-    assert_eq!(store.idem_claim("s", "k", "h", T0, policy).await.unwrap(), Claim::Replay(response));
+    run(
+        &store,
+        vec![store.orders().op_create(&o).unwrap(), store.idempotency().op_complete(&lock, &response).unwrap()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.idempotency().claim("s", "k", "h", T0, policy).await.unwrap(), Claim::Replay(response));
 }
 
 pub async fn batch_get_reads_many_keys(store: Store) {
@@ -442,7 +378,7 @@ pub async fn batch_get_reads_many_keys(store: Store) {
     assert_eq!(items.len(), 130);
 }
 
-fn payment(key: &str, order: &str) -> shop_domain::Payment {
+pub(crate) fn payment(key: &str, order: &str) -> shop_domain::Payment {
     shop_domain::Payment::started(
         shop_domain::PaymentKey::parse(key).unwrap(),
         oid(order),
@@ -455,41 +391,41 @@ fn payment(key: &str, order: &str) -> shop_domain::Payment {
 
 pub async fn payments_are_versioned_and_in_doubt_ones_are_due_for_reconciliation(store: Store) {
     let p = payment("pk1", "o1");
-    run(&store, vec![store.op_create_payment(&p).unwrap()]).await.unwrap();
+    run(&store, vec![store.payments().op_create(&p).unwrap()]).await.unwrap();
     // A payment key is recorded once.
     assert_conflict(
-        run(&store, vec![store.op_create_payment(&p).unwrap()]).await,
+        run(&store, vec![store.payments().op_create(&p).unwrap()]).await,
         TxItem::Payment("pk1".into()),
         ConflictReason::ConditionFailed,
     );
     let q = payment("pk2", "o2");
-    run(&store, vec![store.op_create_payment(&q).unwrap()]).await.unwrap();
+    run(&store, vec![store.payments().op_create(&q).unwrap()]).await.unwrap();
     // CONFIRMING payments are due once untouched since `before`.
-    assert!(store.payments_in_doubt(T0.plus_secs(-1), 10).await.unwrap().is_empty());
+    assert!(store.payments().in_doubt(T0.plus_secs(-1), 10).await.unwrap().is_empty());
     let mut due: Vec<_> =
-        store.payments_in_doubt(T0, 10).await.unwrap().into_iter().map(|p| p.payment_key.to_string()).collect();
+        store.payments().in_doubt(T0, 10).await.unwrap().into_iter().map(|p| p.payment_key.to_string()).collect();
     due.sort();
     assert_eq!(due, vec!["pk1", "pk2"]);
     // UNKNOWN stays due (from its update time); DONE leaves the index.
     let unknown = p.moved_to(shop_domain::PaymentStatus::Unknown, T0.plus_secs(10)).unwrap();
-    run(&store, vec![store.op_update_payment(p.version, &unknown).unwrap()]).await.unwrap();
+    run(&store, vec![store.payments().op_update(p.version, &unknown).unwrap()]).await.unwrap();
     let done = q.moved_to(shop_domain::PaymentStatus::Done, T0.plus_secs(10)).unwrap();
-    run(&store, vec![store.op_update_payment(q.version, &done).unwrap()]).await.unwrap();
-    assert!(store.payments_in_doubt(T0.plus_secs(9), 10).await.unwrap().is_empty());
-    let due = store.payments_in_doubt(T0.plus_secs(10), 10).await.unwrap();
+    run(&store, vec![store.payments().op_update(q.version, &done).unwrap()]).await.unwrap();
+    assert!(store.payments().in_doubt(T0.plus_secs(9), 10).await.unwrap().is_empty());
+    let due = store.payments().in_doubt(T0.plus_secs(10), 10).await.unwrap();
     assert_eq!(due, vec![unknown.clone()]);
     // A writer that decided on the old version loses.
     let stale = p.moved_to(shop_domain::PaymentStatus::Aborted, T0.plus_secs(11)).unwrap();
     assert_conflict(
-        run(&store, vec![store.op_update_payment(p.version, &stale).unwrap()]).await,
+        run(&store, vec![store.payments().op_update(p.version, &stale).unwrap()]).await,
         TxItem::Payment("pk1".into()),
         ConflictReason::ConditionFailed,
     );
-    assert_eq!(store.get_payment(&unknown.payment_key).await.unwrap(), Some(unknown));
+    assert_eq!(store.payments().get(&unknown.payment_key).await.unwrap(), Some(unknown));
     // Orders and payments share the due index without mixing.
-    run(&store, vec![store.op_create_order(&order("o9", "u1", 60)).unwrap()]).await.unwrap();
-    assert_eq!(store.orders_due_to_expire(T0.plus_secs(3600), 10).await.unwrap(), vec![oid("o9")]);
-    assert_eq!(store.payments_in_doubt(T0.plus_secs(3600), 10).await.unwrap().len(), 1);
+    run(&store, vec![store.orders().op_create(&order("o9", "u1", 60)).unwrap()]).await.unwrap();
+    assert_eq!(store.orders().due_to_expire(T0.plus_secs(3600), 10).await.unwrap(), vec![oid("o9")]);
+    assert_eq!(store.payments().in_doubt(T0.plus_secs(3600), 10).await.unwrap().len(), 1);
 }
 
 /// Virtual accounts waiting for their deposit are due at their next check,
@@ -502,21 +438,21 @@ pub async fn waiting_virtual_accounts_are_due_at_their_next_check(store: Store) 
         shop_domain::Payment { check_at: Some(T0.plus_secs(check_in)), ..p }
     };
     let (a, b) = (waiting("va-a", 300), waiting("va-b", 60));
-    run(&store, vec![store.op_create_payment(&a).unwrap(), store.op_create_payment(&b).unwrap()]).await.unwrap();
-    run(&store, vec![store.op_create_payment(&payment("card", "o-card")).unwrap()]).await.unwrap();
+    run(&store, vec![store.payments().op_create(&a).unwrap(), store.payments().op_create(&b).unwrap()]).await.unwrap();
+    run(&store, vec![store.payments().op_create(&payment("card", "o-card")).unwrap()]).await.unwrap();
     let keys = |ps: Vec<shop_domain::Payment>| ps.into_iter().map(|p| p.payment_key.to_string()).collect::<Vec<_>>();
-    assert!(store.deposits_due(T0.plus_secs(59), 10).await.unwrap().is_empty());
-    assert_eq!(keys(store.deposits_due(T0.plus_secs(60), 10).await.unwrap()), vec!["va-b"]);
-    assert_eq!(keys(store.deposits_due(T0.plus_secs(300), 10).await.unwrap()), vec!["va-b", "va-a"]);
-    assert_eq!(keys(store.payments_in_doubt(T0.plus_secs(300), 10).await.unwrap()), vec!["card"]);
+    assert!(store.payments().deposits_due(T0.plus_secs(59), 10).await.unwrap().is_empty());
+    assert_eq!(keys(store.payments().deposits_due(T0.plus_secs(60), 10).await.unwrap()), vec!["va-b"]);
+    assert_eq!(keys(store.payments().deposits_due(T0.plus_secs(300), 10).await.unwrap()), vec!["va-b", "va-a"]);
+    assert_eq!(keys(store.payments().in_doubt(T0.plus_secs(300), 10).await.unwrap()), vec!["card"]);
     // Checked: due again one interval on. Deposited: out of the index.
     let checked = shop_domain::Payment { check_at: Some(T0.plus_secs(400)), version: b.version + 1, ..b.clone() };
-    run(&store, vec![store.op_update_payment(b.version, &checked).unwrap()]).await.unwrap();
+    run(&store, vec![store.payments().op_update(b.version, &checked).unwrap()]).await.unwrap();
     let paid = a.moved_to(P::Done, T0.plus_secs(200)).unwrap();
     assert_eq!(paid.check_at, None);
-    run(&store, vec![store.op_update_payment(a.version, &paid).unwrap()]).await.unwrap();
-    assert!(store.deposits_due(T0.plus_secs(399), 10).await.unwrap().is_empty());
-    assert_eq!(keys(store.deposits_due(T0.plus_secs(400), 10).await.unwrap()), vec!["va-b"]);
+    run(&store, vec![store.payments().op_update(a.version, &paid).unwrap()]).await.unwrap();
+    assert!(store.payments().deposits_due(T0.plus_secs(399), 10).await.unwrap().is_empty());
+    assert_eq!(keys(store.payments().deposits_due(T0.plus_secs(400), 10).await.unwrap()), vec!["va-b"]);
 }
 
 /// The saga log: each write counts an attempt; a duplicate's write fills
@@ -533,14 +469,14 @@ pub async fn saga_log_entries_count_attempts_and_a_duplicate_never_overwrites_an
         at: T0,
     };
     let id = oid("o1");
-    store.outcome_put(&id, 2, &entry("coupon", "FAILED")).await.unwrap();
-    store.outcome_put(&id, 2, &entry("coupon", "DONE")).await.unwrap();
-    store.outcome_put_if_unfinished(&id, 2, &entry("coupon", "SKIPPED")).await.unwrap();
-    store.outcome_put(&id, 2, &entry("analytics", "FAILED")).await.unwrap();
-    store.outcome_put_if_unfinished(&id, 2, &entry("analytics", "SKIPPED")).await.unwrap();
-    store.outcome_put_if_unfinished(&id, 2, &entry("compensation", "SKIPPED")).await.unwrap();
+    store.saga().put(&id, 2, &entry("coupon", "FAILED")).await.unwrap();
+    store.saga().put(&id, 2, &entry("coupon", "DONE")).await.unwrap();
+    store.saga().put_if_unfinished(&id, 2, &entry("coupon", "SKIPPED")).await.unwrap();
+    store.saga().put(&id, 2, &entry("analytics", "FAILED")).await.unwrap();
+    store.saga().put_if_unfinished(&id, 2, &entry("analytics", "SKIPPED")).await.unwrap();
+    store.saga().put_if_unfinished(&id, 2, &entry("compensation", "SKIPPED")).await.unwrap();
     let mut got: Vec<(String, String, u32)> =
-        store.outcomes_of(&id).await.unwrap().into_iter().map(|o| (o.consumer, o.status, o.attempts)).collect();
+        store.saga().outcomes_of(&id).await.unwrap().into_iter().map(|o| (o.consumer, o.status, o.attempts)).collect();
     got.sort();
     assert_eq!(
         got,
@@ -571,7 +507,7 @@ pub async fn a_partition_larger_than_a_page_is_read_whole(store: Store) {
 }
 
 /// An item exactly as stored.
-async fn raw_item(store: &Store, (pk, sk): (String, String)) -> Option<shop_store::attr::Item> {
+pub(crate) async fn raw_item(store: &Store, (pk, sk): (String, String)) -> Option<shop_store::attr::Item> {
     let out = store
         .client()
         .get_item()
@@ -584,7 +520,7 @@ async fn raw_item(store: &Store, (pk, sk): (String, String)) -> Option<shop_stor
     out.item
 }
 
-fn claim_ops(store: &Store, campaign: &shop_domain::Campaign, user: &str, n: u32) -> Vec<shop_store::TxOp> {
+pub(crate) fn claim_ops(store: &Store, campaign: &shop_domain::Campaign, user: &str, n: u32) -> Vec<shop_store::TxOp> {
     let coupon = campaign.claim(&uid(user), CouponId::parse(format!("k{n}")).unwrap(), T0).unwrap();
     let event = shop_domain::campaign::CouponIssued::new(
         format!("{}#1", keys::claim_pk(&campaign.id, &uid(user))),
@@ -594,10 +530,10 @@ fn claim_ops(store: &Store, campaign: &shop_domain::Campaign, user: &str, n: u32
         "corr",
     );
     vec![
-        store.op_count_claim(&campaign.id).unwrap(),
-        store.op_put_claim(&campaign.id, &coupon, T0).unwrap(),
-        store.op_create_coupon(&coupon).unwrap(),
-        store.op_put_coupon_issued(&event, T0).unwrap(),
+        store.campaigns().op_count_claim(&campaign.id).unwrap(),
+        store.campaigns().op_put_claim(&campaign.id, &coupon, T0).unwrap(),
+        store.coupons().op_create(&coupon).unwrap(),
+        store.outbox().op_put_coupon_issued(&event, T0).unwrap(),
     ]
 }
 
@@ -607,9 +543,9 @@ pub async fn a_campaign_counts_claims_up_to_its_total_and_one_per_user(store: St
         CouponTerms { kind: CouponKind::Fixed(m(500)), min_order_amount: Money::ZERO, expires_at: T0.plus_secs(60) };
     let id = shop_domain::CampaignId::parse("rush").unwrap();
     let campaign = Campaign::new(id.clone(), "Rush".into(), 2, T0, T0.plus_secs(60), terms).unwrap();
-    run(&store, vec![store.op_create_campaign(&campaign).unwrap()]).await.unwrap();
+    run(&store, vec![store.campaigns().op_create(&campaign).unwrap()]).await.unwrap();
     assert_conflict(
-        run(&store, vec![store.op_create_campaign(&campaign).unwrap()]).await,
+        run(&store, vec![store.campaigns().op_create(&campaign).unwrap()]).await,
         TxItem::Campaign("rush".into()),
         ConflictReason::ConditionFailed,
     );
@@ -620,7 +556,7 @@ pub async fn a_campaign_counts_claims_up_to_its_total_and_one_per_user(store: St
         TxItem::Claim("u1".into()),
         ConflictReason::ConditionFailed,
     );
-    assert!(store.get_coupon(&CouponId::parse("k2").unwrap()).await.unwrap().is_none());
+    assert!(store.coupons().get(&CouponId::parse("k2").unwrap()).await.unwrap().is_none());
     run(&store, claim_ops(&store, &campaign, "u2", 3)).await.unwrap();
     // Past the total: the counter refuses, whatever the claim's read said.
     assert_conflict(
@@ -628,12 +564,12 @@ pub async fn a_campaign_counts_claims_up_to_its_total_and_one_per_user(store: St
         TxItem::Campaign("rush".into()),
         ConflictReason::ConditionFailed,
     );
-    let stored = store.get_campaign(&id).await.unwrap().unwrap();
+    let stored = store.campaigns().get(&id).await.unwrap().unwrap();
     assert_eq!((stored.issued, stored.total, stored.remaining()), (2, 2, 0));
-    assert_eq!(store.claimed_coupon(&id, &uid("u1")).await.unwrap(), Some(CouponId::parse("k1").unwrap()));
-    assert_eq!(store.claimed_coupon(&id, &uid("u3")).await.unwrap(), None);
+    assert_eq!(store.campaigns().claimed_coupon(&id, &uid("u1")).await.unwrap(), Some(CouponId::parse("k1").unwrap()));
+    assert_eq!(store.campaigns().claimed_coupon(&id, &uid("u3")).await.unwrap(), None);
     // Each claim's CouponIssued is pending publication.
-    let pending = store.pending_events(10).await.unwrap();
+    let pending = store.outbox().pending(10).await.unwrap();
     assert_eq!(pending.iter().filter(|e| e.source == "shop.campaigns").count(), 2);
 }
 
@@ -641,12 +577,12 @@ pub async fn the_catalog_and_a_users_orders_are_read_a_page_at_a_time(store: Sto
     for n in 0..5 {
         seed_product(&store, &format!("p{n}"), 1000, n).await;
     }
-    let (first, next) = store.catalog_page(2, None).await.unwrap();
+    let (first, next) = store.catalog().page(2, None).await.unwrap();
     assert_eq!(first.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p0", "p1"]);
     assert_eq!(first[1].available, 1);
-    let (second, next) = store.catalog_page(2, next.as_ref()).await.unwrap();
+    let (second, next) = store.catalog().page(2, next.as_ref()).await.unwrap();
     assert_eq!(second.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["p2", "p3"]);
-    let (last, next) = store.catalog_page(2, next.as_ref()).await.unwrap();
+    let (last, next) = store.catalog().page(2, next.as_ref()).await.unwrap();
     assert_eq!((last.len(), next), (1, None));
 
     // Seven orders of u1 a second apart (every other one cancelled), one of u2.
@@ -656,13 +592,13 @@ pub async fn the_catalog_and_a_users_orders_are_read_a_page_at_a_time(store: Sto
         if n % 2 == 1 {
             o.status = OrderStatus::Cancelled;
         }
-        run(&store, vec![store.op_create_order(&o).unwrap()]).await.unwrap();
+        run(&store, vec![store.orders().op_create(&o).unwrap()]).await.unwrap();
     }
-    run(&store, vec![store.op_create_order(&order("theirs", "u2", 900)).unwrap()]).await.unwrap();
+    run(&store, vec![store.orders().op_create(&order("theirs", "u2", 900)).unwrap()]).await.unwrap();
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let (page, next) = store.orders_page(&uid("u1"), None, 3, after.as_ref()).await.unwrap();
+        let (page, next) = store.orders().page(&uid("u1"), None, 3, after.as_ref()).await.unwrap();
         assert!(page.len() <= 3);
         seen.extend(page.into_iter().map(|o| o.id.to_string()));
         match next {
@@ -671,9 +607,9 @@ pub async fn the_catalog_and_a_users_orders_are_read_a_page_at_a_time(store: Sto
         }
     }
     assert_eq!(seen, ["o6", "o5", "o4", "o3", "o2", "o1", "o0"], "newest first, only u1's");
-    let (cancelled, next) = store.orders_page(&uid("u1"), Some(OrderStatus::Cancelled), 2, None).await.unwrap();
+    let (cancelled, next) = store.orders().page(&uid("u1"), Some(OrderStatus::Cancelled), 2, None).await.unwrap();
     assert_eq!(cancelled.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["o5", "o3"]);
-    let (rest, next) = store.orders_page(&uid("u1"), Some(OrderStatus::Cancelled), 2, next.as_ref()).await.unwrap();
+    let (rest, next) = store.orders().page(&uid("u1"), Some(OrderStatus::Cancelled), 2, next.as_ref()).await.unwrap();
     assert_eq!((rest.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), next), (vec!["o1"], None));
 }
 
@@ -683,24 +619,28 @@ pub async fn the_catalog_and_a_users_orders_are_read_a_page_at_a_time(store: Sto
 pub async fn saga_statistics_add_per_minute_and_keep_running_totals(store: Store) {
     let s = |name: &str, n: i64| (name.to_owned(), n);
     let minute = |m: i64| T0.plus_secs(m * 60 + 7);
-    store.stats_add(minute(0), 0, &[s("e.OrderPlaced", 2)], &[s("s.PENDING_PAYMENT", 2)]).await.unwrap();
-    store.stats_add(minute(0), 3, &[s("e.OrderPlaced", 1)], &[s("s.PENDING_PAYMENT", 1)]).await.unwrap();
-    store.stats_add(minute(1), 1, &[s("e.OrderPaid", 1)], &[s("s.PENDING_PAYMENT", -1), s("s.PAID", 1)]).await.unwrap();
+    store.stats().add(minute(0), 0, &[s("e.OrderPlaced", 2)], &[s("s.PENDING_PAYMENT", 2)]).await.unwrap();
+    store.stats().add(minute(0), 3, &[s("e.OrderPlaced", 1)], &[s("s.PENDING_PAYMENT", 1)]).await.unwrap();
+    store
+        .stats()
+        .add(minute(1), 1, &[s("e.OrderPaid", 1)], &[s("s.PENDING_PAYMENT", -1), s("s.PAID", 1)])
+        .await
+        .unwrap();
     // A shard beyond the count folds into one that exists.
-    store.stats_add(minute(90), shop_store::keys::SHARDS + 2, &[s("pg.calls", 4)], &[]).await.unwrap();
-    store.stats_sample(minute(1), &[s("q.analytics", 5)]).await.unwrap();
-    store.stats_sample(minute(1), &[s("q.analytics", 3), s("outbox.ageMs", 120)]).await.unwrap();
+    store.stats().add(minute(90), shop_store::keys::SHARDS + 2, &[s("pg.calls", 4)], &[]).await.unwrap();
+    store.stats().sample(minute(1), &[s("q.analytics", 5)]).await.unwrap();
+    store.stats().sample(minute(1), &[s("q.analytics", 3), s("outbox.ageMs", 120)]).await.unwrap();
 
-    let range = store.stats_between(minute(0), minute(1)).await.unwrap();
+    let range = store.stats().between(minute(0), minute(1)).await.unwrap();
     let at = |m: i64| shop_store::stats::minute_of(minute(m));
     assert_eq!(range.keys().copied().collect::<Vec<_>>(), vec![at(0), at(1)], "{range:?}");
     assert_eq!(range[&at(0)]["e.OrderPlaced"], 3);
     assert_eq!(range[&at(0)]["s.PENDING_PAYMENT"], 3);
     assert_eq!(range[&at(1)]["s.PAID"], 1);
     assert_eq!((range[&at(1)]["q.analytics"], range[&at(1)]["outbox.ageMs"]), (3, 120), "the last sample stands");
-    let later = store.stats_between(minute(60), minute(120)).await.unwrap();
+    let later = store.stats().between(minute(60), minute(120)).await.unwrap();
     assert_eq!(later.values().map(|v| v["pg.calls"]).sum::<i64>(), 4, "another hour's partition: {later:?}");
-    let totals = store.stats_totals().await.unwrap();
+    let totals = store.stats().totals().await.unwrap();
     assert_eq!((totals["s.PENDING_PAYMENT"], totals["s.PAID"]), (2, 1));
     assert!(!totals.contains_key("e.OrderPlaced"), "only status deltas are totalled");
 }
@@ -708,69 +648,6 @@ pub async fn saga_statistics_add_per_minute_and_keep_running_totals(store: Store
 /// The console's reads: events by correlation id, orders that entered a
 /// status (a capped, filtered read of the event log), failing consumers
 /// (listed until done), and one user's ledger rows in a time range.
-pub async fn the_console_finds_events_by_correlation_status_and_failure(store: Store) {
-    let (o1, placed1) = placed("o1", "u1", 900);
-    let (o2, placed2) = placed("o2", "u1", 900);
-    let new = before();
-    run(&store, vec![store.op_create_order(&o1).unwrap(), store.op_put_event(&placed1, "corr-a", None, &new).unwrap()])
-        .await
-        .unwrap();
-    run(&store, vec![store.op_create_order(&o2).unwrap(), store.op_put_event(&placed2, "corr-b", None, &new).unwrap()])
-        .await
-        .unwrap();
-    let (cancelled, events) = o1.execute(&OrderCommand::Cancel, T0.plus_secs(5)).unwrap();
-    let was = shop_store::entities::Before { status: Some(o1.status), placed_at: o1.created_at };
-    run(
-        &store,
-        vec![
-            store.op_update_order(o1.version, &cancelled).unwrap(),
-            store.op_put_event(&events[0], "corr-b", None, &was).unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
-
-    let ids =
-        |events: Vec<shop_store::entities::StoredEvent>| events.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
-    let now = T0.plus_secs(60);
-    use shop_store::saga::EventField::CorrelationId;
-    let by = |c: &'static str| store.events_where(CorrelationId, c, now, 2, 10, 1_000);
-    assert_eq!(ids(by("corr-a").await.unwrap().0), vec!["o1#1"]);
-    assert_eq!(ids(by("corr-b").await.unwrap().0), vec!["o1#2", "o2#1"], "newest first");
-    assert!(by("corr-c").await.unwrap().0.is_empty());
-
-    let (entered, cut) = store.events_entering("CANCELLED", now, 2, 10, 1_000).await.unwrap();
-    assert_eq!((ids(entered), cut), (vec!["o1#2".to_owned()], false));
-    let (entered, _) = store.events_entering("PENDING_PAYMENT", now, 2, 10, 1_000).await.unwrap();
-    assert_eq!(ids(entered), vec!["o2#1", "o1#1"]);
-    let (_, cut) = store.events_entering("PAID", now, 2, 10, 2).await.unwrap();
-    assert!(cut, "a read cap below the log's size cuts the search short");
-    let raw = raw_item(&store, keys::event(&o1.id, 2)).await.unwrap();
-    assert_eq!(shop_store::attr::get_s(&raw, "statusFrom").unwrap(), "PENDING_PAYMENT");
-    assert_eq!(shop_store::attr::get_s(&raw, "statusTo").unwrap(), "CANCELLED");
-
-    use shop_store::saga::Outcome;
-    let outcome = |status: &str| Outcome {
-        consumer: "analytics".into(),
-        event_id: "o1#2".into(),
-        detail_type: "OrderCancelled".into(),
-        status: status.into(),
-        attempts: 0,
-        detail: Some("the platform refused".into()),
-        at: T0,
-    };
-    store.outcome_put(&o1.id, 2, &outcome("FAILED")).await.unwrap();
-    let failures = store.consumer_failures(10).await.unwrap();
-    assert_eq!(failures.iter().map(|f| (f.order_id.as_str(), f.outcome.attempts)).collect::<Vec<_>>(), vec![("o1", 1)]);
-    store.outcome_put(&o1.id, 2, &outcome("FAILED")).await.unwrap();
-    assert_eq!(store.consumer_failures(10).await.unwrap()[0].outcome.attempts, 2, "listed once, attempts counted");
-    store.outcome_put(&o1.id, 2, &outcome("DONE")).await.unwrap();
-    assert!(store.consumer_failures(10).await.unwrap().is_empty(), "done: off the list");
-
-    let u = uid("u1");
-    run(&store, store.ops_points(Money::ZERO, &entry("u1", "t0", 10, 10, 0)).unwrap().into()).await.unwrap();
-    run(&store, store.ops_points(m(10), &entry("u1", "t1", 20, 30, 100)).unwrap().into()).await.unwrap();
-    run(&store, store.ops_points(m(30), &entry("u1", "t2", 30, 60, 200)).unwrap().into()).await.unwrap();
-    let between = store.ledger_between(&u, T0.plus_secs(50), T0.plus_secs(200)).await.unwrap();
-    assert_eq!(between.iter().map(|e| e.delta).collect::<Vec<_>>(), vec![20, 30], "both ends included");
-}
+// The outbox and the event log (written once, pending, published, searched,
+// read back from the stream) are in their own file.
+pub use crate::outbox_cases::*;

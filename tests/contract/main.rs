@@ -8,6 +8,7 @@
 //!   a case never passes without having run.
 
 mod cases;
+mod outbox_cases;
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use shop_store::Store;
@@ -85,4 +86,75 @@ contract!(
     the_catalog_and_a_users_orders_are_read_a_page_at_a_time,
     saga_statistics_add_per_minute_and_keep_running_totals,
     the_console_finds_events_by_correlation_status_and_failure,
+    every_event_reads_back_from_the_tables_own_stream_as_it_was_written,
 );
+
+/// The new images of every record on `table`'s stream so far, in stream
+/// order (DynamoDB JSON), read with the streams API from the engine behind
+/// `client`: the embedded engine's own stream, or DynamoDB Local's.
+pub async fn stream_images(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<serde_json::Value> {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    // The same engine: the table client's HTTP client — the embedded
+    // engine's in-process connector (which takes any endpoint), or HTTP to
+    // DynamoDB Local's endpoint.
+    let c = client.config();
+    let mut config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(c.region().cloned().unwrap_or_else(|| Region::new("us-east-1")))
+        .credentials_provider(Credentials::new("local", "local", None, None, "test"))
+        .endpoint_url(std::env::var("DYNAMODB_LOCAL_ENDPOINT").unwrap_or_else(|_| "http://embedded.dynoxide".into()));
+    if let Some(http) = c.http_client() {
+        config = config.http_client(http);
+    }
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(config.build());
+    let listed = streams.list_streams().table_name(table).send().await.expect("ListStreams");
+    let arn = listed.streams().first().and_then(|s| s.stream_arn()).expect("the table has a stream").to_owned();
+    let described = streams.describe_stream().stream_arn(&arn).send().await.expect("DescribeStream");
+    let shards = described.stream_description().map(|d| d.shards().to_vec()).unwrap_or_default();
+    let mut images = Vec::new();
+    for shard in shards {
+        let Some(shard_id) = shard.shard_id() else { continue };
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard_id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator;
+        // An open shard hands out a next iterator for ever: stop at the first empty page.
+        while let Some(it) = iterator {
+            let page = streams.get_records().shard_iterator(it).send().await.expect("GetRecords");
+            if page.records().is_empty() {
+                break;
+            }
+            for r in page.records() {
+                if let Some(image) = r.dynamodb().and_then(|d| d.new_image()) {
+                    images.push(serde_json::Value::Object(
+                        image.iter().map(|(k, v)| (k.clone(), stream_value(v))).collect(),
+                    ));
+                }
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    images
+}
+
+/// A streams-API attribute value in DynamoDB JSON.
+fn stream_value(v: &aws_sdk_dynamodbstreams::types::AttributeValue) -> serde_json::Value {
+    use aws_sdk_dynamodbstreams::types::AttributeValue as A;
+    use serde_json::json;
+    match v {
+        A::S(s) => json!({ "S": s }),
+        A::N(n) => json!({ "N": n }),
+        A::Bool(b) => json!({ "BOOL": b }),
+        A::Null(_) => json!({ "NULL": true }),
+        A::L(l) => json!({ "L": l.iter().map(stream_value).collect::<Vec<_>>() }),
+        A::M(m) => {
+            json!({ "M": m.iter().map(|(k, v)| (k.clone(), stream_value(v))).collect::<serde_json::Map<_, _>>() })
+        }
+        other => json!({ "UNSUPPORTED": format!("{other:?}") }),
+    }
+}

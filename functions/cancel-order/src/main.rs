@@ -1,6 +1,6 @@
 //! `POST /orders/{orderId}/cancel` — cancel before payment (stock and points
 //! back at once) or request a refund after. The handler is
-//! `shop_app::http::payments::cancel_order`.
+//! `shop_app::http::orders::cancel_order`.
 
 use lambda_http::{Error, Request, service_fn};
 
@@ -9,5 +9,5 @@ async fn main() -> Result<(), Error> {
     shop_app::obs::init("cancel-order");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
-    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::payments::cancel_order(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::orders::cancel_order(&app, req))).await
 }

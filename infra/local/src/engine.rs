@@ -22,7 +22,7 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use serde::Serialize;
 use serde_json::Value;
-use shop_embedded::{Engine, WRITES, WriteWatches};
+use shop_embedded::{Engine, WRITES, WriteFilter, WriteWatches};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -70,13 +70,18 @@ impl StoreEngine {
         aws_sdk_dynamodb::Client::from_conf(config.build())
     }
 
-    /// Changes after every successful write of an item whose request
-    /// contains `marker` (see [`Engine::writes_with`]).
-    pub fn writes_with(&self, meter: &Meter, marker: &'static str) -> tokio::sync::watch::Receiver<u64> {
+    /// Changes after every successful write `filter` takes (see
+    /// [`Engine::writes_with`]), under the watch `name`.
+    pub fn writes_with(
+        &self,
+        meter: &Meter,
+        name: &'static str,
+        filter: WriteFilter,
+    ) -> tokio::sync::watch::Receiver<u64> {
         match self {
             // The engine sees writes from every client, the served port's too.
-            StoreEngine::Embedded(e) => e.writes_with(marker),
-            StoreEngine::Endpoint(_) => meter.writes_with(marker),
+            StoreEngine::Embedded(e) => e.writes_with(name, filter),
+            StoreEngine::Endpoint(_) => meter.writes_with(name, filter),
         }
     }
 }
@@ -123,12 +128,12 @@ impl Meter {
         self.state.lock().map(|s| s.seen.clone()).unwrap_or_default()
     }
 
-    fn writes_with(&self, marker: &'static str) -> tokio::sync::watch::Receiver<u64> {
+    fn writes_with(&self, name: &'static str, filter: WriteFilter) -> tokio::sync::watch::Receiver<u64> {
         let mut s = match self.state.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        s.watches.subscribe(marker)
+        s.watches.subscribe(name, filter)
     }
 
     fn record(&self, op: &str, request: &[u8], status: u16, response: &[u8]) {
@@ -359,18 +364,21 @@ mod tests {
     }
 
     #[test]
-    fn a_committed_write_with_the_marker_wakes_its_watchers_and_nothing_else_does() {
+    fn a_committed_write_the_filter_takes_wakes_its_watchers_and_nothing_else_does() {
+        use shop_store::outbox::codec::{PENDING_SHARD, writes_pending_event};
         let meter = Meter::pricing();
-        let outbox = meter.writes_with("\"outboxShard\":");
-        let mut any = meter.writes_with("");
-        let with = br#"{"TransactItems":[{"Put":{"Item":{"outboxShard":{"S":"0"}}}}]}"#;
-        let without = br#"{"TransactItems":[{"Update":{"UpdateExpression":"REMOVE outboxShard"}}]}"#;
+        let outbox = meter.writes_with("outbox", writes_pending_event);
+        let mut any = meter.writes_with("any", shop_embedded::every);
+        let with = json!({"TransactItems": [{"Put": {"Item": {PENDING_SHARD: {"S": "0"}}}}]}).to_string();
+        let without = json!({"TransactItems": [{"Update": {"UpdateExpression": format!("REMOVE {PENDING_SHARD}")}}]});
+        let (with, without) = (with.as_bytes(), without.to_string().into_bytes());
+        let without = without.as_slice();
         meter.record("TransactWriteItems", with, 400, b"{}");
         assert!(!outbox.has_changed().unwrap(), "a refused write wakes no one");
         meter.record("Query", with, 200, b"{}");
         assert!(!outbox.has_changed().unwrap(), "a read wakes no one");
         meter.record("TransactWriteItems", without, 200, b"{}");
-        assert!(!outbox.has_changed().unwrap(), "clearing the marker's attribute is not a match");
+        assert!(!outbox.has_changed().unwrap(), "clearing the pending attribute is not a match");
         assert!(any.has_changed().unwrap());
         any.mark_unchanged();
         meter.record("TransactWriteItems", with, 200, b"{}");

@@ -3,8 +3,8 @@
 //! invariants, and a replay and republish that change nothing. CI runs the
 //! same on 2,000 orders (`.ci/run`); the documented soak is 100,000.
 
-use shop_local::cli::saga::SagaOptions;
-use shop_local::cli::saga::chaos::{ChaosRun, run};
+use shop_local::bench::saga::SagaOptions;
+use shop_local::bench::saga::chaos::{ChaosRun, run};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,41 @@ pub struct EventDetail {
     pub data: serde_json::Value,
 }
 
+/// An event as EventBridge hands it to a rule's target — the body of each
+/// SQS message a consumer receives, the entry of the archive and of a
+/// replay — around a `detail` of type `D` ([`EventDetail`] for an order's
+/// events). The one shape from the bus to every consumer: the local bus
+/// writes it, the consumers and the DLQ tools read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BusEvent<D> {
+    #[serde(default)]
+    pub version: String,
+    /// The bus's id of this delivery (not the event's `eventId`).
+    pub id: String,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    pub source: String,
+    #[serde(default)]
+    pub account: String,
+    /// RFC 3339, when the bus accepted the entry.
+    pub time: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    pub detail: D,
+    /// Set on the events of an archive replay.
+    #[serde(rename = "replay-name", default, skip_serializing_if = "Option::is_none")]
+    pub replay_name: Option<String>,
+}
+
+impl BusEvent<EventDetail> {
+    /// The order event it carries, back from its detail type and detail.
+    pub fn order_event(&self) -> Result<OrderEvent, EnvelopeError> {
+        self.detail.to_event(&self.detail_type)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     #[error("event detail does not match its detail-type {detail_type}: {source}")]

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 pub mod owner;
 pub mod watches;
 pub use owner::Owner;
-pub use watches::{WRITES, WriteWatches};
+pub use watches::{WRITES, WriteFilter, WriteWatches, every};
 
 /// An open embedded database. Cheap to clone: clones share one SQLite
 /// connection, its thread, one set of call counters and one set of failpoints.
@@ -118,18 +118,18 @@ impl Engine {
         Engine { db: self.db.clone(), thread: self.thread.clone(), probe: Probe::default() }
     }
 
-    /// Changes after every successful write whose request contains `marker`
-    /// (`""`: every write) — a stream's filter, in effect. The local stack's
+    /// Changes after every successful write `filter` takes (see
+    /// [`watches`]) — a stream's filter, in effect. The local stack's
     /// publisher waits on writes of outbox items and starts on the commit
     /// that gave it work instead of at its next poll, as a stream's event
     /// source mapping does; writes that are not its business do not wake it.
     /// Each receiver sees every change, so several loops can wait at once.
-    pub fn writes_with(&self, marker: &'static str) -> tokio::sync::watch::Receiver<u64> {
+    pub fn writes_with(&self, name: &'static str, filter: WriteFilter) -> tokio::sync::watch::Receiver<u64> {
         let mut p = match self.probe.0.lock() {
             Ok(p) => p,
             Err(poisoned) => poisoned.into_inner(),
         };
-        p.watches.subscribe(marker)
+        p.watches.subscribe(name, filter)
     }
 
     /// Cancels the next `count` TransactWriteItems calls as DynamoDB does,
@@ -346,6 +346,12 @@ fn dispatch(db: &Database, op: &str, body: &[u8]) -> (u16, String) {
         "TransactGetItems" => transact_get_items,
         "UpdateTimeToLive" => update_time_to_live,
         "DescribeTimeToLive" => describe_time_to_live,
+        // The table's stream (the streams API's own target prefix; the
+        // operation names do not clash with the table API's).
+        "ListStreams" => list_streams,
+        "DescribeStream" => describe_stream,
+        "GetShardIterator" => get_shard_iterator,
+        "GetRecords" => get_records,
     }
 }
 

@@ -50,3 +50,56 @@ pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
 pub fn item<const N: usize>(pairs: [(&str, AttributeValue); N]) -> Item {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
+
+/// `it` under the key `(pk, sk)`.
+pub fn with_key(mut it: Item, (pk, sk): (String, String)) -> Item {
+    it.insert("pk".into(), s(pk));
+    it.insert("sk".into(), s(sk));
+    it
+}
+
+/// A money attribute (integer won).
+pub fn money(item: &Item, name: &str) -> anyhow::Result<shop_domain::Money> {
+    shop_domain::Money::new(get_n::<i128>(item, name)?).with_context(|| format!("attribute {name}"))
+}
+
+/// An item in DynamoDB JSON (`{"name": {"S": "…"}}`), as a stream record's
+/// image and the wire protocol carry it. Types the table never holds (sets,
+/// binary) are left out.
+pub fn to_json(item: &Item) -> serde_json::Value {
+    serde_json::Value::Object(item.iter().filter_map(|(k, v)| Some((k.clone(), value_json(v)?))).collect())
+}
+
+fn value_json(v: &AttributeValue) -> Option<serde_json::Value> {
+    use serde_json::json;
+    Some(match v {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(_) => json!({ "NULL": true }),
+        AttributeValue::L(l) => json!({ "L": l.iter().filter_map(value_json).collect::<Vec<_>>() }),
+        AttributeValue::M(m) => json!({ "M": to_json(m) }),
+        _ => return None,
+    })
+}
+
+/// An item back from DynamoDB JSON; attributes of other types are left out.
+pub fn from_json(image: &serde_json::Value) -> Item {
+    image
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), json_value(v)?))).collect())
+        .unwrap_or_default()
+}
+
+fn json_value(v: &serde_json::Value) -> Option<AttributeValue> {
+    let (tag, inner) = v.as_object()?.iter().next()?;
+    Some(match tag.as_str() {
+        "S" => AttributeValue::S(inner.as_str()?.to_owned()),
+        "N" => AttributeValue::N(inner.as_str()?.to_owned()),
+        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
+        "NULL" => AttributeValue::Null(true),
+        "L" => AttributeValue::L(inner.as_array()?.iter().filter_map(json_value).collect()),
+        "M" => AttributeValue::M(from_json(inner)),
+        _ => return None,
+    })
+}

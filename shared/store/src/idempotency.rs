@@ -13,7 +13,7 @@
 //!   COMPLETED → replay the stored response; different payload → mismatch;
 //!   otherwise → in progress.
 //! - Unlike Powertools, a use case can complete the record *inside its own
-//!   business transaction* ([`Store::op_idem_complete`]): then the business
+//!   business transaction* ([`Idempotency::op_complete`]): then the business
 //!   write and the stored response commit together, and a crash between them
 //!   cannot let a retry do the work twice.
 //! - On a failed handler the record is deleted, so the client may retry.
@@ -21,6 +21,10 @@
 use crate::attr::{Item, get_n, get_s, item, key, n, opt_s, s};
 use crate::tx::{TxItem, TxOp};
 use crate::{Store, StoreError, keys, schema};
+
+/// Idempotency records (see [`Store::idempotency`]).
+#[derive(Clone, Copy)]
+pub struct Idempotency<'a>(pub(crate) &'a Store);
 use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use sha2::{Digest, Sha256};
 use shop_domain::Timestamp;
@@ -105,9 +109,9 @@ pub fn payload_hash(value: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-impl Store {
+impl Idempotency<'_> {
     /// Tries to take the lock for (`scope`, `key`).
-    pub async fn idem_claim(
+    pub async fn claim(
         &self,
         scope: &str,
         idem_key: &str,
@@ -129,9 +133,10 @@ impl Store {
         ]);
         record.extend(key(pk.clone(), sk.clone()));
         let res = self
+            .0
             .client()
             .put_item()
-            .table_name(self.table())
+            .table_name(self.0.table())
             .set_item(Some(record))
             .condition_expression(
                 "attribute_not_exists(pk) OR keepUntil < :now OR (#status = :inprogress AND inProgressUntil < :now)",
@@ -152,7 +157,7 @@ impl Store {
         // Engines that do not return the old item: read it.
         let existing = match existing {
             Some(it) => it,
-            None => match self.get((pk, sk)).await? {
+            None => match self.0.get((pk, sk)).await? {
                 Some(it) => it,
                 // Deleted between the two calls: the caller may simply retry.
                 None => return Ok(Claim::InProgress),
@@ -163,25 +168,26 @@ impl Store {
 
     /// Completes the record inside the caller's transaction: the business
     /// write and the stored response commit together.
-    pub fn op_idem_complete(&self, lock: &IdemLock, response: &StoredResponse) -> anyhow::Result<TxOp> {
-        let update = complete_update(self.table(), lock, response)?;
+    pub fn op_complete(&self, lock: &IdemLock, response: &StoredResponse) -> anyhow::Result<TxOp> {
+        let update = complete_update(self.0.table(), lock, response)?;
         Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Idempotency })
     }
 
     /// Completes the record on its own (for handlers with no transaction).
-    pub async fn idem_complete(&self, lock: &IdemLock, response: &StoredResponse) -> Result<(), StoreError> {
+    pub async fn complete(&self, lock: &IdemLock, response: &StoredResponse) -> Result<(), StoreError> {
         let mut tx = crate::Tx::new();
-        tx.push(self.op_idem_complete(lock, response)?);
-        self.transact(tx).await
+        tx.push(self.op_complete(lock, response)?);
+        self.0.transact(tx).await
     }
 
     /// Deletes the record after a failed attempt so the key can be retried.
     /// Only this lock's holder can delete it.
-    pub async fn idem_release(&self, lock: &IdemLock) -> Result<(), StoreError> {
+    pub async fn release(&self, lock: &IdemLock) -> Result<(), StoreError> {
         let res = self
+            .0
             .client()
             .delete_item()
-            .table_name(self.table())
+            .table_name(self.0.table())
             .set_key(Some(key(lock.pk.clone(), lock.sk.clone())))
             .condition_expression("lockToken = :t")
             .expression_attribute_values(":t", s(lock.token.clone()))

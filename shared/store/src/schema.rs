@@ -2,6 +2,7 @@
 //! SAM template owns the same definition; `infra/template.yaml` must match it.
 
 use crate::keys::{GSI_DUE, GSI_OUTBOX, GSI_USER};
+use crate::outbox::codec::{PENDING_SHARD, PENDING_SORT};
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -52,14 +53,14 @@ pub async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str, stream
             .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("dueShard", ScalarAttributeType::S)?)
             .attribute_definitions(attr("dueAt", ScalarAttributeType::N)?)
-            .attribute_definitions(attr("outboxShard", ScalarAttributeType::S)?)
-            .attribute_definitions(attr("outboxSk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr(PENDING_SHARD, ScalarAttributeType::S)?)
+            .attribute_definitions(attr(PENDING_SORT, ScalarAttributeType::S)?)
             .attribute_definitions(attr("userPk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("userSk", ScalarAttributeType::S)?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
             .global_secondary_indexes(gsi(GSI_DUE, "dueShard", "dueAt")?)
-            .global_secondary_indexes(gsi(GSI_OUTBOX, "outboxShard", "outboxSk")?)
+            .global_secondary_indexes(gsi(GSI_OUTBOX, PENDING_SHARD, PENDING_SORT)?)
             .global_secondary_indexes(gsi(GSI_USER, "userPk", "userSk")?);
         if streams == Streams::Enabled {
             req = req.stream_specification(

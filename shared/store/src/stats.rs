@@ -19,6 +19,10 @@ use std::collections::BTreeMap;
 
 use crate::attr::{Item, key, n, s};
 use crate::{Store, StoreError, keys};
+
+/// The saga statistics (see [`Store::stats`]).
+#[derive(Clone, Copy)]
+pub struct Stats<'a>(pub(crate) &'a Store);
 use shop_domain::Timestamp;
 
 /// How long a minute's statistics are kept.
@@ -34,10 +38,10 @@ pub fn minute_of(t: Timestamp) -> i64 {
     t.millis() - t.millis().rem_euclid(MINUTE_MS)
 }
 
-impl Store {
+impl Stats<'_> {
     /// Adds `counts` to the minute of `at` in `shard`, and `deltas` to the
     /// minute and to the shard's running totals. A name may be any string.
-    pub async fn stats_add(
+    pub async fn add(
         &self,
         at: Timestamp,
         shard: u32,
@@ -48,25 +52,25 @@ impl Store {
         let minute: Vec<(String, i64)> = counts.iter().chain(deltas).cloned().collect();
         if !minute.is_empty() {
             let ttl = at.seconds() + RETENTION_SECS;
-            self.stats_update(keys::stats_minute(at, &shard.to_string()), "ADD", &minute, Some(ttl)).await?;
+            self.update(keys::stats_minute(at, &shard.to_string()), "ADD", &minute, Some(ttl)).await?;
         }
         if !deltas.is_empty() {
-            self.stats_update(keys::stats_total(shard), "ADD", deltas, None).await?;
+            self.update(keys::stats_total(shard), "ADD", deltas, None).await?;
         }
         Ok(())
     }
 
     /// Sets sampled gauges on the minute of `at` (the last sample of a
     /// minute stands).
-    pub async fn stats_sample(&self, at: Timestamp, gauges: &[(String, i64)]) -> Result<(), StoreError> {
+    pub async fn sample(&self, at: Timestamp, gauges: &[(String, i64)]) -> Result<(), StoreError> {
         if gauges.is_empty() {
             return Ok(());
         }
         let ttl = at.seconds() + RETENTION_SECS;
-        self.stats_update(keys::stats_minute(at, keys::STATS_GAUGES), "SET", gauges, Some(ttl)).await
+        self.update(keys::stats_minute(at, keys::STATS_GAUGES), "SET", gauges, Some(ttl)).await
     }
 
-    async fn stats_update(
+    async fn update(
         &self,
         (pk, sk): (String, String),
         verb: &str,
@@ -74,7 +78,7 @@ impl Store {
         ttl: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut parts = Vec::with_capacity(values.len());
-        let mut update = self.client().update_item().table_name(self.table()).set_key(Some(key(pk, sk)));
+        let mut update = self.0.client().update_item().table_name(self.0.table()).set_key(Some(key(pk, sk)));
         for (i, (name, v)) in values.iter().enumerate() {
             parts.push(if verb == "SET" { format!("#a{i} = :v{i}") } else { format!("#a{i} :v{i}") });
             update = update
@@ -107,7 +111,7 @@ impl Store {
     /// The statistics of every minute in `[from, to]` (minute start, epoch
     /// ms → values summed over the shards, gauges included): one query per
     /// hour and shard of the range, whatever the history.
-    pub async fn stats_between(&self, from: Timestamp, to: Timestamp) -> Result<BTreeMap<i64, Values>, StoreError> {
+    pub async fn between(&self, from: Timestamp, to: Timestamp) -> Result<BTreeMap<i64, Values>, StoreError> {
         let (first, last) = (minute_of(from), minute_of(to));
         let mut partitions = Vec::new();
         let mut hour = first - first.rem_euclid(60 * MINUTE_MS);
@@ -118,7 +122,7 @@ impl Store {
             hour += 60 * MINUTE_MS;
         }
         // Side by side, 16 at a time (a day's range is 120 queries).
-        let reads: Vec<_> = partitions.iter().map(|pk| self.query_prefix(pk, keys::STATS_MINUTE_PREFIX)).collect();
+        let reads: Vec<_> = partitions.iter().map(|pk| self.0.query_prefix(pk, keys::STATS_MINUTE_PREFIX)).collect();
         let reads = futures::stream::iter(reads);
         let pages: Vec<Vec<Item>> = futures::TryStreamExt::try_collect(futures::StreamExt::buffered(reads, 16)).await?;
         let mut out: BTreeMap<i64, Values> = BTreeMap::new();
@@ -142,10 +146,10 @@ impl Store {
 
     /// The running totals over every shard (orders per status, as deltas
     /// summed since the start).
-    pub async fn stats_totals(&self) -> Result<Values, StoreError> {
+    pub async fn totals(&self) -> Result<Values, StoreError> {
         let wanted = (0..keys::SHARDS).map(keys::stats_total).collect();
         let mut out = Values::new();
-        for it in self.batch_get(wanted).await? {
+        for it in self.0.batch_get(wanted).await? {
             add_values(&mut out, &it);
         }
         Ok(out)

@@ -4,7 +4,7 @@
 
 use crate::StoreError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use std::fmt;
 
 /// What one action of a transaction touches.
@@ -112,6 +112,12 @@ impl Tx {
     pub(crate) fn into_parts(self) -> (Vec<TransactWriteItem>, Vec<TxItem>) {
         self.ops.into_iter().map(|o| (o.item, o.label)).unzip()
     }
+}
+
+/// A conditional put of `item` as one action.
+pub(crate) fn put(table: &str, item: crate::attr::Item, condition: &str, label: TxItem) -> anyhow::Result<TxOp> {
+    let put = Put::builder().table_name(table).set_item(Some(item)).condition_expression(condition).build()?;
+    Ok(TxOp { item: TransactWriteItem::builder().put(put).build(), label })
 }
 
 /// Maps a cancelled transaction to what caused it: a failed condition

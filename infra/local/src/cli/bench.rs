@@ -1,113 +1,148 @@
-//! `shop bench`: orders per second through the whole local stack — HTTP,
-//! JWT check, handler, idempotency record, one DynamoDB transaction on the
-//! embedded engine (file-backed, as `shop up` runs). Prints numbers; asserts
-//! only correctness (every order placed, stock decremented exactly).
+//! `shop bench`: order placement, the whole saga (`--saga`, on one engine
+//! or beside DynamoDB Local, or the chaos soak), the simulators (`--sim`).
+//! A saga run with a violated invariant exits 1.
 
-use crate::cli::seed;
-use crate::{Stack, StackOptions};
-use futures::StreamExt;
-use std::time::{Duration, Instant};
+use super::{Report, print};
+use shop_local::bench::{placement, saga, sim};
 
-pub struct BenchOptions {
-    pub orders: usize,
-    pub concurrency: usize,
-    /// Spend points and use a coupon on every order (more items per transaction).
-    pub full: bool,
+#[derive(clap::Args)]
+pub struct Bench {
+    /// Orders (with --sim: payments, each a checkout, a confirm, a lookup and a sink delivery).
+    #[arg(long, default_value_t = 2000)]
+    orders: usize,
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Placement only: also hold a coupon and spend points on every order.
+    #[arg(long, conflicts_with = "saga")]
+    full: bool,
+    /// The whole saga: a seeded mix of card, virtual account, points, cancels,
+    /// refunds and expiries, each order followed until every consumer is done;
+    /// the invariants are checked after the run (any violation: exit code 1).
+    #[arg(long, conflicts_with = "full")]
+    saga: bool,
+    /// The simulators alone: payments per second per tenth of the run, and their memory.
+    #[arg(long, conflicts_with_all = ["saga", "full"])]
+    sim: bool,
+    /// Seed of the saga's mix (the same seed gives the same orders).
+    #[arg(long, default_value_t = 1, requires = "saga")]
+    seed: u64,
+    /// Start at most this many orders per second (default: as fast as the shoppers go).
+    #[arg(long, requires = "saga")]
+    rate: Option<f64>,
+    /// Seconds an unpaid order stays payable in the saga run.
+    #[arg(long, default_value_t = 2, requires = "saga")]
+    order_ttl: i64,
+    /// Seconds to wait for the last order to settle after the load.
+    #[arg(long, default_value_t = 120, requires = "saga")]
+    settle_timeout: u64,
+    /// Print the report as one JSON object (--saga, --sim).
+    #[arg(long)]
+    json: bool,
+    /// dynamodb-local: the saga on the embedded engine, then on DynamoDB Local at --endpoint; both reports and the ratio.
+    #[arg(long, value_enum, default_value = "embedded", requires = "saga")]
+    engine: BenchEngine,
+    /// The DynamoDB Local endpoint for --engine dynamodb-local (e.g. $DYNAMODB_LOCAL_ENDPOINT).
+    #[arg(long, env = "DYNAMODB_LOCAL_ENDPOINT")]
+    endpoint: Option<String>,
+    /// The chaos soak: `shop up` in a child process with every fault class injected at random
+    /// (seeded by --seed), SIGKILLed and restarted --kills times during the load; then quiescence,
+    /// a DLQ redrive, and every invariant plus nothing stuck.
+    #[arg(long, requires = "saga")]
+    chaos: bool,
+    /// With --chaos: SIGKILL restarts of the stack during the load.
+    #[arg(long, default_value_t = 3, requires = "chaos")]
+    kills: usize,
+    /// With --chaos: one fault per this many milliseconds.
+    #[arg(long, default_value_t = 100, requires = "chaos")]
+    chaos_every_ms: u64,
+    /// With --chaos: after the checks, replay the whole archive and republish every event, each
+    /// twice, and require `shop dump` byte-identical before and after.
+    #[arg(long, requires = "chaos")]
+    replay_check: bool,
 }
 
-pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
-    let dir = tempfile::tempdir()?;
-    let users = opts.orders.max(1);
-    let mut catalog = String::from(r#"{"products":[{"id":"bench","name":"Bench item","price":1000,"stock":"#);
-    catalog.push_str(&format!("{}}}],\"coupons\":[", opts.orders * 2));
-    let coupons: Vec<String> = (0..users)
-        .map(|i| format!(r#"{{"id":"bc{i}","userId":"bu{i}","kind":"FIXED","value":100,"minOrderAmount":0,"expiresAt":"2099-01-01T00:00:00Z"}}"#))
-        .collect();
-    if opts.full {
-        catalog.push_str(&coupons.join(","));
-    }
-    catalog.push_str("],\"users\":[");
-    let points: Vec<String> = (0..users).map(|i| format!(r#"{{"id":"bu{i}","points":1000}}"#)).collect();
-    if opts.full {
-        catalog.push_str(&points.join(","));
-    }
-    catalog.push_str("]}");
-    let seed_start = Instant::now();
-    let stack = Stack::start(StackOptions {
-        data_dir: Some(dir.path().to_owned()),
-        seed_if_new: Some(seed::Catalog::parse(&catalog)?),
-        ..StackOptions::default()
-    })
-    .await?;
-    let seeded = seed_start.elapsed();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build()?;
-    let url = format!("{}/orders", stack.url());
-    let tokens: Vec<String> = (0..users).map(|i| stack.token(&format!("bu{i}"))).collect();
+/// The engine a saga benchmark runs on.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BenchEngine {
+    Embedded,
+    DynamodbLocal,
+}
 
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..opts.orders)
-        .map(|i| {
-            let client = client.clone();
-            let url = url.clone();
-            let token = tokens[i % tokens.len()].clone();
-            let body = if opts.full {
-                format!(r#"{{"items":[{{"productId":"bench","quantity":1}}],"couponId":"bc{i}","pointsToUse":100}}"#)
-            } else {
-                r#"{"items":[{"productId":"bench","quantity":1}]}"#.to_owned()
-            };
-            async move {
-                let t = Instant::now();
-                let resp = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("idempotency-key", format!("bench-{i}"))
-                    .body(body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(resp.status().as_u16() == 201, "order {i}: {} {}", resp.status(), resp.text().await?);
-                Ok::<_, anyhow::Error>(t.elapsed())
+impl Bench {
+    pub async fn run(self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.orders > 0 && self.concurrency > 0, "orders and concurrency must be positive");
+        if self.sim {
+            let opts = sim::SimBenchOptions { payments: self.orders, concurrency: self.concurrency };
+            return print(self.json, &sim::run(opts).await?);
+        }
+        if !self.saga {
+            let opts = placement::BenchOptions { orders: self.orders, concurrency: self.concurrency, full: self.full };
+            println!("{}", placement::run(opts).await?);
+            return Ok(());
+        }
+        let opts = saga::SagaOptions {
+            orders: self.orders,
+            concurrency: self.concurrency,
+            seed: self.seed,
+            rate: self.rate,
+            order_ttl_secs: self.order_ttl,
+            settle_timeout: std::time::Duration::from_secs(self.settle_timeout),
+            endpoint: None,
+        };
+        let ok = match (self.engine, self.endpoint) {
+            _ if self.chaos => {
+                let run = saga::chaos::ChaosRun {
+                    saga: opts,
+                    kills: self.kills,
+                    every: std::time::Duration::from_millis(self.chaos_every_ms.max(1)),
+                    replay_check: self.replay_check,
+                    exe: None,
+                };
+                let report = saga::chaos::run(run).await?;
+                print(self.json, &report)?;
+                report.ok()
             }
-        })
-        .buffer_unordered(opts.concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let elapsed = started.elapsed();
-
-    // The outbox drains behind the orders (publisher → bus → archive → queues).
-    let drain_start = Instant::now();
-    while !stack.app.store.pending_events(1).await?.is_empty() {
-        anyhow::ensure!(drain_start.elapsed() < Duration::from_secs(600), "outbox did not drain in 10 minutes");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+            (BenchEngine::Embedded, _) => {
+                let report = saga::run(opts).await?;
+                print(self.json, &report)?;
+                report.ok()
+            }
+            (BenchEngine::DynamodbLocal, Some(url)) => {
+                let both = saga::compare(opts, url).await?;
+                print(self.json, &both)?;
+                both.ok()
+            }
+            (BenchEngine::DynamodbLocal, None) => anyhow::bail!(
+                "--engine dynamodb-local needs --endpoint URL (eval \"$(infra/scripts/dynamodb-local.sh start)\" starts one)"
+            ),
+        };
+        if !ok {
+            std::process::exit(1);
+        }
+        Ok(())
     }
-    let drained = started.elapsed();
-    let left = stack.app.store.get_product(&shop_domain::ProductId::parse("bench")?).await?.map(|p| p.available);
-    anyhow::ensure!(
-        left == Some((opts.orders * 2 - opts.orders) as u64),
-        "stock is {left:?} after {} orders",
-        opts.orders
-    );
-    stack.stop().await;
+}
 
-    latencies.sort();
-    let pct = |p: f64| {
-        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies.get(idx).copied().unwrap_or_default()
-    };
-    Ok(format!(
-        "orders: {} (concurrency {}, {})\nelapsed: {:.2?}\nthroughput: {:.0} orders/s\nlatency p50 {:.2?}  p90 {:.2?}  p99 {:.2?}  max {:.2?}\noutbox drained (every OrderPlaced published) after {:.2?}: {:.0} events/s end to end\nseeding: {:.2?}\nstock check: ok",
-        opts.orders,
-        opts.concurrency,
-        if opts.full { "stock + coupon + points + ledger per order" } else { "stock only" },
-        elapsed,
-        opts.orders as f64 / elapsed.as_secs_f64(),
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        latencies.last().copied().unwrap_or_default(),
-        drained,
-        opts.orders as f64 / drained.as_secs_f64(),
-        seeded,
-    ))
+impl Report for saga::Report {
+    fn text(&self) -> String {
+        saga::Report::text(self)
+    }
+}
+
+impl Report for saga::Comparison {
+    fn text(&self) -> String {
+        saga::Comparison::text(self)
+    }
+}
+
+impl Report for saga::chaos::ChaosReport {
+    fn text(&self) -> String {
+        saga::chaos::ChaosReport::text(self)
+    }
+}
+
+impl Report for sim::SimReport {
+    fn text(&self) -> String {
+        sim::SimReport::text(self)
+    }
 }

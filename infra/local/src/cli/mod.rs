@@ -1,22 +1,170 @@
-//! What `shop` does besides running the stack: the demo catalog
-//! ([`seed`]), the benchmarks ([`bench`]: order placement; [`saga`]: the
-//! whole saga, settled and checked; [`simbench`]: the simulators alone),
-//! operations on the saga ([`ops`]: DLQs, replay, republish, timeline; the
-//! same against a deployed stack: [`stack`]) and
-//! the business state as one canonical document ([`dump`]).
+//! `shop`'s command line: one file per command, each its clap arguments
+//! and a `run` that calls the library (`shop_local`) and renders what it
+//! returned. Nothing outside this directory imports from it: it is the
+//! binary's, not the library's.
+//!
+//! What several commands share lives here: where the data is
+//! ([`DataDir`], [`StackArg`], [`open_app`], [`target`]), how a report is
+//! printed ([`Report`], [`print`]) and how a server waits for its end
+//! ([`shutdown_signal`]).
 
-pub mod bench;
-pub mod dump;
-pub mod ops;
-pub mod saga;
-pub mod seed;
-pub mod simbench;
-pub mod stack;
+mod bench;
+mod campaign;
+mod console;
+mod dlq;
+mod dump;
+mod replay;
+mod republish;
+mod seed;
+mod sim;
+mod timeline;
+mod token;
+mod up;
 
-/// The process's resident memory (Linux), in MB.
-pub fn rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 =
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kb / 1024.0)
+use clap::{Parser, Subcommand};
+use shop_app::App;
+use shop_app::config::Config;
+use shop_local::deployed::DeployedStack;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "shop", about = "The shop backend on one machine: API, store, and operations")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API on 127.0.0.1 with the embedded store (loads the demo catalog into a new data dir).
+    Up(up::Up),
+    /// Serve the saga console over a deployed stack (its table, its SQS queues) on 127.0.0.1,
+    /// read-only unless --allow-actions; prints an operator token for it.
+    Console(console::Console),
+    /// Print a development JWT for a user.
+    Token(token::Token),
+    /// Measure the local stack (file-backed): order placement, or with --saga the whole saga, settled and checked,
+    /// or with --sim the PG simulator and the data-platform sink alone.
+    Bench(bench::Bench),
+    /// Dead-letter queues of the consumers.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::Dlq,
+    },
+    /// Re-deliver archived events (as an EventBridge replay: events carry `replay-name`).
+    Replay(replay::Replay),
+    /// Publish outbox events again (consumers dedupe by event id): those written since a time,
+    /// or with --from-failure-queue the windows of the stream publisher's OnFailure records.
+    Republish(republish::Republish),
+    /// The business state as one canonical JSON document (sorted; byte-identical for the same state):
+    /// orders, payments, stock, coupons, points and ledgers, and with a data dir the PG simulator's
+    /// payments and the data platform's deliveries by event id.
+    Dump(dump::Dump),
+    /// An order's saga: its events and every consumer's outcome.
+    Timeline(timeline::Timeline),
+    /// Load products, coupons and users from a catalog file (format: docs/local.md).
+    Seed(seed::Seed),
+    /// Run only the PG simulator and the data-platform sink, for a stack deployed elsewhere.
+    Sim(sim::Sim),
+    /// First-come coupon campaigns, from the command line (the API's
+    /// operator route is `POST /campaigns`).
+    Campaign {
+        #[command(subcommand)]
+        command: campaign::Campaign,
+    },
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Up(c) => c.run().await,
+            Command::Console(c) => c.run().await,
+            Command::Token(c) => c.run(),
+            Command::Bench(c) => c.run().await,
+            Command::Dlq { command } => command.run().await,
+            Command::Replay(c) => c.run().await,
+            Command::Republish(c) => c.run().await,
+            Command::Dump(c) => c.run().await,
+            Command::Timeline(c) => c.run().await,
+            Command::Seed(c) => c.run().await,
+            Command::Sim(c) => c.run().await,
+            Command::Campaign { command } => command.run().await,
+        }
+    }
+}
+
+/// Where the local stack keeps its data: one argument for every command.
+#[derive(clap::Args)]
+struct DataDir {
+    /// The local stack's data directory (the embedded store, the simulators' state).
+    #[arg(long = "data-dir", default_value = ".shop-data", env = "SHOP_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+/// A deployed stack to operate instead of the data dir.
+#[derive(clap::Args)]
+struct StackArg {
+    /// The CloudFormation stack (e.g. `shop` from samconfig.toml): its queues, archive and table
+    /// are read from its outputs; credentials, region and endpoint from the usual AWS chain.
+    #[arg(id = "stack", long = "stack", value_name = "NAME", env = "SHOP_STACK")]
+    name: Option<String>,
+}
+
+impl StackArg {
+    async fn resolve(&self) -> anyhow::Result<Option<DeployedStack>> {
+        match &self.name {
+            Some(n) => Ok(Some(DeployedStack::resolve(n).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The deployed stack's table when `table` is given, else the local data dir.
+async fn target(data_dir: &Path, table: Option<&str>) -> anyhow::Result<App> {
+    match table {
+        Some(t) => shop_app::adapters::aws::app_for_table(t).await,
+        None => open_app(data_dir).await,
+    }
+}
+
+/// The app on an existing data dir (`shop up` made it).
+async fn open_app(data_dir: &Path) -> anyhow::Result<App> {
+    anyhow::ensure!(data_dir.join("shop.db").exists(), "no data in {} (start `shop up` first)", data_dir.display());
+    Ok(shop_local::open(Some(data_dir), Config::default(), None, None).await?.1)
+}
+
+/// What a command prints: the value as JSON with `--json`, else its text.
+trait Report: serde::Serialize {
+    fn text(&self) -> String;
+}
+
+fn print(json: bool, report: &impl Report) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_value(report)?);
+    } else {
+        println!("{}", report.text());
+    }
+    Ok(())
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
 }

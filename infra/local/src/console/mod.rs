@@ -42,7 +42,7 @@ pub struct ConsoleState {
     /// Verifies operator tokens (the stack's JWT secret).
     pub jwt_secret: String,
     /// A deployed stack (`shop console --stack`): its queues are SQS's.
-    pub stack: Option<Arc<crate::cli::stack::DeployedStack>>,
+    pub stack: Option<Arc<crate::deployed::DeployedStack>>,
     /// Whether actions (redrive, replay, republish, faults) may run; a
     /// deployed stack's console is read-only unless `--allow-actions`.
     pub allow_actions: bool,
@@ -89,7 +89,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
 /// table through the app, its SQS queues), on loopback. Returns the
 /// address it listens on and the server's task (it stops when `stop` fires).
 pub async fn serve_deployed(
-    stack: crate::cli::stack::DeployedStack,
+    stack: crate::deployed::DeployedStack,
     port: u16,
     allow_actions: bool,
     jwt_secret: String,

@@ -5,8 +5,8 @@
 use shop_domain::OrderId;
 
 use super::ConsoleState;
-use crate::cli::ops::{self, CONSUMERS, DlqEntry};
 use crate::emulate::queue::{Queues, dlq_of};
+use crate::ops::{self, CONSUMERS, DlqEntry};
 
 /// DLQ messages read per consumer (a peek: nothing is consumed).
 pub const PEEK: usize = 20;
@@ -51,7 +51,7 @@ pub async fn states(state: &ConsoleState) -> anyhow::Result<Vec<QueueState>> {
             Some(stack) => {
                 let (visible, in_flight) = stack.queue_depth(c, false).await?;
                 let (dead_visible, dead_in_flight) = stack.queue_depth(c, true).await?;
-                let dead = crate::cli::stack::dlq_list(stack, Some(c), PEEK).await?;
+                let dead = crate::deployed::dlq_list(stack, Some(c), PEEK).await?;
                 let oldest = dead.iter().filter_map(|d| shop_domain::Timestamp::parse_rfc3339(&d.sent_at)).min();
                 QueueState {
                     consumer: c,
@@ -108,7 +108,7 @@ pub async fn depths(state: &ConsoleState) -> anyhow::Result<Vec<(String, Depth)>
 /// Moves a consumer's DLQ back to its queue; answers how many moved.
 pub async fn redrive(state: &ConsoleState, consumer: &str) -> anyhow::Result<u64> {
     match &state.stack {
-        Some(stack) => Ok(crate::cli::stack::dlq_redrive(stack, consumer).await?.moved),
+        Some(stack) => Ok(crate::deployed::dlq_redrive(stack, consumer).await?.moved),
         None => Ok(ops::dlq_redrive(&state.app, consumer).await? as u64),
     }
 }

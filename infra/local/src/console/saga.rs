@@ -97,13 +97,14 @@ pub async fn load(
     sink: Option<&Sink>,
     id: &OrderId,
 ) -> anyhow::Result<Option<OrderSaga>> {
-    let Some(order) = app.store.get_order(id).await? else { return Ok(None) };
-    let events = app.store.events_of(id).await?;
-    let outcomes = app.store.outcomes_of(id).await?;
+    let Some(order) = app.store.orders().get(id).await? else { return Ok(None) };
+    let events = app.store.outbox().events_of(id).await?;
+    let outcomes = app.store.saga().outcomes_of(id).await?;
     // The user's ledger from the order's placement on: its rows, not the
     // user's whole history.
     let ledger: Vec<LedgerEntry> = app
         .store
+        .points()
         .ledger_between(&order.user_id, order.created_at, app.clock.now().plus_secs(60))
         .await?
         .into_iter()

@@ -7,10 +7,11 @@
 
 use crate::emulate::queue::{archive_item, new_message};
 use crate::emulate::rules::{Rules, consumers_for};
-use serde_json::{Value, json};
+use serde_json::Value;
 use shop_app::clock::Clock;
 use shop_app::ports::{BusEntry, EntryResult, EventBus};
 use shop_domain::Timestamp;
+use shop_domain::envelope::BusEvent;
 use shop_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -27,24 +28,22 @@ pub struct LocalBus {
     enqueued: tokio::sync::watch::Sender<u64>,
 }
 
-/// The EventBridge event a rule target receives.
+/// The EventBridge event a rule target receives ([`BusEvent`], as JSON: the
+/// rules match on it, the queues carry it).
 pub fn envelope(id: &str, entry: &BusEntry, time: &str, replay_name: Option<&str>) -> Value {
-    let detail: Value = serde_json::from_str(&entry.detail).unwrap_or(Value::Null);
-    let mut e = json!({
-        "version": "0",
-        "id": id,
-        "detail-type": entry.detail_type,
-        "source": entry.source,
-        "account": "000000000000",
-        "time": time,
-        "region": "local",
-        "resources": [],
-        "detail": detail,
-    });
-    if let (Some(name), Some(obj)) = (replay_name, e.as_object_mut()) {
-        obj.insert("replay-name".into(), name.into());
-    }
-    e
+    let event = BusEvent {
+        version: "0".into(),
+        id: id.to_owned(),
+        detail_type: entry.detail_type.clone(),
+        source: entry.source.clone(),
+        account: "000000000000".into(),
+        time: time.to_owned(),
+        region: "local".into(),
+        resources: vec![],
+        detail: serde_json::from_str::<Value>(&entry.detail).unwrap_or(Value::Null),
+        replay_name: replay_name.map(str::to_owned),
+    };
+    serde_json::to_value(event).unwrap_or(Value::Null)
 }
 
 impl LocalBus {

@@ -7,3 +7,4 @@ pub mod bus;
 pub mod queue;
 pub mod rules;
 pub mod runner;
+pub mod schedules;

@@ -16,12 +16,12 @@ use crate::emulate::bus::LocalBus;
 use crate::emulate::queue::{Message, Queues, dlq_of};
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord, StreamViewType};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use serde_json::json;
 use shop_app::App;
 use shop_app::clock::{Clock, SystemClock};
 use shop_app::events::consumers::Consumer;
+use shop_app::events::publisher::Publisher;
 use shop_app::obs::telemetry;
-use shop_store::entities::StoredEvent;
+use shop_store::outbox::StoredEvent;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument as _;
@@ -67,31 +67,16 @@ enum Work {
     Consume(usize),
 }
 
-/// A DynamoDB stream INSERT record of an outbox item, as Lambda receives it.
+/// A DynamoDB stream INSERT record of an outbox item, as Lambda receives
+/// it: its new image is the item, written by the store's outbox codec.
 pub fn stream_record(e: &StoredEvent, sequence: u64) -> anyhow::Result<EventRecord> {
-    // The images are DynamoDB JSON, as the stream carries them.
-    let mut image = json!({
-        "pk": {"S": e.pk}, "sk": {"S": e.sk}, "type": {"S": "EVENT"},
-        "eventId": {"S": e.event_id}, "source": {"S": e.source}, "detailType": {"S": e.detail_type},
-        "detail": {"S": e.detail}, "occurredAt": {"N": e.occurred_at.millis().to_string()},
-        "outboxShard": {"S": "pending"},
-    });
-    // The saga statistics' attributes, when the item has them (as NEW_IMAGE would).
-    if let Some(m) = image.as_object_mut() {
-        for (name, v) in [("statusFrom", &e.status_from), ("statusTo", &e.status_to)] {
-            if let Some(v) = v {
-                m.insert(name.into(), json!({"S": v}));
-            }
-        }
-        if let Some(at) = e.placed_at {
-            m.insert("placedAt".into(), json!({"N": at.millis().to_string()}));
-        }
-    }
     let mut change = StreamRecord::default();
     change.approximate_creation_date_time =
         chrono::DateTime::from_timestamp_millis(e.occurred_at.millis()).unwrap_or_default();
-    change.keys = serde_json::from_value(json!({"pk": {"S": e.pk}, "sk": {"S": e.sk}}))?;
-    change.new_image = serde_json::from_value(image)?;
+    change.keys = serde_json::from_value(shop_store::outbox::codec::stream_keys(e))?;
+    // The image of the write that made it pending: its insert, or a republish.
+    let written = StoredEvent { pending: true, ..e.clone() };
+    change.new_image = serde_json::from_value(shop_store::outbox::codec::stream_image(&written))?;
     change.sequence_number = Some(format!("{sequence:021}"));
     change.size_bytes = i64::try_from(e.detail.len() + 200).unwrap_or(i64::MAX);
     change.stream_view_type = Some(StreamViewType::NewImage);
@@ -137,7 +122,7 @@ impl Runner {
 
     /// One publisher pass; returns how many events went out.
     pub async fn publish_once(&self) -> anyhow::Result<usize> {
-        let pending = self.emulation.pending_events(25).await?;
+        let pending = self.emulation.outbox().pending(25).await?;
         if pending.is_empty() {
             return Ok(0);
         }
@@ -149,9 +134,8 @@ impl Runner {
             .map(|(i, e)| stream_record(e, base + i as u64))
             .collect::<anyhow::Result<_>>()?;
         let invocation = telemetry::invocation_span("stream-publisher", &telemetry::new_request_id());
-        let (_, report) = shop_app::events::publisher::publish_stream(&self.app, self.bus.as_ref(), event)
-            .instrument(invocation)
-            .await;
+        let publisher = Publisher { bus: self.bus.clone() };
+        let (_, report) = publisher.publish(&self.app, event).instrument(invocation).await;
         Ok(report.published)
     }
 

@@ -2,10 +2,11 @@
 //!
 //! Input is a DynamoDB stream batch (in AWS from the table's stream; locally
 //! built from the `pendingOutbox` index in the same shape). A record is
-//! published when its new image is an outbox EVENT item that is still
-//! pending — an INSERT, or a MODIFY that made it pending again
-//! (`shop republish`); everything else is skipped here even if the event
-//! source mapping's filter let it through. Entries go out in PutEvents calls
+//! published when its new image is an outbox item that is still pending —
+//! an INSERT, or a MODIFY that made it pending again (`shop republish`);
+//! everything else is skipped here even if the event source mapping's
+//! filter let it through. The image is read by the store's outbox codec
+//! (`shop_store::outbox::codec`), the one place that knows its format. Entries go out in PutEvents calls
 //! of ≤ 10 entries and ≤ 256 KB; entries the bus refused
 //! (`FailedEntryCount`) are resent alone, with backoff; whatever still fails
 //! is reported per record (`batchItemFailures`) and the rest of the batch
@@ -17,6 +18,8 @@ use crate::ports::{self as bus, BusEntry, EntryResult, EventBus};
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use serde_json::Value;
+use shop_store::outbox::{StoredEvent, codec};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// PutEvents attempts per entry within one invocation.
@@ -30,9 +33,42 @@ struct Pending {
     sk: String,
     entry: BusEntry,
     /// When the event was committed (the app's clock), for the outbox age.
-    occurred_at: Option<i64>,
+    occurred_at: i64,
     /// What the saga statistics count at its first publication.
-    stats: Option<crate::obs::stats::Published>,
+    stats: crate::obs::stats::Published,
+}
+
+impl Pending {
+    /// The bus entry of a stored event, in the trace of the write that
+    /// caused it (PutEvents' TraceHeader, X-Ray's format; EventBridge hands
+    /// it on to SQS).
+    fn of(e: StoredEvent, sequence: String) -> Pending {
+        let traceparent = serde_json::from_str::<Value>(&e.detail)
+            .ok()
+            .and_then(|d| d.get("traceparent").and_then(Value::as_str).map(str::to_owned));
+        let aggregate = shop_store::keys::aggregate_of(&e.pk).to_owned();
+        Pending {
+            sequence,
+            order_id: e.order_id.clone().unwrap_or_default(),
+            occurred_at: e.occurred_at.millis(),
+            stats: crate::obs::stats::Published {
+                detail_type: e.detail_type.clone(),
+                aggregate,
+                occurred_at: e.occurred_at,
+                status_from: e.status_from,
+                status_to: e.status_to,
+                placed_at: e.placed_at,
+            },
+            entry: BusEntry {
+                source: e.source,
+                detail_type: e.detail_type,
+                detail: e.detail,
+                trace_header: traceparent.as_deref().and_then(crate::obs::trace::xray_header),
+            },
+            pk: e.pk,
+            sk: e.sk,
+        }
+    }
 }
 
 /// The business metric an event counts, by its detail type: the saga's
@@ -51,10 +87,6 @@ fn business_metric(detail_type: &str) -> Option<&'static str> {
     })
 }
 
-fn s<'a>(image: &'a Value, name: &str) -> Option<&'a str> {
-    image.get(name).and_then(|v| v.get("S")).and_then(|v| v.as_str())
-}
-
 /// What one invocation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PublishReport {
@@ -64,67 +96,39 @@ pub struct PublishReport {
     pub resent: usize,
 }
 
+/// The stream publisher. Its port, the bus, is given when it is built —
+/// as the app is given the PG and the analytics consumer the data
+/// platform (docs/adr/0018): nothing hands a port to a call.
+#[derive(Clone)]
+pub struct Publisher {
+    pub bus: Arc<dyn EventBus>,
+}
+
+impl Publisher {
+    /// Publishes one stream batch (see the module's docs).
+    pub async fn publish(&self, app: &App, event: StreamEvent) -> (DynamoDbEventResponse, PublishReport) {
+        publish_stream(app, self.bus.as_ref(), event).await
+    }
+}
+
 #[tracing::instrument(skip_all, fields(records = event.records.len()))]
-pub async fn publish_stream(
-    app: &App,
-    bus: &dyn EventBus,
-    event: StreamEvent,
-) -> (DynamoDbEventResponse, PublishReport) {
+async fn publish_stream(app: &App, bus: &dyn EventBus, event: StreamEvent) -> (DynamoDbEventResponse, PublishReport) {
     let mut report = PublishReport::default();
     let mut failures: Vec<String> = Vec::new();
     let mut work: Vec<Pending> = Vec::new();
     for record in event.records {
         let sequence = record.change.sequence_number.clone().unwrap_or_default();
         let image = serde_json::to_value(&record.change.new_image).unwrap_or(Value::Null);
-        let publishable = matches!(record.event_name.as_str(), "INSERT" | "MODIFY")
-            && s(&image, "type") == Some("EVENT")
-            && s(&image, "outboxShard").is_some();
-        if !publishable {
-            report.skipped += 1;
-            continue;
-        }
-        match (s(&image, "pk"), s(&image, "sk"), s(&image, "source"), s(&image, "detailType"), s(&image, "detail")) {
-            (Some(pk), Some(sk), Some(source), Some(detail_type), Some(detail)) => {
-                // The trace of the write that caused the event, as PutEvents'
-                // TraceHeader (X-Ray's format; EventBridge hands it on to SQS).
-                let parsed = serde_json::from_str::<Value>(detail).ok();
-                let field = |name: &str| parsed.as_ref().and_then(|d| d.get(name)).and_then(Value::as_str);
-                let trace_header = field("traceparent").and_then(crate::obs::trace::xray_header);
-                let order_id = field("orderId").unwrap_or_default().to_owned();
-                let number = |name: &str| {
-                    image
-                        .get(name)
-                        .and_then(|v| v.get("N"))
-                        .and_then(|v| v.as_str())
-                        .and_then(|v| v.parse::<i64>().ok())
-                };
-                let occurred_at = number("occurredAt");
-                let stats = occurred_at.map(|at| crate::obs::stats::Published {
-                    detail_type: detail_type.to_owned(),
-                    aggregate: shop_store::keys::aggregate_of(pk).to_owned(),
-                    occurred_at: shop_domain::Timestamp::from_millis(at),
-                    status_from: s(&image, "statusFrom").map(str::to_owned),
-                    status_to: s(&image, "statusTo").map(str::to_owned),
-                    placed_at: number("placedAt").map(shop_domain::Timestamp::from_millis),
-                });
-                work.push(Pending {
-                    order_id,
-                    occurred_at,
-                    stats,
-                    sequence,
-                    pk: pk.to_owned(),
-                    sk: sk.to_owned(),
-                    entry: BusEntry {
-                        source: source.to_owned(),
-                        detail_type: detail_type.to_owned(),
-                        detail: detail.to_owned(),
-                        trace_header,
-                    },
-                })
-            }
-            _ => {
+        let stored = match record.event_name.as_str() {
+            "INSERT" | "MODIFY" => codec::from_stream_image(&image),
+            _ => Ok(None),
+        };
+        match stored {
+            Ok(Some(e)) => work.push(Pending::of(e, sequence)),
+            Ok(None) => report.skipped += 1,
+            Err(e) => {
                 // Never drop it silently: after the retries it reaches the OnFailure destination.
-                tracing::error!(%sequence, "outbox item without source/detailType/detail");
+                tracing::error!(%sequence, error = %e, "a pending outbox item that does not decode");
                 failures.push(sequence);
             }
         }
@@ -169,9 +173,10 @@ pub async fn publish_stream(
     let mut first_published = Vec::new();
     for i in &accepted {
         let Some(w) = work.get(*i) else { continue };
-        if let Some(at) = w.occurred_at {
-            crate::obs::metrics::observe_ms(crate::obs::metrics::OUTBOX_AGE, now.saturating_sub(at).max(0) as f64);
-        }
+        crate::obs::metrics::observe_ms(
+            crate::obs::metrics::OUTBOX_AGE,
+            now.saturating_sub(w.occurred_at).max(0) as f64,
+        );
         if let Some(metric) = business_metric(&w.entry.detail_type) {
             app.count(metric, 1);
         }
@@ -187,8 +192,8 @@ pub async fn publish_stream(
         // Published; leaving the pending index is bookkeeping. If it fails
         // the event goes out once more later, which consumers absorb. The
         // saga statistics count the event at its first publication only.
-        match app.store.mark_published(&w.pk, &w.sk, app.clock.now()).await {
-            Ok(true) => first_published.extend(w.stats.clone()),
+        match app.store.outbox().mark_published(&w.pk, &w.sk, app.clock.now()).await {
+            Ok(true) => first_published.push(w.stats.clone()),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, pk = %w.pk, sk = %w.sk, "could not clear pending"),
         }

@@ -81,7 +81,7 @@ fn campaign_not_found() -> Problem {
 pub async fn get_campaign(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     http::serve("get_campaign", req, |req, ctx| async move {
         let id = campaign_param(&req)?;
-        let campaign = app.store.get_campaign(&id).await.map_err(http::internal)?.ok_or_else(campaign_not_found)?;
+        let campaign = app.store.campaigns().get(&id).await.map_err(http::internal)?.ok_or_else(campaign_not_found)?;
         Ok(http::cacheable(&req, &CampaignView::of(&campaign, app.clock.now()), CACHE_CONTROL, &ctx))
     })
     .await
@@ -253,31 +253,33 @@ async fn claim_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respons
                 tracing::info!(reason = %e, "claim refused");
             }
             idempotency::release(app, &lock).await;
-            Err(problem(&e))
+            Err(Problem::from(&e))
         }
     }
 }
 
-fn problem(e: &ClaimError) -> Problem {
-    let detail = e.to_string();
-    match e {
-        ClaimError::UnknownCampaign(_) => campaign_not_found(),
-        ClaimError::Refused(r) => match r {
-            ClaimRefused::NotStarted { starts_at, .. } => {
-                Problem::new(409, "campaign-not-started", "Campaign not started", detail)
-                    .with("startsAt", starts_at.to_rfc3339())
-            }
-            ClaimRefused::Ended { ends_at, .. } => {
-                Problem::new(409, "campaign-ended", "Campaign ended", detail).with("endsAt", ends_at.to_rfc3339())
-            }
-            ClaimRefused::SoldOut { total, .. } => {
-                Problem::new(409, "campaign-sold-out", "Campaign sold out", detail).with("total", *total)
-            }
-            ClaimRefused::AlreadyClaimed { .. } => {
-                Problem::new(409, "campaign-already-claimed", "Already claimed", detail)
-            }
-        },
-        ClaimError::Contention(c) => http::contention(*c, "too many concurrent claims; retry"),
-        ClaimError::Unexpected(_) => Problem::internal(),
+impl From<&ClaimError> for Problem {
+    fn from(e: &ClaimError) -> Problem {
+        let detail = e.to_string();
+        match e {
+            ClaimError::UnknownCampaign(_) => campaign_not_found(),
+            ClaimError::Refused(r) => match r {
+                ClaimRefused::NotStarted { starts_at, .. } => {
+                    Problem::new(409, "campaign-not-started", "Campaign not started", detail)
+                        .with("startsAt", starts_at.to_rfc3339())
+                }
+                ClaimRefused::Ended { ends_at, .. } => {
+                    Problem::new(409, "campaign-ended", "Campaign ended", detail).with("endsAt", ends_at.to_rfc3339())
+                }
+                ClaimRefused::SoldOut { total, .. } => {
+                    Problem::new(409, "campaign-sold-out", "Campaign sold out", detail).with("total", *total)
+                }
+                ClaimRefused::AlreadyClaimed { .. } => {
+                    Problem::new(409, "campaign-already-claimed", "Already claimed", detail)
+                }
+            },
+            ClaimError::Contention(c) => http::contention(*c, "too many concurrent claims; retry"),
+            ClaimError::Unexpected(_) => Problem::internal(),
+        }
     }
 }

@@ -45,7 +45,7 @@ pub async fn list_products(app: &App, req: Request) -> Result<Response<Body>, la
             Some(c) => Some(ProductId::parse(c).map_err(|_| Problem::bad_request("cursor is not a catalog position"))?),
             None => None,
         };
-        let (products, next) = app.store.catalog_page(page.limit, after.as_ref()).await.map_err(http::internal)?;
+        let (products, next) = app.store.catalog().page(page.limit, after.as_ref()).await.map_err(http::internal)?;
         let body = ProductPage {
             products: products.iter().map(ProductView::from).collect(),
             next_cursor: next.map(|id| http::encode_cursor(id.as_str())),
@@ -60,7 +60,7 @@ pub async fn get_product(app: &App, req: Request) -> Result<Response<Body>, lamb
     http::serve("get_product", req, |req, ctx| async move {
         let not_found = || Problem::not_found("product-not-found", "Product not found", "no such product");
         let id = http::path_param(&req, "productId").and_then(|s| ProductId::parse(s).ok()).ok_or_else(not_found)?;
-        let product = app.store.get_product(&id).await.map_err(http::internal)?.ok_or_else(not_found)?;
+        let product = app.store.catalog().product(&id).await.map_err(http::internal)?.ok_or_else(not_found)?;
         Ok(http::cacheable(&req, &ProductView::from(&product), CACHE_CONTROL, &ctx))
     })
     .await

@@ -39,8 +39,12 @@ pub async fn admit(
 ) -> Result<Admission, Problem> {
     let hash = payload_hash(payload);
     let now = app.clock.now();
-    let claim =
-        app.store.idem_claim(scope, key.as_str(), &hash, now, app.config.idempotency).await.map_err(http::internal)?;
+    let claim = app
+        .store
+        .idempotency()
+        .claim(scope, key.as_str(), &hash, now, app.config.idempotency)
+        .await
+        .map_err(http::internal)?;
     match claim {
         Claim::Acquired(lock) => Ok(Admission::Run(lock)),
         Claim::Replay(stored) => {
@@ -65,7 +69,7 @@ pub async fn admit(
 
 /// Nothing was written: frees the key so the client can retry with it.
 pub async fn release(app: &App, lock: &IdemLock) {
-    if let Err(e) = app.store.idem_release(lock).await {
+    if let Err(e) = app.store.idempotency().release(lock).await {
         tracing::warn!(error = %e, "could not release idempotency record");
     }
 }

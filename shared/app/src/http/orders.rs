@@ -5,11 +5,12 @@
 use crate::App;
 use crate::http::idempotency::{self, Admission};
 use crate::http::{self, Problem, RequestCtx};
+use crate::usecases::cancel::{CancelError, cancel_order as cancel};
 use crate::usecases::place_order::{NewOrder, PlaceOrderError, place_order};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shop_domain::order::{self, PlaceError};
-use shop_domain::{CouponId, Money, Order, ProductId, Quantity, coupon::CouponError};
+use shop_domain::{CouponId, Money, Order, OrderError, ProductId, Quantity, coupon::CouponError};
 use shop_store::OrderPosition;
 use shop_store::idempotency::StoredResponse;
 
@@ -74,18 +75,17 @@ impl CreateOrder {
     }
 }
 
-impl PlaceOrderError {
-    pub fn problem(&self) -> Problem {
-        match self {
+impl From<&PlaceOrderError> for Problem {
+    fn from(e: &PlaceOrderError) -> Problem {
+        match e {
             PlaceOrderError::UnknownProduct(p) => {
-                Problem::not_found("product-not-found", "Product not found", self.to_string())
+                Problem::not_found("product-not-found", "Product not found", e.to_string())
                     .with("productId", p.as_str())
             }
             PlaceOrderError::UnknownCoupon(c) => {
-                Problem::not_found("coupon-not-found", "Coupon not found", self.to_string())
-                    .with("couponId", c.as_str())
+                Problem::not_found("coupon-not-found", "Coupon not found", e.to_string()).with("couponId", c.as_str())
             }
-            PlaceOrderError::Rejected(e) => place_problem(e),
+            PlaceOrderError::Rejected(e) => Problem::from(e),
             PlaceOrderError::Contention(c) => {
                 http::contention(*c, "too many concurrent changes to the same items; retry")
             }
@@ -94,46 +94,48 @@ impl PlaceOrderError {
     }
 }
 
-fn place_problem(e: &PlaceError) -> Problem {
-    let detail = e.to_string();
-    match e {
-        PlaceError::NoItems | PlaceError::TooManyLines { .. } | PlaceError::DuplicateProduct(_) => {
-            Problem::bad_request(detail)
-        }
-        PlaceError::InsufficientStock { product, requested, available } => {
-            Problem::new(409, "insufficient-stock", "Insufficient stock", detail)
-                .with("productId", product.as_str())
-                .with("requested", *requested)
-                .with("available", *available)
-        }
-        PlaceError::Coupon(c) => match c {
-            CouponError::NotAvailable { id, status } | CouponError::OtherOrder { id, status } => {
-                Problem::new(409, "coupon-unavailable", "Coupon unavailable", detail)
-                    .with("couponId", id.as_str())
-                    .with("couponStatus", *status)
+impl From<&PlaceError> for Problem {
+    fn from(e: &PlaceError) -> Problem {
+        let detail = e.to_string();
+        match e {
+            PlaceError::NoItems | PlaceError::TooManyLines { .. } | PlaceError::DuplicateProduct(_) => {
+                Problem::bad_request(detail)
             }
-            CouponError::NotOwned(id) => {
-                Problem::new(422, "coupon-not-owned", "Coupon not owned", detail).with("couponId", id.as_str())
+            PlaceError::InsufficientStock { product, requested, available } => {
+                Problem::new(409, "insufficient-stock", "Insufficient stock", detail)
+                    .with("productId", product.as_str())
+                    .with("requested", *requested)
+                    .with("available", *available)
             }
-            CouponError::Expired(id) => {
-                Problem::new(422, "coupon-expired", "Coupon expired", detail).with("couponId", id.as_str())
+            PlaceError::Coupon(c) => match c {
+                CouponError::NotAvailable { id, status } | CouponError::OtherOrder { id, status } => {
+                    Problem::new(409, "coupon-unavailable", "Coupon unavailable", detail)
+                        .with("couponId", id.as_str())
+                        .with("couponStatus", *status)
+                }
+                CouponError::NotOwned(id) => {
+                    Problem::new(422, "coupon-not-owned", "Coupon not owned", detail).with("couponId", id.as_str())
+                }
+                CouponError::Expired(id) => {
+                    Problem::new(422, "coupon-expired", "Coupon expired", detail).with("couponId", id.as_str())
+                }
+                CouponError::BelowMinimum { id, min, .. } => {
+                    Problem::new(422, "coupon-minimum-not-met", "Order below the coupon's minimum", detail)
+                        .with("couponId", id.as_str())
+                        .with("minOrderAmount", min.won())
+                }
+                CouponError::Invalid(_) => Problem::new(422, "coupon-invalid", "Coupon invalid", detail),
+            },
+            PlaceError::Points(shop_domain::points::PointsError::Insufficient { balance, .. }) => {
+                Problem::new(409, "insufficient-points", "Insufficient points", detail).with("balance", balance.won())
             }
-            CouponError::BelowMinimum { id, min, .. } => {
-                Problem::new(422, "coupon-minimum-not-met", "Order below the coupon's minimum", detail)
-                    .with("couponId", id.as_str())
-                    .with("minOrderAmount", min.won())
+            PlaceError::Points(shop_domain::points::PointsError::Overflow) | PlaceError::AmountOverflow => {
+                Problem::new(422, "amount-too-large", "Amount too large", detail)
             }
-            CouponError::Invalid(_) => Problem::new(422, "coupon-invalid", "Coupon invalid", detail),
-        },
-        PlaceError::Points(shop_domain::points::PointsError::Insufficient { balance, .. }) => {
-            Problem::new(409, "insufficient-points", "Insufficient points", detail).with("balance", balance.won())
-        }
-        PlaceError::Points(shop_domain::points::PointsError::Overflow) | PlaceError::AmountOverflow => {
-            Problem::new(422, "amount-too-large", "Amount too large", detail)
-        }
-        PlaceError::PointsExceedAmount { payable, .. } => {
-            Problem::new(422, "points-exceed-amount", "Points exceed the amount to pay", detail)
-                .with("payable", payable.won())
+            PlaceError::PointsExceedAmount { payable, .. } => {
+                Problem::new(422, "points-exceed-amount", "Points exceed the amount to pay", detail)
+                    .with("payable", payable.won())
+            }
         }
     }
 }
@@ -227,7 +229,7 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
                 tracing::info!(reason = %e, "order refused");
             }
             idempotency::release(app, &lock).await;
-            Err(e.problem())
+            Err(Problem::from(&e))
         }
     }
 }
@@ -272,12 +274,64 @@ pub async fn list_orders(app: &App, req: Request) -> Result<Response<Body>, lamb
             None => None,
         };
         let (orders, next) =
-            app.store.orders_page(&user, status, page.limit, after.as_ref()).await.map_err(http::internal)?;
+            app.store.orders().page(&user, status, page.limit, after.as_ref()).await.map_err(http::internal)?;
         let body = serde_json::json!({
             "orders": orders.iter().map(OrderView::from).collect::<Vec<_>>(),
             "nextCursor": next.map(|p| http::encode_cursor(&p.0)),
         });
         Ok(http::json(200, &body, &ctx))
+    })
+    .await
+}
+
+/// The domain's refusals of an order's transition (a payment, a cancel), as problems.
+impl From<&OrderError> for Problem {
+    fn from(e: &OrderError) -> Problem {
+        match e {
+            OrderError::PaymentInProgress => Problem::new(
+                409,
+                "payment-in-progress",
+                "Payment in progress",
+                "a payment for this order is being confirmed",
+            ),
+            OrderError::PastExpiry(_) => Problem::new(409, "order-expired", "Order expired", e.to_string()),
+            OrderError::AmountMismatch { expected, .. } => {
+                Problem::new(422, "amount-mismatch", "Amount mismatch", e.to_string()).with("amountDue", expected.won())
+            }
+            OrderError::IllegalTransition { status, .. } => {
+                Problem::new(409, "order-not-payable", "Order not in a payable state", e.to_string())
+                    .with("orderStatus", status.as_str())
+            }
+            OrderError::NotYetExpired(_) => Problem::new(409, "conflict", "Conflict", e.to_string()),
+            OrderError::AmountOverflow => Problem::new(422, "amount-too-large", "Amount too large", e.to_string()),
+        }
+    }
+}
+
+impl From<&CancelError> for Problem {
+    fn from(e: &CancelError) -> Problem {
+        match e {
+            CancelError::NotFound => http::order_not_found(),
+            CancelError::Refused(e @ OrderError::IllegalTransition { status, .. }) => {
+                Problem::new(409, "order-not-cancellable", "Order cannot be cancelled", e.to_string())
+                    .with("orderStatus", status.as_str())
+            }
+            CancelError::Refused(other) => Problem::from(other),
+            CancelError::Contention(c) => http::contention(*c, "the order kept changing; retry"),
+            CancelError::Unexpected(err) => http::internal(err),
+        }
+    }
+}
+
+/// `POST /orders/{orderId}/cancel`: before payment the order is CANCELLED
+/// and its stock and points come back; after payment it becomes
+/// REFUND_PENDING and compensation refunds it.
+pub async fn cancel_order(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    http::serve("cancel_order", req, |req, ctx: RequestCtx| async move {
+        let user = http::caller(&req)?;
+        let id = http::order_id_param(&req)?;
+        let order = cancel(app, &user, &id, &ctx.correlation_id).await.map_err(|e| Problem::from(&e))?;
+        Ok(http::json(200, &OrderView::from(&order), &ctx))
     })
     .await
 }

@@ -5,13 +5,12 @@
 
 use crate::App;
 use crate::http::orders::OrderView;
-use crate::http::{self, Problem, RequestCtx};
-use crate::usecases::cancel::{CancelError, cancel_order as cancel};
+use crate::http::{self, Problem};
 use crate::usecases::confirm_payment::{Confirm, ConfirmError, Confirmed, confirm_payment as confirm};
 use crate::usecases::pay_with_points::{PayWithPointsError, pay_with_points as pay_points};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shop_domain::{Money, OrderError, OrderId, PaymentKey};
+use shop_domain::{Money, OrderId, PaymentKey};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -27,28 +26,6 @@ struct PointsBody {
     order_id: OrderId,
 }
 
-/// The domain's refusals of a payment, as problems.
-fn order_problem(e: &OrderError) -> Problem {
-    match e {
-        OrderError::PaymentInProgress => Problem::new(
-            409,
-            "payment-in-progress",
-            "Payment in progress",
-            "a payment for this order is being confirmed",
-        ),
-        OrderError::PastExpiry(_) => Problem::new(409, "order-expired", "Order expired", e.to_string()),
-        OrderError::AmountMismatch { expected, .. } => {
-            Problem::new(422, "amount-mismatch", "Amount mismatch", e.to_string()).with("amountDue", expected.won())
-        }
-        OrderError::IllegalTransition { status, .. } => {
-            Problem::new(409, "order-not-payable", "Order not in a payable state", e.to_string())
-                .with("orderStatus", status.as_str())
-        }
-        OrderError::NotYetExpired(_) => Problem::new(409, "conflict", "Conflict", e.to_string()),
-        OrderError::AmountOverflow => Problem::new(422, "amount-too-large", "Amount too large", e.to_string()),
-    }
-}
-
 impl From<&ConfirmError> for Problem {
     fn from(e: &ConfirmError) -> Problem {
         match e {
@@ -62,7 +39,7 @@ impl From<&ConfirmError> for Problem {
             ConfirmError::PgUnavailable(_) => {
                 http::pg_unavailable("the payment could not be verified with the PG; nothing was charged, retry")
             }
-            ConfirmError::Refused(e) => order_problem(e),
+            ConfirmError::Refused(e) => Problem::from(e),
             ConfirmError::KeyUsed => Problem::new(
                 409,
                 "payment-key-used",
@@ -91,7 +68,7 @@ impl From<&PayWithPointsError> for Problem {
     fn from(e: &PayWithPointsError) -> Problem {
         match e {
             PayWithPointsError::NotFound => http::order_not_found(),
-            PayWithPointsError::Refused(e) => order_problem(e),
+            PayWithPointsError::Refused(e) => Problem::from(e),
             PayWithPointsError::InsufficientPoints { balance, amount_due } => Problem::new(
                 409,
                 "insufficient-points",
@@ -102,21 +79,6 @@ impl From<&PayWithPointsError> for Problem {
             .with("amountDue", amount_due.won()),
             PayWithPointsError::Contention(c) => http::contention(*c, "the order kept changing; retry"),
             PayWithPointsError::Unexpected(err) => http::internal(err),
-        }
-    }
-}
-
-impl From<&CancelError> for Problem {
-    fn from(e: &CancelError) -> Problem {
-        match e {
-            CancelError::NotFound => http::order_not_found(),
-            CancelError::Refused(e @ OrderError::IllegalTransition { status, .. }) => {
-                Problem::new(409, "order-not-cancellable", "Order cannot be cancelled", e.to_string())
-                    .with("orderStatus", status.as_str())
-            }
-            CancelError::Refused(other) => order_problem(other),
-            CancelError::Contention(c) => http::contention(*c, "the order kept changing; retry"),
-            CancelError::Unexpected(err) => http::internal(err),
         }
     }
 }
@@ -156,19 +118,6 @@ pub async fn pay_with_points(app: &App, req: Request) -> Result<Response<Body>, 
         tracing::Span::current().record("order_id", body.order_id.as_str());
         let paid = pay_points(app, &user, &body.order_id, &ctx.correlation_id).await.map_err(|e| Problem::from(&e))?;
         Ok(http::json(200, &OrderView::from(&paid), &ctx))
-    })
-    .await
-}
-
-/// `POST /orders/{orderId}/cancel`: before payment the order is CANCELLED
-/// and its stock and points come back; after payment it becomes
-/// REFUND_PENDING and compensation refunds it.
-pub async fn cancel_order(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    http::serve("cancel_order", req, |req, ctx: RequestCtx| async move {
-        let user = http::caller(&req)?;
-        let id = http::order_id_param(&req)?;
-        let order = cancel(app, &user, &id, &ctx.correlation_id).await.map_err(|e| Problem::from(&e))?;
-        Ok(http::json(200, &OrderView::from(&order), &ctx))
     })
     .await
 }

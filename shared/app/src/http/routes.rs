@@ -89,7 +89,7 @@ pub async fn invoke(app: &App, function: &str, req: Request) -> Result<Response<
         "get-campaign" => crate::http::campaigns::get_campaign(app, req).await,
         "claim-coupon" => crate::http::campaigns::claim(app, req).await,
         "create-campaign" => crate::http::campaigns::create(app, req).await,
-        "cancel-order" => crate::http::payments::cancel_order(app, req).await,
+        "cancel-order" => crate::http::orders::cancel_order(app, req).await,
         "order-timeline" => crate::http::views::order_timeline(app, req).await,
         "list-coupons" => crate::http::views::list_coupons(app, req).await,
         "my-points" => crate::http::views::my_points(app, req).await,

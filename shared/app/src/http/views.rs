@@ -48,7 +48,7 @@ impl CouponView {
 pub async fn list_coupons(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     http::serve("list_coupons", req, |req, ctx| async move {
         let user = http::caller(&req)?;
-        let coupons = app.store.coupons_of(&user).await.map_err(http::internal)?;
+        let coupons = app.store.coupons().of_user(&user).await.map_err(http::internal)?;
         let now = app.clock.now();
         let items: Vec<CouponView> = coupons.iter().map(|c| CouponView::of(c, now)).collect();
         Ok(http::json(200, &json!({ "coupons": items }), &ctx))
@@ -68,8 +68,9 @@ pub async fn my_points(app: &App, req: Request) -> Result<Response<Body>, lambda
             Some(c) => Some(ledger_cursor(c)?),
             None => None,
         };
-        let (rows, next) = app.store.ledger_page(&user, page.limit, after.as_ref()).await.map_err(http::internal)?;
-        let balance = app.store.get_points(&user).await.map_err(http::internal)?;
+        let (rows, next) =
+            app.store.points().ledger_page(&user, page.limit, after.as_ref()).await.map_err(http::internal)?;
+        let balance = app.store.points().balance(&user).await.map_err(http::internal)?;
         let ledger: Vec<Value> = rows
             .iter()
             .map(|r| {

@@ -132,7 +132,7 @@ async fn webhook_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respo
     // A body that led to an outcome is answered from its record on redelivery.
     let key = hex::encode(Sha256::digest(body));
     let now = app.clock.now();
-    let lock = match app.store.idem_claim("webhook", &key, &key, now, app.config.idempotency).await {
+    let lock = match app.store.idempotency().claim("webhook", &key, &key, now, app.config.idempotency).await {
         Ok(Claim::Acquired(lock)) => lock,
         Ok(Claim::Replay(_)) => return Ok(ok(&ctx, "duplicate")),
         // Being processed by another delivery: ask the PG to retry later.
@@ -157,7 +157,7 @@ async fn webhook_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respo
     };
     if noted.is_final() {
         let stored = StoredResponse { status: 200, body: noted.as_str().to_owned() };
-        if let Err(e) = app.store.idem_complete(&lock, &stored).await {
+        if let Err(e) = app.store.idempotency().complete(&lock, &stored).await {
             tracing::warn!(error = %e, "could not complete webhook record; a redelivery will be applied again (harmlessly)");
         }
     } else {
@@ -169,7 +169,7 @@ async fn webhook_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respo
 }
 
 async fn release(app: &App, lock: &shop_store::idempotency::IdemLock) {
-    if let Err(e) = app.store.idem_release(lock).await {
+    if let Err(e) = app.store.idempotency().release(lock).await {
         tracing::warn!(error = %e, "could not release webhook record");
     }
 }

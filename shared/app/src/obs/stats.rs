@@ -123,7 +123,7 @@ pub async fn count_published(app: &App, events: &[Published]) {
         let counts: Vec<(String, i64)> = counts.into_iter().collect();
         let deltas: Vec<(String, i64)> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
         let at = Timestamp::from_millis(minute);
-        if let Err(error) = app.store.stats_add(at, shard, &counts, &deltas).await {
+        if let Err(error) = app.store.stats().add(at, shard, &counts, &deltas).await {
             tracing::warn!(%error, events = counts.len(), "could not count published events");
         }
     }
@@ -139,11 +139,11 @@ pub const PENDING_CAP: i32 = 1_000;
 /// reconcile function in AWS and the local stack's sampler.
 pub async fn sample_outbox(app: &App) -> Result<(), shop_store::StoreError> {
     let now = app.clock.now();
-    let (pending, _, oldest) = app.store.pending_summary(PENDING_CAP).await?;
+    let (pending, _, oldest) = app.store.outbox().pending_summary(PENDING_CAP).await?;
     let age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0)).unwrap_or(0);
     let gauges =
         [(OUTBOX_PENDING.to_owned(), i64::try_from(pending).unwrap_or(i64::MAX)), (OUTBOX_AGE_MS.to_owned(), age)];
-    app.store.stats_sample(now, &gauges).await
+    app.store.stats().sample(now, &gauges).await
 }
 
 /// The app's PG client, counting every call (see [`App::pg`](crate::App::pg)).
@@ -163,7 +163,7 @@ impl Counted<'_> {
             Err(PgError::Unknown(_)) => counts.push((PG_FAILED.to_owned(), 1)),
         }
         let at = self.app.clock.now();
-        if let Err(error) = self.app.store.stats_add(at, shop_store::keys::shard(subject), &counts, &[]).await {
+        if let Err(error) = self.app.store.stats().add(at, shop_store::keys::shard(subject), &counts, &[]).await {
             tracing::warn!(%error, "could not count a PG call");
         }
         result

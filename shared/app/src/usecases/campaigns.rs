@@ -35,7 +35,7 @@ pub enum Created {
 /// operators creating the same id at once get one campaign.
 pub async fn create_campaign(app: &App, campaign: &Campaign) -> Result<Created, StoreError> {
     let mut tx = Tx::new();
-    tx.push(app.store.op_create_campaign(campaign)?);
+    tx.push(app.store.campaigns().op_create(campaign)?);
     match app.store.transact(tx).await {
         Ok(()) => {
             tracing::info!(campaign_id = %campaign.id, total = campaign.total, "campaign created");
@@ -43,7 +43,7 @@ pub async fn create_campaign(app: &App, campaign: &Campaign) -> Result<Created, 
         }
         Err(StoreError::Conflict { item: TxItem::Campaign(_), reason: ConflictReason::ConditionFailed }) => {
             // The put's condition saw it, so a strongly consistent read does.
-            let existing = app.store.get_campaign(&campaign.id).await?.ok_or_else(|| {
+            let existing = app.store.campaigns().get(&campaign.id).await?.ok_or_else(|| {
                 StoreError::Unexpected(anyhow::anyhow!("campaign {} refused as existing, then not found", campaign.id))
             })?;
             Ok(Created::Existing(existing))
@@ -91,8 +91,8 @@ async fn attempt(
     render: Render<'_>,
 ) -> Result<(Coupon, StoredResponse), Step<ClaimError>> {
     let campaign =
-        app.store.get_campaign(id).await?.ok_or_else(|| Step::Fail(ClaimError::UnknownCampaign(id.clone())))?;
-    if app.store.claimed_coupon(id, user).await?.is_some() {
+        app.store.campaigns().get(id).await?.ok_or_else(|| Step::Fail(ClaimError::UnknownCampaign(id.clone())))?;
+    if app.store.campaigns().claimed_coupon(id, user).await?.is_some() {
         return Err(Step::Fail(ClaimRefused::AlreadyClaimed { id: id.clone() }.into()));
     }
     let now = app.clock.now();
@@ -103,11 +103,11 @@ async fn attempt(
     let response = render(&coupon)?;
 
     let mut tx = Tx::new();
-    tx.push(app.store.op_count_claim(id)?);
-    tx.push(app.store.op_put_claim(id, &coupon, now)?);
-    tx.push(app.store.op_create_coupon(&coupon)?);
-    tx.push(app.store.op_put_coupon_issued(&event, now)?);
-    tx.push(app.store.op_idem_complete(lock, &response)?);
+    tx.push(app.store.campaigns().op_count_claim(id)?);
+    tx.push(app.store.campaigns().op_put_claim(id, &coupon, now)?);
+    tx.push(app.store.coupons().op_create(&coupon)?);
+    tx.push(app.store.outbox().op_put_coupon_issued(&event, now)?);
+    tx.push(app.store.idempotency().op_complete(lock, &response)?);
     match app.store.transact(tx).await {
         Ok(()) => {
             tracing::info!(coupon_id = %coupon.id, "coupon issued");

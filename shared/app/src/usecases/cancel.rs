@@ -5,8 +5,9 @@
 
 use crate::App;
 use crate::usecases::own_order;
-use crate::usecases::points::{give_back_points, release_stock};
+use crate::usecases::points::give_back_points;
 use crate::usecases::retry::{Step, retry};
+use crate::usecases::stock::release_stock;
 use shop_domain::points::LedgerReason;
 use shop_domain::{Order, OrderCommand, OrderError, OrderId, OrderStatus, UserId};
 use shop_store::Tx;
@@ -54,7 +55,7 @@ async fn attempt(
         tx.extend(release_stock(app, &order)?);
         tx.extend(give_back_points(app, &order, LedgerReason::OrderRelease, order.points_used, now).await?);
     }
-    tx.push(app.store.op_update_order(order.version, &cancelled)?);
+    tx.push(app.store.orders().op_update(order.version, &cancelled)?);
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
     tracing::info!(status = %cancelled.status, "order cancelled");

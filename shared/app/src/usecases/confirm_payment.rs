@@ -129,7 +129,7 @@ async fn start(
         match order.status {
             // A repeat of a confirm that already settled: the same answer.
             OrderStatus::Paid | OrderStatus::AwaitingDeposit | OrderStatus::RefundPending | OrderStatus::Refunded => {
-                let payment = app.store.get_payment(key).await?.ok_or_else(|| {
+                let payment = app.store.payments().get(key).await?.ok_or_else(|| {
                     Step::Fail(ConfirmError::Unexpected(anyhow::anyhow!("order {} has no payment {key}", order.id)))
                 })?;
                 let settled = Box::new(Settled { order, payment, orphaned: false });
@@ -156,9 +156,9 @@ async fn start(
     }
     let payment = Payment::started(key.clone(), order.id.clone(), user.clone(), cmd.amount, PaymentMethod::Card, now);
     let mut tx = Tx::new();
-    tx.push(app.store.op_update_order(order.version, &confirming)?);
+    tx.push(app.store.orders().op_update(order.version, &confirming)?);
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
-    tx.push(app.store.op_create_payment(&payment)?);
+    tx.push(app.store.payments().op_create(&payment)?);
     match app.store.transact(tx).await {
         Ok(()) => Ok(Started::Recorded),
         // The key has a payment record: the PG said it is this order's, and

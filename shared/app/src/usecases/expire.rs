@@ -5,8 +5,9 @@
 //! through the same [`expire_order`].
 
 use crate::App;
-use crate::usecases::points::{give_back_points, release_stock};
+use crate::usecases::points::give_back_points;
 use crate::usecases::retry::{Step, retry};
+use crate::usecases::stock::release_stock;
 use shop_domain::points::LedgerReason;
 use shop_domain::{OrderCommand, OrderId};
 use shop_store::Tx;
@@ -37,7 +38,7 @@ crate::usecases::retry::use_case_error!(ExpireError);
 pub async fn expire_orders(app: &App) -> anyhow::Result<ExpireReport> {
     let now = app.clock.now();
     let mut report = ExpireReport::default();
-    for id in app.store.orders_due_to_expire(now, BATCH).await? {
+    for id in app.store.orders().due_to_expire(now, BATCH).await? {
         let span = tracing::info_span!("expire_order", order_id = %id);
         match expire_order(app, &id, &format!("expire-{id}")).instrument(span).await {
             Ok(true) => report.expired += 1,
@@ -66,7 +67,7 @@ pub async fn expire_order(app: &App, id: &OrderId, correlation_id: &str) -> anyh
 }
 
 async fn expire_one(app: &App, id: &OrderId, correlation_id: &str) -> Result<bool, Step<ExpireError>> {
-    let Some(order) = app.store.get_order(id).await? else { return Ok(false) };
+    let Some(order) = app.store.orders().get(id).await? else { return Ok(false) };
     let now = app.clock.now();
     let Ok((expired, events)) = order.execute(&OrderCommand::Expire, now) else { return Ok(false) };
     if events.is_empty() {
@@ -75,7 +76,7 @@ async fn expire_one(app: &App, id: &OrderId, correlation_id: &str) -> Result<boo
     let mut tx = Tx::new();
     tx.extend(release_stock(app, &order)?);
     tx.extend(give_back_points(app, &order, LedgerReason::OrderRelease, order.points_used, now).await?);
-    tx.push(app.store.op_update_order(order.version, &expired)?);
+    tx.push(app.store.orders().op_update(order.version, &expired)?);
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
     Ok(true)

@@ -18,6 +18,7 @@ pub mod reconcile;
 pub mod refund;
 pub mod retry;
 pub mod settle;
+pub mod stock;
 pub mod timeline;
 
 use crate::App;
@@ -42,8 +43,8 @@ pub fn outbox(
     let mut status = before.map(|o| o.status);
     let mut ops = Vec::with_capacity(events.len());
     for e in events {
-        let at = shop_store::entities::Before { status, placed_at: placed_at.unwrap_or(e.occurred_at) };
-        ops.push(app.store.op_put_event(e, correlation_id, traceparent.as_deref(), &at)?);
+        let at = shop_store::outbox::Before { status, placed_at: placed_at.unwrap_or(e.occurred_at) };
+        ops.push(app.store.outbox().op_put(e, correlation_id, traceparent.as_deref(), &at)?);
         status = e.kind.status_after(status);
     }
     Ok(ops)
@@ -52,5 +53,5 @@ pub fn outbox(
 /// The order `id` when it exists and is `user`'s; `None` otherwise — a
 /// caller is never told whether somebody else's order exists.
 pub async fn own_order(app: &App, user: &UserId, id: &OrderId) -> Result<Option<Order>, StoreError> {
-    Ok(app.store.get_order(id).await?.filter(|o| &o.user_id == user))
+    Ok(app.store.orders().get(id).await?.filter(|o| &o.user_id == user))
 }

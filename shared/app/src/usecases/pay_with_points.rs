@@ -50,7 +50,7 @@ async fn attempt(
     }
     let now = app.clock.now();
     let (paid, events) = order.execute(&OrderCommand::PayWithPoints, now).map_err(|e| Step::Fail(e.into()))?;
-    let balance = app.store.get_points(user).await?;
+    let balance = app.store.points().balance(user).await?;
     let mut tx = Tx::new();
     let debit =
         points_change(app, user, balance, Delta::Spend(order.amount_due), LedgerReason::OrderSpend, &order.id, now)
@@ -64,7 +64,7 @@ async fn attempt(
                 })
             })?;
     tx.extend(debit);
-    tx.push(app.store.op_update_order(order.version, &paid)?);
+    tx.push(app.store.orders().op_update(order.version, &paid)?);
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
     tracing::info!("order paid with points");

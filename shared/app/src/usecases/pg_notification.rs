@@ -68,10 +68,12 @@ pub async fn apply_notification(app: &App, n: &Notification, correlation_id: &st
         Notification::StatusChanged { payment_key, .. } => app.pg().payment(payment_key).await,
         // The order's own attempt when it has one: the PG's "payment by
         // order" is the latest checkout, which anybody can open for our orderId.
-        Notification::Deposit { order_id } => match app.store.get_order(order_id).await.map_err(anyhow::Error::new)? {
-            Some(shop_domain::Order { payment_key: Some(key), .. }) => app.pg().payment(&key).await,
-            Some(_) | None => app.pg().payment_by_order(order_id).await,
-        },
+        Notification::Deposit { order_id } => {
+            match app.store.orders().get(order_id).await.map_err(anyhow::Error::new)? {
+                Some(shop_domain::Order { payment_key: Some(key), .. }) => app.pg().payment(&key).await,
+                Some(_) | None => app.pg().payment_by_order(order_id).await,
+            }
+        }
     };
     let pg = match fetched {
         Ok(p) => p,

@@ -67,7 +67,7 @@ async fn attempt(
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Order, StoredResponse), Step<PlaceOrderError>> {
-    let inputs = app.store.load_placement(user, product_ids, cmd.coupon_id.as_ref()).await?;
+    let inputs = app.store.orders().load_placement(user, product_ids, cmd.coupon_id.as_ref()).await?;
     let mut items = Vec::with_capacity(cmd.items.len());
     for ((id, qty), found) in cmd.items.iter().zip(inputs.products) {
         match found {
@@ -98,10 +98,10 @@ async fn attempt(
 
     let mut tx = Tx::new();
     for (product, qty) in &items {
-        tx.push(app.store.op_reserve_stock(product, *qty)?);
+        tx.push(app.store.catalog().op_reserve_stock(product, *qty)?);
     }
     if let (Some(before), Some(held)) = (&coupon, &placement.held_coupon) {
-        tx.push(app.store.op_coupon_transition(before, held)?);
+        tx.push(app.store.coupons().op_transition(before, held)?);
     }
     let spend = Delta::Spend(placement.order.points_used);
     tx.extend(
@@ -111,9 +111,9 @@ async fn attempt(
                 ChangeError::Unexpected(e) => Step::Fail(PlaceOrderError::Unexpected(e)),
             })?,
     );
-    tx.push(app.store.op_create_order(&placement.order)?);
+    tx.push(app.store.orders().op_create(&placement.order)?);
     tx.extend(super::outbox(app, None, &placement.events, correlation_id)?);
-    tx.push(app.store.op_idem_complete(lock, &response)?);
+    tx.push(app.store.idempotency().op_complete(lock, &response)?);
 
     match app.store.transact(tx).await {
         Ok(()) => {

@@ -60,12 +60,7 @@ pub fn points_change(
         balance_after: after,
         at: now,
     };
-    Ok(app.store.ops_points(balance, &entry)?.into())
-}
-
-/// Stock returns for every line of `order` (expiry, cancel, refund).
-pub fn release_stock(app: &App, order: &Order) -> anyhow::Result<Vec<TxOp>> {
-    order.lines.iter().map(|l| app.store.op_release_stock(&l.product_id, l.quantity)).collect()
+    Ok(app.store.points().ops_move(balance, &entry)?.into())
 }
 
 /// Gives `amount` back to the order's owner (expiry, cancel, refund),
@@ -83,7 +78,7 @@ where
     if amount.is_zero() {
         return Ok(vec![]);
     }
-    let balance = app.store.get_points(&order.user_id).await?;
+    let balance = app.store.points().balance(&order.user_id).await?;
     // Giving back can only fail past the money cap: unexpected.
     points_change(app, &order.user_id, balance, Delta::Give(amount), reason, &order.id, now)
         .map_err(|e| Step::Fail(E::from(anyhow::Error::new(e))))

@@ -59,7 +59,7 @@ pub async fn reconcile_payments(app: &App) -> anyhow::Result<ReconcileReport> {
 
 async fn in_doubt(app: &App, now: Timestamp, report: &mut ReconcileReport) -> anyhow::Result<()> {
     let before = now.plus_secs(-app.config.reconcile_after_secs);
-    for payment in app.store.payments_in_doubt(before, BATCH).await? {
+    for payment in app.store.payments().in_doubt(before, BATCH).await? {
         let key = payment.payment_key.clone();
         let by_order = app.pg().payment_by_order(&payment.order_id).await;
         let result = match by_order {
@@ -102,7 +102,7 @@ enum Deposit {
 }
 
 async fn deposits(app: &App, now: Timestamp, report: &mut ReconcileReport) -> anyhow::Result<()> {
-    for payment in app.store.deposits_due(now, BATCH).await? {
+    for payment in app.store.payments().deposits_due(now, BATCH).await? {
         let key = payment.payment_key.clone();
         let result = check_deposit(app, now, &payment).await;
         if let Ok(Deposit::Unknown) | Err(_) = &result {
@@ -145,7 +145,7 @@ async fn check_deposit(app: &App, now: Timestamp, payment: &Payment) -> anyhow::
         tracing::info!(payment_key = %key, order_status = %settled.order.status, "virtual account settled without its webhook");
         return Ok(Deposit::Settled);
     }
-    let order = app.store.get_order(&payment.order_id).await?;
+    let order = app.store.orders().get(&payment.order_id).await?;
     let waiting_for_it =
         order.as_ref().filter(|o| o.status == OrderStatus::AwaitingDeposit && o.payment_key.as_ref() == Some(&key));
     let Some(order) = waiting_for_it else {
@@ -173,7 +173,7 @@ async fn check_deposit(app: &App, now: Timestamp, payment: &Payment) -> anyhow::
 async fn postpone(app: &App, payment: &Payment, now: Timestamp, next: Timestamp) -> anyhow::Result<()> {
     let later = Payment { check_at: Some(next), version: payment.version + 1, updated_at: now, ..payment.clone() };
     let mut tx = Tx::new();
-    tx.push(app.store.op_update_payment(payment.version, &later)?);
+    tx.push(app.store.payments().op_update(payment.version, &later)?);
     match app.store.transact(tx).await {
         Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e.into()),

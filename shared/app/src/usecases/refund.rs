@@ -6,9 +6,10 @@
 
 use crate::App;
 use crate::ports::PgError;
-use crate::usecases::points::{give_back_points, release_stock};
+use crate::usecases::points::give_back_points;
 use crate::usecases::retry::{Step, retry};
 use crate::usecases::settle::{PgOutcome, apply_pg_outcome};
+use crate::usecases::stock::release_stock;
 use shop_domain::points::LedgerReason;
 use shop_domain::{Money, OrderCommand, OrderError, OrderEventKind, OrderId, PaymentKey, PaymentStatus};
 use shop_store::Tx;
@@ -37,7 +38,7 @@ crate::usecases::retry::use_case_error!(RefundError);
 /// the PG's answer through the settlement path.
 #[tracing::instrument(skip_all, fields(payment_key = %key))]
 pub async fn cancel_at_pg(app: &App, key: &PaymentKey, reason: &str, correlation_id: &str) -> Result<(), RefundError> {
-    if let Some(p) = app.store.get_payment(key).await?
+    if let Some(p) = app.store.payments().get(key).await?
         && p.status == PaymentStatus::Canceled
     {
         return Ok(());
@@ -77,7 +78,7 @@ pub async fn complete_refund(
 }
 
 async fn attempt(app: &App, order_id: &OrderId, correlation_id: &str) -> Result<Option<Money>, Step<RefundError>> {
-    let Some(order) = app.store.get_order(order_id).await? else {
+    let Some(order) = app.store.orders().get(order_id).await? else {
         return Err(Step::Fail(RefundError::NoOrder(order_id.clone())));
     };
     let now = app.clock.now();
@@ -89,7 +90,7 @@ async fn attempt(app: &App, order_id: &OrderId, correlation_id: &str) -> Result<
     let mut tx = Tx::new();
     tx.extend(release_stock(app, &order)?);
     tx.extend(give_back_points(app, &order, LedgerReason::Refund, points_refunded, now).await?);
-    tx.push(app.store.op_update_order(order.version, &refunded)?);
+    tx.push(app.store.orders().op_update(order.version, &refunded)?);
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
     app.count("Refunds", 1);

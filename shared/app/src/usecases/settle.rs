@@ -82,7 +82,7 @@ async fn attempt(
     correlation_id: &str,
 ) -> Result<Settled, Step<SettleError>> {
     let now = app.clock.now();
-    let known = match (app.store.get_payment(payment_key).await?, outcome) {
+    let known = match (app.store.payments().get(payment_key).await?, outcome) {
         (Some(p), _) => Known::Ours(p),
         (None, PgOutcome::Payment(pg)) => Known::Adopt(pg),
         (None, PgOutcome::Declined { .. } | PgOutcome::Unknown(_)) => {
@@ -103,7 +103,7 @@ async fn attempt(
             our_order: p.order_id.clone(),
         }));
     }
-    let Some(order) = app.store.get_order(&order_id).await? else {
+    let Some(order) = app.store.orders().get(&order_id).await? else {
         return Err(Step::Fail(SettleError::UnknownPayment(payment_key.clone())));
     };
     let (before, mut payment) = match known {
@@ -157,15 +157,15 @@ async fn attempt(
     let mut tx = Tx::new();
     match &before {
         None => {
-            tx.push(app.store.op_create_payment(&payment)?);
+            tx.push(app.store.payments().op_create(&payment)?);
         }
         Some(b) if b != &payment => {
-            tx.push(app.store.op_update_payment(b.version, &payment)?);
+            tx.push(app.store.payments().op_update(b.version, &payment)?);
         }
         Some(_) => {}
     }
     if !events.is_empty() {
-        tx.push(app.store.op_update_order(order.version, &new_order)?);
+        tx.push(app.store.orders().op_update(order.version, &new_order)?);
         tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     }
     if tx.is_empty() {

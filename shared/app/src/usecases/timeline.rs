@@ -9,9 +9,9 @@ use shop_domain::OrderId;
 
 /// The saga timeline of an order, oldest first.
 pub async fn timeline(app: &App, order_id: &OrderId) -> anyhow::Result<Value> {
-    let order = app.store.get_order(order_id).await?.ok_or_else(|| anyhow::anyhow!("no order {order_id}"))?;
-    let events = app.store.events_of(order_id).await?;
-    let outcomes = app.store.outcomes_of(order_id).await?;
+    let order = app.store.orders().get(order_id).await?.ok_or_else(|| anyhow::anyhow!("no order {order_id}"))?;
+    let events = app.store.outbox().events_of(order_id).await?;
+    let outcomes = app.store.saga().outcomes_of(order_id).await?;
     let mut steps = Vec::new();
     for e in &events {
         // The request that caused the event: its correlation id, and its

@@ -1,5 +1,6 @@
 use super::*;
-use crate::coupon::{CouponKind, CouponStatus};
+use crate::Product;
+use crate::coupon::{Coupon, CouponKind, CouponStatus};
 
 fn m(v: i128) -> Money {
     Money::new(v).unwrap()

@@ -11,9 +11,9 @@ use maud::{Markup, html};
 use shop_domain::OrderId;
 
 use super::shell;
-use crate::cli::ops::CONSUMERS;
 use crate::console::ConsoleState;
 use crate::console::saga::{self, OrderSaga};
+use crate::ops::CONSUMERS;
 
 pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
     match load(&state, &order_id).await {
@@ -47,7 +47,7 @@ fn failed(state: &ConsoleState, e: &anyhow::Error) -> Response {
 /// The confirmation step of republishing an order's events.
 pub async fn confirm_republish(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
     let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
-    match state.app.store.events_of(&id).await {
+    match state.app.store.outbox().events_of(&id).await {
         Ok(events) if !events.is_empty() => shell::page(
             &state,
             &format!("Republish the events of order {id}?"),
@@ -68,9 +68,9 @@ pub async fn confirm_republish(State(state): State<Arc<ConsoleState>>, Path(orde
 pub async fn republish(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
     let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
     let result = async {
-        let events = state.app.store.events_of(&id).await?;
+        let events = state.app.store.outbox().events_of(&id).await?;
         for e in &events {
-            state.app.store.mark_pending(e).await?;
+            state.app.store.outbox().mark_pending(e).await?;
         }
         anyhow::Ok(events.len())
     }
@@ -100,7 +100,7 @@ pub async fn confirm_replay(
     if !CONSUMERS.contains(&r.consumer.as_str()) {
         return (StatusCode::NOT_FOUND, shell::page(&state, "No such consumer", html! {})).into_response();
     }
-    let event = match state.app.store.events_of(&id).await {
+    let event = match state.app.store.outbox().events_of(&id).await {
         Ok(events) => events.into_iter().find(|e| e.event_id == format!("{id}#{}", r.version)),
         Err(e) => return shell::error(&state, &anyhow::Error::new(e)),
     };

@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use shop_domain::{OrderId, OrderStatus, PaymentKey, UserId};
-use shop_store::saga::EventField;
+use shop_store::outbox::EventField;
 
 use super::shell;
 use crate::console::ConsoleState;
@@ -50,21 +50,22 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
     let mut by_status: Option<Markup> = None;
     if !q.is_empty() {
         if let Ok(id) = OrderId::parse(q)
-            && app.store.get_order(&id).await?.is_some()
+            && app.store.orders().get(&id).await?.is_some()
         {
             return Ok(Redirect::to(&format!("/console/orders/{id}")).into_response());
         }
         if let Ok(key) = PaymentKey::parse(q)
-            && let Some(p) = app.store.get_payment(&key).await?
+            && let Some(p) = app.store.payments().get(&key).await?
         {
             return Ok(Redirect::to(&format!("/console/orders/{}", p.order_id)).into_response());
         }
         let (correlated, correlation_cut) = app
             .store
-            .events_where(EventField::CorrelationId, q, app.clock.now(), SEARCH_DAYS, LIST, SEARCH_READ_CAP)
+            .outbox()
+            .search(EventField::CorrelationId, q, app.clock.now(), SEARCH_DAYS, LIST, SEARCH_READ_CAP)
             .await?;
         let orders = match UserId::parse(q) {
-            Ok(user) => app.store.orders_page(&user, None, LIST, None).await?.0,
+            Ok(user) => app.store.orders().page(&user, None, LIST, None).await?.0,
             Err(_) => Vec::new(),
         };
         found = Some(html! {
@@ -85,11 +86,11 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
     if let Some(wanted) = OrderStatus::parse(status) {
         let now = app.clock.now();
         let (entered, cut) =
-            app.store.events_entering(wanted.as_str(), now, SEARCH_DAYS, LIST, SEARCH_READ_CAP).await?;
+            app.store.outbox().entering(wanted.as_str(), now, SEARCH_DAYS, LIST, SEARCH_READ_CAP).await?;
         let mut rows = Vec::new();
         for e in &entered {
             let Some(id) = e.pk.strip_prefix("ORDER#").and_then(|id| OrderId::parse(id).ok()) else { continue };
-            let current = app.store.get_order(&id).await?.map(|o| o.status);
+            let current = app.store.orders().get(&id).await?.map(|o| o.status);
             rows.push((id, e.occurred_at, current));
         }
         by_status = Some(html! {
@@ -108,12 +109,13 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         });
     }
     let now = app.clock.now();
-    let in_doubt = app.store.payments_in_doubt(now, LIST as i32).await?;
-    let overdue = app.store.deposits_due(now, LIST as i32).await?;
-    let failing = app.store.consumer_failures(LIST as i32).await?;
+    let in_doubt = app.store.payments().in_doubt(now, LIST as i32).await?;
+    let overdue = app.store.payments().deposits_due(now, LIST as i32).await?;
+    let failing = app.store.saga().failures(LIST as i32).await?;
     let waiting: Vec<_> = app
         .store
-        .pending_events(LIST as i32)
+        .outbox()
+        .pending(LIST as i32)
         .await?
         .into_iter()
         .filter(|e| e.occurred_at.millis() < now.millis() - PENDING_FOR_SECS * 1000)
@@ -187,7 +189,7 @@ fn order_table(orders: &[shop_domain::Order]) -> Markup {
     }
 }
 
-fn event_table(events: &[shop_store::entities::StoredEvent]) -> Markup {
+fn event_table(events: &[shop_store::outbox::StoredEvent]) -> Markup {
     html! {
         table #correlated {
             tr { th { "order" } th { "event" } th { "type" } th { "written" } }

@@ -115,8 +115,8 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
     let app = &state.app;
     let now = app.clock.now();
     let from = now.plus_secs(-(minutes - 1) * 60);
-    let by_minute = app.store.stats_between(from, now).await?;
-    let totals = app.store.stats_totals().await?;
+    let by_minute = app.store.stats().between(from, now).await?;
+    let totals = app.store.stats().totals().await?;
     let first = shop_store::stats::minute_of(from);
     let series = Series { minutes: (0..minutes).map(|i| first + i * 60_000).collect(), by_minute };
 
@@ -153,7 +153,7 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
     let pg_calls = series.sum(PG_CALLS);
 
     // Right now: the outbox and the queues, read live.
-    let (pending, capped, oldest) = app.store.pending_summary(stats::PENDING_CAP).await?;
+    let (pending, capped, oldest) = app.store.outbox().pending_summary(stats::PENDING_CAP).await?;
     let oldest_age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0));
     // Counted up to the cap per shard: past it, "at least".
     let pending_text = if capped { format!("{pending}+") } else { pending.to_string() };

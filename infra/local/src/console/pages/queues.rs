@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::shell;
-use crate::cli::ops::{CONSUMERS, DlqEntry};
 use crate::console::ConsoleState;
 use crate::console::queues::{self, PEEK};
+use crate::ops::{CONSUMERS, DlqEntry};
 
 pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
     match render(&state).await {

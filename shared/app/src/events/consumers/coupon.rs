@@ -23,11 +23,11 @@ impl Consumer for CouponConsumer {
 }
 
 async fn follow_order(app: &App, order_id: &OrderId) -> Result<Done, Step<ConsumerError>> {
-    let Some(order) = app.store.get_order(order_id).await? else {
+    let Some(order) = app.store.orders().get(order_id).await? else {
         return Err(Step::Fail(ConsumerError::Permanent(format!("order {order_id} does not exist"))));
     };
     let Some(coupon_id) = order.coupon_id.clone() else { return Ok(Done::Skipped("no coupon".into())) };
-    let Some(coupon) = app.store.get_coupon(&coupon_id).await? else {
+    let Some(coupon) = app.store.coupons().get(&coupon_id).await? else {
         return Err(Step::Fail(ConsumerError::Permanent(format!("coupon {coupon_id} does not exist"))));
     };
     let next = match order.status {
@@ -44,7 +44,7 @@ async fn follow_order(app: &App, order_id: &OrderId) -> Result<Done, Step<Consum
         return Ok(Done::Skipped(format!("coupon already {}", coupon.status.name())));
     };
     let mut tx = Tx::new();
-    tx.push(app.store.op_coupon_transition(&coupon, &next)?);
+    tx.push(app.store.coupons().op_transition(&coupon, &next)?);
     app.store.transact(tx).await?;
     Ok(Done::Applied(format!("coupon {} -> {}", coupon_id, next.status.name())))
 }

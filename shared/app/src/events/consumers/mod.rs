@@ -31,7 +31,7 @@ pub const NAMES: [&str; 3] = [COUPON, COMPENSATION, ANALYTICS];
 use crate::App;
 use crate::obs::trace;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use serde_json::Value;
+use shop_domain::envelope::BusEvent;
 use shop_domain::{EventDetail, OrderEvent};
 use shop_store::StoreError;
 use shop_store::idempotency::{Claim, StoredResponse};
@@ -80,14 +80,12 @@ pub trait Consumer: Send + Sync {
     async fn handle(&self, app: &App, event: &OrderEvent, detail: &EventDetail) -> Result<Done, ConsumerError>;
 }
 
-/// The event inside an SQS message body (an EventBridge event).
-pub fn decode(body: &str) -> anyhow::Result<(OrderEvent, EventDetail, Value)> {
-    let envelope: Value = serde_json::from_str(body)?;
-    let detail_type =
-        envelope.get("detail-type").and_then(|v| v.as_str()).ok_or_else(|| anyhow::anyhow!("no detail-type"))?;
-    let detail: EventDetail = serde_json::from_value(envelope.get("detail").cloned().unwrap_or(Value::Null))?;
-    let event = detail.to_event(detail_type)?;
-    Ok((event, detail, envelope))
+/// The event inside an SQS message body: the bus's [`BusEvent`] around an
+/// order event's detail, and the order event it carries.
+pub fn decode(body: &str) -> anyhow::Result<(OrderEvent, BusEvent<EventDetail>)> {
+    let delivered: BusEvent<EventDetail> = serde_json::from_str(body)?;
+    let event = delivered.order_event()?;
+    Ok((event, delivered))
 }
 
 /// Runs `consumer` over an SQS batch and reports the messages to retry.
@@ -122,7 +120,8 @@ pub async fn handle_message(
     body: &str,
     aws_trace_header: Option<&str>,
 ) -> Result<Done, ConsumerError> {
-    let (event, detail, _) = decode(body).map_err(|e| ConsumerError::Permanent(format!("undecodable message: {e}")))?;
+    let (event, delivered) = decode(body).map_err(|e| ConsumerError::Permanent(format!("undecodable message: {e}")))?;
+    let detail = &delivered.detail;
     let span = tracing::info_span!(
         "message",
         consumer = consumer.name(),
@@ -137,7 +136,7 @@ pub async fn handle_message(
         trace::link_current(cx);
     }
     trace::continue_trace(&span, parent);
-    let result = handle_event(app, consumer, &event, &detail).instrument(span.clone()).await;
+    let result = handle_event(app, consumer, &event, detail).instrument(span.clone()).await;
     span.in_scope(|| match &result {
         Ok(Done::Applied(note)) => tracing::info!(outcome = "done", note = %note, "handled"),
         Ok(Done::Skipped(note)) => tracing::info!(outcome = "skipped", note = %note, "handled"),
@@ -161,21 +160,20 @@ async fn handle_event(
             Some("injected failure (chaos)".into()),
             app.clock.now(),
         );
-        if let Err(e) = app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &failed).await {
+        if let Err(e) = app.store.saga().put_if_unfinished(&event.order_id, event.aggregate_version, &failed).await {
             tracing::warn!(error = %e, "could not record the outcome");
         }
         return Err(ConsumerError::Retryable("injected failure".into()));
     }
     let scope = format!("consumer#{}", consumer.name());
     let key = detail.event_id.as_str();
-    let lock = match app.store.idem_claim(&scope, key, key, app.clock.now(), app.config.idempotency).await? {
+    let lock = match app.store.idempotency().claim(&scope, key, key, app.clock.now(), app.config.idempotency).await? {
         Claim::Acquired(lock) => lock,
         Claim::Replay(_) => {
             // Done before; its own record may have been lost with the
             // process that did it (killed between the two writes).
             let outcome = outcome_of(consumer, event, "SKIPPED", Some("duplicate delivery".into()), app.clock.now());
-            if let Err(e) =
-                app.store.outcome_put_if_unfinished(&event.order_id, event.aggregate_version, &outcome).await
+            if let Err(e) = app.store.saga().put_if_unfinished(&event.order_id, event.aggregate_version, &outcome).await
             {
                 tracing::warn!(error = %e, "could not record the duplicate's outcome");
             }
@@ -197,7 +195,7 @@ async fn handle_event(
                 Done::Applied(n) => ("DONE", n),
                 Done::Skipped(n) => ("SKIPPED", n),
             };
-            app.store.idem_complete(&lock, &StoredResponse { status: 200, body: note.clone() }).await?;
+            app.store.idempotency().complete(&lock, &StoredResponse { status: 200, body: note.clone() }).await?;
             if app.chaos.fail(&format!("consumer.{}.unrecorded", consumer.name())) {
                 // As if the process died between the two writes.
                 return Err(ConsumerError::Retryable("injected crash before the record (chaos)".into()));
@@ -206,12 +204,12 @@ async fn handle_event(
             // the saga log would never show it. Retried, the message comes
             // back as a duplicate, which records it.
             let outcome = outcome_of(consumer, event, status, Some(note.clone()), app.clock.now());
-            if let Err(e) = app.store.outcome_put(&event.order_id, event.aggregate_version, &outcome).await {
+            if let Err(e) = app.store.saga().put(&event.order_id, event.aggregate_version, &outcome).await {
                 return Err(ConsumerError::Retryable(format!("done, but recording it failed: {e}")));
             }
         }
         Err(e) => {
-            if let Err(release) = app.store.idem_release(&lock).await {
+            if let Err(release) = app.store.idempotency().release(&lock).await {
                 tracing::warn!(error = %release, "could not release consumer record");
             }
             record(app, consumer, event, shop_store::saga::FAILED, Some(e.to_string())).await;
@@ -240,7 +238,7 @@ fn outcome_of(
 
 async fn record(app: &App, consumer: &dyn Consumer, event: &OrderEvent, status: &str, detail: Option<String>) {
     let outcome = outcome_of(consumer, event, status, detail, app.clock.now());
-    if let Err(e) = app.store.outcome_put(&event.order_id, event.aggregate_version, &outcome).await {
+    if let Err(e) = app.store.saga().put(&event.order_id, event.aggregate_version, &outcome).await {
         tracing::warn!(error = %e, "could not record the outcome");
     }
 }

@@ -216,8 +216,7 @@ pub async fn dlq_list(stack: &DeployedStack, consumer: Option<&str>, limit: usiz
 }
 
 fn describe(consumer: &str, id: &str, m: &aws_sdk_sqs::types::Message) -> DlqEntry {
-    let body: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let (event_id, detail_type, order_id) = crate::ops::carried(m.body().unwrap_or_default());
     let attr = |name: MessageSystemAttributeName| m.attributes().and_then(|a| a.get(&name)).cloned();
     let sent = attr(MessageSystemAttributeName::SentTimestamp)
         .and_then(|t| t.parse::<i64>().ok())
@@ -226,9 +225,9 @@ fn describe(consumer: &str, id: &str, m: &aws_sdk_sqs::types::Message) -> DlqEnt
     DlqEntry {
         consumer: consumer.to_owned(),
         message_id: id.to_owned(),
-        event_id: text(&body["detail"]["eventId"]),
-        detail_type: text(&body["detail-type"]),
-        order_id: text(&body["detail"]["orderId"]),
+        event_id,
+        detail_type,
+        order_id,
         receives: attr(MessageSystemAttributeName::ApproximateReceiveCount)
             .and_then(|n| n.parse().ok())
             .unwrap_or_default(),
@@ -553,8 +552,8 @@ pub async fn republish_failures(stack: &DeployedStack) -> anyhow::Result<Republi
                     report.windows_from_stream += 1;
                     report.stream_records += records;
                     for (pk, sk) in keys {
-                        if let Some(e) = app.store.event_at(&pk, &sk).await? {
-                            app.store.mark_pending(&e).await?;
+                        if let Some(e) = app.store.outbox().event_at(&pk, &sk).await? {
+                            app.store.outbox().mark_pending(&e).await?;
                             report.republished += 1;
                         }
                     }
@@ -580,7 +579,7 @@ pub async fn republish_failures(stack: &DeployedStack) -> anyhow::Result<Republi
 }
 
 /// The stream records of the window, and the keys of the outbox events
-/// among them (an outbox item's sort key starts with `EVENT#`).
+/// among them ([`shop_store::outbox::codec::is_event_key`]).
 async fn read_window(
     streams: &aws_sdk_dynamodbstreams::Client,
     w: &FailedWindow,
@@ -618,7 +617,7 @@ async fn read_window(
                 _ => None,
             };
             if let (Some(pk), Some(sk)) = (key("pk"), key("sk"))
-                && sk.starts_with("EVENT#")
+                && shop_store::outbox::codec::is_event_key(&sk)
             {
                 keys.push((pk, sk));
             }

@@ -1,7 +1,7 @@
 //! The seeded workload: a catalog, and for every order the path its saga
 //! takes. The same `--seed` gives the same orders, in the same order.
 
-use crate::cli::seed::{Catalog, CatalogCoupon, CatalogProduct, CatalogUser, Kind};
+use crate::seed::{Catalog, CatalogCoupon, CatalogProduct, CatalogUser, Kind};
 use shop_domain::{CouponId, Money, ProductId, UserId};
 
 pub use crate::chaos::Rng;

@@ -74,7 +74,7 @@ pub async fn run(opts: SimBenchOptions) -> anyhow::Result<SimReport> {
     .await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build()?;
     let (pg, sink) = (format!("http://{}", sims.pg_addr), format!("http://{}", sims.sink_addr));
-    let rss_start = crate::cli::rss_mb();
+    let rss_start = crate::bench::rss_mb();
     let started = Instant::now();
     let mut done = futures::stream::iter(0..opts.payments)
         .map(|i| one_payment(&http, &pg, &sink, i))
@@ -91,7 +91,7 @@ pub async fn run(opts: SimBenchOptions) -> anyhow::Result<SimReport> {
     }
     drop(done);
     let secs = started.elapsed().as_secs_f64();
-    let rss_end = crate::cli::rss_mb();
+    let rss_end = crate::bench::rss_mb();
     let disk_mb = std::fs::read_dir(dir.path())?
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len() as f64 / 1_048_576.0)

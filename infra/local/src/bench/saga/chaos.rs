@@ -25,7 +25,7 @@
 use super::check::{Delivery, Violations};
 use super::mix::{self, Path};
 use super::{SCHEDULE, check_all, client, path_lines, placed, seed_concurrently, settle, unmetered};
-use crate::cli::dump::{Simulated, dump, text};
+use crate::dump::{Simulated, dump, text};
 use crate::emulate::queue::{Queues, dlq_of};
 use crate::{Stack, StackOptions};
 use futures::StreamExt;
@@ -371,7 +371,7 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
         }
         if idle && dead > 0 {
             for consumer in shop_app::events::consumers::NAMES {
-                redriven += crate::cli::ops::dlq_redrive(&stack.app, consumer).await?;
+                redriven += crate::ops::dlq_redrive(&stack.app, consumer).await?;
             }
         }
         tokio::time::sleep(SCHEDULE).await;
@@ -380,9 +380,10 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
 
     let mut v = Violations::default();
     for (index, id) in &unsettled {
-        let why = match observer.get_order(id).await? {
+        let why = match observer.orders().get(id).await? {
             Some(order) => {
-                let (events, outcomes) = (observer.events_of(id).await?, observer.outcomes_of(id).await?);
+                let (events, outcomes) =
+                    (observer.outbox().events_of(id).await?, observer.saga().outcomes_of(id).await?);
                 super::check::unsettled_because(&rules, &order, &events, &outcomes)
             }
             None => "gone".into(),
@@ -391,7 +392,7 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
     }
     let (paths, totals) = check_all(&stack, &observer, &rules, &work, &runs, Delivery::AcceptedOnce, &mut v).await?;
     let replay_check = if opts.replay_check { Some(replay_check(&stack, &observer, &mut v).await?) } else { None };
-    let rss_mb_end = crate::cli::rss_mb();
+    let rss_mb_end = crate::bench::rss_mb();
     stack.stop().await;
 
     let gave_up: Vec<&String> = runs.iter().filter_map(|r| r.error.as_ref()).collect();
@@ -438,7 +439,7 @@ fn count_faults(dir: &FsPath) -> anyhow::Result<BTreeMap<String, u64>> {
 /// Nothing pending publication and every consumer's queue empty (what is
 /// left, if anything, is in a DLQ).
 async fn idle(observer: &Store) -> anyhow::Result<bool> {
-    if !observer.pending_events(1).await?.is_empty() {
+    if !observer.outbox().pending(1).await?.is_empty() {
         return Ok(false);
     }
     for consumer in shop_app::events::consumers::NAMES {
@@ -481,11 +482,11 @@ async fn replay_check(stack: &Stack, observer: &Store, v: &mut Violations) -> an
     let (from, to) = (now.plus_secs(-7 * 86_400), now.plus_secs(60));
     let (mut replayed, mut republished) = (0, 0);
     for _ in 0..2 {
-        replayed = crate::cli::ops::replay(&stack.app, &rules, from, to, None).await?.events;
+        replayed = crate::ops::replay(&stack.app, &rules, from, to, None).await?.events;
         drained(observer).await?;
     }
     for _ in 0..2 {
-        republished = crate::cli::ops::republish(&stack.app, from).await?;
+        republished = crate::ops::republish(&stack.app, from).await?;
         drained(observer).await?;
     }
     let dead = dead_letters(observer).await?;

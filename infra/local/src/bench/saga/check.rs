@@ -13,7 +13,7 @@ use crate::sim::pg::SimPayment;
 use crate::sim::sink::Delivery as SinkDelivery;
 use shop_app::ports::BusEntry;
 use shop_domain::{Order, OrderStatus, PaymentMethod};
-use shop_store::entities::StoredEvent;
+use shop_store::outbox::StoredEvent;
 use shop_store::saga::Outcome;
 use std::collections::{BTreeMap, HashMap};
 

@@ -8,6 +8,7 @@ use crate::emulate::rules::Rules;
 use serde::Serialize;
 use serde_json::Value;
 use shop_app::App;
+use shop_domain::envelope::BusEvent;
 use shop_domain::{OrderId, Timestamp};
 
 pub use shop_app::events::consumers::NAMES as CONSUMERS;
@@ -25,15 +26,27 @@ pub struct DlqEntry {
     pub sent_at: String,
 }
 
+/// What a queued message carries, as a DLQ listing shows it: the event
+/// id, detail type and order of its [`BusEvent`] (empty for a body that is
+/// none).
+pub(crate) fn carried(body: &str) -> (String, String, String) {
+    match serde_json::from_str::<BusEvent<Value>>(body) {
+        Ok(e) => {
+            let field = |name: &str| e.detail.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+            (field("eventId"), e.detail_type.clone(), field("orderId"))
+        }
+        Err(_) => Default::default(),
+    }
+}
+
 pub(crate) fn describe(consumer: &str, m: &Message) -> DlqEntry {
-    let body: Value = serde_json::from_str(&m.body).unwrap_or(Value::Null);
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let (event_id, detail_type, order_id) = carried(&m.body);
     DlqEntry {
         consumer: consumer.to_owned(),
         message_id: m.id.clone(),
-        event_id: text(&body["detail"]["eventId"]),
-        detail_type: text(&body["detail-type"]),
-        order_id: text(&body["detail"]["orderId"]),
+        event_id,
+        detail_type,
+        order_id,
         receives: m.receive_count,
         last_error: m.last_error.clone(),
         sent_at: m.sent_at.to_rfc3339(),
@@ -124,7 +137,7 @@ pub async fn replay_envelope(
     consumer: &str,
 ) -> anyhow::Result<Option<(String, Value)>> {
     check_consumer(consumer)?;
-    let events = app.store.events_of(order).await?;
+    let events = app.store.outbox().events_of(order).await?;
     let wanted = format!("{order}#{version}");
     let Some(e) = events.iter().find(|e| e.event_id == wanted) else {
         anyhow::bail!("order {order} has no event {version}");
@@ -178,12 +191,12 @@ pub async fn republish_between(app: &App, from: Timestamp, to: Option<Timestamp>
     let mut marked = 0;
     // A page at a time; the publisher sends pending events oldest first,
     // whatever order they are marked in.
-    for mut pages in app.store.event_log(from, now.plus_secs(86_400))? {
+    for mut pages in app.store.outbox().log(from, now.plus_secs(86_400))? {
         while let Some(page) = pages.next_page().await? {
             for it in &page {
-                let e = shop_store::entities::stored_event_from(it)?;
+                let e = shop_store::outbox::codec::from_item(it)?;
                 if to.is_none_or(|to| e.occurred_at <= to) {
-                    app.store.mark_pending(&e).await?;
+                    app.store.outbox().mark_pending(&e).await?;
                     marked += 1;
                 }
             }

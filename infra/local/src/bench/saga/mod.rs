@@ -21,10 +21,19 @@ pub mod chaos;
 mod check;
 mod client;
 mod mix;
+mod pricing;
+mod probes;
+mod report;
 
-use crate::cli::seed;
+pub use pricing::AwsModel;
+pub use probes::CONSOLE_LOADS;
+use probes::{console_latency, engine_limit};
+use report::path_lines;
+pub use report::{Comparison, Percentiles, Report};
+
 use crate::emulate::queue::{Queues, dlq_of};
 use crate::engine::{Capacity, Meter, Usage};
+use crate::seed;
 use crate::sim::db::Page;
 use crate::{Stack, StackOptions};
 use check::{Seen, Settled, Totals, Violations};
@@ -55,189 +64,6 @@ pub struct SagaOptions {
 
 /// How often the scheduler (expiry, reconciliation) runs during the benchmark.
 const SCHEDULE: Duration = Duration::from_millis(250);
-
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    pub orders: usize,
-    pub concurrency: usize,
-    pub seed: u64,
-    pub rate_limit: Option<f64>,
-    pub engine: &'static str,
-    /// Seconds from the first order to the last shopper's last call.
-    pub load_secs: f64,
-    /// Seconds from the first order to the last settlement.
-    pub settle_secs: f64,
-    pub settled: usize,
-    pub settled_per_sec: f64,
-    /// Settled orders/s in each tenth of the load phase (flatness).
-    pub tenths: Vec<f64>,
-    /// Last tenth's rate over the first's.
-    pub last_tenth_vs_first: f64,
-    /// Orders that ended PAID: from the OrderPaid commit to the last consumer's completion.
-    pub time_to_settle_ms: Percentiles,
-    /// Refunded orders: from the RefundRequested commit to the last consumer's completion.
-    pub refund_to_settle_ms: Percentiles,
-    /// By route; the PG simulator's widget calls are listed apart.
-    pub api_latency_ms: BTreeMap<&'static str, Percentiles>,
-    /// The saga console's pages with every order of the run in the store,
-    /// each loaded [`CONSOLE_LOADS`] times one after another.
-    pub console_ms: BTreeMap<&'static str, Percentiles>,
-    /// The app's store calls per settled order, by operation: what the
-    /// Lambda functions would make on AWS.
-    pub store_calls_per_order: BTreeMap<String, f64>,
-    pub store_calls_per_order_total: f64,
-    /// The emulated stream, EventBridge and SQS's own store calls per
-    /// settled order (on AWS, not DynamoDB calls; polls of idle queues included).
-    pub emulation_calls_per_order: BTreeMap<String, f64>,
-    pub emulation_calls_per_order_total: f64,
-    /// Capacity units per settled order as the engine reported them
-    /// (`ConsumedCapacity`; DynamoDB Local's is the one AWS would bill).
-    pub capacity_per_order: Capacity,
-    /// The least the same calls cost on DynamoDB by the item model.
-    pub model_capacity_per_order: Capacity,
-    /// The same saga on AWS: requests per order and the price.
-    pub aws: AwsModel,
-    /// Microseconds the engine thread spent per settled order, by operation (embedded engine).
-    pub engine_us_per_order: BTreeMap<&'static str, f64>,
-    /// Share of the run the engine thread was busy (1.0: it was the bottleneck; embedded engine).
-    pub engine_busy_share: Option<f64>,
-    /// Raw TransactWriteItems/s of the same engine (4 puts each, same concurrency).
-    pub engine_transactions_per_sec: f64,
-    /// Settled orders/s over raw transactions/s.
-    pub saga_vs_engine: f64,
-    /// The stack's TransactWriteItems/s during the saga, over the raw rate.
-    pub engine_utilisation: f64,
-    pub rss_mb_start: Option<f64>,
-    pub rss_mb_end: Option<f64>,
-    /// Orders planned on each path, and how they ended.
-    pub paths: BTreeMap<Path, BTreeMap<&'static str, usize>>,
-    pub violations: Violations,
-}
-
-#[derive(Debug, Default, serde::Serialize)]
-pub struct Percentiles {
-    pub n: usize,
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Percentiles {
-    fn of(mut ms: Vec<f64>) -> Percentiles {
-        ms.sort_by(f64::total_cmp);
-        let at = |p: f64| {
-            let i = ((ms.len() as f64 - 1.0) * p).round() as usize;
-            ms.get(i).copied().unwrap_or_default()
-        };
-        Percentiles { n: ms.len(), p50: at(0.5), p99: at(0.99), max: ms.last().copied().unwrap_or_default() }
-    }
-
-    fn text(&self) -> String {
-        format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={})", self.p50, self.p99, self.max, self.n)
-    }
-}
-
-/// The same saga on AWS, from what the local run did: per settled order,
-/// the requests each service would bill and their price at on-demand list
-/// prices (us-east-1). Batching is left out on purpose: every stream record
-/// and SQS message is counted as its own invocation and its own receive and
-/// delete (batch size 1, the upper bound); Lambda duration and storage are
-/// not counted (they depend on memory size and retention, not on the saga).
-#[derive(Debug, Default, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsModel {
-    /// API Gateway requests: the shoppers' calls and the PG's webhooks.
-    pub api_requests: f64,
-    /// EventBridge PutEvents entries: one per outbox event.
-    pub put_events_entries: f64,
-    /// SQS: a send (the rule's target), a receive and a delete per routed message.
-    pub sqs_requests: f64,
-    /// API functions, the stream publisher (per event) and the consumers (per message).
-    pub lambda_invocations: f64,
-    pub capacity: Capacity,
-    /// Dollars per million settled orders, by service, and the total.
-    pub usd_per_million_orders: BTreeMap<&'static str, f64>,
-}
-
-/// On-demand list prices, us-east-1, dollars per million (2026-12).
-const USD_PER_MILLION_WRU: f64 = 0.625;
-const USD_PER_MILLION_RRU: f64 = 0.125;
-const USD_PER_MILLION_PUT_EVENTS: f64 = 1.00;
-const USD_PER_MILLION_SQS: f64 = 0.40;
-const USD_PER_MILLION_LAMBDA: f64 = 0.20;
-const USD_PER_MILLION_HTTP_API: f64 = 1.00;
-
-impl AwsModel {
-    fn new(api_requests: f64, events: f64, deliveries: f64, capacity: Capacity) -> AwsModel {
-        let sqs_requests = 3.0 * deliveries;
-        let lambda_invocations = api_requests + events + deliveries;
-        // Per order × $ per million requests = $ per million orders.
-        let usd = BTreeMap::from([
-            ("DynamoDB", capacity.write * USD_PER_MILLION_WRU + capacity.read * USD_PER_MILLION_RRU),
-            ("EventBridge", events * USD_PER_MILLION_PUT_EVENTS),
-            ("SQS", sqs_requests * USD_PER_MILLION_SQS),
-            ("Lambda requests", lambda_invocations * USD_PER_MILLION_LAMBDA),
-            ("API Gateway", api_requests * USD_PER_MILLION_HTTP_API),
-        ]);
-        let total = usd.values().sum();
-        let mut usd_per_million_orders = usd;
-        usd_per_million_orders.insert("total", total);
-        AwsModel {
-            api_requests,
-            put_events_entries: events,
-            sqs_requests,
-            lambda_invocations,
-            capacity,
-            usd_per_million_orders,
-        }
-    }
-
-    fn text(&self) -> String {
-        let usd: Vec<String> = self.usd_per_million_orders.iter().map(|(k, v)| format!("{k} ${v:.2}")).collect();
-        format!(
-            "on AWS, per settled order: {:.1} API requests, {:.1} PutEvents entries, {:.1} SQS requests, \
-             {:.1} Lambda invocations, {:.1} RCU / {:.1} WCU; per million orders: {}",
-            self.api_requests,
-            self.put_events_entries,
-            self.sqs_requests,
-            self.lambda_invocations,
-            self.capacity.read,
-            self.capacity.write,
-            usd.join(", ")
-        )
-    }
-}
-
-/// The same saga on the embedded engine and on DynamoDB Local, one after
-/// the other, and how many times faster the first settled orders.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Comparison {
-    pub embedded: Report,
-    pub dynamodb_local: Report,
-    /// Settled orders/s, embedded over DynamoDB Local.
-    pub settled_per_sec_ratio: f64,
-}
-
-impl Comparison {
-    pub fn ok(&self) -> bool {
-        self.embedded.ok() && self.dynamodb_local.ok()
-    }
-
-    pub fn text(&self) -> String {
-        format!(
-            "{}\n\n{}\n\nembedded vs DynamoDB Local: {:.1}× the settled orders/s ({:.1} vs {:.1}); time to settle p50 {:.0} vs {:.0} ms",
-            self.embedded.text(),
-            self.dynamodb_local.text(),
-            self.settled_per_sec_ratio,
-            self.embedded.settled_per_sec,
-            self.dynamodb_local.settled_per_sec,
-            self.embedded.time_to_settle_ms.p50,
-            self.dynamodb_local.time_to_settle_ms.p50,
-        )
-    }
-}
 
 /// [`run`] on the embedded engine, then on the DynamoDB endpoint `endpoint`.
 pub async fn compare(opts: SagaOptions, endpoint: String) -> anyhow::Result<Comparison> {
@@ -280,7 +106,7 @@ async fn run_with(
     let rules = crate::emulate::rules::rules()?;
 
     // The load.
-    let rss_start = crate::cli::rss_mb();
+    let rss_start = crate::bench::rss_mb();
     let used_start = stack.meter.snapshot();
     let emulation_start = stack.emulation_meter.snapshot();
     let busy_start = busy(&stack);
@@ -317,7 +143,7 @@ async fn run_with(
     let emulation_end = stack.emulation_meter.snapshot();
     let busy_end = busy(&stack);
     let measured = started.elapsed();
-    let rss_end = crate::cli::rss_mb();
+    let rss_end = crate::bench::rss_mb();
 
     // The invariants. They read every order again rather than keep the
     // settlement pass's reads: 100,000 orders' events held in memory would
@@ -335,7 +161,7 @@ async fn run_with(
     let (paths, totals) = check_all(&stack, &observer, &rules, &work, &runs, check::Delivery::Once, &mut v).await?;
     // The saga statistics agree with the orders: each order counted once,
     // in the status it ended in (what the console's overview shows).
-    let stats = observer.stats_totals().await?;
+    let stats = observer.stats().totals().await?;
     let mut ended: BTreeMap<&str, i64> = BTreeMap::new();
     for statuses in paths.values() {
         for (status, n) in statuses {
@@ -457,16 +283,6 @@ async fn run_with(
 }
 
 /// How each path's orders ended, a line per path (the reports' text).
-fn path_lines(paths: &BTreeMap<Path, BTreeMap<&'static str, usize>>) -> Vec<String> {
-    paths
-        .iter()
-        .map(|(path, ended)| {
-            let ended = ended.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ");
-            format!("  {path:?}: {ended}")
-        })
-        .collect()
-}
-
 /// The orders the shoppers placed, by plan index.
 fn placed(runs: &[client::Run]) -> Vec<(usize, OrderId)> {
     runs.iter()
@@ -487,9 +303,9 @@ async fn settle(
         let pass: Vec<_> = futures::stream::iter(std::mem::take(&mut unsettled))
             .map(|(index, id)| async move {
                 let done = async {
-                    let Some(order) = observer.get_order(&id).await? else { return anyhow::Ok(None) };
-                    let events = observer.events_of(&id).await?;
-                    let outcomes = observer.outcomes_of(&id).await?;
+                    let Some(order) = observer.orders().get(&id).await? else { return anyhow::Ok(None) };
+                    let events = observer.outbox().events_of(&id).await?;
+                    let outcomes = observer.saga().outcomes_of(&id).await?;
                     anyhow::Ok(check::settlement(rules, &order, &events, &outcomes))
                 }
                 .await;
@@ -540,7 +356,7 @@ fn busy(stack: &Stack) -> Vec<(&'static str, Duration)> {
 
 /// A client of the stack's engine that the meter does not see (the checks,
 /// the engine's own limit).
-fn unmetered(stack: &Stack) -> aws_sdk_dynamodb::Client {
+pub(super) fn unmetered(stack: &Stack) -> aws_sdk_dynamodb::Client {
     stack.engine.client(&Meter::default())
 }
 
@@ -562,10 +378,10 @@ async fn check_all(
     let mut fetched = futures::stream::iter(runs.iter().filter_map(|r| r.order_id.as_deref().map(|id| (r.path, id))))
         .map(|(path, id)| async move {
             let id = OrderId::parse(id)?;
-            let Some(order) = observer.get_order(&id).await? else { anyhow::bail!("order {id} is gone") };
-            let events = observer.events_of(&id).await?;
+            let Some(order) = observer.orders().get(&id).await? else { anyhow::bail!("order {id} is gone") };
+            let events = observer.outbox().events_of(&id).await?;
             let coupon = match &order.coupon_id {
-                Some(c) => observer.get_coupon(c).await?,
+                Some(c) => observer.coupons().get(c).await?,
                 None => None,
             };
             let by_order = crate::sim::pg::Filter { order_id: Some(id.as_str().to_owned()), ..Default::default() };
@@ -597,7 +413,7 @@ async fn check_all(
     .await?;
 
     for p in &work.catalog.products {
-        let available = observer.get_product(&p.id).await?.map(|p| p.available);
+        let available = observer.catalog().product(&p.id).await?.map(|p| p.available);
         let sold = totals.sold.get(p.id.as_str()).copied().unwrap_or(0);
         if available.map(|a| a + sold) != Some(p.stock) {
             v.add("stock not conserved", || format!("{}: {available:?} available + {sold} sold != {}", p.id, p.stock));
@@ -605,8 +421,8 @@ async fn check_all(
     }
     let users: Vec<_> = futures::stream::iter(work.catalog.users.iter())
         .map(|u| async move {
-            let balance = observer.get_points(&u.id).await?.won();
-            let ledger: i128 = observer.ledger(&u.id).await?.iter().map(|e| i128::from(e.delta)).sum();
+            let balance = observer.points().balance(&u.id).await?.won();
+            let ledger: i128 = observer.points().ledger(&u.id).await?.iter().map(|e| i128::from(e.delta)).sum();
             anyhow::Ok((u, balance, ledger))
         })
         .buffer_unordered(16)
@@ -625,7 +441,7 @@ async fn check_all(
         }
     }
 
-    if !observer.pending_events(1).await?.is_empty() {
+    if !observer.outbox().pending(1).await?.is_empty() {
         v.add("outbox not drained", || "events still pending publication".into());
     }
     for consumer in shop_app::events::consumers::NAMES {
@@ -637,157 +453,6 @@ async fn check_all(
         }
     }
     Ok((paths, totals))
-}
-
-/// Loads of each console page the benchmark times.
-pub const CONSOLE_LOADS: usize = 10;
-
-/// Each page of the saga console, timed with the run's orders in the store
-/// (an operator's token; one request at a time, after the load).
-async fn console_latency(
-    stack: &Stack,
-    work: &mix::Workload,
-    runs: &[client::Run],
-) -> anyhow::Result<BTreeMap<&'static str, Percentiles>> {
-    let token = crate::jwt::issue_operator(&stack.jwt_secret, "bench", stack.app.clock.now().seconds(), 3600);
-    let http = reqwest::Client::new();
-    let order = runs.iter().rev().find_map(|r| r.order_id.clone()).unwrap_or_default();
-    let user = work.plans.last().map(|p| p.user.to_string()).unwrap_or_default();
-    let pages: [(&'static str, String); 9] = [
-        ("overview (last hour)", "/console/overview?range=1h".into()),
-        ("overview charts (last day)", "/console/overview/charts?range=24h".into()),
-        ("orders (the stuck lists)", "/console/orders".into()),
-        ("orders by status PAID", "/console/orders?status=PAID".into()),
-        ("orders by status EXPIRED", "/console/orders?status=EXPIRED".into()),
-        ("orders of a user", format!("/console/orders?q={user}")),
-        ("one order's saga", format!("/console/orders/{order}")),
-        ("one order's live lanes", format!("/console/orders/{order}/saga")),
-        ("queues", "/console/queues".into()),
-    ];
-    let mut out = BTreeMap::new();
-    for (name, path) in pages {
-        let mut ms = Vec::with_capacity(CONSOLE_LOADS);
-        for _ in 0..CONSOLE_LOADS {
-            let started = Instant::now();
-            let resp = http.get(format!("{}{path}", stack.url())).bearer_auth(&token).send().await?;
-            anyhow::ensure!(resp.status().is_success(), "console {path}: {}", resp.status());
-            resp.bytes().await?;
-            ms.push(started.elapsed().as_secs_f64() * 1000.0);
-        }
-        out.insert(name, Percentiles::of(ms));
-    }
-    Ok(out)
-}
-
-/// The engine's own limit: TransactWriteItems of four new items each (an
-/// order placement's shape), at the benchmark's concurrency, through the
-/// same in-process client the stack uses.
-async fn engine_limit(stack: &Stack, concurrency: usize, count: usize) -> anyhow::Result<f64> {
-    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
-    let client = unmetered(stack);
-    let table = stack.app.config.table_name.clone();
-    let started = Instant::now();
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..count)
-        .map(|i| {
-            let (client, table) = (client.clone(), table.clone());
-            async move {
-                let mut items = Vec::with_capacity(4);
-                for sk in ["A", "B", "C", "D"] {
-                    let put = Put::builder()
-                        .table_name(&table)
-                        .item("pk", AttributeValue::S(format!("BENCH#{i}")))
-                        .item("sk", AttributeValue::S(sk.into()))
-                        .item("payload", AttributeValue::S("x".repeat(200)))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()?;
-                    items.push(TransactWriteItem::builder().put(put).build());
-                }
-                client.transact_write_items().set_transact_items(Some(items)).send().await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
-}
-
-impl Report {
-    pub fn ok(&self) -> bool {
-        self.violations.total() == 0
-    }
-
-    pub fn text(&self) -> String {
-        let mut out = vec![
-            format!(
-                "saga: {} orders (concurrency {}, seed {}{}) on the {} engine",
-                self.orders,
-                self.concurrency,
-                self.seed,
-                self.rate_limit.map(|r| format!(", at most {r}/s")).unwrap_or_default(),
-                self.engine
-            ),
-            format!(
-                "settled: {} orders in {:.2}s = {:.0} orders/s (load {:.2}s)",
-                self.settled, self.settle_secs, self.settled_per_sec, self.load_secs
-            ),
-            format!(
-                "settled per tenth of the load: {} orders/s (last/first {:.2})",
-                self.tenths.iter().map(|t| format!("{t:.0}")).collect::<Vec<_>>().join(" "),
-                self.last_tenth_vs_first
-            ),
-            format!("time to settle (OrderPaid → last consumer): {}", self.time_to_settle_ms.text()),
-            format!("refund to settle (RefundRequested → last consumer): {}", self.refund_to_settle_ms.text()),
-            "API latency:".into(),
-        ];
-        for (route, p) in &self.api_latency_ms {
-            out.push(format!("  {route:<34} {}", p.text()));
-        }
-        out.push(format!("console pages with the run's {} orders in the store:", self.orders));
-        for (page, p) in &self.console_ms {
-            out.push(format!("  {page:<34} {}", p.text()));
-        }
-        let calls = |m: &BTreeMap<String, f64>| m.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>();
-        out.push(format!(
-            "store calls per settled order: {:.1} by the app ({}); {:.1} by the emulated stream, bus and queues ({})",
-            self.store_calls_per_order_total,
-            calls(&self.store_calls_per_order).join(", "),
-            self.emulation_calls_per_order_total,
-            calls(&self.emulation_calls_per_order).join(", ")
-        ));
-        if let Some(busy) = self.engine_busy_share {
-            out.push(format!(
-                "engine thread per settled order: {:.0} µs ({}); busy {:.0}% of the run",
-                self.engine_us_per_order.values().sum::<f64>(),
-                self.engine_us_per_order.iter().map(|(k, v)| format!("{k} {v:.0}")).collect::<Vec<_>>().join(", "),
-                busy * 100.0
-            ));
-        }
-        let (c, m) = (self.capacity_per_order, self.model_capacity_per_order);
-        out.push(format!(
-            "capacity units per settled order: {:.1} RCU / {:.1} WCU reported by the engine; item-model lower bound {:.1} RCU / {:.1} WCU",
-            c.read, c.write, m.read, m.write
-        ));
-        out.push(self.aws.text());
-        out.push(format!(
-            "engine limit: {:.0} TransactWriteItems/s (4 puts); saga/engine {:.3}; the saga used {:.0}% of it",
-            self.engine_transactions_per_sec,
-            self.saga_vs_engine,
-            self.engine_utilisation * 100.0
-        ));
-        let mb = |m: Option<f64>| m.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "n/a".into());
-        out.push(format!(
-            "resident memory: {} at the start, {} at the end",
-            mb(self.rss_mb_start),
-            mb(self.rss_mb_end)
-        ));
-        out.extend(path_lines(&self.paths));
-        out.extend(self.violations.lines());
-        out.join("\n")
-    }
 }
 
 #[cfg(test)]
@@ -829,10 +494,10 @@ mod tests {
         let r = run_with(small(40), async |stack: &Stack| {
             let app = &stack.app;
             // A unit of stock appears from nowhere.
-            let mut product = app.store.get_product(&shop_domain::ProductId::parse("sp0")?).await?.expect("sp0");
+            let mut product = app.store.catalog().product(&shop_domain::ProductId::parse("sp0")?).await?.expect("sp0");
             product.available += 1;
             let mut tx = shop_store::Tx::new();
-            tx.extend(app.store.ops_seed_product(&product)?);
+            tx.extend(app.store.catalog().ops_seed_product(&product)?);
             app.store.transact(tx).await?;
             // The data platform is sent a paid order twice.
             let all = stack.sink.deliveries(Default::default(), Page::FIRST).await?.items;

@@ -1,0 +1,17 @@
+//! The benchmarks `shop bench` runs, each a library call that returns a
+//! report (its numbers, as JSON or text): order placement alone
+//! ([`placement`]), the whole saga settled and checked, on one engine or
+//! side by side with DynamoDB Local, and the chaos soak ([`saga`]), and the
+//! simulators alone ([`sim`]).
+
+pub mod placement;
+pub mod saga;
+pub mod sim;
+
+/// The process's resident memory (Linux), in MB.
+pub fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}

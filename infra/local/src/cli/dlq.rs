@@ -1,0 +1,98 @@
+//! `shop dlq list|redrive`: the consumers' dead-letter queues, of the data
+//! dir or of a deployed stack (`--stack`).
+
+use super::{DataDir, Report, StackArg, open_app, print};
+use shop_local::deployed;
+use shop_local::ops::{self, DlqEntry};
+
+#[derive(clap::Subcommand)]
+pub enum Dlq {
+    /// Messages in the DLQs (of one consumer, or all); with --stack peeked without consuming them.
+    List {
+        consumer: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        stack: StackArg,
+        /// With --stack: at most this many messages per DLQ.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a consumer's DLQ messages back to its queue (with --stack: SQS StartMessageMoveTask).
+    Redrive {
+        consumer: String,
+        #[command(flatten)]
+        data: DataDir,
+        #[command(flatten)]
+        stack: StackArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Dlq {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self {
+            Dlq::List { consumer, data, stack, limit, json } => {
+                let entries = match stack.resolve().await? {
+                    Some(stack) => deployed::dlq_list(&stack, consumer.as_deref(), limit).await?,
+                    None => ops::dlq_list(&open_app(&data.data_dir).await?, consumer.as_deref()).await?,
+                };
+                print(json, &Listed(entries))
+            }
+            Dlq::Redrive { consumer, data, stack, json } => match stack.resolve().await? {
+                Some(stack) => print(json, &deployed::dlq_redrive(&stack, &consumer).await?),
+                None => {
+                    let moved = ops::dlq_redrive(&open_app(&data.data_dir).await?, &consumer).await?;
+                    print(json, &Redriven { consumer, moved })
+                }
+            },
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Listed(Vec<DlqEntry>);
+
+impl Report for Listed {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "no messages in the DLQs".to_owned();
+        }
+        let line = |e: &DlqEntry| {
+            format!(
+                "{:<13} {:<16} {:<40} receives={} {}",
+                e.consumer,
+                e.detail_type,
+                e.event_id,
+                e.receives,
+                e.last_error.as_deref().unwrap_or("")
+            )
+        };
+        self.0.iter().map(line).collect::<Vec<_>>().join("\n")
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Redriven {
+    consumer: String,
+    moved: usize,
+}
+
+impl Report for Redriven {
+    fn text(&self) -> String {
+        format!("moved {} message(s) from {}-dlq back to {}", self.moved, self.consumer, self.consumer)
+    }
+}
+
+impl Report for deployed::RedriveReport {
+    fn text(&self) -> String {
+        format!(
+            "moved {} message(s) from {}'s DLQ back to its queue ({}, {})",
+            self.moved, self.consumer, self.method, self.status
+        )
+    }
+}

@@ -1,0 +1,71 @@
+//! `shop republish`: outbox events marked for publishing again.
+
+use super::{DataDir, Report, StackArg, print, target};
+use shop_app::clock::{Clock, SystemClock};
+use shop_local::{deployed, ops};
+
+#[derive(clap::Args)]
+pub struct Republish {
+    #[command(flatten)]
+    data: DataDir,
+    /// RFC 3339, or relative: -30m, -2h, -1d.
+    #[arg(long, allow_hyphen_values = true, required_unless_present = "from_failure_queue")]
+    since: Option<String>,
+    /// Work on this DynamoDB table of a deployed stack instead of the data dir
+    /// (credentials, region and endpoint from the usual AWS_* variables / profile).
+    #[arg(long, env = "SHOP_TABLE", conflicts_with = "stack")]
+    table: Option<String>,
+    /// Read the stack's PublisherFailureQueue: republish the shard and sequence window of each
+    /// record the stream publisher gave up on, then delete the record.
+    #[arg(long, requires = "stack", conflicts_with = "since")]
+    from_failure_queue: bool,
+    #[command(flatten)]
+    stack: StackArg,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Republish {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let stack = self.stack.resolve().await?;
+        if let (Some(stack), true) = (&stack, self.from_failure_queue) {
+            return print(self.json, &deployed::republish_failures(stack).await?);
+        }
+        let app = match &stack {
+            Some(s) => s.app().await?,
+            None => target(&self.data.data_dir, self.table.as_deref()).await?,
+        };
+        let sender = if self.table.is_some() || stack.is_some() { "the stream publisher" } else { "`shop up`" };
+        let since = self.since.ok_or_else(|| anyhow::anyhow!("--since or --from-failure-queue"))?;
+        let republished = ops::republish(&app, ops::parse_time(&since, SystemClock.now())?).await?;
+        print(self.json, &Republished { republished, sender })
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Republished {
+    republished: usize,
+    #[serde(skip)]
+    sender: &'static str,
+}
+
+impl Report for Republished {
+    fn text(&self) -> String {
+        format!("{} outbox event(s) marked for publishing again; {} sends them", self.republished, self.sender)
+    }
+}
+
+impl Report for deployed::RepublishReport {
+    fn text(&self) -> String {
+        format!(
+            "{} failure record(s): {} window(s) read from the stream ({} record(s)), {} taken by time; \
+             {} outbox event(s) marked for publishing again, {} record(s) deleted",
+            self.records,
+            self.windows_from_stream,
+            self.stream_records,
+            self.windows_by_time,
+            self.republished,
+            self.deleted
+        )
+    }
+}

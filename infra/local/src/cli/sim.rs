@@ -1,0 +1,55 @@
+//! `shop sim`: the PG simulator and the data-platform sink alone, for a
+//! stack deployed elsewhere (the emulator deployment test's).
+
+use super::shutdown_signal;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Sim {
+    #[arg(long, default_value_t = 3001)]
+    pg_port: u16,
+    #[arg(long, default_value_t = 3002)]
+    sink_port: u16,
+    /// Where the PG simulator sends webhooks (the deployed API's /webhooks/pg).
+    #[arg(long)]
+    webhook_url: Option<String>,
+    #[arg(long, env = "PG_WEBHOOK_SECRET")]
+    webhook_secret: Option<String>,
+    /// Milliseconds standing in for one minute of the PG's webhook retry schedule.
+    #[arg(long, default_value_t = 1_000)]
+    webhook_backoff_ms: u64,
+    /// Seconds a PG simulator's virtual account takes deposits (its dueDate); then it expires.
+    #[arg(long, default_value_t = 3 * 86_400)]
+    va_due: u64,
+    /// Keep the simulators' state in this directory (default: in memory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// How long `shop sim`'s "timeout"/"slow" faults hold a call: past any
+/// sensible client timeout of a deployed stack.
+const SIM_STALL: std::time::Duration = std::time::Duration::from_secs(25);
+
+impl Sim {
+    pub async fn run(self) -> anyhow::Result<()> {
+        shop_app::obs::telemetry::init("shop-sim");
+        let sims = shop_local::Simulators::start(shop_local::SimulatorOptions {
+            pg_port: self.pg_port,
+            sink_port: self.sink_port,
+            webhook_url: self.webhook_url,
+            webhook_secret: self.webhook_secret,
+            webhook_backoff: std::time::Duration::from_millis(self.webhook_backoff_ms),
+            stall: SIM_STALL,
+            delay: SIM_STALL / 8,
+            clock: std::sync::Arc::new(shop_app::clock::SystemClock),
+            data_dir: self.data_dir,
+            va_due: std::time::Duration::from_secs(self.va_due),
+        })
+        .await?;
+        println!("PG simulator on http://{} (secret key {})", sims.pg_addr, shop_local::SIM_SECRET_KEY);
+        println!("data-platform sink on http://{}", sims.sink_addr);
+        shutdown_signal().await;
+        sims.stop().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,231 @@
+//! The PG's state: its payments, the answers stored per `Idempotency-Key`,
+//! the calls and webhook attempts it logs, and the faults it is armed with
+//! — the types, the schema, and each statement run inside a caller's
+//! transaction ([`rows`]).
+
+use crate::sim::db::{self, faults};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Confirm,
+    Cancel,
+    Lookup,
+    Webhook,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Decline,
+    Error,
+    Timeout,
+    LostResponse,
+    Duplicate,
+    Delay,
+    Reorder,
+    /// Webhooks only: never sent, not even retried (lost for good).
+    Lost,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fault {
+    pub op: Op,
+    pub fault: FaultKind,
+    /// Calls left to affect; -1 until cleared.
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimPayment {
+    pub payment_key: String,
+    pub order_id: String,
+    pub total_amount: u64,
+    pub balance_amount: u64,
+    /// CARD or VIRTUAL_ACCOUNT.
+    pub method: String,
+    pub status: String,
+    pub requested_at: String,
+    pub approved_at: Option<String>,
+    pub virtual_account: Option<Value>,
+    pub cancels: Vec<Value>,
+    /// A virtual account's due date (epoch ms).
+    #[serde(default)]
+    pub deposit_due_ms: Option<i64>,
+}
+
+impl SimPayment {
+    /// The payment as Toss answers it at `now_ms`.
+    pub(super) fn to_toss(&self, now_ms: i64) -> Value {
+        let virtual_account = self.virtual_account.clone().map(|mut va| {
+            if let (Some(fields), Some(due)) = (va.as_object_mut(), self.deposit_due_ms) {
+                fields.insert("expired".into(), Value::Bool(now_ms >= due));
+            }
+            va
+        });
+        json!({
+            "mId": "tosspayments",
+            "version": "2022-11-16",
+            "paymentKey": self.payment_key,
+            "orderId": self.order_id,
+            "orderName": "shop order",
+            "status": self.status,
+            "method": if self.method == "VIRTUAL_ACCOUNT" { "가상계좌" } else { "카드" },
+            "totalAmount": self.total_amount,
+            "balanceAmount": self.balance_amount,
+            "currency": "KRW",
+            "requestedAt": self.requested_at,
+            "approvedAt": self.approved_at,
+            "virtualAccount": virtual_account,
+            "cancels": if self.cancels.is_empty() { Value::Null } else { Value::Array(self.cancels.clone()) },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Call {
+    pub op: Op,
+    pub order_id: Option<String>,
+    pub payment_key: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// The caller's `X-Correlation-Id` and W3C `traceparent`: which request
+    /// of ours made the call.
+    pub correlation_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub outcome: String,
+    /// When the call arrived (epoch ms, the simulator's clock).
+    #[serde(default)]
+    pub at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub event_type: String,
+    pub payment_key: Option<String>,
+    pub order_id: String,
+    pub attempt: u32,
+    /// HTTP status we answered, or 0 when the attempt did not reach us.
+    pub status: u16,
+    /// When the attempt was made (epoch ms, the simulator's clock).
+    #[serde(default)]
+    pub at: Option<i64>,
+}
+
+impl Op {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Op::Confirm => "confirm",
+            Op::Cancel => "cancel",
+            Op::Lookup => "lookup",
+            Op::Webhook => "webhook",
+        }
+    }
+}
+
+impl FaultKind {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Decline => "decline",
+            FaultKind::Error => "error",
+            FaultKind::Timeout => "timeout",
+            FaultKind::LostResponse => "lost_response",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Delay => "delay",
+            FaultKind::Reorder => "reorder",
+            FaultKind::Lost => "lost",
+        }
+    }
+}
+
+/// Every payment (by key, and by order: an order's latest checkout is the
+/// one a lookup by order id finds), the stored answer of every
+/// `Idempotency-Key`, and the calls and webhook attempts for the listings.
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS payments (
+    seq INTEGER PRIMARY KEY, payment_key TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id, seq);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, status INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS calls (
+    seq INTEGER PRIMARY KEY, op TEXT NOT NULL, order_id TEXT, payment_key TEXT, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS calls_by_order ON calls (order_id, seq);
+CREATE INDEX IF NOT EXISTS calls_by_payment ON calls (payment_key, seq);
+CREATE INDEX IF NOT EXISTS calls_by_op ON calls (op, seq);
+CREATE TABLE IF NOT EXISTS webhooks (
+    seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL, payment_key TEXT, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS webhooks_by_order ON webhooks (order_id, seq);
+CREATE INDEX IF NOT EXISTS webhooks_by_payment ON webhooks (payment_key, seq);
+";
+
+/// The statements of the PG's state, each run inside a caller's transaction.
+pub(super) mod rows {
+    use super::*;
+    use rusqlite::{Connection, OptionalExtension as _};
+
+    pub fn payment(c: &Connection, key: &str) -> anyhow::Result<Option<SimPayment>> {
+        db::one(c, "SELECT body FROM payments WHERE payment_key = ?1", [key])
+    }
+
+    pub fn latest_of_order(c: &Connection, order_id: &str) -> anyhow::Result<Option<SimPayment>> {
+        db::one(c, "SELECT body FROM payments WHERE order_id = ?1 ORDER BY seq DESC LIMIT 1", [order_id])
+    }
+
+    /// False when the key is taken.
+    pub fn insert_payment(c: &Connection, p: &SimPayment) -> anyhow::Result<bool> {
+        let n = c
+            .prepare_cached("INSERT OR IGNORE INTO payments (payment_key, order_id, body) VALUES (?1, ?2, ?3)")?
+            .execute((&p.payment_key, &p.order_id, db::body(p)?))?;
+        Ok(n == 1)
+    }
+
+    pub fn save_payment(c: &Connection, p: &SimPayment) -> anyhow::Result<()> {
+        c.prepare_cached("UPDATE payments SET body = ?2 WHERE payment_key = ?1")?
+            .execute((&p.payment_key, db::body(p)?))?;
+        Ok(())
+    }
+
+    pub fn stored_answer(c: &Connection, key: &str) -> anyhow::Result<Option<(u16, Value)>> {
+        let row: Option<(u16, String)> = c
+            .prepare_cached("SELECT status, body FROM idempotency WHERE key = ?1")?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.map(|(status, body)| serde_json::from_str(&body).map(|b| (status, b))).transpose()?)
+    }
+
+    pub fn store_answer(c: &Connection, key: Option<&str>, (status, body): &(u16, Value)) -> anyhow::Result<()> {
+        if let Some(key) = key {
+            c.prepare_cached("INSERT OR REPLACE INTO idempotency (key, status, body) VALUES (?1, ?2, ?3)")?
+                .execute((key, status, body.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub fn record(c: &Connection, call: &Call) -> anyhow::Result<()> {
+        c.prepare_cached("INSERT INTO calls (op, order_id, payment_key, body) VALUES (?1, ?2, ?3, ?4)")?.execute((
+            call.op.as_str(),
+            &call.order_id,
+            &call.payment_key,
+            db::body(call)?,
+        ))?;
+        Ok(())
+    }
+
+    pub fn record_webhook(c: &Connection, d: &Delivery) -> anyhow::Result<()> {
+        c.prepare_cached("INSERT INTO webhooks (order_id, payment_key, body) VALUES (?1, ?2, ?3)")?.execute((
+            &d.order_id,
+            &d.payment_key,
+            db::body(d)?,
+        ))?;
+        Ok(())
+    }
+
+    pub fn take_fault(c: &Connection, op: Op) -> anyhow::Result<Option<FaultKind>> {
+        let Some(name) = faults::take(c, op.as_str())? else { return Ok(None) };
+        Ok(Some(serde_json::from_value(Value::String(name))?))
+    }
+}

@@ -1,0 +1,335 @@
+//! The Toss API our `TossClient` calls: confirm, cancel, lookup by payment
+//! key and by order id. Every call starts the same way ([`begin`]): the
+//! call as the log records it, the secret key checked; calls with an
+//! `Idempotency-Key` then replay the stored answer or take their fault
+//! ([`replay_or_fault`]); the work, its stored answer and its log entry
+//! are one transaction.
+
+use super::state::{Call, FaultKind, Op, rows};
+use super::{PgSim, kst, respond, toss_error};
+use crate::sim::db;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ConfirmBody {
+    payment_key: String,
+    order_id: String,
+    amount: u64,
+}
+
+/// Does the confirm at `now` (ms); the answer, and the payment when its
+/// status changed (for the webhook). A virtual account is due `va_due_ms` later.
+fn do_confirm(
+    c: &rusqlite::Connection,
+    b: &ConfirmBody,
+    decline: bool,
+    now: i64,
+    va_due_ms: i64,
+) -> anyhow::Result<((u16, Value), Option<Value>)> {
+    let Some(mut p) = rows::payment(c, &b.payment_key)? else {
+        return Ok((toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."), None));
+    };
+    if p.order_id != b.order_id || p.total_amount != b.amount {
+        return Ok((toss_error(400, "INVALID_REQUEST", "orderId or amount does not match the payment"), None));
+    }
+    match p.status.as_str() {
+        "READY" | "IN_PROGRESS" => {}
+        "DONE" | "WAITING_FOR_DEPOSIT" => {
+            return Ok((toss_error(400, "ALREADY_PROCESSED_PAYMENT", "이미 처리된 결제 입니다."), None));
+        }
+        _ => return Ok((toss_error(400, "INVALID_REQUEST", "the payment cannot be confirmed"), None)),
+    }
+    if decline {
+        p.status = "ABORTED".into();
+        rows::save_payment(c, &p)?;
+        let declined = toss_error(403, "REJECT_CARD_COMPANY", "카드사에서 거절했습니다. (simulated decline)");
+        return Ok((declined, Some(p.to_toss(now))));
+    }
+    if p.method == "VIRTUAL_ACCOUNT" {
+        p.status = "WAITING_FOR_DEPOSIT".into();
+        let due = now.saturating_add(va_due_ms);
+        p.deposit_due_ms = Some(due);
+        p.virtual_account = Some(json!({
+            "accountType": "일반",
+            "accountNumber": format!("X{}", p.payment_key.get(p.payment_key.len().saturating_sub(10)..).unwrap_or_default()),
+            "bankCode": "88",
+            "customerName": "shop customer",
+            "dueDate": kst(due),
+            "refundStatus": "NONE",
+            "expired": false,
+            "settlementStatus": "INCOMPLETED",
+        }));
+    } else {
+        p.status = "DONE".into();
+        p.approved_at = Some(kst(now));
+    }
+    rows::save_payment(c, &p)?;
+    let toss = p.to_toss(now);
+    Ok(((200, toss.clone()), Some(toss)))
+}
+
+/// Runs in its own task: a real PG finishes its work when the caller hangs
+/// up (hyper drops a handler's future when the client disconnects).
+pub(super) async fn confirm(State(sim): State<Arc<PgSim>>, headers: HeaderMap, Json(b): Json<ConfirmBody>) -> Response {
+    match tokio::spawn(confirm_work(sim, headers, b)).await {
+        Ok(r) => r,
+        Err(_) => respond(toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulator task failed")),
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The start of every Toss API call: the call as the log records it (its
+/// operation, the ids it names, the caller's `Idempotency-Key` — lookups
+/// take none — `X-Correlation-Id` and `traceparent`, when it arrived), and
+/// the secret key checked: a call without it is logged and refused here.
+async fn begin(
+    sim: &PgSim,
+    headers: &HeaderMap,
+    op: Op,
+    order_id: Option<String>,
+    payment_key: Option<String>,
+) -> Result<Call, Response> {
+    let call = Call {
+        op,
+        order_id,
+        payment_key,
+        idempotency_key: match op {
+            Op::Confirm | Op::Cancel => header(headers, "idempotency-key"),
+            Op::Lookup | Op::Webhook => None,
+        },
+        correlation_id: header(headers, "x-correlation-id"),
+        traceparent: header(headers, "traceparent"),
+        outcome: String::new(),
+        at: Some(sim.opts.clock.now().millis()),
+    };
+    if !sim.authorized(headers) {
+        sim.record(Call { outcome: "unauthorized".into(), ..call }).await;
+        return Err(respond(toss_error(401, "UNAUTHORIZED_KEY", "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.")));
+    }
+    Ok(call)
+}
+
+/// Before the work of a call with an `Idempotency-Key`: the answer stored
+/// for the key (the call is recorded as replayed), else the fault this call
+/// takes — one transaction.
+async fn replay_or_fault(sim: &PgSim, op: Op, idem: Option<String>, call: Call) -> Result<Option<FaultKind>, Response> {
+    let before = sim
+        .db
+        .tx(move |c| {
+            if let Some(k) = &idem
+                && let Some(stored) = rows::stored_answer(c, k)?
+            {
+                rows::record(c, &Call { outcome: "replayed".into(), ..call })?;
+                return Ok(Err(stored));
+            }
+            Ok(Ok(rows::take_fault(c, op)?))
+        })
+        .await;
+    match before {
+        Ok(Ok(fault)) => Ok(fault),
+        Ok(Err(stored)) => Err(respond(stored)),
+        Err(e) => Err(db::internal(&e)),
+    }
+}
+
+async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Response {
+    let call = match begin(&sim, &headers, Op::Confirm, Some(b.order_id.clone()), Some(b.payment_key.clone())).await {
+        Ok(call) => call,
+        Err(refused) => return refused,
+    };
+    let idem = call.idempotency_key.clone();
+    let fault = match replay_or_fault(&sim, Op::Confirm, idem.clone(), call.clone()).await {
+        Ok(fault) => fault,
+        Err(answer) => return answer,
+    };
+    match fault {
+        // Slow PG: the work happens after the caller has given up.
+        Some(FaultKind::Timeout) => tokio::time::sleep(sim.opts.stall).await,
+        Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
+        _ => {}
+    }
+    // The work, its stored answer and its record: one transaction.
+    let now = sim.opts.clock.now().millis();
+    let va_due_ms = i64::try_from(sim.opts.va_due.as_millis()).unwrap_or(i64::MAX);
+    let done = sim
+        .db
+        .tx(move |c| {
+            let (answer, changed) = if fault == Some(FaultKind::Error) {
+                let error = "내부 시스템 처리 작업이 실패했습니다. (simulated)";
+                (toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", error), None)
+            } else {
+                do_confirm(c, &b, fault == Some(FaultKind::Decline), now, va_due_ms)?
+            };
+            rows::store_answer(c, idem.as_deref(), &answer)?;
+            let outcome = match (fault, answer.0) {
+                (Some(FaultKind::Error), _) => "error".to_owned(),
+                (Some(FaultKind::LostResponse), _) => "lost_response".to_owned(),
+                (Some(FaultKind::Timeout), _) => "timeout".to_owned(),
+                (_, status) => {
+                    answer.1.get("status").and_then(|v| v.as_str()).map_or(format!("HTTP {status}"), str::to_owned)
+                }
+            };
+            rows::record(c, &Call { outcome, ..call })?;
+            Ok((answer, changed))
+        })
+        .await;
+    let (answer, changed) = match done {
+        Ok(done) => done,
+        Err(e) => return db::internal(&e),
+    };
+    if let Some(payment) = changed {
+        sim.status_changed(payment).await;
+    }
+    if fault == Some(FaultKind::LostResponse) {
+        // The PG did the work; the answer never arrives in time.
+        tokio::time::sleep(sim.opts.stall).await;
+    }
+    respond(answer)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CancelBody {
+    cancel_reason: String,
+    #[serde(default)]
+    cancel_amount: Option<u64>,
+}
+
+pub(super) async fn cancel(
+    State(sim): State<Arc<PgSim>>,
+    Path(payment_key): Path<String>,
+    headers: HeaderMap,
+    Json(b): Json<CancelBody>,
+) -> Response {
+    match tokio::spawn(cancel_work(sim, payment_key, headers, b)).await {
+        Ok(r) => r,
+        Err(_) => respond(toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulator task failed")),
+    }
+}
+
+async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b: CancelBody) -> Response {
+    let call = match begin(&sim, &headers, Op::Cancel, None, Some(payment_key.clone())).await {
+        Ok(call) => call,
+        Err(refused) => return refused,
+    };
+    let idem = call.idempotency_key.clone();
+    let fault = match replay_or_fault(&sim, Op::Cancel, idem.clone(), call.clone()).await {
+        Ok(fault) => fault,
+        Err(answer) => return answer,
+    };
+    match fault {
+        Some(FaultKind::Error) => {
+            sim.record(Call { outcome: "error".into(), ..call }).await;
+            return respond(toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulated"));
+        }
+        Some(FaultKind::Decline) => {
+            sim.record(Call { outcome: "declined".into(), ..call }).await;
+            return respond(toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다. (simulated)"));
+        }
+        Some(FaultKind::Timeout) => tokio::time::sleep(sim.opts.stall).await,
+        Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
+        _ => {}
+    }
+    let now = sim.opts.clock.now().millis();
+    let done = sim
+        .db
+        .tx(move |c| {
+            let (answer, changed) = match rows::payment(c, &payment_key)? {
+                None => (toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."), None),
+                Some(mut p) => match p.status.as_str() {
+                    "DONE" | "PARTIAL_CANCELED" | "WAITING_FOR_DEPOSIT" => {
+                        let amount = b.cancel_amount.unwrap_or(p.balance_amount).min(p.balance_amount);
+                        p.balance_amount -= amount;
+                        p.status = if p.balance_amount == 0 { "CANCELED".into() } else { "PARTIAL_CANCELED".into() };
+                        p.cancels.push(
+                            json!({"cancelAmount": amount, "cancelReason": b.cancel_reason, "canceledAt": kst(now)}),
+                        );
+                        rows::save_payment(c, &p)?;
+                        ((200, p.to_toss(now)), Some(p.order_id))
+                    }
+                    "CANCELED" => (toss_error(400, "ALREADY_CANCELED_PAYMENT", "이미 취소된 결제 입니다."), None),
+                    _ => (toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다."), None),
+                },
+            };
+            rows::store_answer(c, idem.as_deref(), &answer)?;
+            let outcome = answer.1.get("status").and_then(|v| v.as_str()).unwrap_or("error").to_owned();
+            rows::record(c, &Call { outcome, order_id: changed.clone(), ..call })?;
+            Ok((answer, changed.is_some()))
+        })
+        .await;
+    match done {
+        Ok((answer, changed)) => {
+            if changed {
+                sim.status_changed(answer.1.clone()).await;
+            }
+            respond(answer)
+        }
+        Err(e) => db::internal(&e),
+    }
+}
+
+async fn lookup_inner(
+    sim: &Arc<PgSim>,
+    headers: &HeaderMap,
+    key: Option<String>,
+    order_id: Option<String>,
+) -> Response {
+    let call = match begin(sim, headers, Op::Lookup, order_id, key).await {
+        Ok(call) => call,
+        Err(refused) => return refused,
+    };
+    match sim.take_fault(Op::Lookup).await {
+        Some(FaultKind::Error) => {
+            sim.record(Call { outcome: "error".into(), ..call }).await;
+            return respond(toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulated"));
+        }
+        Some(FaultKind::Timeout | FaultKind::LostResponse) => tokio::time::sleep(sim.opts.stall).await,
+        Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
+        _ => {}
+    }
+    let now = sim.opts.clock.now().millis();
+    let found = sim
+        .db
+        .tx(move |c| {
+            let found = match (&call.payment_key, &call.order_id) {
+                (Some(key), _) => rows::payment(c, key)?,
+                (None, Some(order)) => rows::latest_of_order(c, order)?,
+                (None, None) => None,
+            };
+            let found = found.map(|p| p.to_toss(now));
+            let outcome = match &found {
+                Some(p) => p.get("status").and_then(|v| v.as_str()).unwrap_or("?").to_owned(),
+                None => "not_found".to_owned(),
+            };
+            rows::record(c, &Call { outcome, ..call })?;
+            Ok(found)
+        })
+        .await;
+    match found {
+        Ok(Some(p)) => respond((200, p)),
+        Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")),
+        Err(e) => db::internal(&e),
+    }
+}
+
+pub(super) async fn lookup(State(sim): State<Arc<PgSim>>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    lookup_inner(&sim, &headers, Some(key), None).await
+}
+
+pub(super) async fn lookup_by_order(
+    State(sim): State<Arc<PgSim>>,
+    Path(order_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    lookup_inner(&sim, &headers, None, Some(order_id)).await
+}

@@ -1,0 +1,307 @@
+//! A running local stack: the API and the console on one loopback port,
+//! the simulators, the scheduler, the emulated stream, bus and queues, all
+//! on one store engine ([`Stack::start`]); and the app alone on a data dir
+//! ([`open`]), for the commands that run beside it.
+
+use crate::engine::{self, StoreEngine};
+use crate::sim::{SIM_SECRET_KEY, SimulatorOptions, Simulators};
+use crate::tasks::Tasks;
+use crate::{chaos, console, emulate, jwt, seed, sim};
+use shop_app::App;
+use shop_app::clock::{Clock, IdGen};
+use shop_app::config::Config;
+use shop_embedded::Engine;
+use shop_store::schema::{Streams, ensure_table};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How to run a stack.
+pub struct StackOptions {
+    /// `None`: an in-memory database (tests).
+    pub data_dir: Option<PathBuf>,
+    pub port: u16,
+    /// Also serve the DynamoDB API of the embedded engine here (for `cargo
+    /// lambda watch`, the AWS CLI, NoSQL Workbench).
+    pub dynamodb_port: Option<u16>,
+    pub jwt_secret: String,
+    pub config: Config,
+    pub clock: Option<Arc<dyn Clock>>,
+    pub ids: Option<Arc<dyn IdGen>>,
+    /// Load this catalog when the table is new.
+    pub seed_if_new: Option<seed::Catalog>,
+    /// Port of the PG simulator (0: any free port).
+    pub pg_port: u16,
+    /// Period of the scheduler (order expiry, payment reconciliation).
+    pub schedule_every: std::time::Duration,
+    /// One "minute" of the simulator's webhook retry schedule.
+    pub webhook_backoff: std::time::Duration,
+    /// How long the simulator's "timeout"/"lost_response" faults hold a call
+    /// (default: twice the PG timeout plus 100 ms).
+    pub pg_stall: Option<std::time::Duration>,
+    /// Port of the data-platform sink (0: any free port).
+    pub sink_port: u16,
+    /// Durable queues: poll period, visibility timeout, receives before the DLQ.
+    pub queues: emulate::runner::QueueOptions,
+    /// Run the store on this DynamoDB endpoint (DynamoDB Local) instead of
+    /// the embedded engine; `data_dir` then holds only the simulators.
+    pub endpoint: Option<String>,
+    /// How long the PG simulator's virtual accounts take deposits.
+    pub va_due: std::time::Duration,
+    /// Meter the app's store calls' capacity units too (the saga
+    /// benchmark); counting them costs nothing, pricing parses every call.
+    pub price_store_calls: bool,
+    /// Inject faults at random (`shop up --chaos`, for the chaos soak).
+    pub chaos: Option<chaos::ChaosOptions>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            port: 0,
+            dynamodb_port: None,
+            jwt_secret: jwt::DEV_SECRET.to_owned(),
+            config: Config::default(),
+            clock: None,
+            ids: None,
+            seed_if_new: None,
+            pg_port: 0,
+            schedule_every: std::time::Duration::from_secs(60),
+            webhook_backoff: std::time::Duration::from_secs(1),
+            pg_stall: None,
+            sink_port: 0,
+            queues: emulate::runner::QueueOptions::default(),
+            endpoint: None,
+            va_due: sim::pg::VA_DUE,
+            price_store_calls: false,
+            chaos: None,
+        }
+    }
+}
+
+/// A running local stack. Dropping it does not stop it; call [`Stack::stop`].
+pub struct Stack {
+    pub addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    pub pg: Arc<sim::pg::PgSim>,
+    pub sink_addr: SocketAddr,
+    pub sink: Arc<sim::sink::Sink>,
+    pub bus: Arc<emulate::bus::LocalBus>,
+    pub runner: Arc<emulate::runner::Runner>,
+    pub dynamodb_addr: Option<SocketAddr>,
+    pub app: App,
+    pub engine: StoreEngine,
+    /// Sees every store call the app makes (counts, capacity): what the
+    /// Lambda functions would make on AWS.
+    pub meter: engine::Meter,
+    /// Sees the store calls of the emulated stream, EventBridge and SQS.
+    pub emulation_meter: engine::Meter,
+    pub jwt_secret: String,
+    tasks: Tasks,
+}
+
+/// Opens the embedded engine and builds the app on it, creating the table if needed.
+/// Returns whether the table was new.
+pub async fn open(
+    data_dir: Option<&std::path::Path>,
+    config: Config,
+    clock: Option<Arc<dyn Clock>>,
+    ids: Option<Arc<dyn IdGen>>,
+) -> anyhow::Result<(Engine, App, bool)> {
+    let engine = match data_dir {
+        Some(dir) => Engine::open_dir(dir)?,
+        None => Engine::memory()?,
+    };
+    let (app, new) = open_on(engine.client(), config, clock, ids).await?;
+    Ok((engine, app, new))
+}
+
+/// Builds the app on `client`'s engine, creating the table if needed.
+/// Returns whether the table was new.
+async fn open_on(
+    client: aws_sdk_dynamodb::Client,
+    config: Config,
+    clock: Option<Arc<dyn Clock>>,
+    ids: Option<Arc<dyn IdGen>>,
+) -> anyhow::Result<(App, bool)> {
+    let existed = client.describe_table().table_name(&config.table_name).send().await.is_ok();
+    ensure_table(&client, &config.table_name, Streams::Disabled).await?;
+    let mut app = App::new(shop_store::Store::new(client, config.table_name.clone()), config)?;
+    if let Some(c) = clock {
+        app = app.with_clock(c);
+    }
+    if let Some(i) = ids {
+        app = app.with_ids(i);
+    }
+    Ok((app, !existed))
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        let addr = listener.local_addr()?;
+        let mut config = opts.config;
+        let pg_timeout = std::time::Duration::from_millis(config.pg_timeout_ms);
+        let stall = opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100));
+        let clock = opts.clock.unwrap_or_else(|| Arc::new(shop_app::clock::SystemClock));
+        let Simulators { pg_addr, pg, sink_addr, sink, mut tasks } = Simulators::start(SimulatorOptions {
+            pg_port: opts.pg_port,
+            sink_port: opts.sink_port,
+            webhook_url: Some(format!("http://{addr}/webhooks/pg")),
+            webhook_secret: config.pg_webhook_secret.clone(),
+            webhook_backoff: opts.webhook_backoff,
+            stall,
+            delay: pg_timeout / 4,
+            clock: clock.clone(),
+            data_dir: opts.data_dir.clone(),
+            va_due: opts.va_due,
+        })
+        .await?;
+        config.pg_base_url = format!("http://{pg_addr}");
+        config.pg_secret_key = SIM_SECRET_KEY.to_owned();
+        let engine = match (&opts.endpoint, &opts.data_dir) {
+            (Some(url), _) => StoreEngine::Endpoint(url.clone()),
+            (None, Some(dir)) => StoreEngine::Embedded(Engine::open_dir(dir)?),
+            (None, None) => StoreEngine::Embedded(Engine::memory()?),
+        };
+        let meter = if opts.price_store_calls { engine::Meter::pricing() } else { engine::Meter::default() };
+        let (app, new) = open_on(engine.client(&meter), config, Some(clock), opts.ids).await?;
+        if let (true, Some(catalog)) = (new, &opts.seed_if_new) {
+            let report = seed::seed(&app, catalog).await?;
+            tracing::info!(?report, "loaded the catalog into a new data dir");
+        }
+
+        let state =
+            Arc::new(emulate::api_gateway::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
+        // The console beside the API, on the same loopback port.
+        let console = Arc::new(console::ConsoleState {
+            app: app.clone(),
+            pg: Some(pg.clone()),
+            sink: Some(sink.clone()),
+            jwt_secret: opts.jwt_secret.clone(),
+            stack: None,
+            allow_actions: true,
+        });
+        tasks.serve("API", listener, console::mount(emulate::api_gateway::router(state), console));
+
+        let scheduled = app.clone();
+        let every = opts.schedule_every;
+        tasks.spawn(move |mut stop| async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tick.tick() => emulate::schedules::run_schedules(&scheduled).await,
+                }
+            }
+        });
+
+        // The overview's gauges: queue depths and the outbox, every 10 s.
+        let sampled = app.clone();
+        tasks.spawn(move |mut stop| async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = emulate::schedules::sample_gauges(&sampled).await {
+                            tracing::warn!(error = %e, "could not sample the gauges");
+                        }
+                    }
+                }
+            }
+        });
+
+        // The emulated AWS services' own store calls, metered apart.
+        let emulation_meter = engine::Meter::default();
+        let emulation = shop_store::Store::new(engine.client(&emulation_meter), app.config.table_name.clone());
+        let bus = Arc::new(emulate::bus::LocalBus::new(
+            emulation.clone(),
+            emulate::rules::rules()?,
+            Arc::new(shop_app::clock::SystemClock),
+        ));
+        let platform = shop_app::adapters::data_platform::HttpDataPlatform {
+            http: reqwest::Client::builder().timeout(pg_timeout.max(std::time::Duration::from_secs(1))).build()?,
+            url: format!("http://{sink_addr}"),
+        };
+        let consumers: Vec<Arc<dyn shop_app::events::consumers::Consumer>> = vec![
+            Arc::new(shop_app::events::consumers::CouponConsumer),
+            Arc::new(shop_app::events::consumers::CompensationConsumer),
+            Arc::new(shop_app::events::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
+        ];
+        let runner = Arc::new(emulate::runner::Runner::new(
+            app.clone(),
+            emulation,
+            bus.clone(),
+            consumers,
+            opts.queues,
+            engine.writes_with(&meter, "outbox", shop_store::outbox::codec::writes_pending_event),
+        ));
+        let running = runner.clone();
+        tasks.spawn(move |stop| running.run(stop));
+
+        if let Some(c) = opts.chaos {
+            let (app, pg, sink, engine) = (app.clone(), pg.clone(), sink.clone(), engine.embedded().cloned());
+            tasks.spawn(move |stop| chaos::inject(c, app, pg, sink, engine, stop));
+        }
+
+        let dynamodb_addr = match (opts.dynamodb_port, engine.embedded()) {
+            (Some(port), Some(embedded)) => {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+                let addr = listener.local_addr()?;
+                let engine = embedded.clone();
+                tasks.spawn(move |stop| async move {
+                    let shutdown = async {
+                        let _ = stop.await;
+                    };
+                    if let Err(e) = engine.serve(listener, shutdown).await {
+                        tracing::error!(error = %e, "DynamoDB endpoint failed");
+                    }
+                });
+                Some(addr)
+            }
+            _ => None,
+        };
+        Ok(Stack {
+            addr,
+            pg_addr,
+            pg,
+            sink_addr,
+            sink,
+            bus,
+            runner,
+            dynamodb_addr,
+            app,
+            engine,
+            meter,
+            emulation_meter,
+            jwt_secret: opts.jwt_secret,
+            tasks,
+        })
+    }
+
+    pub fn sink_url(&self) -> String {
+        format!("http://{}", self.sink_addr)
+    }
+
+    pub fn pg_url(&self) -> String {
+        format!("http://{}", self.pg_addr)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A dev token for `user`, valid for an hour on the stack's clock.
+    pub fn token(&self, user: &str) -> String {
+        jwt::issue(&self.jwt_secret, user, self.app.clock.now().seconds(), 3600)
+    }
+
+    /// Stops accepting requests and waits for running ones to finish.
+    pub async fn stop(self) {
+        self.tasks.stop().await;
+    }
+}

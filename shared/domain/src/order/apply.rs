@@ -1,0 +1,68 @@
+//! `apply` folds an event into the order (each bumps `version` by one);
+//! `execute` is `decide` then `apply`.
+
+use super::decide::OrderCommand;
+use super::events::{OrderEvent, OrderEventKind};
+use super::{Order, OrderError, OrderStatus, PaymentMethod};
+use crate::Timestamp;
+
+impl Order {
+    /// The order after `event`.
+    pub fn apply(&self, event: &OrderEvent) -> Order {
+        let mut o = self.clone();
+        o.version = event.aggregate_version;
+        match &event.kind {
+            OrderEventKind::OrderPlaced { .. } => {}
+            OrderEventKind::PaymentConfirmationStarted { payment_key, method, .. } => {
+                o.status = OrderStatus::Confirming;
+                o.payment_key = Some(payment_key.clone());
+                o.payment_method = Some(*method);
+            }
+            OrderEventKind::VirtualAccountIssued { payment_key, due_at, .. } => {
+                o.status = OrderStatus::AwaitingDeposit;
+                o.payment_key = Some(payment_key.clone());
+                o.payment_method = Some(PaymentMethod::VirtualAccount);
+                o.deposit_due_at = *due_at;
+            }
+            OrderEventKind::OrderPaid { payment_key, method, .. } => {
+                o.status = OrderStatus::Paid;
+                o.payment_key = payment_key.clone();
+                o.payment_method = Some(*method);
+                o.deposit_due_at = None;
+            }
+            OrderEventKind::PaymentFailed { .. } => {
+                o.status = OrderStatus::PendingPayment;
+                o.payment_key = None;
+                o.payment_method = None;
+                o.deposit_due_at = None;
+            }
+            OrderEventKind::PaymentOrphaned { payment_key, .. } => {
+                o.orphaned_payments.push(payment_key.clone());
+            }
+            OrderEventKind::OrderExpired { .. } => {
+                o.status = OrderStatus::Expired;
+                o.deposit_due_at = None;
+            }
+            OrderEventKind::OrderCancelled { .. } => {
+                o.status = OrderStatus::Cancelled;
+                o.deposit_due_at = None;
+            }
+            OrderEventKind::RefundRequested { .. } => o.status = OrderStatus::RefundPending,
+            OrderEventKind::OrderRefunded { .. } => o.status = OrderStatus::Refunded,
+        }
+        o
+    }
+
+    /// `decide` then `apply`: the new order and its stamped events.
+    pub fn execute(&self, cmd: &OrderCommand, now: Timestamp) -> Result<(Order, Vec<OrderEvent>), OrderError> {
+        let mut order = self.clone();
+        let mut events = Vec::new();
+        for kind in self.decide(cmd, now)? {
+            let event =
+                OrderEvent { order_id: self.id.clone(), aggregate_version: order.version + 1, occurred_at: now, kind };
+            order = order.apply(&event);
+            events.push(event);
+        }
+        Ok((order, events))
+    }
+}

@@ -1,0 +1,274 @@
+//! The outbox and the event log: events pending publication (the
+//! `pendingOutbox` index), marking them published or pending again, an
+//! order's events, and the per-day event log in `byDue` that `shop
+//! republish --since` and the console's searches read. The item's format
+//! is [`codec`]'s alone.
+
+pub mod codec;
+
+pub use codec::{Before, EventField, StoredEvent};
+
+use crate::attr::{key, n, s};
+use crate::error::{Result, StoreError};
+use crate::io::Pages;
+use crate::tx::{TxItem, TxOp, put};
+use crate::{Store, keys};
+use shop_domain::campaign::CouponIssued;
+use shop_domain::{OrderEvent, OrderId, Timestamp};
+
+/// The outbox of every aggregate (see [`Store::outbox`]).
+#[derive(Clone, Copy)]
+pub struct Outbox<'a>(pub(crate) &'a Store);
+
+impl Outbox<'_> {
+    /// The outbox item of an order's `event`, in the transaction of the
+    /// change it describes; its key is the event's, so it is written once.
+    pub fn op_put(
+        &self,
+        event: &OrderEvent,
+        correlation_id: &str,
+        traceparent: Option<&str>,
+        before: &Before,
+    ) -> anyhow::Result<TxOp> {
+        self.op_put_stored(&codec::order_event(event, correlation_id, traceparent, before)?)
+    }
+
+    /// A claim's `CouponIssued` outbox event.
+    pub fn op_put_coupon_issued(&self, event: &CouponIssued, at: Timestamp) -> anyhow::Result<TxOp> {
+        self.op_put_stored(&codec::coupon_issued(event, at)?)
+    }
+
+    fn op_put_stored(&self, e: &StoredEvent) -> anyhow::Result<TxOp> {
+        put(self.0.table(), codec::to_item(e), "attribute_not_exists(pk)", TxItem::Event(e.event_id.clone()))
+    }
+
+    /// The outbox event at this key (from a stream record's keys), if any.
+    pub async fn event_at(&self, pk: &str, sk: &str) -> Result<Option<StoredEvent>> {
+        let item = self.0.get((pk.to_owned(), sk.to_owned())).await?;
+        Ok(item.filter(codec::is_event).as_ref().map(codec::from_item).transpose()?)
+    }
+
+    /// The events of an aggregate's partition (an order's, a claim's), in version order.
+    pub async fn events_in(&self, pk: &str) -> Result<Vec<StoredEvent>> {
+        let items = self.0.query_prefix(pk, codec::SK_PREFIX).await?;
+        Ok(items.iter().map(codec::from_item).collect::<anyhow::Result<_>>()?)
+    }
+
+    /// An order's events, in version order.
+    pub async fn events_of(&self, order: &OrderId) -> Result<Vec<StoredEvent>> {
+        self.events_in(&keys::order(order).0).await
+    }
+
+    /// Events not yet published, oldest first within each shard.
+    pub async fn pending(&self, limit_per_shard: i32) -> Result<Vec<StoredEvent>> {
+        let condition = format!("{} = :shard", codec::PENDING_SHARD);
+        let items = self.0.query_shards(keys::GSI_OUTBOX, &condition, "OUTBOX", None, limit_per_shard).await?;
+        let mut events = items.iter().map(codec::from_item).collect::<anyhow::Result<Vec<_>>>()?;
+        events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+        Ok(events)
+    }
+
+    /// How many events wait for the publisher (counted up to `cap` per
+    /// shard: a backlog, never the history), whether a shard reached the
+    /// cap (the count is then a floor), and when the oldest was written.
+    pub async fn pending_summary(&self, cap: i32) -> Result<(usize, bool, Option<Timestamp>)> {
+        let mut count = 0usize;
+        let mut capped = false;
+        for shard in 0..keys::SHARDS {
+            let out = self
+                .0
+                .client()
+                .query()
+                .table_name(self.0.table())
+                .index_name(keys::GSI_OUTBOX)
+                .key_condition_expression(format!("{} = :shard", codec::PENDING_SHARD))
+                .expression_attribute_values(":shard", s(format!("OUTBOX#{shard}")))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .limit(cap)
+                .send()
+                .await
+                .map_err(StoreError::unexpected("Query pending count"))?;
+            count += usize::try_from(out.count).unwrap_or(0);
+            capped |= out.count >= cap;
+        }
+        let oldest = self.pending(1).await?.first().map(|e| e.occurred_at);
+        Ok((count, capped, oldest))
+    }
+
+    /// Takes a published event out of the pending index and dates its
+    /// first publication (`publishedAt`, kept through republishes).
+    /// Conditional on the item existing (a missing one is no error).
+    /// Answers whether this was the event's first publication: the saga
+    /// statistics count an event then, and never again.
+    pub async fn mark_published(&self, pk: &str, sk: &str, now: Timestamp) -> Result<bool> {
+        let res = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.table())
+            .set_key(Some(key(pk, sk)))
+            .update_expression(codec::MARK_PUBLISHED)
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now.millis()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(out.attributes.is_some_and(|old| codec::never_published(&old))),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::unexpected("UpdateItem mark_published")(e)),
+        }
+    }
+
+    /// Makes an event pending (again), so the publisher sends it once more.
+    /// The write always changes the item (`republishes` counts them): an
+    /// update that leaves an item as it was writes no stream record, and an
+    /// event the publisher gave up on is still pending, with these very
+    /// values — without the count, republishing it would send nothing.
+    pub async fn mark_pending(&self, e: &StoredEvent) -> Result<()> {
+        let (shard, sort) = codec::pending_values(e);
+        let res = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.table())
+            .set_key(Some(key(e.pk.clone(), e.sk.clone())))
+            .update_expression(codec::MARK_PENDING)
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":shard", shard)
+            .expression_attribute_values(":sk", sort)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::unexpected("UpdateItem mark_pending")(e)),
+        }
+    }
+
+    /// Events that moved an order into `status` (`statusTo`), newest first
+    /// ([`Outbox::search`]).
+    pub async fn entering(
+        &self,
+        status: &str,
+        now: Timestamp,
+        days: i64,
+        want: usize,
+        read_cap: i32,
+    ) -> Result<(Vec<StoredEvent>, bool)> {
+        self.search(EventField::StatusTo, status, now, days, want, read_cap).await
+    }
+
+    /// Events whose `field` is `value`, newest first, from the event log of
+    /// the last `days` days: each day's partitions are read newest first
+    /// with the value as a filter, evaluating at most `read_cap` items in
+    /// all — a bounded read, whatever the history, and no index of its own
+    /// to write with every event (docs/adr/0017). Answers the events found
+    /// (at most `want`) and whether the cap cut the search short.
+    pub async fn search(
+        &self,
+        field: EventField,
+        value: &str,
+        now: Timestamp,
+        days: i64,
+        want: usize,
+        read_cap: i32,
+    ) -> Result<(Vec<StoredEvent>, bool)> {
+        let attribute = field.attribute();
+        let mut found = Vec::new();
+        let mut budget = read_cap;
+        for d in 0..days {
+            let day = now.plus_secs(-d * 86_400);
+            // Every partition of the day, each to `want` matches: newest first across them.
+            for partition in keys::event_log_partitions(day) {
+                let mut start = None;
+                let before = found.len();
+                loop {
+                    if budget <= 0 {
+                        return Ok((sorted_newest(found, want), true));
+                    }
+                    let res = self
+                        .0
+                        .client()
+                        .query()
+                        .table_name(self.0.table())
+                        .index_name(keys::GSI_DUE)
+                        .key_condition_expression("dueShard = :d")
+                        .filter_expression("#field = :v")
+                        .expression_attribute_names("#field", attribute)
+                        .expression_attribute_values(":d", s(partition.as_str()))
+                        .expression_attribute_values(":v", s(value))
+                        .scan_index_forward(false)
+                        .limit(budget.min(500))
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(StoreError::unexpected("Query the event log"))?;
+                    budget -= res.scanned_count;
+                    for it in res.items() {
+                        found.push(codec::from_item(it)?);
+                    }
+                    start = res.last_evaluated_key;
+                    if start.is_none() || found.len() - before >= want {
+                        break;
+                    }
+                }
+            }
+            if found.len() >= want {
+                break;
+            }
+        }
+        Ok((sorted_newest(found, want), false))
+    }
+
+    /// Events written since `since` (from the event log: per day, every
+    /// shard and the legacy unsharded partition), oldest first. Holds the
+    /// range in memory: for small ranges; [`Outbox::log`] reads any range
+    /// a page at a time.
+    pub async fn since(&self, since: Timestamp, now: Timestamp) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        for mut pages in self.log(since, now)? {
+            while let Some(page) = pages.next_page().await? {
+                for it in &page {
+                    out.push(codec::from_item(it)?);
+                }
+            }
+        }
+        // The shards interleave in time; an order's events keep their order.
+        out.sort_by(|a, b| (a.occurred_at, &a.pk, &a.sk).cmp(&(b.occurred_at, &b.pk, &b.sk)));
+        Ok(out)
+    }
+
+    /// The event log since `since`: one paged query per day and partition,
+    /// each oldest first (items: [`codec::from_item`]).
+    pub fn log(&self, since: Timestamp, now: Timestamp) -> Result<Vec<Pages>> {
+        if now.millis().saturating_sub(since.millis()) > (codec::EVENT_RETENTION_SECS + 86_400) * 1000 {
+            return Err(StoreError::Unexpected(anyhow::anyhow!("outbox items are kept 30 days; use a later --since")));
+        }
+        let mut queries = Vec::new();
+        let mut d = Timestamp::from_millis(since.millis() - since.millis().rem_euclid(86_400_000));
+        while d <= now {
+            for partition in keys::event_log_partitions(d) {
+                queries.push(Pages::of(
+                    self.0
+                        .client()
+                        .query()
+                        .table_name(self.0.table())
+                        .index_name(keys::GSI_DUE)
+                        .key_condition_expression("dueShard = :d AND dueAt >= :since")
+                        .expression_attribute_values(":d", s(partition.as_str()))
+                        .expression_attribute_values(":since", n(since.millis())),
+                ));
+            }
+            d = d.plus_secs(86_400);
+        }
+        Ok(queries)
+    }
+}
+
+fn sorted_newest(mut events: Vec<StoredEvent>, want: usize) -> Vec<StoredEvent> {
+    events.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
+    events.truncate(want);
+    events
+}
