@@ -71,7 +71,22 @@ pub async fn spawn_app_driven() -> TestApp {
     spawn(None, test_config(), Duration::from_secs(24 * 3600)).await
 }
 
+/// [`spawn_app`] on a table with a stream (NEW_IMAGE), as AWS has it: the
+/// test can read back every write with [`stream_images`].
+pub async fn spawn_app_streamed() -> TestApp {
+    spawn_with(None, test_config(), Duration::from_millis(25), true).await
+}
+
 async fn spawn(data_dir: Option<std::path::PathBuf>, config: Config, schedule_every: Duration) -> TestApp {
+    spawn_with(data_dir, config, schedule_every, false).await
+}
+
+async fn spawn_with(
+    data_dir: Option<std::path::PathBuf>,
+    config: Config,
+    schedule_every: Duration,
+    table_stream: bool,
+) -> TestApp {
     // Logs only when RUST_LOG is set (run with --nocapture to see them).
     if std::env::var_os("RUST_LOG").is_some() {
         shop_app::obs::telemetry::init("test");
@@ -91,6 +106,7 @@ async fn spawn(data_dir: Option<std::path::PathBuf>, config: Config, schedule_ev
             visibility: QUEUE_VISIBILITY,
             max_receive: MAX_RECEIVE,
         },
+        table_stream,
         ..StackOptions::default()
     })
     .await
@@ -129,6 +145,26 @@ pub async fn spawn_app() -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.stack.url())
+    }
+
+    /// `POST /campaigns/{campaign}/claim` as `user` with `key`: the status,
+    /// headers and body.
+    pub async fn claim(
+        &self,
+        user: &str,
+        campaign: &str,
+        key: &str,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let resp = self
+            .http
+            .post(self.url(&format!("/campaigns/{campaign}/claim")))
+            .bearer_auth(self.stack.token(user))
+            .header("idempotency-key", key)
+            .send()
+            .await
+            .expect("request");
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     /// `POST /orders` as `user` with `key`, ready to send (or to add headers to).
@@ -347,5 +383,77 @@ impl TestApp {
     pub async fn orders_of(&self, user: &str) -> Vec<shop_domain::Order> {
         let id = shop_domain::UserId::parse(user).expect("id");
         self.store().orders().of_user(&id, 100).await.expect("read")
+    }
+}
+
+/// Every record on `table`'s stream so far, in stream order: its event name
+/// (INSERT, MODIFY, REMOVE) and new image (DynamoDB JSON), read with the
+/// streams API from the engine behind `client` — the embedded engine's own
+/// stream, or DynamoDB Local's.
+pub async fn stream_images(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<(String, serde_json::Value)> {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    // The same engine: the table client's HTTP client — the embedded
+    // engine's in-process connector (which takes any endpoint), or HTTP to
+    // DynamoDB Local's endpoint.
+    let c = client.config();
+    let mut config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(c.region().cloned().unwrap_or_else(|| Region::new("us-east-1")))
+        .credentials_provider(Credentials::new("local", "local", None, None, "test"))
+        .endpoint_url(std::env::var("DYNAMODB_LOCAL_ENDPOINT").unwrap_or_else(|_| "http://embedded.dynoxide".into()));
+    if let Some(http) = c.http_client() {
+        config = config.http_client(http);
+    }
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(config.build());
+    let listed = streams.list_streams().table_name(table).send().await.expect("ListStreams");
+    let arn = listed.streams().first().and_then(|s| s.stream_arn()).expect("the table has a stream").to_owned();
+    let described = streams.describe_stream().stream_arn(&arn).send().await.expect("DescribeStream");
+    let shards = described.stream_description().map(|d| d.shards().to_vec()).unwrap_or_default();
+    let mut images = Vec::new();
+    for shard in shards {
+        let Some(shard_id) = shard.shard_id() else { continue };
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&arn)
+            .shard_id(shard_id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator;
+        // An open shard hands out a next iterator for ever: stop at the first empty page.
+        while let Some(it) = iterator {
+            let page = streams.get_records().shard_iterator(it).send().await.expect("GetRecords");
+            if page.records().is_empty() {
+                break;
+            }
+            for r in page.records() {
+                if let Some(image) = r.dynamodb().and_then(|d| d.new_image()) {
+                    let name = r.event_name().map(|n| n.as_str().to_owned()).unwrap_or_default();
+                    let image = image.iter().map(|(k, v)| (k.clone(), stream_value(v))).collect();
+                    images.push((name, serde_json::Value::Object(image)));
+                }
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    images
+}
+
+/// A streams-API attribute value in DynamoDB JSON.
+fn stream_value(v: &aws_sdk_dynamodbstreams::types::AttributeValue) -> serde_json::Value {
+    use aws_sdk_dynamodbstreams::types::AttributeValue as A;
+    use serde_json::json;
+    match v {
+        A::S(s) => json!({ "S": s }),
+        A::N(n) => json!({ "N": n }),
+        A::Bool(b) => json!({ "BOOL": b }),
+        A::Null(_) => json!({ "NULL": true }),
+        A::L(l) => json!({ "L": l.iter().map(stream_value).collect::<Vec<_>>() }),
+        A::M(m) => {
+            json!({ "M": m.iter().map(|(k, v)| (k.clone(), stream_value(v))).collect::<serde_json::Map<_, _>>() })
+        }
+        other => json!({ "UNSUPPORTED": format!("{other:?}") }),
     }
 }

@@ -466,7 +466,7 @@ w("""Outputs:
     Value: !Ref EventBus
   DashboardUrl:
     Value: !Sub "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${AWS::StackName}-saga"
-  # What `shop … --stack NAME` resolves (infra/local/src/cli/stack.rs).
+  # What `shop … --stack NAME` resolves (infra/local/src/deployed/mod.rs).
   EventBusArn:
     Value: !GetAtt EventBus.Arn
   ArchiveArn:

@@ -10,19 +10,6 @@ use shop_app::usecases::campaigns::Created;
 use shop_tests::{TestApp, spawn_app, spawn_app_driven};
 use std::collections::HashSet;
 
-async fn claim(app: &TestApp, user: &str, campaign: &str, key: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-    let resp = app
-        .http
-        .post(app.url(&format!("/campaigns/{campaign}/claim")))
-        .bearer_auth(app.stack.token(user))
-        .header("idempotency-key", key)
-        .send()
-        .await
-        .expect("request");
-    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    (status, headers, resp.json().await.unwrap_or(Value::Null))
-}
-
 fn problem_type(body: &Value) -> &str {
     body["type"].as_str().and_then(|t| t.strip_prefix("https://shop.example/problems/")).unwrap_or("")
 }
@@ -36,7 +23,7 @@ async fn ten_thousand_claims_from_five_thousand_users_issue_exactly_the_hundred(
         .map(|(user, key)| {
             let app = &app;
             async move {
-                let (status, _, body) = claim(app, user, "rush", key).await;
+                let (status, _, body) = app.claim(user, "rush", key).await;
                 (user.clone(), status, body)
             }
         })
@@ -85,18 +72,18 @@ async fn a_claim_issues_one_usable_coupon_replays_the_same_answer_and_puts_coupo
                "startsAt": "2026-11-01T00:00:00.000Z", "endsAt": "2026-12-01T00:00:00.000Z", "open": true,
                "coupon": {"kind": "FIXED", "value": 2000, "minOrderAmount": 10000, "expiresAt": "2027-01-01T00:00:00.000Z"}})
     );
-    let (status, _, coupon) = claim(&app, "u2", "rush", "k1").await;
+    let (status, _, coupon) = app.claim("u2", "rush", "k1").await;
     assert_eq!(status, 201, "{coupon}");
     assert_eq!(
         (&coupon["status"], &coupon["usable"], &coupon["value"]),
         (&json!("ISSUED"), &json!(true), &json!(2000))
     );
-    let (status, headers, again) = claim(&app, "u2", "rush", "k1").await;
+    let (status, headers, again) = app.claim("u2", "rush", "k1").await;
     assert_eq!((status, &again), (201, &coupon), "a retry with the key gets the same answer");
     assert_eq!(headers["idempotent-replayed"], "true");
-    let (status, _, other_key) = claim(&app, "u2", "rush", "k2").await;
+    let (status, _, other_key) = app.claim("u2", "rush", "k2").await;
     assert_eq!((status, problem_type(&other_key)), (409, "campaign-already-claimed"));
-    let (status, _, reused) = claim(&app, "u2", "soon", "k1").await;
+    let (status, _, reused) = app.claim("u2", "soon", "k1").await;
     assert_eq!((status, problem_type(&reused)), (422, "idempotency-key-reused"));
     assert_eq!(app.get(None, "/campaigns/rush").await.2["remaining"], 99);
 
@@ -131,12 +118,12 @@ async fn a_claim_issues_one_usable_coupon_replays_the_same_answer_and_puts_coupo
 #[tokio::test]
 async fn claims_outside_the_window_of_an_unknown_campaign_or_without_key_or_token_are_refused_and_write_nothing() {
     let app = spawn_app_driven().await;
-    let (status, _, body) = claim(&app, "u1", "soon", "a").await;
+    let (status, _, body) = app.claim("u1", "soon", "a").await;
     assert_eq!(
         (status, problem_type(&body), &body["startsAt"]),
         (409, "campaign-not-started", &json!("2026-12-01T00:00:00.000Z"))
     );
-    let (status, _, body) = claim(&app, "u1", "nope", "b").await;
+    let (status, _, body) = app.claim("u1", "nope", "b").await;
     assert_eq!((status, problem_type(&body)), (404, "campaign-not-found"));
     let (status, _, _) = app.get(None, "/campaigns/nope").await;
     assert_eq!(status, 404);
@@ -145,19 +132,19 @@ async fn claims_outside_the_window_of_an_unknown_campaign_or_without_key_or_toke
     let resp = app.http.post(app.url("/campaigns/rush/claim")).header("idempotency-key", "c").send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     app.clock.advance_secs(10 * 24 * 3600);
-    let (status, _, body) = claim(&app, "u1", "rush", "d").await;
+    let (status, _, body) = app.claim("u1", "rush", "d").await;
     assert_eq!((status, problem_type(&body)), (409, "campaign-ended"));
     let (_, _, rush) = app.get(None, "/campaigns/rush").await;
     assert_eq!((&rush["issued"], &rush["open"]), (&json!(0), &json!(false)));
     // The refused key is free again: once the December campaign opens it works.
-    let (status, _, _) = claim(&app, "u1", "soon", "a").await;
+    let (status, _, _) = app.claim("u1", "soon", "a").await;
     assert_eq!(status, 201);
 }
 
 #[tokio::test]
 async fn creating_a_campaign_that_exists_keeps_its_counter() {
     let app = spawn_app_driven().await;
-    assert_eq!(claim(&app, "u1", "rush", "k").await.0, 201);
+    assert_eq!(app.claim("u1", "rush", "k").await.0, 201);
     let existing =
         app.store().campaigns().get(&shop_domain::CampaignId::parse("rush").unwrap()).await.unwrap().unwrap();
     let fresh = shop_domain::Campaign { issued: 0, ..existing.clone() };
@@ -206,7 +193,7 @@ async fn an_operator_creates_a_campaign_shoppers_claim_it_and_sending_it_again_i
     assert_eq!(app.get(None, "/campaigns/bf").await.2, created, "what GET shows");
 
     // Claimed like any campaign, up to its total.
-    assert_eq!(claim(&app, "u1", "bf", "k1").await.0, 201);
+    assert_eq!(app.claim("u1", "bf", "k1").await.0, 201);
     // The same campaign again (a retry): 200, as it stands now; its counter kept.
     let (status, headers, again) = create(&app, Some(&op), &black_friday()).await;
     assert_eq!((status, &again["issued"], &again["remaining"]), (200, &json!(1), &json!(1)), "{again}");
@@ -216,8 +203,8 @@ async fn an_operator_creates_a_campaign_shoppers_claim_it_and_sending_it_again_i
     bigger["total"] = json!(1000);
     let (status, _, body) = create(&app, Some(&op), &bigger).await;
     assert_eq!((status, problem_type(&body), &body["campaignId"]), (409, "campaign-exists", &json!("bf")));
-    assert_eq!(claim(&app, "u2", "bf", "k2").await.0, 201);
-    let (status, _, body) = claim(&app, "u3", "bf", "k3").await;
+    assert_eq!(app.claim("u2", "bf", "k2").await.0, 201);
+    let (status, _, body) = app.claim("u3", "bf", "k3").await;
     assert_eq!((status, problem_type(&body)), (409, "campaign-sold-out"), "the total asked first holds");
 
     // startsAt defaults to now: a campaign created without it is open at once.

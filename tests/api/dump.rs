@@ -18,15 +18,7 @@ async fn the_dump_is_canonical_and_unchanged_by_replay_and_republish() {
     let (status, _) = app.post("u1", &format!("/orders/{cancelled}/cancel"), json!({})).await;
     assert_eq!(status, 200);
     // A campaign's claim: its CouponIssued goes through replay and republish too.
-    let claim = app
-        .http
-        .post(app.url("/campaigns/rush/claim"))
-        .bearer_auth(app.stack.token("u2"))
-        .header("idempotency-key", "dump-claim")
-        .send()
-        .await
-        .expect("claim");
-    assert_eq!(claim.status().as_u16(), 201);
+    assert_eq!(app.claim("u2", "rush", "dump-claim").await.0, 201);
     for order in [&card, &points] {
         eventually(20, "exported", || async { (!app.exported(order).await.is_empty()).then_some(()) }).await;
     }

@@ -268,3 +268,96 @@ async fn a_consumer_dying_before_its_record_is_recorded_by_the_redelivery() {
     let exported = app.exported(&order_id).await;
     assert_eq!(exported.iter().filter(|d| d.detail_type == "OrderPaid").count(), 1, "{exported:?}");
 }
+
+/// A bus that only records what it is given.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<shop_app::ports::BusEntry>>);
+
+#[async_trait::async_trait]
+impl shop_app::ports::EventBus for Recorder {
+    async fn put_events(
+        &self,
+        entries: &[shop_app::ports::BusEntry],
+    ) -> anyhow::Result<Vec<shop_app::ports::EntryResult>> {
+        let mut seen = self.0.lock().expect("recorder");
+        seen.extend(entries.iter().cloned());
+        Ok(entries.iter().map(|e| shop_app::ports::EntryResult::Accepted { event_id: e.detail_type.clone() }).collect())
+    }
+}
+
+/// The walk of an event as AWS runs it (ADR 0018): what the use cases wrote,
+/// read back from the table's own stream (NEW_IMAGE) and given to the
+/// stream publisher, is what reaches the bus — every event once, as stored.
+#[tokio::test]
+async fn what_the_use_cases_write_reaches_the_bus_from_the_tables_own_stream() {
+    use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
+    let app = shop_tests::spawn_app_streamed().await;
+    // Placed with a coupon and points, paid by card, then refunded.
+    let body = r#"{"items":[{"productId":"p1","quantity":1}],"couponId":"c1","pointsToUse":1000}"#;
+    let (refunded, due) = app.order("u1", body).await;
+    app.pay_by_card("u1", &refunded, due).await;
+    let (status, answer) = app.post("u1", &format!("/orders/{refunded}/cancel"), json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    app.wait_status(&refunded, "REFUNDED").await;
+    // Placed, then cancelled before payment; and a first-come coupon claimed.
+    let (cancelled, _) = app.order("u2", r#"{"items":[{"productId":"p2","quantity":1}]}"#).await;
+    let (status, answer) = app.post("u2", &format!("/orders/{cancelled}/cancel"), json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, _, answer) = app.claim("u2", "welcome", "claim-welcome-u2").await;
+    assert_eq!(status, 201, "{answer}");
+    app.settled().await;
+
+    // What the use cases wrote.
+    let mut written = Vec::new();
+    for order in [&refunded, &cancelled] {
+        let id = shop_domain::OrderId::parse(order.as_str()).unwrap();
+        written.extend(app.store().outbox().events_of(&id).await.unwrap());
+    }
+    let claim = shop_store::keys::claim_pk(
+        &shop_domain::CampaignId::parse("welcome").unwrap(),
+        &shop_domain::UserId::parse("u2").unwrap(),
+    );
+    written.extend(app.store().outbox().events_in(&claim).await.unwrap());
+    let kinds: std::collections::BTreeSet<&str> = written.iter().map(|e| e.detail_type.as_str()).collect();
+    for kind in [
+        "OrderPlaced",
+        "PaymentConfirmationStarted",
+        "OrderPaid",
+        "RefundRequested",
+        "OrderRefunded",
+        "OrderCancelled",
+        "CouponIssued",
+    ] {
+        assert!(kinds.contains(kind), "{kind} not written: {kinds:?}");
+    }
+
+    // Every record of the table's stream, through the stream publisher.
+    let images = shop_tests::stream_images(app.store().client(), app.store().table()).await;
+    let mut stream = StreamEvent::default();
+    for (i, (name, image)) in images.into_iter().enumerate() {
+        let mut record = EventRecord::default();
+        record.event_name = name;
+        record.change.new_image = serde_json::from_value(image).unwrap();
+        record.change.sequence_number = Some(format!("{i:021}"));
+        stream.records.push(record);
+    }
+    let bus = std::sync::Arc::new(Recorder::default());
+    let publisher = shop_app::events::publisher::Publisher { bus: bus.clone() };
+    let (response, report) = publisher.publish(&app.stack.app, stream).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let entry =
+        |source: &str, detail_type: &str, detail: &str| (source.to_owned(), detail_type.to_owned(), detail.to_owned());
+    let mut sent: Vec<_> = bus.0.lock().unwrap().iter().map(|e| entry(&e.source, &e.detail_type, &e.detail)).collect();
+    let mut expected: Vec<_> = written.iter().map(|e| entry(&e.source, &e.detail_type, &e.detail)).collect();
+    sent.sort();
+    expected.sort();
+    assert_eq!(sent, expected, "each event reaches the bus once, as the use case wrote it");
+    assert_eq!(report.published, written.len());
+    // The request's trace, where the write had one, rides along to the bus
+    // (X-Ray's TraceHeader; tests/traces.rs follows one end to end).
+    for e in bus.0.lock().unwrap().iter() {
+        let traced = serde_json::from_str::<serde_json::Value>(&e.detail).unwrap()["traceparent"].is_string();
+        assert_eq!(e.trace_header.is_some(), traced, "{}", e.detail_type);
+    }
+}

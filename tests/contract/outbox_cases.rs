@@ -318,8 +318,9 @@ pub async fn every_event_reads_back_from_the_tables_own_stream_as_it_was_written
     written.extend(store.outbox().events_in(&keys::claim_pk(&campaign, &coupon.owner)).await.unwrap());
     assert_eq!(written.len(), 11);
 
-    let images = crate::stream_images(store.client(), &table).await;
-    let from_stream: Vec<StoredEvent> = images.iter().filter_map(|i| codec::from_stream_image(i).unwrap()).collect();
+    let images = shop_tests::stream_images(store.client(), &table).await;
+    let from_stream: Vec<StoredEvent> =
+        images.iter().filter_map(|(_, image)| codec::from_stream_image(image).unwrap()).collect();
     // Every write's image is for the publisher except the one that cleared
     // `pending`; the last image of each event is the item as it is now.
     assert_eq!(from_stream.len(), 12, "11 inserts and the republish; not the publication");

@@ -1,5 +1,5 @@
 //! `GET /coupons` — the caller's coupons and their status. The handler is
-//! `shop_app::http::views::list_coupons`.
+//! `shop_app::http::coupons::list_coupons`.
 
 use lambda_http::{Error, Request, service_fn};
 
@@ -8,5 +8,5 @@ async fn main() -> Result<(), Error> {
     shop_app::obs::init("list-coupons");
     // Configuration errors fail the cold start, not a request.
     let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
-    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::views::list_coupons(&app, req))).await
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::coupons::list_coupons(&app, req))).await
 }

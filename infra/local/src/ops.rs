@@ -111,11 +111,11 @@ pub async fn replay(
         while let Some(page) = pages.next_page().await? {
             let mut writes = Vec::new();
             for archived in crate::emulate::queue::archived_in(&page, from, to)? {
-                let mut event: Value = serde_json::from_str(&archived.event)?;
-                if let Some(obj) = event.as_object_mut() {
-                    obj.insert("id".into(), uuid::Uuid::now_v7().to_string().into());
-                    obj.insert("replay-name".into(), report.replay_name.clone().into());
-                }
+                // The archived event, delivered again with an id of its own and the replay's name.
+                let mut replayed: BusEvent<Value> = serde_json::from_str(&archived.event)?;
+                replayed.id = uuid::Uuid::now_v7().to_string();
+                replayed.replay_name = Some(report.replay_name.clone());
+                let event = serde_json::to_value(&replayed)?;
                 report.events += 1;
                 writes.extend(deliveries(rules, &event, consumer, now).into_iter().map(|(_, it)| it));
             }

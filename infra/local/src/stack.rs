@@ -53,6 +53,10 @@ pub struct StackOptions {
     pub price_store_calls: bool,
     /// Inject faults at random (`shop up --chaos`, for the chaos soak).
     pub chaos: Option<chaos::ChaosOptions>,
+    /// Give a new table a stream (NEW_IMAGE), as the template does in AWS.
+    /// The local publisher never reads it (it reads the pending index,
+    /// ADR 0002); tests read it to follow an event as AWS would.
+    pub table_stream: bool,
 }
 
 impl Default for StackOptions {
@@ -76,6 +80,7 @@ impl Default for StackOptions {
             va_due: sim::pg::VA_DUE,
             price_store_calls: false,
             chaos: None,
+            table_stream: false,
         }
     }
 }
@@ -113,7 +118,7 @@ pub async fn open(
         Some(dir) => Engine::open_dir(dir)?,
         None => Engine::memory()?,
     };
-    let (app, new) = open_on(engine.client(), config, clock, ids).await?;
+    let (app, new) = open_on(engine.client(), config, clock, ids, Streams::Disabled).await?;
     Ok((engine, app, new))
 }
 
@@ -124,9 +129,10 @@ async fn open_on(
     config: Config,
     clock: Option<Arc<dyn Clock>>,
     ids: Option<Arc<dyn IdGen>>,
+    streams: Streams,
 ) -> anyhow::Result<(App, bool)> {
     let existed = client.describe_table().table_name(&config.table_name).send().await.is_ok();
-    ensure_table(&client, &config.table_name, Streams::Disabled).await?;
+    ensure_table(&client, &config.table_name, streams).await?;
     let mut app = App::new(shop_store::Store::new(client, config.table_name.clone()), config)?;
     if let Some(c) = clock {
         app = app.with_clock(c);
@@ -166,7 +172,8 @@ impl Stack {
             (None, None) => StoreEngine::Embedded(Engine::memory()?),
         };
         let meter = if opts.price_store_calls { engine::Meter::pricing() } else { engine::Meter::default() };
-        let (app, new) = open_on(engine.client(&meter), config, Some(clock), opts.ids).await?;
+        let streams = if opts.table_stream { Streams::Enabled } else { Streams::Disabled };
+        let (app, new) = open_on(engine.client(&meter), config, Some(clock), opts.ids, streams).await?;
         if let (true, Some(catalog)) = (new, &opts.seed_if_new) {
             let report = seed::seed(&app, catalog).await?;
             tracing::info!(?report, "loaded the catalog into a new data dir");

@@ -9,10 +9,10 @@
 //!
 //! | room | what lives there | knows |
 //! | --- | --- | --- |
-//! | [`usecases`] | one file per use case: place an order, confirm, pay with points, cancel, settle a PG outcome, expire, reconcile, refund, campaigns (create, claim); the one conflict-retry loop ([`usecases::retry`]) and the one points op ([`usecases::points`]) | domain, store, ports |
-//! | [`ports`] | what the use cases need from outside: [`ports::PaymentGateway`], [`ports::EventBus`], [`ports::DataPlatform`] | domain |
+//! | [`usecases`] | one file per use case: place an order, confirm, pay with points, cancel, settle a PG outcome, expire, reconcile, refund, campaigns (create, claim); the one conflict-retry loop ([`usecases::retry`]), the one points op ([`usecases::points`]) and the one stock release ([`usecases::stock`]) | domain, store, ports |
+//! | [`ports`] | what the use cases need from outside: [`ports::PaymentGateway`], [`ports::EventBus`], [`ports::DataPlatform`]; each is given to what uses it when that is built — the [`App`] (the PG), the publisher (the bus), the analytics consumer (the data platform) — never to a call (docs/adr/0018) | domain |
 //! | [`adapters`] | Toss, EventBridge, the data platform over HTTP, building an `App` against AWS (feature `aws`) | the SDKs, HTTP clients |
-//! | [`http`] | the API: problem+json, request context, routes, pages, caching, the `Idempotency-Key` protocol, one handler per route (orders, payments, webhook, views, catalog, campaigns), all run in [`http::serve`] | `lambda_http` — nothing else does |
+//! | [`http`] | the API: problem+json, request context, routes, pages, caching, the `Idempotency-Key` protocol, one file per resource with its handlers (orders, payments, webhook, coupons, points, catalog, campaigns), all run in [`http::serve`] | `lambda_http` — nothing else does |
 //! | [`events`] | the outbox publisher and the SQS consumers (coupon, compensation, analytics) | `aws_lambda_events` |
 //! | [`obs`] | tracing setup and business metrics | |
 //!

@@ -34,13 +34,16 @@ pub struct BusEvent<D> {
     #[serde(default)]
     pub version: String,
     /// The bus's id of this delivery (not the event's `eventId`).
+    #[serde(default)]
     pub id: String,
     #[serde(rename = "detail-type")]
     pub detail_type: String,
+    #[serde(default)]
     pub source: String,
     #[serde(default)]
     pub account: String,
     /// RFC 3339, when the bus accepted the entry.
+    #[serde(default)]
     pub time: String,
     #[serde(default)]
     pub region: String,

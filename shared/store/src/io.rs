@@ -120,7 +120,7 @@ impl Store {
     /// One page of a partition's items whose sort key starts with `prefix`,
     /// strongly consistent: at most `limit` after the key `after`, in key
     /// order or (`forward: false`) reversed, and whether more follow.
-    pub(crate) async fn prefix_page(
+    pub async fn prefix_page(
         &self,
         pk: &str,
         prefix: &str,

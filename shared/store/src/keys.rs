@@ -128,8 +128,9 @@ pub fn order(id: &OrderId) -> (String, String) {
     (format!("ORDER#{id}"), "ORDER".to_owned())
 }
 
+/// An order's outbox event (the sort key's prefix is the outbox codec's).
 pub fn event(order: &OrderId, version: u64) -> (String, String) {
-    (format!("ORDER#{order}"), format!("EVENT#{version:09}"))
+    (format!("ORDER#{order}"), format!("{}{version:09}", crate::outbox::codec::SK_PREFIX))
 }
 
 pub fn payment(key: &PaymentKey) -> (String, String) {
@@ -193,8 +194,11 @@ pub fn aggregate_of(pk: &str) -> &str {
 }
 
 pub fn outbox_shard_of(order: &str) -> String {
-    format!("OUTBOX#{}", shard(order))
+    format!("{OUTBOX_PREFIX}#{}", shard(order))
 }
+
+/// The `pendingOutbox` index's partitions: `OUTBOX#<shard>`.
+pub const OUTBOX_PREFIX: &str = "OUTBOX";
 
 /// Sort-key prefix of an order's consumer outcomes.
 pub const OUTCOME_PREFIX: &str = "OUTCOME#";

@@ -70,12 +70,12 @@ enum BenchEngine {
 
 impl Bench {
     pub async fn run(self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.orders > 0 && self.concurrency > 0, "orders and concurrency must be positive");
         if self.sim {
             let opts = sim::SimBenchOptions { payments: self.orders, concurrency: self.concurrency };
             return print(self.json, &sim::run(opts).await?);
         }
         if !self.saga {
+            anyhow::ensure!(self.orders > 0 && self.concurrency > 0, "orders and concurrency must be positive");
             let opts = placement::BenchOptions { orders: self.orders, concurrency: self.concurrency, full: self.full };
             println!("{}", placement::run(opts).await?);
             return Ok(());

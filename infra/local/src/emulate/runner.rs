@@ -53,9 +53,9 @@ pub struct Runner {
     pub consumers: Vec<Arc<dyn Consumer>>,
     pub opts: QueueOptions,
     clock: SystemClock,
-    /// Changes on every commit of an outbox item (the embedded engine's
-    /// `writes_with`): a publisher pass starts at once instead of at the
-    /// next poll. The consumers wake on the bus's enqueues.
+    /// Changes on every committed write that made an event pending (the
+    /// engine's `writes_with` and the outbox codec's `writes_pending_event`):
+    /// a publisher pass starts at once instead of at the next poll. The consumers wake on the bus's enqueues.
     outbox_writes: tokio::sync::watch::Receiver<u64>,
 }
 

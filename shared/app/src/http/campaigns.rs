@@ -5,8 +5,8 @@
 //! `Idempotency-Key`; the use case is [`claim_coupon`]).
 
 use crate::App;
+use crate::http::coupons::CouponView;
 use crate::http::idempotency::{self, Admission};
-use crate::http::views::CouponView;
 use crate::http::{self, Problem, RequestCtx};
 use crate::usecases::campaigns::{ClaimError, Created, claim_coupon, create_campaign};
 use lambda_http::{Body, Request, Response};

@@ -9,10 +9,11 @@
 //!
 //! | room | what |
 //! | --- | --- |
-//! | [`orders`] | `POST /orders`, `GET /orders/{id}`, `POST /orders/{id}/cancel`, `GET /orders` |
+//! | [`orders`] | `POST /orders`, `GET /orders/{id}`, `POST /orders/{id}/cancel`, `GET /orders`, `GET /orders/{id}/timeline` |
 //! | [`payments`] | `POST /payments/confirm`, `POST /payments/points` |
 //! | [`webhook`] | `POST /webhooks/pg` (no JWT; verified by asking the PG) |
-//! | [`views`] | the caller's coupons, points and an order's timeline |
+//! | [`coupons`] | `GET /coupons` |
+//! | [`points`] | `GET /me/points` |
 //! | [`catalog`] | `GET /products`, `GET /products/{id}` |
 //! | [`campaigns`] | campaigns: create (operators), read, claim |
 //! | [`routes`] | the route table the template, the local stack and the drift test share |
@@ -28,11 +29,12 @@
 
 pub mod campaigns;
 pub mod catalog;
+pub mod coupons;
 pub mod idempotency;
 pub mod orders;
 pub mod payments;
+pub mod points;
 pub mod routes;
-pub mod views;
 pub mod webhook;
 
 pub mod extract;

@@ -336,6 +336,16 @@ pub async fn cancel_order(app: &App, req: Request) -> Result<Response<Body>, lam
     .await
 }
 
+/// `GET /orders/{orderId}/timeline`: the owner's view of the saga.
+pub async fn order_timeline(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    http::serve("order_timeline", req, |req, ctx| async move {
+        let order = own_order(app, &req).await?;
+        let view = crate::usecases::timeline::timeline(app, &order.id).await.map_err(http::internal)?;
+        Ok(http::json(200, &view, &ctx))
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

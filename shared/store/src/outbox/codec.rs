@@ -61,6 +61,7 @@ const PLACED_AT: &str = "placedAt";
 const ORDER_ID: &str = "orderId";
 const AGGREGATE_VERSION: &str = "aggregateVersion";
 const CAMPAIGN_ID: &str = "campaignId";
+const REPUBLISHES: &str = "republishes";
 
 /// Outbox items are kept 30 days after they are written (DynamoDB TTL).
 pub const EVENT_RETENTION_SECS: i64 = 30 * 24 * 3600;
@@ -130,6 +131,8 @@ pub struct StoredEvent {
     pub order_id: Option<String>,
     pub aggregate_version: Option<u64>,
     pub campaign_id: Option<String>,
+    /// How often it was made pending again (`shop republish`), if ever.
+    pub republishes: Option<u64>,
 }
 
 /// Where an order stood before an event: its status (`None` before it was
@@ -168,6 +171,7 @@ pub fn order_event(
         order_id: Some(event.order_id.to_string()),
         aggregate_version: Some(event.aggregate_version),
         campaign_id: None,
+        republishes: None,
     })
 }
 
@@ -190,6 +194,7 @@ pub fn coupon_issued(event: &CouponIssued, at: Timestamp) -> anyhow::Result<Stor
         order_id: None,
         aggregate_version: None,
         campaign_id: Some(event.campaign_id.to_string()),
+        republishes: None,
     })
 }
 
@@ -224,6 +229,7 @@ pub fn to_item(e: &StoredEvent) -> Item {
         (ORDER_ID, e.order_id.as_ref().map(|v| s(v.as_str()))),
         (AGGREGATE_VERSION, e.aggregate_version.map(n)),
         (CAMPAIGN_ID, e.campaign_id.as_ref().map(|v| s(v.as_str()))),
+        (REPUBLISHES, e.republishes.map(n)),
     ];
     for (name, value) in optional {
         if let Some(v) = value {
@@ -264,6 +270,7 @@ pub fn from_item(it: &Item) -> anyhow::Result<StoredEvent> {
         order_id: text(ORDER_ID),
         aggregate_version: get_n(it, AGGREGATE_VERSION).ok(),
         campaign_id: text(CAMPAIGN_ID),
+        republishes: get_n(it, REPUBLISHES).ok(),
     })
 }
 

@@ -62,7 +62,8 @@ impl Outbox<'_> {
     /// Events not yet published, oldest first within each shard.
     pub async fn pending(&self, limit_per_shard: i32) -> Result<Vec<StoredEvent>> {
         let condition = format!("{} = :shard", codec::PENDING_SHARD);
-        let items = self.0.query_shards(keys::GSI_OUTBOX, &condition, "OUTBOX", None, limit_per_shard).await?;
+        let items =
+            self.0.query_shards(keys::GSI_OUTBOX, &condition, keys::OUTBOX_PREFIX, None, limit_per_shard).await?;
         let mut events = items.iter().map(codec::from_item).collect::<anyhow::Result<Vec<_>>>()?;
         events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
         Ok(events)
@@ -82,7 +83,7 @@ impl Outbox<'_> {
                 .table_name(self.0.table())
                 .index_name(keys::GSI_OUTBOX)
                 .key_condition_expression(format!("{} = :shard", codec::PENDING_SHARD))
-                .expression_attribute_values(":shard", s(format!("OUTBOX#{shard}")))
+                .expression_attribute_values(":shard", s(format!("{}#{shard}", keys::OUTBOX_PREFIX)))
                 .select(aws_sdk_dynamodb::types::Select::Count)
                 .limit(cap)
                 .send()

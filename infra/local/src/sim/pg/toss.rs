@@ -119,6 +119,20 @@ async fn begin(
     Ok(call)
 }
 
+/// [`begin`] for a call that may carry an `Idempotency-Key` (confirm,
+/// cancel): then the answer stored for the key, or else the fault the call
+/// takes ([`replay_or_fault`]).
+async fn begin_keyed(
+    sim: &PgSim,
+    headers: &HeaderMap,
+    op: Op,
+    (order_id, payment_key): (Option<String>, Option<String>),
+) -> Result<(Call, Option<FaultKind>), Response> {
+    let call = begin(sim, headers, op, order_id, payment_key).await?;
+    let fault = replay_or_fault(sim, op, call.idempotency_key.clone(), call.clone()).await?;
+    Ok((call, fault))
+}
+
 /// Before the work of a call with an `Idempotency-Key`: the answer stored
 /// for the key (the call is recorded as replayed), else the fault this call
 /// takes — one transaction.
@@ -143,15 +157,12 @@ async fn replay_or_fault(sim: &PgSim, op: Op, idem: Option<String>, call: Call) 
 }
 
 async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Response {
-    let call = match begin(&sim, &headers, Op::Confirm, Some(b.order_id.clone()), Some(b.payment_key.clone())).await {
-        Ok(call) => call,
-        Err(refused) => return refused,
-    };
-    let idem = call.idempotency_key.clone();
-    let fault = match replay_or_fault(&sim, Op::Confirm, idem.clone(), call.clone()).await {
-        Ok(fault) => fault,
+    let ids = (Some(b.order_id.clone()), Some(b.payment_key.clone()));
+    let (call, fault) = match begin_keyed(&sim, &headers, Op::Confirm, ids).await {
+        Ok(begun) => begun,
         Err(answer) => return answer,
     };
+    let idem = call.idempotency_key.clone();
     match fault {
         // Slow PG: the work happens after the caller has given up.
         Some(FaultKind::Timeout) => tokio::time::sleep(sim.opts.stall).await,
@@ -218,15 +229,11 @@ pub(super) async fn cancel(
 }
 
 async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b: CancelBody) -> Response {
-    let call = match begin(&sim, &headers, Op::Cancel, None, Some(payment_key.clone())).await {
-        Ok(call) => call,
-        Err(refused) => return refused,
-    };
-    let idem = call.idempotency_key.clone();
-    let fault = match replay_or_fault(&sim, Op::Cancel, idem.clone(), call.clone()).await {
-        Ok(fault) => fault,
+    let (call, fault) = match begin_keyed(&sim, &headers, Op::Cancel, (None, Some(payment_key.clone()))).await {
+        Ok(begun) => begun,
         Err(answer) => return answer,
     };
+    let idem = call.idempotency_key.clone();
     match fault {
         Some(FaultKind::Error) => {
             sim.record(Call { outcome: "error".into(), ..call }).await;

@@ -1,0 +1,53 @@
+//! `GET /coupons`: the caller's coupons ([`CouponView`], also a claim's answer).
+
+use crate::App;
+use crate::http;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use shop_domain::{Coupon, CouponKind, Timestamp};
+
+/// A coupon as the API shows it (`GET /coupons`, a campaign's claim).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CouponView {
+    pub coupon_id: String,
+    pub kind: &'static str,
+    pub value: u64,
+    pub min_order_amount: u64,
+    pub expires_at: String,
+    pub status: &'static str,
+    pub order_id: Option<String>,
+    /// ISSUED and not expired: an order may use it now.
+    pub usable: bool,
+}
+
+impl CouponView {
+    pub fn of(c: &Coupon, now: Timestamp) -> Self {
+        let (kind, value) = match c.kind {
+            CouponKind::Fixed(v) => ("FIXED", v.won()),
+            CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
+        };
+        CouponView {
+            coupon_id: c.id.to_string(),
+            kind,
+            value,
+            min_order_amount: c.min_order_amount.won(),
+            expires_at: c.expires_at.to_rfc3339(),
+            status: c.status.name(),
+            order_id: c.status.order_id().map(ToString::to_string),
+            usable: c.status.name() == "ISSUED" && !c.is_expired(now),
+        }
+    }
+}
+
+/// `GET /coupons`.
+pub async fn list_coupons(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    http::serve("list_coupons", req, |req, ctx| async move {
+        let user = http::caller(&req)?;
+        let coupons = app.store.coupons().of_user(&user).await.map_err(http::internal)?;
+        let now = app.clock.now();
+        let items: Vec<CouponView> = coupons.iter().map(|c| CouponView::of(c, now)).collect();
+        Ok(http::json(200, &json!({ "coupons": items }), &ctx))
+    })
+    .await
+}
