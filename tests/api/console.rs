@@ -389,3 +389,58 @@ async fn pg_faults_are_armed_and_cleared_from_the_simulators_page() {
     assert_eq!(post("/console/simulators/pg/clear", &[]).await.unwrap().status(), 303);
     assert!(page().await.contains("No PG fault armed."));
 }
+
+/// A page on another origin — another port of 127.0.0.1 is the same site
+/// for `SameSite`, not the same origin — cannot make the operator's browser
+/// act: every action's POST from it is refused, whatever it carries; from
+/// the console's own origin it goes through. No console page may be framed.
+#[tokio::test]
+async fn a_cross_origin_post_to_any_console_action_is_refused_and_no_page_may_be_framed() {
+    let app = spawn_app().await;
+    let (order, _) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    // Cancelled: its OrderCancelled (#2) is one the analytics consumer's rule takes.
+    assert_eq!(app.post("u1", &format!("/orders/{order}/cancel"), json!({})).await.0, 200);
+    let token = operator_token(&app);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let own = format!("http://{}", app.stack.addr);
+    let other_port = format!("http://127.0.0.1:{}", app.stack.addr.port() + 1);
+    let actions: [(String, &[(&str, &str)]); 8] = [
+        (format!("/console/orders/{order}/republish"), &[]),
+        (format!("/console/orders/{order}/replay"), &[("version", "2"), ("consumer", "analytics")]),
+        ("/console/queues/analytics/redrive".to_owned(), &[]),
+        ("/console/simulators/sink/faults".to_owned(), &[("fault", "error"), ("count", "1")]),
+        ("/console/simulators/sink/clear".to_owned(), &[]),
+        ("/console/simulators/pg/faults".to_owned(), &[("op", "confirm"), ("fault", "error"), ("count", "1")]),
+        ("/console/simulators/pg/clear".to_owned(), &[]),
+        ("/console/logout".to_owned(), &[]),
+    ];
+    for (path, form) in &actions {
+        let post = |headers: &[(&'static str, &str)]| {
+            let mut req = no_redirects.post(app.url(path)).bearer_auth(&token).form(form);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.send()
+        };
+        for evil in [
+            vec![("origin", other_port.as_str())],
+            vec![("origin", "http://attacker.example")],
+            vec![("origin", "null")],
+            vec![("origin", own.as_str()), ("sec-fetch-site", "same-site")],
+            vec![("sec-fetch-site", "cross-site")],
+        ] {
+            let resp = post(&evil).await.unwrap();
+            assert_eq!(resp.status(), 403, "POST {path} with {evil:?}");
+        }
+        let ok = post(&[("origin", own.as_str()), ("sec-fetch-site", "same-origin")]).await.unwrap();
+        assert_ne!(ok.status(), 403, "POST {path} from the console's own origin");
+        assert!(ok.status().is_redirection() || ok.status().is_success(), "POST {path}: {}", ok.status());
+    }
+    // Every page, the sign-in page too, forbids being framed and foreign scripts.
+    for path in ["/console/login", "/console/overview", "/console/orders", "/console/queues"] {
+        let resp = app.http.get(app.url(path)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(resp.headers()["x-frame-options"], "DENY", "{path}");
+        let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{path}: {csp}");
+    }
+}

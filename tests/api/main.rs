@@ -9,6 +9,7 @@ mod console;
 mod dump;
 mod events;
 mod idempotency;
+mod listeners;
 mod my_orders;
 mod orders;
 mod payments;

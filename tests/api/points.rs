@@ -88,3 +88,32 @@ async fn bad_pages_are_400_and_no_token_is_401() {
     let resp = app.http.get(app.url("/me/points")).send().await.expect("request");
     assert_eq!(resp.status().as_u16(), 401);
 }
+
+/// Paying an order with points answers with the paid order whether this
+/// request paid it or lost the race to another points payment of the same
+/// order: 20 at once all answer 200 PAID, and the points are debited once.
+/// A points payment of an order paid by card is still refused.
+#[tokio::test]
+async fn twenty_points_payments_of_one_order_all_answer_the_paid_order_and_debit_once() {
+    let app = shop_tests::spawn_app().await;
+    let (order_id, due) = app.order("rich", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    let before = app.points("rich").await;
+    let payments = (0..20).map(|_| app.post("rich", "/payments/points", json!({"orderId": order_id})));
+    for (status, body) in futures::future::join_all(payments).await {
+        assert_eq!((status, body["status"].as_str()), (200, Some("PAID")), "{body}");
+        assert_eq!(body["orderId"], order_id.as_str());
+    }
+    assert_eq!(app.points("rich").await, before - due, "debited once");
+    let ledger = app.store().points().ledger(&shop_domain::UserId::parse("rich").unwrap()).await.unwrap();
+    let spends = ledger.iter().filter(|e| e.order_id.as_ref().map(|o| o.as_str()) == Some(order_id.as_str()));
+    assert_eq!(spends.count(), 1);
+
+    let (card, amount) = app.order("rich", r#"{"items":[{"productId":"p2","quantity":1}]}"#).await;
+    app.pay_by_card("rich", &card, amount).await;
+    let (status, body) = app.post("rich", "/payments/points", json!({"orderId": card})).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (409, Some("https://shop.example/problems/order-not-payable")),
+        "{body}"
+    );
+}

@@ -112,3 +112,75 @@ async fn transport_level_problems() {
     assert_eq!(no_token.headers()["www-authenticate"], "Bearer");
     assert_untouched(&app).await;
 }
+
+/// One parsing point for every request body: a JSON object, with no `null`
+/// in it (no request field of docs/openapi.json is nullable). An array is
+/// refused before serde could fill a struct's fields from it, and a `null`
+/// optional field before it could read as "absent". Nothing is written.
+#[tokio::test]
+async fn an_array_body_and_a_null_field_are_400_on_every_route_with_a_body() {
+    use serde_json::{Value, json};
+    let app = spawn_app().await;
+    let (order_id, _) = app.order("rich", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    let operator =
+        shop_local::jwt::issue_operator(&app.stack.jwt_secret, "ops", app.stack.app.clock.now().seconds(), 600);
+    let send = |path: &'static str, body: String, token: Option<String>| {
+        let app = &app;
+        async move {
+            let mut req = app
+                .http
+                .post(app.url(path))
+                .header("content-type", "application/json")
+                .header("idempotency-key", uuid::Uuid::now_v7().to_string())
+                .body(body.clone());
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            let problem: Value = resp.json().await.unwrap_or(Value::Null);
+            assert_eq!(status, 400, "POST {path} {body} -> {problem}");
+            assert_eq!(problem["type"], "https://shop.example/problems/invalid-request", "{path} {body}");
+            problem["detail"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let shopper = Some(app.stack.token("rich"));
+    let campaign = json!({"campaignId": "nul", "name": "N", "total": 2, "endsAt": "2030-01-01T00:00:00Z",
+                          "coupon": {"kind": "FIXED", "value": 1000, "expiresAt": "2030-01-01T00:00:00Z"}});
+    // The same bodies, each wrapped in an array (the order serde would read as the struct's fields).
+    let bodies: [(&'static str, Value, Option<String>); 5] = [
+        ("/orders", json!({"items": [{"productId": "p3", "quantity": 1}]}), shopper.clone()),
+        ("/payments/confirm", json!({"orderId": order_id, "paymentKey": "k", "amount": 12000}), shopper.clone()),
+        ("/payments/points", json!({"orderId": order_id}), shopper.clone()),
+        ("/campaigns", campaign.clone(), Some(operator.clone())),
+        ("/webhooks/pg", json!({"eventType": "PAYMENT_STATUS_CHANGED", "data": {}}), None),
+    ];
+    for (path, body, token) in bodies {
+        let as_array = Value::Array(body.as_object().unwrap().values().cloned().collect());
+        let detail = send(path, as_array.to_string(), token.clone()).await;
+        assert!(detail.contains("must be a JSON object, not an array"), "{path}: {detail}");
+        assert!(send(path, "17".into(), token).await.contains("not a number"), "{path}");
+    }
+    // Every optional field of a request, sent as null.
+    let nulls: [(&'static str, Value, Option<String>); 4] = [
+        ("/orders", json!({"items": [{"productId": "p1", "quantity": 1}], "couponId": null}), shopper.clone()),
+        ("/orders", json!({"items": [{"productId": "p1", "quantity": 1}], "pointsToUse": null}), shopper.clone()),
+        ("/campaigns", json!({"startsAt": null}), Some(operator.clone())),
+        (
+            "/campaigns",
+            json!({"coupon": {"kind": "FIXED", "value": 1000, "expiresAt": "2030-01-01T00:00:00Z", "minOrderAmount": null}}),
+            Some(operator),
+        ),
+    ];
+    for (path, fields, token) in nulls {
+        let mut body = if path == "/campaigns" { campaign.clone() } else { json!({}) };
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let detail = send(path, body.to_string(), token).await;
+        assert!(detail.contains("is null"), "{path} {body}: {detail}");
+    }
+    // Nothing was written: one order (the test's own), no campaign.
+    assert_eq!(app.orders_of("rich").await.len(), 1);
+    assert_eq!(app.get(None, "/campaigns/nul").await.0, 404);
+}

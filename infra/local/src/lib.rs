@@ -23,6 +23,7 @@
 //! | [`dump`] | the business state as one canonical document (`shop dump`, the replay check) |
 //! | [`bench`] | the benchmarks: placement, the whole saga (and the chaos soak), the simulators |
 //! | [`otlp`] | `shop up --otlp`: the stack's spans to an OpenTelemetry collector |
+//! | [`listen`] | what every local listener checks first: a loopback `Host` |
 //! | [`tasks`] | the stack's background tasks, stopped together |
 //! | [`chaos`] | the fault injector of the chaos soak (`shop up --chaos`): every fault class at random, seeded |
 //!
@@ -36,6 +37,7 @@ pub mod dump;
 pub mod emulate;
 pub mod engine;
 pub mod jwt;
+pub mod listen;
 pub mod ops;
 pub mod otlp;
 pub mod seed;

@@ -30,8 +30,15 @@ impl Tasks {
         }
     }
 
-    /// Serves `router` on `listener` until stopped, then lets running requests finish.
+    /// Serves `router` on `listener` until stopped, then lets running
+    /// requests finish; only requests for this listener's loopback `Host`
+    /// reach it ([`crate::listen`]).
     pub fn serve(&mut self, name: &'static str, listener: tokio::net::TcpListener, router: axum::Router) {
+        let router = match listener.local_addr() {
+            Ok(addr) => crate::listen::loopback_only(router, addr.port()),
+            // No address, no request can name it: the listener is unusable anyway.
+            Err(_) => crate::listen::loopback_only(router, 0),
+        };
         self.spawn(move |stop| async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async {
                 let _ = stop.await;

@@ -7,20 +7,27 @@
 //! | room | what lives there |
 //! | --- | --- |
 //! | [`auth`] | operator tokens: who may look, and the login that sets the cookie |
+//! | [`guard`] | what every console answer and POST is checked for: framing, scripts, the origin of a POST |
 //! | [`saga`] | one order's saga as a read model: lanes on one time axis, and the money |
 //! | [`queues`] | the consumers' queues wherever they live: the local stack's, or a deployed stack's SQS |
 //! | `pages` | one file per page: the shell, the overview (charts from the saga statistics), orders (search and what is stuck), one order (with republish), queues (with redrive), simulators (faults, call logs) |
 //! | `assets` | htmx and the stylesheet, served from the binary |
 //!
 //! Every action (redrive, republish, faults) is a POST behind a page that
-//! says what it will do; the cookie is SameSite=Strict, so no other site
-//! can make the browser send one.
+//! says what it will do. The cookie is SameSite=Strict, but a page on
+//! another port of 127.0.0.1 is the same *site*: so every POST must also
+//! come from the console's own origin (its `Origin` and `Sec-Fetch-Site`,
+//! which browsers always send on a POST, are checked; a client that is no
+//! browser sends neither and authenticates itself). Every answer forbids
+//! framing (`X-Frame-Options: DENY`, `frame-ancestors 'none'`) and any
+//! script but the console's own ([`guard`]).
 //!
 //! `shop up` serves it beside the API; `shop console --stack NAME` serves
 //! it alone over a deployed stack (its table, its SQS queues), read-only
 //! unless started with `--allow-actions`.
 
 pub mod auth;
+pub mod guard;
 mod pages;
 pub mod queues;
 pub mod saga;
@@ -82,6 +89,8 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/assets/htmx.min.js", get(pages::shell::htmx))
         .route("/assets/console.css", get(pages::shell::css))
         .merge(operator_only)
+        .layer(axum::middleware::from_fn(guard::same_origin_posts))
+        .layer(axum::middleware::from_fn(guard::security_headers))
         .with_state(state)
 }
 
@@ -101,7 +110,7 @@ pub async fn serve_deployed(
     // Loopback only: the console holds no TLS and its cookie is the key.
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
-    let router = mount(Router::new(), state);
+    let router = crate::listen::loopback_only(mount(Router::new(), state), addr.port());
     let server = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await });
     Ok((addr, server))
 }

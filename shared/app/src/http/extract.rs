@@ -80,12 +80,28 @@ pub fn json_body(req: &Request) -> Result<&[u8], Problem> {
     Ok(bytes)
 }
 
-/// Parses JSON into `T`, naming what is wrong in a 400.
+/// The one parsing point of the API's request bodies: a JSON object with no
+/// `null` anywhere in it, into `T`; anything else is a 400 naming what is
+/// wrong. No request field of the API's document is nullable: an optional
+/// field is left out, never sent as `null` — and a body that is an array
+/// is refused before serde could fill a struct's fields from it.
 pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let object = parse_object(bytes)?;
+    if let Some(path) = first_null(&object, "") {
+        return Err(Problem::bad_request(format!(
+            "{path} is null: leave an optional field out instead of sending null"
+        )));
+    }
+    serde_json::from_value(object).map_err(|e| Problem::bad_request(e.to_string()))
+}
+
+/// A body that must be a JSON object, its values taken as they are (`null`
+/// included): the PG's webhooks, in Toss's own format.
+pub fn parse_object(bytes: &[u8]) -> Result<serde_json::Value, Problem> {
     if bytes.is_empty() {
         return Err(Problem::bad_request("the request body is empty; a JSON object is required"));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         let detail = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 format!("the body is not valid JSON ({e})")
@@ -93,7 +109,31 @@ pub fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem>
             serde_json::error::Category::Data | serde_json::error::Category::Io => e.to_string(),
         };
         Problem::bad_request(detail)
-    })
+    })?;
+    let kind = match &value {
+        serde_json::Value::Object(_) => return Ok(value),
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Null => "null",
+    };
+    Err(Problem::bad_request(format!("the body must be a JSON object, not {kind}")))
+}
+
+/// Where the first `null` in `value` is (`couponId`, `items[0].productId`).
+fn first_null(value: &serde_json::Value, at: &str) -> Option<String> {
+    match value {
+        serde_json::Value::Null => Some(if at.is_empty() { "the body".to_owned() } else { at.to_owned() }),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(name, v)| {
+            let path = if at.is_empty() { name.clone() } else { format!("{at}.{name}") };
+            first_null(v, &path)
+        }),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| first_null(v, &format!("{at}[{i}]")))
+        }
+        serde_json::Value::Bool(_) | serde_json::Value::Number(_) | serde_json::Value::String(_) => None,
+    }
 }
 
 pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {

@@ -33,7 +33,7 @@ fn bad(detail: impl Into<String>) -> Problem {
 /// Parses a notification. Fields we do not use are ignored (Toss adds
 /// fields over time); the ones we use must be present and valid.
 pub fn parse(body: &[u8]) -> Result<Notification, Problem> {
-    let v: serde_json::Value = http::parse(body)?;
+    let v = http::parse_object(body)?;
     let obj = v.as_object().ok_or_else(|| bad("a webhook body is a JSON object"))?;
     let str_field = |o: &serde_json::Map<String, serde_json::Value>, k: &str| -> Result<String, Problem> {
         o.get(k).and_then(|v| v.as_str()).map(str::to_owned).ok_or_else(|| bad(format!("missing string field {k}")))
