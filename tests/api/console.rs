@@ -444,3 +444,21 @@ async fn a_cross_origin_post_to_any_console_action_is_refused_and_no_page_may_be
         assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{path}: {csp}");
     }
 }
+
+/// A browser opening the console without signing in is sent to sign in;
+/// `/console/` is `/console`. A script without a token still gets its 401.
+#[tokio::test]
+async fn the_console_sends_a_browser_that_is_not_signed_in_to_sign_in() {
+    let app = spawn_app().await;
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let html = "text/html,application/xhtml+xml,*/*;q=0.8";
+    for path in ["/console", "/console/overview", "/console/orders"] {
+        let resp = no_redirects.get(app.url(path)).header("accept", html).send().await.unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], "/console/login", "{path}");
+        let script = no_redirects.get(app.url(path)).send().await.unwrap();
+        assert_eq!(script.status(), 401, "{path} without a browser's Accept");
+    }
+    let slash = no_redirects.get(app.url("/console/")).header("accept", html).send().await.unwrap();
+    assert_eq!((slash.status().as_u16(), slash.headers()["location"].to_str().unwrap()), (303, "/console"));
+}

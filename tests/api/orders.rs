@@ -199,3 +199,24 @@ async fn an_order_fully_covered_by_coupon_and_points_is_paid_when_placed() {
     // Nothing to expire.
     assert_eq!(app.get_order("rich", &order_id).await.1["status"], "PAID");
 }
+
+/// One stack per data dir: a second one is refused, naming the lock and
+/// the process that holds it, and the first keeps serving; once the first
+/// stops, the data dir is free again.
+#[tokio::test]
+async fn a_second_stack_on_one_data_dir_is_refused_naming_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_in(Some(dir.path().to_owned())).await;
+    let second = shop_local::Stack::start(shop_local::StackOptions {
+        data_dir: Some(dir.path().to_owned()),
+        ..shop_local::StackOptions::default()
+    })
+    .await;
+    let Err(refused) = second else { panic!("a second stack started on the same data dir") };
+    let message = format!("{refused:#}");
+    assert!(message.contains("shop.lock") && message.contains(&std::process::id().to_string()), "{message}");
+    assert_eq!(app.get(None, "/products").await.0, 200, "the first stack still serves");
+    app.stack.stop().await;
+    let again = spawn_app_in(Some(dir.path().to_owned())).await;
+    assert_eq!(again.get(None, "/products").await.0, 200);
+}

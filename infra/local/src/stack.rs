@@ -104,6 +104,8 @@ pub struct Stack {
     pub emulation_meter: engine::Meter,
     pub jwt_secret: String,
     tasks: Tasks,
+    /// `<data-dir>/shop.lock`, held while the stack runs.
+    _lock: Option<std::fs::File>,
 }
 
 /// Opens the embedded engine and builds the app on it, creating the table if needed.
@@ -145,7 +147,10 @@ async fn open_on(
 
 impl Stack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        // One stack per data dir: two would run two schedulers and two sets
+        // of consumers on one store.
+        let lock = opts.data_dir.as_deref().map(lock_data_dir).transpose()?;
+        let listener = bind(opts.port, "the API and the console", "--port").await?;
         let addr = listener.local_addr()?;
         let mut config = opts.config;
         let pg_timeout = std::time::Duration::from_millis(config.pg_timeout_ms);
@@ -257,7 +262,7 @@ impl Stack {
 
         let dynamodb_addr = match (opts.dynamodb_port, engine.embedded()) {
             (Some(port), Some(embedded)) => {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+                let listener = bind(port, "the embedded DynamoDB endpoint", "--dynamodb-port").await?;
                 let addr = listener.local_addr()?;
                 let engine = embedded.clone();
                 tasks.spawn(move |stop| async move {
@@ -287,6 +292,7 @@ impl Stack {
             emulation_meter,
             jwt_secret: opts.jwt_secret,
             tasks,
+            _lock: lock,
         })
     }
 
@@ -310,5 +316,48 @@ impl Stack {
     /// Stops accepting requests and waits for running ones to finish.
     pub async fn stop(self) {
         self.tasks.stop().await;
+    }
+}
+
+/// A loopback listener on `port` for `what`; a port in use is named, with
+/// the option that sets it.
+pub(crate) async fn bind(port: u16, what: &str, option: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context as _;
+    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| {
+        format!("cannot listen on 127.0.0.1:{port} for {what} (is it in use? choose another with {option})")
+    })
+}
+
+/// Takes `<dir>/shop.lock` (an OS file lock, released when the process
+/// ends, however it ends) and writes this process's id into it. Commands
+/// that work beside a running stack (`shop dlq`, `replay`, `dump`, …) do
+/// not take it.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the data dir {}", dir.display()))?;
+    let path = dir.join("shop.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            write!(file, "{}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "{} is held by another `shop up` (process {}): one stack per data dir; stop that one, or give this one another --data-dir",
+                path.display(),
+                holder.trim()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
 }

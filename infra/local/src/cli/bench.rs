@@ -10,6 +10,7 @@ pub struct Bench {
     /// Orders (with --sim: payments, each a checkout, a confirm, a lookup and a sink delivery).
     #[arg(long, default_value_t = 2000)]
     orders: usize,
+    /// Shoppers at once (requests in flight).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Placement only: also hold a coupon and spend points on every order.

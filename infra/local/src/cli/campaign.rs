@@ -13,10 +13,13 @@ pub enum Campaign {
 
 #[derive(clap::Args)]
 pub struct Create {
+    /// The campaign's id (the claim route's `{campaignId}`).
     #[arg(long)]
     id: String,
+    /// Shown to shoppers.
     #[arg(long)]
     name: String,
+    /// Coupons it issues at most, one per user.
     #[arg(long)]
     total: u64,
     /// RFC 3339 (default: now).
@@ -28,8 +31,10 @@ pub struct Create {
     /// The coupon: FIXED (won off) or PERCENT.
     #[arg(long, value_parser = ["FIXED", "PERCENT"])]
     kind: String,
+    /// Won off (FIXED) or percent off (PERCENT).
     #[arg(long)]
     value: u64,
+    /// The least an order must come to for the coupon to apply, in won.
     #[arg(long, default_value_t = 0)]
     min_order_amount: u64,
     /// RFC 3339 (default: --ends-at).

@@ -8,6 +8,7 @@ pub struct Console {
     /// The CloudFormation stack; credentials, region and endpoint from the usual AWS chain.
     #[arg(long, value_name = "NAME", env = "SHOP_STACK")]
     stack: String,
+    /// The loopback port the console listens on.
     #[arg(long, default_value_t = 3100)]
     port: u16,
     /// Let the console redrive DLQs, replay events and republish orders.

@@ -1,7 +1,7 @@
 //! `shop dlq list|redrive`: the consumers' dead-letter queues, of the data
 //! dir or of a deployed stack (`--stack`).
 
-use super::{DataDir, Report, StackArg, open_app, print};
+use super::{Consumer, DataDir, Report, StackArg, open_app, print};
 use shop_local::deployed;
 use shop_local::ops::{self, DlqEntry};
 
@@ -9,7 +9,9 @@ use shop_local::ops::{self, DlqEntry};
 pub enum Dlq {
     /// Messages in the DLQs (of one consumer, or all); with --stack peeked without consuming them.
     List {
-        consumer: Option<String>,
+        /// Only this consumer's DLQ (default: all of them).
+        #[arg(value_enum)]
+        consumer: Option<Consumer>,
         #[command(flatten)]
         data: DataDir,
         #[command(flatten)]
@@ -17,16 +19,20 @@ pub enum Dlq {
         /// With --stack: at most this many messages per DLQ.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print the messages as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Move a consumer's DLQ messages back to its queue (with --stack: SQS StartMessageMoveTask).
     Redrive {
-        consumer: String,
+        /// The consumer whose DLQ goes back to its queue.
+        #[arg(value_enum)]
+        consumer: Consumer,
         #[command(flatten)]
         data: DataDir,
         #[command(flatten)]
         stack: StackArg,
+        /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -36,17 +42,18 @@ impl Dlq {
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
             Dlq::List { consumer, data, stack, limit, json } => {
+                let consumer = consumer.map(Consumer::name);
                 let entries = match stack.resolve().await? {
-                    Some(stack) => deployed::dlq_list(&stack, consumer.as_deref(), limit).await?,
-                    None => ops::dlq_list(&open_app(&data.data_dir).await?, consumer.as_deref()).await?,
+                    Some(stack) => deployed::dlq_list(&stack, consumer, limit).await?,
+                    None => ops::dlq_list(&open_app(&data.data_dir).await?, consumer).await?,
                 };
                 print(json, &Listed(entries))
             }
             Dlq::Redrive { consumer, data, stack, json } => match stack.resolve().await? {
-                Some(stack) => print(json, &deployed::dlq_redrive(&stack, &consumer).await?),
+                Some(stack) => print(json, &deployed::dlq_redrive(&stack, consumer.name()).await?),
                 None => {
-                    let moved = ops::dlq_redrive(&open_app(&data.data_dir).await?, &consumer).await?;
-                    print(json, &Redriven { consumer, moved })
+                    let moved = ops::dlq_redrive(&open_app(&data.data_dir).await?, consumer.name()).await?;
+                    print(json, &Redriven { consumer: consumer.name().to_owned(), moved })
                 }
             },
         }

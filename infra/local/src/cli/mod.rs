@@ -133,6 +133,25 @@ async fn open_app(data_dir: &Path) -> anyhow::Result<App> {
     Ok(shop_local::open(Some(data_dir), Config::default(), None, None).await?.1)
 }
 
+/// A consumer, by the name that names its queue, its DLQ and its rule.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Consumer {
+    Coupon,
+    Compensation,
+    Analytics,
+}
+
+impl Consumer {
+    fn name(self) -> &'static str {
+        use shop_app::events::consumers::{ANALYTICS, COMPENSATION, COUPON};
+        match self {
+            Consumer::Coupon => COUPON,
+            Consumer::Compensation => COMPENSATION,
+            Consumer::Analytics => ANALYTICS,
+        }
+    }
+}
+
 /// What a command prints: the value as JSON with `--json`, else its text.
 trait Report: serde::Serialize {
     fn text(&self) -> String;
@@ -167,4 +186,38 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or(());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, ValueEnum};
+
+    #[test]
+    fn every_consumer_can_be_named_and_only_those() {
+        let named: Vec<&str> = Consumer::value_variants().iter().map(|c| c.name()).collect();
+        assert_eq!(named, shop_app::events::consumers::NAMES.to_vec());
+    }
+
+    /// `shop <command> --help` explains every argument of every command.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{path} {} (the command itself)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "shop", &mut missing);
+        assert!(missing.is_empty(), "arguments without --help text: {missing:#?}");
+    }
 }

@@ -1,6 +1,6 @@
 //! `shop replay`: archived events delivered again, as an EventBridge replay.
 
-use super::{DataDir, Report, StackArg, open_app, print};
+use super::{Consumer, DataDir, Report, StackArg, open_app, print};
 use shop_app::clock::{Clock, SystemClock};
 use shop_local::{deployed, ops};
 
@@ -14,11 +14,12 @@ pub struct Replay {
     /// RFC 3339, or relative; default now.
     #[arg(long, allow_hyphen_values = true)]
     to: Option<String>,
-    /// Only to this consumer (coupon, compensation, analytics).
-    #[arg(long)]
-    consumer: Option<String>,
+    /// Only to this consumer.
+    #[arg(long, value_enum)]
+    consumer: Option<Consumer>,
     #[command(flatten)]
     stack: StackArg,
+    /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -31,12 +32,13 @@ impl Replay {
             Some(t) => ops::parse_time(t, now)?,
             None => now.plus_secs(1),
         };
+        let consumer = self.consumer.map(Consumer::name);
         if let Some(stack) = self.stack.resolve().await? {
-            return print(self.json, &deployed::replay(&stack, from, to, self.consumer.as_deref()).await?);
+            return print(self.json, &deployed::replay(&stack, from, to, consumer).await?);
         }
         let app = open_app(&self.data.data_dir).await?;
         let rules = shop_local::emulate::rules::rules()?;
-        print(self.json, &ops::replay(&app, &rules, from, to, self.consumer.as_deref()).await?)
+        print(self.json, &ops::replay(&app, &rules, from, to, consumer).await?)
     }
 }
 

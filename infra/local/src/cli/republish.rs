@@ -21,6 +21,7 @@ pub struct Republish {
     from_failure_queue: bool,
     #[command(flatten)]
     stack: StackArg,
+    /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
 }

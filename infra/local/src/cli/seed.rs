@@ -9,6 +9,7 @@ use std::path::PathBuf;
 pub struct Seed {
     #[command(flatten)]
     data: DataDir,
+    /// The catalog file (JSON; its format: docs/local.md).
     #[arg(long)]
     file: PathBuf,
     /// Load into this DynamoDB table of a deployed stack instead of the data dir

@@ -6,13 +6,16 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Sim {
+    /// Port of the Toss-compatible PG simulator.
     #[arg(long, default_value_t = 3001)]
     pg_port: u16,
+    /// Port of the data-platform sink.
     #[arg(long, default_value_t = 3002)]
     sink_port: u16,
     /// Where the PG simulator sends webhooks (the deployed API's /webhooks/pg).
     #[arg(long)]
     webhook_url: Option<String>,
+    /// Sign the webhooks (`Pg-Signature`) with this secret.
     #[arg(long, env = "PG_WEBHOOK_SECRET")]
     webhook_secret: Option<String>,
     /// Milliseconds standing in for one minute of the PG's webhook retry schedule.

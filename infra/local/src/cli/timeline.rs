@@ -5,6 +5,7 @@ use serde_json::Value;
 
 #[derive(clap::Args)]
 pub struct Timeline {
+    /// The order.
     order_id: String,
     #[command(flatten)]
     data: DataDir,
@@ -12,6 +13,7 @@ pub struct Timeline {
     /// (credentials, region and endpoint from the usual AWS_* variables / profile).
     #[arg(long, env = "SHOP_TABLE")]
     table: Option<String>,
+    /// Print the timeline as the API answers it (JSON).
     #[arg(long)]
     json: bool,
 }

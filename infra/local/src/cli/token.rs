@@ -14,6 +14,7 @@ pub struct Token {
     /// Validity in seconds.
     #[arg(long, default_value_t = 86_400)]
     ttl: i64,
+    /// The secret the stack verifies tokens with (`shop up`'s --jwt-secret).
     #[arg(long, env = "SHOP_JWT_SECRET", default_value = jwt::DEV_SECRET, hide_default_value = true)]
     jwt_secret: String,
 }

@@ -6,6 +6,7 @@ use shop_local::{Stack, StackOptions, jwt, seed};
 
 #[derive(clap::Args)]
 pub struct Up {
+    /// Port of the API and the console (loopback only).
     #[arg(long, default_value_t = 3000)]
     port: u16,
     #[command(flatten)]
@@ -19,6 +20,7 @@ pub struct Up {
     /// Export every span over OTLP/HTTP (JSON) to this collector, e.g. http://localhost:4318.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp: Option<String>,
+    /// Signs and verifies the stack's tokens (`shop token` must use the same).
     #[arg(long, env = "SHOP_JWT_SECRET", default_value = jwt::DEV_SECRET, hide_default_value = true)]
     jwt_secret: String,
     /// Start with an empty data dir instead of the demo catalog.
@@ -106,12 +108,14 @@ impl Up {
         })
         .await?;
         println!("shop API on {} (data in {})", stack.url(), data_dir.display());
+        println!("saga console on {}/console (sign in with an operator's token)", stack.url());
         println!("PG simulator on {} (secret key {})", stack.pg_url(), shop_local::SIM_SECRET_KEY);
         println!("data-platform sink on {}", stack.sink_url());
         if let Some(a) = stack.dynamodb_addr {
             println!("DynamoDB endpoint on http://{a} (table {})", stack.app.config.table_name);
         }
-        println!("try: curl -H \"Authorization: Bearer $(shop token --user u1)\" {}/orders/<orderId>", stack.url());
+        println!("tokens: shop token --user u1 (a shopper), shop token --operator (the console)");
+        println!("try: curl -H \"Authorization: Bearer $(shop token --user u1)\" {}/products", stack.url());
         if let Some(url) = &self.otlp {
             println!("spans to the OTLP collector at {url}");
         }

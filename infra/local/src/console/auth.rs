@@ -63,8 +63,22 @@ fn now_secs(state: &ConsoleState) -> i64 {
 pub async fn require_operator(State(state): State<Arc<ConsoleState>>, request: Request, next: Next) -> Response {
     match operator(request.headers(), &state.jwt_secret, now_secs(&state)) {
         Ok(_) => next.run(request).await,
+        // A browser opening a page without signing in is sent to sign in.
+        Err(Refusal::Unauthenticated) if wants_page(&request) => {
+            axum::response::Redirect::to("/console/login").into_response()
+        }
         Err(refusal) => refused(refusal),
     }
+}
+
+/// A browser navigating to a page (`GET`, asking for HTML), not a script.
+fn wants_page(request: &Request) -> bool {
+    request.method() == http::Method::GET
+        && request
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
 }
 
 fn refused(refusal: Refusal) -> Response {

@@ -57,7 +57,8 @@ pub struct ConsoleState {
 
 /// `api` with the console at `/console`.
 pub fn mount(api: Router, state: Arc<ConsoleState>) -> Router {
-    Router::new().nest("/console", router(state)).merge(api)
+    let slash = Router::new().route("/console/", get(|| async { axum::response::Redirect::to("/console") }));
+    Router::new().nest("/console", router(state)).merge(slash).merge(api)
 }
 
 /// The console's routes, nested at `/console`.
@@ -108,7 +109,7 @@ pub async fn serve_deployed(
     let state =
         Arc::new(ConsoleState { app, pg: None, sink: None, jwt_secret, stack: Some(Arc::new(stack)), allow_actions });
     // Loopback only: the console holds no TLS and its cookie is the key.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = crate::stack::bind(port, "the console", "--port").await?;
     let addr = listener.local_addr()?;
     let router = crate::listen::loopback_only(mount(Router::new(), state), addr.port());
     let server = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await });
