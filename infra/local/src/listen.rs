@@ -1,6 +1,6 @@
 //! What every local listener (the API and the console, the PG simulator,
 //! the data-platform sink, `shop console --stack`) does before its routes:
-//! it binds 127.0.0.1 only, and it answers only requests whose `Host` names
+//! it binds 127.0.0.1 only ([`bind`], which names a port in use), and it answers only requests whose `Host` names
 //! that loopback address and its port. A web page open in the developer's
 //! browser can make the browser send requests to 127.0.0.1; through DNS
 //! rebinding (its own host name resolving to 127.0.0.1) it can even read
@@ -11,6 +11,15 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+/// A loopback listener on `port` for `what`; a port in use is named, with
+/// the option that sets it.
+pub async fn bind(port: u16, what: &str, option: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context as _;
+    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| {
+        format!("cannot listen on 127.0.0.1:{port} for {what} (is it in use? choose another with {option})")
+    })
+}
 
 /// `router`, answering only requests whose `Host` is this listener on
 /// loopback: `127.0.0.1:<port>`, `localhost:<port>` or `[::1]:<port>`.

@@ -150,7 +150,7 @@ impl Stack {
         // One stack per data dir: two would run two schedulers and two sets
         // of consumers on one store.
         let lock = opts.data_dir.as_deref().map(lock_data_dir).transpose()?;
-        let listener = bind(opts.port, "the API and the console", "--port").await?;
+        let listener = crate::listen::bind(opts.port, "the API and the console", "--port").await?;
         let addr = listener.local_addr()?;
         let mut config = opts.config;
         let pg_timeout = std::time::Duration::from_millis(config.pg_timeout_ms);
@@ -262,7 +262,7 @@ impl Stack {
 
         let dynamodb_addr = match (opts.dynamodb_port, engine.embedded()) {
             (Some(port), Some(embedded)) => {
-                let listener = bind(port, "the embedded DynamoDB endpoint", "--dynamodb-port").await?;
+                let listener = crate::listen::bind(port, "the embedded DynamoDB endpoint", "--dynamodb-port").await?;
                 let addr = listener.local_addr()?;
                 let engine = embedded.clone();
                 tasks.spawn(move |stop| async move {
@@ -317,15 +317,6 @@ impl Stack {
     pub async fn stop(self) {
         self.tasks.stop().await;
     }
-}
-
-/// A loopback listener on `port` for `what`; a port in use is named, with
-/// the option that sets it.
-pub(crate) async fn bind(port: u16, what: &str, option: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    use anyhow::Context as _;
-    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| {
-        format!("cannot listen on 127.0.0.1:{port} for {what} (is it in use? choose another with {option})")
-    })
 }
 
 /// Takes `<dir>/shop.lock` (an OS file lock, released when the process

@@ -34,11 +34,9 @@ impl Tasks {
     /// requests finish; only requests for this listener's loopback `Host`
     /// reach it ([`crate::listen`]).
     pub fn serve(&mut self, name: &'static str, listener: tokio::net::TcpListener, router: axum::Router) {
-        let router = match listener.local_addr() {
-            Ok(addr) => crate::listen::loopback_only(router, addr.port()),
-            // No address, no request can name it: the listener is unusable anyway.
-            Err(_) => crate::listen::loopback_only(router, 0),
-        };
+        // A listener without an address takes no request anyway: port 0 names none.
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        let router = crate::listen::loopback_only(router, port);
         self.spawn(move |stop| async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async {
                 let _ = stop.await;

@@ -109,7 +109,7 @@ pub async fn serve_deployed(
     let state =
         Arc::new(ConsoleState { app, pg: None, sink: None, jwt_secret, stack: Some(Arc::new(stack)), allow_actions });
     // Loopback only: the console holds no TLS and its cookie is the key.
-    let listener = crate::stack::bind(port, "the console", "--port").await?;
+    let listener = crate::listen::bind(port, "the console", "--port").await?;
     let addr = listener.local_addr()?;
     let router = crate::listen::loopback_only(mount(Router::new(), state), addr.port());
     let server = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await });

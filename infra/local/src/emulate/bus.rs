@@ -46,17 +46,6 @@ pub fn envelope(id: &str, entry: &BusEntry, time: &str, replay_name: Option<&str
     serde_json::to_value(event).unwrap_or(Value::Null)
 }
 
-/// The `eventId` an entry's detail carries (empty for a detail without one).
-fn event_id_of(entry: &BusEntry) -> String {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Id {
-        #[serde(default)]
-        event_id: String,
-    }
-    serde_json::from_str::<Id>(&entry.detail).map(|d| d.event_id).unwrap_or_default()
-}
-
 impl LocalBus {
     pub fn new(store: Store, rules: Rules, clock: Arc<dyn Clock>) -> Self {
         Self {
@@ -147,7 +136,10 @@ impl EventBus for LocalBus {
             }
             let id = uuid::Uuid::now_v7().to_string();
             let event = envelope(&id, entry, &now.to_rfc3339(), None);
-            let event_id = event_id_of(entry);
+            // The detail as the envelope already parsed it.
+            let event_id =
+                event.get("detail").and_then(|d| d.get("eventId")).and_then(Value::as_str).unwrap_or_default();
+            let event_id = event_id.to_owned();
             writes.push(archive_item(&event_id, &entry.detail_type, &event.to_string(), now));
             writes.extend(deliveries(&self.rules, &event, None, now).into_iter().map(|(_, it)| it));
             results.push(EntryResult::Accepted { event_id: id });

@@ -48,8 +48,8 @@ pub struct SimulatorOptions {
 
 impl Simulators {
     pub async fn start(opts: SimulatorOptions) -> anyhow::Result<Simulators> {
-        let pg_listener = crate::stack::bind(opts.pg_port, "the PG simulator", "--pg-port").await?;
-        let sink_listener = crate::stack::bind(opts.sink_port, "the data-platform sink", "--sink-port").await?;
+        let pg_listener = crate::listen::bind(opts.pg_port, "the PG simulator", "--pg-port").await?;
+        let sink_listener = crate::listen::bind(opts.sink_port, "the data-platform sink", "--sink-port").await?;
         let (pg_addr, sink_addr) = (pg_listener.local_addr()?, sink_listener.local_addr()?);
         if let Some(dir) = &opts.data_dir {
             std::fs::create_dir_all(dir)?;

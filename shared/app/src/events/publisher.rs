@@ -6,8 +6,8 @@
 //! an INSERT, or a MODIFY that made it pending again (`shop republish`);
 //! everything else is skipped here even if the event source mapping's
 //! filter let it through. The image is read by the store's outbox codec
-//! (`shop_store::outbox::codec`), the one place that knows its format. Entries go out in PutEvents calls
-//! of ≤ 10 entries and ≤ 256 KB; entries the bus refused
+//! (`shop_store::outbox::codec`), the one place that knows its format.
+//! Entries go out in PutEvents calls of ≤ 10 entries and ≤ 256 KB; entries the bus refused
 //! (`FailedEntryCount`) are resent alone, with backoff; whatever still fails
 //! is reported per record (`batchItemFailures`) and the rest of the batch
 //! stands. After PutEvents accepted an entry its item leaves the pending
@@ -32,9 +32,8 @@ struct Pending {
     pk: String,
     sk: String,
     entry: BusEntry,
-    /// When the event was committed (the app's clock), for the outbox age.
-    occurred_at: i64,
-    /// What the saga statistics count at its first publication.
+    /// What the saga statistics count at its first publication (its
+    /// `occurred_at`, the commit on the app's clock, also dates the outbox age).
     stats: crate::obs::stats::Published,
 }
 
@@ -50,7 +49,6 @@ impl Pending {
         Pending {
             sequence,
             order_id: e.order_id.clone().unwrap_or_default(),
-            occurred_at: e.occurred_at.millis(),
             stats: crate::obs::stats::Published {
                 detail_type: e.detail_type.clone(),
                 aggregate,
@@ -175,7 +173,7 @@ async fn publish_stream(app: &App, bus: &dyn EventBus, event: StreamEvent) -> (D
         let Some(w) = work.get(*i) else { continue };
         crate::obs::metrics::observe_ms(
             crate::obs::metrics::OUTBOX_AGE,
-            now.saturating_sub(w.occurred_at).max(0) as f64,
+            now.saturating_sub(w.stats.occurred_at.millis()).max(0) as f64,
         );
         if let Some(metric) = business_metric(&w.entry.detail_type) {
             app.count(metric, 1);
