@@ -128,7 +128,7 @@ async fn an_operator_follows_a_saga_and_redrives_a_dlq_in_a_real_browser() {
 
     // Signing in with an operator's token.
     let now = app.stack.app.clock.now().millis() / 1000;
-    let token = shop_local::jwt::issue_operator(&app.stack.jwt_secret, "ops", now, 3600);
+    let token = shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", now, 3600);
     c.goto(&app.url("/console/orders")).await.unwrap();
     assert!(c.source().await.unwrap().contains("operator"), "an anonymous visit is told to sign in");
     c.goto(&app.url("/console/login")).await.unwrap();

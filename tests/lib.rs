@@ -74,18 +74,38 @@ pub async fn spawn_app_driven() -> TestApp {
 /// [`spawn_app`] on a table with a stream (NEW_IMAGE), as AWS has it: the
 /// test can read back every write with [`stream_images`].
 pub async fn spawn_app_streamed() -> TestApp {
-    spawn_with(None, test_config(), Duration::from_millis(25), true).await
+    spawn_with(None, test_config(), Duration::from_millis(25), Extra { table_stream: true, ..Extra::default() }).await
+}
+
+/// [`spawn_app`] that also serves its store's DynamoDB API on a port
+/// (`shop up --dynamodb-port`).
+pub async fn spawn_app_with_dynamodb_port() -> TestApp {
+    spawn_with(None, test_config(), Duration::from_millis(25), Extra { dynamodb_port: Some(0), ..Extra::default() })
+        .await
 }
 
 async fn spawn(data_dir: Option<std::path::PathBuf>, config: Config, schedule_every: Duration) -> TestApp {
-    spawn_with(data_dir, config, schedule_every, false).await
+    spawn_with(data_dir, config, schedule_every, Extra::default()).await
+}
+
+/// [`spawn_app`] whose listeners have these timeouts and connection cap.
+pub async fn spawn_app_limited(limits: shop_local::listen::Limits) -> TestApp {
+    spawn_with(None, test_config(), Duration::from_millis(25), Extra { limits: Some(limits), ..Extra::default() }).await
+}
+
+/// What only some tests' stacks have.
+#[derive(Default)]
+struct Extra {
+    table_stream: bool,
+    dynamodb_port: Option<u16>,
+    limits: Option<shop_local::listen::Limits>,
 }
 
 async fn spawn_with(
     data_dir: Option<std::path::PathBuf>,
     config: Config,
     schedule_every: Duration,
-    table_stream: bool,
+    extra: Extra,
 ) -> TestApp {
     // Logs only when RUST_LOG is set (run with --nocapture to see them).
     if std::env::var_os("RUST_LOG").is_some() {
@@ -106,7 +126,9 @@ async fn spawn_with(
             visibility: QUEUE_VISIBILITY,
             max_receive: MAX_RECEIVE,
         },
-        table_stream,
+        table_stream: extra.table_stream,
+        dynamodb_port: extra.dynamodb_port,
+        limits: extra.limits.unwrap_or(StackOptions::default().limits),
         ..StackOptions::default()
     })
     .await

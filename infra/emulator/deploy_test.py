@@ -21,6 +21,7 @@ import io
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import subprocess
@@ -45,6 +46,8 @@ REGION = "us-east-1"
 STACK = "shop-e2e"
 BUCKET = "shop-e2e-artifacts"
 AUDIENCE = "shop-e2e"
+# The PG simulator's secret key for this run: in SSM for the stack, given to `shop sim`.
+PG_SECRET_KEY = f"test_sk_{secrets.token_hex(16)}"
 # Resource types ministack 1.5.33 cannot create; they go to moto instead.
 NOT_ON_MINISTACK = {"AWS::Events::Archive"}
 # Stand-in for one SQS visibility timeout while a consumer fails (the
@@ -477,7 +480,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
         total += buf.tell()
         s3.put_object(Bucket=BUCKET, Key=f"{binary}.zip", Body=buf.getvalue())
     log(f"uploaded {sum(r['Type'] == 'AWS::Serverless::Function' for r in template['Resources'].values())} function zips ({total / 1e6:.1f} MB) to s3://{BUCKET}")
-    ssm.put_parameter(Name="/shop/pg-secret-key", Type="SecureString", Value="test_sk_shop_local", Overwrite=True)
+    ssm.put_parameter(Name="/shop/pg-secret-key", Type="SecureString", Value=PG_SECRET_KEY, Overwrite=True)
     ssm.put_parameter(Name="/shop/data-platform-url", Type="String", Value=f"http://127.0.0.1:{sink_port}", Overwrite=True)
     log("SSM: /shop/pg-secret-key (SecureString), /shop/data-platform-url (String)")
 
@@ -575,7 +578,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     procs.start(
         "shop-sim",
         [str(bin_dir / "shop"), "sim", "--pg-port", str(pg_port), "--sink-port", str(sink_port),
-         "--webhook-url", f"{api}/webhooks/pg", "--webhook-backoff-ms", "500"],
+         "--webhook-url", f"{api}/webhooks/pg", "--webhook-backoff-ms", "500", "--secret-key", PG_SECRET_KEY],
         {**base_env, "RUST_LOG": "info"},
     )
     wait_port(pg_port, "PG simulator")

@@ -44,7 +44,7 @@ until curl -s -o /dev/null "http://127.0.0.1:${API_PORT}/healthz"; do
 done
 
 api="http://127.0.0.1:${API_PORT}"
-token=$(target/debug/shop token --user u1)
+token=$(target/debug/shop token --data-dir "$work/data" --user u1)
 st() { "$venv/bin/st" --config-file "$1" run "$api/openapi.json" --url "$api" --no-color "${@:2}"; }
 
 echo "== schemathesis with a shopper's token: all phases, all checks"
@@ -52,7 +52,7 @@ st infra/schemathesis/schemathesis.toml --phases examples,coverage,fuzzing,state
   --header "Authorization: Bearer ${token}" --report junit --report-dir "$work/report"
 
 echo "== schemathesis with an operator's token: the operator route, all phases, all checks"
-operator=$(target/debug/shop token --operator)
+operator=$(target/debug/shop token --data-dir "$work/data" --operator)
 st infra/schemathesis/operator.toml --phases examples,coverage,fuzzing,stateful --checks all \
   --include-operation-id create-campaign --include-operation-id get-campaign \
   --header "Authorization: Bearer ${operator}"

@@ -38,10 +38,10 @@ target/debug/shop up --port "$API_PORT" --dynamodb-port "$DDB_PORT" --pg-port "$
 pids+=($!)
 wait_for "http://127.0.0.1:${API_PORT}/healthz" 60
 
-AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${DDB_PORT}" AWS_REGION=local \
-AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local TABLE_NAME=shop \
-PG_BASE_URL="http://127.0.0.1:${PG_PORT}" PG_SECRET_KEY=test_sk_shop_local PG_TIMEOUT_MS=5000 \
-DATA_PLATFORM_URL="http://127.0.0.1:${SINK_PORT}" EVENT_BUS_NAME=shop-events \
+# The data dir's credentials (the DynamoDB port verifies SigV4 against
+# them), the PG simulator's secret key and the endpoints, as docs/local.md shows.
+eval "$(target/debug/shop env --data-dir "$work/data" --dynamodb-port "$DDB_PORT" --pg-port "$PG_PORT" --sink-port "$SINK_PORT")"
+PG_TIMEOUT_MS=5000 EVENT_BUS_NAME=shop-events \
 AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:9 AWS_MAX_ATTEMPTS=1 \
   cargo lambda watch --invoke-port "$INVOKE_PORT" >"$work/watch.log" 2>&1 &
 pids+=($!)
@@ -73,6 +73,10 @@ patch() { # fixture -> patched copy path
   sed -e "s/fxord000001/${order_id}/g" -e "s/fixture_pk_1/${payment_key}/g" "$1" >"$out"
   echo "$out"
 }
+# The store's port takes only calls signed with the data dir's credentials.
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:${DDB_PORT}/" \
+  -H 'X-Amz-Target: DynamoDB_20120810.ListTables' -H 'Content-Type: application/x-amz-json-1.0' -d '{}')
+check "the DynamoDB port refuses an unsigned call" 400 "$code"
 check "get-order (apigw-get-order.json)" 200 "$(invoke get-order "$(patch events/apigw-get-order.json)" | status_of)"
 curl -s -o /dev/null -X POST "http://127.0.0.1:${PG_PORT}/v1/sim/checkout" -H 'Content-Type: application/json' \
   -d "{\"orderId\":\"${order_id}\",\"amount\":20000,\"paymentKey\":\"${payment_key}\"}"
@@ -114,7 +118,7 @@ for job in expire-orders reconcile-payments; do
 done
 
 # The same order through the local API: one store behind both.
-token=$(target/debug/shop token --user u1)
+token=$(target/debug/shop token --data-dir "$work/data" --user u1)
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:${API_PORT}/orders/${order_id}")
 check "local API sees the order created by the function" 200 "$code"
 status=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:${API_PORT}/orders/${order_id}" \

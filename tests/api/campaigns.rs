@@ -180,7 +180,7 @@ fn black_friday() -> Value {
 #[tokio::test]
 async fn an_operator_creates_a_campaign_shoppers_claim_it_and_sending_it_again_is_safe() {
     let app = spawn_app().await;
-    let op = operator_token(&app, &app.stack.jwt_secret);
+    let op = operator_token(&app, &app.stack.secrets.jwt_secret);
     let (status, headers, created) = create(&app, Some(&op), &black_friday()).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(headers["location"], "/campaigns/bf");
@@ -230,7 +230,7 @@ async fn an_operator_creates_a_campaign_shoppers_claim_it_and_sending_it_again_i
 #[tokio::test]
 async fn only_an_operator_creates_campaigns_and_bad_terms_are_refused_writing_nothing() {
     let app = spawn_app().await;
-    let op = operator_token(&app, &app.stack.jwt_secret);
+    let op = operator_token(&app, &app.stack.secrets.jwt_secret);
     let shopper = app.stack.token("u1");
     let forged = operator_token(&app, "a guessed secret");
     let refused = [

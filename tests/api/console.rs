@@ -6,7 +6,7 @@ use shop_tests::{eventually, spawn_app};
 
 fn operator_token(app: &shop_tests::TestApp) -> String {
     let now = app.stack.app.clock.now().millis() / 1000;
-    shop_local::jwt::issue_operator(&app.stack.jwt_secret, "ops", now, 600)
+    shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", now, 600)
 }
 
 #[tokio::test]
@@ -52,11 +52,14 @@ async fn only_an_operator_gets_in_and_a_shopper_or_a_forgery_never_does() {
         };
         assert_eq!(send(None, None).await.unwrap().status(), 401, "{method} {path} without a token");
         assert_eq!(send(Some(&shopper), None).await.unwrap().status(), 403, "{method} {path} with a shopper's token");
-        assert_eq!(send(None, Some(&shopper)).await.unwrap().status(), 403, "{method} {path} with a shopper's cookie");
+        // The cookie holds a session id: a token in it is no session.
+        assert_eq!(send(None, Some(&shopper)).await.unwrap().status(), 401, "{method} {path} with a token as cookie");
+        let op = operator_token(&app);
+        assert_eq!(send(None, Some(&op)).await.unwrap().status(), 401, "{method} {path} with a token as cookie");
         assert_eq!(send(Some(&forged), None).await.unwrap().status(), 401, "{method} {path} with a forged token");
         assert_eq!(send(Some("not.a.jwt"), None).await.unwrap().status(), 401, "{method} {path} with garbage");
     }
-    // Signing in: a shopper's token is refused, an operator's becomes the cookie.
+    // Signing in: a shopper's token is refused, an operator's opens a session.
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let login = |token: String| no_redirects.post(app.url("/console/login")).form(&[("token", token)]).send();
     assert_eq!(login(shopper.clone()).await.unwrap().status(), 403);
@@ -461,4 +464,69 @@ async fn the_console_sends_a_browser_that_is_not_signed_in_to_sign_in() {
     }
     let slash = no_redirects.get(app.url("/console/")).header("accept", html).send().await.unwrap();
     assert_eq!((slash.status().as_u16(), slash.headers()["location"].to_str().unwrap()), (303, "/console"));
+}
+
+/// The value of the first hidden CSRF field in `html`.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..at + html[at..].find('"').expect("end of the value")].to_owned()
+}
+
+/// A browser's session lives on the server: its cookie is a random id (not
+/// the token), every form it is shown carries the session's CSRF token and
+/// every POST it makes must carry it back; signing out ends the session for
+/// any copy of the cookie, and a session ends by itself.
+#[tokio::test]
+async fn a_session_is_server_side_its_forms_carry_its_csrf_token_and_logout_revokes_it() {
+    let app = spawn_app().await;
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let token = operator_token(&app);
+    let sign_in = || async {
+        let resp = no_redirects.post(app.url("/console/login")).form(&[("token", token.clone())]).send().await.unwrap();
+        assert_eq!(resp.status(), 303);
+        let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(set.contains("Max-Age="), "{set}");
+        set.split(';').next().unwrap().to_owned()
+    };
+    let cookie = sign_in().await;
+    assert!(!cookie.contains(&token) && cookie.len() > "shop_console=".len() + 32, "{cookie}");
+    assert_ne!(cookie, sign_in().await, "every sign-in is a session of its own");
+
+    let get = |path: &str, cookie: &str| no_redirects.get(app.url(path)).header("cookie", cookie.to_owned()).send();
+    let page = get("/console/simulators", &cookie).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    // Every state-changing form on the page carries the token.
+    let forms = html.matches("method=\"post\"").count();
+    assert!(forms >= 5, "the simulators' four forms and sign-out: {forms}");
+    assert_eq!(html.matches("name=\"csrf\"").count(), forms, "{html}");
+    let csrf = csrf_of(&html);
+    assert_eq!(csrf_of(&get("/console/queues", &cookie).await.unwrap().text().await.unwrap()), csrf);
+
+    let post = |path: &str, cookie: &str, csrf: Option<&str>| {
+        let mut form = vec![("op", "confirm".to_owned()), ("fault", "error".to_owned()), ("count", "1".to_owned())];
+        if let Some(c) = csrf {
+            form.push(("csrf", c.to_owned()));
+        }
+        no_redirects.post(app.url(path)).header("cookie", cookie.to_owned()).form(&form).send()
+    };
+    let faults = "/console/simulators/pg/faults";
+    assert_eq!(post(faults, &cookie, None).await.unwrap().status(), 403, "no CSRF token");
+    assert_eq!(post(faults, &cookie, Some("0000")).await.unwrap().status(), 403, "a wrong one");
+    let other = sign_in().await;
+    let others = csrf_of(&get("/console/queues", &other).await.unwrap().text().await.unwrap());
+    assert_eq!(post(faults, &cookie, Some(&others)).await.unwrap().status(), 403, "another session's");
+    assert!(app.stack.pg.faults().await.unwrap().is_empty(), "nothing was armed by a refused form");
+    assert_eq!(post(faults, &cookie, Some(&csrf)).await.unwrap().status(), 303, "its own");
+    assert_eq!(app.stack.pg.faults().await.unwrap().len(), 1);
+
+    // Signing out ends the session: the same cookie, replayed, is nobody.
+    assert_eq!(post("/console/logout", &cookie, None).await.unwrap().status(), 403, "sign-out needs the token too");
+    assert_eq!(post("/console/logout", &cookie, Some(&csrf)).await.unwrap().status(), 303);
+    assert_eq!(get("/console/queues", &cookie).await.unwrap().status(), 401, "revoked");
+    assert_eq!(post(faults, &cookie, Some(&csrf)).await.unwrap().status(), 401, "revoked");
+    // The other session lives on, until its time is up.
+    assert_eq!(get("/console/queues", &other).await.unwrap().status(), 200);
+    app.clock.advance_secs(601);
+    assert_eq!(get("/console/queues", &other).await.unwrap().status(), 401, "the session ended with its token");
 }

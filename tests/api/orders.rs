@@ -98,7 +98,7 @@ async fn owners_see_their_orders_and_nobody_else_does() {
     let wrong_key = shop_local::jwt::issue("another-secret", "u1", T0.seconds(), 60);
     let resp = app.http.get(app.url(&format!("/orders/{id}"))).bearer_auth(wrong_key).send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    let expired = shop_local::jwt::issue(&app.stack.jwt_secret, "u1", T0.seconds() - 120, 60);
+    let expired = shop_local::jwt::issue(&app.stack.secrets.jwt_secret, "u1", T0.seconds() - 120, 60);
     let resp = app.http.get(app.url(&format!("/orders/{id}"))).bearer_auth(expired).send().await.unwrap();
     assert_eq!(resp.status(), 401);
 }

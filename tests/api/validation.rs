@@ -123,7 +123,7 @@ async fn an_array_body_and_a_null_field_are_400_on_every_route_with_a_body() {
     let app = spawn_app().await;
     let (order_id, _) = app.order("rich", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
     let operator =
-        shop_local::jwt::issue_operator(&app.stack.jwt_secret, "ops", app.stack.app.clock.now().seconds(), 600);
+        shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", app.stack.app.clock.now().seconds(), 600);
     let send = |path: &'static str, body: String, token: Option<String>| {
         let app = &app;
         async move {

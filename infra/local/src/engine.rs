@@ -70,6 +70,20 @@ impl StoreEngine {
         aws_sdk_dynamodb::Client::from_conf(config.build())
     }
 
+    /// A client of the DynamoDB endpoint at `url` (such as `shop up
+    /// --dynamodb-port`'s) that signs with this key pair, over HTTP.
+    pub fn signed_client(url: &str, access_key_id: &str, secret_access_key: &str) -> aws_sdk_dynamodb::Client {
+        let connector = SharedHttpConnector::new(Http(reqwest::Client::new()));
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("local"))
+            .credentials_provider(Credentials::new(access_key_id, secret_access_key, None, None, "shop-local"))
+            .http_client(http_client_fn(move |_settings, _components| connector.clone()))
+            .endpoint_url(url)
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
     /// Changes after every successful write `filter` takes (see
     /// [`Engine::writes_with`]), under the watch `name`.
     pub fn writes_with(

@@ -11,8 +11,6 @@ use std::collections::HashMap;
 
 pub const ISSUER: &str = "shop-local";
 pub const AUDIENCE: &str = "shop";
-/// The default signing secret of the local stack. Public on purpose: dev only.
-pub const DEV_SECRET: &str = "shop-local-dev-secret-change-me";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {

@@ -24,6 +24,7 @@
 //! | [`bench`] | the benchmarks: placement, the whole saga (and the chaos soak), the simulators |
 //! | [`otlp`] | `shop up --otlp`: the stack's spans to an OpenTelemetry collector |
 //! | [`listen`] | what every local listener checks first: a loopback `Host` |
+//! | [`secrets`] | the data dir's random secrets: JWT key, PG secret key, the DynamoDB port's credentials |
 //! | [`tasks`] | the stack's background tasks, stopped together |
 //! | [`chaos`] | the fault injector of the chaos soak (`shop up --chaos`): every fault class at random, seeded |
 //!
@@ -40,10 +41,11 @@ pub mod jwt;
 pub mod listen;
 pub mod ops;
 pub mod otlp;
+pub mod secrets;
 pub mod seed;
 pub mod sim;
 pub mod stack;
 pub mod tasks;
 
-pub use sim::{SIM_SECRET_KEY, SimulatorOptions, SimulatorState, Simulators, open_simulators};
+pub use sim::{SimulatorOptions, SimulatorState, Simulators, open_simulators};
 pub use stack::{Stack, StackOptions, open};

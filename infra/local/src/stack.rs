@@ -4,7 +4,8 @@
 //! ([`open`]), for the commands that run beside it.
 
 use crate::engine::{self, StoreEngine};
-use crate::sim::{SIM_SECRET_KEY, SimulatorOptions, Simulators};
+use crate::secrets::Secrets;
+use crate::sim::{SimulatorOptions, Simulators};
 use crate::tasks::Tasks;
 use crate::{chaos, console, emulate, jwt, seed, sim};
 use shop_app::App;
@@ -24,7 +25,10 @@ pub struct StackOptions {
     /// Also serve the DynamoDB API of the embedded engine here (for `cargo
     /// lambda watch`, the AWS CLI, NoSQL Workbench).
     pub dynamodb_port: Option<u16>,
-    pub jwt_secret: String,
+    /// The JWT key, the PG simulator's key, the DynamoDB port's
+    /// credentials; `None`: the data dir's ([`Secrets::of_data_dir`]), or
+    /// fresh random ones without a data dir.
+    pub secrets: Option<Secrets>,
     pub config: Config,
     pub clock: Option<Arc<dyn Clock>>,
     pub ids: Option<Arc<dyn IdGen>>,
@@ -57,6 +61,8 @@ pub struct StackOptions {
     /// The local publisher never reads it (it reads the pending index,
     /// ADR 0002); tests read it to follow an event as AWS would.
     pub table_stream: bool,
+    /// Every listener's timeouts and connection cap ([`crate::listen`]).
+    pub limits: crate::listen::Limits,
 }
 
 impl Default for StackOptions {
@@ -65,7 +71,7 @@ impl Default for StackOptions {
             data_dir: None,
             port: 0,
             dynamodb_port: None,
-            jwt_secret: jwt::DEV_SECRET.to_owned(),
+            secrets: None,
             config: Config::default(),
             clock: None,
             ids: None,
@@ -81,6 +87,7 @@ impl Default for StackOptions {
             price_store_calls: false,
             chaos: None,
             table_stream: false,
+            limits: crate::listen::Limits::with_max_body(crate::listen::JSON_BODY),
         }
     }
 }
@@ -102,7 +109,7 @@ pub struct Stack {
     pub meter: engine::Meter,
     /// Sees the store calls of the emulated stream, EventBridge and SQS.
     pub emulation_meter: engine::Meter,
-    pub jwt_secret: String,
+    pub secrets: Secrets,
     tasks: Tasks,
     /// `<data-dir>/shop.lock`, held while the stack runs.
     _lock: Option<std::fs::File>,
@@ -150,6 +157,11 @@ impl Stack {
         // One stack per data dir: two would run two schedulers and two sets
         // of consumers on one store.
         let lock = opts.data_dir.as_deref().map(lock_data_dir).transpose()?;
+        let secrets = match (opts.secrets, &opts.data_dir) {
+            (Some(s), _) => s,
+            (None, Some(dir)) => Secrets::of_data_dir(dir)?,
+            (None, None) => Secrets::random()?,
+        };
         let listener = crate::listen::bind(opts.port, "the API and the console", "--port").await?;
         let addr = listener.local_addr()?;
         let mut config = opts.config;
@@ -157,6 +169,7 @@ impl Stack {
         let stall = opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100));
         let clock = opts.clock.unwrap_or_else(|| Arc::new(shop_app::clock::SystemClock));
         let Simulators { pg_addr, pg, sink_addr, sink, mut tasks } = Simulators::start(SimulatorOptions {
+            secret_key: secrets.pg_secret_key.clone(),
             pg_port: opts.pg_port,
             sink_port: opts.sink_port,
             webhook_url: Some(format!("http://{addr}/webhooks/pg")),
@@ -167,10 +180,11 @@ impl Stack {
             clock: clock.clone(),
             data_dir: opts.data_dir.clone(),
             va_due: opts.va_due,
+            limits: opts.limits,
         })
         .await?;
         config.pg_base_url = format!("http://{pg_addr}");
-        config.pg_secret_key = SIM_SECRET_KEY.to_owned();
+        config.pg_secret_key = secrets.pg_secret_key.clone();
         let engine = match (&opts.endpoint, &opts.data_dir) {
             (Some(url), _) => StoreEngine::Endpoint(url.clone()),
             (None, Some(dir)) => StoreEngine::Embedded(Engine::open_dir(dir)?),
@@ -185,17 +199,21 @@ impl Stack {
         }
 
         let state =
-            Arc::new(emulate::api_gateway::ServerState { app: app.clone(), jwt_secret: opts.jwt_secret.clone() });
+            Arc::new(emulate::api_gateway::ServerState { app: app.clone(), jwt_secret: secrets.jwt_secret.clone() });
         // The console beside the API, on the same loopback port.
         let console = Arc::new(console::ConsoleState {
             app: app.clone(),
             pg: Some(pg.clone()),
             sink: Some(sink.clone()),
-            jwt_secret: opts.jwt_secret.clone(),
+            jwt_secret: secrets.jwt_secret.clone(),
             stack: None,
             allow_actions: true,
+            sessions: console::auth::Sessions::default(),
         });
-        tasks.serve("API", listener, console::mount(emulate::api_gateway::router(state), console));
+        // The API's routes take JSON documents of up to 64 KiB (API Gateway
+        // itself would take 10 MB; nothing is gained by buffering more).
+        let api_limits = opts.limits.body(crate::listen::JSON_BODY);
+        tasks.serve("API", listener, console::mount(emulate::api_gateway::router(state), console), api_limits);
 
         let scheduled = app.clone();
         let every = opts.schedule_every;
@@ -264,15 +282,12 @@ impl Stack {
             (Some(port), Some(embedded)) => {
                 let listener = crate::listen::bind(port, "the embedded DynamoDB endpoint", "--dynamodb-port").await?;
                 let addr = listener.local_addr()?;
-                let engine = embedded.clone();
-                tasks.spawn(move |stop| async move {
-                    let shutdown = async {
-                        let _ = stop.await;
-                    };
-                    if let Err(e) = engine.serve(listener, shutdown).await {
-                        tracing::error!(error = %e, "DynamoDB endpoint failed");
-                    }
-                });
+                let key = emulate::dynamodb::SigningKey {
+                    access_key_id: secrets.aws_access_key_id.clone(),
+                    secret_access_key: secrets.aws_secret_access_key.clone(),
+                };
+                let limits = opts.limits.body(emulate::dynamodb::MAX_BODY);
+                tasks.serve("DynamoDB endpoint", listener, emulate::dynamodb::router(embedded.clone(), key), limits);
                 Some(addr)
             }
             _ => None,
@@ -290,7 +305,7 @@ impl Stack {
             engine,
             meter,
             emulation_meter,
-            jwt_secret: opts.jwt_secret,
+            secrets,
             tasks,
             _lock: lock,
         })
@@ -310,7 +325,7 @@ impl Stack {
 
     /// A dev token for `user`, valid for an hour on the stack's clock.
     pub fn token(&self, user: &str) -> String {
-        jwt::issue(&self.jwt_secret, user, self.app.clock.now().seconds(), 3600)
+        jwt::issue(&self.secrets.jwt_secret, user, self.app.clock.now().seconds(), 3600)
     }
 
     /// Stops accepting requests and waits for running ones to finish.

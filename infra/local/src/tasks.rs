@@ -31,19 +31,21 @@ impl Tasks {
     }
 
     /// Serves `router` on `listener` until stopped, then lets running
-    /// requests finish; only requests for this listener's loopback `Host`
-    /// reach it ([`crate::listen`]).
-    pub fn serve(&mut self, name: &'static str, listener: tokio::net::TcpListener, router: axum::Router) {
-        // A listener without an address takes no request anyway: port 0 names none.
-        let port = listener.local_addr().map_or(0, |a| a.port());
-        let router = crate::listen::loopback_only(router, port);
+    /// requests finish; only requests for this listener's loopback `Host`,
+    /// within `limits`, reach it ([`crate::listen`]).
+    pub fn serve(
+        &mut self,
+        name: &'static str,
+        listener: tokio::net::TcpListener,
+        router: axum::Router,
+        limits: crate::listen::Limits,
+    ) {
+        tracing::debug!(server = name, ?limits, "serving");
         self.spawn(move |stop| async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+            crate::listen::serve(listener, router, limits, async {
                 let _ = stop.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, server = name, "server failed");
-            }
+            })
+            .await;
         });
     }
 }

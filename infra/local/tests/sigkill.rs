@@ -79,7 +79,12 @@ async fn nothing_is_lost_across_sigkill() {
     })
     .await;
     let token = String::from_utf8(
-        Command::new(env!("CARGO_BIN_EXE_shop")).args(["token", "--user", "u1"]).output().expect("token").stdout,
+        Command::new(env!("CARGO_BIN_EXE_shop"))
+            .args(["token", "--user", "u1", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("token")
+            .stdout,
     )
     .expect("utf8");
     let token = token.trim();

@@ -6,6 +6,9 @@ use serde_json::{Value, json};
 use shop_local::{SimulatorOptions, Simulators};
 use std::time::Duration;
 
+/// The simulators' secret key in these tests.
+const KEY: &str = "test_sk_simulators_test";
+
 async fn start(dir: &std::path::Path) -> Simulators {
     start_on(dir, std::sync::Arc::new(shop_app::clock::SystemClock), Duration::from_secs(3 * 86_400)).await
 }
@@ -16,6 +19,7 @@ async fn start_on(
     va_due: Duration,
 ) -> Simulators {
     Simulators::start(SimulatorOptions {
+        secret_key: KEY.to_owned(),
         pg_port: 0,
         sink_port: 0,
         webhook_url: None,
@@ -26,6 +30,7 @@ async fn start_on(
         clock,
         data_dir: Some(dir.to_owned()),
         va_due,
+        limits: shop_local::listen::Limits::with_max_body(shop_local::listen::JSON_BODY),
     })
     .await
     .expect("simulators start")
@@ -57,13 +62,13 @@ async fn checkout(http: &reqwest::Client, pg: &str, order: &str, method: &str) -
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
-    let resp = http.post(url).basic_auth(shop_local::SIM_SECRET_KEY, Some("")).json(&body).send().await.expect("POST");
+    let resp = http.post(url).basic_auth(KEY, Some("")).json(&body).send().await.expect("POST");
     (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
 }
 
 async fn confirm(http: &reqwest::Client, pg: &str, order: &str, key: &str) -> Value {
     http.post(format!("{pg}/v1/payments/confirm"))
-        .basic_auth(shop_local::SIM_SECRET_KEY, Some(""))
+        .basic_auth(KEY, Some(""))
         .header("idempotency-key", format!("confirm-{order}"))
         .json(&json!({"paymentKey": key, "orderId": order, "amount": 1000}))
         .send()
@@ -172,7 +177,7 @@ async fn a_virtual_account_is_due_after_va_due_and_refuses_deposits_then() {
     assert_eq!(status, 400, "{refused}");
     let looked = reqwest::Client::new()
         .get(format!("{pg}/v1/payments/{late}"))
-        .basic_auth(shop_local::SIM_SECRET_KEY, Some(""))
+        .basic_auth(KEY, Some(""))
         .send()
         .await
         .expect("lookup")

@@ -4,8 +4,9 @@
 //! SQLite file, reached by the ordinary `aws-sdk-dynamodb` client through an
 //! in-process HTTP connector. The SDK serialises every call exactly as it
 //! would for AWS; the connector hands the JSON body to dynoxide and returns
-//! its JSON answer, with no socket in between. The same database can also be
-//! served on a loopback port (for `cargo lambda watch`, or the AWS CLI).
+//! its JSON answer, with no socket in between. The local stack can also
+//! serve the same calls on a loopback port ([`Engine::call`]; it checks the
+//! callers' signatures), for `cargo lambda watch` or the AWS CLI.
 //!
 //! Only the local stack and tests depend on this crate: Lambda binaries never
 //! link dynoxide or SQLite.
@@ -162,17 +163,19 @@ impl Engine {
     /// The in-process connector behind [`Engine::client`], for a client
     /// built elsewhere (one that wraps it, as the local stack's meter does).
     pub fn connector(&self) -> SharedHttpConnector {
-        SharedHttpConnector::new(InProcess { thread: self.thread.clone(), probe: self.probe.clone() })
+        SharedHttpConnector::new(InProcess(self.clone()))
     }
 
-    /// Serves the DynamoDB JSON API for this database on `listener` until
-    /// `shutdown` resolves, so external tools reach the same data.
-    pub async fn serve(
-        &self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        dynoxide::server::serve_with_shutdown(listener, self.db.clone(), shutdown).await.map_err(anyhow::Error::msg)
+    /// Runs one call of the DynamoDB JSON API (`op` as the `X-Amz-Target`
+    /// names it after its dot, e.g. `PutItem`; `body` its JSON) on the
+    /// engine thread, counted and announced as the in-process clients'
+    /// calls are: the local stack's DynamoDB port serves external tools
+    /// through it once it has checked who is asking. Returns the HTTP
+    /// status and the JSON answer.
+    pub async fn call(&self, op: &str, body: Vec<u8>) -> (u16, String) {
+        let (op, probe) = (op.to_owned(), self.probe.clone());
+        let answer = self.thread.submit(move |db: &mut Database| probe.run(db, &op, &body));
+        answer.await.unwrap_or_else(|_| internal("the engine thread stopped"))
     }
 
     /// Deletes items whose TTL attribute is in the past (DynamoDB does this in
@@ -183,10 +186,7 @@ impl Engine {
 }
 
 #[derive(Clone)]
-struct InProcess {
-    thread: EngineThread,
-    probe: Probe,
-}
+struct InProcess(Engine);
 
 impl std::fmt::Debug for InProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -205,10 +205,9 @@ impl HttpConnector for InProcess {
             .map(|(_, op)| op.to_owned())
             .unwrap_or_default();
         let body = request.body().bytes().unwrap_or_default().to_vec();
-        let probe = self.probe.clone();
-        let answer = self.thread.submit(move |db: &mut Database| probe.run(db, &op, &body));
+        let engine = self.0.clone();
         HttpConnectorFuture::new(async move {
-            let (status, json) = answer.await.unwrap_or_else(|_| internal("the engine thread stopped"));
+            let (status, json) = engine.call(&op, body).await;
             // dynoxide answers 200, 400, 500 or 501, all valid codes.
             let status = StatusCode::try_from(status).or_else(|_| StatusCode::try_from(500));
             let Ok(status) = status else { unreachable!("500 is a valid status code") };

@@ -59,7 +59,9 @@ impl SimReport {
 pub async fn run(opts: SimBenchOptions) -> anyhow::Result<SimReport> {
     anyhow::ensure!(opts.payments > 0 && opts.concurrency > 0, "payments and concurrency must be positive");
     let dir = tempfile::tempdir()?;
+    let key = format!("test_sk_{}", crate::secrets::random_hex(16)?);
     let sims = Simulators::start(SimulatorOptions {
+        secret_key: key.clone(),
         pg_port: 0,
         sink_port: 0,
         webhook_url: None,
@@ -70,6 +72,7 @@ pub async fn run(opts: SimBenchOptions) -> anyhow::Result<SimReport> {
         clock: std::sync::Arc::new(shop_app::clock::SystemClock),
         data_dir: Some(dir.path().to_owned()),
         va_due: crate::sim::pg::VA_DUE,
+        limits: crate::listen::Limits::with_max_body(crate::listen::JSON_BODY),
     })
     .await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build()?;
@@ -77,7 +80,7 @@ pub async fn run(opts: SimBenchOptions) -> anyhow::Result<SimReport> {
     let rss_start = crate::bench::rss_mb();
     let started = Instant::now();
     let mut done = futures::stream::iter(0..opts.payments)
-        .map(|i| one_payment(&http, &pg, &sink, i))
+        .map(|i| one_payment(&http, &pg, &sink, &key, i))
         .buffer_unordered(opts.concurrency);
     let tenth = (opts.payments / 10).max(1);
     let mut marks = vec![Duration::ZERO];
@@ -116,11 +119,11 @@ pub async fn run(opts: SimBenchOptions) -> anyhow::Result<SimReport> {
     })
 }
 
-async fn one_payment(http: &reqwest::Client, pg: &str, sink: &str, i: usize) -> anyhow::Result<()> {
+async fn one_payment(http: &reqwest::Client, pg: &str, sink: &str, key: &str, i: usize) -> anyhow::Result<()> {
     let order_id = format!("simbench-{i}");
     let amount = 1_000 + (i % 50) as u64 * 100;
     let method = if i % 4 == 3 { "VIRTUAL_ACCOUNT" } else { "CARD" };
-    let key = http
+    let payment = http
         .post(format!("{pg}/v1/sim/checkout"))
         .json(&json!({"orderId": order_id, "amount": amount, "method": method}))
         .send()
@@ -128,16 +131,16 @@ async fn one_payment(http: &reqwest::Client, pg: &str, sink: &str, i: usize) -> 
         .error_for_status()?
         .json::<serde_json::Value>()
         .await?;
-    let key = key.get("paymentKey").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
+    let payment = payment.get("paymentKey").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
     http.post(format!("{pg}/v1/payments/confirm"))
-        .basic_auth(crate::SIM_SECRET_KEY, Some(""))
+        .basic_auth(key, Some(""))
         .header("idempotency-key", format!("confirm-{order_id}"))
-        .json(&json!({"paymentKey": key, "orderId": order_id, "amount": amount}))
+        .json(&json!({"paymentKey": payment, "orderId": order_id, "amount": amount}))
         .send()
         .await?
         .error_for_status()?;
     http.get(format!("{pg}/v1/payments/orders/{order_id}"))
-        .basic_auth(crate::SIM_SECRET_KEY, Some(""))
+        .basic_auth(key, Some(""))
         .send()
         .await?
         .error_for_status()?;

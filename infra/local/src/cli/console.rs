@@ -26,9 +26,7 @@ impl Console {
     pub async fn run(self) -> anyhow::Result<()> {
         shop_app::obs::telemetry::init("shop-console");
         let deployed = shop_local::deployed::DeployedStack::resolve(&self.stack).await?;
-        let secret = self
-            .jwt_secret
-            .unwrap_or_else(|| format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
+        let secret = self.jwt_secret.map_or_else(|| shop_local::secrets::random_hex(32), Ok)?;
         let token = jwt::issue_operator(&secret, "operator", now_secs(), self.ttl);
         let (addr, server) =
             shop_local::console::serve_deployed(deployed, self.port, self.allow_actions, secret, shutdown_signal())
@@ -40,7 +38,7 @@ impl Console {
         );
         println!("sign in at http://{addr}/console/login with this operator token (valid {} s):", self.ttl);
         println!("{token}");
-        server.await??;
+        server.await?;
         Ok(())
     }
 }

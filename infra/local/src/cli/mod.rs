@@ -13,6 +13,7 @@ mod campaign;
 mod console;
 mod dlq;
 mod dump;
+mod env;
 mod replay;
 mod republish;
 mod seed;
@@ -41,8 +42,11 @@ enum Command {
     /// Serve the saga console over a deployed stack (its table, its SQS queues) on 127.0.0.1,
     /// read-only unless --allow-actions; prints an operator token for it.
     Console(console::Console),
-    /// Print a development JWT for a user.
+    /// Print a development JWT for a user, signed with the data dir's secret.
     Token(token::Token),
+    /// Print the data dir's credentials and endpoints as shell exports, for functions beside the stack
+    /// (`eval "$(shop env --dynamodb-port 8000)"`, then `cargo lambda watch`).
+    Env(env::Env),
     /// Measure the local stack (file-backed): order placement, or with --saga the whole saga, settled and checked,
     /// or with --sim the PG simulator and the data-platform sink alone.
     Bench(bench::Bench),
@@ -80,6 +84,7 @@ impl Cli {
             Command::Up(c) => c.run().await,
             Command::Console(c) => c.run().await,
             Command::Token(c) => c.run(),
+            Command::Env(c) => c.run(),
             Command::Bench(c) => c.run().await,
             Command::Dlq { command } => command.run().await,
             Command::Replay(c) => c.run().await,
@@ -97,8 +102,20 @@ impl Cli {
 #[derive(clap::Args)]
 struct DataDir {
     /// The local stack's data directory (the embedded store, the simulators' state).
-    #[arg(long = "data-dir", default_value = ".shop-data", env = "SHOP_DATA_DIR")]
+    #[arg(long = "data-dir", default_value = DEFAULT_DATA_DIR, env = "SHOP_DATA_DIR")]
     data_dir: PathBuf,
+}
+
+const DEFAULT_DATA_DIR: &str = ".shop-data";
+
+impl DataDir {
+    /// The argument that names this data dir in a printed command ("" for the default).
+    fn as_arg(&self) -> String {
+        match self.data_dir == Path::new(DEFAULT_DATA_DIR) {
+            true => String::new(),
+            false => format!(" --data-dir {}", self.data_dir.display()),
+        }
+    }
 }
 
 /// A deployed stack to operate instead of the data dir.

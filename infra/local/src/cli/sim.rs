@@ -27,6 +27,10 @@ pub struct Sim {
     /// Keep the simulators' state in this directory (default: in memory).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The PG simulator's secret key (what the deployed stack sends as Basic auth); default: the
+    /// data dir's, or a fresh random one printed at start.
+    #[arg(long, env = "PG_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
 }
 
 /// How long `shop sim`'s "timeout"/"slow" faults hold a call: past any
@@ -36,7 +40,13 @@ const SIM_STALL: std::time::Duration = std::time::Duration::from_secs(25);
 impl Sim {
     pub async fn run(self) -> anyhow::Result<()> {
         shop_app::obs::telemetry::init("shop-sim");
+        let secret_key = match (self.secret_key, &self.data_dir) {
+            (Some(k), _) => k,
+            (None, Some(dir)) => shop_local::secrets::Secrets::of_data_dir(dir)?.pg_secret_key,
+            (None, None) => shop_local::secrets::Secrets::random()?.pg_secret_key,
+        };
         let sims = shop_local::Simulators::start(shop_local::SimulatorOptions {
+            secret_key: secret_key.clone(),
             pg_port: self.pg_port,
             sink_port: self.sink_port,
             webhook_url: self.webhook_url,
@@ -47,9 +57,10 @@ impl Sim {
             clock: std::sync::Arc::new(shop_app::clock::SystemClock),
             data_dir: self.data_dir,
             va_due: std::time::Duration::from_secs(self.va_due),
+            limits: shop_local::listen::Limits::with_max_body(shop_local::listen::JSON_BODY),
         })
         .await?;
-        println!("PG simulator on http://{} (secret key {})", sims.pg_addr, shop_local::SIM_SECRET_KEY);
+        println!("PG simulator on http://{} (secret key {secret_key})", sims.pg_addr);
         println!("data-platform sink on http://{}", sims.sink_addr);
         shutdown_signal().await;
         sims.stop().await;

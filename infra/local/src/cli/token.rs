@@ -1,7 +1,9 @@
-//! `shop token`: a development JWT for a shopper, or an operator's.
+//! `shop token`: a development JWT for a shopper, or an operator's, signed
+//! with the data dir's secret (the one `shop up` on that dir verifies).
 
-use super::now_secs;
+use super::{DataDir, now_secs};
 use shop_local::jwt;
+use shop_local::secrets::Secrets;
 
 #[derive(clap::Args)]
 pub struct Token {
@@ -14,20 +16,20 @@ pub struct Token {
     /// Validity in seconds.
     #[arg(long, default_value_t = 86_400)]
     ttl: i64,
-    /// The secret the stack verifies tokens with (`shop up`'s --jwt-secret).
-    #[arg(long, env = "SHOP_JWT_SECRET", default_value = jwt::DEV_SECRET, hide_default_value = true)]
-    jwt_secret: String,
+    #[command(flatten)]
+    data: DataDir,
 }
 
 impl Token {
     pub fn run(self) -> anyhow::Result<()> {
+        let secret = Secrets::of_data_dir(&self.data.data_dir)?.jwt_secret;
         if self.operator {
             let name = self.user.unwrap_or_else(|| "operator".to_owned());
-            println!("{}", jwt::issue_operator(&self.jwt_secret, &name, now_secs(), self.ttl));
+            println!("{}", jwt::issue_operator(&secret, &name, now_secs(), self.ttl));
         } else {
             let user = self.user.ok_or_else(|| anyhow::anyhow!("--user or --operator"))?;
             shop_domain::UserId::parse(user.as_str())?;
-            println!("{}", jwt::issue(&self.jwt_secret, &user, now_secs(), self.ttl));
+            println!("{}", jwt::issue(&secret, &user, now_secs(), self.ttl));
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 
 use super::{DataDir, shutdown_signal};
 use shop_app::config::Config;
-use shop_local::{Stack, StackOptions, jwt, seed};
+use shop_local::{Stack, StackOptions, seed};
 
 #[derive(clap::Args)]
 pub struct Up {
@@ -20,9 +20,6 @@ pub struct Up {
     /// Export every span over OTLP/HTTP (JSON) to this collector, e.g. http://localhost:4318.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp: Option<String>,
-    /// Signs and verifies the stack's tokens (`shop token` must use the same).
-    #[arg(long, env = "SHOP_JWT_SECRET", default_value = jwt::DEV_SECRET, hide_default_value = true)]
-    jwt_secret: String,
     /// Start with an empty data dir instead of the demo catalog.
     #[arg(long)]
     no_demo: bool,
@@ -66,6 +63,7 @@ pub struct Up {
 
 impl Up {
     pub async fn run(self) -> anyhow::Result<()> {
+        let dir_arg = self.data.as_arg();
         let data_dir = self.data.data_dir;
         if let Some(url) = &self.otlp {
             shop_app::obs::trace::export_to("shop", shop_local::otlp::exporter(url)?);
@@ -86,7 +84,6 @@ impl Up {
             data_dir: Some(data_dir.clone()),
             port: self.port,
             dynamodb_port: self.dynamodb_port,
-            jwt_secret: self.jwt_secret,
             config,
             seed_if_new: if self.no_demo { None } else { Some(seed::Catalog::parse(seed::DEMO_CATALOG)?) },
             pg_port: self.pg_port,
@@ -109,13 +106,17 @@ impl Up {
         .await?;
         println!("shop API on {} (data in {})", stack.url(), data_dir.display());
         println!("saga console on {}/console (sign in with an operator's token)", stack.url());
-        println!("PG simulator on {} (secret key {})", stack.pg_url(), shop_local::SIM_SECRET_KEY);
+        println!("PG simulator on {} (its secret key: shop env)", stack.pg_url());
         println!("data-platform sink on {}", stack.sink_url());
         if let Some(a) = stack.dynamodb_addr {
-            println!("DynamoDB endpoint on http://{a} (table {})", stack.app.config.table_name);
+            println!(
+                "DynamoDB endpoint on http://{a} (table {}; SigV4 with this data dir's credentials: eval \"$(shop env{dir_arg} --dynamodb-port {})\")",
+                stack.app.config.table_name,
+                a.port()
+            );
         }
-        println!("tokens: shop token --user u1 (a shopper), shop token --operator (the console)");
-        println!("try: curl -H \"Authorization: Bearer $(shop token --user u1)\" {}/products", stack.url());
+        println!("tokens: shop token{dir_arg} --user u1 (a shopper), shop token{dir_arg} --operator (the console)");
+        println!("try: curl -H \"Authorization: Bearer $(shop token{dir_arg} --user u1)\" {}/products", stack.url());
         if let Some(url) = &self.otlp {
             println!("spans to the OTLP collector at {url}");
         }

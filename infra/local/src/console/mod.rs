@@ -14,11 +14,13 @@
 //! | `assets` | htmx and the stylesheet, served from the binary |
 //!
 //! Every action (redrive, republish, faults) is a POST behind a page that
-//! says what it will do. The cookie is SameSite=Strict, but a page on
-//! another port of 127.0.0.1 is the same *site*: so every POST must also
-//! come from the console's own origin (its `Origin` and `Sec-Fetch-Site`,
-//! which browsers always send on a POST, are checked; a client that is no
-//! browser sends neither and authenticates itself). Every answer forbids
+//! says what it will do. A browser's session is server-side and every form
+//! carries the session's CSRF token ([`auth`]); the cookie is also
+//! SameSite=Strict, but a page on another port of 127.0.0.1 is the same
+//! *site*: so every POST must also come from the console's own origin (its
+//! `Origin` and `Sec-Fetch-Site`, which browsers always send on a POST, are
+//! checked; a client that is no browser sends neither and authenticates
+//! itself with a bearer token). Every answer forbids
 //! framing (`X-Frame-Options: DENY`, `frame-ancestors 'none'`) and any
 //! script but the console's own ([`guard`]).
 //!
@@ -53,6 +55,8 @@ pub struct ConsoleState {
     /// Whether actions (redrive, replay, republish, faults) may run; a
     /// deployed stack's console is read-only unless `--allow-actions`.
     pub allow_actions: bool,
+    /// The signed-in browsers ([`auth`]).
+    pub sessions: auth::Sessions,
 }
 
 /// `api` with the console at `/console`.
@@ -104,14 +108,21 @@ pub async fn serve_deployed(
     allow_actions: bool,
     jwt_secret: String,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = stack.app().await?;
-    let state =
-        Arc::new(ConsoleState { app, pg: None, sink: None, jwt_secret, stack: Some(Arc::new(stack)), allow_actions });
+    let state = Arc::new(ConsoleState {
+        app,
+        pg: None,
+        sink: None,
+        jwt_secret,
+        stack: Some(Arc::new(stack)),
+        allow_actions,
+        sessions: auth::Sessions::default(),
+    });
     // Loopback only: the console holds no TLS and its cookie is the key.
     let listener = crate::listen::bind(port, "the console", "--port").await?;
     let addr = listener.local_addr()?;
-    let router = crate::listen::loopback_only(mount(Router::new(), state), addr.port());
-    let server = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop).await });
+    let limits = crate::listen::Limits::with_max_body(crate::listen::JSON_BODY);
+    let server = tokio::spawn(crate::listen::serve(listener, mount(Router::new(), state), limits, stop));
     Ok((addr, server))
 }

@@ -23,10 +23,6 @@ use tracing::Instrument as _;
 
 pub const OPENAPI: &str = include_str!("../../../../docs/openapi.json");
 
-/// API Gateway accepts payloads up to 10 MB; the handlers enforce their own
-/// (smaller) limits. Anything above this is refused before buffering.
-const MAX_PAYLOAD: usize = 10 * 1024 * 1024;
-
 pub struct ServerState {
     pub app: App,
     pub jwt_secret: String,
@@ -108,11 +104,19 @@ async fn handle(State(state): State<Arc<ServerState>>, req: axum::extract::Reque
         None
     };
 
-    let bytes = match axum::body::to_bytes(body, MAX_PAYLOAD).await {
+    // The listener refuses a body past the routes' limit, by its length or
+    // while it streams, and one sent too slowly (crate::listen): never more
+    // than the limit is buffered. API Gateway itself would buffer 10 MB
+    // before the function refused anything past 64 KiB.
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
-        Err(_) => {
-            let p = Problem::new(413, "payload-too-large", "Payload too large", "the request body is too large");
-            return problem(413, &p, &path, &request_id);
+        Err(e) => {
+            let p = match crate::listen::body_refusal(&e) {
+                Some((413, why)) => Problem::new(413, "payload-too-large", "Payload too large", why),
+                Some((status, why)) => Problem::new(status, "request-timeout", "Request timeout", why),
+                None => Problem::bad_request(format!("the request body could not be read: {e}")),
+            };
+            return problem(p.status, &p, &path, &request_id);
         }
     };
 

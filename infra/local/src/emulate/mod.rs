@@ -4,6 +4,7 @@
 
 pub mod api_gateway;
 pub mod bus;
+pub mod dynamodb;
 pub mod queue;
 pub mod rules;
 pub mod runner;

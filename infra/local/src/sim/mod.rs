@@ -12,9 +12,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The secret key the local stack and its PG simulator share.
-pub const SIM_SECRET_KEY: &str = "test_sk_shop_local";
-
 /// The world outside a deployed stack: the PG simulator and the data-platform
 /// sink alone (`shop sim`), for a stack running elsewhere, such as the
 /// emulator deployment test's.
@@ -28,6 +25,9 @@ pub struct Simulators {
 
 /// How to run [`Simulators`].
 pub struct SimulatorOptions {
+    /// The PG simulator's secret key: the Basic auth its Toss API takes
+    /// (the data dir's, [`crate::secrets`]; never a public default).
+    pub secret_key: String,
     pub pg_port: u16,
     pub sink_port: u16,
     /// Where the PG simulator sends its webhooks (the stack's `/webhooks/pg`).
@@ -44,6 +44,8 @@ pub struct SimulatorOptions {
     pub data_dir: Option<PathBuf>,
     /// How long a virtual account takes deposits ([`pg::VA_DUE`] by default).
     pub va_due: std::time::Duration,
+    /// The listeners' timeouts and connection cap (their body limit is the API's).
+    pub limits: crate::listen::Limits,
 }
 
 impl Simulators {
@@ -56,7 +58,7 @@ impl Simulators {
         }
         let mut tasks = Tasks::default();
         let pg = pg::PgSim::new(pg::SimOptions {
-            secret_key: SIM_SECRET_KEY.to_owned(),
+            secret_key: opts.secret_key,
             webhook_url: opts.webhook_url,
             webhook_secret: opts.webhook_secret,
             webhook_backoff: opts.webhook_backoff,
@@ -66,9 +68,10 @@ impl Simulators {
             state_file: opts.data_dir.as_ref().map(|d| d.join("pgsim.db")),
             clock: opts.clock.clone(),
         })?;
-        tasks.serve("PG simulator", pg_listener, pg.router());
+        let limits = opts.limits.body(crate::listen::JSON_BODY);
+        tasks.serve("PG simulator", pg_listener, pg.router(), limits);
         let sink = sink::Sink::new(opts.data_dir.as_ref().map(|d| d.join("sink.db")), opts.stall, opts.clock.clone())?;
-        tasks.serve("data-platform sink", sink_listener, sink.router());
+        tasks.serve("data-platform sink", sink_listener, sink.router(), limits);
         Ok(Simulators { pg_addr, pg, sink_addr, sink, tasks })
     }
 
@@ -87,8 +90,9 @@ pub struct SimulatorState {
 pub fn open_simulators(data_dir: &std::path::Path) -> anyhow::Result<SimulatorState> {
     let (pg_file, sink_file) = (data_dir.join("pgsim.db"), data_dir.join("sink.db"));
     let pg = match pg_file.exists() {
+        // Read only, never served: its key takes no call.
         true => Some(pg::PgSim::new(pg::SimOptions {
-            secret_key: SIM_SECRET_KEY.to_owned(),
+            secret_key: crate::secrets::random_hex(16)?,
             webhook_url: None,
             webhook_secret: None,
             webhook_backoff: std::time::Duration::from_secs(1),

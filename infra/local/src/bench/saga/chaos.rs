@@ -215,7 +215,6 @@ impl Child {
             .args(["--reconcile-after", &RECONCILE_AFTER_SECS.to_string()])
             .args(["--pg-timeout-ms", &PG_TIMEOUT_MS.to_string(), "--webhook-backoff-ms", "50"])
             .args(["--va-due", &VA_DUE_SECS.to_string(), "--visibility-timeout", "1", "--max-receive", "5"])
-            .args(["--jwt-secret", crate::jwt::DEV_SECRET])
             .args(["--chaos", &self.seed.wrapping_add(n).to_string()])
             .args(["--chaos-every-ms", &self.every.as_millis().to_string()])
             // The injected faults make the child log errors by design; quiet unless asked.
@@ -282,6 +281,8 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
         process: None,
     };
     child.start(0).await?;
+    // The child reads the data dir's secrets; the load signs with the same key.
+    let jwt_secret = crate::secrets::Secrets::of_data_dir(dir.path())?.jwt_secret;
     let to = client::Endpoints {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(saga.concurrency)
@@ -289,9 +290,9 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
             .build()?,
         api: child.api(),
         pg: child.pg(),
-        token: Arc::new(|user: &str| {
+        token: Arc::new(move |user: &str| {
             let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
-            crate::jwt::issue(crate::jwt::DEV_SECRET, user, now.seconds(), 3600)
+            crate::jwt::issue(&jwt_secret, user, now.seconds(), 3600)
         }),
     };
 

@@ -110,7 +110,7 @@ async fn run_with(
     let used_start = stack.meter.snapshot();
     let emulation_start = stack.emulation_meter.snapshot();
     let busy_start = busy(&stack);
-    let secret = stack.jwt_secret.clone();
+    let secret = stack.secrets.jwt_secret.clone();
     let clock = stack.app.clock.clone();
     let to = Endpoints {
         http: reqwest::Client::builder().pool_max_idle_per_host(opts.concurrency).build()?,
@@ -524,7 +524,7 @@ mod tests {
                 .json()
                 .await?;
             pg.post(format!("{}/v1/payments/confirm", stack.pg_url()))
-                .basic_auth(crate::SIM_SECRET_KEY, Some(""))
+                .basic_auth(&stack.secrets.pg_secret_key, Some(""))
                 .json(&json!({"paymentKey": key["paymentKey"], "orderId": unpaid.order_id, "amount": 1000}))
                 .send()
                 .await?;

@@ -18,7 +18,7 @@ pub(super) async fn console_latency(
     work: &mix::Workload,
     runs: &[client::Run],
 ) -> anyhow::Result<BTreeMap<&'static str, Percentiles>> {
-    let token = crate::jwt::issue_operator(&stack.jwt_secret, "bench", stack.app.clock.now().seconds(), 3600);
+    let token = crate::jwt::issue_operator(&stack.secrets.jwt_secret, "bench", stack.app.clock.now().seconds(), 3600);
     let http = reqwest::Client::new();
     let order = runs.iter().rev().find_map(|r| r.order_id.clone()).unwrap_or_default();
     let user = work.plans.last().map(|p| p.user.to_string()).unwrap_or_default();

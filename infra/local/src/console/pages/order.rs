@@ -54,6 +54,7 @@ pub async fn confirm_republish(State(state): State<Arc<ConsoleState>>, Path(orde
             html! {
                 p { (events.len()) " event(s) go to the bus again; every consumer dedupes what it already did." }
                 form method="post" action={ "/console/orders/" (id) "/republish" } {
+                    (crate::console::auth::csrf_field())
                     button #confirm type="submit" { "Republish" } " " a href={ "/console/orders/" (id) } { "Cancel" }
                 }
             },
@@ -113,6 +114,7 @@ pub async fn confirm_replay(
             p { "The " (event.detail_type) " event " code { (event.event_id) } " goes to the " (r.consumer)
                 " queue alone, as the bus delivers it; the consumer dedupes it if it already did it." }
             form method="post" action={ "/console/orders/" (id) "/replay" } {
+                (crate::console::auth::csrf_field())
                 input type="hidden" name="version" value=(r.version);
                 input type="hidden" name="consumer" value=(r.consumer);
                 button #confirm type="submit" { "Replay to " (r.consumer) } " " a href={ "/console/orders/" (id) } { "Cancel" }

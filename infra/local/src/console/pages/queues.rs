@@ -84,6 +84,7 @@ pub async fn confirm_redrive(State(state): State<Arc<ConsoleState>>, Path(consum
             p { (count) " message(s) go back to the " (consumer)
                 " queue with a fresh receive count; the consumer dedupes what it already did." }
             form method="post" action={ "/console/queues/" (consumer) "/redrive" } {
+                (crate::console::auth::csrf_field())
                 button #confirm type="submit" { "Redrive " (consumer) }
                 " " a href="/console/queues" { "Cancel" }
             }

@@ -49,7 +49,7 @@ pub fn page(state: &ConsoleState, title: &str, body: Markup) -> Html<String> {
                         @if state.pg.is_some() { a href="/console/simulators" { "Simulators" } }
                         @if let Some(stack) = &state.stack { span.hint { "stack " code { (stack.name) } } }
                         @if !state.allow_actions { span.hint #read-only { "read-only" } }
-                        form.logout method="post" action="/console/logout" { button type="submit" { "Sign out" } }
+                        form.logout method="post" action="/console/logout" { (crate::console::auth::csrf_field()) button type="submit" { "Sign out" } }
                     }
                     main { h1 { (title) } (body) }
                 }

@@ -33,19 +33,21 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
         html! {
             h2 { "Data platform" }
             form method="post" action="/console/simulators/sink/faults" {
+                (crate::console::auth::csrf_field())
                 select name="fault" { option value="error" { "refuse (500)" } option value="slow" { "slow" } }
                 " for " input name="count" type="number" value="-1" size="4";
                 " deliveries (-1: until cleared) " button #sink-fail type="submit" { "Arm" }
             }
-            form method="post" action="/console/simulators/sink/clear" { button #sink-clear type="submit" { "Clear the data platform's faults" } }
+            form method="post" action="/console/simulators/sink/clear" { (crate::console::auth::csrf_field()) button #sink-clear type="submit" { "Clear the data platform's faults" } }
             h2 { "PG" }
             form method="post" action="/console/simulators/pg/faults" {
+                (crate::console::auth::csrf_field())
                 select name="op" { @for op in PG_OPS { option value=(op) { (op) } } }
                 select name="fault" { @for f in PG_FAULTS { option value=(f) { (f) } } }
                 " for " input name="count" type="number" value="1" size="4";
                 " calls (-1: until cleared) " button #pg-fail type="submit" { "Arm" }
             }
-            form method="post" action="/console/simulators/pg/clear" { button #pg-clear type="submit" { "Clear the PG's faults" } }
+            form method="post" action="/console/simulators/pg/clear" { (crate::console::auth::csrf_field()) button #pg-clear type="submit" { "Clear the PG's faults" } }
             @if pg_faults.is_empty() { p.hint #pg-faults { "No PG fault armed." } } @else {
                 table #pg-faults { tr { th { "op" } th { "fault" } th.num { "calls left" } }
                     @for (op, fault, count) in &pg_faults { tr {
