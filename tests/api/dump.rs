@@ -31,7 +31,16 @@ async fn the_dump_is_canonical_and_unchanged_by_replay_and_republish() {
     let state: serde_json::Value = serde_json::from_str(&before).expect("JSON");
     assert_eq!(state["orders"][&card]["status"], "PAID");
     assert_eq!(state["orders"][&cancelled]["status"], "CANCELLED");
-    assert_eq!(state["coupons"]["c1"]["status"], json!({"status": "USED", "order_id": card}));
+    // The API's dialect: camelCase, RFC 3339, the API's status names.
+    assert_eq!((&state["coupons"]["c1"]["status"], &state["coupons"]["c1"]["orderId"]), (&json!("USED"), &json!(card)));
+    assert_eq!(state["orders"][&card]["paymentMethod"], "CARD");
+    assert!(state["orders"][&card]["createdAt"].as_str().is_some_and(|t| t.ends_with('Z') && t.contains('T')));
+    assert_eq!(state["payments"].as_object().map(|p| p.values().all(|p| p["status"] == "DONE")), Some(true));
+    for section in ["orders", "payments", "products", "coupons", "campaigns", "points"] {
+        for entity in state[section].as_object().expect(section).values() {
+            api_dialect(section, entity);
+        }
+    }
     assert_eq!(state["sink"][format!("{card}#3")]["accepted"], 1);
     assert!(state["pg"].as_object().is_some_and(|pg| pg.len() == 1), "{}", state["pg"]);
     assert!(state["points"]["rich"]["ledger"].as_array().is_some_and(|l| !l.is_empty()));
@@ -51,4 +60,28 @@ async fn the_dump_is_canonical_and_unchanged_by_replay_and_republish() {
     app.settled().await;
     let after = text(&dump(&app.stack.app, sims()).await.expect("dump")).expect("text");
     assert_eq!(after, before, "replay and republish changed the business state");
+}
+
+/// Every field name camelCase, every time (`…At`, `at`) an RFC 3339 string.
+fn api_dialect(path: &str, v: &serde_json::Value) {
+    match v {
+        serde_json::Value::Object(fields) => {
+            for (name, value) in fields {
+                assert!(!name.contains('_'), "{path}.{name}: not camelCase");
+                if name.ends_with("At") || name == "at" {
+                    assert!(
+                        value.is_null() || value.as_str().is_some_and(chrono_like),
+                        "{path}.{name}: {value} is not RFC 3339"
+                    );
+                }
+                api_dialect(&format!("{path}.{name}"), value);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| api_dialect(path, i)),
+        _ => {}
+    }
+}
+
+fn chrono_like(t: &str) -> bool {
+    t.len() >= 20 && t.as_bytes().get(10) == Some(&b'T') && t.ends_with('Z')
 }

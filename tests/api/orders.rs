@@ -220,3 +220,43 @@ async fn a_second_stack_on_one_data_dir_is_refused_naming_the_lock() {
     let again = spawn_app_in(Some(dir.path().to_owned())).await;
     assert_eq!(again.get(None, "/products").await.0, 200);
 }
+
+/// An order reads back as its payment left it: a card-paid order shows the
+/// payment key and status its confirm answered with; a points-paid order
+/// shows the points that paid it (`pointsPaid`) beside those taken off at
+/// placement (`pointsUsed`); and an issued coupon past its expiry reads
+/// EXPIRED.
+#[tokio::test]
+async fn an_order_reads_back_as_its_payment_left_it_and_an_expired_coupon_reads_expired() {
+    let app = spawn_app().await;
+    let (card, amount) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":500}"#).await;
+    let key = app.checkout(&card, amount, "CARD").await;
+    let (status, confirmed) = app.confirm("u1", &card, &key, amount).await;
+    assert_eq!(status, 200, "{confirmed}");
+    let (status, _, read) = app.get(Some("u1"), &format!("/orders/{card}")).await;
+    assert_eq!(status, 200);
+    for field in ["status", "paymentKey", "paymentStatus", "paymentMethod", "amountDue", "pointsUsed", "pointsPaid"] {
+        assert_eq!(read[field], confirmed[field], "{field}: read {read} vs confirmed {confirmed}");
+    }
+    assert_eq!((read["paymentKey"].as_str(), read["paymentStatus"].as_str()), (Some(key.as_str()), Some("DONE")));
+    assert_eq!((read["pointsUsed"].as_u64(), read["pointsPaid"].as_u64()), (Some(500), Some(0)));
+
+    let (points, due) = app.order("rich", r#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":700}"#).await;
+    let (status, paid) = app.post("rich", "/payments/points", json!({"orderId": points})).await;
+    assert_eq!(status, 200, "{paid}");
+    let (_, _, read) = app.get(Some("rich"), &format!("/orders/{points}")).await;
+    assert_eq!(read["paymentMethod"], "POINTS");
+    assert_eq!((read["pointsUsed"].as_u64(), read["pointsPaid"].as_u64()), (Some(700), Some(due)), "{read}");
+    assert!(read.get("paymentKey").is_none() && read.get("paymentStatus").is_none(), "no PG payment: {read}");
+    assert_eq!(paid["pointsPaid"], read["pointsPaid"]);
+
+    let (_, _, coupons) = app.get(Some("u1"), "/coupons").await;
+    let coupon = |id: &str| {
+        coupons["coupons"].as_array().and_then(|cs| cs.iter().find(|c| c["couponId"] == id)).cloned().expect(id)
+    };
+    assert_eq!(
+        (coupon("c-old")["status"].as_str(), coupon("c-old")["usable"].as_bool()),
+        (Some("EXPIRED"), Some(false))
+    );
+    assert_eq!((coupon("c1")["status"].as_str(), coupon("c1")["usable"].as_bool()), (Some("ISSUED"), Some(true)));
+}

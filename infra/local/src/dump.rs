@@ -6,6 +6,14 @@
 //! fixed order, so two dumps of the same state are byte-identical: diff
 //! them after a replay, a republish or a restore.
 //!
+//! It speaks the API's dialect: the API's views where the API shows the
+//! thing (camelCase names, RFC 3339 times, the API's status names), plus
+//! what only an operator needs to compare states (an order's `userId`,
+//! `version` and orphaned payments, a payment record, a ledger entry's
+//! `txId`). Nothing in it depends on when it was taken: a coupon shows its
+//! stored status (the API also calls an issued coupon past its expiry
+//! EXPIRED) and a campaign its counter, not whether it is open now.
+//!
 //! What is left out on purpose: the outbox, the saga log, idempotency
 //! records and queue messages — the machinery, not the state — so a replay
 //! that changes nothing in the business dumps the same.
@@ -16,6 +24,8 @@
 use crate::sim::db::each_page;
 use serde_json::{Map, Value, json};
 use shop_app::App;
+use shop_app::http::{catalog::ProductView, orders::OrderView, points::ledger_row};
+use shop_domain::{Campaign, Coupon, Order, Payment};
 use shop_store::attr::Item;
 use std::collections::BTreeMap;
 
@@ -51,23 +61,23 @@ pub async fn dump(app: &App, sims: Simulated<'_>) -> anyhow::Result<Value> {
             match kind.as_str() {
                 "ORDER" => {
                     let o = shop_store::orders::from_item(&it)?;
-                    orders.insert(o.id.to_string(), serde_json::to_value(&o)?);
+                    orders.insert(o.id.to_string(), order(&o)?);
                 }
                 "PAYMENT" => {
                     let p = shop_store::payments::from_item(&it)?;
-                    payments.insert(p.payment_key.to_string(), serde_json::to_value(&p)?);
+                    payments.insert(p.payment_key.to_string(), payment(&p));
                 }
                 "PRODUCT" => {
                     let p = shop_store::catalog::product_from(&it)?;
-                    products.insert(p.id.to_string(), serde_json::to_value(&p)?);
+                    products.insert(p.id.to_string(), serde_json::to_value(ProductView::from(&p))?);
                 }
                 "COUPON" => {
                     let c = shop_store::coupons::from_item(&it)?;
-                    coupons.insert(c.id.to_string(), serde_json::to_value(&c)?);
+                    coupons.insert(c.id.to_string(), coupon(&c));
                 }
                 "CAMPAIGN" => {
                     let c = shop_store::campaigns::from_item(&it)?;
-                    campaigns.insert(c.id.to_string(), serde_json::to_value(&c)?);
+                    campaigns.insert(c.id.to_string(), campaign(&c));
                 }
                 "POINTS" => {
                     balances.insert(user_of(&it)?, shop_store::points::balance_from(&it)?.won());
@@ -75,7 +85,11 @@ pub async fn dump(app: &App, sims: Simulated<'_>) -> anyhow::Result<Value> {
                 "LEDGER" => {
                     let e = shop_store::points::ledger_from(&it)?;
                     let sk = shop_store::attr::get_s(&it, "sk")?.to_owned();
-                    ledgers.entry(user_of(&it)?).or_default().insert(sk, serde_json::to_value(&e)?);
+                    let mut row = ledger_row(&e);
+                    if let Some(fields) = row.as_object_mut() {
+                        fields.insert("txId".into(), e.tx_id.clone().into());
+                    }
+                    ledgers.entry(user_of(&it)?).or_default().insert(sk, row);
                 }
                 // The machinery: outbox, saga log, idempotency, local queues and archive.
                 _ => {}
@@ -108,6 +122,72 @@ pub async fn dump(app: &App, sims: Simulated<'_>) -> anyhow::Result<Value> {
         out.insert("sink".into(), deliveries(sink).await?);
     }
     Ok(canonical(Value::Object(out)))
+}
+
+/// The API's order, with who placed it, its version and the PG payments it
+/// could no longer take.
+fn order(o: &Order) -> anyhow::Result<Value> {
+    let mut v = serde_json::to_value(OrderView::from(o))?;
+    if let Some(fields) = v.as_object_mut() {
+        fields.insert("userId".into(), o.user_id.as_str().into());
+        fields.insert("version".into(), o.version.into());
+        let orphaned: Vec<Value> = o.orphaned_payments.iter().map(|k| k.as_str().into()).collect();
+        fields.insert("orphanedPayments".into(), orphaned.into());
+    }
+    Ok(v)
+}
+
+/// A payment record: the order's side of a PG payment.
+fn payment(p: &Payment) -> Value {
+    json!({
+        "paymentKey": p.payment_key.as_str(),
+        "orderId": p.order_id.as_str(),
+        "userId": p.user_id.as_str(),
+        "amount": p.amount.won(),
+        "method": p.method,
+        "status": p.status.as_str(),
+        "version": p.version,
+        "createdAt": p.created_at.to_rfc3339(),
+        "updatedAt": p.updated_at.to_rfc3339(),
+        "failureCode": p.failure_code,
+        "failureMessage": p.failure_message,
+        "orphaned": p.orphaned,
+        "checkAt": p.check_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+/// A coupon as `GET /coupons` shows it, with its owner and its stored status.
+fn coupon(c: &Coupon) -> Value {
+    let (kind, value) = c.kind.name_and_value();
+    json!({
+        "couponId": c.id.as_str(),
+        "userId": c.owner.as_str(),
+        "kind": kind,
+        "value": value,
+        "minOrderAmount": c.min_order_amount.won(),
+        "expiresAt": c.expires_at.to_rfc3339(),
+        "status": c.status.name(),
+        "orderId": c.status.order_id().map(|o| o.as_str()),
+    })
+}
+
+/// A campaign as `GET /campaigns/{id}` shows it, without what depends on the clock.
+fn campaign(c: &Campaign) -> Value {
+    let (kind, value) = c.coupon.kind.name_and_value();
+    json!({
+        "campaignId": c.id.as_str(),
+        "name": c.name,
+        "total": c.total,
+        "issued": c.issued,
+        "startsAt": c.starts_at.to_rfc3339(),
+        "endsAt": c.ends_at.to_rfc3339(),
+        "coupon": {
+            "kind": kind,
+            "value": value,
+            "minOrderAmount": c.coupon.min_order_amount.won(),
+            "expiresAt": c.coupon.expires_at.to_rfc3339(),
+        },
+    })
 }
 
 fn user_of(it: &Item) -> anyhow::Result<String> {

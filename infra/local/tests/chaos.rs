@@ -18,6 +18,7 @@ async fn a_small_chaos_soak_with_a_sigkill_holds_every_invariant() {
             order_ttl_secs: 2,
             settle_timeout: Duration::from_secs(120),
             endpoint: None,
+            progress: Default::default(),
         },
         kills: 1,
         every: Duration::from_millis(50),

@@ -61,3 +61,128 @@ fn tokens_and_credentials_are_the_data_dirs_own() {
         assert!(env.lines().any(|l| l == line), "{line} missing from:\n{env}");
     }
 }
+
+/// The docs tell the truth about the command line: every `shop …` command
+/// quoted in the README and docs/ (code spans and code blocks; the ADRs are
+/// a record of their day and left alone) exists, and so does every `--flag`
+/// quoted with it.
+#[test]
+fn every_shop_command_and_flag_the_docs_quote_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    let mut quoted: std::collections::BTreeMap<Vec<String>, std::collections::BTreeSet<String>> = Default::default();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for code in code_of(&text) {
+            for (command, flags) in shop_invocations(&code) {
+                quoted.entry(command).or_default().extend(flags);
+            }
+        }
+    }
+    assert!(quoted.len() > 10, "the docs quote shop's commands: {quoted:?}");
+    let mut help_of: std::collections::BTreeMap<Vec<String>, String> = Default::default();
+    let mut wrong = Vec::new();
+    for (command, flags) in &quoted {
+        // `dlq list`: a subcommand if `shop dlq --help` lists it, else an argument.
+        let mut words = vec![command[0].clone()];
+        let top = help_of.entry(words.clone()).or_insert_with(|| help(&words)).clone();
+        if let Some(sub) = command.get(1)
+            && top.contains("Commands:")
+            && top.lines().any(|l| l.trim_start().starts_with(&format!("{sub} ")) || l.trim() == sub)
+        {
+            words.push(sub.clone());
+        }
+        let text = help_of.entry(words.clone()).or_insert_with(|| help(&words)).clone();
+        if text.is_empty() {
+            wrong.push(format!("`shop {}` is no command", words.join(" ")));
+            continue;
+        }
+        for flag in flags {
+            if !text.contains(&format!("{flag} "))
+                && !text.contains(&format!("{flag},"))
+                && !text.contains(&format!("{flag}\n"))
+            {
+                wrong.push(format!("`shop {} {flag}`: no such option", words.join(" ")));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "the docs quote what shop does not have:\n{}", wrong.join("\n"));
+}
+
+/// `shop <words> --help`, or "" if shop refuses it.
+fn help(words: &[String]) -> String {
+    let mut args: Vec<&str> = words.iter().map(String::as_str).collect();
+    // `shop help` is clap's own: it prints the help, and takes no --help.
+    if args != ["help"] {
+        args.push("--help");
+    }
+    let out = shop(&args);
+    if out.status.success() { String::from_utf8_lossy(&out.stdout).into_owned() } else { String::new() }
+}
+
+/// The code of a Markdown text: its code spans and fenced blocks.
+fn code_of(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if in_block {
+            out.push(line.to_owned());
+            continue;
+        }
+        out.extend(line.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    out
+}
+
+/// Each `shop <command> [<sub>] --flags…` in a piece of code: the command
+/// words and the flags.
+fn shop_invocations(code: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let tokens: Vec<&str> = code.split_whitespace().collect();
+    let mut found = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        if !(*token == "shop" || token.ends_with("/shop")) {
+            continue;
+        }
+        let mut rest = tokens.iter().skip(i + 1).copied().peekable();
+        if rest.peek() == Some(&"--") {
+            rest.next();
+        }
+        let Some(command) =
+            rest.next().filter(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-') && !c.starts_with('-'))
+        else {
+            continue;
+        };
+        let mut words = vec![command.to_owned()];
+        let mut flags = Vec::new();
+        for t in rest {
+            if t == "shop" || t.ends_with("/shop") || t == "|" || t == "&&" || t == ";" || t == "&" {
+                break;
+            }
+            let bare = t.trim_start_matches(['[', '(', '"']);
+            if let Some(flag) = bare.strip_prefix("--") {
+                let name: String = flag.chars().take_while(|c| c.is_ascii_lowercase() || *c == '-').collect();
+                if !name.is_empty() {
+                    flags.push(format!("--{name}"));
+                }
+            } else if words.len() == 1
+                && flags.is_empty()
+                && bare.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                && !bare.is_empty()
+            {
+                words.push(bare.to_owned());
+            }
+        }
+        found.push((words, flags));
+    }
+    found
+}

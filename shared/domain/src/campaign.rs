@@ -168,10 +168,7 @@ pub struct CouponIssuedData {
 impl CouponIssued {
     /// The event of `coupon` issued by `campaign` at `at`; `event_id` names the claim.
     pub fn new(event_id: String, campaign: &CampaignId, coupon: &Coupon, at: Timestamp, correlation_id: &str) -> Self {
-        let (kind, value) = match coupon.kind {
-            CouponKind::Fixed(v) => ("FIXED", v.won()),
-            CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
-        };
+        let (kind, value) = coupon.kind.name_and_value();
         CouponIssued {
             event_id,
             event_version: crate::envelope::EVENT_VERSION,

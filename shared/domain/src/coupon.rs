@@ -22,6 +22,17 @@ pub enum CouponKind {
     Percent(u8),
 }
 
+impl CouponKind {
+    /// Its name (`FIXED`, `PERCENT`) and value (won off, or the
+    /// percentage), as the API, the events and the table write them.
+    pub fn name_and_value(self) -> (&'static str, u64) {
+        match self {
+            CouponKind::Fixed(v) => ("FIXED", v.won()),
+            CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CouponStatus {
@@ -102,6 +113,24 @@ impl Coupon {
 
     pub fn is_expired(&self, now: Timestamp) -> bool {
         now >= self.expires_at
+    }
+
+    /// The status as a reader sees it at `now`: an ISSUED coupon past its
+    /// expiry is EXPIRED (no write marks it; no order can take it), the
+    /// others are what they are (a HELD or USED coupon keeps its order).
+    pub fn status_at(&self, now: Timestamp) -> &'static str {
+        match &self.status {
+            CouponStatus::Issued if self.is_expired(now) => CouponStatus::Expired.name(),
+            status @ (CouponStatus::Issued
+            | CouponStatus::Held { .. }
+            | CouponStatus::Used { .. }
+            | CouponStatus::Expired) => status.name(),
+        }
+    }
+
+    /// Whether an order may take it at `now`.
+    pub fn usable_at(&self, now: Timestamp) -> bool {
+        self.status == CouponStatus::Issued && !self.is_expired(now)
     }
 
     /// ISSUED → HELD(order), for `user` placing an order of `subtotal` at `now`.

@@ -15,10 +15,7 @@ use shop_domain::{Coupon, CouponId, CouponKind, CouponStatus, Money, OrderId, Ti
 pub struct Coupons<'a>(pub(crate) &'a Store);
 
 pub fn to_item(c: &Coupon) -> Item {
-    let (kind, value) = match c.kind {
-        CouponKind::Fixed(v) => ("FIXED", v.won()),
-        CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
-    };
+    let (kind, value) = c.kind.name_and_value();
     let mut it = with_key(
         item([
             ("type", s("COUPON")),

@@ -1,10 +1,12 @@
 //! The benchmarks `shop bench` runs, each a library call that returns a
 //! report (its numbers, as JSON or text): order placement alone
 //! ([`placement`]), the whole saga settled and checked, on one engine or
-//! side by side with DynamoDB Local, and the chaos soak ([`saga`]), and the
-//! simulators alone ([`sim`]).
+//! side by side with DynamoDB Local, and the chaos soak ([`saga`]), the
+//! simulators alone ([`sim`]), and an idle stack's cost ([`idle`]).
 
+pub mod idle;
 pub mod placement;
+pub mod progress;
 pub mod saga;
 pub mod sim;
 

@@ -13,6 +13,8 @@ pub struct BenchOptions {
     pub concurrency: usize,
     /// Spend points and use a coupon on every order (more items per transaction).
     pub full: bool,
+    /// Told how far the run got.
+    pub progress: crate::bench::progress::Reporter,
 }
 
 pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
@@ -45,8 +47,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
     let tokens: Vec<String> = (0..users).map(|i| stack.token(&format!("bu{i}"))).collect();
 
     let started = Instant::now();
+    let progress = &opts.progress;
+    progress.phase("placing orders", opts.orders as u64);
+    let placed = std::sync::atomic::AtomicU64::new(0);
     let mut latencies: Vec<Duration> = futures::stream::iter(0..opts.orders)
         .map(|i| {
+            let placed = &placed;
             let client = client.clone();
             let url = url.clone();
             let token = tokens[i % tokens.len()].clone();
@@ -65,6 +71,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
                     .send()
                     .await?;
                 anyhow::ensure!(resp.status().as_u16() == 201, "order {i}: {} {}", resp.status(), resp.text().await?);
+                let done = placed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress.update(done, || {
+                    format!("{:.0} orders/s", done as f64 / started.elapsed().as_secs_f64().max(1e-3))
+                });
                 Ok::<_, anyhow::Error>(t.elapsed())
             }
         })
@@ -77,6 +87,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
 
     // The outbox drains behind the orders (publisher → bus → archive → queues).
     let drain_start = Instant::now();
+    progress.phase("draining the outbox", 0);
     while !stack.app.store.outbox().pending(1).await?.is_empty() {
         anyhow::ensure!(drain_start.elapsed() < Duration::from_secs(600), "outbox did not drain in 10 minutes");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -88,6 +99,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<String> {
         "stock is {left:?} after {} orders",
         opts.orders
     );
+    progress.finish();
     stack.stop().await;
 
     latencies.sort();

@@ -3,7 +3,7 @@
 //! A saga run with a violated invariant exits 1.
 
 use super::{Report, print};
-use shop_local::bench::{placement, saga, sim};
+use shop_local::bench::{idle, placement, saga, sim};
 
 #[derive(clap::Args)]
 pub struct Bench {
@@ -24,6 +24,12 @@ pub struct Bench {
     /// The simulators alone: payments per second per tenth of the run, and their memory.
     #[arg(long, conflicts_with_all = ["saga", "full"])]
     sim: bool,
+    /// An idle stack: the CPU and store calls it takes over --idle-secs with nobody using it.
+    #[arg(long, conflicts_with_all = ["saga", "full", "sim"])]
+    idle: bool,
+    /// With --idle: the quiet window measured (after 10 s of warm-up).
+    #[arg(long, default_value_t = 60, requires = "idle")]
+    idle_secs: u64,
     /// Seed of the saga's mix (the same seed gives the same orders).
     #[arg(long, default_value_t = 1, requires = "saga")]
     seed: u64,
@@ -36,7 +42,7 @@ pub struct Bench {
     /// Seconds to wait for the last order to settle after the load.
     #[arg(long, default_value_t = 120, requires = "saga")]
     settle_timeout: u64,
-    /// Print the report as one JSON object (--saga, --sim).
+    /// Print the report as one JSON object (--saga, --sim, --idle).
     #[arg(long)]
     json: bool,
     /// dynamodb-local: the saga on the embedded engine, then on DynamoDB Local at --endpoint; both reports and the ratio.
@@ -71,13 +77,22 @@ enum BenchEngine {
 
 impl Bench {
     pub async fn run(self) -> anyhow::Result<()> {
+        if self.idle {
+            let opts = idle::IdleOptions { window: std::time::Duration::from_secs(self.idle_secs.max(1)) };
+            return print(self.json, &idle::run(opts).await?);
+        }
         if self.sim {
             let opts = sim::SimBenchOptions { payments: self.orders, concurrency: self.concurrency };
             return print(self.json, &sim::run(opts).await?);
         }
         if !self.saga {
             anyhow::ensure!(self.orders > 0 && self.concurrency > 0, "orders and concurrency must be positive");
-            let opts = placement::BenchOptions { orders: self.orders, concurrency: self.concurrency, full: self.full };
+            let opts = placement::BenchOptions {
+                orders: self.orders,
+                concurrency: self.concurrency,
+                full: self.full,
+                progress: super::progress::reporter(self.json),
+            };
             println!("{}", placement::run(opts).await?);
             return Ok(());
         }
@@ -89,6 +104,7 @@ impl Bench {
             order_ttl_secs: self.order_ttl,
             settle_timeout: std::time::Duration::from_secs(self.settle_timeout),
             endpoint: None,
+            progress: super::progress::reporter(self.json),
         };
         let ok = match (self.engine, self.endpoint) {
             _ if self.chaos => {
@@ -145,5 +161,11 @@ impl Report for saga::chaos::ChaosReport {
 impl Report for sim::SimReport {
     fn text(&self) -> String {
         sim::SimReport::text(self)
+    }
+}
+
+impl Report for idle::IdleReport {
+    fn text(&self) -> String {
+        idle::IdleReport::text(self)
     }
 }

@@ -14,6 +14,7 @@ mod console;
 mod dlq;
 mod dump;
 mod env;
+mod progress;
 mod replay;
 mod republish;
 mod seed;

@@ -194,6 +194,26 @@ impl Queues<'_> {
         Ok(claimed)
     }
 
+    /// When the next message of `queue` becomes visible (now or past for one
+    /// waiting already); `None` for an empty queue. One item of the index.
+    pub async fn next_due(&self, queue: &str) -> Result<Option<Timestamp>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(keys::GSI_DUE)
+            .key_condition_expression("dueShard = :q")
+            .expression_attribute_values(":q", s(keys::queue_shard(queue)))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unexpected(anyhow::Error::new(e).context("Query queue")))?;
+        match out.items().first() {
+            Some(it) => Ok(Some(Timestamp::from_millis(get_n(it, "dueAt").map_err(StoreError::Unexpected)?))),
+            None => Ok(None),
+        }
+    }
+
     /// Deletes a processed message; only its current receiver can.
     pub async fn delete(&self, m: &Message) -> Result<(), StoreError> {
         let res = self

@@ -46,10 +46,7 @@ pub struct CouponTermsView {
 
 impl CampaignView {
     pub fn of(c: &Campaign, now: shop_domain::Timestamp) -> Self {
-        let (kind, value) = match c.coupon.kind {
-            CouponKind::Fixed(v) => ("FIXED", v.won()),
-            CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
-        };
+        let (kind, value) = c.coupon.kind.name_and_value();
         CampaignView {
             campaign_id: c.id.to_string(),
             name: c.name.clone(),

@@ -4,7 +4,7 @@ use crate::App;
 use crate::http;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shop_domain::{Coupon, CouponKind, Timestamp};
+use shop_domain::{Coupon, Timestamp};
 
 /// A coupon as the API shows it (`GET /coupons`, a campaign's claim).
 #[derive(Debug, serde::Serialize)]
@@ -15,6 +15,7 @@ pub struct CouponView {
     pub value: u64,
     pub min_order_amount: u64,
     pub expires_at: String,
+    /// ISSUED, HELD, USED, or EXPIRED (an issued coupon past its expiry).
     pub status: &'static str,
     pub order_id: Option<String>,
     /// ISSUED and not expired: an order may use it now.
@@ -23,19 +24,16 @@ pub struct CouponView {
 
 impl CouponView {
     pub fn of(c: &Coupon, now: Timestamp) -> Self {
-        let (kind, value) = match c.kind {
-            CouponKind::Fixed(v) => ("FIXED", v.won()),
-            CouponKind::Percent(p) => ("PERCENT", u64::from(p)),
-        };
+        let (kind, value) = c.kind.name_and_value();
         CouponView {
             coupon_id: c.id.to_string(),
             kind,
             value,
             min_order_amount: c.min_order_amount.won(),
             expires_at: c.expires_at.to_rfc3339(),
-            status: c.status.name(),
+            status: c.status_at(now),
             order_id: c.status.order_id().map(ToString::to_string),
-            usable: c.status.name() == "ISSUED" && !c.is_expired(now),
+            usable: c.usable_at(now),
         }
     }
 }

@@ -164,10 +164,29 @@ pub struct OrderView {
     pub created_at: String,
     pub coupon_id: Option<String>,
     pub payment_method: Option<shop_domain::PaymentMethod>,
+    /// Points that paid the amount due (a points payment); `points_used` is
+    /// the points taken off the price when the order was placed.
+    pub points_paid: u64,
+    /// The PG payment the order is paid (or being paid) with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_key: Option<String>,
+    /// That payment's status, where the view was read with it ([`OrderView::with_payment`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<&'static str>,
     /// While AWAITING_DEPOSIT: the virtual account's due date.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deposit_due_at: Option<String>,
     pub items: Vec<ItemView>,
+}
+
+impl OrderView {
+    /// The view with its PG payment's status (the payment record is the
+    /// order's payment: its key is the order's).
+    pub fn with_payment(mut self, payment: &shop_domain::Payment) -> Self {
+        self.payment_key = Some(payment.payment_key.to_string());
+        self.payment_status = Some(payment.status.as_str());
+        self
+    }
 }
 
 impl From<&Order> for OrderView {
@@ -183,6 +202,12 @@ impl From<&Order> for OrderView {
             created_at: o.created_at.to_rfc3339(),
             coupon_id: o.coupon_id.as_ref().map(ToString::to_string),
             payment_method: o.payment_method,
+            points_paid: match o.payment_method {
+                Some(shop_domain::PaymentMethod::Points) => o.amount_due.won(),
+                Some(shop_domain::PaymentMethod::Card | shop_domain::PaymentMethod::VirtualAccount) | None => 0,
+            },
+            payment_key: o.payment_key.as_ref().map(ToString::to_string),
+            payment_status: None,
             deposit_due_at: o.deposit_due_at.map(|t| t.to_rfc3339()),
             items: o
                 .lines
@@ -238,7 +263,15 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
 pub async fn get_order(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     http::serve("get_order", req, |req, ctx| async move {
         let order = own_order(app, &req).await?;
-        Ok(http::json(200, &OrderView::from(&order), &ctx))
+        let mut view = OrderView::from(&order);
+        // An order being paid or paid by the PG shows its payment's status,
+        // as the confirm that settled it did.
+        if let Some(key) = &order.payment_key
+            && let Some(payment) = app.store.payments().get(key).await.map_err(http::internal)?
+        {
+            view = view.with_payment(&payment);
+        }
+        Ok(http::json(200, &view, &ctx))
     })
     .await
 }

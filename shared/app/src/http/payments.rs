@@ -95,13 +95,10 @@ pub async fn confirm_payment(app: &App, req: Request) -> Result<Response<Body>, 
                 Ok(http::json(202, &serde_json::json!({"orderId": order_id, "status": "CONFIRMING"}), &ctx))
             }
             Confirmed::Settled { settled, pg } => {
-                let mut body = serde_json::to_value(OrderView::from(&settled.order)).map_err(http::internal)?;
-                if let Some(obj) = body.as_object_mut() {
-                    obj.insert("paymentKey".into(), settled.payment.payment_key.as_str().into());
-                    obj.insert("paymentStatus".into(), settled.payment.status.as_str().into());
-                    if let Some(va) = pg.and_then(|p| p.virtual_account) {
-                        obj.insert("virtualAccount".into(), va);
-                    }
+                let view = OrderView::from(&settled.order).with_payment(&settled.payment);
+                let mut body = serde_json::to_value(view).map_err(http::internal)?;
+                if let (Some(obj), Some(va)) = (body.as_object_mut(), pg.and_then(|p| p.virtual_account)) {
+                    obj.insert("virtualAccount".into(), va);
                 }
                 Ok(http::json(200, &body, &ctx))
             }

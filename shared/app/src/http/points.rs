@@ -21,18 +21,7 @@ pub async fn my_points(app: &App, req: Request) -> Result<Response<Body>, lambda
         let (rows, next) =
             app.store.points().ledger_page(&user, page.limit, after.as_ref()).await.map_err(http::internal)?;
         let balance = app.store.points().balance(&user).await.map_err(http::internal)?;
-        let ledger: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "at": r.at.to_rfc3339(),
-                    "delta": r.delta,
-                    "reason": r.reason,
-                    "orderId": r.order_id,
-                    "balanceAfter": r.balance_after.won(),
-                })
-            })
-            .collect();
+        let ledger: Vec<Value> = rows.iter().map(ledger_row).collect();
         let next = next.map(|c| http::encode_cursor(&c.0));
         Ok(http::json(200, &json!({ "balance": balance.won(), "ledger": ledger, "nextCursor": next }), &ctx))
     })
@@ -46,4 +35,15 @@ fn ledger_cursor(c: String) -> Result<LedgerCursor, http::Problem> {
     } else {
         Err(http::Problem::bad_request("cursor is not a ledger position"))
     }
+}
+
+/// One ledger entry as the API shows it.
+pub fn ledger_row(r: &shop_domain::points::LedgerEntry) -> Value {
+    json!({
+        "at": r.at.to_rfc3339(),
+        "delta": r.delta,
+        "reason": r.reason,
+        "orderId": r.order_id,
+        "balanceAfter": r.balance_after.won(),
+    })
 }

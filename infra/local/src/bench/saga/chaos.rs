@@ -263,6 +263,8 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
     anyhow::ensure!(saga.order_ttl_secs > 0, "the order TTL must be positive");
     anyhow::ensure!(saga.endpoint.is_none(), "the chaos soak runs on the embedded engine");
     let work = mix::workload(saga.orders, saga.seed)?;
+    let progress = saga.progress.clone();
+    progress.phase("seeding the catalog", 0);
     let dir = tempfile::tempdir()?;
     let stack = Stack::start(StackOptions { data_dir: Some(dir.path().to_owned()), ..StackOptions::default() }).await?;
     seed_concurrently(&stack, &work.catalog).await?;
@@ -299,12 +301,12 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
     // The load, with the kills spread over it.
     let done = Arc::new(AtomicUsize::new(0));
     let (orders, kills) = (saga.orders, opts.kills);
-    let progress = done.clone();
+    let driven = done.clone();
     let killer = tokio::spawn(async move {
         let mut restart_secs = Vec::with_capacity(kills);
         for k in 1..=kills {
             let at = orders * k / (kills + 1);
-            while progress.load(Ordering::Relaxed) < at {
+            while driven.load(Ordering::Relaxed) < at {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             child.kill().await?;
@@ -312,17 +314,19 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
         }
         anyhow::Ok((child, restart_secs))
     });
+    progress.phase("placing and paying under faults and kills", saga.orders as u64);
     let started = Instant::now();
     let rate = saga.rate.filter(|r| *r > 0.0);
     let runs: Vec<client::Run> = futures::stream::iter(work.plans.iter())
         .map(|plan| {
-            let (to, done) = (to.clone(), done.clone());
+            let (to, done, progress) = (to.clone(), done.clone(), &progress);
             async move {
                 if let Some(r) = rate {
                     tokio::time::sleep_until((started + Duration::from_secs_f64(plan.index as f64 / r)).into()).await;
                 }
                 let run = client::drive_through_faults(&to, plan).await;
-                done.fetch_add(1, Ordering::Relaxed);
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                progress.update(n as u64, || format!("{n} orders driven through the faults and kills"));
                 run
             }
         })
@@ -358,11 +362,15 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
     let wait = Duration::from_secs(VA_DUE_SECS.max(u64::try_from(saga.order_ttl_secs).unwrap_or(0)));
     let deadline = Instant::now() + wait + saga.settle_timeout;
     let (mut settled, mut unsettled, mut redriven) = (Vec::new(), placed(&runs), 0);
+    progress.phase("quiescence (faults off, DLQs redriven)", unsettled.len() as u64);
     loop {
         // One pass over what is left.
-        let (done, left) = settle(&observer, &rules, unsettled, Instant::now()).await?;
+        let (done, left) = settle(&observer, &rules, unsettled, Instant::now(), &Default::default()).await?;
         settled.extend(done);
         unsettled = left;
+        progress.update(settled.len() as u64, || {
+            format!("{} settled, {} backlog, {redriven} redriven", settled.len(), unsettled.len())
+        });
         // Quiescent: every order settled, and nothing in flight or dead —
         // duplicates (a republished event, a message whose delete failed)
         // may still be queued after their order settled.
@@ -391,8 +399,13 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
         };
         v.add("stuck: order not settled (DLQs redriven)", || format!("order #{index} {id}: {why}"));
     }
+    progress.phase("checking every invariant", 0);
     let (paths, totals) = check_all(&stack, &observer, &rules, &work, &runs, Delivery::AcceptedOnce, &mut v).await?;
+    if opts.replay_check {
+        progress.phase("replaying the archive and republishing, twice", 0);
+    }
     let replay_check = if opts.replay_check { Some(replay_check(&stack, &observer, &mut v).await?) } else { None };
+    progress.finish();
     let rss_mb_end = crate::bench::rss_mb();
     stack.stop().await;
 

@@ -60,6 +60,8 @@ pub struct SagaOptions {
     pub settle_timeout: Duration,
     /// The store on this DynamoDB endpoint instead of the embedded engine.
     pub endpoint: Option<String>,
+    /// Told how far the run got (the command line draws it).
+    pub progress: crate::bench::progress::Reporter,
 }
 
 /// How often the scheduler (expiry, reconciliation) runs during the benchmark.
@@ -101,6 +103,8 @@ async fn run_with(
         ..StackOptions::default()
     })
     .await?;
+    let progress = opts.progress.clone();
+    progress.phase("seeding the catalog", 0);
     seed_concurrently(&stack, &work.catalog).await?;
     let observer = Store::new(unmetered(&stack), stack.app.config.table_name.clone());
     let rules = crate::emulate::rules::rules()?;
@@ -121,14 +125,21 @@ async fn run_with(
     let start_ms = stack.app.clock.now().millis();
     let started = Instant::now();
     let rate = opts.rate.filter(|r| *r > 0.0);
+    progress.phase("placing and paying", opts.orders as u64);
+    let driven = std::sync::atomic::AtomicU64::new(0);
     let runs: Vec<client::Run> = futures::stream::iter(work.plans.iter())
         .map(|plan| {
-            let to = to.clone();
+            let (to, driven, progress) = (to.clone(), &driven, &progress);
             async move {
                 if let Some(r) = rate {
                     tokio::time::sleep_until((started + Duration::from_secs_f64(plan.index as f64 / r)).into()).await;
                 }
-                client::drive(&to, plan).await
+                let run = client::drive(&to, plan).await;
+                let done = driven.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress.update(done, || {
+                    format!("{done} orders driven, {:.0}/s", done as f64 / started.elapsed().as_secs_f64().max(1e-3))
+                });
+                run
             }
         })
         .buffer_unordered(opts.concurrency)
@@ -137,8 +148,11 @@ async fn run_with(
     let load_secs = started.elapsed().as_secs_f64();
 
     // Settlement: wait for the expiring share, then for every order's consumers.
+    let placed = placed(&runs);
+    progress.phase("settling (expiries, consumers)", placed.len() as u64);
     tokio::time::sleep(Duration::from_secs(u64::try_from(opts.order_ttl_secs).unwrap_or(0)) + SCHEDULE * 2).await;
-    let (settled, unsettled) = settle(&observer, &rules, placed(&runs), Instant::now() + opts.settle_timeout).await?;
+    let deadline = Instant::now() + opts.settle_timeout;
+    let (settled, unsettled) = settle(&observer, &rules, placed, deadline, &progress).await?;
     let used_end = stack.meter.snapshot();
     let emulation_end = stack.emulation_meter.snapshot();
     let busy_end = busy(&stack);
@@ -149,6 +163,7 @@ async fn run_with(
     // settlement pass's reads: 100,000 orders' events held in memory would
     // be what the RSS figure above measures.
     before_checks(&stack).await?;
+    progress.phase("checking every invariant", 0);
     let mut v = Violations::default();
     for r in &runs {
         if let Some(e) = &r.error {
@@ -177,7 +192,9 @@ async fn run_with(
     }
     let console_ms = console_latency(&stack, &work, &runs).await?;
     let webhooks = stack.pg.webhook_attempts().await?;
+    progress.phase("measuring the engine's own limit", 0);
     let engine_tps = engine_limit(&stack, opts.concurrency, opts.orders.clamp(2_000, 20_000)).await?;
+    progress.finish();
     let engine = stack.engine.name();
     let embedded = stack.engine.embedded().is_some();
     stack.stop().await;
@@ -297,6 +314,7 @@ async fn settle(
     rules: &crate::emulate::rules::Rules,
     mut unsettled: Vec<(usize, OrderId)>,
     deadline: Instant,
+    progress: &crate::bench::progress::Reporter,
 ) -> anyhow::Result<(Vec<Settled>, Vec<(usize, OrderId)>)> {
     let mut settled: Vec<Settled> = Vec::with_capacity(unsettled.len());
     loop {
@@ -320,6 +338,7 @@ async fn settle(
                 None => unsettled.push((index, id)),
             }
         }
+        progress.update(settled.len() as u64, || format!("{} settled, {} backlog", settled.len(), unsettled.len()));
         if unsettled.is_empty() || Instant::now() >= deadline {
             return Ok((settled, unsettled));
         }
@@ -460,6 +479,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// What a run reported, in order.
+    #[derive(Default)]
+    struct Recorded(std::sync::Mutex<Vec<String>>);
+
+    impl crate::bench::progress::Progress for Recorded {
+        fn phase(&self, name: &str, total: u64) {
+            self.0.lock().unwrap().push(format!("phase {name} {total}"));
+        }
+        fn update(&self, done: u64, line: String) {
+            self.0.lock().unwrap().push(format!("{done} {line}"));
+        }
+        fn finish(&self) {
+            self.0.lock().unwrap().push("finish".into());
+        }
+    }
+
     fn small(orders: usize) -> SagaOptions {
         SagaOptions {
             orders,
@@ -469,14 +504,36 @@ mod tests {
             order_ttl_secs: 1,
             settle_timeout: Duration::from_secs(60),
             endpoint: None,
+            progress: Default::default(),
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_saga_settles_every_order_with_no_violation() {
-        let r = run(small(60)).await.unwrap();
+    async fn a_saga_settles_every_order_with_no_violation_and_says_how_far_it_got() {
+        let seen = Arc::new(Recorded::default());
+        let r = run(SagaOptions { progress: crate::bench::progress::Reporter::to(seen.clone()), ..small(60) })
+            .await
+            .unwrap();
         assert!(r.ok(), "{}", r.text());
         assert_eq!(r.settled, 60);
+        // Every phase was announced in order, the load and the settling
+        // counted up to their totals, and the run closed its display.
+        let log = seen.0.lock().unwrap().clone();
+        let phases: Vec<&str> = log.iter().filter_map(|e| e.strip_prefix("phase ")).collect();
+        assert_eq!(
+            phases,
+            [
+                "seeding the catalog 0",
+                "placing and paying 60",
+                "settling (expiries, consumers) 60",
+                "checking every invariant 0",
+                "measuring the engine's own limit 0"
+            ]
+        );
+        for last in ["60 60 orders driven", "60 60 settled, 0 backlog"] {
+            assert!(log.iter().any(|e| e.starts_with(last)), "{last:?} missing: {log:?}");
+        }
+        assert_eq!(log.last().map(String::as_str), Some("finish"));
         for p in Path::ALL {
             let ended = r.paths.get(&p).unwrap_or_else(|| panic!("no {p:?} order in the mix"));
             assert_eq!(ended.keys().copied().collect::<Vec<_>>(), vec![p.final_status()], "{p:?}");
