@@ -115,6 +115,21 @@ async fn the_dynamodb_port_takes_only_calls_signed_with_the_stacks_credentials()
     assert_eq!(preflight.status().as_u16(), 403);
     assert!(preflight.headers().keys().all(|h| !h.as_str().starts_with("access-control-")));
 
+    // A stranger's body is never read: an unsigned request announcing 10 MB
+    // and sending none is answered at once (not after the body timeout).
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: DynamoDB_20120810.Scan\r\nContent-Length: 10000000\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.expect("head");
+        let mut answer = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut answer)).await;
+        let line = read.ok().and_then(Result::ok).map(|n| String::from_utf8_lossy(&answer[..n]).into_owned());
+        assert!(line.as_deref().is_some_and(|l| l.starts_with("HTTP/1.1 400")), "answered before the body: {line:?}");
+    }
+
     // A rebinding page's Host, even signed, never reaches the store.
     assert_eq!(get_as(&app.http, &format!("{url}/"), "attacker.example").await, 403);
 }

@@ -14,9 +14,11 @@
 //!   longer than [`Limits::header_timeout`] or whose body takes longer than
 //!   [`Limits::body_timeout`] (slow-loris), and refuses a body past the
 //!   listener's limit by its `Content-Length` before reading it, or while
-//!   reading it, never buffering more than the limit (413). Upgraded
-//!   connections (WebSocket) leave the read timeouts behind once upgraded
-//!   and count against the cap like any other.
+//!   reading it, never buffering more than the limit (413). Connections
+//!   are served `with_upgrades`: hyper hands an upgraded connection
+//!   (WebSocket) to its handler and the HTTP connection ends there, so it
+//!   leaves the read timeouts and this cap behind; whatever serves it
+//!   counts it with a cap of its own.
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -58,6 +60,9 @@ impl Limits {
         Limits { max_body, ..self }
     }
 }
+
+/// How long a stopping listener waits for its connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The body limit of the listeners that take JSON documents (the API, the
 /// console's forms, the simulators): the API's routes' own limit.
@@ -126,8 +131,12 @@ pub async fn serve(
     }
     drop(listener);
     let _ = closing.send(true);
-    // Every connection holds a permit until it ends.
-    let _ = permits.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX)).await;
+    // Every connection holds a permit until it ends; a client that never
+    // reads its answer is not waited for past SHUTDOWN_GRACE.
+    let all = permits.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX));
+    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+        tracing::warn!(port, "connections still open after the shutdown grace; leaving them");
+    }
 }
 
 /// Refuses a body longer than the limit by its `Content-Length`, and makes

@@ -60,7 +60,8 @@ impl Secrets {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating the data dir {}", dir.display()))?;
         let fresh = Secrets::random()?;
-        let staged = dir.join(format!(".{FILE}.{}", std::process::id()));
+        // A name of its own: not another thread's, nor one a killed run left.
+        let staged = dir.join(format!(".{FILE}.{}", random_hex(8)?));
         write_private(&staged, &serde_json::to_vec_pretty(&fresh)?)?;
         let linked = std::fs::hard_link(&staged, &path);
         let _ = std::fs::remove_file(&staged);

@@ -173,8 +173,12 @@ impl Engine {
     /// through it once it has checked who is asking. Returns the HTTP
     /// status and the JSON answer.
     pub async fn call(&self, op: &str, body: Vec<u8>) -> (u16, String) {
+        self.run(op, body, Tokens::Keep).await
+    }
+
+    async fn run(&self, op: &str, body: Vec<u8>, tokens: Tokens) -> (u16, String) {
         let (op, probe) = (op.to_owned(), self.probe.clone());
-        let answer = self.thread.submit(move |db: &mut Database| probe.run(db, &op, &body));
+        let answer = self.thread.submit(move |db: &mut Database| probe.run(db, &op, &body, tokens));
         answer.await.unwrap_or_else(|_| internal("the engine thread stopped"))
     }
 
@@ -207,7 +211,7 @@ impl HttpConnector for InProcess {
         let body = request.body().bytes().unwrap_or_default().to_vec();
         let engine = self.0.clone();
         HttpConnectorFuture::new(async move {
-            let (status, json) = engine.call(&op, body).await;
+            let (status, json) = engine.run(&op, body, Tokens::Strip).await;
             // dynoxide answers 200, 400, 500 or 501, all valid codes.
             let status = StatusCode::try_from(status).or_else(|_| StatusCode::try_from(500));
             let Ok(status) = status else { unreachable!("500 is a valid status code") };
@@ -221,14 +225,14 @@ impl HttpConnector for InProcess {
 impl Probe {
     /// Runs one operation on the engine thread: counted, failed if armed,
     /// and announced to [`Engine::writes`] when it changed the table.
-    fn run(&self, db: &Database, op: &str, body: &[u8]) -> (u16, String) {
+    fn run(&self, db: &Database, op: &str, body: &[u8], tokens: Tokens) -> (u16, String) {
         let cancel = self.0.lock().ok().and_then(|mut p| {
             *p.calls.entry(op.to_owned()).or_default() += 1;
             (op == "TransactWriteItems" && !p.cancel.is_empty()).then(|| p.cancel.remove(0))
         });
         let untokened;
-        let body = match op {
-            "TransactWriteItems" => {
+        let body = match (op, tokens) {
+            ("TransactWriteItems", Tokens::Strip) => {
                 untokened = without_request_token(body);
                 untokened.as_deref().unwrap_or(body)
             }
@@ -245,6 +249,16 @@ impl Probe {
         p.watches.announce(op, body, status);
         (status, json)
     }
+}
+
+/// What becomes of a transaction's `ClientRequestToken`.
+#[derive(Clone, Copy)]
+enum Tokens {
+    /// The in-process clients' calls: dropped (see [`without_request_token`]).
+    Strip,
+    /// A call over the DynamoDB port: kept, so a client that retries after
+    /// a lost answer gets DynamoDB's idempotent success.
+    Keep,
 }
 
 /// The request without its `ClientRequestToken`, if it has one.

@@ -40,10 +40,12 @@ const SIM_STALL: std::time::Duration = std::time::Duration::from_secs(25);
 impl Sim {
     pub async fn run(self) -> anyhow::Result<()> {
         shop_app::obs::telemetry::init("shop-sim");
-        let secret_key = match (self.secret_key, &self.data_dir) {
-            (Some(k), _) => k,
-            (None, Some(dir)) => shop_local::secrets::Secrets::of_data_dir(dir)?.pg_secret_key,
-            (None, None) => shop_local::secrets::Secrets::random()?.pg_secret_key,
+        // A key drawn for this run is printed (nobody else knows it); one
+        // given or kept in a data dir is not (it may be a deployment's).
+        let (secret_key, drawn) = match (self.secret_key, &self.data_dir) {
+            (Some(k), _) => (k, false),
+            (None, Some(dir)) => (shop_local::secrets::Secrets::of_data_dir(dir)?.pg_secret_key, false),
+            (None, None) => (shop_local::secrets::Secrets::random()?.pg_secret_key, true),
         };
         let sims = shop_local::Simulators::start(shop_local::SimulatorOptions {
             secret_key: secret_key.clone(),
@@ -60,7 +62,10 @@ impl Sim {
             limits: shop_local::listen::Limits::with_max_body(shop_local::listen::JSON_BODY),
         })
         .await?;
-        println!("PG simulator on http://{} (secret key {secret_key})", sims.pg_addr);
+        match drawn {
+            true => println!("PG simulator on http://{} (secret key {secret_key})", sims.pg_addr),
+            false => println!("PG simulator on http://{} (its secret key as given)", sims.pg_addr),
+        }
         println!("data-platform sink on http://{}", sims.sink_addr);
         shutdown_signal().await;
         sims.stop().await;

@@ -175,8 +175,12 @@ pub async fn require_operator(State(state): State<Arc<ConsoleState>>, request: R
 /// The request again if its form carries `expected` as its CSRF token; a 403 otherwise.
 async fn carries_csrf(request: Request, expected: &str) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, "a console form is smaller than this").into_response());
+    let bytes = match axum::body::to_bytes(body, MAX_FORM).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let (status, why) = crate::listen::body_refusal(&e).unwrap_or((413, "a console form is smaller than this"));
+            return Err((StatusCode::from_u16(status).unwrap_or(StatusCode::PAYLOAD_TOO_LARGE), why).into_response());
+        }
     };
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
     let given = fields.iter().find(|(k, _)| k == CSRF_FIELD).map(|(_, v)| v.as_bytes());

@@ -18,7 +18,6 @@
 //!   refused with DynamoDB's error types, so an SDK reports it as AWS would.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -46,19 +45,12 @@ struct Endpoint {
 
 /// The endpoint's routes (every path: the API is one POST to `/`).
 pub fn router(engine: shop_embedded::Engine, key: SigningKey) -> Router {
-    Router::new()
-        .fallback(handle)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(Endpoint { engine, key }))
+    Router::new().fallback(handle).with_state(Arc::new(Endpoint { engine, key }))
 }
 
-async fn handle(
-    State(endpoint): State<Arc<Endpoint>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(endpoint): State<Arc<Endpoint>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     if headers.contains_key(header::ORIGIN) || method == Method::OPTIONS {
         let text = "refused: the store's endpoint takes no request from a browser (Origin or CORS preflight)";
         return (StatusCode::FORBIDDEN, text).into_response();
@@ -66,9 +58,22 @@ async fn handle(
     if method != Method::POST {
         return refused("UnknownOperationException", "the DynamoDB API is a POST to /");
     }
-    let now = chrono::Utc::now();
-    let request = SignedRequest { method: &method, uri: &uri, headers: &headers, body: &body };
-    if let Err(why) = verify(&endpoint.key, &request, now.timestamp()) {
+    let now = chrono::Utc::now().timestamp();
+    // Who is asking, from the head alone: not a byte of a stranger's body is read.
+    if let Err(why) = authorization(&DYNAMODB, &endpoint.key, headers, now) {
+        return refused(why.error_type(), &why.to_string());
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            let (status, why) = crate::listen::body_refusal(&e).unwrap_or((400, "the request body could not be read"));
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            let body = serde_json::json!({"__type": "com.amazon.coral.service#SerializationException", "message": why});
+            return (status, [(header::CONTENT_TYPE, JSON)], body.to_string()).into_response();
+        }
+    };
+    let request = SignedRequest { method, uri, headers, body: &body };
+    if let Err(why) = verify(&endpoint.key, &request, now) {
         return refused(why.error_type(), &why.to_string());
     }
     let op = headers
@@ -103,7 +108,7 @@ pub enum SignatureError {
     Date,
     #[error("Signature expired: the request is dated more than 15 minutes from now")]
     Expired,
-    #[error("the signed headers must include host and x-amz-date, and be present")]
+    #[error("the signed headers must include host, x-amz-date and x-amz-target, and be present")]
     Headers,
     #[error("The request signature we calculated does not match the signature you provided.")]
     Mismatch,
@@ -133,18 +138,39 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// The service a signature must be for, and the headers it must cover:
+/// DynamoDB's, with its operation (`x-amz-target`) signed, so a captured
+/// request cannot be replayed as another operation.
+struct Service {
+    name: &'static str,
+    signed: &'static [&'static str],
+}
+
+const DYNAMODB: Service = Service { name: "dynamodb", signed: &["host", "x-amz-date", "x-amz-target"] };
+
 /// Verifies a request's AWS Signature Version 4 (header form) for DynamoDB
 /// by `key`, at `now_secs`.
 pub fn verify(key: &SigningKey, request: &SignedRequest<'_>, now_secs: i64) -> Result<(), SignatureError> {
-    verify_for("dynamodb", key, request, now_secs)
+    verify_for(&DYNAMODB, key, request, now_secs)
 }
 
-fn verify_for(
-    expected_service: &str,
+/// What a request's `Authorization` header says, checked as far as the
+/// head alone allows: the key, the scope, the date, the signed headers.
+struct Authorization<'a> {
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    signed: &'a str,
+    signature: &'a str,
+    amz_date: &'a str,
+}
+
+fn authorization<'a>(
+    expected: &Service,
     key: &SigningKey,
-    &SignedRequest { method, uri, headers, body }: &SignedRequest<'_>,
+    headers: &'a HeaderMap,
     now_secs: i64,
-) -> Result<(), SignatureError> {
+) -> Result<Authorization<'a>, SignatureError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .ok_or(SignatureError::Missing)?
@@ -167,7 +193,7 @@ fn verify_for(
     if key_id != key.access_key_id {
         return Err(SignatureError::UnknownKey);
     }
-    if service != expected_service || region.is_empty() || date.len() != 8 {
+    if service != expected.name || region.is_empty() || date.len() != 8 {
         return Err(SignatureError::Scope);
     }
     let amz_date = headers.get("x-amz-date").and_then(|d| d.to_str().ok()).ok_or(SignatureError::Date)?;
@@ -179,9 +205,21 @@ fn verify_for(
         return Err(SignatureError::Expired);
     }
     let names: Vec<&str> = signed.split(';').collect();
-    if !names.contains(&"host") || !names.contains(&"x-amz-date") || names.iter().any(|n| n.is_empty()) {
+    if expected.signed.iter().any(|h| !names.contains(h)) || names.iter().any(|n| n.is_empty()) {
         return Err(SignatureError::Headers);
     }
+    Ok(Authorization { date, region, service, signed, signature, amz_date })
+}
+
+fn verify_for(
+    expected: &Service,
+    key: &SigningKey,
+    &SignedRequest { method, uri, headers, body }: &SignedRequest<'_>,
+    now_secs: i64,
+) -> Result<(), SignatureError> {
+    let Authorization { date, region, service, signed, signature, amz_date } =
+        authorization(expected, key, headers, now_secs)?;
+    let names: Vec<&str> = signed.split(';').collect();
     let mut canonical_headers = String::new();
     for name in &names {
         let values: Vec<String> = headers
@@ -264,7 +302,8 @@ mod tests {
             .timestamp();
         let (uri, get): (Uri, _) = ("/".parse().unwrap(), Method::GET);
         let check = |key: &SigningKey, headers: &HeaderMap, body: &[u8], now: i64| {
-            verify_for("service", key, &SignedRequest { method: &get, uri: &uri, headers, body }, now)
+            let example = Service { name: "service", signed: &["host", "x-amz-date"] };
+            verify_for(&example, key, &SignedRequest { method: &get, uri: &uri, headers, body }, now)
         };
         assert_eq!(check(&key, &headers, b"", now), Ok(()));
         assert_eq!(check(&key, &headers, b"", now + 14 * 60), Ok(()), "within the window");
@@ -278,6 +317,16 @@ mod tests {
         assert_eq!(check(&key, &auth("host", published), b"", now), Err(SignatureError::Headers), "date unsigned");
         let flipped = format!("{}0", &published[..63]);
         assert_eq!(check(&key, &auth("host;x-amz-date", &flipped), b"", now), Err(SignatureError::Mismatch));
+        // DynamoDB's signature must cover the operation.
+        let mut unsigned_target = headers.clone();
+        unsigned_target.insert(
+            header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/dynamodb/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=00"
+                .parse()
+                .unwrap(),
+        );
+        assert!(matches!(authorization(&DYNAMODB, &key, &unsigned_target, now), Err(SignatureError::Headers)));
         // The endpoint is DynamoDB's: a signature for another service is refused.
         let request = SignedRequest { method: &get, uri: &uri, headers: &headers, body: b"" };
         assert_eq!(verify(&key, &request, now), Err(SignatureError::Scope));
