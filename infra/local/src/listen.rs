@@ -44,14 +44,16 @@ impl Limits {
     /// 30 s (hyper's default; the same timer closes a keep-alive
     /// connection idle that long, so it must outlast a client's pause
     /// between requests), bodies within 30 s (a 16 MB body takes
-    /// milliseconds on loopback), 512 connections (a browser opens six per
-    /// host; the heaviest test client 500).
+    /// milliseconds on loopback), 1,024 connections (a browser opens six
+    /// per host; the heaviest test drives 500 requests at once, and its
+    /// client's pool may hold more connections than that — connections past
+    /// the cap wait for an idle one's timer, so the cap stays well above).
     pub const fn with_max_body(max_body: usize) -> Limits {
         Limits {
             max_body,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
-            max_connections: 512,
+            max_connections: 1024,
         }
     }
 
