@@ -2,10 +2,11 @@
 //! local stack runs on: a test fails if a route, a rule pattern or a
 //! function differs between them, or if the template breaks a project rule
 //! (every async path has a DLQ or OnFailure, every function its log group,
-//! no `*` resource in a role).
+//! no `*` resource in a role), or if a function would be built other than
+//! as infra/Makefile builds it (the `lambda` profile, its own features).
 
 use serde_yaml::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 fn root() -> PathBuf {
@@ -46,8 +47,8 @@ fn to_json(v: &Value) -> serde_json::Value {
 fn routes_match_the_local_stack() {
     let t = template();
     let mut in_template = BTreeSet::new();
-    for (_, f) in of_type(&t, "AWS::Serverless::Function") {
-        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().expect("Binary").to_owned();
+    for (logical, f) in of_type(&t, "AWS::Serverless::Function") {
+        let binary = package_of(&logical);
         for (_, ev) in f["Properties"]["Events"].as_mapping().into_iter().flatten() {
             if ev["Type"].as_str() == Some("HttpApi") {
                 let p = &ev["Properties"];
@@ -92,36 +93,112 @@ fn camel(s: &str) -> String {
     s.split('-').map(|p| p[..1].to_uppercase() + &p[1..]).collect()
 }
 
-#[test]
-fn every_function_binary_is_in_the_template() {
-    let t = template();
-    let in_template: BTreeSet<String> = of_type(&t, "AWS::Serverless::Function")
-        .iter()
-        .map(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    let on_disk: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+/// A function's package (and binary) from its logical id, as infra/Makefile
+/// derives it for `sam build`: CreateOrderFunction -> create-order.
+fn package_of(logical: &str) -> String {
+    let mut out = String::new();
+    let stem = logical.strip_suffix("Function").unwrap_or(logical);
+    for (i, c) in stem.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn function_dirs() -> BTreeSet<String> {
+    std::fs::read_dir(root().join("functions"))
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(in_template, on_disk);
-    for (name, f) in of_type(&t, "AWS::Serverless::Function") {
-        assert_eq!(f["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
-    }
+        .collect()
 }
 
-/// Only the functions that call the PG read its secret, so only they link
-/// the SSM client (a smaller binary for the rest).
+/// Every function package is in the template, built by infra/Makefile (the
+/// `lambda` profile, one package at a time), never by SAM's Rust builder,
+/// which builds with the release profile and the workspace's features.
+#[test]
+fn every_function_binary_is_in_the_template() {
+    let t = template();
+    let functions = of_type(&t, "AWS::Serverless::Function");
+    let in_template: BTreeSet<String> = functions.iter().map(|(logical, _)| package_of(logical)).collect();
+    assert_eq!(in_template, function_dirs());
+    for (name, f) in functions {
+        assert_eq!(f["Metadata"]["BuildMethod"].as_str(), Some("makefile"), "{name}");
+        assert_eq!(f["Metadata"]["ContextPath"].as_str(), Some("."), "{name}: infra/Makefile");
+        assert_eq!(f["Properties"]["CodeUri"].as_str(), Some(".."), "{name}: the workspace");
+    }
+    let makefile = std::fs::read_to_string(root().join("infra/Makefile")).unwrap();
+    assert!(makefile.contains("build-%Function:"), "infra/Makefile builds every function by one rule");
+    assert!(makefile.contains("cargo lambda build --locked --profile lambda $(ARCH_FLAG) -p $(PACKAGE)"));
+}
+
+/// Only the functions that call the PG read its secret, so only they
+/// compile and link the SSM client (the `ssm` feature); `shop` never does.
 #[test]
 fn only_the_pg_functions_build_their_app_with_the_pg_secret() {
-    for entry in std::fs::read_dir(root().join("functions")).unwrap().filter_map(|e| e.ok()) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let main = std::fs::read_to_string(entry.path().join("src/main.rs")).unwrap();
+    for name in function_dirs() {
+        let dir = root().join("functions").join(&name);
+        let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let pg = shop_app::http::routes::PG_FUNCTIONS.contains(&name.as_str());
         assert_eq!(
             main.contains("pg_app_from_env("),
-            shop_app::http::routes::PG_FUNCTIONS.contains(&name.as_str()),
+            pg,
             "{name}: pg_app_from_env iff it is one of routes::PG_FUNCTIONS"
         );
+        let features = if pg { r#"features = ["ssm"]"# } else { r#"features = ["aws"]"# };
+        assert!(manifest.contains(features), "{name}: shop-app with {features}");
+    }
+    let local = std::fs::read_to_string(root().join("infra/local/Cargo.toml")).unwrap();
+    assert!(!local.contains("\"ssm\""), "shop never reads SSM");
+}
+
+/// Cargo.toml's tables (`[profile.release.package."*"]` → its `key = value`
+/// lines, values as written): enough for our own manifest's profiles.
+fn manifest_tables() -> BTreeMap<String, BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let mut tables = BTreeMap::<String, BTreeMap<String, String>>::new();
+    let mut current = String::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = header.replace('"', "");
+            tables.entry(current.clone()).or_default();
+        } else if let Some((key, value)) = line.split_once('=') {
+            tables.entry(current.clone()).or_default().insert(key.trim().to_owned(), value.trim().to_owned());
+        }
+    }
+    tables
+}
+
+/// The `lambda` profile inherits release's per-package settings (cargo does
+/// that for custom profiles): each one release sets is set back to the size
+/// profile, or a Lambda dependency would be built for the local stack.
+#[test]
+fn the_lambda_profile_takes_back_every_release_override() {
+    let tables = manifest_tables();
+    let lambda = &tables["profile.lambda"];
+    for (key, value) in
+        [("inherits", "\"release\""), ("opt-level", "\"z\""), ("lto", "\"fat\""), ("codegen-units", "1")]
+    {
+        assert_eq!(lambda.get(key).map(String::as_str), Some(value), "profile.lambda.{key}");
+    }
+    let overrides: Vec<_> =
+        tables.iter().filter_map(|(t, kv)| Some((t.strip_prefix("profile.release.package.")?, kv))).collect();
+    assert!(!overrides.is_empty());
+    for (package, settings) in overrides {
+        let back = tables.get(&format!("profile.lambda.package.{package}"));
+        for key in settings.keys() {
+            let value = back.and_then(|b| b.get(key)).map(String::as_str);
+            assert!(
+                value.is_some(),
+                "profile.lambda.package.{package}.{key} is not set: functions would inherit release's"
+            );
+            if key == "opt-level" {
+                assert_eq!(value, Some("\"z\""), "profile.lambda.package.{package}");
+            }
+        }
     }
 }
 
@@ -171,7 +248,7 @@ fn project_rules_hold() {
         // No bare "*" resource in a role; the PG secret is readable only by
         // the functions told its parameter name, and never passed in plain text.
         let env = &f["Properties"]["Environment"]["Variables"];
-        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap_or_default();
+        let binary = package_of(&name);
         let routes = shop_app::http::routes::ROUTES.iter().filter(|r| r.function == binary);
         let read_only = routes.clone().count() > 0 && routes.clone().all(|r| r.method == "GET");
         let mut writes = false;
@@ -216,7 +293,7 @@ fn project_rules_hold() {
         );
         assert_eq!(
             !env["PG_SECRET_KEY_PARAMETER"].is_null(),
-            shop_app::http::routes::PG_FUNCTIONS.contains(&binary),
+            shop_app::http::routes::PG_FUNCTIONS.contains(&binary.as_str()),
             "{name}: gets the PG secret's parameter iff it is one of routes::PG_FUNCTIONS"
         );
         assert!(!(read_only && writes), "{name}: serves only GET routes, so its role must not write the table");

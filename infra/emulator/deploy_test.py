@@ -21,6 +21,7 @@ import io
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import socket
@@ -59,6 +60,12 @@ TEST_VISIBILITY_SECS = "1"
 
 T0 = time.monotonic()
 
+
+
+def package_of(logical_id: str) -> str:
+    """A function's package (and binary) from its logical id, as infra/Makefile
+    derives it for `sam build`: CreateOrderFunction -> create-order."""
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", logical_id.removesuffix("Function")).lower()
 
 def log(msg: str) -> None:
     print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
@@ -221,8 +228,8 @@ def for_ministack(template: dict) -> tuple[dict, dict, list[str]]:
 
     # 1. Code: `sam build` would upload each function's zip; here we did.
     functions = {n: r for n, r in res.items() if r["Type"] == "AWS::Serverless::Function"}
-    for r in functions.values():
-        binary = r["Metadata"]["BuildProperties"]["Binary"]
+    for n, r in functions.items():
+        binary = package_of(n)
         r["Properties"]["CodeUri"] = f"s3://{BUCKET}/{binary}.zip"
     notes.append(f"CodeUri of {len(functions)} functions -> s3://{BUCKET}/<binary>.zip (what `sam build`+`sam deploy` upload)")
 
@@ -467,10 +474,10 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
         log(f"  - {n}")
     s3.create_bucket(Bucket=BUCKET)
     total = 0
-    for r in template["Resources"].values():
+    for n, r in template["Resources"].items():
         if r["Type"] != "AWS::Serverless::Function":
             continue
-        binary = r["Metadata"]["BuildProperties"]["Binary"]
+        binary = package_of(n)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
             info = zipfile.ZipInfo("bootstrap")
@@ -849,7 +856,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     cw = client("cloudwatch")
     board = json.loads(cw.get_dashboard(DashboardName=f"{STACK}-saga")["DashboardBody"])
     text = json.dumps(board)
-    binaries = [f["Metadata"]["BuildProperties"]["Binary"] for f in fns]
+    binaries = [package_of(n) for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
     unresolved = [n for n in binaries if f"{STACK}-{n}" not in text]
     expect(len(board.get("widgets", [])) >= 6 and not unresolved and METRICS_NAMESPACE in text,
            f"dashboard {STACK}-saga: {len(board.get('widgets', []))} widgets naming every function and the namespace ({unresolved})")

@@ -6,12 +6,19 @@ environment Lambda gives it, and times from exec until the binary asks for its
 first invocation (`GET /2018-06-01/runtime/invocation/next`), which is where
 Lambda's init phase ends. Prints the median and worst of N runs per binary.
 
-    cargo build --release -p confirm-payment -p get-order
-    python3 infra/scripts/cold-start.py target/release/get-order target/release/confirm-payment
+    ARCH=x86_64 sam build --parameter-overrides Architecture=x86_64
+    python3 infra/scripts/cold-start.py .aws-sam/build/*/bootstrap
 
-With `--markdown` it prints the table of docs/benchmarks.md (function size and cold start); `--max-mb 8` fails
-on a binary over the size budget. Build each function alone (`-p <fn>`, as
-`sam build` does): a workspace build unifies features and links more.
+or, without SAM, the same build (infra/Makefile): the `lambda` profile, one
+function per build (packages built together share their features):
+
+    for f in get-order confirm-payment; do cargo lambda build --profile lambda --x86-64 -p $f; done
+    python3 infra/scripts/cold-start.py target/lambda/get-order/bootstrap target/lambda/confirm-payment/bootstrap
+
+A binary called `bootstrap` is named by its directory. With `--markdown` it
+prints the table of docs/benchmarks.md (function size and cold start);
+`--max-mb 8` fails on a binary over the size budget. Binaries for the
+machine's own architecture only: it runs them.
 
 Extra environment for the functions is passed through: e.g. with
 `AWS_ENDPOINT_URL=<ministack>` and `PG_SECRET_KEY_PARAMETER=/shop/pg-secret-key`
@@ -90,6 +97,8 @@ def main():
                 raise SystemExit(f"{path} never polled the Runtime API")
         size = os.path.getsize(path) / 1e6
         name = os.path.basename(path)
+        if name == "bootstrap":
+            name = os.path.basename(os.path.dirname(os.path.abspath(path)))
         if args.max_mb is not None and size > args.max_mb:
             too_big.append(f"{name} ({size:.1f} MB)")
         if args.markdown:

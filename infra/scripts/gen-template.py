@@ -43,7 +43,7 @@ Parameters:
     Type: String
     Default: arm64
     AllowedValues: [arm64, x86_64]
-    Description: Lambda architecture (the emulator test deploys x86_64 binaries).
+    Description: Lambda architecture; build for the same one (`ARCH=x86_64 sam build`, infra/Makefile). The emulator test deploys x86_64 binaries.
   JwtIssuer:
     Type: String
     Description: Issuer URL of the JWT authorizer (e.g. a Cognito user pool URL).
@@ -256,9 +256,9 @@ def function(name, events, env="", extra_policy="", timeout=None):
     w(f"""  {logical}:
     Type: AWS::Serverless::Function
     Metadata:
-      BuildMethod: rust-cargolambda
-      BuildProperties:
-        Binary: {name}
+      # infra/Makefile: `cargo lambda build --profile lambda -p {name}`.
+      BuildMethod: makefile
+      ContextPath: .
       cfn-lint:
         config:
           # Its log group (with retention) is {logical}Logs, wired through

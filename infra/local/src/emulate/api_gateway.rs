@@ -104,11 +104,12 @@ async fn handle(State(state): State<Arc<ServerState>>, req: axum::extract::Reque
         None
     };
 
-    // The listener refuses a body past the routes' limit, by its length or
-    // while it streams, and one sent too slowly (crate::listen): never more
-    // than the limit is buffered. API Gateway itself would buffer 10 MB
+    // The listener refuses a body past its limit, by its length or while it
+    // streams, and one sent too slowly (crate::listen); the routes' own limit
+    // is applied here too, whatever limit the listener was given, so never
+    // more than 64 KiB is buffered. API Gateway itself would buffer 10 MB
     // before the function refused anything past 64 KiB.
-    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+    let bytes = match axum::body::to_bytes(body, shop_app::http::extract::MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(e) => {
             let p = match crate::listen::body_refusal(&e) {

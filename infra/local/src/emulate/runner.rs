@@ -210,8 +210,12 @@ impl Runner {
     /// How long a loop that has been idle for `idle` waits before it looks
     /// again: a consumer no longer than until its queue's next message
     /// becomes visible (a retry after its visibility timeout), never less
-    /// than the poll.
+    /// than the poll. A busy loop (`idle` is the poll) asks the queue nothing:
+    /// the answer could only be the poll.
     async fn idle_wait(&self, work: Work, idle: Duration) -> Duration {
+        if idle <= self.opts.poll {
+            return self.opts.poll;
+        }
         let Work::Consume(i) = work else { return idle };
         let Some(consumer) = self.consumers.get(i) else { return idle };
         match Queues(&self.emulation).next_due(consumer.name()).await {

@@ -27,7 +27,9 @@ pub async fn app_and_sdk() -> anyhow::Result<(App, aws_config::SdkConfig)> {
 /// permission fails the init (visible as init errors), never a payment.
 /// `PG_SECRET_KEY` is the plain-text fallback for `cargo lambda watch`
 /// against the simulator. With neither, the init fails rather than call the
-/// PG with an empty key.
+/// PG with an empty key. Behind the `ssm` feature, which only these
+/// functions enable.
+#[cfg(feature = "ssm")]
 pub async fn pg_app_from_env(service: &'static str) -> anyhow::Result<App> {
     let mut config = Config::from_env()?;
     let sdk = sdk_config().await;
@@ -86,6 +88,7 @@ pub fn data_platform() -> anyhow::Result<crate::adapters::data_platform::HttpDat
 }
 
 /// The decrypted value of the SSM parameter `name`.
+#[cfg(feature = "ssm")]
 async fn secure_parameter(sdk: &aws_config::SdkConfig, name: &str) -> anyhow::Result<String> {
     let out =
         aws_sdk_ssm::Client::new(sdk).get_parameter().name(name).with_decryption(true).send().await.map_err(|e| {
