@@ -61,11 +61,16 @@ TEST_VISIBILITY_SECS = "1"
 T0 = time.monotonic()
 
 
-
 def package_of(logical_id: str) -> str:
     """A function's package (and binary) from its logical id, as infra/Makefile
     derives it for `sam build`: CreateOrderFunction -> create-order."""
     return re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", logical_id.removesuffix("Function")).lower()
+
+
+def functions_of(template: dict) -> dict:
+    """The template's functions by logical id."""
+    return {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+
 
 def log(msg: str) -> None:
     print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
@@ -227,7 +232,7 @@ def for_ministack(template: dict) -> tuple[dict, dict, list[str]]:
     notes = []
 
     # 1. Code: `sam build` would upload each function's zip; here we did.
-    functions = {n: r for n, r in res.items() if r["Type"] == "AWS::Serverless::Function"}
+    functions = functions_of(t)
     for n, r in functions.items():
         binary = package_of(n)
         r["Properties"]["CodeUri"] = f"s3://{BUCKET}/{binary}.zip"
@@ -474,9 +479,8 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
         log(f"  - {n}")
     s3.create_bucket(Bucket=BUCKET)
     total = 0
-    for n, r in template["Resources"].items():
-        if r["Type"] != "AWS::Serverless::Function":
-            continue
+    functions = functions_of(template)
+    for n in functions:
         binary = package_of(n)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
@@ -486,7 +490,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
             z.writestr(info, (bin_dir / binary).read_bytes())
         total += buf.tell()
         s3.put_object(Bucket=BUCKET, Key=f"{binary}.zip", Body=buf.getvalue())
-    log(f"uploaded {sum(r['Type'] == 'AWS::Serverless::Function' for r in template['Resources'].values())} function zips ({total / 1e6:.1f} MB) to s3://{BUCKET}")
+    log(f"uploaded {len(functions)} function zips ({total / 1e6:.1f} MB) to s3://{BUCKET}")
     ssm.put_parameter(Name="/shop/pg-secret-key", Type="SecureString", Value=PG_SECRET_KEY, Overwrite=True)
     ssm.put_parameter(Name="/shop/data-platform-url", Type="String", Value=f"http://127.0.0.1:{sink_port}", Overwrite=True)
     log("SSM: /shop/pg-secret-key (SecureString), /shop/data-platform-url (String)")
@@ -531,10 +535,9 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     by_type: dict[str, int] = {}
     for r in resources:
         by_type[r["ResourceType"]] = by_type.get(r["ResourceType"], 0) + 1
-    fns = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
-    evs = [e["Type"] for f in fns for e in f["Properties"].get("Events", {}).values()]
+    evs = [e["Type"] for f in functions.values() for e in f["Properties"].get("Events", {}).values()]
     want = {
-        "AWS::Lambda::Function": len(fns),
+        "AWS::Lambda::Function": len(functions),
         "AWS::Lambda::EventSourceMapping": sum(t in ("SQS", "DynamoDB") for t in evs),
         "AWS::Scheduler::Schedule": evs.count("ScheduleV2"),
         "AWS::SQS::Queue": sum(r["Type"] == "AWS::SQS::Queue" for r in template["Resources"].values()),
@@ -856,7 +859,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     cw = client("cloudwatch")
     board = json.loads(cw.get_dashboard(DashboardName=f"{STACK}-saga")["DashboardBody"])
     text = json.dumps(board)
-    binaries = [package_of(n) for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
+    binaries = [package_of(n) for n in functions]
     unresolved = [n for n in binaries if f"{STACK}-{n}" not in text]
     expect(len(board.get("widgets", [])) >= 6 and not unresolved and METRICS_NAMESPACE in text,
            f"dashboard {STACK}-saga: {len(board.get('widgets', []))} widgets naming every function and the namespace ({unresolved})")

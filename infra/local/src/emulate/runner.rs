@@ -221,7 +221,8 @@ impl Runner {
         match Queues(&self.emulation).next_due(consumer.name()).await {
             Ok(Some(due)) => {
                 let until = u64::try_from(due.millis() - self.clock.now().millis()).unwrap_or(0);
-                Duration::from_millis(until).clamp(self.opts.poll, idle.max(self.opts.poll))
+                // idle > poll here: clamp's bounds are ordered.
+                Duration::from_millis(until).clamp(self.opts.poll, idle)
             }
             Ok(None) => idle,
             Err(e) => {
