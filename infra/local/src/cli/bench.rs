@@ -1,6 +1,7 @@
 //! `shop bench`: order placement, the whole saga (`--saga`, on one engine
 //! or beside DynamoDB Local, or the chaos soak), the simulators (`--sim`).
-//! A saga run with a violated invariant exits 1.
+//! A saga run with a violated invariant exits 1; one whose invariants hold
+//! but with orders still unsettled when quiescence gave up exits 2.
 
 use super::{Report, print};
 use shop_local::bench::{idle, placement, saga, sim};
@@ -39,8 +40,10 @@ pub struct Bench {
     /// Seconds an unpaid order stays payable in the saga run.
     #[arg(long, default_value_t = 2, requires = "saga")]
     order_ttl: i64,
-    /// Seconds to wait for the last order to settle after the load.
-    #[arg(long, default_value_t = 120, requires = "saga")]
+    /// Quiescence gives up after this many seconds with nothing settling; otherwise its bound
+    /// follows the measured settle rate (twice what the backlog needs). Orders still in flight
+    /// then are reported as unsettled (exit 2), never as violations.
+    #[arg(long, default_value_t = 60, requires = "saga")]
     settle_timeout: u64,
     /// Print the report as one JSON object (--saga, --sim, --idle).
     #[arg(long)]
@@ -62,6 +65,20 @@ pub struct Bench {
     /// With --chaos: one fault per this many milliseconds.
     #[arg(long, default_value_t = 100, requires = "chaos")]
     chaos_every_ms: u64,
+    /// The sustainable settled rate: open-loop probes of --window seconds each, a fresh stack
+    /// each, doubling from --rate (default 25/s) while time to settle p99 stays ≤ --p99-ms and
+    /// every order settles cleanly, then bisecting to within 10 %.
+    #[arg(long, requires = "saga", conflicts_with_all = ["chaos", "orders"])]
+    find_capacity: bool,
+    /// With --find-capacity: seconds each probe places orders.
+    #[arg(long, default_value_t = 60, requires = "find_capacity")]
+    window: u64,
+    /// With --find-capacity: the time-to-settle p99 a probe must keep (ms).
+    #[arg(long, default_value_t = 1000.0, requires = "find_capacity")]
+    p99_ms: f64,
+    /// With --find-capacity: the highest rate tried (orders/s).
+    #[arg(long, default_value_t = 5000.0, requires = "find_capacity")]
+    max_rate: f64,
     /// With --chaos: after the checks, replay the whole archive and republish every event, each
     /// twice, and require `shop dump` byte-identical before and after.
     #[arg(long, requires = "chaos")]
@@ -106,7 +123,22 @@ impl Bench {
             endpoint: None,
             progress: super::progress::reporter(self.json),
         };
-        let ok = match (self.engine, self.endpoint) {
+        let exit = match (self.engine, self.endpoint) {
+            _ if self.find_capacity => {
+                let start_rate = self.rate.unwrap_or(25.0);
+                let find = saga::capacity::CapacityOptions {
+                    saga: saga::SagaOptions { rate: None, ..opts },
+                    window: std::time::Duration::from_secs(self.window.max(1)),
+                    p99_ms: self.p99_ms,
+                    start_rate,
+                    max_rate: self.max_rate.max(start_rate),
+                    min_rate: (start_rate / 8.0).max(0.1),
+                    precision: 0.1,
+                };
+                let report = saga::capacity::find(find).await?;
+                print(self.json, &report)?;
+                report.at_capacity.as_ref().map_or(1, saga::Report::exit_code)
+            }
             _ if self.chaos => {
                 let run = saga::chaos::ChaosRun {
                     saga: opts,
@@ -117,24 +149,24 @@ impl Bench {
                 };
                 let report = saga::chaos::run(run).await?;
                 print(self.json, &report)?;
-                report.ok()
+                saga::exit_code(report.violations.total(), report.unsettled)
             }
             (BenchEngine::Embedded, _) => {
                 let report = saga::run(opts).await?;
                 print(self.json, &report)?;
-                report.ok()
+                report.exit_code()
             }
             (BenchEngine::DynamodbLocal, Some(url)) => {
                 let both = saga::compare(opts, url).await?;
                 print(self.json, &both)?;
-                both.ok()
+                both.embedded.exit_code().max(both.dynamodb_local.exit_code())
             }
             (BenchEngine::DynamodbLocal, None) => anyhow::bail!(
                 "--engine dynamodb-local needs --endpoint URL (eval \"$(infra/scripts/dynamodb-local.sh start)\" starts one)"
             ),
         };
-        if !ok {
-            std::process::exit(1);
+        if exit != 0 {
+            std::process::exit(exit);
         }
         Ok(())
     }
@@ -149,6 +181,12 @@ impl Report for saga::Report {
 impl Report for saga::Comparison {
     fn text(&self) -> String {
         saga::Comparison::text(self)
+    }
+}
+
+impl Report for saga::capacity::CapacityReport {
+    fn text(&self) -> String {
+        saga::capacity::CapacityReport::text(self)
     }
 }
 

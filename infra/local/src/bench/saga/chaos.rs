@@ -15,18 +15,19 @@
 //!    reconciler and the PG's webhook retries finish what was in flight).
 //!    Whatever sits in a DLQ is redriven, once, and must then settle.
 //! 5. Every invariant of the saga benchmark is checked ([`super::check_all`])
-//!    plus: nothing stuck (an order not settled after the redrive), nothing
-//!    left in a queue or DLQ, every PG capture matched by a PAID order or
-//!    cancelled.
+//!    plus: nothing stuck (an order not settled after the redrive is
+//!    reported as unsettled, a non-zero exit), nothing left in a queue or
+//!    DLQ, every PG capture matched by a PAID order or cancelled.
 //! 6. With `--replay-check`: `shop dump`, then the whole archive replayed
 //!    and every event republished, each twice, and the dump must be
 //!    byte-identical.
 
 use super::check::{Delivery, Violations};
 use super::mix::{self, Path};
-use super::{SCHEDULE, check_all, client, path_lines, placed, seed_concurrently, settle, unmetered};
+use super::quiesce::{self, Wait, dead_letters, idle, placed, quiesce};
+use super::report::unsettled_lines;
+use super::{SCHEDULE, check_all, client, path_lines, seed_concurrently, unmetered};
 use crate::dump::{Simulated, dump, text};
-use crate::emulate::queue::{Queues, dlq_of};
 use crate::{Stack, StackOptions};
 use futures::StreamExt;
 use shop_app::config::Config;
@@ -80,6 +81,10 @@ pub struct ChaosReport {
     /// Seconds from the end of the load until every order settled (after the redrive, if one was needed).
     pub quiesce_secs: f64,
     pub settled: usize,
+    /// Orders still not settled once quiescence gave up (after the redrive):
+    /// stuck, or slower than the bound; not checked, a non-zero exit.
+    pub unsettled: usize,
+    pub unsettled_examples: Vec<String>,
     /// Messages found in the DLQs at quiescence and redriven.
     pub redriven: usize,
     /// Analytics deliveries repeated after a consumer crashed between
@@ -110,8 +115,9 @@ pub struct ReplayCheck {
 }
 
 impl ChaosReport {
+    /// No violation and nothing unsettled.
     pub fn ok(&self) -> bool {
-        self.violations.total() == 0
+        self.violations.total() == 0 && self.unsettled == 0
     }
 
     pub fn text(&self) -> String {
@@ -152,6 +158,7 @@ impl ChaosReport {
         if let Some(mb) = self.rss_mb_end {
             out.push(format!("resident memory at the end: {mb:.0} MB"));
         }
+        out.extend(unsettled_lines(self.unsettled, &self.unsettled_examples));
         out.extend(self.violations.lines());
         out.join("\n")
     }
@@ -360,47 +367,17 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
     // last orders expire, payments in doubt are reconciled. Whatever is in
     // a DLQ once the stack is otherwise idle is redriven, as an operator would.
     let wait = Duration::from_secs(VA_DUE_SECS.max(u64::try_from(saga.order_ttl_secs).unwrap_or(0)));
-    let deadline = Instant::now() + wait + saga.settle_timeout;
-    let (mut settled, mut unsettled, mut redriven) = (Vec::new(), placed(&runs), 0);
-    progress.phase("quiescence (faults off, DLQs redriven)", unsettled.len() as u64);
-    loop {
-        // One pass over what is left.
-        let (done, left) = settle(&observer, &rules, unsettled, Instant::now(), &Default::default()).await?;
-        settled.extend(done);
-        unsettled = left;
-        progress.update(settled.len() as u64, || {
-            format!("{} settled, {} backlog, {redriven} redriven", settled.len(), unsettled.len())
-        });
-        // Quiescent: every order settled, and nothing in flight or dead —
-        // duplicates (a republished event, a message whose delete failed)
-        // may still be queued after their order settled.
-        let (idle, dead) = (idle(&observer).await?, dead_letters(&observer).await?);
-        if (unsettled.is_empty() && idle && dead == 0) || Instant::now() >= deadline {
-            break;
-        }
-        if idle && dead > 0 {
-            for consumer in shop_app::events::consumers::NAMES {
-                redriven += crate::ops::dlq_redrive(&stack.app, consumer).await?;
-            }
-        }
-        tokio::time::sleep(SCHEDULE).await;
-    }
+    let placed = placed(&runs);
+    progress.phase("quiescence (faults off, DLQs redriven)", placed.len() as u64);
+    let bound = Wait { stall: wait + saga.settle_timeout, redrive: Some(&stack) };
+    let quiet = quiesce(&observer, &rules, placed, bound, &progress).await?;
     let quiesce_secs = load_end.elapsed().as_secs_f64();
+    let unsettled_examples = quiesce::explain(&observer, &rules, &quiet.unsettled).await?;
 
     let mut v = Violations::default();
-    for (index, id) in &unsettled {
-        let why = match observer.orders().get(id).await? {
-            Some(order) => {
-                let (events, outcomes) =
-                    (observer.outbox().events_of(id).await?, observer.saga().outcomes_of(id).await?);
-                super::check::unsettled_because(&rules, &order, &events, &outcomes)
-            }
-            None => "gone".into(),
-        };
-        v.add("stuck: order not settled (DLQs redriven)", || format!("order #{index} {id}: {why}"));
-    }
     progress.phase("checking every invariant", 0);
-    let (paths, totals) = check_all(&stack, &observer, &rules, &work, &runs, Delivery::AcceptedOnce, &mut v).await?;
+    let (paths, totals) =
+        check_all(&stack, &observer, &rules, &work, &runs, &quiet.unsettled, Delivery::AcceptedOnce, &mut v).await?;
     if opts.replay_check {
         progress.phase("replaying the archive and republishing, twice", 0);
     }
@@ -422,8 +399,10 @@ pub async fn run(opts: ChaosRun) -> anyhow::Result<ChaosReport> {
         faults,
         load_secs,
         quiesce_secs,
-        settled: settled.len(),
-        redriven,
+        settled: quiet.settled.len(),
+        unsettled: quiet.unsettled.len(),
+        unsettled_examples,
+        redriven: quiet.redriven,
         analytics_redelivered: totals.redelivered,
         gave_up: gave_up.len(),
         gave_up_examples: gave_up.iter().take(5).map(|e| (*e).clone()).collect(),
@@ -448,29 +427,6 @@ fn count_faults(dir: &FsPath) -> anyhow::Result<BTreeMap<String, u64>> {
         }
     }
     Ok(faults)
-}
-
-/// Nothing pending publication and every consumer's queue empty (what is
-/// left, if anything, is in a DLQ).
-async fn idle(observer: &Store) -> anyhow::Result<bool> {
-    if !observer.outbox().pending(1).await?.is_empty() {
-        return Ok(false);
-    }
-    for consumer in shop_app::events::consumers::NAMES {
-        if !Queues(observer).list(consumer).await?.is_empty() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Messages in the consumers' DLQs.
-async fn dead_letters(observer: &Store) -> anyhow::Result<usize> {
-    let mut dead = 0;
-    for consumer in shop_app::events::consumers::NAMES {
-        dead += Queues(observer).list(&dlq_of(consumer)).await?.len();
-    }
-    Ok(dead)
 }
 
 /// Waits until nothing is pending publication and every queue is empty.

@@ -28,16 +28,20 @@ pub struct Settled {
     pub refund_at: Option<i64>,
 }
 
-/// Whether the order's saga is over, and when it ended.
-pub fn settlement(rules: &Rules, order: &Order, events: &[StoredEvent], outcomes: &[Outcome]) -> Option<Settled> {
-    let terminal = match order.status {
+/// Whether an order in `status` can move no more.
+pub fn terminal(status: OrderStatus) -> bool {
+    match status {
         OrderStatus::Paid | OrderStatus::Refunded | OrderStatus::Expired | OrderStatus::Cancelled => true,
         OrderStatus::PendingPayment
         | OrderStatus::Confirming
         | OrderStatus::AwaitingDeposit
         | OrderStatus::RefundPending => false,
-    };
-    if !terminal || events.iter().any(|e| e.pending) {
+    }
+}
+
+/// Whether the order's saga is over, and when it ended.
+pub fn settlement(rules: &Rules, order: &Order, events: &[StoredEvent], outcomes: &[Outcome]) -> Option<Settled> {
+    if !terminal(order.status) || events.iter().any(|e| e.pending) {
         return None;
     }
     let mut at = events.iter().map(|e| e.occurred_at.millis()).max().unwrap_or(0);

@@ -20,6 +20,15 @@ pub struct Report {
     /// Seconds from the first order to the last settlement.
     pub settle_secs: f64,
     pub settled: usize,
+    /// Orders still in flight when quiescence gave up: not checked, and a
+    /// non-zero exit of their own (never counted as violations).
+    pub unsettled: usize,
+    /// Why the first few of them are not settled.
+    pub unsettled_examples: Vec<String>,
+    /// Seconds from the end of the load (and the expiring share's TTL) to quiescence.
+    pub quiesce_secs: f64,
+    /// The bound quiescence had, derived from the measured settle rate.
+    pub quiesce_bound_secs: f64,
     pub settled_per_sec: f64,
     /// Settled orders/s in each tenth of the load phase (flatness).
     pub tenths: Vec<f64>,
@@ -59,11 +68,25 @@ pub struct Report {
     pub saga_vs_engine: f64,
     /// The stack's TransactWriteItems/s during the saga, over the raw rate.
     pub engine_utilisation: f64,
+    /// The cost of an order early in the load and at its end.
+    pub cost_window: Option<super::CostWindow>,
     pub rss_mb_start: Option<f64>,
     pub rss_mb_end: Option<f64>,
     /// Orders planned on each path, and how they ended.
     pub paths: BTreeMap<Path, BTreeMap<&'static str, usize>>,
     pub violations: Violations,
+}
+
+/// A saga benchmark's exit code: 1 when an invariant broke, else 2 when
+/// orders were still unsettled at the bound, else 0.
+pub fn exit_code(violations: u64, unsettled: usize) -> i32 {
+    if violations > 0 {
+        1
+    } else if unsettled > 0 {
+        2
+    } else {
+        0
+    }
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -120,8 +143,14 @@ impl Comparison {
 }
 
 impl Report {
+    /// No violation and nothing unsettled.
     pub fn ok(&self) -> bool {
-        self.violations.total() == 0
+        self.violations.total() == 0 && self.unsettled == 0
+    }
+
+    /// 0 clean, 1 a violation, 2 only orders unsettled ([`exit_code`]).
+    pub fn exit_code(&self) -> i32 {
+        exit_code(self.violations.total(), self.unsettled)
     }
 
     pub fn text(&self) -> String {
@@ -135,8 +164,13 @@ impl Report {
                 self.engine
             ),
             format!(
-                "settled: {} orders in {:.2}s = {:.0} orders/s (load {:.2}s)",
-                self.settled, self.settle_secs, self.settled_per_sec, self.load_secs
+                "settled: {} orders in {:.2}s = {:.0} orders/s (load {:.2}s; quiescent {:.1}s after it, bound {:.0}s)",
+                self.settled,
+                self.settle_secs,
+                self.settled_per_sec,
+                self.load_secs,
+                self.quiesce_secs,
+                self.quiesce_bound_secs
             ),
             format!(
                 "settled per tenth of the load: {} orders/s (last/first {:.2})",
@@ -182,6 +216,23 @@ impl Report {
             self.saga_vs_engine,
             self.engine_utilisation * 100.0
         ));
+        if let Some(w) = &self.cost_window {
+            let mut line = format!(
+                "cost per order, orders {}–{} vs the last {}: {:.1} vs {:.1} store calls ({:.2}×)",
+                w.orders,
+                2 * w.orders,
+                w.orders,
+                w.first.store_calls_per_order,
+                w.last.store_calls_per_order,
+                w.calls_ratio
+            );
+            if let (Some(f), Some(l), Some(r)) =
+                (w.first.engine_us_per_order, w.last.engine_us_per_order, w.engine_ratio)
+            {
+                line.push_str(&format!("; {f:.0} vs {l:.0} µs of engine time ({r:.2}×)"));
+            }
+            out.push(line);
+        }
         let mb = |m: Option<f64>| m.map(|m| format!("{m:.0} MB")).unwrap_or_else(|| "n/a".into());
         out.push(format!(
             "resident memory: {} at the start, {} at the end",
@@ -189,9 +240,22 @@ impl Report {
             mb(self.rss_mb_end)
         ));
         out.extend(path_lines(&self.paths));
+        out.extend(unsettled_lines(self.unsettled, &self.unsettled_examples));
         out.extend(self.violations.lines());
         out.join("\n")
     }
+}
+
+/// "unsettled: none", or how many orders were still in flight and why.
+pub(super) fn unsettled_lines(unsettled: usize, examples: &[String]) -> Vec<String> {
+    if unsettled == 0 {
+        return vec!["unsettled: none".into()];
+    }
+    let mut out = vec![format!(
+        "unsettled: {unsettled} order(s) still in flight at the bound — not checked; the sums over stock, points and queues were skipped"
+    )];
+    out.extend(examples.iter().map(|e| format!("  {e}")));
+    out
 }
 
 pub(super) fn path_lines(paths: &BTreeMap<Path, BTreeMap<&'static str, usize>>) -> Vec<String> {
