@@ -111,6 +111,10 @@ pub struct Capacity {
 #[derive(Debug, Clone, Default)]
 pub struct Usage {
     pub calls: BTreeMap<String, u64>,
+    /// When pricing: calls by their shape ([`shape`]: the operation and
+    /// the kinds of item it touches), what the benchmark's call table is
+    /// made of.
+    pub shapes: BTreeMap<String, u64>,
     /// From the engine's `ConsumedCapacity` answers (zero if it gives none).
     pub consumed: Capacity,
     /// The least the same calls cost on DynamoDB by the item model.
@@ -155,11 +159,12 @@ impl Meter {
         let priced = (self.pricing && status == 200).then(|| {
             let req: Value = serde_json::from_slice(request).unwrap_or(Value::Null);
             let resp: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
-            (item_model(op, &req, &resp), consumed(op, &resp))
+            (item_model(op, &req, &resp), consumed(op, &resp), shape(op, &req))
         });
         let Ok(mut s) = self.state.lock() else { return };
         *s.seen.calls.entry(op.to_owned()).or_default() += 1;
-        if let Some((model, consumed)) = priced {
+        if let Some((model, consumed, shape)) = priced {
+            *s.seen.shapes.entry(shape).or_default() += 1;
             s.seen.model.read += model.read;
             s.seen.model.write += model.write;
             s.seen.consumed.read += consumed.read;
@@ -183,6 +188,98 @@ pub const DATA_OPERATIONS: [&str; 10] = [
     "TransactGetItems",
     "TransactWriteItems",
 ];
+
+/// A call's shape: its operation and the kinds of item it touches, by the
+/// key table's prefixes (`ORDER/EVENT`: pk `ORDER#…`, sk `EVENT#…`); an
+/// update adds the attributes it sets, a query its index and partition.
+/// Calls of one shape come from one place in the code.
+pub fn shape(op: &str, req: &Value) -> String {
+    fn kind(v: Option<&Value>) -> String {
+        let text = v.and_then(|v| v.get("S")).and_then(Value::as_str).unwrap_or("");
+        text.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect()
+    }
+    let key = |k: Option<&Value>| {
+        let k = k.unwrap_or(&Value::Null);
+        format!("{}/{}", kind(k.get("pk")), kind(k.get("sk")))
+    };
+    // The attributes an update names; counters (`e.OrderPaid`, `s.PAID`)
+    // by their family (`e.*`), so one writer is one shape.
+    let names = |r: &Value| {
+        let n: std::collections::BTreeSet<String> = r
+            .get("ExpressionAttributeNames")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.values()
+                    .filter_map(Value::as_str)
+                    .map(|a| a.split_once('.').map_or(a.to_owned(), |(family, _)| format!("{family}.*")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        n.into_iter().collect::<Vec<_>>().join(",")
+    };
+    let action = |a: &Value| -> String {
+        match a.as_object().and_then(|o| o.iter().next()) {
+            Some((kind, body)) => match kind.as_str() {
+                "Put" => format!("Put {}", key(body.get("Item"))),
+                "Update" => format!("Update {} [{}]", key(body.get("Key")), names(body)),
+                other => format!("{other} {}", key(body.get("Key"))),
+            },
+            None => String::new(),
+        }
+    };
+    // The parts of a multi-item call, counted: `2× Put ORDER/EVENT + Update …`.
+    let list = |v: Option<&Value>, f: &dyn Fn(&Value) -> String| {
+        let mut counted: BTreeMap<String, usize> = BTreeMap::new();
+        for part in v.and_then(Value::as_array).into_iter().flatten() {
+            *counted.entry(f(part)).or_default() += 1;
+        }
+        let parts: Vec<String> =
+            counted.into_iter().map(|(p, n)| if n > 1 { format!("{n}× {p}") } else { p }).collect();
+        parts.join(" + ")
+    };
+    match op {
+        "GetItem" | "DeleteItem" => format!("{op} {}", key(req.get("Key"))),
+        "PutItem" => format!("{op} {}", key(req.get("Item"))),
+        "UpdateItem" => format!("{op} {} [{}]", key(req.get("Key")), names(req)),
+        "Query" | "Scan" => {
+            let first = req
+                .get("ExpressionAttributeValues")
+                .and_then(Value::as_object)
+                .and_then(|m| m.values().find(|v| v.get("S").is_some()));
+            let index = req.get("IndexName").and_then(Value::as_str).unwrap_or("table");
+            format!("{op} {index} {}", kind(first))
+        }
+        "TransactWriteItems" => format!("{op} {}", list(req.get("TransactItems"), &action)),
+        "TransactGetItems" => format!(
+            "{op} {}",
+            list(req.get("TransactItems"), &|a: &Value| key(a.get("Get").and_then(|g| g.get("Key"))))
+        ),
+        "BatchWriteItem" => {
+            let per_table = req.get("RequestItems").and_then(Value::as_object);
+            let requests: Vec<Value> = per_table
+                .map(|t| t.values().flat_map(|r| r.as_array().cloned().unwrap_or_default()).collect())
+                .unwrap_or_default();
+            let one = |r: &Value| match r.as_object().and_then(|o| o.iter().next()) {
+                Some((k, body)) if k == "PutRequest" => format!("Put {}", key(body.get("Item"))),
+                Some((k, body)) => format!("{k} {}", key(body.get("Key"))),
+                None => String::new(),
+            };
+            format!("{op} {}", list(Some(&Value::Array(requests)), &one))
+        }
+        "BatchGetItem" => {
+            let per_table = req.get("RequestItems").and_then(Value::as_object);
+            let keys: Vec<Value> = per_table
+                .map(|t| {
+                    t.values()
+                        .flat_map(|r| r.get("Keys").and_then(Value::as_array).cloned().unwrap_or_default())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("{op} {}", list(Some(&Value::Array(keys)), &|k: &Value| key(Some(k))))
+        }
+        _ => op.to_owned(),
+    }
+}
 
 /// The capacity an answer reports: one object, or one per table.
 fn consumed(op: &str, resp: &Value) -> Capacity {

@@ -170,7 +170,8 @@ fn shop_invocations(code: &str) -> Vec<(Vec<String>, Vec<String>)> {
             }
             let bare = t.trim_start_matches(['[', '(', '"']);
             if let Some(flag) = bare.strip_prefix("--") {
-                let name: String = flag.chars().take_while(|c| c.is_ascii_lowercase() || *c == '-').collect();
+                let name: String =
+                    flag.chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-').collect();
                 if !name.is_empty() {
                     flags.push(format!("--{name}"));
                 }

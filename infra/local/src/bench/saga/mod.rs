@@ -261,16 +261,16 @@ async fn run_with(
         }
     }
     let n = settled.len().max(1) as f64;
-    let calls_per_order = |a: &Usage, b: &Usage| -> BTreeMap<String, f64> {
-        b.calls
-            .iter()
-            .map(|(op, b)| (op, b.saturating_sub(a.calls.get(op).copied().unwrap_or(0))))
+    let per_order_of = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>| -> BTreeMap<String, f64> {
+        b.iter()
+            .map(|(op, b)| (op, b.saturating_sub(a.get(op).copied().unwrap_or(0))))
             .filter(|(_, d)| *d > 0)
             .map(|(op, d)| (op.clone(), d as f64 / n))
             .collect()
     };
-    let per_order = calls_per_order(&used_start, &used_end);
-    let emulation_per_order = calls_per_order(&emulation_start, &emulation_end);
+    let per_order = per_order_of(&used_start.calls, &used_end.calls);
+    let shapes_per_order = per_order_of(&used_start.shapes, &used_end.shapes);
+    let emulation_per_order = per_order_of(&emulation_start.calls, &emulation_end.calls);
     let per = |a: Capacity, b: Capacity| Capacity { read: (b.read - a.read) / n, write: (b.write - a.write) / n };
     let engine_us: BTreeMap<&'static str, f64> = busy_start
         .iter()
@@ -316,6 +316,7 @@ async fn run_with(
         console_ms,
         store_calls_per_order_total: per_order.values().sum(),
         store_calls_per_order: per_order,
+        store_call_shapes_per_order: shapes_per_order,
         emulation_calls_per_order_total: emulation_per_order.values().sum(),
         emulation_calls_per_order: emulation_per_order,
         capacity_per_order,

@@ -47,6 +47,9 @@ pub struct Report {
     /// Lambda functions would make on AWS.
     pub store_calls_per_order: BTreeMap<String, f64>,
     pub store_calls_per_order_total: f64,
+    /// The same calls by shape (operation and the kinds of item touched;
+    /// [`crate::engine::shape`]): the call table of docs/adr/0023.
+    pub store_call_shapes_per_order: BTreeMap<String, f64>,
     /// The emulated stream, EventBridge and SQS's own store calls per
     /// settled order (on AWS, not DynamoDB calls; polls of idle queues included).
     pub emulation_calls_per_order: BTreeMap<String, f64>,
