@@ -320,8 +320,10 @@ async fn replayed_webhooks_change_nothing() {
     app.wait_status(&order_id, "REFUNDED").await;
     app.settled().await;
     let before = snapshot(&app, &order_id, &[&key]).await;
+    // Our record says CANCELED, the body DONE: the PG is asked, and its
+    // CANCELED changes nothing.
     for _ in 0..3 {
-        assert_eq!(send_webhook(&app, &genuine).await, (200, json!({"received": true, "note": "duplicate"})));
+        assert_eq!(send_webhook(&app, &genuine).await, (200, json!({"received": true, "note": "applied"})));
     }
     let mut later = genuine.clone();
     later["createdAt"] = json!("2026-11-21T00:05:00.000");

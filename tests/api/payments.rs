@@ -44,6 +44,35 @@ async fn card_payment_happy_path() {
     assert_eq!(status, 404);
 }
 
+/// The PG notifies every payment we confirmed ourselves: a notification of
+/// what our record already says is answered from one read, with no PG
+/// call; one that says something else is still checked with the PG.
+#[tokio::test]
+async fn a_webhook_of_what_is_already_recorded_asks_the_pg_nothing() {
+    let app = &spawn_app().await;
+    app.fault("webhook", "error", -1).await;
+    let (order_id, amount) = app.order("u1", ORDER).await;
+    let key = app.checkout(&order_id, amount, "CARD").await;
+    assert_eq!(app.confirm("u1", &order_id, &key, amount).await.0, 200);
+    let lookups_of = |key: String| async move {
+        let calls = app.sim(reqwest::Method::GET, &format!("/v1/sim/calls?paymentKey={key}&op=lookup"), None).await;
+        calls.as_array().map_or(0, Vec::len)
+    };
+    let lookups = lookups_of(key.clone()).await;
+    let hook = |status: &str| json!({"eventType": "PAYMENT_STATUS_CHANGED", "data": {"paymentKey": key, "orderId": order_id, "status": status}});
+    let note = |body: serde_json::Value| async move {
+        let resp = app.http.post(app.url("/webhooks/pg")).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<serde_json::Value>().await.unwrap()["note"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(note(hook("DONE")).await, "already recorded");
+    assert_eq!(lookups_of(key.clone()).await, lookups, "no PG call");
+    // A claim our record does not show is looked up; the PG's word stands.
+    assert_eq!(note(hook("CANCELED")).await, "applied");
+    assert_eq!(lookups_of(key.clone()).await, lookups + 1);
+    assert_eq!(app.status(&order_id).await, "PAID");
+}
+
 #[tokio::test]
 async fn virtual_account_is_paid_on_deposit() {
     let app = spawn_app().await;

@@ -6,8 +6,11 @@
 //! fetched from the PG and applied through the same code path as a confirm
 //! answer ([`apply_notification`]). READY / IN_PROGRESS are not outcomes and
 //! change nothing (anybody holding a key can make a checkout show them). A
-//! body that led to an outcome is remembered, so its redeliveries cost no PG
-//! call. A payment or order we do not know is answered 200 (so the PG stops
+//! notification of what our record already says is answered from that one
+//! read ([`already_recorded`]), so the PG's redeliveries of an applied
+//! outcome cost no PG call (a deposit callback's, which names no status, is
+//! looked up again). No idempotency record is kept (docs/adr/0023): applying
+//! is idempotent by the records' versions. A payment or order we do not know is answered 200 (so the PG stops
 //! retrying), logged and counted. When
 //! `PG_WEBHOOK_SECRET` is set the request must carry
 //! `Pg-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`
@@ -16,12 +19,11 @@
 use crate::App;
 use crate::http::{self, Problem, RequestCtx};
 use crate::ports::PgStatus;
-use crate::usecases::pg_notification::{Notification, NotificationError, apply_notification};
+use crate::usecases::pg_notification::{Notification, NotificationError, already_recorded, apply_notification};
 use hmac::{Hmac, Mac};
 use lambda_http::{Body, Request, Response};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use shop_domain::{OrderId, PaymentKey};
-use shop_store::idempotency::{Claim, StoredResponse};
 
 pub const SIGNATURE_HEADER: &str = "pg-signature";
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
@@ -45,12 +47,11 @@ pub fn parse(body: &[u8]) -> Result<Notification, Problem> {
         Some("PAYMENT_STATUS_CHANGED") => {
             let data = obj.get("data").and_then(|d| d.as_object()).ok_or_else(|| bad("missing object data"))?;
             let status = str_field(data, "status")?;
-            if PgStatus::parse(&status).is_none() {
-                return Err(bad(format!("unknown payment status {status}")));
-            }
+            let claimed = PgStatus::parse(&status).ok_or_else(|| bad(format!("unknown payment status {status}")))?;
             Ok(Notification::StatusChanged {
                 payment_key: PaymentKey::parse(str_field(data, "paymentKey")?).map_err(|e| bad(e.to_string()))?,
                 order_id: order_of(data)?,
+                claimed,
             })
         }
         Some("DEPOSIT_CALLBACK") => {
@@ -129,48 +130,24 @@ async fn webhook_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respo
     let notification = parse(body)?;
     tracing::Span::current().record("order_id", notification.order_id().as_str());
 
-    // A body that led to an outcome is answered from its record on redelivery.
-    let key = hex::encode(Sha256::digest(body));
-    let now = app.clock.now();
-    let lock = match app.store.idempotency().claim("webhook", &key, &key, now, app.config.idempotency).await {
-        Ok(Claim::Acquired(lock)) => lock,
-        Ok(Claim::Replay(_)) => return Ok(ok(&ctx, "duplicate")),
-        // Being processed by another delivery: ask the PG to retry later.
-        Ok(Claim::InProgress | Claim::PayloadMismatch) => {
-            return Err(Problem::new(409, "in-progress", "In progress", "this notification is being processed"));
-        }
+    // What our record already says costs one read: no record, no PG call.
+    match already_recorded(app, &notification).await {
+        Ok(true) => return Ok(ok(&ctx, "already recorded")),
+        Ok(false) => {}
         Err(e) => return Err(http::internal(e)),
-    };
-    let noted = match apply_notification(app, &notification, &ctx.correlation_id).await {
-        Ok(noted) => noted,
-        Err(e) => {
-            // Not recorded: the PG's retry gets a fresh attempt.
-            release(app, &lock).await;
-            return Err(match e {
-                NotificationError::PgUnavailable(pg) => {
-                    tracing::warn!(error = %pg, "could not fetch the payment from the PG; the PG will retry");
-                    http::pg_unavailable("the payment could not be verified yet")
-                }
-                NotificationError::Unexpected(err) => http::internal(err),
-            });
-        }
-    };
-    if noted.is_final() {
-        let stored = StoredResponse { status: 200, body: noted.as_str().to_owned() };
-        if let Err(e) = app.store.idempotency().complete(&lock, &stored).await {
-            tracing::warn!(error = %e, "could not complete webhook record; a redelivery will be applied again (harmlessly)");
-        }
-    } else {
-        // Nothing was learned: a later delivery of the same body (the PG's
-        // own, once the payment has moved on) must be looked at again.
-        release(app, &lock).await;
     }
-    Ok(ok(&ctx, noted.as_str()))
-}
-
-async fn release(app: &App, lock: &shop_store::idempotency::IdemLock) {
-    if let Err(e) = app.store.idempotency().release(lock).await {
-        tracing::warn!(error = %e, "could not release webhook record");
+    // Nothing else is remembered: applying a notification acts on the
+    // payment's and the order's current state with conditional writes, so a
+    // duplicate delivered at the same moment changes nothing the first did
+    // not (it costs one more PG lookup), and one delivered later is answered
+    // by `already_recorded`.
+    match apply_notification(app, &notification, &ctx.correlation_id).await {
+        Ok(noted) => Ok(ok(&ctx, noted.as_str())),
+        Err(NotificationError::PgUnavailable(pg)) => {
+            tracing::warn!(error = %pg, "could not fetch the payment from the PG; the PG will retry");
+            Err(http::pg_unavailable("the payment could not be verified yet"))
+        }
+        Err(NotificationError::Unexpected(err)) => Err(http::internal(err)),
     }
 }
 

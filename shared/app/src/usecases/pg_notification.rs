@@ -3,17 +3,30 @@
 //! the PG's record is applied through the settlement path — never what the
 //! notification says. READY / IN_PROGRESS are not outcomes and change
 //! nothing (anybody holding a key can make a checkout show them).
+//!
+//! A notification of what our record already says ([`already_recorded`]:
+//! the PG tells us a payment is DONE and ours is DONE) is answered from one
+//! read, before any idempotency record or PG call: the PG sends one for
+//! every payment we confirmed ourselves. The body is not trusted for that
+//! either — it can only make us skip work our record shows done.
 
 use crate::App;
-use crate::ports::PgError;
+use crate::ports::{PgError, PgStatus};
 use crate::usecases::settle::{PgOutcome, SettleError, apply_pg_outcome};
-use shop_domain::{OrderId, PaymentKey};
+use shop_domain::{OrderId, PaymentKey, PaymentStatus};
 
 /// Which payment a notification is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notification {
-    StatusChanged { payment_key: PaymentKey, order_id: OrderId },
-    Deposit { order_id: OrderId },
+    /// `claimed`: the status the body says, used only to skip work already recorded.
+    StatusChanged {
+        payment_key: PaymentKey,
+        order_id: OrderId,
+        claimed: PgStatus,
+    },
+    Deposit {
+        order_id: OrderId,
+    },
 }
 
 impl Notification {
@@ -24,8 +37,7 @@ impl Notification {
     }
 }
 
-/// What came of it. Only `Applied` and the two "unknown" answers are final:
-/// a `NotFinal` notification must be looked at again if it comes again.
+/// What came of it (the answer's `note`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Noted {
     Applied,
@@ -43,14 +55,6 @@ impl Noted {
             Noted::UnknownOrder => "unknown order",
         }
     }
-
-    /// Whether a redelivery of the same body can be answered without asking the PG.
-    pub fn is_final(self) -> bool {
-        match self {
-            Noted::Applied | Noted::UnknownPayment | Noted::UnknownOrder => true,
-            Noted::NotFinal => false,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,24 @@ pub enum NotificationError {
     PgUnavailable(PgError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// Whether the notification says what our record of the payment already
+/// says, in a status nothing follows from (DONE, CANCELED, waiting for a
+/// deposit): then applying it would change nothing.
+pub async fn already_recorded(app: &App, n: &Notification) -> Result<bool, NotificationError> {
+    let Notification::StatusChanged { payment_key, claimed, .. } = n else { return Ok(false) };
+    let same = |ours: PaymentStatus| match claimed {
+        PgStatus::Done => ours == PaymentStatus::Done,
+        PgStatus::Canceled => ours == PaymentStatus::Canceled,
+        PgStatus::WaitingForDeposit => ours == PaymentStatus::WaitingForDeposit,
+        // Another status may still move our record or the order.
+        PgStatus::Ready | PgStatus::InProgress | PgStatus::PartialCanceled | PgStatus::Aborted | PgStatus::Expired => {
+            false
+        }
+    };
+    let ours = app.store.payments().get(payment_key).await.map_err(anyhow::Error::new)?;
+    Ok(ours.is_some_and(|p| same(p.status)))
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %n.order_id()))]
