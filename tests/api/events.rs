@@ -201,12 +201,12 @@ async fn archive(app: &TestApp) -> Vec<shop_local::emulate::queue::Archived> {
     Queues(app.store()).archived_between(now.plus_secs(-86_400), now.plus_secs(60)).await.unwrap()
 }
 
-/// A consumer killed after its work and its idempotency record but before
-/// its saga-log entry: the redelivery is a duplicate (nothing done twice),
-/// and it fills in the missing entry — without overwriting an entry that
-/// another consumer did record.
+/// The saga-log entry is the consumer's idempotency record (ADR 0023): a
+/// duplicate of a finished event stops at its claim and leaves the entry as
+/// it was; with the entry gone, the event is handled again, and the data
+/// platform, which deduplicates by the event id, accepts it once.
 #[tokio::test]
-async fn a_record_lost_with_a_killed_consumer_is_filled_in_by_the_redelivery() {
+async fn a_duplicate_stops_at_the_saga_log_and_a_lost_entry_is_handled_again() {
     let app = spawn_app().await;
     let order_id = pay_rich_with_points(&app).await;
     eventually(20, "exported", || async { (!app.exported(&order_id).await.is_empty()).then_some(()) }).await;
@@ -245,17 +245,22 @@ async fn a_record_lost_with_a_killed_consumer_is_filled_in_by_the_redelivery() {
     // SQS delivers the message again.
     redeliver().await;
     app.settled().await;
-    assert_eq!(outcome("analytics").await.as_deref(), Some("SKIPPED"));
-    assert_eq!(app.exported(&order_id).await.iter().filter(|d| !d.duplicate).count(), 1, "not delivered twice");
+    assert_eq!(outcome("analytics").await.as_deref(), Some("DONE"));
+    // Every delivery the platform received for the event, duplicates included.
+    let received: Vec<_> = app.stack.sink.deliveries_of(&order_id).await.unwrap();
+    let received: Vec<_> = received.into_iter().filter(|d| d.event_id == paid.event_id).collect();
+    assert_eq!(received.iter().filter(|d| !d.duplicate).count(), 1, "accepted once: {received:?}");
+    assert_eq!(received.len(), 2, "the duplicate before the loss stopped at its claim: {received:?}");
 }
 
-/// The same window, through the failpoint the chaos soak uses: the
-/// analytics consumer "dies" between its idempotency record and its
-/// saga-log entry; the redelivery records it, and nothing is exported twice.
+/// Through the failpoint the chaos soak uses: the analytics consumer
+/// "dies" after recording its outcome, before the message is deleted; the
+/// redelivery finds the event finished at its claim, and nothing is
+/// exported twice or recorded again.
 #[tokio::test]
-async fn a_consumer_dying_before_its_record_is_recorded_by_the_redelivery() {
+async fn a_consumer_dying_before_the_delete_leaves_its_record_as_it_was() {
     let app = spawn_app().await;
-    app.stack.app.chaos.arm("consumer.analytics.unrecorded", 1);
+    app.stack.app.chaos.arm("consumer.analytics.undeleted", 1);
     let order_id = pay_rich_with_points(&app).await;
     let id = shop_domain::OrderId::parse(order_id.as_str()).unwrap();
     let outcome = eventually(20, "the analytics outcome recorded", || async {
@@ -263,8 +268,11 @@ async fn a_consumer_dying_before_its_record_is_recorded_by_the_redelivery() {
         all.into_iter().find(|o| o.consumer == "analytics" && o.detail_type == "OrderPaid" && o.status != "FAILED")
     })
     .await;
-    assert_eq!((outcome.status.as_str(), outcome.detail.as_deref()), ("SKIPPED", Some("duplicate delivery")));
     app.settled().await;
+    assert!(!app.stack.app.chaos.fail("consumer.analytics.undeleted"), "the failpoint fired");
+    let all = app.store().saga().outcomes_of(&id).await.unwrap();
+    let outcome = all.into_iter().find(|o| o.consumer == outcome.consumer && o.event_id == outcome.event_id).unwrap();
+    assert_eq!((outcome.status.as_str(), outcome.attempts), ("DONE", 1), "{outcome:?}");
     let exported = app.exported(&order_id).await;
     assert_eq!(exported.iter().filter(|d| d.detail_type == "OrderPaid").count(), 1, "{exported:?}");
 }

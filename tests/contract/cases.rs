@@ -488,6 +488,53 @@ pub async fn saga_log_entries_count_attempts_and_a_duplicate_never_overwrites_an
     );
 }
 
+/// The saga log's item is a consumer's claim (ADR 0023): one delivery
+/// holds an event under a lease; another is told it is busy until the lease
+/// lapses; a finished event (DONE or SKIPPED) is never claimed again; a
+/// FAILED one is, and stays listed as failing until it is finished
+/// otherwise; a lapsed holder's record is refused.
+pub async fn a_consumer_claims_an_event_in_the_saga_log_under_a_lease(store: Store) {
+    use shop_store::saga::{Begun, Outcome};
+    let at = |secs: i64, consumer: &str| Outcome {
+        consumer: consumer.into(),
+        event_id: "o1#2".into(),
+        detail_type: "OrderPaid".into(),
+        status: shop_store::saga::RUNNING.into(),
+        attempts: 0,
+        detail: None,
+        at: T0.plus_secs(secs),
+    };
+    let id = oid("o1");
+    let log = store.saga();
+    let Begun::Claimed(first) = log.begin(&id, 2, &at(0, "coupon"), 30_000).await.unwrap() else { panic!("claimed") };
+    assert_eq!(log.begin(&id, 2, &at(10, "coupon"), 30_000).await.unwrap(), Begun::Busy);
+    let id_ = &id;
+    let status = |consumer: &'static str| async move {
+        let all = log.outcomes_of(id_).await.unwrap();
+        all.into_iter().find(|o| o.consumer == consumer).map(|o| (o.status, o.attempts))
+    };
+    assert_eq!(status("coupon").await, Some(("RUNNING".into(), 1)));
+    // The holder died: past its lease another delivery takes the event.
+    let Begun::Claimed(second) = log.begin(&id, 2, &at(31, "coupon"), 30_000).await.unwrap() else { panic!("lapsed") };
+    assert!(!log.finish(&id, &first, "DONE", Some("late"), T0.plus_secs(32)).await.unwrap(), "the lapsed holder");
+    assert!(log.finish(&id, &second, "FAILED", Some("PG down"), T0.plus_secs(33)).await.unwrap());
+    assert_eq!(log.failures(10).await.unwrap().len(), 1);
+    // A failed event is claimed again; it stays listed until it is done.
+    let Begun::Claimed(third) = log.begin(&id, 2, &at(40, "coupon"), 30_000).await.unwrap() else { panic!("retry") };
+    assert_eq!(log.failures(10).await.unwrap().len(), 1);
+    assert!(log.finish(&id, &third, "DONE", Some("used"), T0.plus_secs(41)).await.unwrap());
+    assert!(log.failures(10).await.unwrap().is_empty());
+    assert_eq!(status("coupon").await, Some(("DONE".into(), 3)));
+    // Finished for good: duplicates, replays and redrives stop at the claim.
+    assert_eq!(log.begin(&id, 2, &at(100_000, "coupon"), 30_000).await.unwrap(), Begun::Finished);
+    // SKIPPED is finished too; other consumers' entries are their own.
+    let Begun::Claimed(other) = log.begin(&id, 2, &at(0, "analytics"), 30_000).await.unwrap() else { panic!("own") };
+    assert!(log.finish(&id, &other, "SKIPPED", None, T0.plus_secs(1)).await.unwrap());
+    assert_eq!(log.begin(&id, 2, &at(2, "analytics"), 30_000).await.unwrap(), Begun::Finished);
+    let done = log.outcomes_of(&id).await.unwrap();
+    assert!(done.iter().all(|o| o.status != "RUNNING"), "{done:?}");
+}
+
 /// A partition larger than one page is read whole, page by page, in order.
 pub async fn a_partition_larger_than_a_page_is_read_whole(store: Store) {
     let n = usize::try_from(shop_store::PAGE_ITEMS).unwrap() * 2 + 7;

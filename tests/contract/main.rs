@@ -81,6 +81,7 @@ contract!(
     payments_are_versioned_and_in_doubt_ones_are_due_for_reconciliation,
     waiting_virtual_accounts_are_due_at_their_next_check,
     saga_log_entries_count_attempts_and_a_duplicate_never_overwrites_an_outcome,
+    a_consumer_claims_an_event_in_the_saga_log_under_a_lease,
     a_partition_larger_than_a_page_is_read_whole,
     a_campaign_counts_claims_up_to_its_total_and_one_per_user,
     the_catalog_and_a_users_orders_are_read_a_page_at_a_time,

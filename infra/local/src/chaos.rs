@@ -7,10 +7,10 @@
 //! - the PG's webhooks: duplicated, reordered, delayed, failed (retried on
 //!   Toss's schedule) or lost for good;
 //! - the data platform: 500s and slowness;
-//! - the consumers: a crash before handling; after handling, before its
-//!   idempotency record (the work done, the lock held until it lapses); or
-//!   between that record and its saga-log entry (the redelivery, a
-//!   duplicate, fills the entry in) — failpoints of [`shop_app::chaos`];
+//! - the consumers: a crash before handling; after handling, before
+//!   recording it (the work done, the claim held until its lease lapses);
+//!   or after recording it, before the message is deleted (the redelivery
+//!   finds the event finished) — failpoints of [`shop_app::chaos`];
 //! - the store: the next TransactWriteItems throttled, conflicting, or
 //!   failing unexpectedly (a 500), whoever sends it — the app or the
 //!   emulated queues.
@@ -102,9 +102,9 @@ const FAULTS: [(&str, Action); 30] = [
     ("consumer.coupon.crash", Action::Failpoint("consumer.coupon.crash")),
     ("consumer.compensation.crash", Action::Failpoint("consumer.compensation.crash")),
     ("consumer.analytics.crash", Action::Failpoint("consumer.analytics.crash")),
-    ("consumer.coupon.unrecorded", Action::Failpoint("consumer.coupon.unrecorded")),
-    ("consumer.compensation.unrecorded", Action::Failpoint("consumer.compensation.unrecorded")),
-    ("consumer.analytics.unrecorded", Action::Failpoint("consumer.analytics.unrecorded")),
+    ("consumer.coupon.undeleted", Action::Failpoint("consumer.coupon.undeleted")),
+    ("consumer.compensation.undeleted", Action::Failpoint("consumer.compensation.undeleted")),
+    ("consumer.analytics.undeleted", Action::Failpoint("consumer.analytics.undeleted")),
     ("store.throttled", Action::Store("ThrottlingError")),
     ("store.conflict", Action::Store("TransactionConflict")),
     ("store.failed", Action::Store("ValidationError")),

@@ -3,9 +3,19 @@
 //! `GET /orders/{id}/timeline`), and the consumers' failures listed in
 //! `byDue` until they are done. The events themselves are the outbox's
 //! ([`crate::outbox`]).
+//!
+//! The outcome item is also the consumer's idempotency record
+//! (docs/adr/0023): [`SagaLog::begin`] claims the event (RUNNING with a
+//! lease, one conditional write), [`SagaLog::finish`] records how it ended
+//! under that lease. DONE and SKIPPED are for good, so a duplicate, a replay
+//! or a redrive of a finished event is recognised at its claim, whenever it
+//! comes; a FAILED one, or a RUNNING one whose lease lapsed (its holder
+//! died), may be claimed again.
 
 use crate::attr::{get_n, get_s, key, n, opt_s, s};
 use crate::{Store, StoreError, keys};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 /// The saga log (see [`Store::saga`]).
 #[derive(Clone, Copy)]
@@ -15,6 +25,29 @@ use shop_domain::Timestamp;
 /// The status of an outcome whose handling failed (it is retried, and
 /// after the queue's receive limit it waits in the DLQ).
 pub const FAILED: &str = "FAILED";
+/// A consumer holds the event under a lease ([`SagaLog::begin`]).
+pub const RUNNING: &str = "RUNNING";
+pub const DONE: &str = "DONE";
+pub const SKIPPED: &str = "SKIPPED";
+
+/// A consumer's hold on one event, from [`SagaLog::begin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pk: String,
+    sk: String,
+    token: String,
+}
+
+/// What [`SagaLog::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// This caller holds the event and must [`SagaLog::finish`] it.
+    Claimed(Lease),
+    /// The consumer already recorded the event DONE or SKIPPED.
+    Finished,
+    /// Another delivery holds it under a live lease.
+    Busy,
+}
 
 /// A consumer's failure, as the list of orders with failing consumers shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +99,8 @@ impl SagaLog<'_> {
         let update = if if_unfinished {
             update
                 .condition_expression("attribute_not_exists(#status) OR NOT (#status IN (:done, :skipped))")
-                .expression_attribute_values(":done", s("DONE"))
-                .expression_attribute_values(":skipped", s("SKIPPED"))
+                .expression_attribute_values(":done", s(DONE))
+                .expression_attribute_values(":skipped", s(SKIPPED))
         } else {
             update
         };
@@ -110,6 +143,122 @@ impl SagaLog<'_> {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem outcome"))),
+        }
+    }
+
+    /// Claims event `version` of `order` for `o.consumer` (see the module's
+    /// doc): one conditional write that makes the outcome RUNNING under a
+    /// lease until `now + hold_ms`, counting the attempt. A FAILED outcome
+    /// stays listed in `byDue` until it is finished otherwise.
+    pub async fn begin(
+        &self,
+        order: &shop_domain::OrderId,
+        version: u64,
+        o: &Outcome,
+        hold_ms: i64,
+    ) -> Result<Begun, StoreError> {
+        let (pk, _) = keys::order(order);
+        let sk = keys::outcome_sk(version, &o.consumer);
+        let token = uuid::Uuid::now_v7().to_string();
+        let res = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.table())
+            .set_key(Some(key(pk.clone(), sk.clone())))
+            .update_expression(
+                "SET #type = :t, #consumer = :c, #eventId = :e, #detailType = :d, #status = :running, #at = :at, \
+                 #detail = :empty, #attempts = if_not_exists(#attempts, :zero) + :one, \
+                 #leaseToken = :token, #leaseUntil = :until",
+            )
+            .condition_expression(
+                "attribute_not_exists(#status) OR #status = :failed OR (#status = :running AND #leaseUntil < :at)",
+            )
+            .expression_attribute_names("#type", "type")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#consumer", "consumer")
+            .expression_attribute_names("#eventId", "eventId")
+            .expression_attribute_names("#detailType", "detailType")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_names("#detail", "detail")
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_names("#leaseToken", "leaseToken")
+            .expression_attribute_names("#leaseUntil", "leaseUntil")
+            .expression_attribute_values(":t", s("OUTCOME"))
+            .expression_attribute_values(":c", s(o.consumer.clone()))
+            .expression_attribute_values(":e", s(o.event_id.clone()))
+            .expression_attribute_values(":d", s(o.detail_type.clone()))
+            .expression_attribute_values(":running", s(RUNNING))
+            .expression_attribute_values(":failed", s(FAILED))
+            .expression_attribute_values(":at", n(o.at.millis()))
+            .expression_attribute_values(":empty", s(""))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":token", s(token.clone()))
+            .expression_attribute_values(":until", n(o.at.millis().saturating_add(hold_ms)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let existing = match res {
+            Ok(_) => return Ok(Begun::Claimed(Lease { pk, sk, token })),
+            Err(e) => match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                other => return Err(StoreError::Unexpected(anyhow::Error::new(other).context("UpdateItem begin"))),
+            },
+        };
+        // Engines that do not return the old item: read it.
+        let existing = match existing {
+            Some(it) => Some(it),
+            None => self.0.get((pk, sk)).await?,
+        };
+        let status = existing.as_ref().and_then(|it| get_s(it, "status").ok()).unwrap_or_default();
+        Ok(if matches!(status, DONE | SKIPPED) { Begun::Finished } else { Begun::Busy })
+    }
+
+    /// Records how the claimed event ended (DONE, SKIPPED or FAILED), if
+    /// `lease` still holds it; `false` when another delivery took it over
+    /// after the lease lapsed (that one records it). FAILED lists the
+    /// outcome in `byDue` (`FAILED#n`); anything else takes it off.
+    pub async fn finish(
+        &self,
+        order: &shop_domain::OrderId,
+        lease: &Lease,
+        status: &str,
+        detail: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let failed = status == FAILED;
+        let listed = if failed {
+            "SET #status = :s, #at = :at, #detail = :detail, dueShard = :failedShard, dueAt = :at REMOVE #leaseToken, #leaseUntil"
+        } else {
+            "SET #status = :s, #at = :at, #detail = :detail REMOVE #leaseToken, #leaseUntil, dueShard, dueAt"
+        };
+        let update = self.0.client().update_item();
+        let update = if failed {
+            update.expression_attribute_values(":failedShard", s(keys::failed_shard(order)))
+        } else {
+            update
+        };
+        let res = update
+            .table_name(self.0.table())
+            .set_key(Some(key(lease.pk.clone(), lease.sk.clone())))
+            .update_expression(listed)
+            .condition_expression("#leaseToken = :token")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_names("#detail", "detail")
+            .expression_attribute_names("#leaseToken", "leaseToken")
+            .expression_attribute_names("#leaseUntil", "leaseUntil")
+            .expression_attribute_values(":s", s(status))
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":detail", s(detail.unwrap_or_default()))
+            .expression_attribute_values(":token", s(lease.token.clone()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem finish"))),
         }
     }
 

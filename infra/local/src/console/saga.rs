@@ -199,6 +199,9 @@ fn consumer_step(o: &Outcome) -> Step {
         state: match o.status.as_str() {
             "DONE" => State::Done,
             "SKIPPED" => State::Skipped,
+            // Claimed by a delivery that is handling it (or died doing so
+            // and will be retried once its lease lapses).
+            "RUNNING" => State::Pending,
             _ => State::Failed,
         },
         text: format!("attempts {}: {}", o.attempts, o.detail.as_deref().unwrap_or("")),

@@ -7,13 +7,13 @@
 //! 3. The attempt is recorded (order and payment CONFIRMING) before the PG
 //!    is called, so a crash after the PG said yes leaves a record the
 //!    reconciler finds.
-//! 4. The PG's answer goes through the settlement path ([`apply_pg_outcome`]).
+//! 4. The PG's answer goes through the settlement path ([`apply_pg_outcome_from`], from the records step 3 wrote: no re-read).
 
 use crate::App;
 use crate::ports::{PgError, PgPayment};
 use crate::usecases::own_order;
 use crate::usecases::retry::{Step, retry};
-use crate::usecases::settle::{PgOutcome, Settled, apply_pg_outcome, outcome_of};
+use crate::usecases::settle::{PgOutcome, Settled, apply_pg_outcome_from, outcome_of};
 use shop_domain::{
     Money, Order, OrderCommand, OrderError, OrderId, OrderStatus, Payment, PaymentKey, PaymentMethod, UserId,
 };
@@ -65,8 +65,9 @@ crate::usecases::retry::use_case_error!(ConfirmError);
 
 /// How the attempt's first step ended.
 enum Started {
-    /// This call recorded the attempt: ask the PG.
-    Recorded,
+    /// This call recorded the attempt (the order CONFIRMING and the
+    /// payment, as written): ask the PG.
+    Recorded(Box<(Order, Payment)>),
     /// An earlier confirm of the same key already got this far.
     Repeat(Confirmed),
 }
@@ -80,9 +81,10 @@ pub async fn confirm_payment(
 ) -> Result<Confirmed, ConfirmError> {
     let verified = AtomicBool::new(false);
     let started = retry(cmd.payment_key.as_str(), |_| start(app, user, cmd, correlation_id, &verified)).await?;
-    if let Started::Repeat(answer) = started {
-        return Ok(answer);
-    }
+    let written = match started {
+        Started::Repeat(answer) => return Ok(answer),
+        Started::Recorded(written) => written,
+    };
 
     let key = &cmd.payment_key;
     let result = app.pg().confirm(key, &cmd.order_id, cmd.amount).await;
@@ -91,7 +93,8 @@ pub async fn confirm_payment(
         tracing::warn!(%reason, "PG outcome unknown; the reconciler will resolve it");
         app.count("PaymentsUnknown", 1);
     }
-    let settled = match apply_pg_outcome(app, key, &outcome, false, correlation_id).await {
+    let (order, payment) = (&written.0, &written.1);
+    let settled = match apply_pg_outcome_from(app, key, &outcome, false, correlation_id, Some((order, payment))).await {
         Ok(s) => s,
         // The CONFIRMING record is there: the reconciler finishes the job.
         Err(e) => {
@@ -160,7 +163,7 @@ async fn start(
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     tx.push(app.store.payments().op_create(&payment)?);
     match app.store.transact(tx).await {
-        Ok(()) => Ok(Started::Recorded),
+        Ok(()) => Ok(Started::Recorded(Box::new((confirming, payment)))),
         // The key has a payment record: the PG said it is this order's, and
         // it was attempted before (declined, or given up on).
         Err(StoreError::Conflict { item: TxItem::Payment(_), .. }) => Err(Step::Fail(ConfirmError::KeyUsed)),

@@ -71,7 +71,27 @@ pub async fn apply_pg_outcome(
     final_say: bool,
     correlation_id: &str,
 ) -> Result<Settled, SettleError> {
-    retry(payment_key.as_str(), |_| attempt(app, payment_key, outcome, final_say, correlation_id)).await
+    apply_pg_outcome_from(app, payment_key, outcome, final_say, correlation_id, None).await
+}
+
+/// [`apply_pg_outcome`] by a caller that has just written the order and
+/// the payment (`written`: confirm's CONFIRMING record): its first attempt
+/// reads neither (ADR 0023); the writes stay conditional on their versions,
+/// so if either moved meanwhile the attempt conflicts and the retry reads
+/// them as any other caller does.
+pub async fn apply_pg_outcome_from(
+    app: &App,
+    payment_key: &PaymentKey,
+    outcome: &PgOutcome,
+    final_say: bool,
+    correlation_id: &str,
+    written: Option<(&Order, &Payment)>,
+) -> Result<Settled, SettleError> {
+    retry(payment_key.as_str(), |n| {
+        let written = written.filter(|_| n == 1);
+        attempt(app, payment_key, outcome, final_say, correlation_id, written)
+    })
+    .await
 }
 
 async fn attempt(
@@ -80,9 +100,14 @@ async fn attempt(
     outcome: &PgOutcome,
     final_say: bool,
     correlation_id: &str,
+    written: Option<(&Order, &Payment)>,
 ) -> Result<Settled, Step<SettleError>> {
     let now = app.clock.now();
-    let known = match (app.store.payments().get(payment_key).await?, outcome) {
+    let ours = match written {
+        Some((_, p)) => Some(p.clone()),
+        None => app.store.payments().get(payment_key).await?,
+    };
+    let known = match (ours, outcome) {
         (Some(p), _) => Known::Ours(p),
         (None, PgOutcome::Payment(pg)) => Known::Adopt(pg),
         (None, PgOutcome::Declined { .. } | PgOutcome::Unknown(_)) => {
@@ -103,7 +128,11 @@ async fn attempt(
             our_order: p.order_id.clone(),
         }));
     }
-    let Some(order) = app.store.orders().get(&order_id).await? else {
+    let order = match written {
+        Some((o, _)) if o.id == order_id => Some(o.clone()),
+        Some(_) | None => app.store.orders().get(&order_id).await?,
+    };
+    let Some(order) = order else {
         return Err(Step::Fail(SettleError::UnknownPayment(payment_key.clone())));
     };
     let (before, mut payment) = match known {

@@ -7,8 +7,8 @@
 //! **How long it waits** is derived from the settle rate it measures, not
 //! guessed: the bound is the stall window plus twice the time the backlog
 //! left after the first pass takes at the rate measured since (re-estimated
-//! every pass). It stops earlier if nothing settles for a whole stall
-//! window. What is still unsettled then is reported as **unsettled**, with
+//! every pass; [`Deadline`]). It stops earlier if nothing settles and no
+//! queue moves for a whole stall window. What is still unsettled then is reported as **unsettled**, with
 //! the reason for a few of them ([`check::unsettled_because`]), and is
 //! never checked as if it were done.
 //!
@@ -61,11 +61,8 @@ pub async fn quiesce(
 ) -> anyhow::Result<Quiet> {
     let started = Instant::now();
     let (mut settled, mut unsettled) = (Vec::with_capacity(placed.len()), placed);
-    let (mut redriven, mut last_move, mut last_queued) = (0, Instant::now(), usize::MAX);
-    // The rate is measured from the end of the first pass: that pass finds
-    // everything that settled during the load at once.
-    let mut first: Option<(Instant, usize, usize)> = None;
-    let mut bound = wait.stall;
+    let (mut redriven, mut last_queued) = (0, usize::MAX);
+    let mut deadline = Deadline::new(started, wait.stall);
     loop {
         let pass = Instant::now();
         let before = settled.len();
@@ -74,24 +71,13 @@ pub async fn quiesce(
         unsettled = left;
         let queued = in_flight(observer).await?;
         let dead = dead_letters(observer).await?;
+        let now = Instant::now();
         if settled.len() > before || queued != last_queued {
-            last_move = Instant::now();
+            deadline.moved(now);
         }
         last_queued = queued;
-        let (rate, eta) = match first {
-            None => {
-                first = Some((Instant::now(), settled.len(), unsettled.len()));
-                (None, None)
-            }
-            Some((at, n, backlog)) => {
-                let rate = (settled.len() - n) as f64 / at.elapsed().as_secs_f64().max(1e-3);
-                if rate > 0.0 {
-                    let need = Duration::from_secs_f64(2.0 * backlog as f64 / rate);
-                    bound = (at - started) + need + wait.stall;
-                }
-                (Some(rate), (rate > 0.0).then(|| unsettled.len() as f64 / rate))
-            }
-        };
+        let rate = deadline.observe(now, settled.len(), unsettled.len());
+        let eta = rate.filter(|r| *r > 0.0).map(|r| unsettled.len() as f64 / r);
         progress.update(settled.len() as u64, || {
             let mut line = format!("{} settled, {} backlog, {queued} queued", settled.len(), unsettled.len());
             if let Some(r) = rate {
@@ -100,7 +86,9 @@ pub async fn quiesce(
             if let Some(e) = eta {
                 line.push_str(&format!(", ~{e:.0}s left"));
             }
-            line.push_str(&format!(" (bound {:.0}s)", bound.as_secs_f64()));
+            if let Some(b) = deadline.bound {
+                line.push_str(&format!(" (bound {:.0}s)", b.as_secs_f64()));
+            }
             if redriven > 0 {
                 line.push_str(&format!(", {redriven} redriven"));
             }
@@ -110,18 +98,67 @@ pub async fn quiesce(
         if unsettled.is_empty() && idle && (dead == 0 || wait.redrive.is_none()) {
             break;
         }
-        if started.elapsed() >= bound || last_move.elapsed() >= wait.stall {
+        if deadline.over(Instant::now()) {
             break;
         }
         if let (true, true, Some(stack)) = (idle, dead > 0, wait.redrive) {
             for consumer in shop_app::events::consumers::NAMES {
                 redriven += crate::ops::dlq_redrive(&stack.app, consumer).await?;
             }
-            last_move = Instant::now();
+            deadline.moved(Instant::now());
         }
         tokio::time::sleep(SCHEDULE.max(pass.elapsed() * 4)).await;
     }
+    let bound = deadline.bound.unwrap_or_else(|| started.elapsed());
     Ok(Quiet { settled, unsettled, secs: started.elapsed().as_secs_f64(), bound_secs: bound.as_secs_f64(), redriven })
+}
+
+/// When quiescence gives up: nothing moved for a stall window, or past the
+/// bound derived from the settle rate. The rate is measured from the end of
+/// the first pass (that pass finds at once everything that settled during
+/// the load, and may itself take longer than a stall window on a large
+/// backlog), so until a second pass there is no bound, only the stall rule.
+#[derive(Debug)]
+struct Deadline {
+    started: Instant,
+    stall: Duration,
+    last_move: Instant,
+    /// The end of the first pass: when, settled so far, backlog left.
+    first: Option<(Instant, usize, usize)>,
+    /// From the start of quiescence.
+    bound: Option<Duration>,
+}
+
+impl Deadline {
+    fn new(started: Instant, stall: Duration) -> Deadline {
+        Deadline { started, stall, last_move: started, first: None, bound: None }
+    }
+
+    /// Something settled or a queue moved.
+    fn moved(&mut self, now: Instant) {
+        self.last_move = now;
+    }
+
+    /// After a pass: the settle rate since the first pass (none after the
+    /// first itself), and the bound it gives (twice what the first pass's
+    /// backlog needs at that rate, plus the stall window).
+    fn observe(&mut self, now: Instant, settled: usize, backlog: usize) -> Option<f64> {
+        let Some((at, n, left)) = self.first else {
+            self.first = Some((now, settled, backlog));
+            return None;
+        };
+        let rate = settled.saturating_sub(n) as f64 / now.duration_since(at).as_secs_f64().max(1e-3);
+        if rate > 0.0 {
+            let need = Duration::from_secs_f64(2.0 * left as f64 / rate);
+            self.bound = Some(at.duration_since(self.started) + need + self.stall);
+        }
+        Some(rate)
+    }
+
+    fn over(&self, now: Instant) -> bool {
+        now.duration_since(self.last_move) >= self.stall
+            || self.bound.is_some_and(|b| now.duration_since(self.started) >= b)
+    }
 }
 
 /// One pass over `orders`: those settled, and those not (yet).
@@ -206,4 +243,48 @@ pub fn placed(runs: &[client::Run]) -> Vec<(usize, OrderId)> {
     runs.iter()
         .filter_map(|r| r.order_id.as_deref().and_then(|id| OrderId::parse(id).ok()).map(|id| (r.index, id)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    /// A first pass longer than the stall window that settled work (a
+    /// 100,000-order run: 84,000 orders backlogged, a 60 s window) does not
+    /// end quiescence: no bound before a rate is measured, and it moved.
+    #[test]
+    fn a_long_first_pass_does_not_end_the_wait() {
+        let t0 = Instant::now();
+        let mut d = Deadline::new(t0, 60 * S);
+        d.moved(t0 + 80 * S);
+        assert_eq!(d.observe(t0 + 80 * S, 16_000, 84_000), None);
+        assert!(!d.over(t0 + 81 * S) && d.bound.is_none());
+        assert!(d.over(t0 + 140 * S), "the stall rule still holds");
+    }
+
+    /// The bound follows the rate: 84,000 left at 100/s needs 840 s, and
+    /// twice that plus the stall window is allowed from the first pass.
+    #[test]
+    fn the_bound_is_twice_what_the_backlog_needs_at_the_measured_rate() {
+        let t0 = Instant::now();
+        let mut d = Deadline::new(t0, 60 * S);
+        d.observe(t0 + 80 * S, 16_000, 84_000);
+        let rate = d.observe(t0 + 90 * S, 17_000, 83_000);
+        assert_eq!(rate, Some(100.0));
+        assert_eq!(d.bound, Some((80 + 1_680 + 60) * S));
+        d.moved(t0 + 1_819 * S);
+        assert!(!d.over(t0 + 1_819 * S) && d.over(t0 + 1_820 * S));
+    }
+
+    /// Nothing settling and no queue moving for a stall window ends it.
+    #[test]
+    fn a_stall_ends_the_wait() {
+        let t0 = Instant::now();
+        let mut d = Deadline::new(t0, 60 * S);
+        d.observe(t0 + S, 0, 10);
+        assert_eq!(d.observe(t0 + 2 * S, 0, 10), Some(0.0));
+        assert!(d.bound.is_none() && !d.over(t0 + 59 * S) && d.over(t0 + 60 * S));
+    }
 }

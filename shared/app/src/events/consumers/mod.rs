@@ -2,9 +2,10 @@
 //!
 //! [`handle_sqs`] is what each consumer function runs: every SQS message
 //! carries one EventBridge event (the rule's target is the queue); it is
-//! decoded, deduplicated by consumer + `eventId` (an idempotency record, so
-//! duplicates, replays and redrives are applied once), handled, and its
-//! outcome written to the order's saga log. Failures are reported per
+//! decoded, claimed in the order's saga log (its outcome item for this
+//! consumer and event is the idempotency record: duplicates, replays and
+//! redrives are applied once), handled, and its outcome recorded on that
+//! same item. Failures are reported per
 //! message (`SqsBatchResponse`), never for the whole batch; SQS makes the
 //! message visible again and, after `maxReceiveCount`, moves it to the
 //! consumer's DLQ.
@@ -34,8 +35,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use shop_domain::envelope::BusEvent;
 use shop_domain::{EventDetail, OrderEvent};
 use shop_store::StoreError;
-use shop_store::idempotency::{Claim, StoredResponse};
-use shop_store::saga::Outcome;
+use shop_store::saga::{Begun, Outcome};
 use tracing::Instrument as _;
 
 /// What a consumer did.
@@ -165,55 +165,43 @@ async fn handle_event(
         }
         return Err(ConsumerError::Retryable("injected failure".into()));
     }
-    let scope = format!("consumer#{}", consumer.name());
-    let key = detail.event_id.as_str();
-    let lock = match app.store.idempotency().claim(&scope, key, key, app.clock.now(), app.config.idempotency).await? {
-        Claim::Acquired(lock) => lock,
-        Claim::Replay(_) => {
-            // Done before; its own record may have been lost with the
-            // process that did it (killed between the two writes).
-            let outcome = outcome_of(consumer, event, "SKIPPED", Some("duplicate delivery".into()), app.clock.now());
-            if let Err(e) = app.store.saga().put_if_unfinished(&event.order_id, event.aggregate_version, &outcome).await
-            {
-                tracing::warn!(error = %e, "could not record the duplicate's outcome");
-            }
-            return Ok(Done::Skipped("duplicate delivery".into()));
-        }
-        Claim::InProgress | Claim::PayloadMismatch => {
-            return Err(ConsumerError::Retryable("the same event is being handled".into()));
-        }
+    // The saga log's item is the claim (docs/adr/0023): one conditional
+    // write, and DONE / SKIPPED for good, so duplicates, replays and
+    // redrives of a finished event stop here whenever they come.
+    let claim = outcome_of(consumer, event, shop_store::saga::RUNNING, None, app.clock.now());
+    let hold_ms = app.config.idempotency.in_progress_ms;
+    let lease = match app.store.saga().begin(&event.order_id, event.aggregate_version, &claim, hold_ms).await? {
+        Begun::Claimed(lease) => lease,
+        Begun::Finished => return Ok(Done::Skipped("duplicate delivery".into())),
+        Begun::Busy => return Err(ConsumerError::Retryable("the same event is being handled".into())),
     };
     let result = consumer.handle(app, event, detail).await;
     if result.is_ok() && app.chaos.fail(&format!("consumer.{}.crash", consumer.name())) {
         // As if the process died here: the work is done, nothing recorded,
-        // the message not deleted and the lock held until it lapses.
+        // the message not deleted and the claim held until its lease lapses.
         return Err(ConsumerError::Retryable("injected crash after handling (chaos)".into()));
     }
-    match &result {
-        Ok(done) => {
-            let (status, note) = match done {
-                Done::Applied(n) => ("DONE", n),
-                Done::Skipped(n) => ("SKIPPED", n),
-            };
-            app.store.idempotency().complete(&lock, &StoredResponse { status: 200, body: note.clone() }).await?;
-            if app.chaos.fail(&format!("consumer.{}.unrecorded", consumer.name())) {
-                // As if the process died between the two writes.
-                return Err(ConsumerError::Retryable("injected crash before the record (chaos)".into()));
-            }
-            // The work is done and will not be done again; without its record
-            // the saga log would never show it. Retried, the message comes
-            // back as a duplicate, which records it.
-            let outcome = outcome_of(consumer, event, status, Some(note.clone()), app.clock.now());
-            if let Err(e) = app.store.saga().put(&event.order_id, event.aggregate_version, &outcome).await {
-                return Err(ConsumerError::Retryable(format!("done, but recording it failed: {e}")));
-            }
+    let (status, note) = match &result {
+        Ok(Done::Applied(n)) => (shop_store::saga::DONE, n.clone()),
+        Ok(Done::Skipped(n)) => (shop_store::saga::SKIPPED, n.clone()),
+        Err(e) => (shop_store::saga::FAILED, e.to_string()),
+    };
+    match app.store.saga().finish(&event.order_id, &lease, status, Some(&note), app.clock.now()).await {
+        Ok(true) => {}
+        // The lease lapsed and another delivery holds the event: it records it.
+        Ok(false) => tracing::warn!("the claim lapsed before the outcome was recorded"),
+        // The work is done and will not be done twice only once this is
+        // recorded: retried, the message finds the claim lapsed and redoes
+        // work that is idempotent by itself.
+        Err(e) if result.is_ok() => {
+            return Err(ConsumerError::Retryable(format!("done, but recording it failed: {e}")));
         }
-        Err(e) => {
-            if let Err(release) = app.store.idempotency().release(&lock).await {
-                tracing::warn!(error = %release, "could not release consumer record");
-            }
-            record(app, consumer, event, shop_store::saga::FAILED, Some(e.to_string())).await;
-        }
+        Err(e) => tracing::warn!(error = %e, "could not record the failure"),
+    }
+    if result.is_ok() && app.chaos.fail(&format!("consumer.{}.undeleted", consumer.name())) {
+        // As if the process died after recording, before the message was
+        // deleted: the redelivery finds the event finished.
+        return Err(ConsumerError::Retryable("injected crash before the delete (chaos)".into()));
     }
     result
 }
@@ -233,12 +221,5 @@ fn outcome_of(
         attempts: 0,
         detail,
         at,
-    }
-}
-
-async fn record(app: &App, consumer: &dyn Consumer, event: &OrderEvent, status: &str, detail: Option<String>) {
-    let outcome = outcome_of(consumer, event, status, detail, app.clock.now());
-    if let Err(e) = app.store.saga().put(&event.order_id, event.aggregate_version, &outcome).await {
-        tracing::warn!(error = %e, "could not record the outcome");
     }
 }
