@@ -154,14 +154,9 @@ impl Idempotency<'_> {
                 other => return Err(StoreError::Unexpected(anyhow::Error::new(other).context("PutItem idempotency"))),
             },
         };
-        // Engines that do not return the old item: read it.
-        let existing = match existing {
-            Some(it) => it,
-            None => match self.0.get((pk, sk)).await? {
-                Some(it) => it,
-                // Deleted between the two calls: the caller may simply retry.
-                None => return Ok(Claim::InProgress),
-            },
+        // Deleted between the two calls: the caller may simply retry.
+        let Some(existing) = self.0.returned_or_read(existing, (pk, sk)).await? else {
+            return Ok(Claim::InProgress);
         };
         decide(&existing, payload_hash)
     }

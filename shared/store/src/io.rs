@@ -90,6 +90,16 @@ impl Store {
         Ok(out.item)
     }
 
+    /// The item a failed conditional write returned
+    /// (`ReturnValuesOnConditionCheckFailure`), or, on an engine that
+    /// returns none, the item as it is now.
+    pub(crate) async fn returned_or_read(&self, returned: Option<Item>, at: (String, String)) -> Result<Option<Item>> {
+        match returned {
+            Some(it) => Ok(Some(it)),
+            None => self.get(at).await,
+        }
+    }
+
     /// Every item matching `condition` (`:a` and `:b` bound to `values`),
     /// following pagination, in key order.
     pub(crate) async fn query_all(

@@ -15,6 +15,7 @@
 use crate::attr::{get_n, get_s, key, n, opt_s, s};
 use crate::{Store, StoreError, keys};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 /// The saga log (see [`Store::saga`]).
@@ -68,6 +69,33 @@ pub struct Outcome {
     pub at: Timestamp,
 }
 
+/// What every write of an outcome sets: the event, the consumer, the
+/// status (`:s`), when, the detail, and one more attempt.
+const OUTCOME_SET: &str = "SET #type = :t, #consumer = :c, #eventId = :e, #detailType = :d, #status = :s, #at = :at, \
+     #detail = :detail, #attempts = if_not_exists(#attempts, :zero) + :one";
+
+/// [`OUTCOME_SET`]'s names and values for `o`, with `status` and `detail`.
+fn outcome_fields(update: UpdateItemFluentBuilder, o: &Outcome, status: &str, detail: &str) -> UpdateItemFluentBuilder {
+    update
+        .expression_attribute_names("#type", "type")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_names("#consumer", "consumer")
+        .expression_attribute_names("#eventId", "eventId")
+        .expression_attribute_names("#detailType", "detailType")
+        .expression_attribute_names("#at", "at")
+        .expression_attribute_names("#detail", "detail")
+        .expression_attribute_names("#attempts", "attempts")
+        .expression_attribute_values(":t", s("OUTCOME"))
+        .expression_attribute_values(":c", s(o.consumer.clone()))
+        .expression_attribute_values(":e", s(o.event_id.clone()))
+        .expression_attribute_values(":d", s(o.detail_type.clone()))
+        .expression_attribute_values(":s", s(status))
+        .expression_attribute_values(":at", n(o.at.millis()))
+        .expression_attribute_values(":detail", s(detail))
+        .expression_attribute_values(":zero", n(0))
+        .expression_attribute_values(":one", n(1))
+}
+
 impl SagaLog<'_> {
     /// Records one consumer's handling of one event, counting attempts.
     pub async fn put(&self, order: &shop_domain::OrderId, version: u64, o: &Outcome) -> Result<(), StoreError> {
@@ -113,30 +141,10 @@ impl SagaLog<'_> {
         } else {
             update
         };
-        let res = update
+        let res = outcome_fields(update, o, &o.status, o.detail.as_deref().unwrap_or_default())
             .table_name(self.0.table())
             .set_key(Some(key(pk, keys::outcome_sk(version, &o.consumer))))
-            .update_expression(format!(
-                "SET #type = :t, #consumer = :c, #eventId = :e, #detailType = :d, #status = :s, #at = :at, \
-                 #detail = :detail, #attempts = if_not_exists(#attempts, :zero) + :one{listed}"
-            ))
-            .expression_attribute_names("#type", "type")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#consumer", "consumer")
-            .expression_attribute_names("#eventId", "eventId")
-            .expression_attribute_names("#detailType", "detailType")
-            .expression_attribute_names("#at", "at")
-            .expression_attribute_names("#detail", "detail")
-            .expression_attribute_names("#attempts", "attempts")
-            .expression_attribute_values(":t", s("OUTCOME"))
-            .expression_attribute_values(":c", s(o.consumer.clone()))
-            .expression_attribute_values(":e", s(o.event_id.clone()))
-            .expression_attribute_values(":d", s(o.detail_type.clone()))
-            .expression_attribute_values(":s", s(o.status.clone()))
-            .expression_attribute_values(":at", n(o.at.millis()))
-            .expression_attribute_values(":detail", s(o.detail.clone().unwrap_or_default()))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
+            .update_expression(format!("{OUTCOME_SET}{listed}"))
             .send()
             .await;
         match res {
@@ -160,40 +168,18 @@ impl SagaLog<'_> {
         let (pk, _) = keys::order(order);
         let sk = keys::outcome_sk(version, &o.consumer);
         let token = uuid::Uuid::now_v7().to_string();
-        let res = self
-            .0
-            .client()
-            .update_item()
+        let update = outcome_fields(self.0.client().update_item(), o, RUNNING, "");
+        let res = update
             .table_name(self.0.table())
             .set_key(Some(key(pk.clone(), sk.clone())))
-            .update_expression(
-                "SET #type = :t, #consumer = :c, #eventId = :e, #detailType = :d, #status = :running, #at = :at, \
-                 #detail = :empty, #attempts = if_not_exists(#attempts, :zero) + :one, \
-                 #leaseToken = :token, #leaseUntil = :until",
-            )
+            .update_expression(format!("{OUTCOME_SET}, #leaseToken = :token, #leaseUntil = :until"))
             .condition_expression(
                 "attribute_not_exists(#status) OR #status = :failed OR (#status = :running AND #leaseUntil < :at)",
             )
-            .expression_attribute_names("#type", "type")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#consumer", "consumer")
-            .expression_attribute_names("#eventId", "eventId")
-            .expression_attribute_names("#detailType", "detailType")
-            .expression_attribute_names("#at", "at")
-            .expression_attribute_names("#detail", "detail")
-            .expression_attribute_names("#attempts", "attempts")
             .expression_attribute_names("#leaseToken", "leaseToken")
             .expression_attribute_names("#leaseUntil", "leaseUntil")
-            .expression_attribute_values(":t", s("OUTCOME"))
-            .expression_attribute_values(":c", s(o.consumer.clone()))
-            .expression_attribute_values(":e", s(o.event_id.clone()))
-            .expression_attribute_values(":d", s(o.detail_type.clone()))
             .expression_attribute_values(":running", s(RUNNING))
             .expression_attribute_values(":failed", s(FAILED))
-            .expression_attribute_values(":at", n(o.at.millis()))
-            .expression_attribute_values(":empty", s(""))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":token", s(token.clone()))
             .expression_attribute_values(":until", n(o.at.millis().saturating_add(hold_ms)))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -206,11 +192,7 @@ impl SagaLog<'_> {
                 other => return Err(StoreError::Unexpected(anyhow::Error::new(other).context("UpdateItem begin"))),
             },
         };
-        // Engines that do not return the old item: read it.
-        let existing = match existing {
-            Some(it) => Some(it),
-            None => self.0.get((pk, sk)).await?,
-        };
+        let existing = self.0.returned_or_read(existing, (pk, sk)).await?;
         let status = existing.as_ref().and_then(|it| get_s(it, "status").ok()).unwrap_or_default();
         Ok(if matches!(status, DONE | SKIPPED) { Begun::Finished } else { Begun::Busy })
     }

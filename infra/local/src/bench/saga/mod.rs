@@ -169,7 +169,7 @@ async fn run_with(
         let mut m = marks.into_inner().ok()?;
         m.insert(opts.orders as u64, (stack.meter.snapshot(), busy(&stack)));
         let [a, b, c] = at;
-        CostWindow::of(k, m.get(&a)?, m.get(&b)?, m.get(&c)?, m.get(&(opts.orders as u64))?)
+        Some(CostWindow::of(k, m.get(&a)?, m.get(&b)?, m.get(&c)?, m.get(&(opts.orders as u64))?))
     });
 
     // Quiescence: the expiring share's TTL, then every order's consumers,
@@ -262,11 +262,7 @@ async fn run_with(
     }
     let n = settled.len().max(1) as f64;
     let per_order_of = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>| -> BTreeMap<String, f64> {
-        b.iter()
-            .map(|(op, b)| (op, b.saturating_sub(a.get(op).copied().unwrap_or(0))))
-            .filter(|(_, d)| *d > 0)
-            .map(|(op, d)| (op.clone(), d as f64 / n))
-            .collect()
+        since(a, b).filter(|(_, d)| *d > 0).map(|(op, d)| (op.clone(), d as f64 / n)).collect()
     };
     let per_order = per_order_of(&used_start.calls, &used_end.calls);
     let shapes_per_order = per_order_of(&used_start.shapes, &used_end.shapes);
@@ -371,9 +367,9 @@ impl CostWindow {
         (k > 0).then(|| (k, [k, 2 * k, orders as u64 - k]))
     }
 
-    fn of(k: u64, a: &Mark, b: &Mark, c: &Mark, d: &Mark) -> Option<CostWindow> {
+    fn of(k: u64, a: &Mark, b: &Mark, c: &Mark, d: &Mark) -> CostWindow {
         let cost = |from: &Mark, to: &Mark| {
-            let calls: u64 = to.0.calls.iter().map(|(op, n)| n - from.0.calls.get(op).copied().unwrap_or(0)).sum();
+            let calls: u64 = since(&from.0.calls, &to.0.calls).map(|(_, d)| d).sum();
             let busy: Duration = to.1.iter().zip(&from.1).map(|((_, t), (_, f))| t.saturating_sub(*f)).sum();
             Cost {
                 store_calls_per_order: calls as f64 / k as f64,
@@ -381,14 +377,19 @@ impl CostWindow {
             }
         };
         let (first, last) = (cost(a, b), cost(c, d));
-        Some(CostWindow {
+        CostWindow {
             orders: k,
             calls_ratio: last.store_calls_per_order / first.store_calls_per_order.max(f64::MIN_POSITIVE),
             engine_ratio: first.engine_us_per_order.zip(last.engine_us_per_order).map(|(f, l)| l / f.max(1e-9)),
             first,
             last,
-        })
+        }
     }
+}
+
+/// Each counter's growth from `a` to `b` (a meter's calls by operation or shape).
+fn since<'a>(a: &'a BTreeMap<String, u64>, b: &'a BTreeMap<String, u64>) -> impl Iterator<Item = (&'a String, u64)> {
+    b.iter().map(|(op, n)| (op, n.saturating_sub(a.get(op).copied().unwrap_or(0))))
 }
 
 /// Loads the catalog in parallel chunks (the catalog of a large run has
