@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Generates infra/template.yaml's repetitive parts from the single sources:
 shared/app/src/http/routes.rs (HTTP routes), events/rules.json (EventBridge
-rules) and shared/store/src/outbox/codec.rs (the outbox item's pending-index
-attributes and item type, which the table's index and the stream filter
-name). Run it after changing any; tests/drift.rs fails when the template and
+rules) and shared/store/src/outbox/codec.rs (the outbox item's pending
+attribute and item type, which the stream filter names; the pending index
+itself is the local stack's stream emulation and is not on AWS). Run it after changing any; tests/drift.rs fails when the template and
 those sources disagree.  Usage: python3 infra/scripts/gen-template.py"""
 import json, pathlib, re
 
@@ -18,8 +18,8 @@ def codec_const(name):
     if not found:
         raise SystemExit(f"shared/store/src/outbox/codec.rs has no `pub const {name}: &str`")
     return found.group(1)
-PENDING_SHARD, PENDING_SORT, EVENT_TYPE = codec_const("PENDING_SHARD"), codec_const("PENDING_SORT"), codec_const("TYPE")
-# The stream filter: pending outbox items only (codec::stream_filter; the drift test compares).
+PENDING_SHARD, EVENT_TYPE = codec_const("PENDING_SHARD"), codec_const("TYPE")
+# The stream filter: outbox items as written or republished (codec::stream_filter; the drift test compares).
 STREAM_FILTER = json.dumps({"dynamodb": {"NewImage": {"type": {"S": [EVENT_TYPE]}, PENDING_SHARD: {"S": [{"exists": True}]}}}})
 
 def camel(name):
@@ -123,8 +123,6 @@ Resources:
         - {AttributeName: sk, AttributeType: S}
         - {AttributeName: dueShard, AttributeType: S}
         - {AttributeName: dueAt, AttributeType: N}
-        - {AttributeName: @PENDING_SHARD@, AttributeType: S}
-        - {AttributeName: @PENDING_SORT@, AttributeType: S}
         - {AttributeName: userPk, AttributeType: S}
         - {AttributeName: userSk, AttributeType: S}
       KeySchema:
@@ -133,9 +131,6 @@ Resources:
       GlobalSecondaryIndexes:
         - IndexName: byDue
           KeySchema: [{AttributeName: dueShard, KeyType: HASH}, {AttributeName: dueAt, KeyType: RANGE}]
-          Projection: {ProjectionType: ALL}
-        - IndexName: pendingOutbox
-          KeySchema: [{AttributeName: @PENDING_SHARD@, KeyType: HASH}, {AttributeName: @PENDING_SORT@, KeyType: RANGE}]
           Projection: {ProjectionType: ALL}
         - IndexName: byUser
           KeySchema: [{AttributeName: userPk, KeyType: HASH}, {AttributeName: userSk, KeyType: RANGE}]
@@ -194,7 +189,7 @@ Resources:
           ignore_checks: [ES6000]
     Properties:
       MessageRetentionPeriod: 1209600
-""".replace("@PENDING_SHARD@", PENDING_SHARD).replace("@PENDING_SORT@", PENDING_SORT))
+""")
 
 def alarm(logical, description, namespace, metric, dimension, statistic="Sum", period=60, evaluations=1, threshold=0):
     """A CloudWatch alarm on one metric with one dimension (`name: value` YAML)."""

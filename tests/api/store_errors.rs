@@ -2,13 +2,17 @@
 //! failpoints standing in for DynamoDB's cancellation codes: throttling is
 //! retried with backoff, a real conflict is re-read and decided again (and
 //! a 409 once it keeps happening), anything else is a 500 on the first try.
+//! The engine's failpoints take the next transactions whoever makes them,
+//! and the local stream's checkpoint is a transaction too (docs/adr/0024):
+//! each test lets the pipeline settle before it arms one.
 
 use shop_tests::{TestApp, spawn_app};
 
 const ORDER: &str = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
 
+/// The app's transactions (the stack's meter), not the emulation's.
 fn transactions(app: &TestApp) -> u64 {
-    app.engine().calls("TransactWriteItems")
+    app.stack.meter.snapshot().calls.get("TransactWriteItems").copied().unwrap_or(0)
 }
 
 #[tokio::test]
@@ -41,6 +45,7 @@ async fn a_validation_error_is_a_500_on_the_first_try_and_writes_nothing() {
 #[tokio::test]
 async fn a_conflict_is_decided_again_and_a_409_when_it_never_ends() {
     let app = spawn_app().await;
+    app.settled().await;
     // A lost condition: re-read, and the domain says yes.
     app.engine().cancel_next_transactions("ConditionalCheckFailed", 1);
     let before = transactions(&app);
@@ -48,6 +53,7 @@ async fn a_conflict_is_decided_again_and_a_409_when_it_never_ends() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(transactions(&app) - before, 2);
     // Conflicting transactions every time: 409 after the retry loop's attempts.
+    app.settled().await;
     let attempts = shop_app::usecases::retry::ATTEMPTS as usize;
     app.engine().cancel_next_transactions("TransactionConflict", attempts);
     let before = transactions(&app);

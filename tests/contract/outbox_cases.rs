@@ -42,15 +42,26 @@ pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
 
     let pending = store.outbox().pending(10).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#1", "o1#2"]);
-    assert!(store.outbox().mark_published(&pending[0].pk, &pending[0].sk, T0).await.unwrap(), "first publication");
-    assert!(!store.outbox().mark_published(&pending[0].pk, &pending[0].sk, T0).await.unwrap(), "published before");
+    // The local stream's checkpoint: one call for the batch; an item that
+    // no longer exists (TTL-deleted) is left out, not recreated, and does
+    // not keep the others pending.
+    let gone = keys::event(&oid("gone"), 1);
+    let batch = vec![(pending[0].pk.clone(), pending[0].sk.clone()), gone.clone()];
+    store.outbox().clear_pending(&batch, T0).await.unwrap();
+    assert!(raw_item(&store, gone).await.is_none());
     let pending = store.outbox().pending(10).await.unwrap();
     assert_eq!(pending.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), vec!["o1#2"]);
-    assert!(!store.outbox().events_of(&o.id).await.unwrap()[0].pending);
-    // Marking an item that no longer exists (TTL-deleted) does not recreate it.
-    let (pk, sk) = keys::event(&oid("gone"), 1);
-    assert!(!store.outbox().mark_published(&pk, &sk, T0).await.unwrap());
-    assert!(raw_item(&store, keys::event(&oid("gone"), 1)).await.is_none());
+    let first = store.outbox().events_of(&o.id).await.unwrap().remove(0);
+    assert!(!first.pending);
+    assert_eq!(first.published_at, Some(T0));
+    // A republish makes it pending again; its first hand-over keeps its date.
+    store.outbox().mark_pending(&first).await.unwrap();
+    store.outbox().clear_pending(&[(first.pk.clone(), first.sk.clone())], T0.plus_secs(9)).await.unwrap();
+    let again = store.outbox().events_of(&o.id).await.unwrap().remove(0);
+    assert_eq!((again.pending, again.published_at, again.republishes), (false, Some(T0), Some(1)));
+    // More than one transaction's worth of events, cleared in one call.
+    let many: Vec<(String, String)> = (0..150).map(|i| keys::event(&oid(&format!("m{i}")), 1)).collect();
+    store.outbox().clear_pending(&many, T0).await.unwrap();
     // Outbox items expire 30 days after they were written.
     let raw = raw_item(&store, keys::event(&o.id, 1)).await.unwrap();
     let ttl: i64 = shop_store::attr::get_n(&raw, "ttl").unwrap();
@@ -306,9 +317,10 @@ pub async fn every_event_reads_back_from_the_tables_own_stream_as_it_was_written
     let issued = shop_domain::campaign::CouponIssued::new("rush#u9".into(), &campaign, &coupon, T0, "corr-claim");
     run(&store, vec![store.outbox().op_put_coupon_issued(&issued, T0).unwrap()]).await.unwrap();
     intended.push(codec::coupon_issued(&issued, T0).unwrap());
-    // Published, then made pending again (a republish): a MODIFY image.
+    // Published (the local emulation's checkpoint), then made pending
+    // again (a republish): a MODIFY image.
     let first = store.outbox().events_of(&events[0].order_id).await.unwrap().remove(0);
-    assert!(store.outbox().mark_published(&first.pk, &first.sk, T0.plus_secs(60)).await.unwrap());
+    store.outbox().clear_pending(&[(first.pk.clone(), first.sk.clone())], T0.plus_secs(60)).await.unwrap();
     store.outbox().mark_pending(&first).await.unwrap();
 
     let mut written: Vec<StoredEvent> = Vec::new();

@@ -121,14 +121,22 @@ pub async fn load(
             state: State::Done,
             text: format!("{} (trace {})", e.event_id, trace.as_deref().unwrap_or("-")),
         });
+        // Locally the stream is the emulation's pending index, and
+        // `publishedAt` says when the publisher took the event (events
+        // published before 2026-12 were not dated: shown at their commit).
+        // A deployed stack's stream keeps no such mark: its events are shown
+        // on the stream from their commit (docs/adr/0024).
+        let waiting = e.pending && pg.is_some();
         steps.push(Step {
-            // When the bus first took it (events published before 2026-12
-            // were not dated: shown at their commit).
-            at: (!e.pending).then(|| e.published_at.unwrap_or(e.occurred_at).millis()),
+            at: (!waiting).then(|| e.published_at.unwrap_or(e.occurred_at).millis()),
             lane: Lane::Outbox,
             actor: e.detail_type.clone(),
-            state: if e.pending { State::Pending } else { State::Done },
-            text: if e.pending { "waiting for the publisher".into() } else { "published to the bus".into() },
+            state: if waiting { State::Pending } else { State::Done },
+            text: match (waiting, pg.is_some()) {
+                (true, _) => "waiting for the publisher".into(),
+                (false, true) => "published to the bus".into(),
+                (false, false) => "on the table's stream".into(),
+            },
         });
     }
     steps.extend(outcomes.iter().map(consumer_step));

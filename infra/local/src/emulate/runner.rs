@@ -1,9 +1,14 @@
 //! The local stack's event plumbing, in place of DynamoDB Streams, the
 //! stream's event source mapping and the SQS event source mappings:
 //!
-//! - the publisher loop reads pending outbox items from the `pendingOutbox`
-//!   index, wraps them as DynamoDB stream records and calls the same
-//!   `stream-publisher` handler the Lambda runs;
+//! - the publisher loop is the table's stream: it reads the outbox items
+//!   waiting in the `pendingOutbox` index (every write of an event puts it
+//!   there, atomically with the write, as DynamoDB puts a record on the
+//!   stream), wraps them as stream records and calls the same
+//!   `stream-publisher` handler the Lambda runs; then it advances its
+//!   checkpoint as the event source mapping does, by taking what the
+//!   handler did not report as failed out of the index, in one write per
+//!   batch (docs/adr/0024);
 //! - one loop per consumer receives from its durable queue, hands the
 //!   messages to the same consumer handler as an `SqsEvent`, deletes what
 //!   succeeded, and moves a message to the consumer's DLQ once it has been
@@ -76,8 +81,9 @@ enum Work {
     Consume(usize),
 }
 
-/// A DynamoDB stream INSERT record of an outbox item, as Lambda receives
-/// it: its new image is the item, written by the store's outbox codec.
+/// A DynamoDB stream record of an outbox item, as Lambda receives it: its
+/// new image is the item, written by the store's outbox codec. An event
+/// made pending again (a republish) is a MODIFY, its first write an INSERT.
 pub fn stream_record(e: &StoredEvent, sequence: u64) -> anyhow::Result<EventRecord> {
     let mut change = StreamRecord::default();
     change.approximate_creation_date_time =
@@ -91,7 +97,7 @@ pub fn stream_record(e: &StoredEvent, sequence: u64) -> anyhow::Result<EventReco
     change.stream_view_type = Some(StreamViewType::NewImage);
     let mut record = EventRecord::default();
     record.event_id = format!("local-{sequence}");
-    record.event_name = "INSERT".into();
+    record.event_name = if e.republishes.is_some() { "MODIFY" } else { "INSERT" }.into();
     record.event_version = Some("1.1".into());
     record.event_source = Some("aws:dynamodb".into());
     record.aws_region = "local".into();
@@ -142,9 +148,20 @@ impl Runner {
             .enumerate()
             .map(|(i, e)| stream_record(e, base + i as u64))
             .collect::<anyhow::Result<_>>()?;
+        let sequences: Vec<Option<String>> = event.records.iter().map(|r| r.change.sequence_number.clone()).collect();
         let invocation = telemetry::invocation_span("stream-publisher", &telemetry::new_request_id());
         let publisher = Publisher { bus: self.bus.clone() };
-        let (_, report) = publisher.publish(&self.app, event).instrument(invocation).await;
+        let (response, report) = publisher.publish(&self.app, event).instrument(invocation).await;
+        // The checkpoint: what the handler reported failed stays pending and
+        // is offered again (the event source mapping's retry).
+        let failed: Vec<Option<String>> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        let done: Vec<(String, String)> = pending
+            .iter()
+            .zip(&sequences)
+            .filter(|(_, sequence)| !failed.contains(sequence))
+            .map(|(e, _)| (e.pk.clone(), e.sk.clone()))
+            .collect();
+        self.emulation.outbox().clear_pending(&done, self.clock.now()).await?;
         Ok(report.published)
     }
 

@@ -1,11 +1,14 @@
 //! What EventBridge Scheduler and CloudWatch run on a timer in AWS: the
 //! scheduled functions (order expiry, payment reconciliation) and, locally,
-//! the overview's gauges that the deployed `expire-orders` samples.
+//! the overview's gauges (CloudWatch's queue depths and the stream's
+//! iterator age in AWS).
 
 use shop_app::App;
 
 /// One sample of the overview's gauges: each consumer's queue and DLQ
-/// depth (as SQS's `ApproximateNumberOfMessages` would say), and the outbox.
+/// depth (as SQS's `ApproximateNumberOfMessages` would say), and the
+/// emulated stream's backlog: how many events wait for the publisher and
+/// the oldest one's age.
 pub async fn sample_gauges(app: &App) -> anyhow::Result<()> {
     use shop_app::obs::stats;
     let queues = crate::emulate::queue::Queues(&app.store);
@@ -16,8 +19,12 @@ pub async fn sample_gauges(app: &App) -> anyhow::Result<()> {
             gauges.push((format!("{}{q}", stats::QUEUE), i64::try_from(depth).unwrap_or(i64::MAX)));
         }
     }
-    app.store.stats().sample(app.clock.now(), &gauges).await?;
-    stats::sample_outbox(app).await?;
+    let now = app.clock.now();
+    let (pending, _, oldest) = app.store.outbox().pending_summary(stats::PENDING_CAP).await?;
+    let age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0)).unwrap_or(0);
+    gauges.push((stats::OUTBOX_PENDING.to_owned(), i64::try_from(pending).unwrap_or(i64::MAX)));
+    gauges.push((stats::OUTBOX_AGE_MS.to_owned(), age));
+    app.store.stats().sample(now, &gauges).await?;
     Ok(())
 }
 

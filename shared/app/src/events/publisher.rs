@@ -10,8 +10,11 @@
 //! Entries go out in PutEvents calls of ≤ 10 entries and ≤ 256 KB; entries the bus refused
 //! (`FailedEntryCount`) are resent alone, with backoff; whatever still fails
 //! is reported per record (`batchItemFailures`) and the rest of the batch
-//! stands. After PutEvents accepted an entry its item leaves the pending
-//! index, so "pending for minutes" is an exact alarm and republish input.
+//! stands. The publisher writes nothing to the table: the stream's
+//! checkpoint (the event source mapping's, or the local emulation's) is
+//! what says an event went out, and the stream's iterator age is the alarm
+//! (docs/adr/0024, which supersedes 0005). The saga statistics count an
+//! event at its INSERT record, never at a republish's MODIFY.
 
 use crate::App;
 use crate::ports::{self as bus, BusEntry, EntryResult, EventBus};
@@ -28,26 +31,30 @@ const BACKOFF: Duration = Duration::from_millis(25);
 
 struct Pending {
     sequence: String,
+    event_id: String,
     order_id: String,
-    pk: String,
-    sk: String,
     entry: BusEntry,
     /// What the saga statistics count at its first publication (its
     /// `occurred_at`, the commit on the app's clock, also dates the outbox age).
     stats: crate::obs::stats::Published,
+    /// The stream record is the event's write (INSERT), not a republish
+    /// (MODIFY): only the first is counted.
+    first: bool,
 }
 
 impl Pending {
     /// The bus entry of a stored event, in the trace of the write that
     /// caused it (PutEvents' TraceHeader, X-Ray's format; EventBridge hands
     /// it on to SQS).
-    fn of(e: StoredEvent, sequence: String) -> Pending {
+    fn of(e: StoredEvent, sequence: String, first: bool) -> Pending {
         let traceparent = serde_json::from_str::<Value>(&e.detail)
             .ok()
             .and_then(|d| d.get("traceparent").and_then(Value::as_str).map(str::to_owned));
         let aggregate = shop_store::keys::aggregate_of(&e.pk).to_owned();
         Pending {
             sequence,
+            first,
+            event_id: e.event_id.clone(),
             order_id: e.order_id.clone().unwrap_or_default(),
             stats: crate::obs::stats::Published {
                 detail_type: e.detail_type.clone(),
@@ -63,8 +70,6 @@ impl Pending {
                 detail: e.detail,
                 trace_header: traceparent.as_deref().and_then(crate::obs::trace::xray_header),
             },
-            pk: e.pk,
-            sk: e.sk,
         }
     }
 }
@@ -122,7 +127,7 @@ async fn publish_stream(app: &App, bus: &dyn EventBus, event: StreamEvent) -> (D
             _ => Ok(None),
         };
         match stored {
-            Ok(Some(e)) => work.push(Pending::of(e, sequence)),
+            Ok(Some(e)) => work.push(Pending::of(e, sequence, record.event_name == "INSERT")),
             Ok(None) => report.skipped += 1,
             Err(e) => {
                 // Never drop it silently: after the retries it reaches the OnFailure destination.
@@ -182,18 +187,14 @@ async fn publish_stream(app: &App, bus: &dyn EventBus, event: StreamEvent) -> (D
         let trace_id = w.entry.trace_header.as_deref().and_then(crate::obs::trace::root_of);
         tracing::info!(
             order_id = %w.order_id,
+            event_id = %w.event_id,
             detail_type = %w.entry.detail_type,
             xray_trace_id = trace_id.as_deref(),
             trace_header = w.entry.trace_header.as_deref(),
             "published"
         );
-        // Published; leaving the pending index is bookkeeping. If it fails
-        // the event goes out once more later, which consumers absorb. The
-        // saga statistics count the event at its first publication only.
-        match app.store.outbox().mark_published(&w.pk, &w.sk, app.clock.now()).await {
-            Ok(true) => first_published.push(w.stats.clone()),
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, pk = %w.pk, sk = %w.sk, "could not clear pending"),
+        if w.first {
+            first_published.push(w.stats.clone());
         }
     }
     crate::obs::stats::count_published(app, &first_published).await;

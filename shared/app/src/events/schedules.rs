@@ -1,7 +1,5 @@
 //! The scheduled functions' entry points: an EventBridge schedule event in,
 //! the run's report out (the Lambda's result, visible in its logs).
-//! `expire-orders`, once a minute, also samples the outbox's gauges for
-//! the saga statistics.
 
 use crate::App;
 use crate::usecases::expire::{ExpireReport, expire_orders};
@@ -15,12 +13,7 @@ pub async fn expire_orders_handler(
     event: LambdaEvent<CloudWatchEvent>,
 ) -> Result<ExpireReport, lambda_runtime::Error> {
     tracing::info!(schedule = ?event.payload.resources, "expire-orders run");
-    let report = expire_orders(app).await?;
-    // Once a minute, the outbox's gauges for the console's overview.
-    if let Err(error) = crate::obs::stats::sample_outbox(app).await {
-        tracing::warn!(%error, "could not sample the outbox");
-    }
-    Ok(report)
+    Ok(expire_orders(app).await?)
 }
 
 /// `reconcile-payments`.

@@ -2,17 +2,17 @@
 //! charts, kept per minute in the store as the saga runs.
 //!
 //! Two writers, each at the one place its fact happens:
-//! - the stream publisher, when the bus first accepts an event
-//!   ([`count_published`]): the event by type, the order leaving one
+//! - the stream publisher, when the bus accepts an event from its INSERT
+//!   stream record ([`count_published`]): the event by type, the order leaving one
 //!   status and entering another, and for `OrderPaid` the time from
 //!   placement to payment;
 //! - every PG call, through [`App::pg`](crate::App::pg) ([`Counted`]):
 //!   calls, declines, failures (outcome unknown) and their time.
 //!
 //! Counting never fails the work it counts: a lost counter update is
-//! logged and dropped. An event is counted at most once (its first
-//! publication, decided by the store), never twice under redelivery,
-//! replay or republish.
+//! logged and dropped. An event is counted at its INSERT record, never at
+//! a republish (a MODIFY) or a replay; a stream batch delivered again after
+//! the publisher failed part of it can count an event twice (docs/adr/0024).
 
 use crate::App;
 use crate::ports::{PgError, PgPayment};
@@ -133,18 +133,6 @@ pub async fn count_published(app: &App, events: &[Published]) {
 /// per shard (per queue): a backlog's size is told as "at least", at a
 /// bounded cost however deep it is.
 pub const PENDING_CAP: i32 = 1_000;
-
-/// Samples the outbox's gauges into the minute of now: how many events
-/// wait for the publisher, and the oldest one's age. Run by the scheduled
-/// reconcile function in AWS and the local stack's sampler.
-pub async fn sample_outbox(app: &App) -> Result<(), shop_store::StoreError> {
-    let now = app.clock.now();
-    let (pending, _, oldest) = app.store.outbox().pending_summary(PENDING_CAP).await?;
-    let age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0)).unwrap_or(0);
-    let gauges =
-        [(OUTBOX_PENDING.to_owned(), i64::try_from(pending).unwrap_or(i64::MAX)), (OUTBOX_AGE_MS.to_owned(), age)];
-    app.store.stats().sample(now, &gauges).await
-}
 
 /// The app's PG client, counting every call (see [`App::pg`](crate::App::pg)).
 pub struct Counted<'a> {

@@ -9,7 +9,12 @@
 //!   ([`stream_image`], [`from_stream_image`]), so what the publisher reads
 //!   is what the use case wrote, attribute for attribute;
 //! - the `pendingOutbox` index's attributes ([`PENDING_SHARD`],
-//!   [`PENDING_SORT`]) and the expressions that set and clear them;
+//!   [`PENDING_SORT`]) and the expressions that set and clear them. The
+//!   index is the local stack's emulation of the table's stream: every
+//!   write of an event (and a republish) sets them, on every engine, and
+//!   only the emulation clears them once the publisher took the event. On
+//!   AWS the table has no such index and nothing clears them: the stream
+//!   delivers each write (docs/adr/0024);
 //! - the stream filter the template's event source mapping carries
 //!   ([`stream_filter`]; `infra/scripts/gen-template.py` reads the names
 //!   from this file and `tests/drift.rs` checks the template against it);
@@ -23,9 +28,9 @@
 //! | `eventId`, `source`, `detailType`, `detail` | the bus entry; `detail` is the JSON the bus carries |
 //! | `occurredAt` | epoch ms, the business clock |
 //! | `correlationId` | the request (or run) that wrote it |
-//! | `outboxShard`, `outboxSk` | only while pending: the `pendingOutbox` index |
+//! | `outboxShard`, `outboxSk` | set by every write and republish; cleared by the local stream emulation once published (its `pendingOutbox` index; none on AWS) |
 //! | `dueShard`, `dueAt` | the per-day event log in `byDue` |
-//! | `publishedAt` | the first publication (kept through republishes) |
+//! | `publishedAt` | locally, the emulated stream's first hand-over to the publisher (kept through republishes); never set on AWS |
 //! | `statusFrom`, `statusTo`, `placedAt` | what the saga statistics count at the first publication |
 //! | `orderId`, `aggregateVersion` / `campaignId` | the aggregate, for readers of the table |
 //! | `republishes` | how often it was made pending again |
@@ -42,8 +47,8 @@ use shop_domain::{EventDetail, OrderEvent, OrderStatus, Timestamp};
 pub const TYPE: &str = "EVENT";
 /// Sort-key prefix of an outbox item under its aggregate's partition.
 pub const SK_PREFIX: &str = "EVENT#";
-/// The `pendingOutbox` index's partition attribute: present only while the
-/// event waits for the publisher.
+/// The `pendingOutbox` index's partition attribute: written with every
+/// event; locally, present until the publisher took it.
 pub const PENDING_SHARD: &str = "outboxShard";
 /// The `pendingOutbox` index's sort attribute (`<ms, 13 digits>#<eventId>`).
 pub const PENDING_SORT: &str = "outboxSk";
@@ -70,7 +75,8 @@ pub const EVENT_RETENTION_SECS: i64 = 30 * 24 * 3600;
 /// `republishes` makes the write change the item even when it is still
 /// pending, so the stream carries a record for it.
 pub(crate) const MARK_PENDING: &str = "SET outboxShard = :shard, outboxSk = :sk ADD republishes :one";
-/// Takes a published event out of the pending index and dates its first publication.
+/// The local stream emulation's checkpoint: takes a published event out of
+/// the pending index and dates its first hand-over.
 pub(crate) const MARK_PUBLISHED: &str =
     "REMOVE outboxShard, outboxSk SET publishedAt = if_not_exists(publishedAt, :now)";
 
@@ -101,11 +107,6 @@ impl EventField {
     }
 }
 
-/// Whether an item (as it was before [`MARK_PUBLISHED`]) had never been published.
-pub(crate) fn never_published(old: &Item) -> bool {
-    !old.contains_key(PUBLISHED_AT)
-}
-
 /// An outbox event as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -118,7 +119,8 @@ pub struct StoredEvent {
     pub detail: String,
     pub occurred_at: Timestamp,
     pub correlation_id: String,
-    /// Waiting for the publisher (in the `pendingOutbox` index).
+    /// Carries the pending attributes: locally, not yet taken by the
+    /// publisher; on AWS, every event (nothing clears them there).
     pub pending: bool,
     /// When the bus first accepted it (absent before 2026-12 and while pending).
     pub published_at: Option<Timestamp>,

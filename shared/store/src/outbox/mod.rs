@@ -12,6 +12,7 @@ use crate::attr::{key, n, s};
 use crate::error::{Result, StoreError};
 use crate::io::Pages;
 use crate::tx::{TxItem, TxOp, put};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use crate::{Store, keys};
 use shop_domain::campaign::CouponIssued;
 use shop_domain::{OrderEvent, OrderId, Timestamp};
@@ -96,29 +97,57 @@ impl Outbox<'_> {
         Ok((count, capped, oldest))
     }
 
-    /// Takes a published event out of the pending index and dates its
-    /// first publication (`publishedAt`, kept through republishes).
-    /// Conditional on the item existing (a missing one is no error).
-    /// Answers whether this was the event's first publication: the saga
-    /// statistics count an event then, and never again.
-    pub async fn mark_published(&self, pk: &str, sk: &str, now: Timestamp) -> Result<bool> {
-        let res = self
-            .0
-            .client()
-            .update_item()
-            .table_name(self.0.table())
-            .set_key(Some(key(pk, sk)))
-            .update_expression(codec::MARK_PUBLISHED)
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":now", n(now.millis()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await;
-        match res {
-            Ok(out) => Ok(out.attributes.is_some_and(|old| codec::never_published(&old))),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::unexpected("UpdateItem mark_published")(e)),
+    /// The local stack's stream emulation, after the publisher took
+    /// `events` (their keys): they leave the pending index, and
+    /// `publishedAt` dates their first hand-over (kept through republishes;
+    /// the console's outbox lane). One TransactWriteItems per
+    /// [`MAX_ACTIONS`](crate::tx::MAX_ACTIONS) events, not one call per
+    /// event. When a batch's call fails (an item gone meanwhile, TTL; a
+    /// concurrent republish; throttling) its events are cleared one by one,
+    /// and a gone item is never recreated. Only the emulation calls this: on AWS the
+    /// table's stream delivers every write and nothing clears anything
+    /// (docs/adr/0024).
+    pub async fn clear_pending(&self, events: &[(String, String)], now: Timestamp) -> Result<()> {
+        for chunk in events.chunks(crate::tx::MAX_ACTIONS) {
+            let mut tx = crate::tx::Tx::new();
+            for (pk, sk) in chunk {
+                let update = Update::builder()
+                    .table_name(self.0.table())
+                    .set_key(Some(key(pk.as_str(), sk.as_str())))
+                    .update_expression(codec::MARK_PUBLISHED)
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":now", n(now.millis()))
+                    .build()
+                    .map_err(anyhow::Error::new)?;
+                let item = TransactWriteItem::builder().update(update).build();
+                tx.push(TxOp { item, label: TxItem::Event(format!("{pk} {sk}")) });
+            }
+            match self.0.transact(tx).await {
+                Ok(()) => {}
+                Err(error) => {
+                    tracing::debug!(%error, events = chunk.len(), "clearing one by one");
+                    for (pk, sk) in chunk {
+                        let res = self
+                            .0
+                            .client()
+                            .update_item()
+                            .table_name(self.0.table())
+                            .set_key(Some(key(pk.as_str(), sk.as_str())))
+                            .update_expression(codec::MARK_PUBLISHED)
+                            .condition_expression("attribute_exists(pk)")
+                            .expression_attribute_values(":now", n(now.millis()))
+                            .send()
+                            .await;
+                        match res {
+                            Ok(_) => {}
+                            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                            Err(e) => return Err(StoreError::unexpected("UpdateItem clear_pending")(e)),
+                        }
+                    }
+                }
+            }
         }
+        Ok(())
     }
 
     /// Makes an event pending (again), so the publisher sends it once more.

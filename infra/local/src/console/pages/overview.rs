@@ -152,11 +152,20 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
     let pg_ms = series.sum(PG_MS);
     let pg_calls = series.sum(PG_CALLS);
 
-    // Right now: the outbox and the queues, read live.
-    let (pending, capped, oldest) = app.store.outbox().pending_summary(stats::PENDING_CAP).await?;
-    let oldest_age = oldest.map(|t| now.millis().saturating_sub(t.millis()).max(0));
+    // Right now: the outbox and the queues, read live. The outbox's backlog
+    // is the local stream emulation's index; a deployed stack's is its
+    // stream's iterator age (CloudWatch), which the console does not read.
+    let outbox = match state.stack {
+        Some(_) => None,
+        None => Some(app.store.outbox().pending_summary(stats::PENDING_CAP).await?),
+    };
+    let oldest_age = outbox.and_then(|(_, _, oldest)| oldest).map(|t| now.millis().saturating_sub(t.millis()).max(0));
     // Counted up to the cap per shard: past it, "at least".
-    let pending_text = if capped { format!("{pending}+") } else { pending.to_string() };
+    let pending_text = match outbox {
+        Some((pending, true, _)) => format!("{pending}+"),
+        Some((pending, false, _)) => pending.to_string(),
+        None => "see the stream's IteratorAge".to_owned(),
+    };
     let depths = crate::console::queues::depths(state).await?;
     let mut queue_rows = Vec::new();
     for c in shop_app::events::consumers::NAMES {
