@@ -530,3 +530,30 @@ async fn a_session_is_server_side_its_forms_carry_its_csrf_token_and_logout_revo
     app.clock.advance_secs(601);
     assert_eq!(get("/console/queues", &other).await.unwrap().status(), 401, "the session ended with its token");
 }
+
+/// PG calls are counted in the process and written together, at most a
+/// second apart (docs/adr/0025): once the process writes what it holds, the
+/// statistics count every call the PG saw, none lost and none twice.
+#[tokio::test]
+async fn every_pg_call_is_in_the_statistics_once_the_process_writes_its_counts() {
+    use shop_local::sim::{db::MAX_LIMIT, db::Page, pg::Filter, pg::Op};
+    let app = spawn_app().await;
+    let one = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
+    for user in ["u1", "u2", "u3"] {
+        let (id, amount) = app.order(user, one).await;
+        app.pay_by_card(user, &id, amount).await;
+    }
+    app.settled().await;
+    let (seen, counted) = eventually(20, "the statistics count what the PG saw", || async {
+        app.stack.app.flush_stats().await;
+        let all = Filter { order_id: None, payment_key: None, op: None };
+        let calls = app.stack.pg.calls(all, Page { after: 0, limit: Some(MAX_LIMIT) }).await.expect("calls");
+        let seen = calls.items.iter().filter(|c| c.op != Op::Webhook).count();
+        let now = app.stack.app.clock.now();
+        let stats = app.store().stats().between(now.plus_secs(-900), now).await.expect("stats");
+        let counted: i64 = stats.values().map(|v| v.get("pg.calls").copied().unwrap_or(0)).sum();
+        (usize::try_from(counted).ok() == Some(seen)).then_some((seen, counted))
+    })
+    .await;
+    assert!(seen >= 3 && counted >= 3, "three confirms at least: {seen}");
+}

@@ -245,6 +245,21 @@ impl Stack {
             }
         });
 
+        // PG call counts held in the process: written every second (no
+        // call when there are none) and once more when the stack stops.
+        let counted = app.clone();
+        tasks.spawn(move |mut stop| async move {
+            let mut tick = tokio::time::interval(shop_app::obs::stats::PG_FLUSH_AFTER);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = tick.tick() => counted.flush_stats().await,
+                }
+            }
+            counted.flush_stats().await;
+        });
+
         // The emulated AWS services' own store calls, metered apart.
         let emulation_meter = engine::Meter::default();
         let emulation = shop_store::Store::new(engine.client(&emulation_meter), app.config.table_name.clone());

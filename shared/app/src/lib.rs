@@ -47,6 +47,9 @@ pub struct App {
     pub chaos: Arc<chaos::Chaos>,
     /// This app's counters (shared by its clones).
     pub metrics: Arc<obs::metrics::Metrics>,
+    /// PG calls counted and not yet written to the saga statistics
+    /// (shared by its clones; [`App::flush_stats`]).
+    pub pg_counts: Arc<obs::stats::PgCounts>,
 }
 
 impl App {
@@ -65,6 +68,7 @@ impl App {
             config: Arc::new(config),
             chaos: Arc::new(chaos::Chaos::default()),
             metrics: Arc::new(obs::metrics::Metrics::default()),
+            pg_counts: Arc::new(obs::stats::PgCounts::default()),
         })
     }
 
@@ -72,6 +76,13 @@ impl App {
     /// way use cases call the PG.
     pub fn pg(&self) -> obs::stats::Counted<'_> {
         obs::stats::Counted { app: self }
+    }
+
+    /// Writes the PG call counts this process holds to the saga statistics
+    /// now: before reading them in-process (the console's overview), on a
+    /// timer and when the local stack stops.
+    pub async fn flush_stats(&self) {
+        self.pg_counts.flush(self).await;
     }
 
     /// Adds `n` to this app's business metric `name` (EMF in Lambda).

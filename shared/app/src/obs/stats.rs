@@ -7,7 +7,8 @@
 //!   status and entering another, and for `OrderPaid` the time from
 //!   placement to payment;
 //! - every PG call, through [`App::pg`](crate::App::pg) ([`Counted`]):
-//!   calls, declines, failures (outcome unknown) and their time.
+//!   calls, declines, failures (outcome unknown) and their time, held in
+//!   the process for up to a second and written together ([`PgCounts`]).
 //!
 //! Counting never fails the work it counts: a lost counter update is
 //! logged and dropped. An event is counted at its INSERT record, never at
@@ -134,49 +135,141 @@ pub async fn count_published(app: &App, events: &[Published]) {
 /// bounded cost however deep it is.
 pub const PENDING_CAP: i32 = 1_000;
 
+/// How long a PG call's count may wait in [`PgCounts`] before the next
+/// call writes it: one counter update per second and process, not one per
+/// call (docs/adr/0025).
+pub const PG_FLUSH_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The PG calls this process counted and has not written yet, by minute.
+/// A call adds to it; the first call (or [`App::flush_stats`]) that finds
+/// the oldest count [`PG_FLUSH_AFTER`] old writes them all, one update per
+/// minute held (almost always one). Each process writes to its own shard
+/// of the minute's counters, chosen when it starts, so processes spread
+/// over the shards and none contends with another.
+///
+/// What this costs: counts wait in memory up to a second while calls keep
+/// coming, and after the last call until the next one or a flush. The
+/// local stack flushes every second and when it stops; a Lambda execution
+/// environment that is shut down after its last call loses that last
+/// second's counts (the console's PG panel is a rate, not a ledger).
+pub struct PgCounts {
+    shard: u32,
+    held: std::sync::Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    minutes: BTreeMap<i64, BTreeMap<String, i64>>,
+    since: Option<std::time::Instant>,
+}
+
+impl Default for PgCounts {
+    fn default() -> Self {
+        // Any value that differs between processes started apart.
+        let start = format!("{}:{:?}", std::process::id(), std::time::SystemTime::now());
+        Self { shard: shop_store::keys::shard(&start), held: Default::default() }
+    }
+}
+
+impl PgCounts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        match self.held.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Holds `counts` for the minute of `at` (business time), at `now`
+    /// (the process's own clock); answers whether the oldest held count
+    /// is due to be written.
+    fn add(&self, at: Timestamp, counts: &[(&str, i64)], now: std::time::Instant) -> bool {
+        let mut held = self.lock();
+        let minute = held.minutes.entry(at.millis() - at.millis().rem_euclid(60_000)).or_default();
+        for (name, n) in counts {
+            *minute.entry((*name).to_owned()).or_default() += n;
+        }
+        now.saturating_duration_since(*held.since.get_or_insert(now)) >= PG_FLUSH_AFTER
+    }
+
+    /// Writes every held count (see [`App::flush_stats`]).
+    pub(crate) async fn flush(&self, app: &App) {
+        let minutes = {
+            let mut held = self.lock();
+            held.since = None;
+            std::mem::take(&mut held.minutes)
+        };
+        for (minute, counts) in minutes {
+            let counts: Vec<(String, i64)> = counts.into_iter().collect();
+            if let Err(error) = app.store.stats().add(Timestamp::from_millis(minute), self.shard, &counts, &[]).await {
+                tracing::warn!(%error, "could not count PG calls");
+            }
+        }
+    }
+}
+
 /// The app's PG client, counting every call (see [`App::pg`](crate::App::pg)).
 pub struct Counted<'a> {
     pub(crate) app: &'a App,
 }
 
 impl Counted<'_> {
-    async fn count<T>(&self, subject: &str, call: impl Future<Output = Result<T, PgError>>) -> Result<T, PgError> {
+    async fn count<T>(&self, call: impl Future<Output = Result<T, PgError>>) -> Result<T, PgError> {
         let started = std::time::Instant::now();
         let result = call.await;
         let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let mut counts = vec![(PG_CALLS.to_owned(), 1), (PG_MS.to_owned(), ms)];
-        match &result {
-            Ok(_) | Err(PgError::AlreadyProcessed | PgError::NotFound) => {}
-            Err(PgError::Declined { .. }) => counts.push((PG_DECLINED.to_owned(), 1)),
-            Err(PgError::Unknown(_)) => counts.push((PG_FAILED.to_owned(), 1)),
-        }
-        let at = self.app.clock.now();
-        if let Err(error) = self.app.store.stats().add(at, shop_store::keys::shard(subject), &counts, &[]).await {
-            tracing::warn!(%error, "could not count a PG call");
+        let outcome = match &result {
+            Ok(_) | Err(PgError::AlreadyProcessed | PgError::NotFound) => None,
+            Err(PgError::Declined { .. }) => Some(PG_DECLINED),
+            Err(PgError::Unknown(_)) => Some(PG_FAILED),
+        };
+        let mut counts = vec![(PG_CALLS, 1), (PG_MS, ms)];
+        counts.extend(outcome.map(|name| (name, 1)));
+        if self.app.pg_counts.add(self.app.clock.now(), &counts, std::time::Instant::now()) {
+            self.app.pg_counts.flush(self.app).await;
         }
         result
     }
 
     pub async fn confirm(&self, key: &PaymentKey, order: &OrderId, amount: Money) -> Result<PgPayment, PgError> {
-        self.count(key.as_str(), self.app.gateway.confirm(key, order, amount)).await
+        self.count(self.app.gateway.confirm(key, order, amount)).await
     }
 
     pub async fn cancel(&self, key: &PaymentKey, reason: &str, amount: Option<Money>) -> Result<PgPayment, PgError> {
-        self.count(key.as_str(), self.app.gateway.cancel(key, reason, amount)).await
+        self.count(self.app.gateway.cancel(key, reason, amount)).await
     }
 
     pub async fn payment(&self, key: &PaymentKey) -> Result<PgPayment, PgError> {
-        self.count(key.as_str(), self.app.gateway.payment(key)).await
+        self.count(self.app.gateway.payment(key)).await
     }
 
     pub async fn payment_by_order(&self, order: &OrderId) -> Result<PgPayment, PgError> {
-        self.count(order.as_str(), self.app.gateway.payment_by_order(order)).await
+        self.count(self.app.gateway.payment_by_order(order)).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pg_counts_are_held_a_second_and_merged_by_minute() {
+        let counts = PgCounts::default();
+        let t0 = std::time::Instant::now();
+        let at = Timestamp::from_millis(1_795_219_200_000);
+        assert!(!counts.add(at, &[(PG_CALLS, 1), (PG_MS, 30)], t0), "the first count waits");
+        assert!(!counts.add(at.plus_secs(59), &[(PG_CALLS, 1), (PG_DECLINED, 1)], t0 + PG_FLUSH_AFTER / 2));
+        assert!(counts.add(at.plus_secs(60), &[(PG_CALLS, 1)], t0 + PG_FLUSH_AFTER), "a second after the first");
+        let held = counts.lock();
+        let minutes: Vec<(i64, Vec<(&str, i64)>)> = held
+            .minutes
+            .iter()
+            .map(|(m, c)| (m - at.millis(), c.iter().map(|(k, v)| (k.as_str(), *v)).collect()))
+            .collect();
+        assert_eq!(
+            minutes,
+            vec![(0, vec![(PG_CALLS, 2), (PG_DECLINED, 1), (PG_MS, 30)]), (60_000, vec![(PG_CALLS, 1)])]
+        );
+    }
 
     #[test]
     fn quantiles_are_the_upper_bounds_of_their_buckets() {

@@ -12,8 +12,8 @@ use crate::attr::{key, n, s};
 use crate::error::{Result, StoreError};
 use crate::io::Pages;
 use crate::tx::{TxItem, TxOp, put};
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use crate::{Store, keys};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use shop_domain::campaign::CouponIssued;
 use shop_domain::{OrderEvent, OrderId, Timestamp};
 
@@ -140,7 +140,8 @@ impl Outbox<'_> {
                             .await;
                         match res {
                             Ok(_) => {}
-                            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                            Err(e)
+                                if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
                             Err(e) => return Err(StoreError::unexpected("UpdateItem clear_pending")(e)),
                         }
                     }

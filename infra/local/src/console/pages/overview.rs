@@ -113,6 +113,8 @@ impl Series {
 async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
     let (_, minutes, _) = range_of(r);
     let app = &state.app;
+    // The PG calls this process counted and holds (up to a second) are read with the rest.
+    app.flush_stats().await;
     let now = app.clock.now();
     let from = now.plus_secs(-(minutes - 1) * 60);
     let by_minute = app.store.stats().between(from, now).await?;
