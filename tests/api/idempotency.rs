@@ -1,5 +1,3 @@
-use shop_app::clock::Clock;
-use shop_store::idempotency::{Claim, payload_hash};
 use shop_tests::spawn_app;
 
 const BODY: &str = r#"{"items":[{"productId":"p1","quantity":1}],"pointsToUse":100}"#;
@@ -49,27 +47,34 @@ async fn keys_are_per_user() {
     assert_eq!(app.stock("p1").await, 98);
 }
 
+/// A retry after a lost answer gets the order its first request placed,
+/// even though placing it again would now be refused: that order took the
+/// last units.
 #[tokio::test]
-async fn a_request_in_flight_answers_409_until_it_completes_or_its_lock_lapses() {
+async fn a_retry_gets_the_first_answer_where_running_it_again_would_be_refused() {
     let app = spawn_app().await;
-    let payload: serde_json::Value = serde_json::from_str(BODY).unwrap();
-    let now = app.clock.now();
-    let policy = app.stack.app.config.idempotency;
-    // Another invocation holds the key (it is still running).
-    let claim =
-        app.store().idempotency().claim("orders#u1", "busy", &payload_hash(&payload), now, policy).await.unwrap();
-    assert!(matches!(claim, Claim::Acquired(_)));
+    let all = r#"{"items":[{"productId":"scarce","quantity":5}]}"#;
+    let (s1, first) = app.post_order("u1", "all-of-it", all).await;
+    assert_eq!(s1, 201, "{first}");
+    assert_eq!(app.stock("scarce").await, 0);
+    let (s2, again) = app.post_order("u1", "all-of-it", all).await;
+    assert_eq!((s2, &again), (201, &first), "the stored answer, not a 409 for want of stock");
+    assert_eq!(app.orders_of("u1").await.len(), 1);
+}
 
-    let (status, body) = app.post_order("u1", "busy", BODY).await;
-    assert_eq!(status, 409);
-    assert_eq!(body["type"], "https://shop.example/problems/idempotency-in-progress");
-    assert_eq!(app.stock("p1").await, 100);
-
-    // That invocation died: once its in-progress window passes, a retry proceeds.
-    app.clock.advance_secs(policy.in_progress_ms / 1000 + 1);
-    let (status, _) = app.post_order("u1", "busy", BODY).await;
-    assert_eq!(status, 201);
+/// Requests with one key at the same moment all run; one commits and the
+/// others answer with its answer: one order, one answer.
+#[tokio::test]
+async fn requests_with_one_key_at_the_same_moment_place_one_order_and_get_one_answer() {
+    let app = spawn_app().await;
+    let answers = futures::future::join_all((0..8).map(|_| app.post_order("u1", "twins", BODY))).await;
+    let first = answers.first().map(|(_, b)| b.clone()).unwrap_or_default();
+    for (status, body) in &answers {
+        assert_eq!((*status, body), (201, &first));
+    }
+    assert_eq!(app.orders_of("u1").await.len(), 1);
     assert_eq!(app.stock("p1").await, 99);
+    assert_eq!(app.points("u1").await, 4_900);
 }
 
 #[tokio::test]

@@ -295,76 +295,66 @@ pub async fn placement_inputs_are_one_snapshot(store: Store) {
     assert!(store.orders().load_placement(&uid("u9"), &[pid("p1")], None).await.unwrap().coupon.is_none());
 }
 
-pub async fn idempotency_records_follow_powertools_semantics(store: Store) {
+pub async fn idempotency_keys_are_recorded_with_their_answer(store: Store) {
     let policy = IdemPolicy { keep_secs: 86_400, in_progress_ms: 10_000 };
-    let lock = match store.idempotency().claim("s", "k", "h1", T0, policy).await.unwrap() {
-        Claim::Acquired(l) => l,
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(store.idempotency().claim("s", "k", "h1", T0, policy).await.unwrap(), Claim::InProgress);
-    assert_eq!(store.idempotency().claim("s", "k", "h2", T0, policy).await.unwrap(), Claim::PayloadMismatch);
-    // Other scope, same key: independent.
-    assert!(matches!(store.idempotency().claim("s2", "k", "h1", T0, policy).await.unwrap(), Claim::Acquired(_)));
-    // A failed attempt releases; the key is free again.
-    store.idempotency().release(&lock).await.unwrap();
-    let lock = match store.idempotency().claim("s", "k", "h1", T0, policy).await.unwrap() {
-        Claim::Acquired(l) => l,
-        other => panic!("{other:?}"),
-    };
-    // The holder died: after its in-progress window another caller takes over...
-    let later = T0.plus_secs(11);
-    let new_lock = match store.idempotency().claim("s", "k", "h1", later, policy).await.unwrap() {
-        Claim::Acquired(l) => l,
-        other => panic!("{other:?}"),
-    };
-    // ...and the old holder can neither release nor complete the new one's record.
-    store.idempotency().release(&lock).await.unwrap();
-    assert_eq!(store.idempotency().claim("s", "k", "h1", later, policy).await.unwrap(), Claim::InProgress);
+    let idem = store.idempotency();
     let response = StoredResponse { status: 201, body: "{\"ok\":true}".into() };
-    assert_conflict(
-        store.idempotency().complete(&lock, &response).await,
-        TxItem::Idempotency,
-        ConflictReason::ConditionFailed,
-    );
-    store.idempotency().complete(&new_lock, &response).await.unwrap();
-    assert_eq!(
-        store.idempotency().claim("s", "k", "h1", later, policy).await.unwrap(),
-        Claim::Replay(response.clone())
-    );
-    assert_eq!(store.idempotency().claim("s", "k", "h2", later, policy).await.unwrap(), Claim::PayloadMismatch);
-    // Kept for keep_secs, then forgotten.
-    let forgotten = T0.plus_secs(86_400 + 12);
-    assert!(matches!(store.idempotency().claim("s", "k", "h2", forgotten, policy).await.unwrap(), Claim::Acquired(_)));
-}
-
-pub async fn idempotency_completes_inside_the_business_transaction(store: Store) {
-    let policy = IdemPolicy::default();
-    let Claim::Acquired(lock) = store.idempotency().claim("s", "k", "h", T0, policy).await.unwrap() else { panic!() };
-    let response = StoredResponse { status: 201, body: "{}".into() };
+    let t = idem.ticket("s", "k", "h1", T0, policy);
+    assert_eq!(idem.recorded(&t).await.unwrap(), None, "nothing is written before the work");
+    // The business write fails: nothing is recorded, the key stays free.
     let p = seed_product(&store, "p1", 1000, 0).await;
-    // The business write fails: the record stays INPROGRESS, no response is stored.
     assert_conflict(
-        run(
-            &store,
-            vec![
-                store.catalog().op_reserve_stock(&p, q(1)).unwrap(),
-                store.idempotency().op_complete(&lock, &response).unwrap(),
-            ],
-        )
-        .await,
+        run(&store, vec![store.catalog().op_reserve_stock(&p, q(1)).unwrap(), idem.op_record(&t, &response).unwrap()])
+            .await,
         TxItem::Stock("p1".into()),
         ConflictReason::ConditionFailed,
     );
-    assert_eq!(store.idempotency().claim("s", "k", "h", T0, policy).await.unwrap(), Claim::InProgress);
-    // Both succeed together.
+    assert_eq!(idem.recorded(&t).await.unwrap(), None);
+    // Both commit together.
     let o = order("o1", "u1", 60);
-    run(
-        &store,
-        vec![store.orders().op_create(&o).unwrap(), store.idempotency().op_complete(&lock, &response).unwrap()],
-    )
-    .await
-    .unwrap();
-    assert_eq!(store.idempotency().claim("s", "k", "h", T0, policy).await.unwrap(), Claim::Replay(response));
+    run(&store, vec![store.orders().op_create(&o).unwrap(), idem.op_record(&t, &response).unwrap()]).await.unwrap();
+    assert_eq!(idem.recorded(&t).await.unwrap(), Some(Claim::Replay(response.clone())));
+    // The key cannot be recorded again, with any payload; another payload is a mismatch.
+    assert_conflict(
+        run(&store, vec![idem.op_record(&t, &response).unwrap()]).await,
+        TxItem::Idempotency,
+        ConflictReason::ConditionFailed,
+    );
+    assert_eq!(idem.recorded(&idem.ticket("s", "k", "h2", T0, policy)).await.unwrap(), Some(Claim::PayloadMismatch));
+    // Another scope, same key: independent.
+    let other = idem.ticket("s2", "k", "h1", T0, policy);
+    assert_eq!(idem.recorded(&other).await.unwrap(), None);
+    run(&store, vec![idem.op_record(&other, &response).unwrap()]).await.unwrap();
+    // Kept for keep_secs, then forgotten: the key carries a new request.
+    let later = idem.ticket("s", "k", "h2", T0.plus_secs(86_401), policy);
+    assert_eq!(idem.recorded(&later).await.unwrap(), None);
+    run(&store, vec![idem.op_record(&later, &response).unwrap()]).await.unwrap();
+    assert_eq!(idem.recorded(&later).await.unwrap(), Some(Claim::Replay(response.clone())));
+
+    // A lock of the earlier protocol (claimed before the work, INPROGRESS)
+    // is honoured until it lapses.
+    let (pk, sk) = keys::idempotency("s3", "k");
+    let mut lock = shop_store::attr::item([
+        ("type", shop_store::attr::s("IDEM")),
+        ("status", shop_store::attr::s("INPROGRESS")),
+        ("payloadHash", shop_store::attr::s("h")),
+        ("lockToken", shop_store::attr::s("t")),
+        ("inProgressUntil", shop_store::attr::n(T0.plus_secs(10).millis())),
+        ("keepUntil", shop_store::attr::n(T0.plus_secs(86_400).millis())),
+    ]);
+    lock.extend(shop_store::attr::key(pk, sk));
+    store.client().put_item().table_name(store.table()).set_item(Some(lock)).send().await.unwrap();
+    let held = idem.ticket("s3", "k", "h", T0, policy);
+    assert_eq!(idem.recorded(&held).await.unwrap(), Some(Claim::InProgress));
+    assert_conflict(
+        run(&store, vec![idem.op_record(&held, &response).unwrap()]).await,
+        TxItem::Idempotency,
+        ConflictReason::ConditionFailed,
+    );
+    let lapsed = idem.ticket("s3", "k", "h", T0.plus_secs(11), policy);
+    assert_eq!(idem.recorded(&lapsed).await.unwrap(), None);
+    run(&store, vec![idem.op_record(&lapsed, &response).unwrap()]).await.unwrap();
+    assert_eq!(idem.recorded(&lapsed).await.unwrap(), Some(Claim::Replay(response)));
 }
 
 pub async fn batch_get_reads_many_keys(store: Store) {

@@ -1,22 +1,24 @@
-//! Idempotency records with the semantics of AWS Lambda Powertools.
+//! Idempotency records: a request's key is recorded **with its answer, in
+//! the transaction of the work it did** (ADR 0004, amended by 0026).
 //!
-//! A record `IDEM#<scope>#<key>` holds a status (INPROGRESS or COMPLETED),
-//! the hash of the request payload, the stored response, when it may be
-//! forgotten (`keepUntil`, plus DynamoDB `ttl`) and how long an INPROGRESS
-//! lock is honoured (`inProgressUntil`: the invocation's remaining time).
+//! A record `IDEM#<scope>#<key>` holds the hash of the request payload, the
+//! stored response and when it may be forgotten (`keepUntil`, plus DynamoDB
+//! `ttl`).
 //!
-//! - The lock is one conditional put: it succeeds when there is no record,
-//!   the record has expired, or an INPROGRESS lock was abandoned (its holder
-//!   crashed or timed out).
-//! - A lost race returns the existing record in the same call
-//!   (`ReturnValuesOnConditionCheckFailure`), which decides: same payload and
-//!   COMPLETED → replay the stored response; different payload → mismatch;
-//!   otherwise → in progress.
-//! - Unlike Powertools, a use case can complete the record *inside its own
-//!   business transaction* ([`Idempotency::op_complete`]): then the business
-//!   write and the stored response commit together, and a crash between them
-//!   cannot let a retry do the work twice.
-//! - On a failed handler the record is deleted, so the client may retry.
+//! - Nothing is written before the work: the use case's own transaction
+//!   puts the record ([`Idempotency::op_record`]), on the condition that no
+//!   live record has the key. The business write and the stored response
+//!   commit together or not at all, so a crash between them cannot let a
+//!   retry do the work twice, and a refused request leaves nothing behind.
+//! - A request whose transaction loses that condition, or that the domain
+//!   refuses, asks [`Idempotency::recorded`] whether the key was answered
+//!   before: same payload → replay the stored response (so a retry after a
+//!   lost answer gets its order, even though its own attempt would now be
+//!   refused for want of the stock that order took); different payload →
+//!   mismatch. Two requests with one key at the same moment both run; one
+//!   commits, the other replays its answer.
+//! - Records left INPROGRESS by the earlier protocol (a claim before the
+//!   work) are honoured until their lock lapses.
 
 use crate::attr::{Item, get_n, get_s, item, key, n, opt_s, s};
 use crate::tx::{TxItem, TxOp};
@@ -25,7 +27,7 @@ use crate::{Store, StoreError, keys, schema};
 /// Idempotency records (see [`Store::idempotency`]).
 #[derive(Clone, Copy)]
 pub struct Idempotency<'a>(pub(crate) &'a Store);
-use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use sha2::{Digest, Sha256};
 use shop_domain::Timestamp;
 
@@ -36,31 +38,35 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// A request's key and payload, before anything is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdemLock {
+pub struct Ticket {
     pk: String,
     sk: String,
-    token: String,
+    payload_hash: String,
+    now: Timestamp,
+    policy: IdemPolicy,
 }
 
+/// What the store knows of a key that was used before.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This caller holds the lock and must complete or release it.
-    Acquired(IdemLock),
     /// The same request completed before: answer with this.
     Replay(StoredResponse),
-    /// The same key is being processed right now.
+    /// The same key is held by a request of the earlier protocol, still running.
     InProgress,
     /// The key was used with a different payload.
     PayloadMismatch,
 }
 
 /// How long records live.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdemPolicy {
     /// How long a completed record is kept (Stripe keeps keys 24 h).
     pub keep_secs: i64,
-    /// How long an INPROGRESS lock is honoured before another caller may take it.
+    /// How long an INPROGRESS lock is honoured before another caller may
+    /// take it (records of the earlier protocol); also the lease of a
+    /// consumer's claim (the saga log).
     pub in_progress_ms: i64,
 }
 
@@ -109,106 +115,62 @@ pub fn payload_hash(value: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// Whether a record stops a new request with its key: it is kept, and it
+/// is not an INPROGRESS lock of the earlier protocol that lapsed.
+const LIVE: &str = "attribute_exists(pk) AND keepUntil >= :now AND (#status = :completed OR inProgressUntil >= :now)";
+
 impl Idempotency<'_> {
-    /// Tries to take the lock for (`scope`, `key`).
-    pub async fn claim(
+    /// The request's key in `scope`, for a payload whose hash is `payload_hash`.
+    pub fn ticket(
         &self,
         scope: &str,
         idem_key: &str,
         payload_hash: &str,
         now: Timestamp,
         policy: IdemPolicy,
-    ) -> Result<Claim, StoreError> {
+    ) -> Ticket {
         let (pk, sk) = keys::idempotency(scope, idem_key);
-        let token = uuid::Uuid::now_v7().to_string();
-        let keep_until = now.plus_secs(policy.keep_secs);
+        Ticket { pk, sk, payload_hash: payload_hash.to_owned(), now, policy }
+    }
+
+    /// Records the key with `response` inside the caller's transaction, on
+    /// the condition that no live record has it: the action fails
+    /// ([`TxItem::Idempotency`]) when the key was used before.
+    pub fn op_record(&self, t: &Ticket, response: &StoredResponse) -> anyhow::Result<TxOp> {
+        let keep_until = t.now.plus_secs(t.policy.keep_secs);
         let mut record = item([
             ("type", s("IDEM")),
-            ("status", s("INPROGRESS")),
-            ("payloadHash", s(payload_hash)),
-            ("lockToken", s(token.clone())),
-            ("inProgressUntil", n(now.millis() + policy.in_progress_ms)),
+            ("status", s("COMPLETED")),
+            ("payloadHash", s(t.payload_hash.as_str())),
+            ("responseStatus", n(response.status)),
+            ("responseBody", s(response.body.as_str())),
             ("keepUntil", n(keep_until.millis())),
             (schema::TTL_ATTRIBUTE, n(keep_until.seconds())),
         ]);
-        record.extend(key(pk.clone(), sk.clone()));
-        let res = self
-            .0
-            .client()
-            .put_item()
+        record.extend(key(t.pk.clone(), t.sk.clone()));
+        let put = Put::builder()
             .table_name(self.0.table())
             .set_item(Some(record))
-            .condition_expression(
-                "attribute_not_exists(pk) OR keepUntil < :now OR (#status = :inprogress AND inProgressUntil < :now)",
-            )
+            .condition_expression(format!("NOT ({LIVE})"))
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":now", n(now.millis()))
-            .expression_attribute_values(":inprogress", s("INPROGRESS"))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let existing = match res {
-            Ok(_) => return Ok(Claim::Acquired(IdemLock { pk, sk, token })),
-            Err(e) => match e.into_service_error() {
-                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item,
-                other => return Err(StoreError::Unexpected(anyhow::Error::new(other).context("PutItem idempotency"))),
-            },
-        };
-        // Deleted between the two calls: the caller may simply retry.
-        let Some(existing) = self.0.returned_or_read(existing, (pk, sk)).await? else {
-            return Ok(Claim::InProgress);
-        };
-        decide(&existing, payload_hash)
+            .expression_attribute_values(":now", n(t.now.millis()))
+            .expression_attribute_values(":completed", s("COMPLETED"))
+            .build()?;
+        Ok(TxOp { item: TransactWriteItem::builder().put(put).build(), label: TxItem::Idempotency })
     }
 
-    /// Completes the record inside the caller's transaction: the business
-    /// write and the stored response commit together.
-    pub fn op_complete(&self, lock: &IdemLock, response: &StoredResponse) -> anyhow::Result<TxOp> {
-        let update = complete_update(self.0.table(), lock, response)?;
-        Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Idempotency })
-    }
-
-    /// Completes the record on its own (for handlers with no transaction).
-    pub async fn complete(&self, lock: &IdemLock, response: &StoredResponse) -> Result<(), StoreError> {
-        let mut tx = crate::Tx::new();
-        tx.push(self.op_complete(lock, response)?);
-        self.0.transact(tx).await
-    }
-
-    /// Deletes the record after a failed attempt so the key can be retried.
-    /// Only this lock's holder can delete it.
-    pub async fn release(&self, lock: &IdemLock) -> Result<(), StoreError> {
-        let res = self
-            .0
-            .client()
-            .delete_item()
-            .table_name(self.0.table())
-            .set_key(Some(key(lock.pk.clone(), lock.sk.clone())))
-            .condition_expression("lockToken = :t")
-            .expression_attribute_values(":t", s(lock.token.clone()))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("DeleteItem idempotency"))),
+    /// What a live record of the key says, if there is one.
+    pub async fn recorded(&self, t: &Ticket) -> Result<Option<Claim>, StoreError> {
+        let Some(existing) = self.0.get((t.pk.clone(), t.sk.clone())).await? else { return Ok(None) };
+        let now = t.now.millis();
+        let kept = get_n::<i64>(&existing, "keepUntil").is_ok_and(|k| k >= now);
+        let held = opt_s(&existing, "status") == Some("COMPLETED")
+            || get_n::<i64>(&existing, "inProgressUntil").is_ok_and(|u| u >= now);
+        if !(kept && held) {
+            return Ok(None);
         }
+        decide(&existing, &t.payload_hash).map(Some)
     }
-}
-
-fn complete_update(table: &str, lock: &IdemLock, response: &StoredResponse) -> anyhow::Result<Update> {
-    Ok(Update::builder()
-        .table_name(table)
-        .set_key(Some(key(lock.pk.clone(), lock.sk.clone())))
-        .update_expression("SET #status = :completed, responseStatus = :rs, responseBody = :rb REMOVE inProgressUntil")
-        .condition_expression("lockToken = :t AND #status = :inprogress")
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":completed", s("COMPLETED"))
-        .expression_attribute_values(":inprogress", s("INPROGRESS"))
-        .expression_attribute_values(":rs", n(response.status))
-        .expression_attribute_values(":rb", s(response.body.clone()))
-        .expression_attribute_values(":t", s(lock.token.clone()))
-        .build()?)
 }
 
 fn decide(existing: &Item, payload_hash: &str) -> Result<Claim, StoreError> {

@@ -6,7 +6,7 @@
 
 use crate::App;
 use crate::http::coupons::CouponView;
-use crate::http::idempotency::{self, Admission};
+use crate::http::idempotency;
 use crate::http::{self, Problem, RequestCtx};
 use crate::usecases::campaigns::{ClaimError, Created, claim_coupon, create_campaign};
 use lambda_http::{Body, Request, Response};
@@ -233,23 +233,24 @@ async fn claim_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respons
     let id = campaign_param(&req)?;
     // The request is the campaign: the same key for another campaign is a reuse.
     let payload = serde_json::json!({ "campaignId": id.as_str() });
-    let lock = match idempotency::admit(app, &format!("claims#{user}"), &key, &payload, &ctx).await? {
-        Admission::Run(lock) => lock,
-        Admission::Replay(answer) => return Ok(answer),
-    };
+    let ticket = idempotency::ticket(app, &format!("claims#{user}"), &key, &payload);
     let now = app.clock.now();
     let render = |coupon: &Coupon| -> anyhow::Result<StoredResponse> {
         Ok(StoredResponse { status: 201, body: serde_json::to_string(&CouponView::of(coupon, now))? })
     };
-    match claim_coupon(app, &user, &id, &lock, &ctx.correlation_id, &render).await {
+    match claim_coupon(app, &user, &id, &ticket, &ctx.correlation_id, &render).await {
         Ok((_, stored)) => Ok(http::raw(stored.status, "application/json", stored.body, &ctx)),
         Err(e) => {
             if let ClaimError::Unexpected(err) = &e {
                 tracing::error!(error = ?err, "claim failed");
-            } else {
-                tracing::info!(reason = %e, "claim refused");
+                return Err(Problem::from(&e));
             }
-            idempotency::release(app, &lock).await;
+            // Refused now (already claimed, sold out) perhaps because of
+            // this key's first request: that request's answer is the answer.
+            if let Some(answer) = idempotency::answered_before(app, &ticket, &ctx).await? {
+                return Ok(answer);
+            }
+            tracing::info!(reason = %e, "claim refused");
             Err(Problem::from(&e))
         }
     }
@@ -276,6 +277,7 @@ impl From<&ClaimError> for Problem {
                 }
             },
             ClaimError::Contention(c) => http::contention(*c, "too many concurrent claims; retry"),
+            ClaimError::KeyUsed => idempotency::in_progress(),
             ClaimError::Unexpected(_) => Problem::internal(),
         }
     }

@@ -1,23 +1,17 @@
 //! The `Idempotency-Key` protocol of the POST routes that create something
-//! (`POST /orders`, `POST /campaigns/{campaignId}/claim`; ADR 0004): the key
-//! is required; the first request with it runs and its answer is stored in
-//! the same transaction as its writes; a retry with the same key and body
-//! gets that answer again (`Idempotent-Replayed: true`); the same key with
-//! another body is a 422, and while the first is still running a 409.
+//! (`POST /orders`, `POST /campaigns/{campaignId}/claim`; ADRs 0004 and
+//! 0026): the key is required; the request runs, and its answer is stored
+//! with the key in the same transaction as its writes; a retry with the
+//! same key and body gets that answer again (`Idempotent-Replayed: true`),
+//! even where running it again would now be refused; the same key with
+//! another body is a 422. Nothing is written before the work: the first
+//! store call a request makes is its use case's.
 
 use crate::App;
 use crate::http::{self, Problem, RequestCtx};
 use lambda_http::{Body, Request, Response};
 use shop_domain::IdempotencyKey;
-use shop_store::idempotency::{Claim, IdemLock, payload_hash};
-
-/// What the protocol says about a request.
-pub enum Admission {
-    /// First time: run it, and complete `lock` with the answer in the write.
-    Run(IdemLock),
-    /// Seen before and finished: this is the stored answer.
-    Replay(Response<Body>),
-}
+use shop_store::idempotency::{Claim, Ticket, payload_hash};
 
 /// The request's `Idempotency-Key`, refused with a 400 when missing or malformed.
 pub fn key(req: &Request) -> Result<IdempotencyKey, Problem> {
@@ -28,37 +22,26 @@ pub fn key(req: &Request) -> Result<IdempotencyKey, Problem> {
     }
 }
 
-/// Claims `key` in `scope` (the route and the caller) for a request whose
-/// parsed body is `payload`.
-pub async fn admit(
-    app: &App,
-    scope: &str,
-    key: &IdempotencyKey,
-    payload: &serde_json::Value,
-    ctx: &RequestCtx,
-) -> Result<Admission, Problem> {
+/// The ticket of `key` in `scope` (the route and the caller) for a request
+/// whose parsed body is `payload`: what its use case records with its answer.
+pub fn ticket(app: &App, scope: &str, key: &IdempotencyKey, payload: &serde_json::Value) -> Ticket {
     let hash = payload_hash(payload);
-    let now = app.clock.now();
-    let claim = app
-        .store
-        .idempotency()
-        .claim(scope, key.as_str(), &hash, now, app.config.idempotency)
-        .await
-        .map_err(http::internal)?;
-    match claim {
-        Claim::Acquired(lock) => Ok(Admission::Run(lock)),
-        Claim::Replay(stored) => {
+    app.store.idempotency().ticket(scope, key.as_str(), &hash, app.clock.now(), app.config.idempotency)
+}
+
+/// A request that did not commit (its use case refused it, or lost the
+/// key's condition): the answer its key was given before, if it was.
+/// `None`: the key is free, and the request's own answer stands.
+pub async fn answered_before(app: &App, ticket: &Ticket, ctx: &RequestCtx) -> Result<Option<Response<Body>>, Problem> {
+    match app.store.idempotency().recorded(ticket).await.map_err(http::internal)? {
+        None => Ok(None),
+        Some(Claim::Replay(stored)) => {
             let mut resp = http::raw(stored.status, "application/json", stored.body, ctx);
             resp.headers_mut().insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
-            Ok(Admission::Replay(resp))
+            Ok(Some(resp))
         }
-        Claim::InProgress => Err(Problem::new(
-            409,
-            "idempotency-in-progress",
-            "Request in progress",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )),
-        Claim::PayloadMismatch => Err(Problem::new(
+        Some(Claim::InProgress) => Err(in_progress()),
+        Some(Claim::PayloadMismatch) => Err(Problem::new(
             422,
             "idempotency-key-reused",
             "Idempotency-Key reused",
@@ -67,9 +50,12 @@ pub async fn admit(
     }
 }
 
-/// Nothing was written: frees the key so the client can retry with it.
-pub async fn release(app: &App, lock: &IdemLock) {
-    if let Err(e) = app.store.idempotency().release(lock).await {
-        tracing::warn!(error = %e, "could not release idempotency record");
-    }
+/// The key is taken and its answer not readable yet: retry shortly.
+pub fn in_progress() -> Problem {
+    Problem::new(
+        409,
+        "idempotency-in-progress",
+        "Request in progress",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+    )
 }

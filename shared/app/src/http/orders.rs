@@ -3,7 +3,7 @@
 //! [`OrderView`], the order as the API shows it.
 
 use crate::App;
-use crate::http::idempotency::{self, Admission};
+use crate::http::idempotency;
 use crate::http::{self, Problem, RequestCtx};
 use crate::usecases::cancel::{CancelError, cancel_order as cancel};
 use crate::usecases::place_order::{NewOrder, PlaceOrderError, place_order};
@@ -89,6 +89,7 @@ impl From<&PlaceOrderError> for Problem {
             PlaceOrderError::Contention(c) => {
                 http::contention(*c, "too many concurrent changes to the same items; retry")
             }
+            PlaceOrderError::KeyUsed => idempotency::in_progress(),
             PlaceOrderError::Unexpected(_) => Problem::internal(),
         }
     }
@@ -235,14 +236,11 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
     // Parsed once: the same value is checked and hashed for idempotency.
     let payload: serde_json::Value = http::parse(http::json_body(&req)?)?;
     let cmd = CreateOrder::from_payload(&payload)?;
-    let lock = match idempotency::admit(app, &format!("orders#{user}"), &key, &payload, &ctx).await? {
-        Admission::Run(lock) => lock,
-        Admission::Replay(answer) => return Ok(answer),
-    };
+    let ticket = idempotency::ticket(app, &format!("orders#{user}"), &key, &payload);
     let render = |order: &Order| -> anyhow::Result<StoredResponse> {
         Ok(StoredResponse { status: 201, body: serde_json::to_string(&OrderView::from(order))? })
     };
-    match place_order(app, &user, &cmd, &lock, &ctx.correlation_id, &render).await {
+    match place_order(app, &user, &cmd, &ticket, &ctx.correlation_id, &render).await {
         Ok((order, stored)) => {
             tracing::Span::current().record("order_id", order.id.as_str());
             Ok(http::raw(stored.status, "application/json", stored.body, &ctx))
@@ -250,10 +248,14 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
         Err(e) => {
             if let PlaceOrderError::Unexpected(err) = &e {
                 tracing::error!(error = ?err, "create order failed");
-            } else {
-                tracing::info!(reason = %e, "order refused");
+                return Err(Problem::from(&e));
             }
-            idempotency::release(app, &lock).await;
+            // Refused now, perhaps for want of what this key's first
+            // request took: that request's answer is the answer.
+            if let Some(answer) = idempotency::answered_before(app, &ticket, &ctx).await? {
+                return Ok(answer);
+            }
+            tracing::info!(reason = %e, "order refused");
             Err(Problem::from(&e))
         }
     }

@@ -19,7 +19,9 @@
 use crate::App;
 use crate::http::{self, Problem, RequestCtx};
 use crate::ports::PgStatus;
-use crate::usecases::pg_notification::{Notification, NotificationError, already_recorded, apply_notification};
+use crate::usecases::pg_notification::{
+    Notification, NotificationError, Recorded, already_recorded, apply_notification,
+};
 use hmac::{Hmac, Mac};
 use lambda_http::{Body, Request, Response};
 use sha2::Sha256;
@@ -131,17 +133,17 @@ async fn webhook_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respo
     tracing::Span::current().record("order_id", notification.order_id().as_str());
 
     // What our record already says costs one read: no record, no PG call.
-    match already_recorded(app, &notification).await {
-        Ok(true) => return Ok(ok(&ctx, "already recorded")),
-        Ok(false) => {}
+    let ours = match already_recorded(app, &notification).await {
+        Ok(Recorded::Already) => return Ok(ok(&ctx, "already recorded")),
+        Ok(Recorded::Not(ours)) => ours,
         Err(e) => return Err(http::internal(e)),
-    }
+    };
     // Nothing else is remembered: applying a notification acts on the
     // payment's and the order's current state with conditional writes, so a
     // duplicate delivered at the same moment changes nothing the first did
     // not (it costs one more PG lookup), and one delivered later is answered
     // by `already_recorded`.
-    match apply_notification(app, &notification, &ctx.correlation_id).await {
+    match apply_notification(app, &notification, ours.as_ref(), &ctx.correlation_id).await {
         Ok(noted) => Ok(ok(&ctx, noted.as_str())),
         Err(NotificationError::PgUnavailable(pg)) => {
             tracing::warn!(error = %pg, "could not fetch the payment from the PG; the PG will retry");

@@ -17,7 +17,7 @@ use crate::App;
 use crate::usecases::retry::{Step, retry};
 use shop_domain::campaign::{ClaimRefused, CouponIssued};
 use shop_domain::{Campaign, CampaignId, Coupon, CouponId, UserId};
-use shop_store::idempotency::{IdemLock, StoredResponse};
+use shop_store::idempotency::{StoredResponse, Ticket};
 use shop_store::{ConflictReason, StoreError, Tx, TxItem, keys};
 
 /// What [`create_campaign`] found.
@@ -58,6 +58,9 @@ pub enum ClaimError {
     UnknownCampaign(CampaignId),
     #[error(transparent)]
     Refused(#[from] ClaimRefused),
+    /// The request's idempotency key was recorded by another request first.
+    #[error("the idempotency key was used by another request")]
+    KeyUsed,
     #[error(transparent)]
     Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
@@ -75,18 +78,18 @@ pub async fn claim_coupon(
     app: &App,
     user: &UserId,
     campaign: &CampaignId,
-    lock: &IdemLock,
+    ticket: &Ticket,
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Coupon, StoredResponse), ClaimError> {
-    retry(user.as_str(), |_| attempt(app, user, campaign, lock, correlation_id, render)).await
+    retry(user.as_str(), |_| attempt(app, user, campaign, ticket, correlation_id, render)).await
 }
 
 async fn attempt(
     app: &App,
     user: &UserId,
     id: &CampaignId,
-    lock: &IdemLock,
+    ticket: &Ticket,
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Coupon, StoredResponse), Step<ClaimError>> {
@@ -107,7 +110,7 @@ async fn attempt(
     tx.push(app.store.campaigns().op_put_claim(id, &coupon, now)?);
     tx.push(app.store.coupons().op_create(&coupon)?);
     tx.push(app.store.outbox().op_put_coupon_issued(&event, now)?);
-    tx.push(app.store.idempotency().op_complete(lock, &response)?);
+    tx.push(app.store.idempotency().op_record(ticket, &response)?);
     match app.store.transact(tx).await {
         Ok(()) => {
             tracing::info!(coupon_id = %coupon.id, "coupon issued");
@@ -117,9 +120,7 @@ async fn attempt(
         Err(StoreError::Conflict { item: TxItem::Claim(_), reason: ConflictReason::ConditionFailed }) => {
             Err(Step::Fail(ClaimRefused::AlreadyClaimed { id: id.clone() }.into()))
         }
-        Err(StoreError::Conflict { item: TxItem::Idempotency, reason }) => {
-            Err(Step::Fail(ClaimError::Unexpected(anyhow::anyhow!("lost the idempotency lock: {reason}"))))
-        }
+        Err(StoreError::Conflict { item: TxItem::Idempotency, .. }) => Err(Step::Fail(ClaimError::KeyUsed)),
         // The last coupons went to others between our read and write (the
         // re-read answers SoldOut), or a concurrent transaction: retried.
         Err(e) => Err(e.into()),

@@ -13,7 +13,7 @@ use crate::App;
 use crate::ports::{PgError, PgPayment};
 use crate::usecases::own_order;
 use crate::usecases::retry::{Step, retry};
-use crate::usecases::settle::{PgOutcome, Settled, apply_pg_outcome_from, outcome_of};
+use crate::usecases::settle::{Given, PgOutcome, Settled, apply_pg_outcome_from, outcome_of};
 use shop_domain::{
     Money, Order, OrderCommand, OrderError, OrderId, OrderStatus, Payment, PaymentKey, PaymentMethod, UserId,
 };
@@ -93,8 +93,8 @@ pub async fn confirm_payment(
         tracing::warn!(%reason, "PG outcome unknown; the reconciler will resolve it");
         app.count("PaymentsUnknown", 1);
     }
-    let (order, payment) = (&written.0, &written.1);
-    let settled = match apply_pg_outcome_from(app, key, &outcome, false, correlation_id, Some((order, payment))).await {
+    let given = Given { order: Some(&written.0), payment: Some(&written.1) };
+    let settled = match apply_pg_outcome_from(app, key, &outcome, false, correlation_id, given).await {
         Ok(s) => s,
         // The CONFIRMING record is there: the reconciler finishes the job.
         Err(e) => {

@@ -8,11 +8,14 @@
 //! the PG tells us a payment is DONE and ours is DONE) is answered from one
 //! read, before any idempotency record or PG call: the PG sends one for
 //! every payment we confirmed ourselves. The body is not trusted for that
-//! either — it can only make us skip work our record shows done.
+//! either — it can only make us skip work our record shows done. Any other
+//! is applied from the record that read found ([`Recorded::Not`]), not a
+//! second read of it.
 
 use crate::App;
 use crate::ports::{PgError, PgStatus};
-use crate::usecases::settle::{PgOutcome, SettleError, apply_pg_outcome};
+use crate::usecases::settle::{Given, PgOutcome, SettleError, apply_pg_outcome_from};
+use shop_domain::Payment;
 use shop_domain::{OrderId, PaymentKey, PaymentStatus};
 
 /// Which payment a notification is about.
@@ -66,11 +69,21 @@ pub enum NotificationError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// What our record says of a notification's payment.
+#[derive(Debug)]
+pub enum Recorded {
+    /// What the notification says, in a status nothing follows from.
+    Already,
+    /// Something else, or nothing: the record read, if there is one, for
+    /// [`apply_notification`].
+    Not(Option<Payment>),
+}
+
 /// Whether the notification says what our record of the payment already
 /// says, in a status nothing follows from (DONE, CANCELED, waiting for a
 /// deposit): then applying it would change nothing.
-pub async fn already_recorded(app: &App, n: &Notification) -> Result<bool, NotificationError> {
-    let Notification::StatusChanged { payment_key, claimed, .. } = n else { return Ok(false) };
+pub async fn already_recorded(app: &App, n: &Notification) -> Result<Recorded, NotificationError> {
+    let Notification::StatusChanged { payment_key, claimed, .. } = n else { return Ok(Recorded::Not(None)) };
     let same = |ours: PaymentStatus| match claimed {
         PgStatus::Done => ours == PaymentStatus::Done,
         PgStatus::Canceled => ours == PaymentStatus::Canceled,
@@ -80,12 +93,21 @@ pub async fn already_recorded(app: &App, n: &Notification) -> Result<bool, Notif
             false
         }
     };
-    let ours = app.store.payments().get(payment_key).await.map_err(anyhow::Error::new)?;
-    Ok(ours.is_some_and(|p| same(p.status)))
+    match app.store.payments().get(payment_key).await.map_err(anyhow::Error::new)? {
+        Some(p) if same(p.status) => Ok(Recorded::Already),
+        ours => Ok(Recorded::Not(ours)),
+    }
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %n.order_id()))]
-pub async fn apply_notification(app: &App, n: &Notification, correlation_id: &str) -> Result<Noted, NotificationError> {
+/// Applies the PG's record of the notification's payment; `ours` is our
+/// record of it as [`already_recorded`] read it, if it did.
+pub async fn apply_notification(
+    app: &App,
+    n: &Notification,
+    ours: Option<&Payment>,
+    correlation_id: &str,
+) -> Result<Noted, NotificationError> {
     let fetched = match n {
         Notification::StatusChanged { payment_key, .. } => app.pg().payment(payment_key).await,
         // The order's own attempt when it has one: the PG's "payment by
@@ -116,7 +138,8 @@ pub async fn apply_notification(app: &App, n: &Notification, correlation_id: &st
         return Ok(Noted::NotFinal);
     }
     let key = pg.payment_key.clone();
-    match apply_pg_outcome(app, &key, &PgOutcome::Payment(pg), false, correlation_id).await {
+    let given = Given { order: None, payment: ours };
+    match apply_pg_outcome_from(app, &key, &PgOutcome::Payment(pg), false, correlation_id, given).await {
         Ok(_) => Ok(Noted::Applied),
         Err(e @ (SettleError::UnknownPayment(_) | SettleError::OrderMismatch { .. })) => {
             tracing::warn!(error = %e, "notification for a payment or order we do not know");

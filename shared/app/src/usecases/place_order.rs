@@ -3,8 +3,8 @@
 //! HELD, debits the points with a ledger row, writes the order
 //! PENDING_PAYMENT with `expiresAt` and its `OrderPlaced` outbox event (or,
 //! when coupon and points leave nothing to pay, PAID with `OrderPaid` too), and
-//! completes the idempotency record with the response (ADR 0004). Either all
-//! of it happens or none of it.
+//! records the request's idempotency key with the response (ADRs 0004 and
+//! 0026). Either all of it happens or none of it.
 
 use crate::App;
 use crate::usecases::points::{ChangeError, Delta, points_change};
@@ -12,7 +12,7 @@ use crate::usecases::retry::{Step, retry};
 use shop_domain::order::{self, PlaceError, PlaceOrder};
 use shop_domain::points::LedgerReason;
 use shop_domain::{CouponId, Money, Order, ProductId, Quantity, UserId};
-use shop_store::idempotency::{IdemLock, StoredResponse};
+use shop_store::idempotency::{StoredResponse, Ticket};
 use shop_store::{StoreError, Tx, TxItem};
 
 /// An order request that passed every check that needs no data.
@@ -31,6 +31,10 @@ pub enum PlaceOrderError {
     UnknownCoupon(CouponId),
     #[error(transparent)]
     Rejected(#[from] PlaceError),
+    /// The request's idempotency key was recorded by another request
+    /// first: its answer is the one to give.
+    #[error("the idempotency key was used by another request")]
+    KeyUsed,
     #[error(transparent)]
     Contention(crate::usecases::retry::Contended),
     #[error(transparent)]
@@ -43,19 +47,19 @@ crate::usecases::retry::use_case_error!(PlaceOrderError);
 /// so a replay answers exactly the same.
 pub type Render<'a> = &'a (dyn Fn(&Order) -> anyhow::Result<StoredResponse> + Sync);
 
-/// Places the order; the idempotency record `lock` is completed with
+/// Places the order; the request's key (`ticket`) is recorded with
 /// `render(order)` in the same transaction.
 #[tracing::instrument(skip_all, fields(order_id))]
 pub async fn place_order(
     app: &App,
     user: &UserId,
     cmd: &NewOrder,
-    lock: &IdemLock,
+    ticket: &Ticket,
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Order, StoredResponse), PlaceOrderError> {
     let product_ids: Vec<ProductId> = cmd.items.iter().map(|(p, _)| p.clone()).collect();
-    retry(user.as_str(), |_| attempt(app, user, cmd, &product_ids, lock, correlation_id, render)).await
+    retry(user.as_str(), |_| attempt(app, user, cmd, &product_ids, ticket, correlation_id, render)).await
 }
 
 async fn attempt(
@@ -63,7 +67,7 @@ async fn attempt(
     user: &UserId,
     cmd: &NewOrder,
     product_ids: &[ProductId],
-    lock: &IdemLock,
+    ticket: &Ticket,
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Order, StoredResponse), Step<PlaceOrderError>> {
@@ -113,7 +117,7 @@ async fn attempt(
     );
     tx.push(app.store.orders().op_create(&placement.order)?);
     tx.extend(super::outbox(app, None, &placement.events, correlation_id)?);
-    tx.push(app.store.idempotency().op_complete(lock, &response)?);
+    tx.push(app.store.idempotency().op_record(ticket, &response)?);
 
     match app.store.transact(tx).await {
         Ok(()) => {
@@ -122,9 +126,7 @@ async fn attempt(
         }
         // Stock, coupon or points changed between our read and write: the
         // retry re-reads, and the domain gives the precise answer.
-        Err(StoreError::Conflict { item: TxItem::Idempotency, reason }) => {
-            Err(Step::Fail(PlaceOrderError::Unexpected(anyhow::anyhow!("lost the idempotency lock: {reason}"))))
-        }
+        Err(StoreError::Conflict { item: TxItem::Idempotency, .. }) => Err(Step::Fail(PlaceOrderError::KeyUsed)),
         Err(e) => Err(e.into()),
     }
 }

@@ -71,25 +71,34 @@ pub async fn apply_pg_outcome(
     final_say: bool,
     correlation_id: &str,
 ) -> Result<Settled, SettleError> {
-    apply_pg_outcome_from(app, payment_key, outcome, final_say, correlation_id, None).await
+    apply_pg_outcome_from(app, payment_key, outcome, final_say, correlation_id, Given::default()).await
 }
 
-/// [`apply_pg_outcome`] by a caller that has just written the order and
-/// the payment (`written`: confirm's CONFIRMING record): its first attempt
-/// reads neither (ADR 0023); the writes stay conditional on their versions,
+/// Records a caller of [`apply_pg_outcome_from`] already holds: confirm's
+/// CONFIRMING order and payment, which it has just written; the payment a
+/// PG notification was checked against. The first attempt does not read
+/// them again (ADR 0023). The writes stay conditional on their versions,
 /// so if either moved meanwhile the attempt conflicts and the retry reads
 /// them as any other caller does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Given<'a> {
+    pub order: Option<&'a Order>,
+    pub payment: Option<&'a Payment>,
+}
+
+/// [`apply_pg_outcome`] by a caller that holds the order or the payment
+/// already ([`Given`]).
 pub async fn apply_pg_outcome_from(
     app: &App,
     payment_key: &PaymentKey,
     outcome: &PgOutcome,
     final_say: bool,
     correlation_id: &str,
-    written: Option<(&Order, &Payment)>,
+    given: Given<'_>,
 ) -> Result<Settled, SettleError> {
     retry(payment_key.as_str(), |n| {
-        let written = written.filter(|_| n == 1);
-        attempt(app, payment_key, outcome, final_say, correlation_id, written)
+        let given = if n == 1 { given } else { Given::default() };
+        attempt(app, payment_key, outcome, final_say, correlation_id, given)
     })
     .await
 }
@@ -100,11 +109,11 @@ async fn attempt(
     outcome: &PgOutcome,
     final_say: bool,
     correlation_id: &str,
-    written: Option<(&Order, &Payment)>,
+    given: Given<'_>,
 ) -> Result<Settled, Step<SettleError>> {
     let now = app.clock.now();
-    let ours = match written {
-        Some((_, p)) => Some(p.clone()),
+    let ours = match given.payment.filter(|p| &p.payment_key == payment_key) {
+        Some(p) => Some(p.clone()),
         None => app.store.payments().get(payment_key).await?,
     };
     let known = match (ours, outcome) {
@@ -128,9 +137,9 @@ async fn attempt(
             our_order: p.order_id.clone(),
         }));
     }
-    let order = match written {
-        Some((o, _)) if o.id == order_id => Some(o.clone()),
-        Some(_) | None => app.store.orders().get(&order_id).await?,
+    let order = match given.order.filter(|o| o.id == order_id) {
+        Some(o) => Some(o.clone()),
+        None => app.store.orders().get(&order_id).await?,
     };
     let Some(order) = order else {
         return Err(Step::Fail(SettleError::UnknownPayment(payment_key.clone())));
