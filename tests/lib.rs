@@ -125,6 +125,7 @@ async fn spawn_with(
             poll: Duration::from_millis(10),
             visibility: QUEUE_VISIBILITY,
             max_receive: MAX_RECEIVE,
+            stream_window: shop_local::emulate::runner::STREAM_WINDOW,
         },
         table_stream: extra.table_stream,
         dynamodb_port: extra.dynamodb_port,

@@ -43,6 +43,14 @@ pub struct QueueOptions {
     pub visibility: Duration,
     /// Receives before a message goes to the DLQ (SQS `maxReceiveCount`).
     pub max_receive: u32,
+    /// The emulated stream's batching window: woken by a commit, the
+    /// publisher waits this long before it reads, so the commits of that
+    /// moment go out as one batch (one checkpoint write, one statistics
+    /// update) instead of one each. The template's event source mapping
+    /// waits up to 1 s (`MaximumBatchingWindowInSeconds`); locally a
+    /// shorter wait keeps the saga interactive. The queues have none, as
+    /// the SQS mappings have none.
+    pub stream_window: Duration,
 }
 
 /// The longest an idle loop waits without a wake-up: the publisher's retry
@@ -51,9 +59,17 @@ pub struct QueueOptions {
 /// 25: 3–4 % of a core before).
 pub const IDLE_MAX: Duration = Duration::from_secs(5);
 
+/// The local stream's batching window ([`QueueOptions::stream_window`]).
+pub const STREAM_WINDOW: Duration = Duration::from_millis(20);
+
 impl Default for QueueOptions {
     fn default() -> Self {
-        Self { poll: Duration::from_millis(100), visibility: Duration::from_secs(5), max_receive: 5 }
+        Self {
+            poll: Duration::from_millis(100),
+            visibility: Duration::from_secs(5),
+            max_receive: 5,
+            stream_window: STREAM_WINDOW,
+        }
     }
 }
 
@@ -277,6 +293,9 @@ impl Runner {
                     true
                 }
             };
+            if woken && matches!(work, Work::Publish) && !self.opts.stream_window.is_zero() {
+                tokio::time::sleep(self.opts.stream_window).await;
+            }
             // Drain: keep going while there is work, so bursts do not wait a
             // tick per batch; yield between passes so the other loops and the
             // API get their turn.

@@ -88,7 +88,7 @@ pub fn settle_quantile(v: &Values, q: f64) -> Option<i64> {
 #[derive(Debug, Clone)]
 pub struct Published {
     pub detail_type: String,
-    /// The aggregate (order id, or a claim's key): picks the shard.
+    /// The aggregate (order id, or a claim's key): the first event's picks its batch's shard.
     pub aggregate: String,
     pub occurred_at: Timestamp,
     pub status_from: Option<String>,
@@ -97,13 +97,15 @@ pub struct Published {
 }
 
 /// Counts events at their first publication, each in the minute it
-/// occurred: one counter update per minute and shard the batch touches
-/// (and one to that shard's totals), not one per event.
+/// occurred: one counter update per minute the batch touches (and one to
+/// the totals), not one per event. A batch writes to one shard, its first
+/// event's: batches spread over the shards as their events do, and the
+/// readers add the shards up (docs/adr/0025).
 pub async fn count_published(app: &App, events: &[Published]) {
     type Group = (BTreeMap<String, i64>, BTreeMap<String, i64>);
     let mut groups: BTreeMap<(i64, u32), Group> = BTreeMap::new();
+    let shard = events.first().map(|e| shop_store::keys::shard(&e.aggregate)).unwrap_or(0);
     for e in events {
-        let shard = shop_store::keys::shard(&e.aggregate);
         let (counts, deltas) = groups.entry((shop_store::stats::minute_of(e.occurred_at), shard)).or_default();
         *counts.entry(format!("{EVENTS}{}", e.detail_type)).or_default() += 1;
         if e.detail_type == "OrderPaid"
