@@ -99,7 +99,9 @@ enum Work {
 
 /// A DynamoDB stream record of an outbox item, as Lambda receives it: its
 /// new image is the item, written by the store's outbox codec. An event
-/// made pending again (a republish) is a MODIFY, its first write an INSERT.
+/// this emulation never handed to the publisher is an INSERT (its write),
+/// even if it was republished meanwhile; one it handed over before is a
+/// MODIFY (a republish).
 pub fn stream_record(e: &StoredEvent, sequence: u64) -> anyhow::Result<EventRecord> {
     let mut change = StreamRecord::default();
     change.approximate_creation_date_time =
@@ -113,7 +115,7 @@ pub fn stream_record(e: &StoredEvent, sequence: u64) -> anyhow::Result<EventReco
     change.stream_view_type = Some(StreamViewType::NewImage);
     let mut record = EventRecord::default();
     record.event_id = format!("local-{sequence}");
-    record.event_name = if e.republishes.is_some() { "MODIFY" } else { "INSERT" }.into();
+    record.event_name = if e.published_at.is_some() { "MODIFY" } else { "INSERT" }.into();
     record.event_version = Some("1.1".into());
     record.event_source = Some("aws:dynamodb".into());
     record.aws_region = "local".into();

@@ -102,9 +102,11 @@ impl Outbox<'_> {
     /// `publishedAt` dates their first hand-over (kept through republishes;
     /// the console's outbox lane). One TransactWriteItems per
     /// [`MAX_ACTIONS`](crate::tx::MAX_ACTIONS) events, not one call per
-    /// event. When a batch's call fails (an item gone meanwhile, TTL; a
-    /// concurrent republish; throttling) its events are cleared one by one,
-    /// and a gone item is never recreated. Only the emulation calls this: on AWS the
+    /// event. When a batch's call fails (an item gone meanwhile, TTL;
+    /// throttling) its events are cleared one by one, and a gone item is
+    /// never recreated. A republish that lands between the publisher's read
+    /// and this clear is cleared with it: the event went out after the
+    /// republish was asked for. Only the emulation calls this: on AWS the
     /// table's stream delivers every write and nothing clears anything
     /// (docs/adr/0024).
     pub async fn clear_pending(&self, events: &[(String, String)], now: Timestamp) -> Result<()> {
