@@ -186,7 +186,7 @@ impl PgCounts {
     /// is due to be written.
     fn add(&self, at: Timestamp, counts: &[(&str, i64)], now: std::time::Instant) -> bool {
         let mut held = self.lock();
-        let minute = held.minutes.entry(at.millis() - at.millis().rem_euclid(60_000)).or_default();
+        let minute = held.minutes.entry(shop_store::stats::minute_of(at)).or_default();
         for (name, n) in counts {
             *minute.entry((*name).to_owned()).or_default() += n;
         }

@@ -110,43 +110,32 @@ impl Outbox<'_> {
     /// table's stream delivers every write and nothing clears anything
     /// (docs/adr/0024).
     pub async fn clear_pending(&self, events: &[(String, String)], now: Timestamp) -> Result<()> {
+        let clear = |(pk, sk): &(String, String)| -> anyhow::Result<TxOp> {
+            let update = Update::builder()
+                .table_name(self.0.table())
+                .set_key(Some(key(pk.as_str(), sk.as_str())))
+                .update_expression(codec::MARK_PUBLISHED)
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":now", n(now.millis()))
+                .build()?;
+            Ok(TxOp {
+                item: TransactWriteItem::builder().update(update).build(),
+                label: TxItem::Event(format!("{pk} {sk}")),
+            })
+        };
         for chunk in events.chunks(crate::tx::MAX_ACTIONS) {
             let mut tx = crate::tx::Tx::new();
-            for (pk, sk) in chunk {
-                let update = Update::builder()
-                    .table_name(self.0.table())
-                    .set_key(Some(key(pk.as_str(), sk.as_str())))
-                    .update_expression(codec::MARK_PUBLISHED)
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":now", n(now.millis()))
-                    .build()
-                    .map_err(anyhow::Error::new)?;
-                let item = TransactWriteItem::builder().update(update).build();
-                tx.push(TxOp { item, label: TxItem::Event(format!("{pk} {sk}")) });
+            for event in chunk {
+                tx.push(clear(event)?);
             }
-            match self.0.transact(tx).await {
-                Ok(()) => {}
-                Err(error) => {
-                    tracing::debug!(%error, events = chunk.len(), "clearing one by one");
-                    for (pk, sk) in chunk {
-                        let res = self
-                            .0
-                            .client()
-                            .update_item()
-                            .table_name(self.0.table())
-                            .set_key(Some(key(pk.as_str(), sk.as_str())))
-                            .update_expression(codec::MARK_PUBLISHED)
-                            .condition_expression("attribute_exists(pk)")
-                            .expression_attribute_values(":now", n(now.millis()))
-                            .send()
-                            .await;
-                        match res {
-                            Ok(_) => {}
-                            Err(e)
-                                if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                            Err(e) => return Err(StoreError::unexpected("UpdateItem clear_pending")(e)),
-                        }
-                    }
+            let Err(error) = self.0.transact(tx).await else { continue };
+            tracing::debug!(%error, events = chunk.len(), "clearing one by one");
+            for event in chunk {
+                let mut one = crate::tx::Tx::new();
+                one.push(clear(event)?);
+                match self.0.transact(one).await {
+                    Ok(()) | Err(StoreError::Conflict { reason: crate::tx::ConflictReason::ConditionFailed, .. }) => {}
+                    Err(e) => return Err(e),
                 }
             }
         }
