@@ -314,6 +314,19 @@ fn project_rules_hold() {
         .collect();
     indexes.sort();
     assert_eq!(indexes, vec![shop_store::keys::GSI_DUE, shop_store::keys::GSI_USER]);
+    // Each index projects what the store's table does; a projection given
+    // as a parameter (byUser's, for stacks made before it was keys-only)
+    // defaults to it.
+    for g in table["Properties"]["GlobalSecondaryIndexes"].as_sequence().unwrap() {
+        let name = g["IndexName"].as_str().unwrap_or_default();
+        let declared = &g["Projection"]["ProjectionType"];
+        let projected = match reference(declared) {
+            Some(param) => t["Parameters"][param.as_str()]["Default"].as_str().unwrap_or_default().to_owned(),
+            None => declared.as_str().unwrap_or_default().to_owned(),
+        };
+        let wanted = shop_store::schema::PROJECTIONS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p);
+        assert_eq!(Some(projected.as_str()), wanted, "{name}: the template's projection is the store's");
+    }
     assert_eq!(
         table["Properties"]["TimeToLiveSpecification"]["AttributeName"].as_str(),
         Some(shop_store::schema::TTL_ATTRIBUTE)

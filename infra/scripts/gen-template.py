@@ -95,6 +95,11 @@ Parameters:
     Default: INFO
     AllowedValues: [DEBUG, INFO, WARN]
     Description: Lambda's own platform log lines (start, runtimeDone and report, with duration and memory, are INFO).
+  UserIndexProjection:
+    Type: String
+    Default: KEYS_ONLY
+    AllowedValues: [KEYS_ONLY, ALL]
+    Description: What the byUser index projects. The code reads only its keys; ALL is for stacks created before it was keys-only, since CloudFormation cannot change an index's projection in place (docs/deploy.md).
 
 Globals:
   Function:
@@ -134,7 +139,7 @@ Resources:
           Projection: {ProjectionType: ALL}
         - IndexName: byUser
           KeySchema: [{AttributeName: userPk, KeyType: HASH}, {AttributeName: userSk, KeyType: RANGE}]
-          Projection: {ProjectionType: ALL}
+          Projection: {ProjectionType: !Ref UserIndexProjection}
       TimeToLiveSpecification: {AttributeName: ttl, Enabled: true}
       StreamSpecification: {StreamViewType: NEW_IMAGE}
       PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}

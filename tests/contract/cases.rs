@@ -1,5 +1,6 @@
 //! The contract cases. Each takes a store on a fresh, empty table.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use shop_domain::coupon::Transition;
 use shop_domain::points::{LedgerEntry, LedgerReason};
 use shop_domain::{
@@ -276,6 +277,30 @@ pub async fn user_index_lists_orders_and_coupons(store: Store) {
     assert_eq!(mine, vec!["c1", "c2"]);
     let orders = store.orders().of_user(&uid("u1"), 10).await.unwrap();
     assert_eq!(orders.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), vec!["o1"]);
+    // The index holds keys only: a status change writes no entry, and a
+    // list reads each order as it is now, its status filter included.
+    let (cancelled, _) = order("o1", "u1", 60).execute(&OrderCommand::Cancel, T0).unwrap();
+    run(&store, vec![store.orders().op_update(1, &cancelled).unwrap()]).await.unwrap();
+    let entries = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .index_name(keys::GSI_USER)
+        .key_condition_expression("userPk = :u")
+        .expression_attribute_values(":u", AttributeValue::S(keys::user_pk(&uid("u1"))))
+        .send()
+        .await
+        .unwrap();
+    let mut attrs: Vec<String> = entries.items().iter().flat_map(|it| it.keys().cloned()).collect();
+    attrs.sort();
+    attrs.dedup();
+    assert_eq!(attrs, vec!["pk", "sk", "userPk", "userSk"], "byUser projects keys only");
+    let u1 = uid("u1");
+    let orders = store.orders();
+    let of = |st| orders.page(&u1, Some(st), 10, None);
+    let (now, _) = of(OrderStatus::Cancelled).await.unwrap();
+    assert_eq!(now.iter().map(|o| (o.id.as_str(), o.status)).collect::<Vec<_>>(), vec![("o1", OrderStatus::Cancelled)]);
+    assert!(of(OrderStatus::PendingPayment).await.unwrap().0.is_empty());
 }
 
 pub async fn placement_inputs_are_one_snapshot(store: Store) {

@@ -67,13 +67,16 @@ impl Coupons<'_> {
         self.0.get(keys::coupon(id)).await?.map(|it| from_item(&it)).transpose().map_err(Into::into)
     }
 
-    /// A user's coupons from the `byUser` index.
+    /// A user's coupons: their keys from the `byUser` index (keys only, so
+    /// holding, using and releasing a coupon write no index entry), then
+    /// the coupons by key, as they are now.
     pub async fn of_user(&self, user: &UserId) -> Result<Vec<Coupon>> {
         let condition = "userPk = :a AND begins_with(userSk, :b)";
-        let items = self
+        let entries = self
             .0
             .query_all(Some(keys::GSI_USER), condition, [(":a", &keys::user_pk(user)), (":b", "COUPON#")])
             .await?;
+        let items = self.0.items_of(&entries).await?;
         Ok(items.iter().map(from_item).collect::<anyhow::Result<_>>()?)
     }
 

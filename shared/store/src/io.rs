@@ -258,6 +258,23 @@ impl Store {
         }
         Ok(found)
     }
+
+    /// The items a keys-only index's entries point at, read by key
+    /// (strongly consistent: the item as it is now, not as the index last
+    /// saw it), in the entries' order. An item deleted since the index was
+    /// read is left out.
+    pub(crate) async fn items_of(&self, entries: &[Item]) -> Result<Vec<Item>> {
+        let wanted = entries
+            .iter()
+            .map(|e| Ok((attr::get_s(e, "pk")?.to_owned(), attr::get_s(e, "sk")?.to_owned())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut by_key: HashMap<(String, String), Item> = HashMap::with_capacity(wanted.len());
+        for it in self.batch_get(wanted.clone()).await? {
+            let at = (attr::get_s(&it, "pk")?.to_owned(), attr::get_s(&it, "sk")?.to_owned());
+            by_key.insert(at, it);
+        }
+        Ok(wanted.iter().filter_map(|k| by_key.remove(k)).collect())
+    }
 }
 
 /// Resends of a batch call's unprocessed part before giving up.

@@ -39,10 +39,13 @@
 //! # Write rates (docs/adr/0011-index-write-rates.md)
 //! One partition of a DynamoDB index takes about 1,000 write units a
 //! second; past that the index throttles, and a throttled index throttles
-//! the table's writes. The indexes project every attribute, so every write
-//! of an item that is in an index (insert, update, and the delete when its
-//! key attribute is removed) is also a write of the index entry: one unit
-//! for an item up to 1 KB. Index partition keys are spread over [`SHARDS`]
+//! the table's writes. `byDue` and `pendingOutbox` project every attribute,
+//! so every write of an item that is in them (insert, update, and the
+//! delete when its key attribute is removed) is also a write of the index
+//! entry: one unit for an item up to 1 KB. `byUser` projects keys only
+//! (`schema::PROJECTIONS`): only an order's or coupon's creation writes its
+//! entry, never a status change; its readers read the items by key.
+//! Index partition keys are spread over [`SHARDS`]
 //! values by a hash of the order (or payment), and each key below states
 //! its ceiling with the writes one order makes to it (an order today: about
 //! 3.1 events; measured by `shop bench --saga`):
@@ -55,7 +58,7 @@
 //! | `RECONCILE#n` | ≤ 3 per payment in doubt | ≈ 1,300 payments in doubt/s |
 //! | `FAILED#n` | 2 per consumer failure (listed, cleared when done) | ≈ 2,000 failures/s |
 //! | `DEPOSIT#n` | 2 per virtual account + 1 per check (one check per reconcile interval `I` while it waits) | ≈ 2,000 accounts issued/s, and ≈ 4,000 × `I` seconds accounts waiting at once (1.2 million at `I` = 300 s) |
-//! | `USER#<id>` (`byUser`) | 1–3, one user's | ≈ 330 orders/s by one user |
+//! | `USER#<id>` (`byUser`) | 1 per order placed (and 1 per coupon issued), one user's | ≈ 1,000 orders/s by one user |
 //! | `QUEUE#<queue>` | local stack only | (no DynamoDB) |
 //!
 //! Table partitions written at a rate of their own:

@@ -196,11 +196,14 @@ impl Orders<'_> {
         Ok(self.page(user, None, limit, None).await?.0)
     }
 
-    /// One page of `user`'s orders, newest first, from the `byUser` index
-    /// (eventually consistent: an order placed a moment ago may show on the
-    /// next read). With `status`, only orders in it; such a page examines
-    /// at most [`ORDERS_EXAMINED`] orders and may hold fewer than `limit`
-    /// (even none) with a next position.
+    /// One page of `user`'s orders, newest first: their keys from the
+    /// `byUser` index (eventually consistent: an order placed a moment ago
+    /// may show on the next read), then the orders themselves by key, as
+    /// they are now. The index projects keys only, so an order's status
+    /// changes write no index entry (docs/deploy.md, "What an order costs").
+    /// With `status`, only orders in it; such a page examines at most
+    /// [`ORDERS_EXAMINED`] orders and may hold fewer than `limit` (even
+    /// none) with a next position.
     pub async fn page(
         &self,
         user: &UserId,
@@ -216,7 +219,7 @@ impl Orders<'_> {
             None => i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX),
         };
         loop {
-            let mut q = self
+            let out = self
                 .0
                 .client()
                 .query()
@@ -225,19 +228,21 @@ impl Orders<'_> {
                 .key_condition_expression("userPk = :u AND begins_with(userSk, :p)")
                 .expression_attribute_values(":u", s(keys::user_pk(user)))
                 .expression_attribute_values(":p", s("ORDER#"))
+                // Keys only, whatever the index projects (a table made
+                // before the index was keys-only projects every attribute).
+                .projection_expression("pk, sk, userPk, userSk")
                 .scan_index_forward(false)
                 .limit((per_call - examined).max(1))
-                .set_exclusive_start_key(start.take());
-            if let Some(st) = status {
-                q = q
-                    .filter_expression("#status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", s(st.as_str()));
-            }
-            let out = q.send().await.map_err(StoreError::unexpected("Query byUser"))?;
-            examined = examined.saturating_add(out.scanned_count);
-            for it in out.items.unwrap_or_default() {
-                found.push(from_item(&it)?);
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::unexpected("Query byUser"))?;
+            examined = examined.saturating_add(out.count);
+            for it in self.0.items_of(&out.items.unwrap_or_default()).await? {
+                let order = from_item(&it)?;
+                if status.is_none_or(|st| order.status == st) {
+                    found.push(order);
+                }
             }
             let last: Option<Item> = out.last_evaluated_key.filter(|k| !k.is_empty());
             if found.len() > limit {

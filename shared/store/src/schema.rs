@@ -11,6 +11,17 @@ use aws_sdk_dynamodb::types::{
 
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
+/// What each index projects, as the template spells it. `byDue`'s and
+/// `pendingOutbox`'s readers act on the entries they query; `byUser`'s read
+/// the items by key, so an order's or coupon's status change writes no
+/// entry there (keys.rs's write-rate table; docs/deploy.md).
+pub const PROJECTIONS: [(&str, &str); 3] = [(GSI_DUE, "ALL"), (GSI_OUTBOX, "ALL"), (GSI_USER, "KEYS_ONLY")];
+
+fn projection_of(index: &str) -> ProjectionType {
+    let named = PROJECTIONS.iter().find(|(name, _)| *name == index).map_or("ALL", |(_, p)| *p);
+    ProjectionType::from(named)
+}
+
 fn attr(name: &str, t: ScalarAttributeType) -> anyhow::Result<AttributeDefinition> {
     Ok(AttributeDefinition::builder().attribute_name(name).attribute_type(t).build()?)
 }
@@ -24,7 +35,7 @@ fn gsi(name: &str, pk: &str, sk: &str) -> anyhow::Result<GlobalSecondaryIndex> {
         .index_name(name)
         .key_schema(key(pk, KeyType::Hash)?)
         .key_schema(key(sk, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(Projection::builder().projection_type(projection_of(name)).build())
         .build()?)
 }
 

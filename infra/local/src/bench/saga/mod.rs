@@ -73,6 +73,11 @@ pub struct SagaOptions {
     pub progress: crate::bench::progress::Reporter,
 }
 
+/// Write units DynamoDB bills per KB of an item written in a transaction,
+/// over those of the same item written alone (the developer guide's
+/// "transactional write requests require 2 write capacity units").
+pub(super) const AWS_TRANSACTION_WRITE_FACTOR: f64 = 2.0;
+
 /// How often the scheduler (expiry, reconciliation) runs during the benchmark.
 const SCHEDULE: Duration = Duration::from_millis(250);
 
@@ -119,6 +124,7 @@ async fn run_with(
     seed_concurrently(&stack, &work.catalog).await?;
     let observer = Store::new(unmetered(&stack), stack.app.config.table_name.clone());
     let rules = crate::emulate::rules::rules()?;
+    let tx_factor = crate::engine::transaction_write_factor(&unmetered(&stack), &stack.app.config.table_name).await?;
     before_load(&stack).await?;
 
     // The load.
@@ -276,13 +282,31 @@ async fn run_with(
         .collect();
     let engine_busy_share = embedded.then(|| engine_us.values().sum::<f64>() * n / 1e6 / measured.as_secs_f64());
     let capacity_per_order = per(used_start.consumed, used_end.consumed);
+    let capacity_per_order_by_shape: BTreeMap<String, Capacity> = used_end
+        .consumed_by_shape
+        .iter()
+        .map(|(shape, end)| (shape, per(used_start.consumed_by_shape.get(shape).copied().unwrap_or_default(), *end)))
+        .filter(|(_, c)| c.read > 0.0 || c.write > 0.0)
+        .map(|(shape, c)| (shape.clone(), c))
+        .collect();
     let model_capacity_per_order = per(used_start.model, used_end.model);
+    // What AWS would bill: without the local-only pending index, and, on
+    // an engine that prices a transactional write above DynamoDB's two
+    // units per KB, its transactions at DynamoDB's rate. Index writes
+    // inside a transaction are scaled the same way (an upper bound if
+    // DynamoDB does not double them).
+    let delta = |f: fn(&crate::engine::Usage) -> f64| (f(&used_end) - f(&used_start)) / n;
+    let local = delta(|u| u.local_index_writes);
+    let in_tx = delta(|u| u.consumed_in_transactions) - delta(|u| u.local_index_writes_in_transactions);
+    let overpriced = 1.0 - AWS_TRANSACTION_WRITE_FACTOR / tx_factor.max(AWS_TRANSACTION_WRITE_FACTOR);
+    let capacity_per_order_at_aws_rates =
+        Capacity { read: capacity_per_order.read, write: capacity_per_order.write - local - in_tx * overpriced };
     let api_requests = runs.iter().flat_map(|r| &r.calls).filter(|(c, _)| !c.is_simulator()).count() as f64;
     let aws = AwsModel::new(
         (api_requests + webhooks as f64) / n,
         totals.events as f64 / n,
         totals.deliveries as f64 / n,
-        if capacity_per_order.write > 0.0 { capacity_per_order } else { model_capacity_per_order },
+        if capacity_per_order.write > 0.0 { capacity_per_order_at_aws_rates } else { model_capacity_per_order },
     );
     let settled_per_sec = settled.len() as f64 / settle_secs;
     let transactions = |m: &BTreeMap<String, f64>| m.get("TransactWriteItems").copied().unwrap_or_default();
@@ -316,6 +340,9 @@ async fn run_with(
         emulation_calls_per_order_total: emulation_per_order.values().sum(),
         emulation_calls_per_order: emulation_per_order,
         capacity_per_order,
+        capacity_per_order_by_shape,
+        transaction_write_factor: tx_factor,
+        capacity_per_order_at_aws_rates,
         model_capacity_per_order,
         aws,
         engine_us_per_order: engine_us,
@@ -603,6 +630,10 @@ mod tests {
         );
         // The stack's meter prices its calls in a benchmark.
         assert!(r.model_capacity_per_order.write > 0.0 && r.capacity_per_order.write > 0.0, "{}", r.text());
+        // The embedded engine prices a transactional write as DynamoDB
+        // does, so the bill is priced from what it reported.
+        assert_eq!(r.transaction_write_factor, AWS_TRANSACTION_WRITE_FACTOR);
+        assert!(r.capacity_per_order_at_aws_rates.write <= r.capacity_per_order.write);
     }
 
     /// Work still in flight when quiescence gives up is unsettled — its own

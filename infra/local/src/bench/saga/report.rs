@@ -57,6 +57,16 @@ pub struct Report {
     /// Capacity units per settled order as the engine reported them
     /// (`ConsumedCapacity`; DynamoDB Local's is the one AWS would bill).
     pub capacity_per_order: Capacity,
+    /// The same by the calls' shapes (the call table's rows): where the
+    /// units go, index writes included.
+    pub capacity_per_order_by_shape: BTreeMap<String, Capacity>,
+    /// Write units the engine reports for a one-item transaction over the
+    /// same item written alone (DynamoDB: 2; DynamoDB Local 1.25: 4).
+    pub transaction_write_factor: f64,
+    /// `capacity_per_order` without the local-only pending index's writes
+    /// and with the transactions' writes at DynamoDB's factor: what the
+    /// bill is priced from.
+    pub capacity_per_order_at_aws_rates: Capacity,
     /// The least the same calls cost on DynamoDB by the item model.
     pub model_capacity_per_order: Capacity,
     /// The same saga on AWS: requests per order and the price.
@@ -208,10 +218,15 @@ impl Report {
             ));
         }
         let (c, m) = (self.capacity_per_order, self.model_capacity_per_order);
-        out.push(format!(
+        let mut line = format!(
             "capacity units per settled order: {:.1} RCU / {:.1} WCU reported by the engine; item-model lower bound {:.1} RCU / {:.1} WCU",
             c.read, c.write, m.read, m.write
+        );
+        line.push_str(&format!(
+            "; {:.1} WCU as AWS bills it (no local-only pending index; a transactional write at 2× a plain one, the engine's {:.0}×)",
+            self.capacity_per_order_at_aws_rates.write, self.transaction_write_factor
         ));
+        out.push(line);
         out.push(self.aws.text());
         out.push(format!(
             "engine limit: {:.0} TransactWriteItems/s (4 puts); saga/engine {:.3}; the saga used {:.0}% of it",
