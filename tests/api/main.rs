@@ -14,5 +14,6 @@ mod my_orders;
 mod orders;
 mod payments;
 mod points;
+mod sales;
 mod store_errors;
 mod validation;

@@ -72,6 +72,9 @@ key_id!(
     /// A first-come coupon campaign.
     CampaignId, "campaignId", 64);
 key_id!(
+    /// A flash sale behind the waiting room.
+    SaleId, "saleId", 64);
+key_id!(
     /// Toss allows 6-64 characters for `orderId`; ours are UUIDv7 strings.
     OrderId, "orderId", 64);
 key_id!(

@@ -16,13 +16,16 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod points;
+pub mod sale;
 pub mod time;
 
 pub use campaign::{Campaign, ClaimRefused};
 pub use catalog::{Product, Quantity};
 pub use coupon::{Coupon, CouponKind, CouponStatus};
 pub use envelope::EventDetail;
-pub use ids::{CampaignId, CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, UserId};
+pub use ids::{
+    CampaignId, CouponId, EventId, IdempotencyKey, InvalidId, OrderId, PaymentKey, ProductId, SaleId, UserId,
+};
 pub use money::Money;
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderEventKind, OrderLine, OrderStatus, PaymentMethod};
 pub use payment::{Payment, PaymentStatus};

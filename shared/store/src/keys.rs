@@ -8,6 +8,9 @@
 //! | a user's claim of a campaign | `CLAIM#<campaignId>#<userId>` | `CLAIM` |
 //! | the claim's `CouponIssued` outbox event | `CLAIM#<campaignId>#<userId>` | `EVENT#000000001` |
 //! | coupon | `COUPON#id` | `COUPON` |
+//! | flash sale (terms, the admitter's state) | `SALE#id` | `SALE` |
+//! | a sale's counter shard (entries, pre-queue entries, slots freed) | `SALE#id#<ENTRY\|EARLY\|FREED>#n` | `COUNTER` |
+//! | a user's ticket in a sale's queue | `SALE#id#USER#<userId>` | `TICKET` |
 //! | points balance | `USER#id` | `POINTS` |
 //! | points ledger row | `USER#id` | `LEDGER#<ms, 13 digits>#<txId>` |
 //! | order | `ORDER#id` | `ORDER` |
@@ -30,7 +33,9 @@
 //!   consumers' outcomes while FAILED (`FAILED#n`, at the failure), every outbox
 //!   event by day (`EVENTS#<day>#n`, at `occurredAt`, for `shop republish
 //!   --since`), and locally, visible queue messages (`QUEUE#<queue>`, at the
-//!   time they become visible).
+//!   time they become visible); a sale's waiting tickets (`PRE#<sale>#n`
+//!   by draw, `WAIT#<sale>#n` by number) and admitted ones by the end of
+//!   their session (`SESSION#n`).
 //! - `pendingOutbox` (`outboxShard`, `outboxSk`), local tables only: the
 //!   stream emulation's events not yet handed to the publisher (AWS has the
 //!   table's stream instead; docs/adr/0024).
@@ -81,7 +86,7 @@
 //! stack), the scheduled jobs and `republish` — by a constant, never by
 //! the history.
 
-use shop_domain::{CampaignId, CouponId, OrderId, PaymentKey, ProductId, UserId};
+use shop_domain::{CampaignId, CouponId, OrderId, PaymentKey, ProductId, SaleId, UserId};
 
 /// Partitions each sharded index key is spread over (see the table above).
 pub const SHARDS: u32 = 4;
@@ -115,6 +120,48 @@ pub fn claim_pk(campaign: &CampaignId, user: &UserId) -> String {
 
 pub fn claim(campaign: &CampaignId, user: &UserId) -> (String, String) {
     (claim_pk(campaign, user), "CLAIM".to_owned())
+}
+
+/// A flash sale (docs/adr/0027): its terms and the admitter's state, one
+/// write per admission step, never one per shopper.
+pub fn sale(id: &SaleId) -> (String, String) {
+    (format!("SALE#{id}"), "SALE".to_owned())
+}
+
+/// A shopper's ticket: one per user and sale, by its key.
+pub fn ticket(sale: &SaleId, user: &UserId) -> (String, String) {
+    (format!("SALE#{sale}#USER#{user}"), "TICKET".to_owned())
+}
+
+/// Counter kinds of a sale, each over its own shards: entry numbers,
+/// pre-queue entries, slots released.
+pub const ENTRY_COUNTER: &str = "ENTRY";
+pub const EARLY_COUNTER: &str = "EARLY";
+pub const FREED_COUNTER: &str = "FREED";
+
+/// One shard of one of a sale's counters: entries take ≤ 800 a second per
+/// shard at the sale's `entryShards` (ADR 0027).
+pub fn sale_counter(kind: &str, sale: &SaleId, shard: u32) -> (String, String) {
+    (format!("SALE#{sale}#{kind}#{shard}"), "COUNTER".to_owned())
+}
+
+/// `byDue` partitions of a sale's queue: the pre-queue by draw, the
+/// counted queue by number, each per entry shard (2 index writes per
+/// ticket: listed, then admitted or gone).
+pub const PRE_PREFIX: &str = "PRE";
+pub const WAIT_PREFIX: &str = "WAIT";
+
+pub fn sale_queue_shard(prefix: &str, sale: &SaleId, shard: u32) -> String {
+    format!("{prefix}#{sale}#{shard}")
+}
+
+/// `byDue` partition of admitted tickets by their session's end, for the
+/// session timer (2 index writes per admission: listed, then ordered or
+/// ended), over [`SHARDS`] by user.
+pub const SESSION_PREFIX: &str = "SESSION";
+
+pub fn session_shard(user: &UserId) -> String {
+    format!("{SESSION_PREFIX}#{}", shard(user.as_str()))
 }
 
 pub fn coupon(id: &CouponId) -> (String, String) {

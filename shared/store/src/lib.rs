@@ -27,6 +27,7 @@
 //! | [`Store::points`] | [`points`] | balances and ledgers |
 //! | [`Store::coupons`] | [`coupons`] | coupons and their transitions |
 //! | [`Store::campaigns`] | [`campaigns`] | first-come campaigns and claims |
+//! | [`Store::sales`] | [`sales`] | flash sales, their counters and tickets (the waiting room) |
 //! | [`Store::catalog`] | [`catalog`] | products with their stock, the listing |
 //! | [`Store::outbox`] | [`outbox`] | events: written, pending, published, the event log; the item's one wire format is [`outbox::codec`] |
 //! | [`Store::saga`] | [`saga`] | what each consumer did with each event |
@@ -51,6 +52,7 @@ pub mod outbox;
 pub mod payments;
 pub mod points;
 pub mod saga;
+pub mod sales;
 pub mod schema;
 pub mod stats;
 pub mod tx;
@@ -101,6 +103,10 @@ impl Store {
 
     pub fn campaigns(&self) -> campaigns::Campaigns<'_> {
         campaigns::Campaigns(self)
+    }
+
+    pub fn sales(&self) -> sales::Sales<'_> {
+        sales::Sales(self)
     }
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {

@@ -24,6 +24,10 @@ pub enum TxItem {
     Claim(String),
     /// A local queue message (the local stack's SQS).
     Message(String),
+    /// A flash sale, or one of its counters (by sale id).
+    Sale(String),
+    /// A user's ticket in a sale's queue (by user id).
+    Ticket(String),
 }
 
 impl fmt::Display for TxItem {
@@ -41,6 +45,8 @@ impl fmt::Display for TxItem {
             TxItem::Campaign(id) => write!(f, "campaign {id}"),
             TxItem::Claim(u) => write!(f, "claim of user {u}"),
             TxItem::Message(id) => write!(f, "queue message {id}"),
+            TxItem::Sale(id) => write!(f, "sale {id}"),
+            TxItem::Ticket(u) => write!(f, "ticket of user {u}"),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod points;
 pub mod reconcile;
 pub mod refund;
 pub mod retry;
+pub mod sales;
 pub mod settle;
 pub mod stock;
 pub mod timeline;

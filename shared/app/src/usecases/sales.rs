@@ -1,0 +1,324 @@
+//! The waiting room's use cases (docs/adr/0027-the-waiting-room.md):
+//! creating a sale, entering its queue, reading one's ticket, leaving, the
+//! admitter's step, a slot released when its order ends, and the session
+//! timer. Each reads, lets `shop_domain::sale` decide and writes one
+//! conditional transaction through the one retry loop.
+//!
+//! Nothing here touches an order or a payment: the queue failing never
+//! rolls back a sale's orders (the article's point).
+
+use crate::App;
+use crate::usecases::retry::{Contended, Step, retry};
+use shop_domain::sale::admit::Health;
+use shop_domain::sale::{Position, Sale, SaleState, Shown, Ticket, TicketError, next_rate, plan_step};
+use shop_domain::{OrderId, SaleId, UserId};
+use shop_store::{ConflictReason, StoreError, Tx, TxItem};
+
+/// What [`create_sale`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New,
+    /// A sale with its id exists (as stored now): kept as it is.
+    Existing(Box<Sale>),
+}
+
+/// Creates `sale`: one conditional put.
+pub async fn create_sale(app: &App, sale: &Sale) -> Result<Created, StoreError> {
+    let mut tx = Tx::new();
+    tx.push(app.store.sales().op_create(sale)?);
+    match app.store.transact(tx).await {
+        Ok(()) => {
+            tracing::info!(sale_id = %sale.id, capacity = sale.terms.capacity, "sale created");
+            Ok(Created::New)
+        }
+        Err(StoreError::Conflict { item: TxItem::Sale(_), reason: ConflictReason::ConditionFailed }) => {
+            let existing = app.store.sales().get(&sale.id).await?.ok_or_else(|| {
+                StoreError::Unexpected(anyhow::anyhow!("sale {} refused as existing, then not found", sale.id))
+            })?;
+            Ok(Created::Existing(Box::new(existing)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnterError {
+    #[error("unknown sale {0}")]
+    UnknownSale(SaleId),
+    #[error("sale {id} is {state:?}: it takes no more entries")]
+    Closed { id: SaleId, state: SaleState },
+    #[error(transparent)]
+    Contention(Contended),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+crate::usecases::retry::use_case_error!(EnterError);
+
+/// A ticket, and whether this entry made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entered {
+    pub ticket: Ticket,
+    pub new: bool,
+}
+
+/// `user` enters `sale`'s queue. Entering again returns the ticket the
+/// user holds, never a better place.
+#[tracing::instrument(skip_all, fields(sale_id = %id))]
+pub async fn enter(app: &App, id: &SaleId, user: &UserId) -> Result<Entered, EnterError> {
+    retry(user.as_str(), |_| enter_attempt(app, id, user)).await
+}
+
+async fn enter_attempt(app: &App, id: &SaleId, user: &UserId) -> Result<Entered, Step<EnterError>> {
+    let sales = app.store.sales();
+    let sale = sales.get(id).await?.ok_or_else(|| Step::Fail(EnterError::UnknownSale(id.clone())))?;
+    if let Some(ticket) = sales.ticket(id, user).await? {
+        return Ok(Entered { ticket, new: false });
+    }
+    let now = app.clock.now();
+    let place = match sale.state(now) {
+        SaleState::Scheduled => sale.early_place(user),
+        SaleState::Open => sales.take_number(&sale, user).await?,
+        state @ (SaleState::SoldOut | SaleState::Ended) => {
+            return Err(Step::Fail(EnterError::Closed { id: id.clone(), state }));
+        }
+    };
+    let ticket = Ticket::enter(id.clone(), user.clone(), place, now);
+    let mut tx = Tx::new();
+    tx.push(sales.op_put_ticket(&ticket, &sale)?);
+    match app.store.transact(tx).await {
+        Ok(()) => {
+            if matches!(place, shop_domain::sale::Place::Early { .. }) {
+                sales.count_early(&sale, user).await?;
+            }
+            tracing::info!(place = ?ticket.place, "entered the queue");
+            Ok(Entered { ticket, new: true })
+        }
+        // The same user entered a moment ago: theirs is the ticket (the
+        // number drawn here is a gap the admitter skips).
+        Err(StoreError::Conflict { item: TxItem::Ticket(_), reason: ConflictReason::ConditionFailed }) => {
+            let ticket = sales.ticket(id, user).await?.ok_or_else(|| {
+                Step::Fail(EnterError::Unexpected(anyhow::anyhow!("ticket refused as existing, then not found")))
+            })?;
+            Ok(Entered { ticket, new: false })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A ticket as its holder sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketView {
+    pub ticket: Ticket,
+    pub shown: Shown,
+    /// While it waits: how far from its turn.
+    pub position: Option<Position>,
+    /// While it waits: seconds until its turn at the rate in force, about.
+    pub wait_secs: Option<u64>,
+    pub sale: Sale,
+}
+
+/// `user`'s ticket for `id`, with its position: two reads, whatever the
+/// queue's length.
+pub async fn my_ticket(app: &App, id: &SaleId, user: &UserId) -> Result<Option<TicketView>, StoreError> {
+    let sales = app.store.sales();
+    let (Some(sale), Some(ticket)) = (sales.get(id).await?, sales.ticket(id, user).await?) else {
+        return Ok(None);
+    };
+    let shown = ticket.shown(sale.state(app.clock.now()));
+    let position = (shown == Shown::Waiting).then(|| sale.position_of(ticket.place));
+    let wait_secs = position.map(|p| {
+        let secs = p.ahead as f64 / sale.rate.max(shop_domain::sale::admit::MIN_RATE);
+        if secs.is_finite() { secs.ceil() as u64 } else { u64::MAX }
+    });
+    Ok(Some(TicketView { ticket, shown, position, wait_secs, sale }))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaveError {
+    #[error("no ticket for this sale")]
+    NoTicket,
+    #[error(transparent)]
+    Refused(TicketError),
+    #[error(transparent)]
+    Contention(Contended),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+crate::usecases::retry::use_case_error!(LeaveError);
+
+/// `user` leaves `id`'s queue, or gives back the slot they were admitted
+/// to. Leaving twice is leaving once.
+pub async fn leave(app: &App, id: &SaleId, user: &UserId) -> Result<Ticket, LeaveError> {
+    retry(user.as_str(), |_| async {
+        let sales = app.store.sales();
+        let sale = sales.get(id).await?.ok_or(Step::Fail(LeaveError::NoTicket))?;
+        let ticket = sales.ticket(id, user).await?.ok_or(Step::Fail(LeaveError::NoTicket))?;
+        let Some((left, frees)) = ticket.leave().map_err(|e| Step::Fail(LeaveError::Refused(e)))? else {
+            return Ok(ticket);
+        };
+        let mut tx = Tx::new();
+        tx.push(sales.op_update_ticket(ticket.version, &left, &sale)?);
+        if frees {
+            tx.push(sales.op_free(id, user)?);
+        }
+        app.store.transact(tx).await?;
+        tracing::info!(sale_id = %id, freed = frees, "left the queue");
+        Ok(left)
+    })
+    .await
+}
+
+/// What one admission step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub tickets: Vec<Ticket>,
+    pub active: u64,
+    pub rate: f64,
+}
+
+/// One admission step of `id` (ADR 0027): the lowest waiting tickets up
+/// to the free slots and the rate in force, in one transaction with the
+/// sale's own counters; the rate follows `health`. Two admitters racing
+/// conflict on the sale's version: one step counts, the other retries.
+#[tracing::instrument(skip_all, fields(sale_id = %id))]
+pub async fn admit_step(app: &App, id: &SaleId, health: Health) -> Result<Option<Admitted>, AdmitError> {
+    retry(id.as_str(), |_| admit_attempt(app, id, health)).await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Contention(Contended),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+crate::usecases::retry::use_case_error!(AdmitError);
+
+async fn admit_attempt(app: &App, id: &SaleId, health: Health) -> Result<Option<Admitted>, Step<AdmitError>> {
+    let sales = app.store.sales();
+    let Some(mut sale) = sales.get(id).await? else { return Ok(None) };
+    let now = app.clock.now();
+    let freed = sales.freed(id).await?;
+    let before = sale.clone();
+    if sale.state(now) == SaleState::Open {
+        sale.early = sales.early_total(&sale).await?;
+        sale.sold_out = sold_out(app, &sale).await?;
+    }
+    let step = plan_step(&sale, freed, now);
+    let rate = next_rate(sale.rate, sale.terms.max_admissions_per_sec, health);
+    let waiting = if step.admit > 0 { sales.waiting(&sale, step.admit).await? } else { Vec::new() };
+    let mut admitted = Vec::with_capacity(waiting.len());
+    let mut tx = Tx::new();
+    for t in &waiting {
+        let next = t.admit(app.ids.tx_id(), now, sale.terms.session_secs).map_err(anyhow::Error::from)?;
+        tx.push(sales.op_update_ticket(t.version, &next, &sale)?);
+        admitted.push(next);
+    }
+    let places: Vec<_> = admitted.iter().map(|t| t.place).collect();
+    let next = sale.after_step(&places, step, rate);
+    let changed = !admitted.is_empty()
+        || (next.rate - before.rate).abs() > f64::EPSILON
+        || (next.early, next.sold_out) != (before.early, before.sold_out);
+    let active = next.admitted.saturating_sub(freed);
+    if !changed {
+        return Ok(Some(Admitted { tickets: Vec::new(), active, rate: before.rate }));
+    }
+    tx.push(sales.op_update(before.version, &next)?);
+    // A ticket that left, or another admitter's step, makes this one
+    // conflict: re-read and decide again.
+    app.store.transact(tx).await?;
+    if !admitted.is_empty() {
+        tracing::info!(admitted = admitted.len(), active, rate = next.rate, "admitted");
+    }
+    Ok(Some(Admitted { tickets: admitted, active, rate: next.rate }))
+}
+
+/// Whether every product `sale` gates is out of stock.
+async fn sold_out(app: &App, sale: &Sale) -> Result<bool, StoreError> {
+    if sale.sold_out {
+        return Ok(true);
+    }
+    for p in &sale.terms.products {
+        if app.store.catalog().product(p).await?.is_some_and(|p| p.available > 0) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// What releasing a slot for an order came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// The slot was freed now.
+    Freed,
+    /// It was freed before for this order (a duplicate, replay or later event).
+    Already,
+    /// The ticket holds no such order (not a sale's order, or another one).
+    NotHeld,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Contention(Contended),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+crate::usecases::retry::use_case_error!(ReleaseError);
+
+/// `order` of `user` in sale `id` ended (paid, expired, cancelled, or its
+/// virtual account issued): its slot is freed, once.
+pub async fn release_for_order(
+    app: &App,
+    id: &SaleId,
+    user: &UserId,
+    order: &OrderId,
+) -> Result<Released, ReleaseError> {
+    retry(order.as_str(), |_| async {
+        let sales = app.store.sales();
+        let (Some(sale), Some(ticket)) = (sales.get(id).await?, sales.ticket(id, user).await?) else {
+            return Ok(Released::NotHeld);
+        };
+        let next = match ticket.release(order) {
+            Ok(Some(next)) => next,
+            Ok(None) => return Ok(Released::Already),
+            Err(_) => return Ok(Released::NotHeld),
+        };
+        let mut tx = Tx::new();
+        tx.push(sales.op_update_ticket(ticket.version, &next, &sale)?);
+        tx.push(sales.op_free(id, user)?);
+        app.store.transact(tx).await?;
+        tracing::info!(sale_id = %id, order_id = %order, "slot freed by its order");
+        Ok(Released::Freed)
+    })
+    .await
+}
+
+/// The session timer: admitted tickets whose session ended without an
+/// order end, each freeing its slot. Returns how many ended. A ticket whose
+/// order was placed meanwhile is left to its order (its condition fails).
+pub async fn end_sessions(app: &App, limit: i32) -> Result<usize, StoreError> {
+    let sales = app.store.sales();
+    let now = app.clock.now();
+    let mut ended = 0;
+    for t in sales.sessions_ended(now, limit).await? {
+        let Some(next) = t.end_session(now) else { continue };
+        let Some(sale) = sales.get(&t.sale).await? else { continue };
+        let mut tx = Tx::new();
+        tx.push(sales.op_update_ticket(t.version, &next, &sale)?);
+        tx.push(sales.op_free(&t.sale, &t.user)?);
+        match app.store.transact(tx).await {
+            Ok(()) => ended += 1,
+            Err(StoreError::Conflict { item: TxItem::Ticket(_), .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if ended > 0 {
+        tracing::info!(ended, "admission sessions ended without an order");
+    }
+    Ok(ended)
+}

@@ -1,0 +1,82 @@
+//! The admitter's arithmetic: how many tickets one step admits, and the
+//! admission rate that follows the saga (ADR 0027).
+//!
+//! Three limits, the least wins: the sale's free slots (`capacity −
+//! active`, with `active = admitted − freed`), a token bucket at the rate
+//! in force (at most one second's worth at once), and the tickets one
+//! transaction can admit beside the sale's own item.
+
+use super::{Sale, SaleState};
+use crate::Timestamp;
+
+/// Tickets one step admits at most: TransactWriteItems takes 100 items,
+/// one of them the sale's.
+pub const MAX_PER_STEP: u32 = 99;
+
+/// The least rate the adaptive rule falls to (admissions per second): a
+/// sale never stops while the saga is slow, it crawls.
+pub const MIN_RATE: f64 = 1.0;
+
+/// Above this time to settle (p99 of the current minute), the saga lags.
+pub const SETTLE_P99_TARGET_MS: u64 = 2_000;
+
+/// Above this age of the oldest event not yet published, the saga lags.
+pub const OUTBOX_AGE_LIMIT_MS: u64 = 10_000;
+
+/// How the saga behind the sale is doing, from the saga statistics and
+/// gauges; `None` where a signal is not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    pub settle_p99_ms: Option<u64>,
+    pub oldest_unpublished_ms: Option<u64>,
+}
+
+impl Health {
+    pub fn lagging(&self) -> bool {
+        self.settle_p99_ms.is_some_and(|p| p > SETTLE_P99_TARGET_MS)
+            || self.oldest_unpublished_ms.is_some_and(|a| a > OUTBOX_AGE_LIMIT_MS)
+    }
+}
+
+/// The rate for the next step: halved while the saga lags (not below
+/// [`MIN_RATE`]), otherwise a tenth of the ceiling more, up to the
+/// ceiling: additive increase, multiplicative decrease.
+pub fn next_rate(rate: f64, ceiling: u32, health: Health) -> f64 {
+    let ceiling = f64::from(ceiling).max(MIN_RATE);
+    let rate = if rate.is_finite() { rate.clamp(MIN_RATE, ceiling) } else { ceiling };
+    if health.lagging() { (rate / 2.0).max(MIN_RATE) } else { (rate + ceiling / 10.0).min(ceiling) }
+}
+
+/// What one step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Tickets to admit now (the lowest waiting places).
+    pub admit: u32,
+    /// The token bucket's new mark: admitting `admit` spends their time.
+    pub bucket_at: Timestamp,
+}
+
+/// The step of `sale` at `now`, `freed` slots having been released so
+/// far. The sale's token bucket is full one second after its mark, and
+/// the mark only moves forward.
+pub fn plan_step(sale: &Sale, freed: u64, now: Timestamp) -> Step {
+    let idle = Step { admit: 0, bucket_at: sale.bucket_at };
+    match sale.state(now) {
+        SaleState::Open => {}
+        SaleState::Scheduled | SaleState::SoldOut | SaleState::Ended => return idle,
+    }
+    let active = sale.admitted.saturating_sub(freed);
+    let free = u64::from(sale.terms.capacity).saturating_sub(active);
+    let rate = sale.rate.clamp(MIN_RATE, f64::from(sale.terms.max_admissions_per_sec).max(MIN_RATE));
+    // At most one second's worth of tokens.
+    let from = sale.bucket_at.max(Timestamp::from_millis(now.millis().saturating_sub(1_000)));
+    let elapsed_ms = now.millis().saturating_sub(from.millis()).max(0);
+    let tokens = (rate * elapsed_ms as f64 / 1_000.0).floor();
+    let tokens = if tokens.is_finite() && tokens > 0.0 { tokens.min(f64::from(MAX_PER_STEP)) as u64 } else { 0 };
+    let admit = u32::try_from(free.min(tokens).min(u64::from(MAX_PER_STEP))).unwrap_or(0);
+    if admit == 0 {
+        return idle;
+    }
+    let spent_ms = (f64::from(admit) * 1_000.0 / rate).ceil() as i64;
+    Step { admit, bucket_at: Timestamp::from_millis(from.millis().saturating_add(spent_ms)) }
+}
