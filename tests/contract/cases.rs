@@ -713,3 +713,57 @@ pub async fn saga_statistics_add_per_minute_and_keep_running_totals(store: Store
 // The outbox and the event log (written once, pending, published, searched,
 // read back from the stream) are in their own file.
 pub use crate::outbox_cases::*;
+
+/// The waiting room's items (docs/adr/0027): counter shards hand out
+/// distinct places, a ticket is put once per user, the queue lists waiting
+/// tickets lowest place first (the pre-queue before counted places) and
+/// drops them once admitted, and the freed counters add up.
+pub async fn sale_queue_counters_and_tickets(store: Store) {
+    use shop_domain::SaleId;
+    use shop_domain::sale::{Place, Sale, SaleTerms, Ticket};
+    let terms = SaleTerms::new("Drop".into(), vec![pid("p1")], T0, T0.plus_secs(3600), 2, 10, 60, Some(2)).unwrap();
+    let sale = Sale::new(SaleId::parse("drop").unwrap(), terms, 9);
+    run(&store, vec![store.sales().op_create(&sale).unwrap()]).await.unwrap();
+    assert_eq!(store.sales().get(&sale.id).await.unwrap(), Some(sale.clone()));
+    let mut places = Vec::new();
+    for u in ["a", "b", "c"] {
+        let place = store.sales().take_number(&sale, &uid(u)).await.unwrap();
+        let t = Ticket::enter(sale.id.clone(), uid(u), place, T0);
+        run(&store, vec![store.sales().op_put_ticket(&t, &sale).unwrap()]).await.unwrap();
+        places.push(place);
+    }
+    let early = Ticket::enter(sale.id.clone(), uid("early"), sale.early_place(&uid("early")), T0);
+    run(&store, vec![store.sales().op_put_ticket(&early, &sale).unwrap()]).await.unwrap();
+    let again = Ticket::enter(sale.id.clone(), uid("a"), places[0], T0);
+    assert_conflict(
+        run(&store, vec![store.sales().op_put_ticket(&again, &sale).unwrap()]).await,
+        TxItem::Ticket("a".into()),
+        ConflictReason::ConditionFailed,
+    );
+    let distinct: std::collections::HashSet<Place> = places.iter().copied().collect();
+    assert_eq!(distinct.len(), 3);
+    let waiting = store.sales().waiting(&sale, 10).await.unwrap();
+    let mut expected: Vec<Place> = places.clone();
+    expected.sort();
+    expected.insert(0, early.place);
+    assert_eq!(waiting.iter().map(|t| t.place).collect::<Vec<_>>(), expected, "lowest first, pre-queue first");
+    // Admitted tickets leave the queue; their slots, freed, add up.
+    let first = &waiting[0];
+    let admitted = first.admit("adm".into(), T0, 60).unwrap();
+    run(&store, vec![store.sales().op_update_ticket(first.version, &admitted, &sale).unwrap()]).await.unwrap();
+    assert_eq!(store.sales().waiting(&sale, 10).await.unwrap().len(), 3);
+    assert_eq!(store.sales().sessions_ended(T0.plus_secs(59), 10).await.unwrap().len(), 0);
+    assert_eq!(store.sales().sessions_ended(T0.plus_secs(60), 10).await.unwrap().len(), 1);
+    for u in ["a", "b", "c", "a"] {
+        run(&store, vec![store.sales().op_free(&sale.id, &uid(u)).unwrap()]).await.unwrap();
+    }
+    assert_eq!(store.sales().freed(&sale.id).await.unwrap(), 4);
+    // The sale's own writes are conditional on its version.
+    let next = sale.after_step(&[first.place], shop_domain::sale::plan_step(&sale, 0, T0.plus_secs(1)), 10.0);
+    run(&store, vec![store.sales().op_update(sale.version, &next).unwrap()]).await.unwrap();
+    assert_conflict(
+        run(&store, vec![store.sales().op_update(sale.version, &next).unwrap()]).await,
+        TxItem::Sale("drop".into()),
+        ConflictReason::ConditionFailed,
+    );
+}

@@ -74,6 +74,7 @@ contract!(
     the_event_log_reads_every_shard_of_a_day_oldest_first,
     expiry_index_holds_only_due_pending_orders,
     user_index_lists_orders_and_coupons,
+    sale_queue_counters_and_tickets,
     placement_inputs_are_one_snapshot,
     idempotency_keys_are_recorded_with_their_answer,
     batch_get_reads_many_keys,
