@@ -337,12 +337,7 @@ pub fn shape(op: &str, req: &Value) -> String {
 
 /// The capacity an answer reports: one object, or one per table.
 fn consumed(op: &str, resp: &Value) -> Capacity {
-    let units = |v: &Value| v.get("CapacityUnits").and_then(Value::as_f64).unwrap_or(0.0);
-    let total = match resp.get("ConsumedCapacity") {
-        Some(Value::Array(all)) => all.iter().map(units).sum(),
-        Some(one) => units(one),
-        None => 0.0,
-    };
+    let total = over_answers(resp, |c| c.get("CapacityUnits").and_then(Value::as_f64));
     if WRITES.contains(&op) { Capacity { read: 0.0, write: total } } else { Capacity { read: total, write: 0.0 } }
 }
 
@@ -350,14 +345,17 @@ fn consumed(op: &str, resp: &Value) -> Capacity {
 /// local-only pending index (zero from an engine that does not break its
 /// answers down by index).
 fn local_index_writes(resp: &Value) -> f64 {
-    let of = |c: &Value| {
-        c.pointer(&format!("/GlobalSecondaryIndexes/{}/CapacityUnits", shop_store::keys::GSI_OUTBOX))
-            .and_then(Value::as_f64)
-            .unwrap_or(0.0)
-    };
+    let path = format!("/GlobalSecondaryIndexes/{}/CapacityUnits", shop_store::keys::GSI_OUTBOX);
+    over_answers(resp, |c| c.pointer(&path).and_then(Value::as_f64))
+}
+
+/// `units` summed over an answer's `ConsumedCapacity`: one object, or one
+/// per table (transactions and batches); zero where it is absent.
+fn over_answers(resp: &Value, units: impl Fn(&Value) -> Option<f64>) -> f64 {
+    let units = |c: &Value| units(c).unwrap_or(0.0);
     match resp.get("ConsumedCapacity") {
-        Some(Value::Array(all)) => all.iter().map(of).sum(),
-        Some(one) => of(one),
+        Some(Value::Array(all)) => all.iter().map(units).sum(),
+        Some(one) => units(one),
         None => 0.0,
     }
 }

@@ -5,10 +5,10 @@
 
 use crate::attr::{Item, get_s, item, key, n, s, with_key};
 use crate::error::{Result, StoreError};
-use crate::tx::{TxItem, TxOp, put};
+use crate::tx::{TxItem, TxOp, put, put_over_version};
 use crate::{Store, keys};
 use anyhow::Context;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Get, Put, TransactGetItem, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Get, TransactGetItem, TransactWriteItem};
 use shop_domain::{Coupon, CouponId, Money, Order, OrderId, OrderStatus, Product, ProductId, Timestamp, UserId};
 use std::collections::HashMap;
 
@@ -111,13 +111,7 @@ impl Orders<'_> {
 
     /// The order after a transition, only over the version it was decided on.
     pub fn op_update(&self, prev_version: u64, order: &Order) -> anyhow::Result<TxOp> {
-        let put = Put::builder()
-            .table_name(self.0.table())
-            .set_item(Some(to_item(order)?))
-            .condition_expression("version = :prev")
-            .expression_attribute_values(":prev", n(prev_version))
-            .build()?;
-        Ok(TxOp { item: TransactWriteItem::builder().put(put).build(), label: TxItem::Order(order.id.to_string()) })
+        put_over_version(self.0.table(), to_item(order)?, prev_version, TxItem::Order(order.id.to_string()))
     }
 
     /// Asserts the order is still at `version` without writing it.

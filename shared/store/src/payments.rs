@@ -4,10 +4,9 @@
 
 use crate::attr::{Item, get_s, item, n, s, with_key};
 use crate::error::Result;
-use crate::tx::{TxItem, TxOp, put};
+use crate::tx::{TxItem, TxOp, put, put_over_version};
 use crate::{Store, keys};
 use anyhow::Context;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use shop_domain::{Payment, PaymentKey, PaymentStatus, Timestamp};
 
 /// Payments (see [`Store::payments`]).
@@ -63,16 +62,12 @@ impl Payments<'_> {
 
     /// The payment after a transition, only over the version it was decided on.
     pub fn op_update(&self, prev_version: u64, payment: &Payment) -> anyhow::Result<TxOp> {
-        let put = Put::builder()
-            .table_name(self.0.table())
-            .set_item(Some(to_item(payment)?))
-            .condition_expression("version = :prev")
-            .expression_attribute_values(":prev", n(prev_version))
-            .build()?;
-        Ok(TxOp {
-            item: TransactWriteItem::builder().put(put).build(),
-            label: TxItem::Payment(payment.payment_key.to_string()),
-        })
+        put_over_version(
+            self.0.table(),
+            to_item(payment)?,
+            prev_version,
+            TxItem::Payment(payment.payment_key.to_string()),
+        )
     }
 
     /// Payments CONFIRMING or UNKNOWN not updated since `before`, at most `limit`.

@@ -8,7 +8,7 @@
 
 use crate::attr::{Item, get_n, get_s, item, key, n, s, with_key};
 use crate::error::{Result, StoreError};
-use crate::tx::{TxItem, TxOp, put};
+use crate::tx::{TxItem, TxOp, put, put_over_version};
 use crate::{Store, keys};
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
@@ -38,6 +38,18 @@ pub fn to_item(sale: &Sale) -> anyhow::Result<Item> {
 
 pub fn from_item(it: &Item) -> anyhow::Result<Sale> {
     serde_json::from_str(get_s(it, "doc")?).context("sale document")
+}
+
+/// One more on a counter shard, read back (entries) or inside a
+/// transaction (releases): the same update either way.
+const COUNT_ONE: &str = "ADD seq :one SET #type = :type";
+
+fn count_one_names() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([("#type".to_owned(), "type".to_owned())])
+}
+
+fn count_one_values() -> Item {
+    item([(":one", n(1)), (":type", s("COUNTER"))])
 }
 
 /// The `byDue` key a ticket is listed under, if any (see the module docs).
@@ -96,13 +108,7 @@ impl Sales<'_> {
     /// `next` over a sale still at `prev_version`: the admitter's one
     /// writer at a time.
     pub fn op_update(&self, prev_version: u64, next: &Sale) -> anyhow::Result<TxOp> {
-        let p = aws_sdk_dynamodb::types::Put::builder()
-            .table_name(self.0.table())
-            .set_item(Some(to_item(next)?))
-            .condition_expression("version = :prev")
-            .expression_attribute_values(":prev", n(prev_version))
-            .build()?;
-        Ok(TxOp { item: TransactWriteItem::builder().put(p).build(), label: TxItem::Sale(next.id.to_string()) })
+        put_over_version(self.0.table(), to_item(next)?, prev_version, TxItem::Sale(next.id.to_string()))
     }
 
     /// Takes the next value of one counter (an UpdateItem that returns it).
@@ -114,10 +120,9 @@ impl Sales<'_> {
             .update_item()
             .table_name(self.0.table())
             .set_key(Some(key(pk, sk)))
-            .update_expression("ADD seq :one SET #type = :type")
-            .expression_attribute_names("#type", "type")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":type", s("COUNTER"))
+            .update_expression(COUNT_ONE)
+            .set_expression_attribute_names(Some(count_one_names()))
+            .set_expression_attribute_values(Some(count_one_values()))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
@@ -170,10 +175,9 @@ impl Sales<'_> {
         let update = Update::builder()
             .table_name(self.0.table())
             .set_key(Some(key(pk, sk)))
-            .update_expression("ADD seq :one SET #type = :type")
-            .expression_attribute_names("#type", "type")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":type", s("COUNTER"))
+            .update_expression(COUNT_ONE)
+            .set_expression_attribute_names(Some(count_one_names()))
+            .set_expression_attribute_values(Some(count_one_values()))
             .build()?;
         Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Sale(sale.to_string()) })
     }
@@ -190,13 +194,8 @@ impl Sales<'_> {
 
     /// `next` over a ticket still at `prev_version`.
     pub fn op_update_ticket(&self, prev_version: u64, next: &Ticket, sale: &Sale) -> anyhow::Result<TxOp> {
-        let p = aws_sdk_dynamodb::types::Put::builder()
-            .table_name(self.0.table())
-            .set_item(Some(ticket_to_item(next, sale.terms.entry_shards)?))
-            .condition_expression("version = :prev")
-            .expression_attribute_values(":prev", n(prev_version))
-            .build()?;
-        Ok(TxOp { item: TransactWriteItem::builder().put(p).build(), label: TxItem::Ticket(next.user.to_string()) })
+        let item = ticket_to_item(next, sale.terms.entry_shards)?;
+        put_over_version(self.0.table(), item, prev_version, TxItem::Ticket(next.user.to_string()))
     }
 
     /// The tickets at the `limit` lowest waiting places of `sale`, as they

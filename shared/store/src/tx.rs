@@ -126,6 +126,23 @@ pub(crate) fn put(table: &str, item: crate::attr::Item, condition: &str, label: 
     Ok(TxOp { item: TransactWriteItem::builder().put(put).build(), label })
 }
 
+/// `item` over the same item only while it is still at `prev_version`: every
+/// versioned aggregate's transition (orders, payments, sales, tickets).
+pub(crate) fn put_over_version(
+    table: &str,
+    item: crate::attr::Item,
+    prev_version: u64,
+    label: TxItem,
+) -> anyhow::Result<TxOp> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("version = :prev")
+        .expression_attribute_values(":prev", crate::attr::n(prev_version))
+        .build()?;
+    Ok(TxOp { item: TransactWriteItem::builder().put(put).build(), label })
+}
+
 /// Maps a cancelled transaction to what caused it: a failed condition
 /// first (the caller can act on it), then a concurrent transaction, then
 /// throttling; any other code is unexpected, with every code in the message.

@@ -183,21 +183,23 @@ pub struct Admitted {
 /// sale's own counters; the rate follows `health`. Two admitters racing
 /// conflict on the sale's version: one step counts, the other retries.
 #[tracing::instrument(skip_all, fields(sale_id = %id))]
-pub async fn admit_step(app: &App, id: &SaleId, health: Health) -> Result<Option<Admitted>, AdmitError> {
+pub async fn admit_step(app: &App, id: &SaleId, health: Health) -> Result<Option<Admitted>, SlotError> {
     retry(id.as_str(), |_| admit_attempt(app, id, health)).await
 }
 
+/// Why taking ([`admit_step`]) or freeing ([`release_for_order`]) slots
+/// failed: neither has an expected failure of its own.
 #[derive(Debug, thiserror::Error)]
-pub enum AdmitError {
+pub enum SlotError {
     #[error(transparent)]
     Contention(Contended),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-crate::usecases::retry::use_case_error!(AdmitError);
+crate::usecases::retry::use_case_error!(SlotError);
 
-async fn admit_attempt(app: &App, id: &SaleId, health: Health) -> Result<Option<Admitted>, Step<AdmitError>> {
+async fn admit_attempt(app: &App, id: &SaleId, health: Health) -> Result<Option<Admitted>, Step<SlotError>> {
     let sales = app.store.sales();
     let Some(mut sale) = sales.get(id).await? else { return Ok(None) };
     let now = app.clock.now();
@@ -260,24 +262,9 @@ pub enum Released {
     NotHeld,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReleaseError {
-    #[error(transparent)]
-    Contention(Contended),
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-crate::usecases::retry::use_case_error!(ReleaseError);
-
 /// `order` of `user` in sale `id` ended (paid, expired, cancelled, or its
 /// virtual account issued): its slot is freed, once.
-pub async fn release_for_order(
-    app: &App,
-    id: &SaleId,
-    user: &UserId,
-    order: &OrderId,
-) -> Result<Released, ReleaseError> {
+pub async fn release_for_order(app: &App, id: &SaleId, user: &UserId, order: &OrderId) -> Result<Released, SlotError> {
     retry(order.as_str(), |_| async {
         let sales = app.store.sales();
         let (Some(sale), Some(ticket)) = (sales.get(id).await?, sales.ticket(id, user).await?) else {
