@@ -268,6 +268,7 @@ fn every_event_detail_matches_its_json_schema() {
         points_balance: m(500),
         now: T0,
         ttl_secs: 900,
+        sale: None,
     })
     .unwrap();
     let pk = |s: &str| PaymentKey::parse(s).unwrap();

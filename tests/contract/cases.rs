@@ -78,6 +78,7 @@ pub(crate) fn placed(id: &str, user: &str, expires_in: i64) -> (Order, shop_doma
         points_balance: Money::ZERO,
         now: T0,
         ttl_secs: expires_in,
+        sale: None,
     })
     .unwrap();
     let event = p.events.into_iter().next().expect("OrderPlaced");
@@ -308,16 +309,43 @@ pub async fn placement_inputs_are_one_snapshot(store: Store) {
     let c = coupon("c1", "u1");
     run(&store, vec![store.coupons().op_create(&c).unwrap()]).await.unwrap();
     run(&store, store.points().ops_move(Money::ZERO, &entry("u1", "t1", 700, 700, 0)).unwrap().into()).await.unwrap();
-    let inputs = store.orders().load_placement(&uid("u1"), &[pid("p1"), pid("nope")], Some(&c.id)).await.unwrap();
+    let inputs =
+        store.orders().load_placement(&uid("u1"), &[pid("p1"), pid("nope")], Some(&c.id), None).await.unwrap();
     assert_eq!(inputs.products[0].as_ref().unwrap().available, 3);
     assert!(inputs.products[1].is_none());
     assert_eq!(inputs.coupon, Some(Some(c)));
     assert_eq!(inputs.points_balance, m(700));
-    let none =
-        store.orders().load_placement(&uid("u9"), &[pid("p1")], Some(&CouponId::parse("zz").unwrap())).await.unwrap();
+    assert_eq!(inputs.gates, vec![None, None]);
+    assert_eq!(inputs.ticket, None, "no ticket asked for");
+    let none = store
+        .orders()
+        .load_placement(&uid("u9"), &[pid("p1")], Some(&CouponId::parse("zz").unwrap()), None)
+        .await
+        .unwrap();
     assert_eq!(none.coupon, Some(None));
     assert_eq!(none.points_balance, Money::ZERO);
-    assert!(store.orders().load_placement(&uid("u9"), &[pid("p1")], None).await.unwrap().coupon.is_none());
+    assert!(store.orders().load_placement(&uid("u9"), &[pid("p1")], None, None).await.unwrap().coupon.is_none());
+
+    // A sale's gate is read with the product, and a ticket with them.
+    let sale = shop_domain::SaleId::parse("flash").unwrap();
+    let gate = shop_domain::sale::Gate { sale: sale.clone(), until: T0.plus_secs(3_600) };
+    run(&store, vec![store.catalog().op_gate(&pid("p1"), &gate, T0).unwrap()]).await.unwrap();
+    let gated = store.orders().load_placement(&uid("u1"), &[pid("p1")], None, Some(&sale)).await.unwrap();
+    assert_eq!(gated.gates, vec![Some(gate.clone())]);
+    assert_eq!(gated.ticket, Some(None), "asked for, none held");
+    // One sale per product at a time: another's gate is refused while this
+    // one applies, taken once it lapsed; the same sale's again is no change.
+    let other = shop_domain::sale::Gate { sale: shop_domain::SaleId::parse("other").unwrap(), until: T0.plus_secs(9_000) };
+    let refused = run(&store, vec![store.catalog().op_gate(&pid("p1"), &other, T0.plus_secs(60)).unwrap()]).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { item: TxItem::Gate(ref p), .. }) if p == "p1"),
+        "{refused:?}"
+    );
+    run(&store, vec![store.catalog().op_gate(&pid("p1"), &gate, T0.plus_secs(60)).unwrap()]).await.unwrap();
+    run(&store, vec![store.catalog().op_gate(&pid("p1"), &other, T0.plus_secs(3_600)).unwrap()]).await.unwrap();
+    assert_eq!(store.catalog().product_with_gate(&pid("p1")).await.unwrap().unwrap().1, Some(other));
+    let unknown = run(&store, vec![store.catalog().op_gate(&pid("nope"), &gate, T0).unwrap()]).await;
+    assert!(matches!(unknown, Err(StoreError::Conflict { item: TxItem::Gate(_), .. })), "{unknown:?}");
 }
 
 pub async fn idempotency_keys_are_recorded_with_their_answer(store: Store) {

@@ -196,6 +196,7 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
         line_total: m(24_000),
     }];
     let coupon = Some(CouponId::parse("c1").unwrap());
+    let sale = shop_domain::SaleId::parse("flash-1").unwrap();
     let kinds = vec![
         K::OrderPlaced {
             user_id: user.clone(),
@@ -206,6 +207,7 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
             points_used: m(500),
             amount_due: m(22_500),
             expires_at: T0.plus_secs(900),
+            sale_id: None,
         },
         K::PaymentConfirmationStarted {
             user_id: user.clone(),
@@ -218,6 +220,7 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
             payment_key: key.clone(),
             amount: m(22_500),
             due_at: Some(T0.plus_secs(86_400)),
+            sale_id: Some(sale.clone()),
         },
         K::OrderPaid {
             user_id: user.clone(),
@@ -225,6 +228,7 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
             method: PaymentMethod::VirtualAccount,
             amount: m(22_500),
             coupon_id: coupon.clone(),
+            sale_id: Some(sale.clone()),
         },
         K::PaymentFailed {
             user_id: user.clone(),
@@ -244,6 +248,7 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
             lines: lines.clone(),
             points_released: m(500),
             payment_key: Some(key.clone()),
+            sale_id: Some(sale),
         },
         K::OrderCancelled {
             user_id: user.clone(),
@@ -251,6 +256,7 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
             lines: lines.clone(),
             points_released: Money::ZERO,
             payment_key: None,
+            sale_id: None,
         },
         K::RefundRequested {
             user_id: user.clone(),

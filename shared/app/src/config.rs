@@ -20,6 +20,11 @@ pub struct Config {
     pub pg_webhook_secret: Option<String>,
     /// Payments in doubt this long are asked about at the PG (`RECONCILE_AFTER_SECS`, default 300).
     pub reconcile_after_secs: i64,
+    /// Signs and verifies the waiting room's admission tokens
+    /// (`ADMISSION_SECRET`; in AWS resolved from SSM at cold start by the
+    /// functions that need it). Without it no admission token is issued or
+    /// accepted: a sale's gated products cannot be ordered. Never logged.
+    pub admission_secret: Option<String>,
 }
 
 /// Everything but the secrets: a `Config` may be logged.
@@ -34,6 +39,7 @@ impl std::fmt::Debug for Config {
             .field("pg_timeout_ms", &self.pg_timeout_ms)
             .field("pg_webhook_secret", &self.pg_webhook_secret.as_ref().map(|_| "<redacted>"))
             .field("reconcile_after_secs", &self.reconcile_after_secs)
+            .field("admission_secret", &self.admission_secret.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -49,6 +55,7 @@ impl Default for Config {
             pg_timeout_ms: 10_000,
             pg_webhook_secret: None,
             reconcile_after_secs: 300,
+            admission_secret: None,
         }
     }
 }
@@ -56,7 +63,8 @@ impl Default for Config {
 impl Config {
     /// Reads `TABLE_NAME`, `ORDER_TTL_SECS`, `IDEMPOTENCY_KEEP_SECS`,
     /// `IDEMPOTENCY_IN_PROGRESS_MS`, `PG_BASE_URL`, `PG_SECRET_KEY`,
-    /// `PG_TIMEOUT_MS`, `PG_WEBHOOK_SECRET`, `RECONCILE_AFTER_SECS`.
+    /// `PG_TIMEOUT_MS`, `PG_WEBHOOK_SECRET`, `RECONCILE_AFTER_SECS`,
+    /// `ADMISSION_SECRET`.
     pub fn from_env() -> anyhow::Result<Config> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -86,6 +94,7 @@ impl Config {
                 .ok_or_else(|| anyhow::anyhow!("PG_TIMEOUT_MS must be a positive number of milliseconds"))?,
             pg_webhook_secret: var("PG_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             reconcile_after_secs: int("RECONCILE_AFTER_SECS", d.reconcile_after_secs)?,
+            admission_secret: var("ADMISSION_SECRET").filter(|s| !s.is_empty()),
         };
         anyhow::ensure!(config.order_ttl_secs > 0, "ORDER_TTL_SECS must be positive");
         anyhow::ensure!(config.idempotency.keep_secs >= 24 * 3600, "IDEMPOTENCY_KEEP_SECS must be at least 86400");
@@ -118,6 +127,7 @@ mod tests {
         let c = Config {
             pg_secret_key: "test_sk_SECRET".into(),
             pg_webhook_secret: Some("whsec_SECRET".into()),
+            admission_secret: Some("adm_SECRET".into()),
             ..Config::default()
         };
         let printed = format!("{c:?}");

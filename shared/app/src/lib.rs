@@ -16,11 +16,13 @@
 //! | [`events`] | the outbox publisher and the SQS consumers (coupon, compensation, analytics) | `aws_lambda_events` |
 //! | [`obs`] | tracing setup and business metrics | |
 //!
-//! [`App`], [`config`] and [`clock`] sit at the top: what every room is given.
+//! [`App`], [`config`] and [`clock`] sit at the top: what every room is given;
+//! [`admission`] signs and checks the waiting room's admission tokens.
 //! The domain (`shop_domain`) decides; the store (`shop_store`) is the only
 //! DynamoDB code; neither knows which engine is behind it.
 
 pub mod adapters;
+pub mod admission;
 pub mod chaos;
 pub mod clock;
 pub mod config;

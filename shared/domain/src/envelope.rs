@@ -125,6 +125,7 @@ mod tests {
             payment_method: None,
             orphaned_payments: vec![],
             deposit_due_at: None,
+            sale_id: None,
         };
         let (_, events) = order.execute(&OrderCommand::Expire, Timestamp::from_millis(20)).unwrap();
         let detail = EventDetail::new(&events[0], "corr-1", None);

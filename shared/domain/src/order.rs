@@ -30,7 +30,7 @@ pub use decide::{DEPOSIT_DUE_FALLBACK_SECS, OrderCommand};
 pub use events::{OrderEvent, OrderEventKind};
 pub use place::{MAX_LINES, PlaceError, PlaceOrder, Placement, place};
 
-use crate::{CouponId, Money, OrderId, PaymentKey, ProductId, Quantity, Timestamp, UserId};
+use crate::{CouponId, Money, OrderId, PaymentKey, ProductId, Quantity, SaleId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -126,6 +126,11 @@ pub struct Order {
     /// `dueDate`). Past it the order expires and the account is closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposit_due_at: Option<Timestamp>,
+    /// The flash sale whose admission placed this order
+    /// (docs/adr/0027-the-waiting-room.md); its events carry it so the
+    /// waiting room frees the slot when the order ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_id: Option<SaleId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

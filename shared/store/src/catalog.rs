@@ -7,7 +7,8 @@ use crate::error::Result;
 use crate::tx::{TxItem, TxOp, put};
 use crate::{Store, keys};
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
-use shop_domain::{Product, ProductId, Quantity};
+use shop_domain::sale::Gate;
+use shop_domain::{Product, ProductId, Quantity, SaleId, Timestamp};
 use std::collections::HashMap;
 
 /// Products and the catalog listing (see [`Store::catalog`]).
@@ -34,6 +35,18 @@ pub fn product_from(it: &Item) -> anyhow::Result<Product> {
         price: money(it, "price")?,
         available: get_n(it, "available")?,
     })
+}
+
+/// The sale gating the product stored as `it`, if any (attributes
+/// `gateSale` and `gateUntil`, epoch ms; see [`Catalog::op_gate`]).
+pub fn gate_from(it: &Item) -> anyhow::Result<Option<Gate>> {
+    if !it.contains_key("gateSale") {
+        return Ok(None);
+    }
+    Ok(Some(Gate {
+        sale: SaleId::parse(get_s(it, "gateSale")?)?,
+        until: Timestamp::from_millis(get_n(it, "gateUntil")?),
+    }))
 }
 
 /// A product's catalog listing entry: only the id; name, price and stock
@@ -70,6 +83,12 @@ impl Catalog<'_> {
         self.0.get(keys::product(id)).await?.map(|it| product_from(&it)).transpose().map_err(Into::into)
     }
 
+    /// The product and the sale gating it, if any.
+    pub async fn product_with_gate(&self, id: &ProductId) -> Result<Option<(Product, Option<Gate>)>> {
+        let Some(it) = self.0.get(keys::product(id)).await? else { return Ok(None) };
+        Ok(Some((product_from(&it)?, gate_from(&it)?)))
+    }
+
     /// Reserve `qty` units: only if that many are available and the price is
     /// still the one the order was priced at.
     pub fn op_reserve_stock(&self, product: &Product, qty: Quantity) -> anyhow::Result<TxOp> {
@@ -86,6 +105,29 @@ impl Catalog<'_> {
     /// Return `qty` reserved units.
     pub fn op_release_stock(&self, product: &ProductId, qty: Quantity) -> anyhow::Result<TxOp> {
         stock_update(self.0, product, "SET available = available + :q", "attribute_exists(pk)", &[(":q", n(qty.get()))])
+    }
+
+    /// `gate` on `product`, set when its sale is created: only while no
+    /// other sale's gate applies at `now` (one sale per product at a time);
+    /// setting the same sale's again changes nothing. Re-seeding a product
+    /// drops its gate (creating the sale again puts it back).
+    pub fn op_gate(&self, product: &ProductId, gate: &Gate, now: Timestamp) -> anyhow::Result<TxOp> {
+        let (pk, sk) = keys::product(product);
+        let update = Update::builder()
+            .table_name(self.0.table())
+            .set_key(Some(key(pk, sk)))
+            .update_expression("SET gateSale = :sale, gateUntil = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(gateSale) OR gateSale = :sale OR gateUntil <= :now)",
+            )
+            .expression_attribute_values(":sale", s(gate.sale.as_str()))
+            .expression_attribute_values(":until", n(gate.until.millis()))
+            .expression_attribute_values(":now", n(now.millis()))
+            .build()?;
+        Ok(TxOp {
+            item: TransactWriteItem::builder().update(update).build(),
+            label: TxItem::Gate(product.to_string()),
+        })
     }
 
     /// Seeding: a product with its stock (overwrites), and its catalog

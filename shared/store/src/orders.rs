@@ -9,7 +9,8 @@ use crate::tx::{TxItem, TxOp, put, put_over_version};
 use crate::{Store, keys};
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Get, TransactGetItem, TransactWriteItem};
-use shop_domain::{Coupon, CouponId, Money, Order, OrderId, OrderStatus, Product, ProductId, Timestamp, UserId};
+use shop_domain::sale::{Gate, Ticket};
+use shop_domain::{Coupon, CouponId, Money, Order, OrderId, OrderStatus, Product, ProductId, SaleId, Timestamp, UserId};
 use std::collections::HashMap;
 
 /// Items a filtered page of a user's orders examines at most. A filter
@@ -29,6 +30,10 @@ pub struct PlacementInputs {
     /// `None` when no coupon was asked for; `Some(None)` when it does not exist.
     pub coupon: Option<Option<Coupon>>,
     pub points_balance: Money,
+    /// Each product's sale gate, in the order asked for.
+    pub gates: Vec<Option<Gate>>,
+    /// `None` when no ticket was asked for; `Some(None)` when there is none.
+    pub ticket: Option<Option<Ticket>>,
 }
 
 /// Where a page of a user's orders ends: `<createdAt ms, 13 digits>#<orderId>`
@@ -136,11 +141,15 @@ impl Orders<'_> {
         user: &UserId,
         products: &[ProductId],
         coupon: Option<&CouponId>,
+        ticket: Option<&SaleId>,
     ) -> Result<PlacementInputs> {
         let mut keys_wanted: Vec<(String, String)> = products.iter().map(keys::product).collect();
         keys_wanted.push(keys::points(user));
         if let Some(c) = coupon {
             keys_wanted.push(keys::coupon(c));
+        }
+        if let Some(sale) = ticket {
+            keys_wanted.push(keys::ticket(sale, user));
         }
         let gets = keys_wanted
             .iter()
@@ -160,8 +169,11 @@ impl Orders<'_> {
             .map_err(StoreError::unexpected("TransactGetItems"))?;
         let mut responses = out.responses.unwrap_or_default().into_iter().map(|r| r.item);
         let mut found = Vec::with_capacity(products.len());
+        let mut gates = Vec::with_capacity(products.len());
         for _ in products {
-            found.push(responses.next().flatten().map(|it| crate::catalog::product_from(&it)).transpose()?);
+            let it = responses.next().flatten();
+            gates.push(it.as_ref().map(crate::catalog::gate_from).transpose()?.flatten());
+            found.push(it.map(|it| crate::catalog::product_from(&it)).transpose()?);
         }
         let points_balance = match responses.next().flatten() {
             Some(it) => crate::points::balance_from(&it)?,
@@ -171,7 +183,11 @@ impl Orders<'_> {
             Some(_) => Some(responses.next().flatten().map(|it| crate::coupons::from_item(&it)).transpose()?),
             None => None,
         };
-        Ok(PlacementInputs { products: found, coupon, points_balance })
+        let ticket = match ticket {
+            Some(_) => Some(responses.next().flatten().map(|it| crate::sales::ticket_from_item(&it)).transpose()?),
+            None => None,
+        };
+        Ok(PlacementInputs { products: found, coupon, points_balance, gates, ticket })
     }
 
     /// Orders still PENDING_PAYMENT whose `expiresAt <= now`, at most `limit`.

@@ -198,6 +198,16 @@ impl Sales<'_> {
         put_over_version(self.0.table(), item, prev_version, TxItem::Ticket(next.user.to_string()))
     }
 
+    /// `ordered` (a ticket that placed its order) over a ticket still at
+    /// `prev_version`: written in the order's placing transaction without
+    /// reading the sale, since an ordered ticket sits in no queue.
+    pub fn op_order_ticket(&self, prev_version: u64, ordered: &Ticket) -> anyhow::Result<TxOp> {
+        anyhow::ensure!(ordered.status == TicketStatus::Ordered, "op_order_ticket of a {:?} ticket", ordered.status);
+        // The shard count only places WAITING tickets in the queue.
+        let item = ticket_to_item(ordered, 1)?;
+        put_over_version(self.0.table(), item, prev_version, TxItem::Ticket(ordered.user.to_string()))
+    }
+
     /// The tickets at the `limit` lowest waiting places of `sale`, as they
     /// are now: the pre-queue's, then the counted queue's, each shard
     /// queried from its lowest entry (a ticket leaves the index when

@@ -28,6 +28,8 @@ pub enum TxItem {
     Sale(String),
     /// A user's ticket in a sale's queue (by user id).
     Ticket(String),
+    /// A sale's gate on a product (by product id).
+    Gate(String),
 }
 
 impl fmt::Display for TxItem {
@@ -47,6 +49,7 @@ impl fmt::Display for TxItem {
             TxItem::Message(id) => write!(f, "queue message {id}"),
             TxItem::Sale(id) => write!(f, "sale {id}"),
             TxItem::Ticket(u) => write!(f, "ticket of user {u}"),
+            TxItem::Gate(id) => write!(f, "sale gate on product {id}"),
         }
     }
 }

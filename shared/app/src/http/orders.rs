@@ -10,6 +10,7 @@ use crate::usecases::place_order::{NewOrder, PlaceOrderError, place_order};
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shop_domain::order::{self, PlaceError};
+use shop_domain::sale::NotAdmitted;
 use shop_domain::{CouponId, Money, Order, OrderError, ProductId, Quantity, coupon::CouponError};
 use shop_store::OrderPosition;
 use shop_store::idempotency::StoredResponse;
@@ -71,6 +72,7 @@ impl CreateOrder {
             items: body.items.into_iter().map(|i| (i.product_id, i.quantity)).collect(),
             coupon_id: body.coupon_id,
             points_to_use,
+            admission: None,
         })
     }
 }
@@ -86,12 +88,26 @@ impl From<&PlaceOrderError> for Problem {
                 Problem::not_found("coupon-not-found", "Coupon not found", e.to_string()).with("couponId", c.as_str())
             }
             PlaceOrderError::Rejected(e) => Problem::from(e),
+            PlaceOrderError::NotAdmitted(n) => not_admitted(n),
             PlaceOrderError::Contention(c) => {
                 http::contention(*c, "too many concurrent changes to the same items; retry")
             }
             PlaceOrderError::KeyUsed => idempotency::in_progress(),
             PlaceOrderError::Unexpected(_) => Problem::internal(),
         }
+    }
+}
+
+/// 403 `not-admitted`: a product a sale gates, ordered without a valid
+/// admission to that sale (nothing was written).
+fn not_admitted(e: &NotAdmitted) -> Problem {
+    let p = Problem::new(403, "not-admitted", "Not admitted", e.to_string());
+    match e {
+        NotAdmitted::NoAdmission { product, sale } | NotAdmitted::OtherSale { product, sale, .. } => {
+            p.with("productId", product.as_str()).with("saleId", sale.as_str())
+        }
+        NotAdmitted::NoTicket(sale) => p.with("saleId", sale.as_str()),
+        NotAdmitted::Token(_) | NotAdmitted::Ticket(_) => p,
     }
 }
 
@@ -177,6 +193,9 @@ pub struct OrderView {
     /// While AWAITING_DEPOSIT: the virtual account's due date.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deposit_due_at: Option<String>,
+    /// The flash sale whose admission placed the order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sale_id: Option<String>,
     pub items: Vec<ItemView>,
 }
 
@@ -210,6 +229,7 @@ impl From<&Order> for OrderView {
             payment_key: o.payment_key.as_ref().map(ToString::to_string),
             payment_status: None,
             deposit_due_at: o.deposit_due_at.map(|t| t.to_rfc3339()),
+            sale_id: o.sale_id.as_ref().map(ToString::to_string),
             items: o
                 .lines
                 .iter()
@@ -235,7 +255,8 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
     let key = idempotency::key(&req)?;
     // Parsed once: the same value is checked and hashed for idempotency.
     let payload: serde_json::Value = http::parse(http::json_body(&req)?)?;
-    let cmd = CreateOrder::from_payload(&payload)?;
+    let mut cmd = CreateOrder::from_payload(&payload)?;
+    cmd.admission = admission_header(&req)?;
     let ticket = idempotency::ticket(app, &format!("orders#{user}"), &key, &payload);
     let render = |order: &Order| -> anyhow::Result<StoredResponse> {
         Ok(StoredResponse { status: 201, body: serde_json::to_string(&OrderView::from(order))? })
@@ -258,6 +279,17 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
             tracing::info!(reason = %e, "order refused");
             Err(Problem::from(&e))
         }
+    }
+}
+
+/// The `Admission` header: an admission token to a sale (docs/waiting-room.md).
+fn admission_header(req: &Request) -> Result<Option<String>, Problem> {
+    match req.headers().get("admission") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+            Ok(_) | Err(_) => Err(not_admitted(&NotAdmitted::Token("malformed"))),
+        },
     }
 }
 

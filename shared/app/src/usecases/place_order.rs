@@ -10,7 +10,9 @@ use crate::App;
 use crate::usecases::points::{ChangeError, Delta, points_change};
 use crate::usecases::retry::{Step, retry};
 use shop_domain::order::{self, PlaceError, PlaceOrder};
+use crate::admission;
 use shop_domain::points::LedgerReason;
+use shop_domain::sale::{NotAdmitted, sale_of_order};
 use shop_domain::{CouponId, Money, Order, ProductId, Quantity, UserId};
 use shop_store::idempotency::{StoredResponse, Ticket};
 use shop_store::{StoreError, Tx, TxItem};
@@ -21,6 +23,9 @@ pub struct NewOrder {
     pub items: Vec<(ProductId, Quantity)>,
     pub coupon_id: Option<CouponId>,
     pub points_to_use: Money,
+    /// The `Admission` header as sent: what lets the caller order products
+    /// a sale gates (crate::admission).
+    pub admission: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,9 @@ pub enum PlaceOrderError {
     UnknownCoupon(CouponId),
     #[error(transparent)]
     Rejected(#[from] PlaceError),
+    /// A product a sale gates, without a valid admission to that sale.
+    #[error(transparent)]
+    NotAdmitted(#[from] NotAdmitted),
     /// The request's idempotency key was recorded by another request
     /// first: its answer is the one to give.
     #[error("the idempotency key was used by another request")]
@@ -71,7 +79,25 @@ async fn attempt(
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Order, StoredResponse), Step<PlaceOrderError>> {
-    let inputs = app.store.orders().load_placement(user, product_ids, cmd.coupon_id.as_ref()).await?;
+    let now = app.clock.now();
+    // A token is checked before any read; whether it is needed is known
+    // after (the products' gates), and its ticket is read with them.
+    let token = match (&cmd.admission, &app.config.admission_secret) {
+        (None, _) => None,
+        (Some(raw), Some(secret)) => Some(admission::verify(secret, raw, user, now).map_err(|e| Step::Fail(e.into()))?),
+        (Some(_), None) => return Err(Step::Fail(NotAdmitted::Token("this stack issues no admissions").into())),
+    };
+    let inputs = app
+        .store
+        .orders()
+        .load_placement(user, product_ids, cmd.coupon_id.as_ref(), token.as_ref().map(|t| &t.sale))
+        .await?;
+    let sale = sale_of_order(
+        product_ids.iter().zip(inputs.gates.iter().map(Option::as_ref)),
+        token.as_ref().map(|t| &t.sale),
+        now,
+    )
+    .map_err(|e| Step::Fail(e.into()))?;
     let mut items = Vec::with_capacity(cmd.items.len());
     for ((id, qty), found) in cmd.items.iter().zip(inputs.products) {
         match found {
@@ -84,7 +110,6 @@ async fn attempt(
         (Some(None), Some(id)) => return Err(Step::Fail(PlaceOrderError::UnknownCoupon(id.clone()))),
         (Some(None) | None, _) => None,
     };
-    let now = app.clock.now();
     let order_id = app.ids.order_id();
     tracing::Span::current().record("order_id", order_id.as_str());
     let placement = order::place(PlaceOrder {
@@ -96,6 +121,7 @@ async fn attempt(
         points_balance: inputs.points_balance,
         now,
         ttl_secs: app.config.order_ttl_secs,
+        sale: sale.clone(),
     })
     .map_err(|e| Step::Fail(e.into()))?;
     let response = render(&placement.order)?;
@@ -115,6 +141,13 @@ async fn attempt(
                 ChangeError::Unexpected(e) => Step::Fail(PlaceOrderError::Unexpected(e)),
             })?,
     );
+    // One order per admission: its ticket moves ADMITTED → ORDERED here.
+    if let (Some(sale), Some(token)) = (&sale, &token) {
+        let ticket = inputs.ticket.flatten().ok_or_else(|| Step::Fail(NotAdmitted::NoTicket(sale.clone()).into()))?;
+        let ordered =
+            ticket.order(&token.id, placement.order.id.clone(), now).map_err(|e| Step::Fail(NotAdmitted::from(e).into()))?;
+        tx.push(app.store.sales().op_order_ticket(ticket.version, &ordered)?);
+    }
     tx.push(app.store.orders().op_create(&placement.order)?);
     tx.extend(super::outbox(app, None, &placement.events, correlation_id)?);
     tx.push(app.store.idempotency().op_record(ticket, &response)?);

@@ -11,7 +11,8 @@ use crate::App;
 use crate::usecases::retry::{Contended, Step, retry};
 use shop_domain::sale::admit::Health;
 use shop_domain::sale::{Position, Sale, SaleState, Shown, Ticket, TicketError, next_rate, plan_step};
-use shop_domain::{OrderId, SaleId, UserId};
+use shop_domain::sale::Gate;
+use shop_domain::{OrderId, ProductId, SaleId, UserId};
 use shop_store::{ConflictReason, StoreError, Tx, TxItem};
 
 /// What [`create_sale`] found.
@@ -22,22 +23,81 @@ pub enum Created {
     Existing(Box<Sale>),
 }
 
-/// Creates `sale`: one conditional put.
-pub async fn create_sale(app: &App, sale: &Sale) -> Result<Created, StoreError> {
+#[derive(Debug, thiserror::Error)]
+pub enum CreateSaleError {
+    #[error("unknown product {0}")]
+    UnknownProduct(ProductId),
+    /// Another sale's gate on the product still applies.
+    #[error("product {product} is in sale {sale} until {}", .until.to_rfc3339())]
+    ProductInSale { product: ProductId, sale: SaleId, until: shop_domain::Timestamp },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for CreateSaleError {
+    fn from(e: StoreError) -> Self {
+        CreateSaleError::Unexpected(e.into())
+    }
+}
+
+/// Creates `sale` and gates its products, in one transaction: each
+/// product must exist and be in no other sale still running. Creating
+/// the same sale again puts its gates back (a re-seeded catalog drops
+/// them) and changes nothing else.
+pub async fn create_sale(app: &App, sale: &Sale) -> Result<Created, CreateSaleError> {
+    let now = app.clock.now();
+    let gate = Gate { sale: sale.id.clone(), until: sale.terms.ends_at };
+    let gates = |tx: &mut Tx| -> anyhow::Result<()> {
+        for p in &sale.terms.products {
+            tx.push(app.store.catalog().op_gate(p, &gate, now)?);
+        }
+        Ok(())
+    };
     let mut tx = Tx::new();
     tx.push(app.store.sales().op_create(sale)?);
-    match app.store.transact(tx).await {
+    gates(&mut tx)?;
+    let refused = match app.store.transact(tx).await {
         Ok(()) => {
             tracing::info!(sale_id = %sale.id, capacity = sale.terms.capacity, "sale created");
-            Ok(Created::New)
+            return Ok(Created::New);
         }
-        Err(StoreError::Conflict { item: TxItem::Sale(_), reason: ConflictReason::ConditionFailed }) => {
-            let existing = app.store.sales().get(&sale.id).await?.ok_or_else(|| {
-                StoreError::Unexpected(anyhow::anyhow!("sale {} refused as existing, then not found", sale.id))
-            })?;
-            Ok(Created::Existing(Box::new(existing)))
+        Err(StoreError::Conflict { item: TxItem::Sale(_), reason: ConflictReason::ConditionFailed }) => None,
+        Err(StoreError::Conflict { item: TxItem::Gate(p), reason: ConflictReason::ConditionFailed }) => Some(p),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(product) = refused {
+        return Err(gate_refused(app, &product).await);
+    }
+    let existing = app.store.sales().get(&sale.id).await?.ok_or_else(|| {
+        CreateSaleError::Unexpected(anyhow::anyhow!("sale {} refused as existing, then not found", sale.id))
+    })?;
+    if existing.terms == sale.terms && existing.state(now) != SaleState::Ended {
+        let mut tx = Tx::new();
+        gates(&mut tx)?;
+        match app.store.transact(tx).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { item: TxItem::Gate(p), reason: ConflictReason::ConditionFailed }) => {
+                return Err(gate_refused(app, &p).await);
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => Err(e),
+    }
+    Ok(Created::Existing(Box::new(existing)))
+}
+
+/// Why the gate on `product` was refused: it is unknown, or another
+/// sale's gate applies.
+async fn gate_refused(app: &App, product: &str) -> CreateSaleError {
+    let Ok(id) = ProductId::parse(product) else {
+        return CreateSaleError::Unexpected(anyhow::anyhow!("gate refused on a product id that does not parse"));
+    };
+    match app.store.catalog().product_with_gate(&id).await {
+        Ok(None) => CreateSaleError::UnknownProduct(id),
+        Ok(Some((_, Some(g)))) => CreateSaleError::ProductInSale { product: id, sale: g.sale, until: g.until },
+        Ok(Some((_, None))) => {
+            CreateSaleError::Unexpected(anyhow::anyhow!("gate on {id} refused, and the product has none"))
+        }
+        Err(e) => e.into(),
     }
 }
 

@@ -93,6 +93,7 @@ impl Order {
             method,
             amount: self.amount_due,
             coupon_id: self.coupon_id.clone(),
+            sale_id: self.sale_id.clone(),
         }
     }
 
@@ -111,6 +112,7 @@ impl Order {
             lines: self.lines.clone(),
             points_released: self.points_used,
             payment_key: virtual_account,
+            sale_id: self.sale_id.clone(),
         }
     }
 
@@ -160,6 +162,7 @@ impl Order {
                         payment_key: payment_key.clone(),
                         amount: *amount,
                         due_at: Some(*due_at),
+                        sale_id: self.sale_id.clone(),
                     }])
                 }
                 S::AwaitingDeposit if self.payment_key.as_ref() == Some(payment_key) => Ok(vec![]),
@@ -216,6 +219,7 @@ impl Order {
                     lines: self.lines.clone(),
                     points_released: self.points_used,
                     payment_key: self.payment_key.clone(),
+                    sale_id: self.sale_id.clone(),
                 }]),
                 S::Paid => Ok(vec![OrderEventKind::RefundRequested {
                     user_id: self.user_id.clone(),

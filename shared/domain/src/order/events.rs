@@ -3,7 +3,7 @@
 //! order in, and the event stamped with the version it produces.
 
 use super::{OrderLine, OrderStatus, PaymentMethod};
-use crate::{CouponId, Money, OrderId, PaymentKey, Timestamp, UserId};
+use crate::{CouponId, Money, OrderId, PaymentKey, SaleId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
 /// Events in past tense. The variant name is the EventBridge `detail-type`;
@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub enum OrderEventKind {
     #[serde(rename_all = "camelCase")]
     OrderPlaced {
+        /// The flash sale the order was placed in (its slot is freed when
+        /// the order ends); absent for other orders.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sale_id: Option<SaleId>,
         user_id: UserId,
         lines: Vec<OrderLine>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,6 +31,10 @@ pub enum OrderEventKind {
     PaymentConfirmationStarted { user_id: UserId, payment_key: PaymentKey, method: PaymentMethod, amount: Money },
     #[serde(rename_all = "camelCase")]
     VirtualAccountIssued {
+        /// The flash sale the order was placed in (its slot is freed when
+        /// the order ends); absent for other orders.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sale_id: Option<SaleId>,
         user_id: UserId,
         payment_key: PaymentKey,
         amount: Money,
@@ -37,6 +45,10 @@ pub enum OrderEventKind {
     },
     #[serde(rename_all = "camelCase")]
     OrderPaid {
+        /// The flash sale the order was placed in (its slot is freed when
+        /// the order ends); absent for other orders.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sale_id: Option<SaleId>,
         user_id: UserId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         payment_key: Option<PaymentKey>,
@@ -51,6 +63,10 @@ pub enum OrderEventKind {
     PaymentOrphaned { user_id: UserId, payment_key: PaymentKey, amount: Money, order_status: OrderStatus },
     #[serde(rename_all = "camelCase")]
     OrderExpired {
+        /// The flash sale the order was placed in (its slot is freed when
+        /// the order ends); absent for other orders.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sale_id: Option<SaleId>,
         user_id: UserId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon_id: Option<CouponId>,
@@ -62,6 +78,10 @@ pub enum OrderEventKind {
     },
     #[serde(rename_all = "camelCase")]
     OrderCancelled {
+        /// The flash sale the order was placed in (its slot is freed when
+        /// the order ends); absent for other orders.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sale_id: Option<SaleId>,
         user_id: UserId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon_id: Option<CouponId>,

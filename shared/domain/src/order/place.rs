@@ -20,6 +20,8 @@ pub struct PlaceOrder<'a> {
     pub now: Timestamp,
     /// How long the order stays payable.
     pub ttl_secs: i64,
+    /// The sale whose admission places it ([`crate::sale::gate`] decided).
+    pub sale: Option<crate::SaleId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +114,7 @@ pub fn place(cmd: PlaceOrder<'_>) -> Result<Placement, PlaceError> {
             points_used: cmd.points_to_use,
             amount_due,
             expires_at,
+            sale_id: cmd.sale.clone(),
         },
     };
     let order = Order {
@@ -131,6 +134,7 @@ pub fn place(cmd: PlaceOrder<'_>) -> Result<Placement, PlaceError> {
         payment_method: None,
         orphaned_payments: vec![],
         deposit_due_at: None,
+        sale_id: cmd.sale,
     };
     let mut events = vec![event];
     // Coupon and points cover everything: paid in the placing transaction

@@ -25,6 +25,7 @@ fn placed() -> Order {
         points_balance: m(5000),
         now: T0,
         ttl_secs: 900,
+        sale: None,
     })
     .unwrap()
     .order
@@ -215,6 +216,7 @@ fn placement_prices_and_reserves() {
         points_balance: m(1_500),
         now: T0,
         ttl_secs: 900,
+        sale: None,
     })
     .unwrap();
     assert_eq!(p.order.subtotal, m(29_500));
@@ -245,6 +247,7 @@ fn nothing_left_to_pay_is_paid_at_placement() {
             points_balance: m(20_000),
             now: T0,
             ttl_secs: 900,
+            sale: None,
         })
         .unwrap()
     };
@@ -277,6 +280,7 @@ fn placement_rejections() {
             points_balance: m(balance),
             now: T0,
             ttl_secs: 60,
+            sale: None,
         })
     };
     let q = |n| Quantity::new(n).unwrap();

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod admit;
+pub mod gate;
 pub mod place;
 pub mod ticket;
 
@@ -23,6 +24,7 @@ use crate::{ProductId, SaleId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 pub use admit::{Health, Step, next_rate, plan_step};
+pub use gate::{Gate, NotAdmitted, sale_of_order};
 pub use place::{Place, Position, position};
 pub use ticket::{Admission, Shown, Ticket, TicketError, TicketStatus};
 

@@ -352,6 +352,7 @@ mod tests {
                 lines: vec![],
                 points_released: shop_domain::Money::ZERO,
                 payment_key: None,
+                sale_id: None,
             },
         };
         let before = Before { status: Some(OrderStatus::PendingPayment), placed_at: Timestamp::from_millis(5) };
