@@ -119,6 +119,8 @@ async fn spawn_with(
         config,
         seed_if_new: Some(Catalog::parse(TEST_CATALOG).expect("test catalog")),
         schedule_every,
+        // The admitter ticks with the scheduler: a driven test steps it itself.
+        admit_every: schedule_every,
         webhook_backoff: Duration::from_millis(20),
         pg_stall: Some(PG_STALL),
         queues: shop_local::emulate::runner::QueueOptions {

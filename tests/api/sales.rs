@@ -34,12 +34,14 @@ async fn sale(app: &TestApp, starts: i64, capacity: u64) -> Sale {
     )
     .unwrap();
     let s = Sale::new(sid(), terms, 7);
-    assert_eq!(sales::create_sale(&app.stack.app, &s).await.unwrap(), Created::New);
-    s
+    match sales::create_sale(&app.stack.app, &s).await.unwrap() {
+        Created::New(created) => *created,
+        Created::Existing(e) => panic!("{e:?} existed"),
+    }
 }
 
 async fn step(app: &TestApp) -> sales::Admitted {
-    sales::admit_step(&app.stack.app, &sid(), Health::default()).await.unwrap().unwrap()
+    sales::admit_step(&app.stack.app, &sid(), Some(Health::default())).await.unwrap().unwrap()
 }
 
 #[tokio::test]
@@ -173,4 +175,113 @@ async fn leaving_takes_a_ticket_out_and_gives_an_admission_back() {
     assert_eq!((next.tickets.iter().map(|t| t.user.as_str()).collect::<Vec<_>>(), next.active), (vec!["c"], 1));
     let view = sales::my_ticket(&app.stack.app, &sid(), &uid("b")).await.unwrap().unwrap();
     assert_eq!(view.shown, Shown::Left);
+}
+
+/// `req` with `Admission: token` when there is one.
+fn admitted(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => req.header("admission", t),
+        None => req,
+    }
+}
+
+async fn order_with(app: &TestApp, user: &str, product: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let body = format!(r#"{{"items":[{{"productId":"{product}","quantity":1}}]}}"#);
+    let key = format!("k-{}", uuid::Uuid::now_v7());
+    let resp = admitted(app.order_request(user, &key, &body), token).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
+}
+
+/// `POST /sales` as an operator: the status and body.
+async fn create_over_http(app: &TestApp, body: serde_json::Value) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let token = shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", T0.seconds(), 600);
+    let resp = app.http.post(app.url("/sales")).bearer_auth(token).json(&body).send().await.unwrap();
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    (status, headers, resp.json().await.unwrap_or_default())
+}
+
+fn sale_body(id: &str, product: &str, capacity: u64) -> serde_json::Value {
+    serde_json::json!({
+        "saleId": id, "name": "Drop", "products": [product],
+        "startsAt": T0.to_rfc3339(), "endsAt": T0.plus_secs(3_600).to_rfc3339(),
+        "capacity": capacity, "maxAdmissionsPerSec": 10, "sessionSecs": 300
+    })
+}
+
+/// The caller's admission token once admitted.
+async fn token_of(app: &TestApp, user: &str, sale: &str) -> String {
+    let (status, headers, me) = app.get(Some(user), &format!("/sales/{sale}/queue/me")).await;
+    assert_eq!((status, me["status"].as_str()), (200, Some("ADMITTED")), "{me}");
+    assert!(headers.get("retry-after").is_none(), "an admitted shopper has nothing to wait for");
+    me["admission"]["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_gated_product_is_ordered_only_with_a_valid_admission_to_its_sale_once() {
+    let app = spawn_app_driven().await;
+    let (status, headers, created) = create_over_http(&app, sale_body("drop", "scarce", 5)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(headers["location"], "/sales/drop");
+    assert_eq!((created["state"].as_str(), created["unitsLeft"].as_u64()), (Some("OPEN"), Some(5)));
+    assert_eq!(create_over_http(&app, sale_body("drop", "scarce", 5)).await.0, 200, "the same sale again");
+    let (status, _, other) = create_over_http(&app, sale_body("drop", "scarce", 6)).await;
+    assert_eq!((status, other["type"].as_str()), (409, Some("https://shop.example/problems/sale-exists")), "{other}");
+    let (status, _, taken) = create_over_http(&app, sale_body("rival", "scarce", 5)).await;
+    assert_eq!((status, taken["saleId"].as_str()), (409, Some("drop")), "one sale per product: {taken}");
+    assert_eq!(create_over_http(&app, sale_body("kettles", "p2", 5)).await.0, 201);
+
+    for (user, sale) in [("alice", "drop"), ("bob", "drop"), ("alice", "kettles")] {
+        let (status, body) = app.post(user, &format!("/sales/{sale}/queue"), serde_json::json!({})).await;
+        assert_eq!((status, body["status"].as_str()), (201, Some("WAITING")), "{body}");
+    }
+    let (status, again) = app.post("alice", "/sales/drop/queue", serde_json::json!({})).await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("WAITING")), "entering again: the same ticket");
+    let (_, headers, me) = app.get(Some("bob"), "/sales/drop/queue/me").await;
+    assert!(me["ahead"].as_u64().is_some() && headers.get("retry-after").is_some(), "{me}");
+    app.clock.advance_secs(1);
+    for sale in ["drop", "kettles"] {
+        let s = SaleId::parse(sale).unwrap();
+        sales::admit_step(&app.stack.app, &s, Some(Health::default())).await.unwrap().unwrap();
+    }
+    let (alice, bob, kettles) =
+        (token_of(&app, "alice", "drop").await, token_of(&app, "bob", "drop").await, token_of(&app, "alice", "kettles").await);
+
+    // Refused, writing nothing: no admission, another user's, another
+    // sale's, a forged one.
+    let forged = format!("{}x", &alice[..alice.len() - 1]);
+    for (token, why) in [(None, "none"), (Some(&bob), "bob's"), (Some(&kettles), "another sale's"), (Some(&forged), "forged")] {
+        let (status, body) = order_with(&app, "alice", "scarce", token.map(String::as_str)).await;
+        assert_eq!((status, body["type"].as_str()), (403, Some("https://shop.example/problems/not-admitted")), "{why}: {body}");
+    }
+    assert_eq!(app.stock("scarce").await, 5, "nothing reserved");
+    assert!(app.orders_of("alice").await.is_empty(), "no order written");
+    // An ungated product needs nothing.
+    assert_eq!(order_with(&app, "carol", "p1", None).await.0, 201);
+
+    // A valid admission places one order, in the sale.
+    let (status, order) = order_with(&app, "alice", "scarce", Some(&alice)).await;
+    assert_eq!((status, order["saleId"].as_str()), (201, Some("drop")), "{order}");
+    let (status, body) = order_with(&app, "alice", "scarce", Some(&alice)).await;
+    assert_eq!(status, 403, "one order per admission: {body}");
+    let (_, _, me) = app.get(Some("alice"), "/sales/drop/queue/me").await;
+    assert_eq!((me["status"].as_str(), &me["orderId"]), (Some("DONE"), &order["orderId"]), "{me}");
+
+    // Past its session, an admission places nothing.
+    app.clock.advance_secs(300);
+    let (status, body) = order_with(&app, "bob", "scarce", Some(&bob)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(app.stock("scarce").await, 4, "only alice's unit");
+
+    // Alice pays: the waiting room's consumer frees her slot, once.
+    let order_id = order["orderId"].as_str().unwrap();
+    app.pay_by_card("alice", order_id, order["amountDue"].as_u64().unwrap()).await;
+    let drop = SaleId::parse("drop").unwrap();
+    shop_tests::eventually(10, "alice's slot freed", || async {
+        let t = app.store().sales().ticket(&drop, &uid("alice")).await.unwrap().unwrap();
+        (t.status == TicketStatus::Done).then_some(())
+    })
+    .await;
+    assert_eq!(app.store().sales().freed(&drop).await.unwrap(), 1);
+    let (status, _, figures) = app.get(None, "/sales/drop").await;
+    assert_eq!((status, figures["sold"].as_u64(), figures["admitted"].as_u64()), (200, Some(1), Some(2)), "{figures}");
 }

@@ -38,6 +38,19 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
+    /// The key the waiting room's admission tokens are signed with
+    /// (`ADMISSION_SECRET`): derived from the JWT key for its one purpose
+    /// (HMAC-SHA256 of a fixed label), so a data dir written before sales
+    /// existed has one too and a token cannot stand for a JWT.
+    pub fn admission_secret(&self) -> String {
+        use hmac::Mac as _;
+        let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(self.jwt_secret.as_bytes()) else {
+            unreachable!("HMAC takes a key of any length")
+        };
+        mac.update(b"shop admission tokens v1");
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// Fresh secrets from the operating system's generator.
     pub fn random() -> anyhow::Result<Secrets> {
         Ok(Secrets {

@@ -38,6 +38,9 @@ pub struct StackOptions {
     pub pg_port: u16,
     /// Period of the scheduler (order expiry, payment reconciliation).
     pub schedule_every: std::time::Duration,
+    /// Period of the waiting room's admitter (AWS: a loop of one-second
+    /// steps inside a per-minute invocation).
+    pub admit_every: std::time::Duration,
     /// One "minute" of the simulator's webhook retry schedule.
     pub webhook_backoff: std::time::Duration,
     /// How long the simulator's "timeout"/"lost_response" faults hold a call
@@ -78,6 +81,7 @@ impl Default for StackOptions {
             seed_if_new: None,
             pg_port: 0,
             schedule_every: std::time::Duration::from_secs(60),
+            admit_every: shop_app::events::schedules::ADMIT_EVERY,
             webhook_backoff: std::time::Duration::from_secs(1),
             pg_stall: None,
             sink_port: 0,
@@ -185,6 +189,9 @@ impl Stack {
         .await?;
         config.pg_base_url = format!("http://{pg_addr}");
         config.pg_secret_key = secrets.pg_secret_key.clone();
+        if config.admission_secret.is_none() {
+            config.admission_secret = Some(secrets.admission_secret());
+        }
         let engine = match (&opts.endpoint, &opts.data_dir) {
             (Some(url), _) => StoreEngine::Endpoint(url.clone()),
             (None, Some(dir)) => StoreEngine::Embedded(Engine::open_dir(dir)?),
@@ -227,6 +234,11 @@ impl Stack {
                 }
             }
         });
+
+        // The waiting room's admitter, as its function runs in AWS.
+        let admitting = app.clone();
+        let admit_every = opts.admit_every;
+        tasks.spawn(move |stop| shop_app::events::schedules::admit_loop(admitting, admit_every, stop));
 
         // The overview's gauges: queue depths and the outbox, every 10 s.
         let sampled = app.clone();
@@ -276,6 +288,7 @@ impl Stack {
             Arc::new(shop_app::events::consumers::CouponConsumer),
             Arc::new(shop_app::events::consumers::CompensationConsumer),
             Arc::new(shop_app::events::consumers::AnalyticsConsumer { platform: Arc::new(platform) }),
+            Arc::new(shop_app::events::consumers::WaitingRoomConsumer),
         ];
         let runner = Arc::new(emulate::runner::Runner::new(
             app.clone(),

@@ -83,6 +83,13 @@ impl Catalog<'_> {
         self.0.get(keys::product(id)).await?.map(|it| product_from(&it)).transpose().map_err(Into::into)
     }
 
+    /// The products of `ids` that exist, in no particular order (one
+    /// BatchGetItem per 100, consistent).
+    pub async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>> {
+        let items = self.0.batch_get(ids.iter().map(keys::product).collect()).await?;
+        items.iter().map(|it| product_from(it).map_err(Into::into)).collect()
+    }
+
     /// The product and the sale gating it, if any.
     pub async fn product_with_gate(&self, id: &ProductId) -> Result<Option<(Product, Option<Gate>)>> {
         let Some(it) = self.0.get(keys::product(id)).await? else { return Ok(None) };

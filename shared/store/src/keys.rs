@@ -128,6 +128,9 @@ pub fn sale(id: &SaleId) -> (String, String) {
     (format!("SALE#{id}"), "SALE".to_owned())
 }
 
+/// `byDue` partition of the sales, by their end (few: one per flash sale).
+pub const SALES_DUE: &str = "SALES";
+
 /// A shopper's ticket: one per user and sale, by its key.
 pub fn ticket(sale: &SaleId, user: &UserId) -> (String, String) {
     (format!("SALE#{sale}#USER#{user}"), "TICKET".to_owned())

@@ -31,6 +31,10 @@ pub fn to_item(sale: &Sale) -> anyhow::Result<Item> {
             ("saleId", s(sale.id.as_str())),
             ("version", n(sale.version)),
             ("doc", s(serde_json::to_string(sale)?)),
+            // Listed in `byDue` by its end: the sales still running are a
+            // query of what has not ended ([`Sales::live`]).
+            ("dueShard", s(keys::SALES_DUE)),
+            ("dueAt", n(sale.terms.ends_at.millis())),
         ]),
         keys::sale(&sale.id),
     ))
@@ -164,6 +168,14 @@ impl Sales<'_> {
         self.sum(keys::EARLY_COUNTER, &sale.id, sale.terms.entry_shards).await
     }
 
+    /// Entries so far, the pre-queue's and the counted queue's (a number
+    /// drawn by a user who held a ticket already counts too: an upper
+    /// bound, by at most the concurrent double entries).
+    pub async fn entered(&self, sale: &Sale) -> Result<u64> {
+        let counted = self.sum(keys::ENTRY_COUNTER, &sale.id, sale.terms.entry_shards).await?;
+        Ok(counted.saturating_add(self.early_total(sale).await?))
+    }
+
     /// Slots released so far (`active = admitted − freed`).
     pub async fn freed(&self, sale: &SaleId) -> Result<u64> {
         self.sum(keys::FREED_COUNTER, sale, FREED_SHARDS).await
@@ -252,6 +264,29 @@ impl Sales<'_> {
 
     /// Admitted tickets whose session ended by `now` (any sale), at most
     /// `limit` per shard.
+    /// The sales that have not ended at `now`, at most `limit`, soonest to
+    /// end first: what the admitter steps (ended sales are never read).
+    pub async fn live(&self, now: Timestamp, limit: i32) -> Result<Vec<SaleId>> {
+        let out = self
+            .0
+            .client()
+            .query()
+            .table_name(self.0.table())
+            .index_name(keys::GSI_DUE)
+            .key_condition_expression("dueShard = :shard AND dueAt > :now")
+            .expression_attribute_values(":shard", s(keys::SALES_DUE))
+            .expression_attribute_values(":now", n(now.millis()))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(StoreError::unexpected("Query live sales"))?;
+        let mut ids = Vec::new();
+        for it in out.items.unwrap_or_default() {
+            ids.push(SaleId::parse(get_s(&it, "saleId")?).context("saleId")?);
+        }
+        Ok(ids)
+    }
+
     pub async fn sessions_ended(&self, now: Timestamp, limit: i32) -> Result<Vec<Ticket>> {
         let mut found = Vec::new();
         for it in self.0.due(keys::SESSION_PREFIX, now, limit).await? {

@@ -24,6 +24,7 @@ pub struct Env {
 impl Env {
     pub fn run(self) -> anyhow::Result<()> {
         let s = Secrets::of_data_dir(&self.data.data_dir)?;
+        let admission = s.admission_secret();
         let mut vars = vec![
             ("AWS_ACCESS_KEY_ID", s.aws_access_key_id),
             ("AWS_SECRET_ACCESS_KEY", s.aws_secret_access_key),
@@ -31,6 +32,7 @@ impl Env {
             ("TABLE_NAME", shop_app::config::Config::default().table_name),
             ("PG_BASE_URL", format!("http://127.0.0.1:{}", self.pg_port)),
             ("PG_SECRET_KEY", s.pg_secret_key),
+            ("ADMISSION_SECRET", admission),
             ("DATA_PLATFORM_URL", format!("http://127.0.0.1:{}", self.sink_port)),
         ];
         if let Some(port) = self.dynamodb_port {

@@ -33,14 +33,43 @@ pub async fn app_and_sdk() -> anyhow::Result<(App, aws_config::SdkConfig)> {
 pub async fn pg_app_from_env(service: &'static str) -> anyhow::Result<App> {
     let mut config = Config::from_env()?;
     let sdk = sdk_config().await;
-    if let Some(name) = std::env::var("PG_SECRET_KEY_PARAMETER").ok().filter(|n| !n.is_empty()) {
-        config.pg_secret_key = secure_parameter(&sdk, &name).await?;
+    if let Some(key) = parameter_named_by(&sdk, "PG_SECRET_KEY_PARAMETER").await? {
+        config.pg_secret_key = key;
     }
     anyhow::ensure!(
         !config.pg_secret_key.is_empty(),
         "{service} calls the PG but has no key: set PG_SECRET_KEY_PARAMETER (an SSM SecureString) or PG_SECRET_KEY"
     );
     app_with(config, &sdk)
+}
+
+/// The app of a function that signs or checks admission tokens
+/// ([`ADMISSION_FUNCTIONS`](crate::http::routes::ADMISSION_FUNCTIONS)):
+/// `ADMISSION_SECRET_PARAMETER` names an SSM SecureString read once here;
+/// `ADMISSION_SECRET` is the plain-text fallback for `cargo lambda watch`.
+/// With neither the init fails: a sale's admitted shoppers could not order.
+#[cfg(feature = "ssm")]
+pub async fn admission_app_from_env(service: &'static str) -> anyhow::Result<App> {
+    let mut config = Config::from_env()?;
+    let sdk = sdk_config().await;
+    if let Some(secret) = parameter_named_by(&sdk, "ADMISSION_SECRET_PARAMETER").await? {
+        config.admission_secret = Some(secret);
+    }
+    anyhow::ensure!(
+        config.admission_secret.is_some(),
+        "{service} signs or checks admission tokens but has no secret: set ADMISSION_SECRET_PARAMETER (an SSM SecureString) or ADMISSION_SECRET"
+    );
+    app_with(config, &sdk)
+}
+
+/// The value of the SSM SecureString the environment variable `var` names,
+/// if it names one.
+#[cfg(feature = "ssm")]
+async fn parameter_named_by(sdk: &aws_config::SdkConfig, var: &str) -> anyhow::Result<Option<String>> {
+    match std::env::var(var).ok().filter(|n| !n.is_empty()) {
+        Some(name) => Ok(Some(secure_parameter(sdk, &name).await?)),
+        None => Ok(None),
+    }
 }
 
 fn app_with(config: Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<App> {

@@ -16,6 +16,7 @@
 //! | [`points`] | `GET /me/points` |
 //! | [`catalog`] | `GET /products`, `GET /products/{id}` |
 //! | [`campaigns`] | campaigns: create (operators), read, claim |
+//! | [`sales`] | flash sales behind the waiting room: create (operators), read, enter, one's ticket, leave |
 //! | [`routes`] | the route table the template, the local stack and the drift test share |
 //! | [`idempotency`] | the `Idempotency-Key` protocol around a handler |
 //! | [`serve`] | the one handler wrapper, the request context, JSON answers |
@@ -35,6 +36,7 @@ pub mod orders;
 pub mod payments;
 pub mod points;
 pub mod routes;
+pub mod sales;
 pub mod webhook;
 
 pub mod extract;

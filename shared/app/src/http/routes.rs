@@ -11,6 +11,12 @@ use lambda_http::{Body, Request, Response};
 /// start without a key. The template generator reads this list.
 pub const PG_FUNCTIONS: &[&str] = &["confirm-payment", "pg-webhook", "compensation", "reconcile-payments"];
 
+/// The functions that sign or check admission tokens (crate::admission).
+/// Only they are given the SSM name of the admission secret (and the right
+/// to read it); each refuses to start without one. The template generator
+/// reads this list.
+pub const ADMISSION_FUNCTIONS: &[&str] = &["create-order", "my-ticket"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
@@ -37,6 +43,13 @@ pub const ROUTES: &[Route] = &[
     // Operators only: the authorizer verifies the token, the handler its
     // `role` claim (403 for a shopper's), as the console does.
     Route { method: "POST", path: "/campaigns", function: "create-campaign", authorized: true },
+    // Flash sales behind the waiting room: the figures are public; a
+    // ticket is the caller's; creating a sale is an operator's.
+    Route { method: "GET", path: "/sales/{saleId}", function: "get-sale", authorized: false },
+    Route { method: "POST", path: "/sales/{saleId}/queue", function: "enter-queue", authorized: true },
+    Route { method: "GET", path: "/sales/{saleId}/queue/me", function: "my-ticket", authorized: true },
+    Route { method: "DELETE", path: "/sales/{saleId}/queue/me", function: "leave-queue", authorized: true },
+    Route { method: "POST", path: "/sales", function: "create-sale", authorized: true },
     Route { method: "POST", path: "/payments/confirm", function: "confirm-payment", authorized: true },
     Route { method: "POST", path: "/payments/points", function: "pay-with-points", authorized: true },
     // The PG cannot present our users' tokens; the handler trusts nothing in the body.
@@ -96,6 +109,11 @@ pub async fn invoke(app: &App, function: &str, req: Request) -> Result<Response<
         "confirm-payment" => crate::http::payments::confirm_payment(app, req).await,
         "pay-with-points" => crate::http::payments::pay_with_points(app, req).await,
         "pg-webhook" => crate::http::webhook::pg_webhook(app, req).await,
+        "get-sale" => crate::http::sales::get_sale(app, req).await,
+        "enter-queue" => crate::http::sales::enter_queue(app, req).await,
+        "my-ticket" => crate::http::sales::my_ticket(app, req).await,
+        "leave-queue" => crate::http::sales::leave_queue(app, req).await,
+        "create-sale" => crate::http::sales::create_sale(app, req).await,
         other => Err(format!("no handler for function {other}").into()),
     }
 }

@@ -84,6 +84,27 @@ pub fn settle_quantile(v: &Values, q: f64) -> Option<i64> {
     SETTLE_BOUNDS_MS.last().copied()
 }
 
+/// How the saga is doing now, for the waiting room's adaptive admission
+/// (ADR 0027): the p99 time to settle of this minute and the last (the
+/// upper bound of its bucket), and the oldest unpublished event's age as
+/// last sampled (locally; AWS has no such gauge in the table, so there the
+/// time to settle alone decides). One range read of the statistics.
+pub async fn saga_health(app: &App) -> Result<shop_domain::sale::Health, shop_store::StoreError> {
+    let now = app.clock.now();
+    let minutes = app.store.stats().between(now.plus_secs(-60), now).await?;
+    let mut settled = Values::new();
+    for v in minutes.values() {
+        for (k, n) in v.iter().filter(|(k, _)| k.starts_with(SETTLE)) {
+            *settled.entry(k.clone()).or_default() += *n;
+        }
+    }
+    let age = minutes.values().rev().find_map(|v| v.get(OUTBOX_AGE_MS).copied());
+    Ok(shop_domain::sale::Health {
+        settle_p99_ms: settle_quantile(&settled, 0.99).map(|ms| u64::try_from(ms).unwrap_or(u64::MAX)),
+        oldest_unpublished_ms: age.map(|ms| u64::try_from(ms).unwrap_or(0)),
+    })
+}
+
 /// An event the bus accepted, as its outbox item describes it.
 #[derive(Debug, Clone)]
 pub struct Published {

@@ -18,7 +18,8 @@ use shop_store::{ConflictReason, StoreError, Tx, TxItem};
 /// What [`create_sale`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
-    New,
+    /// Created as stored (with its units at start).
+    New(Box<Sale>),
     /// A sale with its id exists (as stored now): kept as it is.
     Existing(Box<Sale>),
 }
@@ -44,8 +45,14 @@ impl From<StoreError> for CreateSaleError {
 /// product must exist and be in no other sale still running. Creating
 /// the same sale again puts its gates back (a re-seeded catalog drops
 /// them) and changes nothing else.
-pub async fn create_sale(app: &App, sale: &Sale) -> Result<Created, CreateSaleError> {
+pub async fn create_sale(app: &App, asked: &Sale) -> Result<Created, CreateSaleError> {
     let now = app.clock.now();
+    let products = app.store.catalog().products(&asked.terms.products).await?;
+    if let Some(missing) = asked.terms.products.iter().find(|id| !products.iter().any(|p| p.id == **id)) {
+        return Err(CreateSaleError::UnknownProduct(missing.clone()));
+    }
+    let units = products.iter().fold(0u64, |sum, p| sum.saturating_add(p.available));
+    let sale = &Sale { units_at_start: units, ..asked.clone() };
     let gate = Gate { sale: sale.id.clone(), until: sale.terms.ends_at };
     let gates = |tx: &mut Tx| -> anyhow::Result<()> {
         for p in &sale.terms.products {
@@ -58,8 +65,8 @@ pub async fn create_sale(app: &App, sale: &Sale) -> Result<Created, CreateSaleEr
     gates(&mut tx)?;
     let refused = match app.store.transact(tx).await {
         Ok(()) => {
-            tracing::info!(sale_id = %sale.id, capacity = sale.terms.capacity, "sale created");
-            return Ok(Created::New);
+            tracing::info!(sale_id = %sale.id, capacity = sale.terms.capacity, units, "sale created");
+            return Ok(Created::New(Box::new(sale.clone())));
         }
         Err(StoreError::Conflict { item: TxItem::Sale(_), reason: ConflictReason::ConditionFailed }) => None,
         Err(StoreError::Conflict { item: TxItem::Gate(p), reason: ConflictReason::ConditionFailed }) => Some(p),
@@ -116,10 +123,12 @@ pub enum EnterError {
 crate::usecases::retry::use_case_error!(EnterError);
 
 /// A ticket, and whether this entry made it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entered {
     pub ticket: Ticket,
     pub new: bool,
+    /// The sale as read for the entry.
+    pub sale: Sale,
 }
 
 /// `user` enters `sale`'s queue. Entering again returns the ticket the
@@ -133,7 +142,7 @@ async fn enter_attempt(app: &App, id: &SaleId, user: &UserId) -> Result<Entered,
     let sales = app.store.sales();
     let sale = sales.get(id).await?.ok_or_else(|| Step::Fail(EnterError::UnknownSale(id.clone())))?;
     if let Some(ticket) = sales.ticket(id, user).await? {
-        return Ok(Entered { ticket, new: false });
+        return Ok(Entered { ticket, new: false, sale });
     }
     let now = app.clock.now();
     let place = match sale.state(now) {
@@ -152,7 +161,7 @@ async fn enter_attempt(app: &App, id: &SaleId, user: &UserId) -> Result<Entered,
                 sales.count_early(&sale, user).await?;
             }
             tracing::info!(place = ?ticket.place, "entered the queue");
-            Ok(Entered { ticket, new: true })
+            Ok(Entered { ticket, new: true, sale })
         }
         // The same user entered a moment ago: theirs is the ticket (the
         // number drawn here is a gap the admitter skips).
@@ -160,7 +169,7 @@ async fn enter_attempt(app: &App, id: &SaleId, user: &UserId) -> Result<Entered,
             let ticket = sales.ticket(id, user).await?.ok_or_else(|| {
                 Step::Fail(EnterError::Unexpected(anyhow::anyhow!("ticket refused as existing, then not found")))
             })?;
-            Ok(Entered { ticket, new: false })
+            Ok(Entered { ticket, new: false, sale })
         }
         Err(e) => Err(e.into()),
     }
@@ -176,6 +185,19 @@ pub struct TicketView {
     /// While it waits: seconds until its turn at the rate in force, about.
     pub wait_secs: Option<u64>,
     pub sale: Sale,
+    /// When the view was made: what its state is of.
+    pub at: shop_domain::Timestamp,
+}
+
+impl TicketView {
+    /// `ticket` of `sale` as its holder sees it at `now`.
+    pub fn of(ticket: Ticket, sale: Sale, now: shop_domain::Timestamp) -> TicketView {
+        let shown = ticket.shown(sale.state(now));
+        let position = (shown == Shown::Waiting).then(|| sale.position_of(ticket.place));
+        let until_start = u64::try_from(sale.terms.starts_at.seconds().saturating_sub(now.seconds())).unwrap_or(0);
+        let wait_secs = position.map(|p| until_start.saturating_add(wait_for(p.ahead, sale.rate)));
+        TicketView { ticket, shown, position, wait_secs, sale, at: now }
+    }
 }
 
 /// `user`'s ticket for `id`, with its position: two reads, whatever the
@@ -185,13 +207,7 @@ pub async fn my_ticket(app: &App, id: &SaleId, user: &UserId) -> Result<Option<T
     let (Some(sale), Some(ticket)) = (sales.get(id).await?, sales.ticket(id, user).await?) else {
         return Ok(None);
     };
-    let shown = ticket.shown(sale.state(app.clock.now()));
-    let position = (shown == Shown::Waiting).then(|| sale.position_of(ticket.place));
-    let wait_secs = position.map(|p| {
-        let secs = p.ahead as f64 / sale.rate.max(shop_domain::sale::admit::MIN_RATE);
-        if secs.is_finite() { secs.ceil() as u64 } else { u64::MAX }
-    });
-    Ok(Some(TicketView { ticket, shown, position, wait_secs, sale }))
+    Ok(Some(TicketView::of(ticket, sale, app.clock.now())))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -240,10 +256,12 @@ pub struct Admitted {
 
 /// One admission step of `id` (ADR 0027): the lowest waiting tickets up
 /// to the free slots and the rate in force, in one transaction with the
-/// sale's own counters; the rate follows `health`. Two admitters racing
-/// conflict on the sale's version: one step counts, the other retries.
+/// sale's own counters; the rate follows `health` (the admitter's timer
+/// knows it), or stays as it is (`None`: a step run because a slot was
+/// freed). Two admitters racing conflict on the sale's version: one step
+/// counts, the other retries.
 #[tracing::instrument(skip_all, fields(sale_id = %id))]
-pub async fn admit_step(app: &App, id: &SaleId, health: Health) -> Result<Option<Admitted>, SlotError> {
+pub async fn admit_step(app: &App, id: &SaleId, health: Option<Health>) -> Result<Option<Admitted>, SlotError> {
     retry(id.as_str(), |_| admit_attempt(app, id, health)).await
 }
 
@@ -259,7 +277,7 @@ pub enum SlotError {
 
 crate::usecases::retry::use_case_error!(SlotError);
 
-async fn admit_attempt(app: &App, id: &SaleId, health: Health) -> Result<Option<Admitted>, Step<SlotError>> {
+async fn admit_attempt(app: &App, id: &SaleId, health: Option<Health>) -> Result<Option<Admitted>, Step<SlotError>> {
     let sales = app.store.sales();
     let Some(mut sale) = sales.get(id).await? else { return Ok(None) };
     let now = app.clock.now();
@@ -270,7 +288,7 @@ async fn admit_attempt(app: &App, id: &SaleId, health: Health) -> Result<Option<
         sale.sold_out = sold_out(app, &sale).await?;
     }
     let step = plan_step(&sale, freed, now);
-    let rate = next_rate(sale.rate, sale.terms.max_admissions_per_sec, health);
+    let rate = health.map_or(sale.rate, |h| next_rate(sale.rate, sale.terms.max_admissions_per_sec, h));
     let waiting = if step.admit > 0 { sales.waiting(&sale, step.admit).await? } else { Vec::new() };
     let mut admitted = Vec::with_capacity(waiting.len());
     let mut tx = Tx::new();
@@ -303,12 +321,59 @@ async fn sold_out(app: &App, sale: &Sale) -> Result<bool, StoreError> {
     if sale.sold_out {
         return Ok(true);
     }
-    for p in &sale.terms.products {
-        if app.store.catalog().product(p).await?.is_some_and(|p| p.available > 0) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(units_left(app, sale).await? == 0)
+}
+
+/// The gated products' units available now.
+async fn units_left(app: &App, sale: &Sale) -> Result<u64, StoreError> {
+    let products = app.store.catalog().products(&sale.terms.products).await?;
+    Ok(products.iter().fold(0u64, |sum, p| sum.saturating_add(p.available)))
+}
+
+/// A sale as the public sees it (`GET /sales/{id}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaleStatus {
+    pub sale: Sale,
+    pub state: SaleState,
+    /// Entries so far (an upper bound: see `Sales::entered`).
+    pub entered: u64,
+    /// Holding a slot now: admitted less freed.
+    pub active: u64,
+    /// Waiting now, about: entered less admitted (leavers included).
+    pub waiting: u64,
+    /// Units the sale's orders took (paid or being paid).
+    pub sold: u64,
+    pub units_left: u64,
+    /// Seconds a shopper entering now would wait, about.
+    pub wait_secs: u64,
+}
+
+/// `id`'s figures: the sale, its counters' shards and its products, in
+/// four reads whatever the queue's length.
+pub async fn status(app: &App, id: &SaleId) -> Result<Option<SaleStatus>, StoreError> {
+    let sales = app.store.sales();
+    let Some(sale) = sales.get(id).await? else { return Ok(None) };
+    let now = app.clock.now();
+    let (entered, freed, units_left) = (sales.entered(&sale).await?, sales.freed(id).await?, units_left(app, &sale).await?);
+    let state = sale.state(now);
+    let waiting = entered.saturating_sub(sale.admitted);
+    let until_start = u64::try_from(sale.terms.starts_at.seconds().saturating_sub(now.seconds())).unwrap_or(0);
+    Ok(Some(SaleStatus {
+        state,
+        entered,
+        active: sale.admitted.saturating_sub(freed),
+        waiting,
+        sold: sale.units_at_start.saturating_sub(units_left),
+        units_left,
+        wait_secs: until_start.saturating_add(wait_for(waiting, sale.rate)),
+        sale,
+    }))
+}
+
+/// Seconds until `ahead` shoppers are admitted at `rate` a second, about.
+fn wait_for(ahead: u64, rate: f64) -> u64 {
+    let secs = ahead as f64 / rate.max(shop_domain::sale::admit::MIN_RATE);
+    if secs.is_finite() { secs.ceil() as u64 } else { u64::MAX }
 }
 
 /// What releasing a slot for an order came to.
@@ -368,4 +433,40 @@ pub async fn end_sessions(app: &App, limit: i32) -> Result<usize, StoreError> {
         tracing::info!(ended, "admission sessions ended without an order");
     }
     Ok(ended)
+}
+
+/// What one pass of the admitter did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmitReport {
+    /// Sales not yet ended.
+    pub sales: usize,
+    pub admitted: usize,
+    /// Sessions that ended without an order (their slots freed).
+    pub sessions_ended: usize,
+}
+
+/// Live sales at most one pass steps.
+const LIVE_SALES: i32 = 100;
+/// Ended sessions one pass frees at most (the rest on the next pass).
+const SESSIONS_PER_PASS: i32 = 500;
+
+/// One pass of the admitter: sessions that ended free their slots, then
+/// one step of every sale not yet ended, the rate following `health`.
+/// A sale whose step fails is logged and left to the next pass.
+pub async fn admit_pass(app: &App, health: Health) -> Result<AdmitReport, StoreError> {
+    let sessions_ended = end_sessions(app, SESSIONS_PER_PASS).await?;
+    let live = app.store.sales().live(app.clock.now(), LIVE_SALES).await?;
+    let mut report = AdmitReport { sales: live.len(), admitted: 0, sessions_ended };
+    for id in &live {
+        match admit_step(app, id, Some(health)).await {
+            Ok(Some(a)) => report.admitted += a.tickets.len(),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(sale_id = %id, error = %e, "admission step failed; the next pass retries"),
+        }
+    }
+    if report.admitted > 0 {
+        app.count("Admitted", u64::try_from(report.admitted).unwrap_or(u64::MAX));
+    }
+    Ok(report)
 }

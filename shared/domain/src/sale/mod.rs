@@ -148,6 +148,10 @@ pub struct Sale {
     pub early_admitted: u64,
     /// Set once the gated products' stock is gone.
     pub sold_out: bool,
+    /// The gated products' units available when the sale was created:
+    /// what was sold is this less what is available now.
+    #[serde(default)]
+    pub units_at_start: u64,
     /// The pre-queue draw's secret: a shopper's draw is a hash of it and
     /// their id, so entering again draws the same and nobody can compute
     /// the order before the opening. Never shown.
@@ -169,6 +173,7 @@ impl Sale {
             early: 0,
             early_admitted: 0,
             sold_out: false,
+            units_at_start: 0,
             salt,
             version: 1,
         }

@@ -1,4 +1,5 @@
-//! Event consumers behind SQS: `coupon`, `compensation` and `analytics`.
+//! Event consumers behind SQS: `coupon`, `compensation`, `analytics` and
+//! `waiting-room`.
 //!
 //! [`handle_sqs`] is what each consumer function runs: every SQS message
 //! carries one EventBridge event (the rule's target is the queue); it is
@@ -16,10 +17,12 @@
 mod analytics;
 mod compensation;
 mod coupon;
+mod waiting_room;
 
 pub use analytics::AnalyticsConsumer;
 pub use compensation::CompensationConsumer;
 pub use coupon::CouponConsumer;
+pub use waiting_room::WaitingRoomConsumer;
 
 /// The consumers' names, declared once: each names its queue and DLQ, its
 /// idempotency scope and its saga-log entries, and `events/rules.json` has
@@ -27,7 +30,8 @@ pub use coupon::CouponConsumer;
 pub const COUPON: &str = "coupon";
 pub const COMPENSATION: &str = "compensation";
 pub const ANALYTICS: &str = "analytics";
-pub const NAMES: [&str; 3] = [COUPON, COMPENSATION, ANALYTICS];
+pub const WAITING_ROOM: &str = "waiting-room";
+pub const NAMES: [&str; 4] = [COUPON, COMPENSATION, ANALYTICS, WAITING_ROOM];
 
 use crate::App;
 use crate::obs::trace;

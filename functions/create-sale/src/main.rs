@@ -1,0 +1,12 @@
+//! `POST /sales` — an operator creates a flash sale.
+//! The handler is `shop_app::http::sales::create_sale`.
+
+use lambda_http::{Error, Request, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shop_app::obs::init("create-sale");
+    // Configuration errors fail the cold start, not a request.
+    let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
+    shop_app::obs::lambda::run_http(service_fn(|req: Request| shop_app::http::sales::create_sale(&app, req))).await
+}

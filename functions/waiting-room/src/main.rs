@@ -1,0 +1,18 @@
+//! `waiting-room` consumer — a flash sale's order ended: its slot is freed and the next shopper
+//! admitted. SQS (the rule's target queue) in, `SqsBatchResponse` out. The handler is
+//! `shop_app::events::consumers::handle_sqs`.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shop_app::obs::init("waiting-room");
+    // Configuration errors fail the cold start, not an invocation.
+    let app = shop_app::adapters::aws::app_from_env().await.expect("configuration");
+    let consumer = shop_app::events::consumers::WaitingRoomConsumer;
+    shop_app::obs::lambda::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<_, Error>(shop_app::events::consumers::handle_sqs(&app, &consumer, event.payload).await)
+    }))
+    .await
+}
