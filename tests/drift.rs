@@ -134,21 +134,29 @@ fn every_function_binary_is_in_the_template() {
     assert!(makefile.contains("cargo lambda build --locked --profile lambda $(ARCH_FLAG) -p $(PACKAGE)"));
 }
 
-/// Only the functions that call the PG read its secret, so only they
-/// compile and link the SSM client (the `ssm` feature); `shop` never does.
+/// Only the functions that call the PG read its secret, and only those
+/// that sign or check admission tokens read the admission secret, so only
+/// they compile and link the SSM client (the `ssm` feature); `shop` never
+/// does.
 #[test]
-fn only_the_pg_functions_build_their_app_with_the_pg_secret() {
+fn only_the_functions_that_need_a_secret_build_their_app_with_it() {
     for name in function_dirs() {
         let dir = root().join("functions").join(&name);
         let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
         let pg = shop_app::http::routes::PG_FUNCTIONS.contains(&name.as_str());
+        let admission = shop_app::http::routes::ADMISSION_FUNCTIONS.contains(&name.as_str());
         assert_eq!(
             main.contains("pg_app_from_env("),
             pg,
             "{name}: pg_app_from_env iff it is one of routes::PG_FUNCTIONS"
         );
-        let features = if pg { r#"features = ["ssm"]"# } else { r#"features = ["aws"]"# };
+        assert_eq!(
+            main.contains("admission_app_from_env("),
+            admission,
+            "{name}: admission_app_from_env iff it is one of routes::ADMISSION_FUNCTIONS"
+        );
+        let features = if pg || admission { r#"features = ["ssm"]"# } else { r#"features = ["aws"]"# };
         assert!(manifest.contains(features), "{name}: shop-app with {features}");
     }
     let local = std::fs::read_to_string(root().join("infra/local/Cargo.toml")).unwrap();
@@ -288,8 +296,13 @@ fn project_rules_hold() {
         }
         assert_eq!(
             reads_ssm,
-            !env["PG_SECRET_KEY_PARAMETER"].is_null(),
-            "{name}: ssm access iff it reads the PG secret"
+            !env["PG_SECRET_KEY_PARAMETER"].is_null() || !env["ADMISSION_SECRET_PARAMETER"].is_null(),
+            "{name}: ssm access iff it reads the PG secret or the admission secret"
+        );
+        assert_eq!(
+            !env["ADMISSION_SECRET_PARAMETER"].is_null(),
+            shop_app::http::routes::ADMISSION_FUNCTIONS.contains(&binary.as_str()),
+            "{name}: gets the admission secret's parameter iff it is one of routes::ADMISSION_FUNCTIONS"
         );
         assert_eq!(
             !env["PG_SECRET_KEY_PARAMETER"].is_null(),

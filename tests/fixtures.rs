@@ -24,7 +24,8 @@ fn load(name: &str) -> String {
 /// (fixture, function, expected status), in the order they are fed: they
 /// tell one order's story (placed, read, paid, notified, refused a second
 /// payment, listed, cancelled into a refund), with the catalog, a campaign's
-/// claim, and an operator's new campaign (refused to a shopper; sent twice).
+/// claim, an operator's new campaign (refused to a shopper; sent twice), and
+/// a flash sale (created, read, entered, one's ticket, left).
 const API_FIXTURES: &[(&str, &str, u16)] = &[
     ("apigw-create-order.json", "create-order", 201),
     ("apigw-get-order.json", "get-order", 200),
@@ -43,11 +44,17 @@ const API_FIXTURES: &[(&str, &str, u16)] = &[
     ("apigw-order-timeline.json", "order-timeline", 200),
     ("apigw-list-coupons.json", "list-coupons", 200),
     ("apigw-my-points.json", "my-points", 200),
+    ("apigw-create-sale.json", "create-sale", 201),
+    ("apigw-get-sale.json", "get-sale", 200),
+    ("apigw-enter-queue.json", "enter-queue", 201),
+    ("apigw-my-ticket.json", "my-ticket", 200),
+    ("apigw-leave-queue.json", "leave-queue", 200),
     ("apigw-create-order-invalid.json", "create-order", 400),
     ("apigw-create-order-unauthenticated.json", "create-order", 401),
 ];
 
-const SCHEDULE_FIXTURES: &[&str] = &["schedule-expire-orders.json", "schedule-reconcile-payments.json"];
+const SCHEDULE_FIXTURES: &[&str] =
+    &["schedule-admit-sales.json", "schedule-expire-orders.json", "schedule-reconcile-payments.json"];
 
 fn fixture_names(prefix: &str) -> Vec<String> {
     let mut on_disk: Vec<String> = std::fs::read_dir(events_dir())
@@ -140,6 +147,11 @@ async fn schedule_fixtures_run_the_scheduled_functions() {
                 shop_app::events::schedules::expire_orders_handler(&app, invocation).await.unwrap(),
             )
             .unwrap(),
+            // No live sale: the admitter returns after one pass.
+            "schedule-admit-sales.json" => {
+                serde_json::to_value(shop_app::events::schedules::admit_sales_handler(&app, invocation).await.unwrap())
+                    .unwrap()
+            }
             "schedule-reconcile-payments.json" => serde_json::to_value(
                 shop_app::events::schedules::reconcile_payments_handler(&app, invocation).await.unwrap(),
             )

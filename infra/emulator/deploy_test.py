@@ -493,7 +493,9 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     log(f"uploaded {len(functions)} function zips ({total / 1e6:.1f} MB) to s3://{BUCKET}")
     ssm.put_parameter(Name="/shop/pg-secret-key", Type="SecureString", Value=PG_SECRET_KEY, Overwrite=True)
     ssm.put_parameter(Name="/shop/data-platform-url", Type="String", Value=f"http://127.0.0.1:{sink_port}", Overwrite=True)
-    log("SSM: /shop/pg-secret-key (SecureString), /shop/data-platform-url (String)")
+    # The waiting room's admission tokens (create-order and my-ticket read it at cold start).
+    ssm.put_parameter(Name="/shop/admission-secret", Type="SecureString", Value="emulator-admission-secret", Overwrite=True)
+    log("SSM: /shop/pg-secret-key, /shop/admission-secret (SecureString), /shop/data-platform-url (String)")
 
     # ── deploy ──
     params = {
@@ -855,7 +857,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     expect(depth(sqs, fq) == 0, "PublisherFailureQueue empty")
 
     log("scenario 5: the schedules and their functions")
-    for fn in ("expire-orders", "reconcile-payments"):
+    for fn in ("expire-orders", "reconcile-payments", "admit-sales"):
         sched = next(r for r in resources if r["ResourceType"] == "AWS::Scheduler::Schedule" and r["LogicalResourceId"].startswith(
             "".join(w.capitalize() for w in fn.split("-"))))
         got = scheduler.get_schedule(Name=sched["PhysicalResourceId"])
@@ -864,6 +866,25 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
         payload = out["Payload"].read().decode()
         expect(got["ScheduleExpression"] == "rate(1 minute)" and "FunctionError" not in out,
                f"{fn}: schedule {got['ScheduleExpression']} {got['State']}; invoked with events/schedule-{fn}.json -> {payload}")
+
+    log("scenario 6: a small flash sale (the catalog's `launch`) through the deployed API")
+    status, sale = call("GET", "/sales/launch")
+    expect(status == 200 and sale.get("state") == "OPEN", f"GET /sales/launch -> 200 OPEN ({sale})")
+    status, refused = call("POST", "/orders", "u2", {"items": [{"productId": "drop1", "quantity": 1}]},
+                           {"idempotency-key": f"e2e-{uuid.uuid4()}"})
+    expect(status == 403 and refused.get("saleId") == "launch", f"a gated product without an admission -> 403 ({refused})")
+    status, ticket = call("POST", "/sales/launch/queue", "u2")
+    expect(status == 201 and ticket.get("status") == "WAITING", f"POST /sales/launch/queue -> 201 WAITING ({ticket})")
+    fixture = json.loads((ROOT / "events/schedule-admit-sales.json").read_text())
+    out = lam.invoke(FunctionName=f"{STACK}-admit-sales", Payload=json.dumps(fixture).encode())
+    report = out["Payload"].read().decode()
+    expect("FunctionError" not in out and '"admitted":1' in report, f"admit-sales admitted the one waiting ({report})")
+    status, me = call("GET", "/sales/launch/queue/me", "u2")
+    expect(status == 200 and me.get("status") == "ADMITTED" and me.get("admission", {}).get("token"),
+           f"GET /sales/launch/queue/me -> ADMITTED with a token ({ {k: v for k, v in me.items() if k != 'admission'} })")
+    status, order_s = call("POST", "/orders", "u2", {"items": [{"productId": "drop1", "quantity": 1}]},
+                           {"idempotency-key": f"e2e-{uuid.uuid4()}", "admission": me["admission"]["token"]})
+    expect(status == 201 and order_s.get("saleId") == "launch", f"the admitted order -> 201 in sale launch ({order_s})")
 
     log("final states")
     for oid, user in ((order_a, "u1"), (order_v, "u2"), (order_p, "u1"), (order_b, "u2"), (order_c, "u2")):

@@ -55,10 +55,11 @@ echo "== schemathesis with an operator's token: the operator route, all phases, 
 operator=$(target/debug/shop token --data-dir "$work/data" --operator)
 st infra/schemathesis/operator.toml --phases examples,coverage,fuzzing,stateful --checks all \
   --include-operation-id create-campaign --include-operation-id get-campaign \
+  --include-operation-id create-sale --include-operation-id get-sale \
   --header "Authorization: Bearer ${operator}"
 
 echo "== schemathesis without a token: every protected operation answers 401"
 st infra/schemathesis/noauth.toml --phases examples,coverage,fuzzing \
   --exclude-operation-id list-products --exclude-operation-id get-product \
-  --exclude-operation-id get-campaign --exclude-operation-id pg-webhook
+  --exclude-operation-id get-campaign --exclude-operation-id pg-webhook --exclude-operation-id get-sale
 echo "api contract: ok"

@@ -108,7 +108,12 @@ check "order-timeline (apigw-order-timeline.json)" 200 "$(invoke order-timeline 
 # outbox record as a batch item failure, and skip the two non-publishable ones.
 check "stream-publisher, bus unreachable (dynamodb-stream-outbox.json)" 1 \
   "$(invoke stream-publisher "$(patch events/dynamodb-stream-outbox.json)" | failures_of)"
-for job in expire-orders reconcile-payments; do
+check "create-sale (apigw-create-sale.json)" 201 "$(invoke create-sale events/apigw-create-sale.json | status_of)"
+check "get-sale (apigw-get-sale.json)" 200 "$(invoke get-sale events/apigw-get-sale.json | status_of)"
+check "enter-queue (apigw-enter-queue.json)" 201 "$(invoke enter-queue events/apigw-enter-queue.json | status_of)"
+check "my-ticket (apigw-my-ticket.json)" 200 "$(invoke my-ticket events/apigw-my-ticket.json | status_of)"
+check "leave-queue (apigw-leave-queue.json)" 200 "$(invoke leave-queue events/apigw-leave-queue.json | status_of)"
+for job in expire-orders reconcile-payments admit-sales; do
   report=$(invoke "$job" "events/schedule-${job}.json")
   if python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$report"; then
     echo "ok   $job (schedule-${job}.json) -> $report"

@@ -58,6 +58,11 @@ Parameters:
     Default: /shop/pg-secret-key
     AllowedPattern: "^/.+"
     Description: SSM SecureString holding the Toss secret key (read at cold start, never in plain text here).
+  AdmissionSecretParameter:
+    Type: AWS::SSM::Parameter::Name
+    Default: /shop/admission-secret
+    AllowedPattern: "^/.+"
+    Description: SSM SecureString holding the key the waiting room's admission tokens are signed with (read at cold start by the functions that sign or check them).
   DataPlatformUrl:
     Type: AWS::SSM::Parameter::Value<String>
     Default: /shop/data-platform-url
@@ -222,6 +227,12 @@ table_arns = """[!GetAtt Table.Arn, !Sub "${Table.Arn}/index/*"]"""
 PG_FUNCTIONS = set(re.findall(r'"([\w-]+)"', re.search(r"PG_FUNCTIONS: &\[&str\] = &\[([^\]]*)\]", routes_rs).group(1)))
 assert PG_FUNCTIONS, "PG_FUNCTIONS not found in routes.rs"
 
+# The functions that sign or check admission tokens (routes.rs
+# ADMISSION_FUNCTIONS): only they get the admission secret's parameter name
+# and ssm:GetParameter on that one parameter.
+ADMISSION_FUNCTIONS = set(re.findall(r'"([\w-]+)"', re.search(r"ADMISSION_FUNCTIONS: &\[&str\] = &\[([^\]]*)\]", routes_rs).group(1)))
+assert ADMISSION_FUNCTIONS, "ADMISSION_FUNCTIONS not found in routes.rs"
+
 # Functions that only answer GET routes read the table and never write it.
 READ_ONLY = {r["function"] for r in routes if r["method"] == "GET"} - {r["function"] for r in routes if r["method"] != "GET"}
 READ_ACTIONS = "dynamodb:GetItem, dynamodb:Query, dynamodb:BatchGetItem"
@@ -236,6 +247,11 @@ def policies(name, extra=""):
               Action: [ssm:GetParameter]
               Resource: !Sub "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PgSecretKeyParameter}"
 """ if name in PG_FUNCTIONS else ""
+    if name in ADMISSION_FUNCTIONS:
+        ssm += """            - Effect: Allow
+              Action: [ssm:GetParameter]
+              Resource: !Sub "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${AdmissionSecretParameter}"
+"""
     return f"""      Policies:
         - Statement:
             - Effect: Allow
@@ -253,6 +269,9 @@ def function(name, events, env="", extra_policy="", timeout=None):
     pg_env = """          PG_BASE_URL: !Ref PgBaseUrl
           PG_SECRET_KEY_PARAMETER: !Ref PgSecretKeyParameter
 """ if name in PG_FUNCTIONS else ""
+    if name in ADMISSION_FUNCTIONS:
+        pg_env += """          ADMISSION_SECRET_PARAMETER: !Ref AdmissionSecretParameter
+"""
     w(f"""  {logical}:
     Type: AWS::Serverless::Function
     Metadata:
@@ -388,7 +407,11 @@ for rule in rules["rules"]:
     w(alarm(f"{q}DlqDepth", f"messages in the {c} DLQ", "AWS/SQS", "ApproximateNumberOfMessagesVisible",
             f"Name: QueueName, Value: !GetAtt {q}Dlq.QueueName", statistic="Maximum"))
 
-for name, rate in [("expire-orders", "rate(1 minute)"), ("reconcile-payments", "rate(1 minute)")]:
+for name, rate in [("expire-orders", "rate(1 minute)"), ("reconcile-payments", "rate(1 minute)"),
+                   # The waiting room's admitter: each run steps every live
+                   # sale once a second for 55 s (events::schedules::ADMIT_RUN)
+                   # and returns at once when none is live.
+                   ("admit-sales", "rate(1 minute)")]:
     function(name, f"""        Schedule:
           Type: ScheduleV2
           Properties:
@@ -446,6 +469,8 @@ def dashboard():
                 emf("Refunds", "compensation"), emf("PublishFailures", "stream-publisher")]),
         widget(12, 18, "Cold starts",
                [emf("ColdStart", name, "Sum", name) for name, _ in FUNCTIONS]),
+        widget(0, 24, "Waiting room: admissions and freed slots per minute",
+               [emf("Admitted", "admit-sales"), emf("SlotsFreed", "waiting-room")]),
     ]
     body = json.dumps({"widgets": widgets}, separators=(",", ":"))
     return f"""  Dashboard:

@@ -176,9 +176,12 @@ async fn an_order_fully_covered_by_coupon_and_points_is_paid_when_placed() {
         min_order_amount: shop_domain::Money::ZERO,
         expires_at: "2030-01-01T00:00:00Z".into(),
     };
-    seed(&app.stack.app, &Catalog { products: vec![], coupons: vec![coupon], users: vec![], campaigns: vec![] })
-        .await
-        .unwrap();
+    seed(
+        &app.stack.app,
+        &Catalog { products: vec![], coupons: vec![coupon], users: vec![], campaigns: vec![], sales: vec![] },
+    )
+    .await
+    .unwrap();
     let (status, body) = app
         .post_order(
             "rich",

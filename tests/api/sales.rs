@@ -193,7 +193,10 @@ async fn order_with(app: &TestApp, user: &str, product: &str, token: Option<&str
 }
 
 /// `POST /sales` as an operator: the status and body.
-async fn create_over_http(app: &TestApp, body: serde_json::Value) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+async fn create_over_http(
+    app: &TestApp,
+    body: serde_json::Value,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
     let token = shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", T0.seconds(), 600);
     let resp = app.http.post(app.url("/sales")).bearer_auth(token).json(&body).send().await.unwrap();
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
@@ -243,15 +246,24 @@ async fn a_gated_product_is_ordered_only_with_a_valid_admission_to_its_sale_once
         let s = SaleId::parse(sale).unwrap();
         sales::admit_step(&app.stack.app, &s, Some(Health::default())).await.unwrap().unwrap();
     }
-    let (alice, bob, kettles) =
-        (token_of(&app, "alice", "drop").await, token_of(&app, "bob", "drop").await, token_of(&app, "alice", "kettles").await);
+    let (alice, bob, kettles) = (
+        token_of(&app, "alice", "drop").await,
+        token_of(&app, "bob", "drop").await,
+        token_of(&app, "alice", "kettles").await,
+    );
 
     // Refused, writing nothing: no admission, another user's, another
     // sale's, a forged one.
     let forged = format!("{}x", &alice[..alice.len() - 1]);
-    for (token, why) in [(None, "none"), (Some(&bob), "bob's"), (Some(&kettles), "another sale's"), (Some(&forged), "forged")] {
+    for (token, why) in
+        [(None, "none"), (Some(&bob), "bob's"), (Some(&kettles), "another sale's"), (Some(&forged), "forged")]
+    {
         let (status, body) = order_with(&app, "alice", "scarce", token.map(String::as_str)).await;
-        assert_eq!((status, body["type"].as_str()), (403, Some("https://shop.example/problems/not-admitted")), "{why}: {body}");
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (403, Some("https://shop.example/problems/not-admitted")),
+            "{why}: {body}"
+        );
     }
     assert_eq!(app.stock("scarce").await, 5, "nothing reserved");
     assert!(app.orders_of("alice").await.is_empty(), "no order written");

@@ -309,8 +309,7 @@ pub async fn placement_inputs_are_one_snapshot(store: Store) {
     let c = coupon("c1", "u1");
     run(&store, vec![store.coupons().op_create(&c).unwrap()]).await.unwrap();
     run(&store, store.points().ops_move(Money::ZERO, &entry("u1", "t1", 700, 700, 0)).unwrap().into()).await.unwrap();
-    let inputs =
-        store.orders().load_placement(&uid("u1"), &[pid("p1"), pid("nope")], Some(&c.id), None).await.unwrap();
+    let inputs = store.orders().load_placement(&uid("u1"), &[pid("p1"), pid("nope")], Some(&c.id), None).await.unwrap();
     assert_eq!(inputs.products[0].as_ref().unwrap().available, 3);
     assert!(inputs.products[1].is_none());
     assert_eq!(inputs.coupon, Some(Some(c)));
@@ -335,12 +334,10 @@ pub async fn placement_inputs_are_one_snapshot(store: Store) {
     assert_eq!(gated.ticket, Some(None), "asked for, none held");
     // One sale per product at a time: another's gate is refused while this
     // one applies, taken once it lapsed; the same sale's again is no change.
-    let other = shop_domain::sale::Gate { sale: shop_domain::SaleId::parse("other").unwrap(), until: T0.plus_secs(9_000) };
+    let other =
+        shop_domain::sale::Gate { sale: shop_domain::SaleId::parse("other").unwrap(), until: T0.plus_secs(9_000) };
     let refused = run(&store, vec![store.catalog().op_gate(&pid("p1"), &other, T0.plus_secs(60)).unwrap()]).await;
-    assert!(
-        matches!(refused, Err(StoreError::Conflict { item: TxItem::Gate(ref p), .. }) if p == "p1"),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(StoreError::Conflict { item: TxItem::Gate(ref p), .. }) if p == "p1"), "{refused:?}");
     run(&store, vec![store.catalog().op_gate(&pid("p1"), &gate, T0.plus_secs(60)).unwrap()]).await.unwrap();
     run(&store, vec![store.catalog().op_gate(&pid("p1"), &other, T0.plus_secs(3_600)).unwrap()]).await.unwrap();
     assert_eq!(store.catalog().product_with_gate(&pid("p1")).await.unwrap().unwrap().1, Some(other));

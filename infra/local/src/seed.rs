@@ -11,7 +11,10 @@
 //! Products are upserted (price, name and stock set to the file's values);
 //! coupons are created only if absent (a coupon in use is never reset);
 //! a user's balance is set to `points` with a GRANT ledger row for the change;
-//! campaigns are created only if absent (a campaign's counter is never reset).
+//! campaigns are created only if absent (a campaign's counter is never reset);
+//! sales (`"sales":[{"id":"drop","name":"Drop","products":["p5"],"startsAt":…,
+//! "endsAt":…,"capacity":100,"maxAdmissionsPerSec":20,"sessionSecs":300}]`)
+//! likewise, their gates put back on their products.
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -38,6 +41,55 @@ pub struct Catalog {
     pub users: Vec<CatalogUser>,
     #[serde(default)]
     pub campaigns: Vec<CatalogCampaign>,
+    #[serde(default)]
+    pub sales: Vec<CatalogSale>,
+}
+
+/// A flash sale behind the waiting room (also what `shop sale create`
+/// builds): the fields of `POST /sales`, with `id` for `saleId`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CatalogSale {
+    pub id: String,
+    pub name: String,
+    pub products: Vec<String>,
+    /// RFC 3339.
+    pub starts_at: String,
+    /// RFC 3339.
+    pub ends_at: String,
+    pub capacity: u64,
+    pub max_admissions_per_sec: u64,
+    pub session_secs: u64,
+    #[serde(default)]
+    pub entry_shards: Option<u64>,
+}
+
+impl CatalogSale {
+    /// The sale, its pre-queue draw secret from `salt`.
+    pub fn to_sale(&self, salt: u64) -> anyhow::Result<shop_domain::sale::Sale> {
+        use shop_domain::sale::{Sale, SaleTerms};
+        let id = shop_domain::SaleId::parse(&self.id).with_context(|| format!("sale {}", self.id))?;
+        let products = self
+            .products
+            .iter()
+            .map(|p| ProductId::parse(p).with_context(|| format!("sale {}: product {p}", self.id)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let time = |field: &str, s: &str| {
+            Timestamp::parse_rfc3339(s).with_context(|| format!("sale {}: {field} {s} is not RFC 3339", self.id))
+        };
+        let terms = SaleTerms::new(
+            self.name.clone(),
+            products,
+            time("startsAt", &self.starts_at)?,
+            time("endsAt", &self.ends_at)?,
+            self.capacity,
+            self.max_admissions_per_sec,
+            self.session_secs,
+            self.entry_shards,
+        )
+        .with_context(|| format!("sale {}", self.id))?;
+        Ok(Sale::new(id, terms, salt))
+    }
 }
 
 /// A first-come coupon campaign (also what `shop campaign create` builds).
@@ -139,6 +191,8 @@ pub struct SeedReport {
     pub users: usize,
     pub campaigns_created: usize,
     pub campaigns_kept: usize,
+    pub sales_created: usize,
+    pub sales_kept: usize,
 }
 
 impl Catalog {
@@ -153,6 +207,9 @@ impl Catalog {
         }
         for cp in &c.campaigns {
             cp.to_campaign()?;
+        }
+        for s in &c.sales {
+            s.to_sale(0)?;
         }
         Ok(c)
     }
@@ -218,6 +275,15 @@ pub async fn seed(app: &App, catalog: &Catalog) -> anyhow::Result<SeedReport> {
             report.campaigns_created += 1;
         } else {
             report.campaigns_kept += 1;
+        }
+    }
+    // After the products: a sale gates them (and puts back the gates a
+    // re-seeded product lost).
+    for s in &catalog.sales {
+        let sale = s.to_sale(shop_app::http::sales::fresh_salt(app))?;
+        match shop_app::usecases::sales::create_sale(app, &sale).await? {
+            shop_app::usecases::sales::Created::New(_) => report.sales_created += 1,
+            shop_app::usecases::sales::Created::Existing(_) => report.sales_kept += 1,
         }
     }
     Ok(report)

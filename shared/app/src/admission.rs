@@ -49,12 +49,7 @@ fn mac(secret: &str, signed: &str) -> Hmac<Sha256> {
 
 /// The signed token for `t` (`secret` is the stack's admission secret).
 pub fn sign(secret: &str, t: &AdmissionToken) -> anyhow::Result<String> {
-    let payload = Payload {
-        s: t.sale.to_string(),
-        u: t.user.to_string(),
-        a: t.id.clone(),
-        e: t.expires_at.millis(),
-    };
+    let payload = Payload { s: t.sale.to_string(), u: t.user.to_string(), a: t.id.clone(), e: t.expires_at.millis() };
     let signed = format!("{VERSION}.{}", B64.encode(serde_json::to_vec(&payload)?));
     let tag = B64.encode(mac(secret, &signed).finalize().into_bytes());
     Ok(format!("{signed}.{tag}"))
@@ -134,7 +129,10 @@ mod tests {
         let (_, tag) = signed.rsplit_once('.').unwrap();
         let forged = format!("v1.{}.{tag}", B64.encode(br#"{"s":"flash","u":"alice","a":"adm-1","e":99999999}"#));
         let alice = UserId::parse("alice").unwrap();
-        assert_eq!(verify("secret", &forged, &alice, Timestamp::from_millis(0)), Err(NotAdmitted::Token("bad signature")));
+        assert_eq!(
+            verify("secret", &forged, &alice, Timestamp::from_millis(0)),
+            Err(NotAdmitted::Token("bad signature"))
+        );
         for junk in ["", "v1", "v1..", "v2.e30.AA", "v1.!!.AA", &"x".repeat(2000)] {
             assert!(verify("secret", junk, &alice, Timestamp::from_millis(0)).is_err(), "{junk}");
         }

@@ -131,10 +131,7 @@ impl Catalog<'_> {
             .expression_attribute_values(":until", n(gate.until.millis()))
             .expression_attribute_values(":now", n(now.millis()))
             .build()?;
-        Ok(TxOp {
-            item: TransactWriteItem::builder().update(update).build(),
-            label: TxItem::Gate(product.to_string()),
-        })
+        Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Gate(product.to_string()) })
     }
 
     /// Seeding: a product with its stock (overwrites), and its catalog

@@ -10,7 +10,9 @@ use crate::{Store, keys};
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Get, TransactGetItem, TransactWriteItem};
 use shop_domain::sale::{Gate, Ticket};
-use shop_domain::{Coupon, CouponId, Money, Order, OrderId, OrderStatus, Product, ProductId, SaleId, Timestamp, UserId};
+use shop_domain::{
+    Coupon, CouponId, Money, Order, OrderId, OrderStatus, Product, ProductId, SaleId, Timestamp, UserId,
+};
 use std::collections::HashMap;
 
 /// Items a filtered page of a user's orders examines at most. A filter

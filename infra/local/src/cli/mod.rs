@@ -17,6 +17,7 @@ mod env;
 mod progress;
 mod replay;
 mod republish;
+mod sale;
 mod seed;
 mod sim;
 mod timeline;
@@ -77,6 +78,12 @@ enum Command {
         #[command(subcommand)]
         command: campaign::Campaign,
     },
+    /// Flash sales behind the waiting room, from the command line (the
+    /// API's operator route is `POST /sales`).
+    Sale {
+        #[command(subcommand)]
+        command: sale::Sale,
+    },
 }
 
 impl Cli {
@@ -95,6 +102,7 @@ impl Cli {
             Command::Seed(c) => c.run().await,
             Command::Sim(c) => c.run().await,
             Command::Campaign { command } => command.run().await,
+            Command::Sale { command } => command.run().await,
         }
     }
 }

@@ -5,9 +5,9 @@ use crate::App;
 use crate::usecases::expire::{ExpireReport, expire_orders};
 use crate::usecases::reconcile::{ReconcileReport, reconcile_payments};
 use crate::usecases::sales::{AdmitReport, admit_pass};
-use shop_domain::sale::Health;
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use lambda_runtime::LambdaEvent;
+use shop_domain::sale::Health;
 
 /// `expire-orders`.
 pub async fn expire_orders_handler(
@@ -38,7 +38,11 @@ const HEALTH_EVERY: u32 = 5;
 pub const ADMIT_RUN: std::time::Duration = std::time::Duration::from_secs(55);
 
 /// `admit-sales`: one-second admitter passes for [`ADMIT_RUN`], returning
-/// at once when no sale is live (an idle minute costs one query).
+/// after the first pass that admitted no one and ended no session. Such a
+/// pass means no sale has both a free slot and someone waiting; a slot
+/// freed later admits the next shopper from the waiting-room consumer
+/// itself, and the next minute's run looks again (so an idle minute costs
+/// one pass, and a session ends at most a minute after its time).
 pub async fn admit_sales_handler(
     app: &App,
     event: LambdaEvent<CloudWatchEvent>,
@@ -51,7 +55,8 @@ pub async fn admit_sales_handler(
 /// What the admitter does when no sale is live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idle {
-    /// Return (a Lambda invocation: the next minute's looks again).
+    /// Return after a pass that did nothing (a Lambda invocation: the next
+    /// minute's looks again).
     Return,
     /// Keep ticking (the local stack's task, which runs as long as the stack).
     Wait,
@@ -91,7 +96,7 @@ pub async fn admit_until(
                 total.admitted += r.admitted;
                 total.sessions_ended += r.sessions_ended;
                 total.sales = total.sales.max(r.sales);
-                if r.sales == 0 && idle == Idle::Return {
+                if idle == Idle::Return && r.admitted == 0 && r.sessions_ended == 0 {
                     break;
                 }
             }

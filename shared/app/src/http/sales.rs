@@ -8,9 +8,7 @@
 use crate::App;
 use crate::admission::{self, AdmissionToken};
 use crate::http::{self, Problem, RequestCtx};
-use crate::usecases::sales::{
-    self as uc, CreateSaleError, Created, EnterError, LeaveError, SaleStatus, TicketView,
-};
+use crate::usecases::sales::{self as uc, CreateSaleError, Created, EnterError, LeaveError, SaleStatus, TicketView};
 use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -253,10 +251,13 @@ impl From<&LeaveError> for Problem {
     fn from(e: &LeaveError) -> Problem {
         match e {
             LeaveError::NoTicket => ticket_not_found(),
-            LeaveError::Refused(TicketError::Status { is, .. }) => {
-                Problem::new(409, "ticket-used", "Ticket used", format!("the ticket is {}: nothing to leave", is.as_str()))
-                    .with("status", is.as_str())
-            }
+            LeaveError::Refused(TicketError::Status { is, .. }) => Problem::new(
+                409,
+                "ticket-used",
+                "Ticket used",
+                format!("the ticket is {}: nothing to leave", is.as_str()),
+            )
+            .with("status", is.as_str()),
             LeaveError::Refused(r) => Problem::new(409, "ticket-used", "Ticket used", r.to_string()),
             LeaveError::Contention(c) => http::contention(*c, "the ticket changed meanwhile; retry"),
             LeaveError::Unexpected(err) => {

@@ -7,10 +7,10 @@
 //! 0026). Either all of it happens or none of it.
 
 use crate::App;
+use crate::admission;
 use crate::usecases::points::{ChangeError, Delta, points_change};
 use crate::usecases::retry::{Step, retry};
 use shop_domain::order::{self, PlaceError, PlaceOrder};
-use crate::admission;
 use shop_domain::points::LedgerReason;
 use shop_domain::sale::{NotAdmitted, sale_of_order};
 use shop_domain::{CouponId, Money, Order, ProductId, Quantity, UserId};
@@ -144,8 +144,9 @@ async fn attempt(
     // One order per admission: its ticket moves ADMITTED → ORDERED here.
     if let (Some(sale), Some(token)) = (&sale, &token) {
         let ticket = inputs.ticket.flatten().ok_or_else(|| Step::Fail(NotAdmitted::NoTicket(sale.clone()).into()))?;
-        let ordered =
-            ticket.order(&token.id, placement.order.id.clone(), now).map_err(|e| Step::Fail(NotAdmitted::from(e).into()))?;
+        let ordered = ticket
+            .order(&token.id, placement.order.id.clone(), now)
+            .map_err(|e| Step::Fail(NotAdmitted::from(e).into()))?;
         tx.push(app.store.sales().op_order_ticket(ticket.version, &ordered)?);
     }
     tx.push(app.store.orders().op_create(&placement.order)?);

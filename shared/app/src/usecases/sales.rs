@@ -9,9 +9,9 @@
 
 use crate::App;
 use crate::usecases::retry::{Contended, Step, retry};
+use shop_domain::sale::Gate;
 use shop_domain::sale::admit::Health;
 use shop_domain::sale::{Position, Sale, SaleState, Shown, Ticket, TicketError, next_rate, plan_step};
-use shop_domain::sale::Gate;
 use shop_domain::{OrderId, ProductId, SaleId, UserId};
 use shop_store::{ConflictReason, StoreError, Tx, TxItem};
 
@@ -354,7 +354,8 @@ pub async fn status(app: &App, id: &SaleId) -> Result<Option<SaleStatus>, StoreE
     let sales = app.store.sales();
     let Some(sale) = sales.get(id).await? else { return Ok(None) };
     let now = app.clock.now();
-    let (entered, freed, units_left) = (sales.entered(&sale).await?, sales.freed(id).await?, units_left(app, &sale).await?);
+    let (entered, freed, units_left) =
+        (sales.entered(&sale).await?, sales.freed(id).await?, units_left(app, &sale).await?);
     let state = sale.state(now);
     let waiting = entered.saturating_sub(sale.admitted);
     let until_start = u64::try_from(sale.terms.starts_at.seconds().saturating_sub(now.seconds())).unwrap_or(0);

@@ -165,7 +165,7 @@ pub fn workload(orders: usize, seed: u64) -> anyhow::Result<Workload> {
         .into_iter()
         .map(|id| Ok(CatalogUser { id, points: Money::new(i128::from(USER_POINTS))? }))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Workload { catalog: Catalog { products, coupons, users, campaigns: vec![] }, plans })
+    Ok(Workload { catalog: Catalog { products, coupons, users, campaigns: vec![], sales: vec![] }, plans })
 }
 
 #[cfg(test)]

@@ -422,15 +422,32 @@ fn since<'a>(a: &'a BTreeMap<String, u64>, b: &'a BTreeMap<String, u64>) -> impl
 /// Loads the catalog in parallel chunks (the catalog of a large run has
 /// tens of thousands of coupons and users).
 async fn seed_concurrently(stack: &Stack, catalog: &seed::Catalog) -> anyhow::Result<()> {
-    let products =
-        seed::Catalog { products: catalog.products.clone(), coupons: vec![], users: vec![], campaigns: vec![] };
+    let products = seed::Catalog {
+        products: catalog.products.clone(),
+        coupons: vec![],
+        users: vec![],
+        campaigns: vec![],
+        sales: vec![],
+    };
     seed::seed(&stack.app, &products).await?;
     let mut chunks = Vec::new();
     for c in catalog.coupons.chunks(500) {
-        chunks.push(seed::Catalog { products: vec![], coupons: c.to_vec(), users: vec![], campaigns: vec![] });
+        chunks.push(seed::Catalog {
+            products: vec![],
+            coupons: c.to_vec(),
+            users: vec![],
+            campaigns: vec![],
+            sales: vec![],
+        });
     }
     for u in catalog.users.chunks(500) {
-        chunks.push(seed::Catalog { products: vec![], coupons: vec![], users: u.to_vec(), campaigns: vec![] });
+        chunks.push(seed::Catalog {
+            products: vec![],
+            coupons: vec![],
+            users: u.to_vec(),
+            campaigns: vec![],
+            sales: vec![],
+        });
     }
     let results: Vec<anyhow::Result<seed::SeedReport>> =
         futures::stream::iter(chunks.iter().map(|c| seed::seed(&stack.app, c))).buffer_unordered(8).collect().await;
