@@ -156,11 +156,22 @@ fn only_the_functions_that_need_a_secret_build_their_app_with_it() {
             admission,
             "{name}: admission_app_from_env iff it is one of routes::ADMISSION_FUNCTIONS"
         );
-        let features = if pg || admission { r#"features = ["ssm"]"# } else { r#"features = ["aws"]"# };
+        let live = shop_app::http::routes::LIVE_FUNCTIONS.contains(&name.as_str());
+        let features = match (pg || admission, live) {
+            (true, false) => r#"features = ["ssm"]"#,
+            (false, true) => r#"features = ["live"]"#,
+            (false, false) => r#"features = ["aws"]"#,
+            (true, true) => panic!("{name}: a secret and the pushes: give it both features and this test a case"),
+        };
         assert!(manifest.contains(features), "{name}: shop-app with {features}");
+        assert_eq!(
+            main.contains("ApiGatewayPusher::from_env("),
+            live,
+            "{name}: pushes to the WebSocket API iff it is one of routes::LIVE_FUNCTIONS"
+        );
     }
     let local = std::fs::read_to_string(root().join("infra/local/Cargo.toml")).unwrap();
-    assert!(!local.contains("\"ssm\""), "shop never reads SSM");
+    assert!(!local.contains("\"ssm\"") && !local.contains("\"live\""), "shop never reads SSM nor pushes through AWS");
 }
 
 /// Cargo.toml's tables (`[profile.release.package."*"]` → its `key = value`
@@ -262,6 +273,7 @@ fn project_rules_hold() {
         let mut writes = false;
         assert!(env["PG_SECRET_KEY"].is_null(), "{name}: PG secret in plain text");
         let mut reads_ssm = false;
+        let mut manages_connections = false;
         for statement in f["Properties"]["Policies"].as_sequence().into_iter().flatten() {
             for s in statement["Statement"].as_sequence().into_iter().flatten() {
                 let resources = match &s["Resource"] {
@@ -281,6 +293,7 @@ fn project_rules_hold() {
                     );
                 }
                 reads_ssm |= actions.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("ssm:")));
+                manages_connections |= actions.iter().any(|a| a.as_str() == Some("execute-api:ManageConnections"));
                 writes |= actions.iter().any(|a| {
                     a.as_str().is_some_and(|a| {
                         [
@@ -308,6 +321,12 @@ fn project_rules_hold() {
             !env["PG_SECRET_KEY_PARAMETER"].is_null(),
             shop_app::http::routes::PG_FUNCTIONS.contains(&binary.as_str()),
             "{name}: gets the PG secret's parameter iff it is one of routes::PG_FUNCTIONS"
+        );
+        let live = shop_app::http::routes::LIVE_FUNCTIONS.contains(&binary.as_str());
+        assert_eq!(
+            (manages_connections, !env["LIVE_ENDPOINT"].is_null()),
+            (live, live),
+            "{name}: the WebSocket API's endpoint and ManageConnections iff it is one of routes::LIVE_FUNCTIONS"
         );
         assert!(!(read_only && writes), "{name}: serves only GET routes, so its role must not write the table");
     }

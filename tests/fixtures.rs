@@ -56,6 +56,12 @@ const API_FIXTURES: &[(&str, &str, u16)] = &[
 const SCHEDULE_FIXTURES: &[&str] =
     &["schedule-admit-sales.json", "schedule-expire-orders.json", "schedule-reconcile-payments.json"];
 
+/// The WebSocket API's events (the `live-authorizer` and `live` functions),
+/// sorted; `LIVE_TOKEN` in the authorizer's stands for a live token the
+/// test (or the cargo-lambda smoke) signs at the time.
+const LIVE_FIXTURES: &[&str] =
+    &["ws-live-authorizer.json", "ws-live-connect.json", "ws-live-disconnect.json", "ws-live-message.json"];
+
 fn fixture_names(prefix: &str) -> Vec<String> {
     let mut on_disk: Vec<String> = std::fs::read_dir(events_dir())
         .unwrap()
@@ -77,6 +83,7 @@ fn every_fixture_is_listed_here() {
     listed.sort();
     assert_eq!(fixture_names("schedule-"), listed);
     assert_eq!(fixture_names("dynamodb-"), vec!["dynamodb-stream-outbox.json"]);
+    assert_eq!(fixture_names("ws-"), LIVE_FIXTURES.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>());
     assert_eq!(
         fixture_names("sqs-"),
         vec!["sqs-analytics.json", "sqs-compensation.json", "sqs-coupon.json", "sqs-dlq-analytics.json"]
@@ -148,10 +155,10 @@ async fn schedule_fixtures_run_the_scheduled_functions() {
             )
             .unwrap(),
             // No live sale: the admitter returns after one pass.
-            "schedule-admit-sales.json" => {
-                serde_json::to_value(shop_app::events::schedules::admit_sales_handler(&app, invocation).await.unwrap())
-                    .unwrap()
-            }
+            "schedule-admit-sales.json" => serde_json::to_value(
+                shop_app::events::schedules::admit_sales_handler(&app, None, invocation).await.unwrap(),
+            )
+            .unwrap(),
             "schedule-reconcile-payments.json" => serde_json::to_value(
                 shop_app::events::schedules::reconcile_payments_handler(&app, invocation).await.unwrap(),
             )
@@ -386,4 +393,61 @@ async fn published_events_match_their_json_schemas() {
         let event: serde_json::Value = serde_json::from_str(&a.event).unwrap();
         assert_valid(&a.detail_type, &event["detail"]);
     }
+}
+
+/// What the `live` function pushed, in order.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl shop_app::ports::Pusher for Recorded {
+    async fn push(&self, connection: &str, message: &str) -> Result<(), shop_app::ports::PushError> {
+        self.0.lock().unwrap().push((connection.to_owned(), message.to_owned()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn live_fixtures_authorize_connect_answer_and_disconnect() {
+    let stack = fixture_stack().await;
+    let app = &stack.app;
+    assert_eq!(run_api_fixture(&stack, "apigw-create-sale.json", "create-sale").await, 201);
+    assert_eq!(run_api_fixture(&stack, "apigw-enter-queue.json", "enter-queue").await, 201);
+    let request = lambda_http::request::from_str(&load("apigw-my-ticket.json")).unwrap();
+    let response = shop_app::http::routes::invoke(app, "my-ticket", request).await.unwrap();
+    let ticket: serde_json::Value = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => panic!("no body"),
+    };
+    let token = ticket["liveToken"].as_str().expect("a live token");
+    let event = |file: &str| -> serde_json::Value {
+        serde_json::from_str(&load(file).replace("LIVE_TOKEN", token)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+
+    // The authorizer: the fixture's token lets u1 into sale flash; a forged one nothing.
+    let allowed = shop_app::http::live::authorize(app, event("ws-live-authorizer.json")).await.unwrap();
+    assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow", "{allowed}");
+    assert_eq!(
+        (allowed["context"]["saleId"].as_str(), allowed["context"]["userId"].as_str()),
+        (Some("flash"), Some("u1"))
+    );
+    let forged: serde_json::Value =
+        serde_json::from_str(&load("ws-live-authorizer.json").replace("LIVE_TOKEN", &format!("{token}x"))).unwrap();
+    assert!(shop_app::http::live::authorize(app, forged).await.is_err(), "Unauthorized");
+
+    // The routes, with the context the authorizer gave.
+    let pushed = Recorded::default();
+    let connected = shop_app::http::live::route(app, &pushed, event("ws-live-connect.json")).await.unwrap();
+    assert_eq!(connected["statusCode"], 200);
+    assert_eq!(connected["headers"]["Sec-WebSocket-Protocol"], shop_app::http::live::PROTOCOL);
+    let answered = shop_app::http::live::route(app, &pushed, event("ws-live-message.json")).await.unwrap();
+    assert_eq!(answered["statusCode"], 200);
+    let (to, message) = pushed.0.lock().unwrap().first().cloned().expect("the position was pushed");
+    let message: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!((to.as_str(), message["status"].as_str()), ("fixtureConn1=", Some("WAITING")), "{message}");
+    let sale = shop_domain::SaleId::parse("flash").unwrap();
+    assert_eq!(app.store.connections().of_sale(&sale).await.unwrap().len(), 1);
+    let gone = shop_app::http::live::route(app, &pushed, event("ws-live-disconnect.json")).await.unwrap();
+    assert_eq!(gone["statusCode"], 200);
+    assert!(app.store.connections().of_sale(&sale).await.unwrap().is_empty(), "forgotten");
 }

@@ -41,7 +41,7 @@ wait_for "http://127.0.0.1:${API_PORT}/healthz" 60
 # The data dir's credentials (the DynamoDB port verifies SigV4 against
 # them), the PG simulator's secret key and the endpoints, as docs/local.md shows.
 eval "$(target/debug/shop env --data-dir "$work/data" --dynamodb-port "$DDB_PORT" --pg-port "$PG_PORT" --sink-port "$SINK_PORT")"
-PG_TIMEOUT_MS=5000 EVENT_BUS_NAME=shop-events \
+PG_TIMEOUT_MS=5000 EVENT_BUS_NAME=shop-events LIVE_ENDPOINT=http://127.0.0.1:9 \
 AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:9 AWS_MAX_ATTEMPTS=1 \
   cargo lambda watch --invoke-port "$INVOKE_PORT" >"$work/watch.log" 2>&1 &
 pids+=($!)
@@ -111,7 +111,17 @@ check "stream-publisher, bus unreachable (dynamodb-stream-outbox.json)" 1 \
 check "create-sale (apigw-create-sale.json)" 201 "$(invoke create-sale events/apigw-create-sale.json | status_of)"
 check "get-sale (apigw-get-sale.json)" 200 "$(invoke get-sale events/apigw-get-sale.json | status_of)"
 check "enter-queue (apigw-enter-queue.json)" 201 "$(invoke enter-queue events/apigw-enter-queue.json | status_of)"
-check "my-ticket (apigw-my-ticket.json)" 200 "$(invoke my-ticket events/apigw-my-ticket.json | status_of)"
+ticket=$(invoke my-ticket events/apigw-my-ticket.json)
+check "my-ticket (apigw-my-ticket.json)" 200 "$(status_of <<<"$ticket")"
+# The WebSocket API's functions, with the live token of that ticket.
+live_token=$(python3 -c 'import json,sys; print(json.loads(json.load(sys.stdin)["body"])["liveToken"])' <<<"$ticket")
+sed "s/LIVE_TOKEN/${live_token}/" events/ws-live-authorizer.json >"$work/ws-live-authorizer.json"
+effect=$(invoke live-authorizer "$work/ws-live-authorizer.json" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["policyDocument"]["Statement"][0]["Effect"])')
+check "live-authorizer (ws-live-authorizer.json)" Allow "$effect"
+for route in connect message disconnect; do
+  check "live \$${route} (ws-live-${route}.json)" 200 "$(invoke live "events/ws-live-${route}.json" | status_of)"
+done
 check "leave-queue (apigw-leave-queue.json)" 200 "$(invoke leave-queue events/apigw-leave-queue.json | status_of)"
 for job in expire-orders reconcile-payments admit-sales; do
   report=$(invoke "$job" "events/schedule-${job}.json")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The emulator deployment test: builds the 20 functions and `shop` (host
+# The emulator deployment test: builds every function and `shop` (host
 # architecture, dev profile: `cargo test` already built their dependencies,
 # a release build would cost CI ~18 minutes), then deploys infra/template.yaml
 # to ministack with CloudFormation and runs the end-to-end scenario

@@ -233,6 +233,12 @@ assert PG_FUNCTIONS, "PG_FUNCTIONS not found in routes.rs"
 ADMISSION_FUNCTIONS = set(re.findall(r'"([\w-]+)"', re.search(r"ADMISSION_FUNCTIONS: &\[&str\] = &\[([^\]]*)\]", routes_rs).group(1)))
 assert ADMISSION_FUNCTIONS, "ADMISSION_FUNCTIONS not found in routes.rs"
 
+# The functions that push to the waiting room's WebSocket connections
+# (routes.rs LIVE_FUNCTIONS): its endpoint, and ManageConnections on it.
+LIVE_FUNCTIONS = set(re.findall(r'"([\w-]+)"', re.search(r"LIVE_FUNCTIONS: &\[&str\] = &\[([^\]]*)\]", routes_rs).group(1)))
+assert LIVE_FUNCTIONS, "LIVE_FUNCTIONS not found in routes.rs"
+LIVE_ENDPOINT = '!Sub "https://${LiveApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/live"'
+
 # Functions that only answer GET routes read the table and never write it.
 READ_ONLY = {r["function"] for r in routes if r["method"] == "GET"} - {r["function"] for r in routes if r["method"] != "GET"}
 READ_ACTIONS = "dynamodb:GetItem, dynamodb:Query, dynamodb:BatchGetItem"
@@ -247,6 +253,11 @@ def policies(name, extra=""):
               Action: [ssm:GetParameter]
               Resource: !Sub "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PgSecretKeyParameter}"
 """ if name in PG_FUNCTIONS else ""
+    if name in LIVE_FUNCTIONS:
+        ssm += """            - Effect: Allow
+              Action: [execute-api:ManageConnections]
+              Resource: !Sub "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${LiveApi}/live/POST/@connections/*"
+"""
     if name in ADMISSION_FUNCTIONS:
         ssm += """            - Effect: Allow
               Action: [ssm:GetParameter]
@@ -272,6 +283,12 @@ def function(name, events, env="", extra_policy="", timeout=None):
     if name in ADMISSION_FUNCTIONS:
         pg_env += """          ADMISSION_SECRET_PARAMETER: !Ref AdmissionSecretParameter
 """
+    if name in LIVE_FUNCTIONS:
+        pg_env += f"""          LIVE_ENDPOINT: {LIVE_ENDPOINT}
+"""
+    events_block = f"""      Events:
+{events}
+""" if events else ""
     w(f"""  {logical}:
     Type: AWS::Serverless::Function
     Metadata:
@@ -298,8 +315,7 @@ def function(name, events, env="", extra_policy="", timeout=None):
         Variables:
 {pg_env}          ORDER_TTL_SECS: !Ref OrderTtlSecs
           RECONCILE_AFTER_SECS: !Ref ReconcileAfterSecs{env}
-{policies(name, extra_policy)}      Events:
-{events}
+{policies(name, extra_policy)}{events_block}
   {logical}Logs:
     Type: AWS::Logs::LogGroup
     Properties:
@@ -417,6 +433,98 @@ for name, rate in [("expire-orders", "rate(1 minute)"), ("reconcile-payments", "
           Properties:
             ScheduleExpression: {rate}""", timeout=60)
 
+# The waiting room's WebSocket API (live positions, docs/waiting-room.md):
+# `$connect` behind the REQUEST authorizer over the live token offered in
+# Sec-WebSocket-Protocol, the three routes on the `live` function, a
+# stage with auto-deploy whose access log names no header.
+function("live-authorizer", "", timeout=10)
+function("live", "", timeout=10)
+lambda_uri = 'arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${%s.Arn}/invocations'
+w(f"""  LiveApi:
+    Type: AWS::ApiGatewayV2::Api
+    Properties:
+      Name: !Sub "${{AWS::StackName}}-live"
+      ProtocolType: WEBSOCKET
+      RouteSelectionExpression: "$request.body.action"
+
+  LiveAuthorizer:
+    Type: AWS::ApiGatewayV2::Authorizer
+    Properties:
+      ApiId: !Ref LiveApi
+      Name: live-token
+      AuthorizerType: REQUEST
+      AuthorizerUri: !Sub "{lambda_uri % 'LiveAuthorizerFunction'}"
+      IdentitySource: [route.request.header.Sec-WebSocket-Protocol]
+
+  LiveIntegration:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref LiveApi
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !Sub "{lambda_uri % 'LiveFunction'}"
+
+  LiveConnectRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref LiveApi
+      RouteKey: $connect
+      AuthorizationType: CUSTOM
+      AuthorizerId: !Ref LiveAuthorizer
+      Target: !Sub "integrations/${{LiveIntegration}}"
+
+  LiveDisconnectRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref LiveApi
+      RouteKey: $disconnect
+      Target: !Sub "integrations/${{LiveIntegration}}"
+
+  LiveDefaultRoute:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref LiveApi
+      RouteKey: $default
+      Target: !Sub "integrations/${{LiveIntegration}}"
+
+  LiveStage:
+    Type: AWS::ApiGatewayV2::Stage
+    Properties:
+      ApiId: !Ref LiveApi
+      StageName: live
+      AutoDeploy: true
+      # Context variables only: the handshake's subprotocols (the live
+      # token) are in none of them.
+      AccessLogSettings:
+        DestinationArn: !GetAtt LiveAccessLogs.Arn
+        Format: '{{"requestId":"$context.requestId","connectionId":"$context.connectionId","eventType":"$context.eventType","routeKey":"$context.routeKey","status":"$context.status","authorizerError":"$context.authorizer.error","integrationError":"$context.integrationErrorMessage","ip":"$context.identity.sourceIp","requestTime":"$context.requestTimeEpoch"}}'
+      DefaultRouteSettings:
+        ThrottlingRateLimit: 2000
+        ThrottlingBurstLimit: 5000
+
+  LiveAccessLogs:
+    Type: AWS::Logs::LogGroup
+    Properties:
+      LogGroupName: !Sub "/aws/apigateway/${{AWS::StackName}}-live"
+      RetentionInDays: !Ref LogRetentionDays
+
+  LiveInvokePermission:
+    Type: AWS::Lambda::Permission
+    Properties:
+      Action: lambda:InvokeFunction
+      FunctionName: !Ref LiveFunction
+      Principal: apigateway.amazonaws.com
+      SourceArn: !Sub "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{LiveApi}}/*"
+
+  LiveAuthorizerInvokePermission:
+    Type: AWS::Lambda::Permission
+    Properties:
+      Action: lambda:InvokeFunction
+      FunctionName: !Ref LiveAuthorizerFunction
+      Principal: apigateway.amazonaws.com
+      SourceArn: !Sub "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{LiveApi}}/*"
+
+""")
+
 w(alarm("PublisherFailures", "outbox records the publisher gave up on (their metadata is in PublisherFailureQueue; recover with shop republish)",
         "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Name: QueueName, Value: !GetAtt PublisherFailureQueue.QueueName",
         statistic="Maximum"))
@@ -469,8 +577,9 @@ def dashboard():
                 emf("Refunds", "compensation"), emf("PublishFailures", "stream-publisher")]),
         widget(12, 18, "Cold starts",
                [emf("ColdStart", name, "Sum", name) for name, _ in FUNCTIONS]),
-        widget(0, 24, "Waiting room: admissions and freed slots per minute",
-               [emf("Admitted", "admit-sales"), emf("SlotsFreed", "waiting-room")]),
+        widget(0, 24, "Waiting room: admissions, freed slots and positions pushed per minute",
+               [emf("Admitted", "admit-sales"), emf("SlotsFreed", "waiting-room"),
+                emf("PositionsPushed", "admit-sales")]),
     ]
     body = json.dumps({"widgets": widgets}, separators=(",", ":"))
     return f"""  Dashboard:
@@ -485,6 +594,9 @@ w(dashboard())
 w("""Outputs:
   ApiUrl:
     Value: !Sub "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+  # The waiting room's live positions (docs/waiting-room.md).
+  LiveUrl:
+    Value: !Sub "wss://${LiveApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/live"
   TableName:
     Value: !Ref Table
   EventBusName:

@@ -30,6 +30,8 @@ async fn only_an_operator_gets_in_and_a_shopper_or_a_forgery_never_does() {
         ("POST", format!("/console/orders/{order}/replay")),
         ("GET", "/console/orders?status=PAID".to_owned()),
         ("GET", "/console/queues".to_owned()),
+        ("GET", "/console/sales".to_owned()),
+        ("GET", "/console/sales/live".to_owned()),
         ("GET", "/console/queues/analytics/redrive".to_owned()),
         ("POST", "/console/queues/analytics/redrive".to_owned()),
         ("GET", "/console/simulators".to_owned()),

@@ -297,3 +297,223 @@ async fn a_gated_product_is_ordered_only_with_a_valid_admission_to_its_sale_once
     let (status, _, figures) = app.get(None, "/sales/drop").await;
     assert_eq!((status, figures["sold"].as_u64(), figures["admitted"].as_u64()), (200, Some(1), Some(2)), "{figures}");
 }
+
+/// A WebSocket to `/live` offering `protocols`, from `origin` if given:
+/// the socket, or the refused handshake's status.
+async fn live_socket(
+    app: &TestApp,
+    protocols: &str,
+    origin: Option<&str>,
+) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let url = app.url("/live").replacen("http://", "ws://", 1);
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", protocols.parse().unwrap());
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((socket, resp)) => {
+            assert_eq!(resp.headers()["sec-websocket-protocol"], "shop-live.v1");
+            Ok(socket)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The next message on `socket`, as JSON (within 10 s).
+async fn next_message<S>(socket: &mut S) -> serde_json::Value
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .expect("a message");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+/// Messages from `socket` (kept in `told`) until one `matches` it.
+async fn message_where<S>(
+    socket: &mut S,
+    told: &mut Vec<serde_json::Value>,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    for _ in 0..100 {
+        let m = next_message(socket).await;
+        told.push(m.clone());
+        if matches(&m) {
+            return m;
+        }
+    }
+    panic!("no such message in 100: {told:?}");
+}
+
+#[tokio::test]
+async fn a_websocket_client_sees_its_position_fall_and_its_admission_arrive() {
+    // The stack's own admitter and pusher run (every 25 ms of real time, on
+    // the manual clock): nothing here steps or pushes by hand.
+    let app = shop_tests::spawn_app().await;
+    sale(&app, 0, 1).await;
+    let mut entered = Vec::new();
+    for user in ["a", "b", "c"] {
+        assert_eq!(app.post(user, "/sales/drop/queue", serde_json::json!({})).await.0, 201);
+        let t = app.store().sales().ticket(&sid(), &uid(user)).await.unwrap().unwrap();
+        entered.push((t.place, user));
+    }
+    // Admitted lowest place first: the watcher is the one with the highest.
+    entered.sort();
+    let (first_in, second_in, watcher) = (entered[0].1, entered[1].1, entered[2].1);
+    let (_, _, me) = app.get(Some(watcher), "/sales/drop/queue/me").await;
+    let token = me["liveToken"].as_str().expect("a waiting ticket has a live token").to_owned();
+
+    // Refused: no token, a forged one, another origin.
+    assert_eq!(live_socket(&app, "shop-live.v1", None).await.err(), Some(401));
+    assert_eq!(live_socket(&app, &format!("shop-live.v1, {token}x"), None).await.err(), Some(403));
+    let evil = Some("http://attacker.example");
+    assert_eq!(live_socket(&app, &format!("shop-live.v1, {token}"), evil).await.err(), Some(403));
+
+    let mut socket = live_socket(&app, &format!("shop-live.v1, {token}"), None).await.unwrap();
+    let first = next_message(&mut socket).await;
+    assert_eq!((first["type"].as_str(), first["status"].as_str()), (Some("ticket"), Some("WAITING")), "{first}");
+    let mut ahead = first["ahead"].as_u64().unwrap();
+    assert!(ahead >= 2, "two places before the watcher's: {first}");
+
+    // The sale opens its bucket: the first is admitted, and the watcher is
+    // told it moved up (a broadcast may repeat the position first).
+    app.clock.advance_secs(1);
+    let mut told = Vec::new();
+    let moved = message_where(&mut socket, &mut told, |m| m["ahead"].as_u64().is_some_and(|a| a < ahead)).await;
+    ahead = moved["ahead"].as_u64().unwrap();
+    // The first gives the slot back: the second is admitted, and the
+    // watcher moves up again; the second too: the watcher is admitted.
+    let leave = |user: &'static str| {
+        let req = app.http.delete(app.url("/sales/drop/queue/me")).bearer_auth(app.stack.token(user));
+        async move { assert_eq!(req.send().await.unwrap().status(), 200) }
+    };
+    leave(first_in).await;
+    message_where(&mut socket, &mut told, |m| m["ahead"].as_u64().is_some_and(|a| a < ahead)).await;
+    leave(second_in).await;
+    message_where(&mut socket, &mut told, |m| m["status"] == "ADMITTED").await;
+    let aheads: Vec<u64> = told.iter().filter_map(|m| m["ahead"].as_u64()).collect();
+    assert!(aheads.windows(2).all(|w| w[1] <= w[0]), "the position only falls: {told:?}");
+    let (_, _, me) = app.get(Some(watcher), "/sales/drop/queue/me").await;
+    assert!(me["admission"]["token"].is_string(), "and its token is the ticket's: {me}");
+
+    // Any message asks for the position now.
+    futures::SinkExt::send(&mut socket, tokio_tungstenite::tungstenite::Message::text("?")).await.unwrap();
+    assert_eq!(next_message(&mut socket).await["status"], "ADMITTED");
+    // Closing forgets the connection.
+    futures::SinkExt::close(&mut socket).await.unwrap();
+    let drop = SaleId::parse("drop").unwrap();
+    shop_tests::eventually(10, "the closed connection forgotten", || async {
+        app.store().connections().of_sale(&drop).await.unwrap().is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replayed_or_reordered_end_of_an_order_frees_its_slot_once() {
+    use shop_app::events::consumers::{Consumer, Done, WaitingRoomConsumer};
+    use shop_domain::{EventDetail, Money, OrderEvent, OrderEventKind, PaymentKey, PaymentMethod};
+    let app = spawn_app_driven().await;
+    sale(&app, 0, 2).await;
+    sales::enter(&app.stack.app, &sid(), &uid("ann")).await.unwrap();
+    app.clock.advance_secs(1);
+    step(&app).await;
+    let token = token_of(&app, "ann", "drop").await;
+    let (status, order) = order_with(&app, "ann", "scarce", Some(&token)).await;
+    assert_eq!(status, 201, "{order}");
+    let order_id = OrderId::parse(order["orderId"].as_str().unwrap()).unwrap();
+    let event = |version: u64, kind: OrderEventKind| OrderEvent {
+        order_id: order_id.clone(),
+        aggregate_version: version,
+        occurred_at: T0,
+        kind,
+    };
+    let (user, amount, key) = (uid("ann"), Money::new(10_000).unwrap(), PaymentKey::parse("pk").unwrap());
+    let issued = event(
+        2,
+        OrderEventKind::VirtualAccountIssued {
+            user_id: user.clone(),
+            payment_key: key.clone(),
+            amount,
+            due_at: None,
+            sale_id: Some(sid()),
+        },
+    );
+    let paid = event(
+        3,
+        OrderEventKind::OrderPaid {
+            user_id: user.clone(),
+            payment_key: Some(key),
+            method: PaymentMethod::VirtualAccount,
+            amount,
+            coupon_id: None,
+            sale_id: Some(sid()),
+        },
+    );
+    let handle = |e: OrderEvent| {
+        let app = &app;
+        async move {
+            let detail = EventDetail::new(&e, "corr", None);
+            WaitingRoomConsumer.handle(&app.stack.app, &e, &detail).await.unwrap()
+        }
+    };
+    // The later event first (reordered), then the earlier, then both again.
+    assert!(matches!(handle(paid.clone()).await, Done::Applied(_)));
+    for again in [issued.clone(), paid.clone(), issued] {
+        assert!(matches!(handle(again).await, Done::Skipped(_)), "frees nothing twice");
+    }
+    assert_eq!(app.store().sales().freed(&sid()).await.unwrap(), 1);
+    // Another order's end, and an order in no sale, free nothing.
+    let other = OrderEvent { order_id: OrderId::parse("not-hers").unwrap(), ..paid.clone() };
+    assert!(matches!(handle(other).await, Done::Skipped(_)));
+    let unsold = OrderEvent {
+        kind: OrderEventKind::OrderPaid {
+            user_id: user,
+            payment_key: None,
+            method: PaymentMethod::Points,
+            amount,
+            coupon_id: None,
+            sale_id: None,
+        },
+        ..paid
+    };
+    assert!(matches!(handle(unsold).await, Done::Skipped(_)));
+    assert_eq!(app.store().sales().freed(&sid()).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_console_shows_a_running_sale_its_slots_and_its_admissions() {
+    let app = spawn_app_driven().await;
+    sale(&app, 0, 2).await;
+    for u in ["a", "b", "c"] {
+        sales::enter(&app.stack.app, &sid(), &uid(u)).await.unwrap();
+    }
+    app.clock.advance_secs(1);
+    let admitted = step(&app).await.tickets;
+    sales::leave(&app.stack.app, &sid(), &admitted[0].user).await.unwrap();
+    let op =
+        shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", app.stack.app.clock.now().seconds(), 600);
+    let resp = app.http.get(app.url("/console/sales")).bearer_auth(&op).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains(r#"id="sale-drop""#), "{page}");
+    assert!(page.contains("1 / 2"), "one of two slots in use: {page}");
+    assert!(page.contains("2 in the last hour"), "two admissions this hour: {page}");
+    assert!(page.contains("1 in the last hour"), "one slot freed: {page}");
+    let live = app.http.get(app.url("/console/sales/live")).bearer_auth(&op).send().await.unwrap();
+    assert!(live.text().await.unwrap().contains(r#"id="sale-drop""#));
+}

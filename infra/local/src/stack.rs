@@ -220,7 +220,12 @@ impl Stack {
         // The API's routes take JSON documents of up to 64 KiB (API Gateway
         // itself would take 10 MB; nothing is gained by buffering more).
         let api_limits = opts.limits.body(crate::listen::JSON_BODY);
-        tasks.serve("API", listener, console::mount(emulate::api_gateway::router(state), console), api_limits);
+        // API Gateway's WebSocket API beside the HTTP API: `/live`.
+        let sockets = emulate::live::Sockets::default();
+        let live =
+            emulate::live::router(Arc::new(emulate::live::LiveState { app: app.clone(), sockets: sockets.clone() }));
+        let api = emulate::api_gateway::router(state).merge(live);
+        tasks.serve("API", listener, console::mount(api, console), api_limits);
 
         let scheduled = app.clone();
         let every = opts.schedule_every;
@@ -238,7 +243,8 @@ impl Stack {
         // The waiting room's admitter, as its function runs in AWS.
         let admitting = app.clone();
         let admit_every = opts.admit_every;
-        tasks.spawn(move |stop| shop_app::events::schedules::admit_loop(admitting, admit_every, stop));
+        let pusher = Arc::new(emulate::live::LocalPusher(sockets.clone()));
+        tasks.spawn(move |stop| shop_app::events::schedules::admit_loop(admitting, admit_every, stop, pusher));
 
         // The overview's gauges: queue depths and the outbox, every 10 s.
         let sampled = app.clone();

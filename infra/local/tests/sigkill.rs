@@ -137,3 +137,156 @@ async fn nothing_is_lost_across_sigkill() {
     shop.kill().ok();
     shop.wait().ok();
 }
+
+/// A shopper's request to the waiting room: the status and body (0 while
+/// the stack is down).
+async fn as_shopper(
+    method: &str,
+    url: &str,
+    token: &str,
+    admission: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req =
+        reqwest::Client::new().request(method, url).bearer_auth(token).header("content-type", "application/json");
+    if let Some(a) = admission {
+        req = req.header("admission", a).header("idempotency-key", format!("sale-order-{a}"));
+    }
+    if let Some(b) = body {
+        req = req.body(b.to_owned());
+    }
+    let Ok(resp) = req.send().await else { return (0, serde_json::Value::Null) };
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The demo catalog's sale `launch` (20 shoppers at a time, drop1) while
+/// `shop up` is SIGKILLed twice: in the middle of a rush of entries, and
+/// while admitted shoppers order and others leave. After quiescence no
+/// ticket answered before a kill is lost or moved, each user has one, and
+/// the slots add up: every admission is counted once and every slot freed
+/// is a ticket that gave one back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_mid_sale_loses_no_ticket_and_no_slot() {
+    use shop_domain::sale::TicketStatus;
+    use shop_domain::{SaleId, UserId};
+    let dir = tempfile::tempdir().expect("dir");
+    let p = Ports { api: free_port(), pg: free_port(), sink: free_port() };
+    let api = format!("http://127.0.0.1:{}", p.api);
+    let up = |api: String| async move {
+        wait_for("shop up", 30, || async {
+            (http("GET", &format!("{api}/healthz"), None, None).await.0 == 200).then_some(())
+        })
+        .await
+    };
+    let mut shop = start(dir.path(), &p);
+    up(api.clone()).await;
+    let secret = shop_local::secrets::Secrets::of_data_dir(dir.path()).expect("secrets").jwt_secret;
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let users: Vec<String> = (0..120).map(|i| format!("fan{i:03}")).collect();
+    let tokens: Vec<String> =
+        users.iter().map(|u| shop_local::jwt::issue(&secret, u, i64::try_from(now()).unwrap_or(0), 3600)).collect();
+    let enter = |i: usize| {
+        let (api, token) = (api.clone(), tokens[i].clone());
+        async move { as_shopper("POST", &format!("{api}/sales/launch/queue"), &token, None, None).await }
+    };
+
+    // The rush, killed in the middle.
+    let rush: Vec<_> = (0..users.len()).map(|i| tokio::spawn(enter(i))).collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    shop.kill().expect("SIGKILL");
+    shop.wait().expect("reaped");
+    let mut answered = std::collections::HashMap::new();
+    for (i, r) in rush.into_iter().enumerate() {
+        let (status, t) = r.await.expect("task");
+        if status == 201 || status == 200 {
+            answered.insert(i, t["enteredAt"].clone());
+        }
+    }
+    eprintln!("{} of {} entries answered before the first kill", answered.len(), users.len());
+    let mut shop = start(dir.path(), &p);
+    up(api.clone()).await;
+    // Everyone enters (again): a ticket answered before the kill is the one
+    // held now.
+    for (i, user) in users.iter().enumerate() {
+        let (status, t) = enter(i).await;
+        assert!(status == 200 || status == 201, "{status} {t}");
+        if let Some(entered_at) = answered.get(&i) {
+            assert_eq!((status, &t["enteredAt"]), (200, entered_at), "{user}'s ticket survived the kill");
+        }
+    }
+
+    // Admitted shoppers order or leave while the stack is killed again.
+    let admitted = wait_for("admissions", 30, || async {
+        let mut found = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            let (_, me) = as_shopper("GET", &format!("{api}/sales/launch/queue/me"), token, None, None).await;
+            if let Some(a) = me["admission"]["token"].as_str() {
+                found.push((i, a.to_owned()));
+            }
+        }
+        (found.len() >= 10).then_some(found)
+    })
+    .await;
+    let acts: Vec<_> = admitted
+        .into_iter()
+        .map(|(i, admission)| {
+            let (api, token) = (api.clone(), tokens[i].clone());
+            tokio::spawn(async move {
+                if i % 3 == 0 {
+                    as_shopper("DELETE", &format!("{api}/sales/launch/queue/me"), &token, None, None).await
+                } else {
+                    let body = r#"{"items":[{"productId":"drop1","quantity":1}]}"#;
+                    as_shopper("POST", &format!("{api}/orders"), &token, Some(&admission), Some(body)).await
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    shop.kill().expect("SIGKILL");
+    shop.wait().expect("reaped");
+    let mut done = 0;
+    for a in acts {
+        if a.await.is_ok_and(|(status, _)| status == 200 || status == 201) {
+            done += 1;
+        }
+    }
+    eprintln!("{done} orders and leaves answered before the second kill");
+    let mut shop = start(dir.path(), &p);
+    up(api.clone()).await;
+    // Quiescence: the admitter fills the capacity again.
+    wait_for("the sale's slots in use again", 30, || async {
+        let (_, sale) = http("GET", &format!("{api}/sales/launch"), None, None).await;
+        (sale["active"].as_u64() == Some(20)).then_some(())
+    })
+    .await;
+    shop.kill().expect("SIGKILL");
+    shop.wait().expect("reaped");
+
+    // The store as the stack left it.
+    let (_engine, app, _) =
+        shop_local::open(Some(dir.path()), shop_app::config::Config::default(), None, None).await.expect("open");
+    let sale_id = SaleId::parse("launch").unwrap();
+    let sale = app.store.sales().get(&sale_id).await.unwrap().unwrap();
+    let freed = app.store.sales().freed(&sale_id).await.unwrap();
+    let mut places = std::collections::HashSet::new();
+    let (mut with_admission, mut gave_back, mut holding) = (0u64, 0u64, 0u64);
+    for u in &users {
+        let t = app.store.sales().ticket(&sale_id, &UserId::parse(u).unwrap()).await.unwrap();
+        let t = t.unwrap_or_else(|| panic!("{u} entered and has no ticket"));
+        assert!(places.insert(t.place), "{u}'s place is unique");
+        if t.admission.is_some() {
+            with_admission += 1;
+            match t.status {
+                TicketStatus::Admitted | TicketStatus::Ordered => holding += 1,
+                TicketStatus::Done | TicketStatus::Left | TicketStatus::Expired => gave_back += 1,
+                TicketStatus::Waiting => panic!("{u}: an admission on a waiting ticket"),
+            }
+        }
+    }
+    assert_eq!(sale.admitted, with_admission, "every admission counted once");
+    assert_eq!(freed, gave_back, "every slot freed is a ticket that gave one back, once");
+    assert_eq!(sale.admitted - freed, holding, "the slots in use are the tickets holding one");
+    assert!(holding <= u64::from(sale.terms.capacity));
+}

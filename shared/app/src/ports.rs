@@ -197,6 +197,23 @@ pub trait DataPlatform: Send + Sync {
     async fn deliver(&self, event_id: &str, body: &serde_json::Value) -> Result<(), String>;
 }
 
+/// The waiting room's pushes to live WebSocket connections: API Gateway's
+/// `PostToConnection` in AWS, `shop up`'s own sockets locally. One call
+/// per connection and message.
+#[async_trait::async_trait]
+pub trait Pusher: Send + Sync {
+    async fn push(&self, connection: &str, message: &str) -> Result<(), PushError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// The connection is closed (API Gateway's `GoneException`): forget it.
+    #[error("the connection is gone")]
+    Gone,
+    #[error("push failed: {0}")]
+    Failed(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,6 +128,21 @@ pub fn sale(id: &SaleId) -> (String, String) {
     (format!("SALE#{id}"), "SALE".to_owned())
 }
 
+/// A live connection's entry in its sale's partitions (sharded by user:
+/// a user's connections are one prefix), and its pointer by id (what
+/// `$disconnect` knows). See `connections`.
+pub fn connections_shard(sale: &SaleId, shard: u32) -> String {
+    format!("SALE#{sale}#WS#{shard}")
+}
+
+pub fn connection(sale: &SaleId, user: &UserId, id: &str, shards: u32) -> (String, String) {
+    (connections_shard(sale, shard(user.as_str()) % shards.max(1)), format!("{user}#{id}"))
+}
+
+pub fn connection_pointer(id: &str) -> (String, String) {
+    (format!("WS#{id}"), "WS".to_owned())
+}
+
 /// `byDue` partition of the sales, by their end (few: one per flash sale).
 pub const SALES_DUE: &str = "SALES";
 

@@ -28,6 +28,7 @@
 //! | [`Store::coupons`] | [`coupons`] | coupons and their transitions |
 //! | [`Store::campaigns`] | [`campaigns`] | first-come campaigns and claims |
 //! | [`Store::sales`] | [`sales`] | flash sales, their counters and tickets (the waiting room) |
+//! | [`Store::connections`] | [`connections`] | the waiting room's live WebSocket connections |
 //! | [`Store::catalog`] | [`catalog`] | products with their stock, the listing |
 //! | [`Store::outbox`] | [`outbox`] | events: written, pending, published, the event log; the item's one wire format is [`outbox::codec`] |
 //! | [`Store::saga`] | [`saga`] | what each consumer did with each event |
@@ -42,6 +43,7 @@
 pub mod attr;
 pub mod campaigns;
 pub mod catalog;
+pub mod connections;
 pub mod coupons;
 pub mod error;
 pub mod idempotency;
@@ -107,6 +109,10 @@ impl Store {
 
     pub fn sales(&self) -> sales::Sales<'_> {
         sales::Sales(self)
+    }
+
+    pub fn connections(&self) -> connections::Connections<'_> {
+        connections::Connections(self)
     }
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {

@@ -30,6 +30,8 @@ pub enum TxItem {
     Ticket(String),
     /// A sale's gate on a product (by product id).
     Gate(String),
+    /// A live WebSocket connection (by connection id).
+    Connection(String),
 }
 
 impl fmt::Display for TxItem {
@@ -50,6 +52,7 @@ impl fmt::Display for TxItem {
             TxItem::Sale(id) => write!(f, "sale {id}"),
             TxItem::Ticket(u) => write!(f, "ticket of user {u}"),
             TxItem::Gate(id) => write!(f, "sale gate on product {id}"),
+            TxItem::Connection(id) => write!(f, "live connection {id}"),
         }
     }
 }

@@ -165,15 +165,17 @@ enum Consumer {
     Coupon,
     Compensation,
     Analytics,
+    WaitingRoom,
 }
 
 impl Consumer {
     fn name(self) -> &'static str {
-        use shop_app::events::consumers::{ANALYTICS, COMPENSATION, COUPON};
+        use shop_app::events::consumers::{ANALYTICS, COMPENSATION, COUPON, WAITING_ROOM};
         match self {
             Consumer::Coupon => COUPON,
             Consumer::Compensation => COMPENSATION,
             Consumer::Analytics => ANALYTICS,
+            Consumer::WaitingRoom => WAITING_ROOM,
         }
     }
 }

@@ -37,7 +37,7 @@ pub async fn same_origin_posts(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-fn from_own_origin(headers: &http::HeaderMap) -> bool {
+pub(crate) fn from_own_origin(headers: &http::HeaderMap) -> bool {
     let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or(""));
     if let Some(site) = text("sec-fetch-site")
         && site != "same-origin"

@@ -85,6 +85,8 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/orders/{order_id}", get(pages::order::page))
         .route("/orders/{order_id}/saga", get(pages::order::live))
         .route("/queues", get(pages::queues::page))
+        .route("/sales", get(pages::sales::page))
+        .route("/sales/live", get(pages::sales::live))
         .route("/simulators", get(pages::simulators::page))
         .route("/logout", post(auth::logout))
         .merge(actions)

@@ -5,6 +5,7 @@
 pub mod api_gateway;
 pub mod bus;
 pub mod dynamodb;
+pub mod live;
 pub mod queue;
 pub mod rules;
 pub mod runner;

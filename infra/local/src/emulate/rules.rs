@@ -231,6 +231,9 @@ mod tests {
             vec!["coupon", "compensation", "analytics"]
         );
         assert_eq!(route("PaymentOrphaned", json!({})), vec!["compensation"]);
+        assert_eq!(route("OrderPaid", json!({"saleId": "drop"})), vec!["analytics", "waiting-room"]);
+        assert_eq!(route("VirtualAccountIssued", json!({"saleId": "drop"})), vec!["waiting-room"]);
+        assert!(route("OrderPlaced", json!({"saleId": "drop"})).is_empty());
         assert_eq!(route("RefundRequested", json!({"couponId": "c1"})), vec!["compensation"]);
         assert_eq!(route("OrderRefunded", json!({"couponId": "c1"})), vec!["coupon", "analytics"]);
         assert!(route("OrderPlaced", json!({"couponId": "c1"})).is_empty());

@@ -1,6 +1,7 @@
 //! Production adapters of the ports (`crate::ports`): the Toss PG client,
 //! the data platform over HTTP, and — with the `aws` feature, for the Lambda
-//! binaries and `shop --table` — EventBridge and the SDK-built [`App`](crate::App).
+//! binaries and `shop --table` — EventBridge and the SDK-built [`App`](crate::App);
+//! with `live`, API Gateway's `PostToConnection`.
 
 pub mod data_platform;
 pub mod toss;
@@ -9,3 +10,5 @@ pub mod toss;
 pub mod aws;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
+#[cfg(feature = "live")]
+pub mod live;

@@ -2,7 +2,9 @@
 //! the run's report out (the Lambda's result, visible in its logs).
 
 use crate::App;
+use crate::ports::Pusher;
 use crate::usecases::expire::{ExpireReport, expire_orders};
+use crate::usecases::live::{PushMemory, push_positions};
 use crate::usecases::reconcile::{ReconcileReport, reconcile_payments};
 use crate::usecases::sales::{AdmitReport, admit_pass};
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
@@ -37,49 +39,68 @@ const HEALTH_EVERY: u32 = 5;
 /// overlap conflict on each sale's version: one step counts.
 pub const ADMIT_RUN: std::time::Duration = std::time::Duration::from_secs(55);
 
-/// `admit-sales`: one-second admitter passes for [`ADMIT_RUN`], returning
-/// after the first pass that admitted no one and ended no session. Such a
-/// pass means no sale has both a free slot and someone waiting; a slot
-/// freed later admits the next shopper from the waiting-room consumer
-/// itself, and the next minute's run looks again (so an idle minute costs
-/// one pass, and a session ends at most a minute after its time).
+/// `admit-sales`: one-second admitter passes for [`ADMIT_RUN`], each
+/// followed by a broadcast of positions to the sales' live connections
+/// through `pusher` (API Gateway's `PostToConnection`; none when the stack
+/// has no WebSocket API). It returns after the first pass in which no
+/// queue moved: no one admitted (here or by a release), no session ended.
+/// Then no sale has both a free slot and someone waiting, and a slot freed
+/// later is filled by the `waiting-room` consumer; the next minute's run
+/// looks again. An idle minute costs one pass; a session ends at most a
+/// minute after its time.
 pub async fn admit_sales_handler(
     app: &App,
+    pusher: Option<&dyn Pusher>,
     event: LambdaEvent<CloudWatchEvent>,
 ) -> Result<AdmitReport, lambda_runtime::Error> {
     tracing::info!(schedule = ?event.payload.resources, "admit-sales run");
     let stop = tokio::time::sleep(ADMIT_RUN.saturating_sub(ADMIT_EVERY));
-    Ok(admit_until(app, ADMIT_EVERY, stop, Idle::Return).await)
+    Ok(admit_until(app, ADMIT_EVERY, stop, Idle::Return, pusher).await)
 }
 
-/// What the admitter does when no sale is live.
+/// What the admitter does after a pass in which no queue moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idle {
-    /// Return after a pass that did nothing (a Lambda invocation: the next
-    /// minute's looks again).
+    /// Return (a Lambda invocation: the next minute's looks again).
     Return,
     /// Keep ticking (the local stack's task, which runs as long as the stack).
     Wait,
 }
 
-/// The local stack's admitter: passes every `every` until `stop`.
-pub async fn admit_loop(app: App, every: std::time::Duration, stop: tokio::sync::oneshot::Receiver<()>) {
-    admit_until(&app, every, stop, Idle::Wait).await;
+/// The local stack's admitter: passes every `every` until `stop`, with
+/// pushes to the live sockets.
+pub async fn admit_loop(
+    app: App,
+    every: std::time::Duration,
+    stop: tokio::sync::oneshot::Receiver<()>,
+    pusher: std::sync::Arc<dyn Pusher>,
+) {
+    // The first pass one period after the start, not at once.
+    let mut stop = stop;
+    tokio::select! {
+        _ = &mut stop => return,
+        _ = tokio::time::sleep(every) => {}
+    }
+    admit_until(&app, every, stop, Idle::Wait, Some(pusher.as_ref())).await;
 }
 
-/// Admitter passes every `every` until `stop`; the saga's health read
-/// every few passes. A pass that fails is logged and the next one tries.
+/// Admitter passes every `every` until `stop`, the saga's health read
+/// every few passes, positions pushed after each. A pass or a push that
+/// fails is logged and the next one tries.
 pub async fn admit_until(
     app: &App,
     every: std::time::Duration,
     stop: impl std::future::Future,
     idle: Idle,
+    pusher: Option<&dyn Pusher>,
 ) -> AdmitReport {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     let mut total = AdmitReport::default();
     let mut health = Health::default();
+    let mut memory = PushMemory::default();
+    let mut last_admitted: Option<u64> = None;
     for pass in 0u32.. {
         tokio::select! {
             _ = &mut stop => break,
@@ -91,16 +112,26 @@ pub async fn admit_until(
                 Err(e) => tracing::warn!(error = %e, "saga health unknown; the rate stays"),
             }
         }
-        match admit_pass(app, health).await {
-            Ok(r) => {
-                total.admitted += r.admitted;
-                total.sessions_ended += r.sessions_ended;
-                total.sales = total.sales.max(r.sales);
-                if idle == Idle::Return && r.admitted == 0 && r.sessions_ended == 0 {
-                    break;
-                }
+        let r = match admit_pass(app, health).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "admitter pass failed");
+                continue;
             }
-            Err(e) => tracing::warn!(error = %e, "admitter pass failed"),
+        };
+        if let Some(p) = pusher
+            && !r.live.is_empty()
+            && let Err(e) = push_positions(app, p, &mut memory, &r.live).await
+        {
+            tracing::warn!(error = %e, "pushing positions failed");
+        }
+        total.admitted += r.admitted;
+        total.sessions_ended += r.sessions_ended;
+        total.sales = total.sales.max(r.sales);
+        let moved = r.admitted > 0 || r.sessions_ended > 0 || last_admitted.is_some_and(|a| a != r.admitted_so_far);
+        last_admitted = Some(r.admitted_so_far);
+        if idle == Idle::Return && !moved {
+            break;
         }
     }
     total

@@ -17,6 +17,7 @@
 //! | [`catalog`] | `GET /products`, `GET /products/{id}` |
 //! | [`campaigns`] | campaigns: create (operators), read, claim |
 //! | [`sales`] | flash sales behind the waiting room: create (operators), read, enter, one's ticket, leave |
+//! | [`live`] | the waiting room's WebSocket API: the `$connect` authorizer, `$connect`, `$disconnect`, `$default` |
 //! | [`routes`] | the route table the template, the local stack and the drift test share |
 //! | [`idempotency`] | the `Idempotency-Key` protocol around a handler |
 //! | [`serve`] | the one handler wrapper, the request context, JSON answers |
@@ -32,6 +33,7 @@ pub mod campaigns;
 pub mod catalog;
 pub mod coupons;
 pub mod idempotency;
+pub mod live;
 pub mod orders;
 pub mod payments;
 pub mod points;

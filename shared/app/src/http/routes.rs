@@ -15,7 +15,12 @@ pub const PG_FUNCTIONS: &[&str] = &["confirm-payment", "pg-webhook", "compensati
 /// Only they are given the SSM name of the admission secret (and the right
 /// to read it); each refuses to start without one. The template generator
 /// reads this list.
-pub const ADMISSION_FUNCTIONS: &[&str] = &["create-order", "my-ticket"];
+pub const ADMISSION_FUNCTIONS: &[&str] = &["create-order", "my-ticket", "live-authorizer"];
+
+/// The functions that push to the waiting room's WebSocket connections
+/// (`PostToConnection`): they get its endpoint and the right to manage its
+/// connections, and link the management API's client (feature `live`).
+pub const LIVE_FUNCTIONS: &[&str] = &["admit-sales", "live"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {

@@ -105,6 +105,10 @@ pub struct TicketBody {
     /// The order the admission placed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// While waiting: opens a WebSocket to this ticket's live position for
+    /// five minutes (docs/waiting-room.md; offered as a subprotocol).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_token: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -135,7 +139,18 @@ impl TicketBody {
             }
             _ => None,
         };
+        let live_token = match (v.shown, app.config.admission_secret.as_deref()) {
+            (Shown::Waiting, Some(secret)) => {
+                // From the minute's start: the same token all minute, so a
+                // poll's ETag still matches while the position stands.
+                let minute = Timestamp::from_millis(v.at.millis() - v.at.millis().rem_euclid(60_000));
+                let until = minute.plus_secs(admission::LIVE_TTL_SECS);
+                Some(admission::sign_live(secret, &t.sale, &t.user, until).map_err(http::internal)?)
+            }
+            _ => None,
+        };
         Ok(TicketBody {
+            live_token,
             sale_id: t.sale.to_string(),
             status: v.shown,
             sale_state: state_name(v.sale.state(v.at)),

@@ -153,6 +153,38 @@ pub async fn count_published(app: &App, events: &[Published]) {
     }
 }
 
+/// `sale.<id>.<what>`: the waiting room's counters per minute (`admitted`,
+/// `freed`, `expired` sessions) and gauges (`active`, `rate` in
+/// hundredths of an admission per second) of the console's Sales page.
+pub fn sale_stat(sale: &shop_domain::SaleId, what: &str) -> String {
+    format!("sale.{sale}.{what}")
+}
+
+/// Counts a sale's `what` (`admitted`, `freed`, `expired`) by `n` in the
+/// minute of now. Never fails the work it counts.
+pub async fn count_sale(app: &App, sale: &shop_domain::SaleId, what: &str, n: i64) {
+    if n == 0 {
+        return;
+    }
+    let shard = shop_store::keys::shard(sale.as_str());
+    let counts = [(sale_stat(sale, what), n)];
+    if let Err(error) = app.store.stats().add(app.clock.now(), shard, &counts, &[]).await {
+        tracing::warn!(%error, sale_id = %sale, what, "could not count a sale's figure");
+    }
+}
+
+/// Samples a sale's gauges (slots in use, the admission rate in force).
+pub async fn sample_sale(app: &App, sale: &shop_domain::SaleId, active: u64, rate: f64) {
+    let rate = (rate * 100.0).round();
+    let gauges = [
+        (sale_stat(sale, "active"), i64::try_from(active).unwrap_or(i64::MAX)),
+        (sale_stat(sale, "rate"), if rate.is_finite() { rate as i64 } else { 0 }),
+    ];
+    if let Err(error) = app.store.stats().sample(app.clock.now(), &gauges).await {
+        tracing::warn!(%error, sale_id = %sale, "could not sample a sale's gauges");
+    }
+}
+
 /// Pending outbox events (and local queue messages) counted up to this
 /// per shard (per queue): a backlog's size is told as "at least", at a
 /// bounded cost however deep it is.

@@ -10,6 +10,7 @@ pub mod campaigns;
 pub mod cancel;
 pub mod confirm_payment;
 pub mod expire;
+pub mod live;
 pub mod pay_with_points;
 pub mod pg_notification;
 pub mod place_order;

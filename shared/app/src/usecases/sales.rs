@@ -194,8 +194,7 @@ impl TicketView {
     pub fn of(ticket: Ticket, sale: Sale, now: shop_domain::Timestamp) -> TicketView {
         let shown = ticket.shown(sale.state(now));
         let position = (shown == Shown::Waiting).then(|| sale.position_of(ticket.place));
-        let until_start = u64::try_from(sale.terms.starts_at.seconds().saturating_sub(now.seconds())).unwrap_or(0);
-        let wait_secs = position.map(|p| until_start.saturating_add(wait_for(p.ahead, sale.rate)));
+        let wait_secs = position.map(|p| estimated_wait(&sale, p.ahead, now));
         TicketView { ticket, shown, position, wait_secs, sale, at: now }
     }
 }
@@ -241,6 +240,9 @@ pub async fn leave(app: &App, id: &SaleId, user: &UserId) -> Result<Ticket, Leav
         }
         app.store.transact(tx).await?;
         tracing::info!(sale_id = %id, freed = frees, "left the queue");
+        if frees {
+            crate::obs::stats::count_sale(app, id, "freed", 1).await;
+        }
         Ok(left)
     })
     .await
@@ -252,6 +254,8 @@ pub struct Admitted {
     pub tickets: Vec<Ticket>,
     pub active: u64,
     pub rate: f64,
+    /// The sale's admissions so far, after this step.
+    pub total: u64,
 }
 
 /// One admission step of `id` (ADR 0027): the lowest waiting tickets up
@@ -304,7 +308,7 @@ async fn admit_attempt(app: &App, id: &SaleId, health: Option<Health>) -> Result
         || (next.early, next.sold_out) != (before.early, before.sold_out);
     let active = next.admitted.saturating_sub(freed);
     if !changed {
-        return Ok(Some(Admitted { tickets: Vec::new(), active, rate: before.rate }));
+        return Ok(Some(Admitted { tickets: Vec::new(), active, rate: before.rate, total: before.admitted }));
     }
     tx.push(sales.op_update(before.version, &next)?);
     // A ticket that left, or another admitter's step, makes this one
@@ -312,8 +316,9 @@ async fn admit_attempt(app: &App, id: &SaleId, health: Option<Health>) -> Result
     app.store.transact(tx).await?;
     if !admitted.is_empty() {
         tracing::info!(admitted = admitted.len(), active, rate = next.rate, "admitted");
+        crate::obs::stats::count_sale(app, id, "admitted", i64::try_from(admitted.len()).unwrap_or(0)).await;
     }
-    Ok(Some(Admitted { tickets: admitted, active, rate: next.rate }))
+    Ok(Some(Admitted { tickets: admitted, active, rate: next.rate, total: next.admitted }))
 }
 
 /// Whether every product `sale` gates is out of stock.
@@ -358,7 +363,6 @@ pub async fn status(app: &App, id: &SaleId) -> Result<Option<SaleStatus>, StoreE
         (sales.entered(&sale).await?, sales.freed(id).await?, units_left(app, &sale).await?);
     let state = sale.state(now);
     let waiting = entered.saturating_sub(sale.admitted);
-    let until_start = u64::try_from(sale.terms.starts_at.seconds().saturating_sub(now.seconds())).unwrap_or(0);
     Ok(Some(SaleStatus {
         state,
         entered,
@@ -366,9 +370,16 @@ pub async fn status(app: &App, id: &SaleId) -> Result<Option<SaleStatus>, StoreE
         waiting,
         sold: sale.units_at_start.saturating_sub(units_left),
         units_left,
-        wait_secs: until_start.saturating_add(wait_for(waiting, sale.rate)),
+        wait_secs: estimated_wait(&sale, waiting, now),
         sale,
     }))
+}
+
+/// Seconds until the `ahead` shoppers before one are admitted in `sale`,
+/// from `now`, about: the time to the start, then at the rate in force.
+pub fn estimated_wait(sale: &Sale, ahead: u64, now: shop_domain::Timestamp) -> u64 {
+    let until_start = u64::try_from(sale.terms.starts_at.seconds().saturating_sub(now.seconds())).unwrap_or(0);
+    until_start.saturating_add(wait_for(ahead, sale.rate))
 }
 
 /// Seconds until `ahead` shoppers are admitted at `rate` a second, about.
@@ -406,6 +417,7 @@ pub async fn release_for_order(app: &App, id: &SaleId, user: &UserId, order: &Or
         tx.push(sales.op_free(id, user)?);
         app.store.transact(tx).await?;
         tracing::info!(sale_id = %id, order_id = %order, "slot freed by its order");
+        crate::obs::stats::count_sale(app, id, "freed", 1).await;
         Ok(Released::Freed)
     })
     .await
@@ -425,7 +437,11 @@ pub async fn end_sessions(app: &App, limit: i32) -> Result<usize, StoreError> {
         tx.push(sales.op_update_ticket(t.version, &next, &sale)?);
         tx.push(sales.op_free(&t.sale, &t.user)?);
         match app.store.transact(tx).await {
-            Ok(()) => ended += 1,
+            Ok(()) => {
+                ended += 1;
+                crate::obs::stats::count_sale(app, &t.sale, "freed", 1).await;
+                crate::obs::stats::count_sale(app, &t.sale, "expired", 1).await;
+            }
             Err(StoreError::Conflict { item: TxItem::Ticket(_), .. }) => {}
             Err(e) => return Err(e),
         }
@@ -445,6 +461,13 @@ pub struct AdmitReport {
     pub admitted: usize,
     /// Sessions that ended without an order (their slots freed).
     pub sessions_ended: usize,
+    /// The sales stepped.
+    #[serde(skip)]
+    pub live: Vec<SaleId>,
+    /// Their admissions so far, summed: a change between passes means a
+    /// queue moved (here or by a release elsewhere).
+    #[serde(skip)]
+    pub admitted_so_far: u64,
 }
 
 /// Live sales at most one pass steps.
@@ -458,10 +481,15 @@ const SESSIONS_PER_PASS: i32 = 500;
 pub async fn admit_pass(app: &App, health: Health) -> Result<AdmitReport, StoreError> {
     let sessions_ended = end_sessions(app, SESSIONS_PER_PASS).await?;
     let live = app.store.sales().live(app.clock.now(), LIVE_SALES).await?;
-    let mut report = AdmitReport { sales: live.len(), admitted: 0, sessions_ended };
+    let mut report =
+        AdmitReport { sales: live.len(), admitted: 0, sessions_ended, live: Vec::new(), admitted_so_far: 0 };
     for id in &live {
         match admit_step(app, id, Some(health)).await {
-            Ok(Some(a)) => report.admitted += a.tickets.len(),
+            Ok(Some(a)) => {
+                report.admitted += a.tickets.len();
+                report.admitted_so_far = report.admitted_so_far.saturating_add(a.total);
+                crate::obs::stats::sample_sale(app, id, a.active, a.rate).await;
+            }
             Ok(None) => {}
             Err(e) => tracing::warn!(sale_id = %id, error = %e, "admission step failed; the next pass retries"),
         }
@@ -469,5 +497,6 @@ pub async fn admit_pass(app: &App, health: Health) -> Result<AdmitReport, StoreE
     if report.admitted > 0 {
         app.count("Admitted", u64::try_from(report.admitted).unwrap_or(u64::MAX));
     }
+    report.live = live;
     Ok(report)
 }

@@ -4,5 +4,6 @@ pub mod order;
 pub mod orders;
 pub mod overview;
 pub mod queues;
+pub mod sales;
 pub mod shell;
 pub mod simulators;

@@ -229,7 +229,7 @@ fn at_most(ms: Option<i64>) -> String {
     }
 }
 
-fn duration(ms: Option<i64>) -> String {
+pub(crate) fn duration(ms: Option<i64>) -> String {
     match ms {
         None => "—".into(),
         Some(i64::MAX) => "> 1 day".into(),
@@ -240,11 +240,11 @@ fn duration(ms: Option<i64>) -> String {
     }
 }
 
-fn card(title: &str, value: &str, series: &[i64], note: &str) -> Markup {
+pub(crate) fn card(title: &str, value: &str, series: &[i64], note: &str) -> Markup {
     card_class(title, value, series, note, false)
 }
 
-fn card_class(title: &str, value: &str, series: &[i64], note: &str, bad: bool) -> Markup {
+pub(crate) fn card_class(title: &str, value: &str, series: &[i64], note: &str, bad: bool) -> Markup {
     html! {
         div.card {
             div.title { (title) }

@@ -46,6 +46,7 @@ pub fn page(state: &ConsoleState, title: &str, body: Markup) -> Html<String> {
                         a href="/console/overview" { "Overview" }
                         a href="/console/orders" { "Orders" }
                         a href="/console/queues" { "Queues" }
+                        a href="/console/sales" { "Sales" }
                         @if state.pg.is_some() { a href="/console/simulators" { "Simulators" } }
                         @if let Some(stack) = &state.stack { span.hint { "stack " code { (stack.name) } } }
                         @if !state.allow_actions { span.hint #read-only { "read-only" } }
