@@ -48,7 +48,11 @@ token=$(target/debug/shop token --data-dir "$work/data" --user u1)
 st() { "$venv/bin/st" --config-file "$1" run "$api/openapi.json" --url "$api" --no-color "${@:2}"; }
 
 echo "== schemathesis with a shopper's token: all phases, all checks"
+# use_after_free is off: the only DELETE is leaving a sale's queue, which
+# keeps the ticket readable as LEFT on purpose (one ticket per user and
+# sale; infra/schemathesis/schemathesis.toml says why).
 st infra/schemathesis/schemathesis.toml --phases examples,coverage,fuzzing,stateful --checks all \
+  --exclude-checks use_after_free \
   --header "Authorization: Bearer ${token}" --report junit --report-dir "$work/report"
 
 echo "== schemathesis with an operator's token: the operator route, all phases, all checks"

@@ -20,11 +20,12 @@ fn sid() -> SaleId {
     SaleId::parse("drop").unwrap()
 }
 
-/// A sale of `scarce` from T0 + `starts` seconds, `capacity` at once, 10 a second.
+/// A sale of `bulk` (100,000 units) from T0 + `starts` seconds, `capacity`
+/// at once, 10 a second.
 async fn sale(app: &TestApp, starts: i64, capacity: u64) -> Sale {
     let terms = SaleTerms::new(
         "Grinder drop".into(),
-        vec![ProductId::parse("scarce").unwrap()],
+        vec![ProductId::parse("bulk").unwrap()],
         T0.plus_secs(starts),
         T0.plus_secs(3_600),
         capacity,
@@ -433,7 +434,7 @@ async fn a_replayed_or_reordered_end_of_an_order_frees_its_slot_once() {
     app.clock.advance_secs(1);
     step(&app).await;
     let token = token_of(&app, "ann", "drop").await;
-    let (status, order) = order_with(&app, "ann", "scarce", Some(&token)).await;
+    let (status, order) = order_with(&app, "ann", "bulk", Some(&token)).await;
     assert_eq!(status, 201, "{order}");
     let order_id = OrderId::parse(order["orderId"].as_str().unwrap()).unwrap();
     let event = |version: u64, kind: OrderEventKind| OrderEvent {
@@ -442,7 +443,7 @@ async fn a_replayed_or_reordered_end_of_an_order_frees_its_slot_once() {
         occurred_at: T0,
         kind,
     };
-    let (user, amount, key) = (uid("ann"), Money::new(10_000).unwrap(), PaymentKey::parse("pk").unwrap());
+    let (user, amount, key) = (uid("ann"), Money::new(1_000).unwrap(), PaymentKey::parse("pk").unwrap());
     let issued = event(
         2,
         OrderEventKind::VirtualAccountIssued {
@@ -516,4 +517,50 @@ async fn the_console_shows_a_running_sale_its_slots_and_its_admissions() {
     assert!(page.contains("1 in the last hour"), "one slot freed: {page}");
     let live = app.http.get(app.url("/console/sales/live")).bearer_auth(&op).send().await.unwrap();
     assert!(live.text().await.unwrap().contains(r#"id="sale-drop""#));
+}
+
+#[tokio::test]
+async fn no_more_shoppers_are_admitted_than_units_left_and_units_that_come_back_admit_more() {
+    let app = spawn_app_driven().await;
+    let terms = SaleTerms::new(
+        "Scarce drop".into(),
+        vec![ProductId::parse("scarce").unwrap()],
+        T0,
+        T0.plus_secs(3_600),
+        10,
+        10,
+        300,
+        Some(4),
+    )
+    .unwrap();
+    sales::create_sale(&app.stack.app, &Sale::new(sid(), terms, 7)).await.unwrap();
+    for i in 0..8 {
+        sales::enter(&app.stack.app, &sid(), &uid(&format!("s{i}"))).await.unwrap();
+    }
+    app.clock.advance_secs(1);
+    let first = step(&app).await;
+    assert_eq!(first.tickets.len(), 5, "five units, five shoppers, though ten slots are free");
+    // Every unit reserved by an admitted shopper's order: nobody more, and
+    // the sale is not over while those orders may give units back.
+    for t in &first.tickets {
+        let token = token_of(&app, t.user.as_str(), "drop").await;
+        assert_eq!(order_with(&app, t.user.as_str(), "scarce", Some(&token)).await.0, 201);
+    }
+    app.clock.advance_secs(1);
+    assert!(step(&app).await.tickets.is_empty());
+    let (_, _, figures) = app.get(None, "/sales/drop").await;
+    assert_eq!(figures["state"], "OPEN", "units may come back: {figures}");
+    // The orders expire: their units come back, and the three still
+    // waiting are admitted.
+    app.clock.advance_secs(900);
+    app.expire().await;
+    shop_tests::eventually(10, "the expired order's slot freed", || async {
+        (app.store().sales().freed(&sid()).await.unwrap() == 5).then_some(())
+    })
+    .await;
+    // The releases admitted them themselves (each freed slot admits the next).
+    shop_tests::eventually(10, "the three admitted", || async {
+        (app.store().sales().get(&sid()).await.unwrap().unwrap().admitted == 8).then_some(())
+    })
+    .await;
 }

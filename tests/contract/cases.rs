@@ -758,7 +758,11 @@ pub async fn sale_queue_counters_and_tickets(store: Store) {
         places.push(place);
     }
     let early = Ticket::enter(sale.id.clone(), uid("early"), sale.early_place(&uid("early")), T0);
-    run(&store, vec![store.sales().op_put_ticket(&early, &sale).unwrap()]).await.unwrap();
+    let early_ops = vec![
+        store.sales().op_put_ticket(&early, &sale).unwrap(),
+        store.sales().op_count_early(&sale, &uid("early")).unwrap(),
+    ];
+    run(&store, early_ops).await.unwrap();
     let again = Ticket::enter(sale.id.clone(), uid("a"), places[0], T0);
     assert_conflict(
         run(&store, vec![store.sales().op_put_ticket(&again, &sale).unwrap()]).await,
@@ -767,6 +771,9 @@ pub async fn sale_queue_counters_and_tickets(store: Store) {
     );
     let distinct: std::collections::HashSet<Place> = places.iter().copied().collect();
     assert_eq!(distinct.len(), 3);
+    // As the admitter reads the sale: one pre-queue ticket counted, none admitted.
+    let sale = Sale { early: store.sales().early_total(&sale).await.unwrap(), ..sale };
+    assert_eq!(sale.early, 1, "the pre-queue entry counted with its ticket");
     let waiting = store.sales().waiting(&sale, 10).await.unwrap();
     let mut expected: Vec<Place> = places.clone();
     expected.sort();
@@ -784,7 +791,7 @@ pub async fn sale_queue_counters_and_tickets(store: Store) {
     }
     assert_eq!(store.sales().freed(&sale.id).await.unwrap(), 4);
     // The sale's own writes are conditional on its version.
-    let next = sale.after_step(&[first.place], shop_domain::sale::plan_step(&sale, 0, T0.plus_secs(1)), 10.0);
+    let next = sale.after_step(&[first.place], shop_domain::sale::plan_step(&sale, 0, u64::MAX, T0.plus_secs(1)), 10.0);
     run(&store, vec![store.sales().op_update(sale.version, &next).unwrap()]).await.unwrap();
     assert_conflict(
         run(&store, vec![store.sales().op_update(sale.version, &next).unwrap()]).await,

@@ -52,6 +52,10 @@ pub struct App {
     /// PG calls counted and not yet written to the saga statistics
     /// (shared by its clones; [`App::flush_stats`]).
     pub pg_counts: Arc<obs::stats::PgCounts>,
+    /// Told when a shopper enters a sale's queue or a slot is freed: the
+    /// local stack's admitter, resting while nothing moves, wakes for it
+    /// (in Lambda nothing listens).
+    pub admitter: Arc<tokio::sync::Notify>,
 }
 
 impl App {
@@ -71,6 +75,7 @@ impl App {
             chaos: Arc::new(chaos::Chaos::default()),
             metrics: Arc::new(obs::metrics::Metrics::default()),
             pg_counts: Arc::new(obs::stats::PgCounts::default()),
+            admitter: Arc::new(tokio::sync::Notify::new()),
         })
     }
 

@@ -146,11 +146,24 @@ impl Sales<'_> {
             .ok_or_else(|| StoreError::Unexpected(anyhow::anyhow!("counter {shard} of sale {} at {seq}", sale.id)))
     }
 
-    /// Counts a pre-queue entry of `user` (the estimate of pre-queue
-    /// positions is made from the total).
-    pub async fn count_early(&self, sale: &Sale, user: &UserId) -> Result<()> {
-        let shard = shard_of(user, sale.terms.entry_shards);
-        self.take(keys::sale_counter(keys::EARLY_COUNTER, &sale.id, shard)).await.map(|_| ())
+    /// Counts a pre-queue entry of `user`, in the transaction that puts its
+    /// ticket (the estimate of pre-queue positions is made from the total,
+    /// and the admitter stops reading the pre-queue once it admitted them all).
+    pub fn op_count_early(&self, sale: &Sale, user: &UserId) -> anyhow::Result<TxOp> {
+        let at = keys::sale_counter(keys::EARLY_COUNTER, &sale.id, shard_of(user, sale.terms.entry_shards));
+        self.op_count_one(at, &sale.id)
+    }
+
+    /// One more on the counter shard `at`, as a transaction's action.
+    fn op_count_one(&self, (pk, sk): (String, String), sale: &SaleId) -> anyhow::Result<TxOp> {
+        let update = Update::builder()
+            .table_name(self.0.table())
+            .set_key(Some(key(pk, sk)))
+            .update_expression(COUNT_ONE)
+            .set_expression_attribute_names(Some(count_one_names()))
+            .set_expression_attribute_values(Some(count_one_values()))
+            .build()?;
+        Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Sale(sale.to_string()) })
     }
 
     /// The sum of `kind`'s counter shards of `sale` (one BatchGetItem).
@@ -172,8 +185,15 @@ impl Sales<'_> {
     /// drawn by a user who held a ticket already counts too: an upper
     /// bound, by at most the concurrent double entries).
     pub async fn entered(&self, sale: &Sale) -> Result<u64> {
+        let (counted, early) = self.entries(sale).await?;
+        Ok(counted.saturating_add(early))
+    }
+
+    /// Entries so far: the counted queue's numbers drawn, and the
+    /// pre-queue's tickets.
+    pub async fn entries(&self, sale: &Sale) -> Result<(u64, u64)> {
         let counted = self.sum(keys::ENTRY_COUNTER, &sale.id, sale.terms.entry_shards).await?;
-        Ok(counted.saturating_add(self.early_total(sale).await?))
+        Ok((counted, self.early_total(sale).await?))
     }
 
     /// Slots released so far (`active = admitted − freed`).
@@ -183,15 +203,7 @@ impl Sales<'_> {
 
     /// One more slot released, in the transaction that ends the ticket.
     pub fn op_free(&self, sale: &SaleId, user: &UserId) -> anyhow::Result<TxOp> {
-        let (pk, sk) = keys::sale_counter(keys::FREED_COUNTER, sale, shard_of(user, FREED_SHARDS));
-        let update = Update::builder()
-            .table_name(self.0.table())
-            .set_key(Some(key(pk, sk)))
-            .update_expression(COUNT_ONE)
-            .set_expression_attribute_names(Some(count_one_names()))
-            .set_expression_attribute_values(Some(count_one_values()))
-            .build()?;
-        Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Sale(sale.to_string()) })
+        self.op_count_one(keys::sale_counter(keys::FREED_COUNTER, sale, shard_of(user, FREED_SHARDS)), sale)
     }
 
     pub async fn ticket(&self, sale: &SaleId, user: &UserId) -> Result<Option<Ticket>> {
@@ -229,6 +241,11 @@ impl Sales<'_> {
         let mut found: Vec<Ticket> = Vec::new();
         let per_shard = i32::try_from(limit).unwrap_or(i32::MAX).max(1);
         for prefix in [keys::PRE_PREFIX, keys::WAIT_PREFIX] {
+            // Every pre-queue ticket counted at the opening was admitted:
+            // its shards are not read (`early` counts those who left too).
+            if prefix == keys::PRE_PREFIX && sale.early <= sale.early_admitted {
+                continue;
+            }
             for shard in 0..sale.terms.entry_shards {
                 let out = self
                     .0
@@ -262,8 +279,6 @@ impl Sales<'_> {
         Ok(found)
     }
 
-    /// Admitted tickets whose session ended by `now` (any sale), at most
-    /// `limit` per shard.
     /// The sales that have not ended at `now`, at most `limit`, soonest to
     /// end first: what the admitter steps (ended sales are never read).
     pub async fn live(&self, now: Timestamp, limit: i32) -> Result<Vec<SaleId>> {
@@ -287,6 +302,8 @@ impl Sales<'_> {
         Ok(ids)
     }
 
+    /// Admitted tickets whose session ended by `now` (any sale), at most
+    /// `limit` per shard.
     pub async fn sessions_ended(&self, now: Timestamp, limit: i32) -> Result<Vec<Ticket>> {
         let mut found = Vec::new();
         for it in self.0.due(keys::SESSION_PREFIX, now, limit).await? {

@@ -2,8 +2,10 @@
 //! report (its numbers, as JSON or text): order placement alone
 //! ([`placement`]), the whole saga settled and checked, on one engine or
 //! side by side with DynamoDB Local, and the chaos soak ([`saga`]), the
-//! simulators alone ([`sim`]), and an idle stack's cost ([`idle`]).
+//! simulators alone ([`sim`]), an idle stack's cost ([`idle`]), and a flash
+//! sale behind the waiting room ([`flash`]).
 
+pub mod flash;
 pub mod idle;
 pub mod placement;
 pub mod progress;

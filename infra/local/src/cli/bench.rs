@@ -4,7 +4,7 @@
 //! but with orders still unsettled when quiescence gave up exits 2.
 
 use super::{Report, print};
-use shop_local::bench::{idle, placement, saga, sim};
+use shop_local::bench::{flash, idle, placement, saga, sim};
 
 #[derive(clap::Args)]
 pub struct Bench {
@@ -31,19 +31,19 @@ pub struct Bench {
     /// With --idle: the quiet window measured (after 10 s of warm-up).
     #[arg(long, default_value_t = 60, requires = "idle")]
     idle_secs: u64,
-    /// Seed of the saga's mix (the same seed gives the same orders).
-    #[arg(long, default_value_t = 1, requires = "saga")]
+    /// Seed of the saga's mix or the flash sale's shoppers (the same seed gives the same run).
+    #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Start at most this many orders per second (default: as fast as the shoppers go).
     #[arg(long, requires = "saga")]
     rate: Option<f64>,
-    /// Seconds an unpaid order stays payable in the saga run.
-    #[arg(long, default_value_t = 2, requires = "saga")]
+    /// Seconds an unpaid order stays payable in the saga or flash-sale run.
+    #[arg(long, default_value_t = 2)]
     order_ttl: i64,
     /// Quiescence gives up after this many seconds with nothing settling; otherwise its bound
     /// follows the measured settle rate (twice what the backlog needs). Orders still in flight
     /// then are reported as unsettled (exit 2), never as violations.
-    #[arg(long, default_value_t = 60, requires = "saga")]
+    #[arg(long, default_value_t = 60)]
     settle_timeout: u64,
     /// Print the report as one JSON object (--saga, --sim, --idle).
     #[arg(long)]
@@ -79,6 +79,43 @@ pub struct Bench {
     /// With --find-capacity: the highest rate tried (orders/s).
     #[arg(long, default_value_t = 5000.0, requires = "find_capacity")]
     max_rate: f64,
+    /// A flash sale behind the waiting room (docs/waiting-room.md): --shoppers arrive in a burst at
+    /// --stock units, wait (a --live-share on the WebSocket, the rest polling), and buy through the
+    /// whole saga when admitted; every waiting-room invariant is checked after quiescence (any
+    /// violation: exit code 1; work still in flight: exit code 2).
+    #[arg(long, conflicts_with_all = ["saga", "full", "sim", "idle"])]
+    flash_sale: bool,
+    /// With --flash-sale: shoppers in the burst.
+    #[arg(long, default_value_t = 100_000, requires = "flash_sale")]
+    shoppers: usize,
+    /// With --flash-sale: units of the sale's one product.
+    #[arg(long, default_value_t = 2_000, requires = "flash_sale")]
+    stock: u64,
+    /// With --flash-sale: shoppers holding an admission at once.
+    #[arg(long, default_value_t = 500, requires = "flash_sale")]
+    capacity: u32,
+    /// With --flash-sale: the ceiling of the adaptive admission rate, per second.
+    #[arg(long, default_value_t = 200, requires = "flash_sale")]
+    sale_rate: u32,
+    /// With --flash-sale: seconds an admitted shopper has to order.
+    #[arg(long, default_value_t = 30, requires = "flash_sale")]
+    session_secs: u32,
+    /// With --flash-sale: the share of shoppers waiting on the WebSocket (0 to 1).
+    #[arg(long, default_value_t = 0.1, requires = "flash_sale")]
+    live_share: f64,
+    /// With --flash-sale: HTTP requests in flight at most (a waiting shopper holds none).
+    #[arg(long, default_value_t = 256, requires = "flash_sale")]
+    in_flight: usize,
+    /// With --flash-sale: a shopper gives up waiting after this many seconds.
+    #[arg(long, default_value_t = 900, requires = "flash_sale")]
+    patience_secs: u64,
+    /// With --flash-sale: the PG slows down (every confirm delayed) this many seconds into the
+    /// burst, for --slow-pg-for seconds: the adaptive admission's run (the report's phases).
+    #[arg(long, requires = "flash_sale")]
+    slow_pg_at: Option<u64>,
+    /// With --slow-pg-at: how long the PG stays slow.
+    #[arg(long, default_value_t = 60, requires = "slow_pg_at")]
+    slow_pg_for: u64,
     /// With --chaos: after the checks, replay the whole archive and republish every event, each
     /// twice, and require `shop dump` byte-identical before and after.
     #[arg(long, requires = "chaos")]
@@ -97,6 +134,34 @@ impl Bench {
         if self.idle {
             let opts = idle::IdleOptions { window: std::time::Duration::from_secs(self.idle_secs.max(1)) };
             return print(self.json, &idle::run(opts).await?);
+        }
+        if self.flash_sale {
+            anyhow::ensure!((0.0..=1.0).contains(&self.live_share), "--live-share is a share, from 0 to 1");
+            let opts = flash::FlashOptions {
+                shoppers: self.shoppers,
+                stock: self.stock,
+                capacity: self.capacity,
+                max_rate: self.sale_rate,
+                session_secs: self.session_secs,
+                order_ttl_secs: self.order_ttl,
+                live_share: self.live_share,
+                concurrency: self.in_flight,
+                seed: self.seed,
+                patience: std::time::Duration::from_secs(self.patience_secs),
+                settle_timeout: std::time::Duration::from_secs(self.settle_timeout),
+                slow_pg: self
+                    .slow_pg_at
+                    .map(|at| (std::time::Duration::from_secs(at), std::time::Duration::from_secs(self.slow_pg_for))),
+                progress: super::progress::reporter(self.json),
+            };
+            let report = flash::run(opts).await?;
+            print(self.json, &report)?;
+            let violations = report.violations.values().map(|v| v.len() as u64).sum();
+            let exit = saga::exit_code(violations, report.unsettled);
+            if exit != 0 {
+                std::process::exit(exit);
+            }
+            return Ok(());
         }
         if self.sim {
             let opts = sim::SimBenchOptions { payments: self.orders, concurrency: self.concurrency };
@@ -205,5 +270,11 @@ impl Report for sim::SimReport {
 impl Report for idle::IdleReport {
     fn text(&self) -> String {
         idle::IdleReport::text(self)
+    }
+}
+
+impl Report for flash::FlashReport {
+    fn text(&self) -> String {
+        flash::FlashReport::text(self)
     }
 }

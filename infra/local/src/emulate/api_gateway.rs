@@ -150,12 +150,10 @@ fn api_gateway_v2_event(
     // HTTP API joins repeated headers with commas and lower-cases names.
     let mut headers = http::HeaderMap::new();
     for name in parts.headers.keys() {
-        let joined: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-        // A header with no printable value is left out, as before.
-        if joined.is_empty() {
-            continue;
-        }
-        if let Ok(v) = http::HeaderValue::from_str(&joined.join(",")) {
+        // As sent, bytes past ASCII included: the handler decides what a
+        // value it cannot read means (a 400 for an unreadable key or token).
+        let joined = parts.headers.get_all(name).iter().map(|v| v.as_bytes()).collect::<Vec<_>>().join(&b","[..]);
+        if let Ok(v) = http::HeaderValue::from_bytes(&joined) {
             headers.insert(name.clone(), v);
         }
     }

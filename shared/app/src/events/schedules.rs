@@ -84,9 +84,19 @@ pub async fn admit_loop(
     admit_until(&app, every, stop, Idle::Wait, Some(pusher.as_ref())).await;
 }
 
+/// The longest the local admitter rests while nothing moves (a shopper
+/// entering and a slot freed wake it at once), and at most this many
+/// periods.
+pub const ADMIT_IDLE_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+const ADMIT_IDLE_PERIODS: u32 = 30;
+
 /// Admitter passes every `every` until `stop`, the saga's health read
 /// every few passes, positions pushed after each. A pass or a push that
-/// fails is logged and the next one tries.
+/// fails is logged and the next one tries. After a pass in which no queue
+/// moved, a Lambda invocation returns ([`Idle::Return`]); the local loop
+/// ([`Idle::Wait`]) rests twice as long each time, up to
+/// [`ADMIT_IDLE_MAX`] (or 30 periods), until a shopper enters or a slot is
+/// freed (`App::admitter`).
 pub async fn admit_until(
     app: &App,
     every: std::time::Duration,
@@ -94,18 +104,26 @@ pub async fn admit_until(
     idle: Idle,
     pusher: Option<&dyn Pusher>,
 ) -> AdmitReport {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     let mut total = AdmitReport::default();
     let mut health = Health::default();
     let mut memory = PushMemory::default();
     let mut last_admitted: Option<u64> = None;
+    let mut rest = std::time::Duration::ZERO;
+    let mut last_pass = tokio::time::Instant::now();
     for pass in 0u32.. {
         tokio::select! {
             _ = &mut stop => break,
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(rest) => {}
+            _ = app.admitter.notified(), if idle == Idle::Wait => {}
         }
+        // At most one pass per period, however often shoppers enter.
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep_until(last_pass + every), if pass > 0 => {}
+            _ = std::future::ready(()), if pass == 0 => {}
+        }
+        last_pass = tokio::time::Instant::now();
         if pass % HEALTH_EVERY == 0 {
             match crate::obs::stats::saga_health(app).await {
                 Ok(h) => health = h,
@@ -116,6 +134,7 @@ pub async fn admit_until(
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "admitter pass failed");
+                rest = every;
                 continue;
             }
         };
@@ -130,8 +149,10 @@ pub async fn admit_until(
         total.sales = total.sales.max(r.sales);
         let moved = r.admitted > 0 || r.sessions_ended > 0 || last_admitted.is_some_and(|a| a != r.admitted_so_far);
         last_admitted = Some(r.admitted_so_far);
-        if idle == Idle::Return && !moved {
-            break;
+        match (moved, idle) {
+            (false, Idle::Return) => break,
+            (false, Idle::Wait) => rest = (rest * 2).clamp(every, (every * ADMIT_IDLE_PERIODS).min(ADMIT_IDLE_MAX)),
+            (true, _) => rest = every,
         }
     }
     total

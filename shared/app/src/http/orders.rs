@@ -282,13 +282,21 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
     }
 }
 
+/// The longest `Admission` header the document allows.
+const ADMISSION_MAX_LEN: usize = 1024;
+
 /// The `Admission` header: an admission token to a sale (docs/waiting-room.md).
 fn admission_header(req: &Request) -> Result<Option<String>, Problem> {
     match req.headers().get("admission") {
         None => Ok(None),
+        // The document's pattern: printable ASCII, at least one character.
         Some(v) => match v.to_str() {
-            Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
-            Ok(_) | Err(_) => Err(not_admitted(&NotAdmitted::Token("malformed"))),
+            Ok(s) if (1..=ADMISSION_MAX_LEN).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) => {
+                Ok(Some(s.to_owned()))
+            }
+            Ok(_) | Err(_) => Err(Problem::bad_request(format!(
+                "Admission must be a token of 1 to {ADMISSION_MAX_LEN} printable ASCII characters"
+            ))),
         },
     }
 }

@@ -11,7 +11,7 @@ use crate::App;
 use crate::usecases::retry::{Contended, Step, retry};
 use shop_domain::sale::Gate;
 use shop_domain::sale::admit::Health;
-use shop_domain::sale::{Position, Sale, SaleState, Shown, Ticket, TicketError, next_rate, plan_step};
+use shop_domain::sale::{Position, Sale, SaleState, Shown, Ticket, TicketError, next_rate, plan_step, sells_out};
 use shop_domain::{OrderId, ProductId, SaleId, UserId};
 use shop_store::{ConflictReason, StoreError, Tx, TxItem};
 
@@ -155,11 +155,12 @@ async fn enter_attempt(app: &App, id: &SaleId, user: &UserId) -> Result<Entered,
     let ticket = Ticket::enter(id.clone(), user.clone(), place, now);
     let mut tx = Tx::new();
     tx.push(sales.op_put_ticket(&ticket, &sale)?);
+    if matches!(place, shop_domain::sale::Place::Early { .. }) {
+        tx.push(sales.op_count_early(&sale, user)?);
+    }
     match app.store.transact(tx).await {
         Ok(()) => {
-            if matches!(place, shop_domain::sale::Place::Early { .. }) {
-                sales.count_early(&sale, user).await?;
-            }
+            app.admitter.notify_one();
             tracing::info!(place = ?ticket.place, "entered the queue");
             Ok(Entered { ticket, new: true, sale })
         }
@@ -241,6 +242,7 @@ pub async fn leave(app: &App, id: &SaleId, user: &UserId) -> Result<Ticket, Leav
         app.store.transact(tx).await?;
         tracing::info!(sale_id = %id, freed = frees, "left the queue");
         if frees {
+            app.admitter.notify_one();
             crate::obs::stats::count_sale(app, id, "freed", 1).await;
         }
         Ok(left)
@@ -287,13 +289,24 @@ async fn admit_attempt(app: &App, id: &SaleId, health: Option<Health>) -> Result
     let now = app.clock.now();
     let freed = sales.freed(id).await?;
     let before = sale.clone();
-    if sale.state(now) == SaleState::Open {
-        sale.early = sales.early_total(&sale).await?;
-        sale.sold_out = sold_out(app, &sale).await?;
-    }
-    let step = plan_step(&sale, freed, now);
+    // While units are reserved by admitted shoppers' orders the sale is
+    // not over (an order that expires gives its units back); it admits no
+    // more shoppers than there are units.
+    let (units, entered) = if sale.state(now) == SaleState::Open {
+        let (counted, early) = sales.entries(&sale).await?;
+        sale.early = early;
+        let left = units_left(app, &sale).await?;
+        sale.sold_out = sells_out(left, sale.admitted.saturating_sub(freed));
+        (left, counted.saturating_add(early))
+    } else {
+        (0, 0)
+    };
+    let step = plan_step(&sale, freed, units, now);
     let rate = health.map_or(sale.rate, |h| next_rate(sale.rate, sale.terms.max_admissions_per_sec, h));
-    let waiting = if step.admit > 0 { sales.waiting(&sale, step.admit).await? } else { Vec::new() };
+    // Nobody can be waiting while every entry was admitted: the queue's
+    // shards are read only when someone may be.
+    let waiting =
+        if step.admit > 0 && entered > sale.admitted { sales.waiting(&sale, step.admit).await? } else { Vec::new() };
     let mut admitted = Vec::with_capacity(waiting.len());
     let mut tx = Tx::new();
     for t in &waiting {
@@ -319,14 +332,6 @@ async fn admit_attempt(app: &App, id: &SaleId, health: Option<Health>) -> Result
         crate::obs::stats::count_sale(app, id, "admitted", i64::try_from(admitted.len()).unwrap_or(0)).await;
     }
     Ok(Some(Admitted { tickets: admitted, active, rate: next.rate, total: next.admitted }))
-}
-
-/// Whether every product `sale` gates is out of stock.
-async fn sold_out(app: &App, sale: &Sale) -> Result<bool, StoreError> {
-    if sale.sold_out {
-        return Ok(true);
-    }
-    Ok(units_left(app, sale).await? == 0)
 }
 
 /// The gated products' units available now.
@@ -417,6 +422,7 @@ pub async fn release_for_order(app: &App, id: &SaleId, user: &UserId, order: &Or
         tx.push(sales.op_free(id, user)?);
         app.store.transact(tx).await?;
         tracing::info!(sale_id = %id, order_id = %order, "slot freed by its order");
+        app.admitter.notify_one();
         crate::obs::stats::count_sale(app, id, "freed", 1).await;
         Ok(Released::Freed)
     })
@@ -475,24 +481,32 @@ const LIVE_SALES: i32 = 100;
 /// Ended sessions one pass frees at most (the rest on the next pass).
 const SESSIONS_PER_PASS: i32 = 500;
 
-/// One pass of the admitter: sessions that ended free their slots, then
-/// one step of every sale not yet ended, the rate following `health`.
-/// A sale whose step fails is logged and left to the next pass.
+/// One pass of the admitter: one step of every sale not yet ended, the
+/// rate following `health`, then the sessions that ended free their slots
+/// (read only while some sale has a slot taken: an idle pass reads no
+/// session). A sale whose step fails is logged and left to the next pass.
 pub async fn admit_pass(app: &App, health: Health) -> Result<AdmitReport, StoreError> {
-    let sessions_ended = end_sessions(app, SESSIONS_PER_PASS).await?;
     let live = app.store.sales().live(app.clock.now(), LIVE_SALES).await?;
     let mut report =
-        AdmitReport { sales: live.len(), admitted: 0, sessions_ended, live: Vec::new(), admitted_so_far: 0 };
+        AdmitReport { sales: live.len(), admitted: 0, sessions_ended: 0, live: Vec::new(), admitted_so_far: 0 };
+    let mut taken = false;
     for id in &live {
         match admit_step(app, id, Some(health)).await {
             Ok(Some(a)) => {
                 report.admitted += a.tickets.len();
                 report.admitted_so_far = report.admitted_so_far.saturating_add(a.total);
+                taken |= a.active > 0;
                 crate::obs::stats::sample_sale(app, id, a.active, a.rate).await;
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(sale_id = %id, error = %e, "admission step failed; the next pass retries"),
+            Err(e) => {
+                taken = true;
+                tracing::warn!(sale_id = %id, error = %e, "admission step failed; the next pass retries");
+            }
         }
+    }
+    if taken {
+        report.sessions_ended = end_sessions(app, SESSIONS_PER_PASS).await?;
     }
     if report.admitted > 0 {
         app.count("Admitted", u64::try_from(report.admitted).unwrap_or(u64::MAX));

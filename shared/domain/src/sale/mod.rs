@@ -23,7 +23,7 @@ pub mod ticket;
 use crate::{ProductId, SaleId, Timestamp};
 use serde::{Deserialize, Serialize};
 
-pub use admit::{Health, Step, next_rate, plan_step};
+pub use admit::{Health, Step, next_rate, plan_step, sells_out};
 pub use gate::{Gate, NotAdmitted, sale_of_order};
 pub use place::{Place, Position, position};
 pub use ticket::{Admission, Shown, Ticket, TicketError, TicketStatus};
@@ -146,7 +146,8 @@ pub struct Sale {
     /// what a pre-queue position is estimated from.
     pub early: u64,
     pub early_admitted: u64,
-    /// Set once the gated products' stock is gone.
+    /// Set once the gated products' stock is gone for good: none left and
+    /// no admitted shopper holding a slot ([`admit::sells_out`]).
     pub sold_out: bool,
     /// The gated products' units available when the sale was created:
     /// what was sold is this less what is available now.

@@ -421,7 +421,7 @@ fn since<'a>(a: &'a BTreeMap<String, u64>, b: &'a BTreeMap<String, u64>) -> impl
 
 /// Loads the catalog in parallel chunks (the catalog of a large run has
 /// tens of thousands of coupons and users).
-async fn seed_concurrently(stack: &Stack, catalog: &seed::Catalog) -> anyhow::Result<()> {
+pub(crate) async fn seed_concurrently(stack: &Stack, catalog: &seed::Catalog) -> anyhow::Result<()> {
     let products = seed::Catalog {
         products: catalog.products.clone(),
         coupons: vec![],

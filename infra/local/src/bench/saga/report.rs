@@ -102,7 +102,7 @@ pub fn exit_code(violations: u64, unsettled: usize) -> i32 {
     }
 }
 
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Percentiles {
     pub n: usize,
     pub p50: f64,
@@ -111,7 +111,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    pub(super) fn of(mut ms: Vec<f64>) -> Percentiles {
+    pub(crate) fn of(mut ms: Vec<f64>) -> Percentiles {
         ms.sort_by(f64::total_cmp);
         let at = |p: f64| {
             let i = ((ms.len() as f64 - 1.0) * p).round() as usize;
