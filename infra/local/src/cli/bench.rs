@@ -98,7 +98,7 @@ pub struct Bench {
     #[arg(long, default_value_t = 200, requires = "flash_sale")]
     sale_rate: u32,
     /// With --flash-sale: seconds an admitted shopper has to order.
-    #[arg(long, default_value_t = 30, requires = "flash_sale")]
+    #[arg(long, default_value_t = 120, requires = "flash_sale")]
     session_secs: u32,
     /// With --flash-sale: the share of shoppers waiting on the WebSocket (0 to 1).
     #[arg(long, default_value_t = 0.1, requires = "flash_sale")]

@@ -96,6 +96,12 @@ pub struct FlashReport {
     pub admitted: u64,
     pub freed: u64,
     pub sold_out_shoppers: usize,
+    /// Admitted shoppers who learnt of it after their session ended
+    /// (polling under load): refused, as they must be.
+    pub missed_session: usize,
+    /// Admitted shoppers who paid after their order's payment window
+    /// (`--order-ttl`): refused, as they must be.
+    pub paid_too_late: usize,
     pub gave_up: usize,
     /// The most shoppers holding a slot at one sample (every 200 ms).
     pub max_active_observed: u64,
@@ -142,8 +148,14 @@ impl FlashReport {
             self.session_secs
         );
         out += &format!(
-            "entries: {:.0}/s ({:.1} s for all); admitted {}, freed {}; sold out for {} shoppers; {} gave up\n",
-            self.entries_per_sec, self.entry_secs, self.admitted, self.freed, self.sold_out_shoppers, self.gave_up
+            "entries: {:.0}/s ({:.1} s for all); admitted {}, freed {}; sold out for {} shoppers; {} missed their session; {} gave up\n",
+            self.entries_per_sec,
+            self.entry_secs,
+            self.admitted,
+            self.freed,
+            self.sold_out_shoppers,
+            self.missed_session,
+            self.gave_up
         );
         out += &format!(
             "wait entry → admission: p50 {:.0} ms, p99 {:.0} ms (n {}); by position decile p99: {}\n",
@@ -498,6 +510,8 @@ pub async fn run(opts: FlashOptions) -> anyhow::Result<FlashReport> {
         admitted: checked.admitted,
         freed: checked.freed,
         sold_out_shoppers: runs.iter().filter(|r| r.outcome == Outcome::SoldOut).count(),
+        missed_session: runs.iter().filter(|r| r.outcome == Outcome::MissedSession).count(),
+        paid_too_late: runs.iter().filter(|r| r.outcome == Outcome::PaidTooLate).count(),
         gave_up: runs.iter().filter(|r| r.outcome == Outcome::GaveUp).count(),
         max_active_observed,
         samples: samples.len(),

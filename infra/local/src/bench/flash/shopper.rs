@@ -58,6 +58,13 @@ pub enum Outcome {
     /// Admitted, then did what its behaviour says (`paid` says whether it paid).
     Admitted,
     SoldOut,
+    /// Admitted, but the session ended before the shopper ordered (it
+    /// learnt of its admission too late): the admission is refused, as it
+    /// must be, and the slot freed by the session timer.
+    MissedSession,
+    /// Admitted and ordered, but paid after the order's payment window:
+    /// refused, as it must be; the order expires and its unit comes back.
+    PaidTooLate,
     /// Gave up waiting (the bench's bound), or could not enter.
     GaveUp,
 }
@@ -212,6 +219,10 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
             run.outcome = Outcome::SoldOut;
             return Ok(());
         }
+        Some("EXPIRED") => {
+            run.outcome = Outcome::MissedSession;
+            return Ok(());
+        }
         _ => return Ok(()),
     }
     run.outcome = Outcome::Admitted;
@@ -237,12 +248,18 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
         // Admitted while the last units were reserved by others' orders.
         return Ok(());
     }
+    if status == 403 && placed["detail"].as_str().is_some_and(|d| d.ends_with("expired")) {
+        run.outcome = Outcome::MissedSession;
+        return Ok(());
+    }
     anyhow::ensure!(status == 201, "ordering with an admission: {status} {placed}");
     let placed_at = Instant::now();
     let order_id = placed["orderId"].as_str().unwrap_or_default().to_owned();
     let amount = placed["amountDue"].as_u64().unwrap_or_default();
     run.order_id = Some(order_id.clone());
     let api = |path: &str, body: Value| to.http.post(format!("{}{path}", to.api)).bearer_auth(&token).json(&body);
+    let too_late =
+        |status: u16, v: &Value| status == 409 && v["type"].as_str().is_some_and(|k| k.ends_with("order-expired"));
     match plan.behaviour {
         Behaviour::Card | Behaviour::FailToPay => {
             let (_, _, checkout) = send(
@@ -258,7 +275,9 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
             let (status, _, v) =
                 send(to, api("/payments/confirm", json!({"orderId": order_id, "paymentKey": key, "amount": paying})))
                     .await?;
-            if plan.behaviour == Behaviour::Card {
+            if plan.behaviour == Behaviour::Card && too_late(status, &v) {
+                run.outcome = Outcome::PaidTooLate;
+            } else if plan.behaviour == Behaviour::Card {
                 anyhow::ensure!(status == 200 && v["status"] == "PAID", "paying by card: {status} {v}");
                 run.paid = true;
                 run.paid_at = Some(since(started, placed_at));
@@ -268,6 +287,10 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
         }
         Behaviour::Points => {
             let (status, _, v) = send(to, api("/payments/points", json!({"orderId": order_id}))).await?;
+            if too_late(status, &v) {
+                run.outcome = Outcome::PaidTooLate;
+                return Ok(());
+            }
             anyhow::ensure!(status == 200 && v["status"] == "PAID", "paying with points: {status} {v}");
             run.paid = true;
             run.paid_at = Some(since(started, placed_at));
