@@ -13,7 +13,7 @@ use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use shop_domain::json::Integer;
-use shop_domain::sale::{InvalidSale, Sale, SaleState, SaleTerms, Shown, TicketError};
+use shop_domain::sale::{InvalidSale, Sale, SaleTerms, Shown, TicketError};
 use shop_domain::{ProductId, SaleId, Timestamp};
 
 /// The figures move every second of a sale: shared caches may keep them
@@ -22,15 +22,6 @@ pub const SALE_CACHE_CONTROL: &str = "public, max-age=1";
 /// One's ticket: never in a shared cache; revalidated (a `304` while
 /// nothing changed).
 pub const TICKET_CACHE_CONTROL: &str = "private, no-cache";
-
-fn state_name(s: SaleState) -> &'static str {
-    match s {
-        SaleState::Scheduled => "SCHEDULED",
-        SaleState::Open => "OPEN",
-        SaleState::SoldOut => "SOLD_OUT",
-        SaleState::Ended => "ENDED",
-    }
-}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,7 +58,7 @@ impl SaleView {
             sale_id: s.sale.id.to_string(),
             name: t.name.clone(),
             products: t.products.iter().map(ToString::to_string).collect(),
-            state: state_name(s.state),
+            state: s.state.as_str(),
             starts_at: t.starts_at.to_rfc3339(),
             ends_at: t.ends_at.to_rfc3339(),
             capacity: t.capacity,
@@ -153,7 +144,7 @@ impl TicketBody {
             live_token,
             sale_id: t.sale.to_string(),
             status: v.shown,
-            sale_state: state_name(v.sale.state(v.at)),
+            sale_state: v.sale.state(v.at).as_str(),
             entered_at: t.entered_at.to_rfc3339(),
             pre_queue: matches!(t.place, shop_domain::sale::Place::Early { .. }),
             ahead: v.position.map(|p| p.ahead),
@@ -237,7 +228,7 @@ impl From<&EnterError> for Problem {
         match e {
             EnterError::UnknownSale(_) => sale_not_found(),
             EnterError::Closed { state, .. } => {
-                Problem::new(409, "sale-closed", "Sale closed", e.to_string()).with("state", state_name(*state))
+                Problem::new(409, "sale-closed", "Sale closed", e.to_string()).with("state", state.as_str())
             }
             EnterError::Contention(c) => http::contention(*c, "too many concurrent entries; retry"),
             EnterError::Unexpected(err) => {

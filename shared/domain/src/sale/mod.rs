@@ -126,6 +126,18 @@ pub enum SaleState {
     Ended,
 }
 
+impl SaleState {
+    /// As the API and the events name it (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaleState::Scheduled => "SCHEDULED",
+            SaleState::Open => "OPEN",
+            SaleState::SoldOut => "SOLD_OUT",
+            SaleState::Ended => "ENDED",
+        }
+    }
+}
+
 /// A sale: its terms and what the admitter has done so far. Only the
 /// admitter writes `admitted`, `served` and `rate`, one step at a time
 /// under `version` (ADR 0027).

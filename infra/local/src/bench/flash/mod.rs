@@ -148,13 +148,14 @@ impl FlashReport {
             self.session_secs
         );
         out += &format!(
-            "entries: {:.0}/s ({:.1} s for all); admitted {}, freed {}; sold out for {} shoppers; {} missed their session; {} gave up\n",
+            "entries: {:.0}/s ({:.1} s for all); admitted {}, freed {}; sold out for {} shoppers; {} missed their session, {} paid too late; {} gave up\n",
             self.entries_per_sec,
             self.entry_secs,
             self.admitted,
             self.freed,
             self.sold_out_shoppers,
             self.missed_session,
+            self.paid_too_late,
             self.gave_up
         );
         out += &format!(

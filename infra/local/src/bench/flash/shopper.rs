@@ -169,8 +169,8 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
     let mut entered = None;
     for _ in 0..20 {
         match send(to, to.http.post(format!("{}/sales/{}/queue", to.api, to.sale)).bearer_auth(&token)).await {
-            Ok((201 | 200, _, t)) => {
-                entered = Some(t);
+            Ok((201 | 200, headers, t)) => {
+                entered = Some((t, headers));
                 break;
             }
             Ok((409, _, t)) if t["type"].as_str().is_some_and(|k| k.ends_with("sale-closed")) => {
@@ -180,7 +180,7 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
             Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    let Some(mut ticket) = entered else { return Ok(()) };
+    let Some((mut ticket, entered_headers)) = entered else { return Ok(()) };
     let entered_at = Instant::now();
     run.entered_ms = Some(entered_at.duration_since(started).as_secs_f64() * 1000.0);
     if plan.cheats {
@@ -199,17 +199,18 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
             ticket = send(to, to.http.get(&me).bearer_auth(&token)).await?.2;
         }
     } else {
+        let mut retry_after = ticket_retry_after(&entered_headers);
         while ticket["status"] == "WAITING" {
             if Instant::now() >= deadline {
                 return Ok(());
             }
-            let pause = ticket["estimatedWaitSecs"].as_u64().map_or(1, |w| (w / 10).clamp(1, 30));
-            tokio::time::sleep(Duration::from_secs(pause).min(deadline.saturating_duration_since(Instant::now())))
-                .await;
-            let (status, _, t) = poll(to, to.http.get(&me).bearer_auth(&token)).await?;
+            let pause = Duration::from_secs(retry_after);
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+            let (status, headers, t) = poll(to, to.http.get(&me).bearer_auth(&token)).await?;
             run.polls += 1;
             if status == 200 {
                 ticket = t;
+                retry_after = ticket_retry_after(&headers);
             }
         }
     }
@@ -298,6 +299,12 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
         Behaviour::LetExpire | Behaviour::Leave | Behaviour::Idle => {}
     }
     Ok(())
+}
+
+/// The seconds an answer's `Retry-After` says to wait before polling
+/// again (1 when it says none).
+fn ticket_retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
+    headers.get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(1)
 }
 
 /// (ms from `started` to `placed`, ms from `placed` to now).

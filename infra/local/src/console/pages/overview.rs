@@ -70,18 +70,26 @@ pub async fn live(State(state): State<Arc<ConsoleState>>, Query(r): Query<Range>
 }
 
 /// One value per minute of the range, oldest first.
-struct Series {
+pub(crate) struct Series {
     minutes: Vec<i64>,
     by_minute: BTreeMap<i64, Values>,
 }
 
 impl Series {
-    fn counter(&self, name: &str) -> Vec<i64> {
+    /// The statistics of the last `minutes` minutes up to `now`: one range read.
+    pub(crate) async fn read(app: &shop_app::App, now: shop_domain::Timestamp, minutes: i64) -> anyhow::Result<Series> {
+        let from = now.plus_secs(-(minutes - 1) * 60);
+        let by_minute = app.store.stats().between(from, now).await?;
+        let first = shop_store::stats::minute_of(from);
+        Ok(Series { minutes: (0..minutes).map(|i| first + i * 60_000).collect(), by_minute })
+    }
+
+    pub(crate) fn counter(&self, name: &str) -> Vec<i64> {
         self.minutes.iter().map(|m| self.by_minute.get(m).and_then(|v| v.get(name)).copied().unwrap_or(0)).collect()
     }
 
     /// A sampled gauge, carried forward over minutes without a sample.
-    fn gauge(&self, name: &str) -> Vec<i64> {
+    pub(crate) fn gauge(&self, name: &str) -> Vec<i64> {
         let mut last = 0;
         self.minutes
             .iter()
@@ -116,11 +124,8 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
     // The PG calls this process counted and holds (up to a second) are read with the rest.
     app.flush_stats().await;
     let now = app.clock.now();
-    let from = now.plus_secs(-(minutes - 1) * 60);
-    let by_minute = app.store.stats().between(from, now).await?;
+    let series = Series::read(app, now, minutes).await?;
     let totals = app.store.stats().totals().await?;
-    let first = shop_store::stats::minute_of(from);
-    let series = Series { minutes: (0..minutes).map(|i| first + i * 60_000).collect(), by_minute };
 
     // Orders per status at each minute: the total now, less what changed after.
     let statuses: Vec<(OrderStatus, i64, Vec<i64>)> = OrderStatus::ALL

@@ -14,9 +14,8 @@ use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use shop_app::obs::stats::sale_stat;
 use shop_app::usecases::sales::{SaleStatus, status};
-use shop_store::stats::Values;
 
-use super::overview::{card, card_class, duration};
+use super::overview::{Series, card, card_class, duration};
 use super::shell;
 use crate::console::ConsoleState;
 
@@ -63,25 +62,9 @@ async fn sales(state: &ConsoleState) -> anyhow::Result<Markup> {
             shown.push(s);
         }
     }
-    let from = now.plus_secs(-(MINUTES - 1) * 60);
-    let by_minute = app.store.stats().between(from, now).await?;
-    let first = shop_store::stats::minute_of(from);
-    let minutes: Vec<i64> = (0..MINUTES).map(|i| first + i * 60_000).collect();
-    let counter = |name: &str| -> Vec<i64> {
-        minutes.iter().map(|m| by_minute.get(m).and_then(|v: &Values| v.get(name)).copied().unwrap_or(0)).collect()
-    };
-    let gauge = |name: &str| -> Vec<i64> {
-        let mut last = 0;
-        minutes
-            .iter()
-            .map(|m| {
-                if let Some(v) = by_minute.get(m).and_then(|v| v.get(name)) {
-                    last = *v;
-                }
-                last
-            })
-            .collect()
-    };
+    let series = Series::read(app, now, MINUTES).await?;
+    let counter = |name: &str| series.counter(name);
+    let gauge = |name: &str| series.gauge(name);
     let stuck = app.store.sales().sessions_ended(now.plus_secs(-STUCK_AFTER_SECS), STUCK_CAP).await?;
     let depths = crate::console::queues::depths(state).await?;
     let dlq = crate::emulate::queue::dlq_of(shop_app::events::consumers::WAITING_ROOM);
