@@ -151,8 +151,9 @@ async fn an_operator_follows_a_saga_and_redrives_a_dlq_in_a_real_browser() {
 
     // The data platform refuses: armed from the simulators page.
     c.goto(&app.url("/console/simulators")).await.unwrap();
+    c.find(Locator::Css("#sink-reason")).await.unwrap().send_keys("rehearsing an outage").await.unwrap();
     c.find(Locator::Css("#sink-fail")).await.unwrap().click().await.unwrap();
-    c.wait().at_most(WAIT).for_element(Locator::Css("#sink-clear")).await.unwrap();
+    c.wait().at_most(WAIT).for_element(Locator::Css("table#sink-faults")).await.unwrap();
     shot(&c, "simulators").await;
     let (refused, amount) = app.order("u2", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
     app.pay_by_card("u2", &refused, amount).await;
@@ -162,12 +163,24 @@ async fn an_operator_follows_a_saga_and_redrives_a_dlq_in_a_real_browser() {
 
     // Recovered, then redriven from the page, with its confirmation.
     c.goto(&app.url("/console/simulators")).await.unwrap();
+    c.find(Locator::Css("#sink-clear-reason")).await.unwrap().send_keys("rehearsal over").await.unwrap();
     c.find(Locator::Css("#sink-clear")).await.unwrap().click().await.unwrap();
-    c.wait().at_most(WAIT).for_element(Locator::Css("#sink-fail")).await.unwrap();
+    c.wait().at_most(WAIT).for_element(Locator::Css("p#sink-faults")).await.unwrap();
     c.goto(&app.url("/console/queues")).await.unwrap();
     c.find(Locator::Css("#queue-analytics a.action")).await.unwrap().click().await.unwrap();
-    c.wait().at_most(WAIT).for_element(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
-    c.wait().at_most(WAIT).for_element(Locator::Css("#queues")).await.unwrap();
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#reason"))
+        .await
+        .unwrap()
+        .send_keys("the platform is back")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
+    // The audit trail, where the redrive lands: the operator, the reason, the order.
+    let audit = text_when(&c, "#audit", "the redrive in the audit trail", |t| t.contains("dlq.redrive")).await;
+    assert!(audit.contains("ops") && audit.contains("the platform is back") && audit.contains(&refused), "{audit}");
+    shot(&c, "audit").await;
 
     // The delivery, seen on the order's page.
     c.goto(&app.url(&format!("/console/orders/{refused}"))).await.unwrap();

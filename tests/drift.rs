@@ -395,3 +395,21 @@ fn the_stream_filter_is_the_codecs_and_aws_has_no_pending_index() {
         .collect();
     assert_eq!(filters, vec![codec::stream_filter()], "run python3 infra/scripts/gen-template.py");
 }
+
+/// The consumers mark an outcome dead-lettered on the receive their queue
+/// allows last (`Config::max_receives`): every consumer queue's redrive
+/// policy must allow exactly that many.
+#[test]
+fn every_consumer_queue_moves_a_message_to_its_dlq_after_the_receives_the_consumers_count() {
+    let t = template();
+    let expected = shop_app::config::Config::default().max_receives;
+    let queues = of_type(&t, "AWS::SQS::Queue");
+    let mut with_dlq = 0;
+    for (name, q) in &queues {
+        if let Some(n) = q["Properties"]["RedrivePolicy"]["maxReceiveCount"].as_u64() {
+            assert_eq!(n, u64::from(expected), "{name}'s maxReceiveCount");
+            with_dlq += 1;
+        }
+    }
+    assert_eq!(with_dlq, shop_app::events::consumers::NAMES.len(), "one redriven queue per consumer");
+}

@@ -4,6 +4,13 @@
 use serde_json::json;
 use shop_tests::{eventually, spawn_app};
 
+/// A console action's form with the reason every action requires.
+fn with_reason<'a>(form: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = form.to_vec();
+    all.push(("reason", "a test of the console"));
+    all
+}
+
 fn operator_token(app: &shop_tests::TestApp) -> String {
     let now = app.stack.app.clock.now().millis() / 1000;
     shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", now, 600)
@@ -144,8 +151,9 @@ async fn a_message_the_sink_refused_reaches_the_dlq_and_is_redriven_from_the_con
     let app = spawn_app().await;
     let token = operator_token(&app);
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let post =
-        |path: &str, form: &[(&str, &str)]| no_redirects.post(app.url(path)).bearer_auth(&token).form(form).send();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        no_redirects.post(app.url(path)).bearer_auth(&token).form(&with_reason(form)).send()
+    };
     let get = |path: &str| app.http.get(app.url(path)).bearer_auth(&token).send();
 
     // The data platform refuses everything, set from the simulators page.
@@ -172,7 +180,7 @@ async fn a_message_the_sink_refused_reaches_the_dlq_and_is_redriven_from_the_con
     assert!(confirm.contains("1 message(s) go back"), "{confirm}");
     let moved = post("/console/queues/analytics/redrive", &[]).await.unwrap();
     assert_eq!(moved.status(), 303);
-    assert_eq!(moved.headers()["location"], "/console/queues?redriven=analytics&moved=1");
+    assert_eq!(moved.headers()["location"], "/console/audit");
     eventually(20, "the redriven OrderPaid delivered", || async {
         app.exported(&order).await.iter().any(|d| d.detail_type == "OrderPaid" && d.status == 200).then_some(())
     })
@@ -217,7 +225,10 @@ async fn the_overview_counts_each_order_once_in_its_status_even_when_republished
     app.settled().await;
 
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let republish = no_redirects.post(app.url(&format!("/console/orders/{paid}/republish"))).bearer_auth(&token);
+    let republish = no_redirects
+        .post(app.url(&format!("/console/orders/{paid}/republish")))
+        .bearer_auth(&token)
+        .form(&[("reason", "a test")]);
     assert_eq!(republish.send().await.unwrap().status(), 303);
     app.settled().await;
 
@@ -263,8 +274,9 @@ async fn the_console_finds_orders_lists_failing_consumers_and_replays_one_event_
     let app = spawn_app().await;
     let token = operator_token(&app);
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let post =
-        |path: &str, form: &[(&str, &str)]| no_redirects.post(app.url(path)).bearer_auth(&token).form(form).send();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        no_redirects.post(app.url(path)).bearer_auth(&token).form(&with_reason(form)).send()
+    };
     let get = |path: String| {
         let req = app.http.get(app.url(&path)).bearer_auth(&token);
         async move { req.send().await.unwrap().text().await.unwrap() }
@@ -283,14 +295,23 @@ async fn the_console_finds_orders_lists_failing_consumers_and_replays_one_event_
             .iter()
             .any(|f| f.order_id == paid && f.outcome.consumer == "analytics" && f.outcome.detail_type == "OrderPaid")
     };
-    eventually(20, "the analytics failure on OrderPaid listed", || async {
-        paid_failed(&app.store().saga().failures(20).await.ok()?).then_some(())
+    // Retrying, then (five receives later) dead-lettered: listed either way.
+    let failure_listed = || async {
+        let saga = app.store().saga();
+        Some(paid_failed(&saga.failures(20).await.ok()?) || paid_failed(&saga.dead_letters(20).await.ok()?))
+    };
+    eventually(20, "the analytics failure on OrderPaid listed", || async { failure_listed().await?.then_some(()) })
+        .await;
+    eventually(20, "the failing order on the orders page", || async {
+        let orders = get("/console/orders".into()).await;
+        let in_table = |id: &str| {
+            let Some(at) = orders.find(&format!("id=\"{id}\"")) else { return false };
+            let table = &orders[at..];
+            table[..table.find("</table>").unwrap_or(table.len())].contains(&format!("/console/orders/{paid}"))
+        };
+        (in_table("failing") || in_table("dead-lettered")).then_some(())
     })
     .await;
-    let orders = get("/console/orders".into()).await;
-    let failing = &orders[orders.find("id=\"failing\"").expect("the failing list")..];
-    let failing = &failing[..failing.find("</table>").unwrap()];
-    assert!(failing.contains(&format!("/console/orders/{paid}")), "{orders}");
 
     // An order cancelled by a request carrying a correlation id.
     let (cancelled, _) = app.order("u5", one).await;
@@ -340,10 +361,7 @@ async fn the_console_finds_orders_lists_failing_consumers_and_replays_one_event_
         app.exported(&paid).await.iter().any(|d| d.detail_type == "OrderPaid" && d.status == 200).then_some(())
     })
     .await;
-    eventually(20, "its failure off the list", || async {
-        (!paid_failed(&app.store().saga().failures(20).await.ok()?)).then_some(())
-    })
-    .await;
+    eventually(20, "its failure off both lists", || async { (!failure_listed().await?).then_some(()) }).await;
     // A consumer whose rule does not take the event: nothing is sent.
     let refused = post(&format!("/console/orders/{paid}/replay"), &[("version", "1"), ("consumer", "compensation")])
         .await
@@ -358,8 +376,9 @@ async fn pg_faults_are_armed_and_cleared_from_the_simulators_page() {
     let app = spawn_app().await;
     let token = operator_token(&app);
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let post =
-        |path: &str, form: &[(&str, &str)]| no_redirects.post(app.url(path)).bearer_auth(&token).form(form).send();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        no_redirects.post(app.url(path)).bearer_auth(&token).form(&with_reason(form)).send()
+    };
     let page = || async {
         app.http.get(app.url("/console/simulators")).bearer_auth(&token).send().await.unwrap().text().await.unwrap()
     };
@@ -421,7 +440,7 @@ async fn a_cross_origin_post_to_any_console_action_is_refused_and_no_page_may_be
     ];
     for (path, form) in &actions {
         let post = |headers: &[(&'static str, &str)]| {
-            let mut req = no_redirects.post(app.url(path)).bearer_auth(&token).form(form);
+            let mut req = no_redirects.post(app.url(path)).bearer_auth(&token).form(&with_reason(form));
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }
@@ -506,7 +525,12 @@ async fn a_session_is_server_side_its_forms_carry_its_csrf_token_and_logout_revo
     assert_eq!(csrf_of(&get("/console/queues", &cookie).await.unwrap().text().await.unwrap()), csrf);
 
     let post = |path: &str, cookie: &str, csrf: Option<&str>| {
-        let mut form = vec![("op", "confirm".to_owned()), ("fault", "error".to_owned()), ("count", "1".to_owned())];
+        let mut form = vec![
+            ("op", "confirm".to_owned()),
+            ("fault", "error".to_owned()),
+            ("count", "1".to_owned()),
+            ("reason", "a test".to_owned()),
+        ];
         if let Some(c) = csrf {
             form.push(("csrf", c.to_owned()));
         }
@@ -558,4 +582,143 @@ async fn every_pg_call_is_in_the_statistics_once_the_process_writes_its_counts()
     })
     .await;
     assert!(seen >= 3 && counted >= 3, "three confirms at least: {seen}");
+}
+
+/// Every console action needs a reason and is recorded with the signed-in
+/// operator: without one it is refused and nothing changes; done, it is on
+/// the Audit page with the orders it touched and how it ended, newest
+/// first, 50 a page.
+#[tokio::test]
+async fn every_action_needs_a_reason_and_the_audit_page_shows_who_did_what_to_which_orders_and_why() {
+    let app = spawn_app().await;
+    let token = operator_token(&app);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post = |path: &str, form: Vec<(&str, String)>| {
+        let req = no_redirects.post(app.url(path)).bearer_auth(&token).form(&form);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let get = |path: String| {
+        let req = app.http.get(app.url(&path)).bearer_auth(&token);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let arm = |reason: Option<String>| {
+        let mut form = vec![("fault", "error".to_owned()), ("count", "-1".to_owned())];
+        form.extend(reason.map(|r| ("reason", r)));
+        post("/console/simulators/sink/faults", form)
+    };
+    for refused in [None, Some("   ".to_owned()), Some("x".repeat(501)), Some("two\nlines".to_owned())] {
+        assert_eq!(arm(refused.clone()).await, 400, "{refused:?}");
+    }
+    assert!(app.stack.sink.faults().await.unwrap().is_empty(), "nothing armed without a reason");
+    assert!(app.store().audit().page(10, None).await.unwrap().0.is_empty(), "nothing recorded");
+
+    assert_eq!(arm(Some("rehearsing an outage".into())).await, 303);
+    let (order, amount) = app.order("u2", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    app.pay_by_card("u2", &order, amount).await;
+    eventually(20, "the OrderPaid in the analytics DLQ", || async {
+        app.dlq("analytics").await.iter().any(|m| m.order_id == order).then_some(())
+    })
+    .await;
+    assert_eq!(post("/console/simulators/sink/clear", vec![("reason", "rehearsal over".into())]).await, 303);
+    assert_eq!(post("/console/queues/analytics/redrive", vec![]).await, 400, "a redrive without a reason");
+    assert_eq!(app.dlq("analytics").await.len(), 1, "nothing moved");
+    assert_eq!(post("/console/queues/analytics/redrive", vec![("reason", "the platform is back".into())]).await, 303);
+
+    let audit = get("/console/audit".into()).await;
+    let row = |needle: &str| {
+        let at = audit.find(needle).unwrap_or_else(|| panic!("{needle} not on {audit}"));
+        let start = audit[..at].rfind("<tr").unwrap();
+        let end = at + audit[at..].find("</tr>").unwrap();
+        audit[start..end].to_owned()
+    };
+    let redrive = row("the platform is back");
+    for shown in [
+        "ops",
+        "console · local",
+        "dlq.redrive",
+        "queue:analytics-dlq",
+        "SUCCEEDED: 1 message(s) moved back to analytics",
+    ] {
+        assert!(redrive.contains(shown), "{shown} in {redrive}");
+    }
+    assert!(redrive.contains(&format!("href=\"/console/orders/{order}\"")), "the order linked: {redrive}");
+    assert!(row("rehearsing an outage").contains("sink.fault.arm"));
+    assert!(
+        audit.find("the platform is back") < audit.find("rehearsal over")
+            && audit.find("rehearsal over") < audit.find("rehearsing an outage"),
+        "newest first"
+    );
+
+    // Fifty more: the first three are on the second page.
+    for i in 0..50 {
+        assert_eq!(post("/console/simulators/sink/clear", vec![("reason", format!("clear number {i}"))]).await, 303);
+    }
+    let first = get("/console/audit".into()).await;
+    assert!(first.contains("clear number 49") && !first.contains("rehearsing an outage"));
+    let older = first.split("id=\"older\" href=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&");
+    let second = get(older).await;
+    assert!(second.contains("rehearsing an outage") && !second.contains("clear number 49"), "{second}");
+    assert_eq!(
+        app.http.get(app.url("/console/audit?before=nonsense")).bearer_auth(&token).send().await.unwrap().status(),
+        400
+    );
+}
+
+/// An order whose analytics message is dead-lettered opens with a banner:
+/// what is stuck, since when, the last error, that nothing retries it, and
+/// the actions that resolve it; the redrive clears it.
+#[tokio::test]
+async fn an_order_whose_message_is_dead_lettered_opens_with_a_banner_that_says_why_and_what_resolves_it() {
+    let app = spawn_app().await;
+    let token = operator_token(&app);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post = |path: &str, form: &[(&str, &str)]| {
+        no_redirects.post(app.url(path)).bearer_auth(&token).form(&with_reason(form)).send()
+    };
+    let page = |order: String| {
+        let req = app.http.get(app.url(&format!("/console/orders/{order}"))).bearer_auth(&token);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(
+        post("/console/simulators/sink/faults", &[("fault", "error"), ("count", "-1")]).await.unwrap().status(),
+        303
+    );
+    let (order, amount) = app.order("u2", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    app.pay_by_card("u2", &order, amount).await;
+    eventually(30, "the OrderPaid's analytics outcome dead-lettered", || async {
+        let dead = app.store().saga().dead_letters(20).await.ok()?;
+        dead.iter().any(|f| f.order_id == order && f.outcome.consumer == "analytics").then_some(())
+    })
+    .await;
+    let html = page(order.clone()).await;
+    let banner = &html[html.find("id=\"problem-analytics-3\"").unwrap_or_else(|| panic!("no banner: {html}"))..];
+    let banner = &banner[..banner.find("</div>").unwrap()];
+    for said in [
+        "analytics could not take OrderPaid",
+        "dead-lettered",
+        "after 5 attempt(s)",
+        "nothing retries it",
+        "Last error:",
+    ] {
+        assert!(banner.contains(said), "{said} in {banner}");
+    }
+    assert!(banner.contains("/console/queues/analytics/redrive"), "the redrive: {banner}");
+    assert!(banner.contains(&format!("/console/orders/{order}/replay?version=3&amp;consumer=analytics")), "{banner}");
+    // The orders page lists it as dead-lettered, not retrying.
+    let orders =
+        app.http.get(app.url("/console/orders")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
+    let dead = &orders[orders.find("id=\"dead-lettered\"").unwrap()..];
+    assert!(dead[..dead.find("</table>").unwrap()].contains(&order), "{orders}");
+
+    assert_eq!(post("/console/simulators/sink/clear", &[]).await.unwrap().status(), 303);
+    // The queue moves the message once its visibility timeout passes.
+    eventually(30, "the message in the DLQ", || async {
+        app.dlq("analytics").await.iter().any(|m| m.order_id == order).then_some(())
+    })
+    .await;
+    assert_eq!(post("/console/queues/analytics/redrive", &[]).await.unwrap().status(), 303);
+    eventually(30, "the banner gone once the redriven message is done", || async {
+        (!page(order.clone()).await.contains("id=\"problem-analytics-3\"")).then_some(())
+    })
+    .await;
 }

@@ -41,6 +41,22 @@ async fn sale(app: &TestApp, starts: i64, capacity: u64) -> Sale {
     }
 }
 
+/// A sale of `scarce` (5 units) from T0, 10 at once and 10 a second.
+async fn scarce_sale(app: &TestApp) {
+    let terms = SaleTerms::new(
+        "Scarce drop".into(),
+        vec![ProductId::parse("scarce").unwrap()],
+        T0,
+        T0.plus_secs(3_600),
+        10,
+        10,
+        300,
+        Some(4),
+    )
+    .unwrap();
+    sales::create_sale(&app.stack.app, &Sale::new(sid(), terms, 7)).await.unwrap();
+}
+
 async fn step(app: &TestApp) -> sales::Admitted {
     sales::admit_step(&app.stack.app, &sid(), Some(Health::default())).await.unwrap().unwrap()
 }
@@ -520,20 +536,91 @@ async fn the_console_shows_a_running_sale_its_slots_and_its_admissions() {
 }
 
 #[tokio::test]
+async fn a_sale_sells_out_when_its_last_units_are_paid_and_every_waiting_ticket_ends_with_it() {
+    let app = spawn_app_driven().await;
+    scarce_sale(&app).await;
+    for i in 0..8 {
+        sales::enter(&app.stack.app, &sid(), &uid(&format!("s{i}"))).await.unwrap();
+    }
+    app.clock.advance_secs(1);
+    let first = step(&app).await;
+    assert_eq!(first.tickets.len(), 5, "five units, five shoppers");
+    for t in &first.tickets {
+        let token = token_of(&app, t.user.as_str(), "drop").await;
+        let (status, order) = order_with(&app, t.user.as_str(), "scarce", Some(&token)).await;
+        assert_eq!(status, 201, "{order}");
+        let (id, amount) = (order["orderId"].as_str().unwrap(), order["amountDue"].as_u64().unwrap());
+        app.pay_by_card(t.user.as_str(), id, amount).await;
+    }
+    shop_tests::eventually(10, "every paid order's slot freed", || async {
+        (app.store().sales().freed(&sid()).await.unwrap() == 5).then_some(())
+    })
+    .await;
+    app.clock.advance_secs(1);
+    assert!(step(&app).await.tickets.is_empty(), "nothing left to sell");
+    let (_, _, figures) = app.get(None, "/sales/drop").await;
+    assert_eq!(
+        (figures["state"].as_str(), figures["waiting"].as_u64(), figures["sold"].as_u64()),
+        (Some("SOLD_OUT"), Some(0), Some(5)),
+        "{figures}"
+    );
+    let waiting: Vec<_> =
+        (0..8).map(|i| format!("s{i}")).filter(|u| first.tickets.iter().all(|t| t.user.as_str() != u)).collect();
+    assert_eq!(waiting.len(), 3);
+    for u in &waiting {
+        let (status, _, me) = app.get(Some(u), "/sales/drop/queue/me").await;
+        assert_eq!((status, me["status"].as_str()), (200, Some("SOLD_OUT")), "{me}");
+    }
+}
+
+/// The `data-values` of the sparkline after `title` on a console page.
+fn chart_after(page: &str, title: &str) -> Vec<i64> {
+    let from = page.find(title).unwrap_or_else(|| panic!("no {title} on {page}"));
+    let rest = &page[from..];
+    let start = rest.find(r#"data-values=""#).expect("a chart") + r#"data-values=""#.len();
+    let len = rest[start..].find('"').expect("the values end");
+    rest[start..start + len].split(',').map(|v| v.parse().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn the_sales_page_plots_the_rate_falling_while_the_saga_lags_and_recovering_after() {
+    let app = spawn_app_driven().await;
+    sale(&app, 0, 2).await;
+    // Six minutes of admitter passes, every 5 s. Orders settle in 200 ms
+    // but in minutes 1 and 2, where they take 5 s (a slow PG): above the
+    // 2.5 s target, so each pass halves the rate; the health is read over
+    // the last 60 s, so minute 3 still sees minute 2.
+    let app_ = &app.stack.app;
+    for minute in 0..6 {
+        let took_ms = if matches!(minute, 1 | 2) { 5_000 } else { 200 };
+        app.store()
+            .stats()
+            .add(app_.clock.now(), 0, &[(shop_app::obs::stats::settle_bucket(took_ms), 50)], &[])
+            .await
+            .unwrap();
+        for _ in 0..12 {
+            app.clock.advance_secs(5);
+            let health = shop_app::obs::stats::saga_health(app_).await.unwrap();
+            sales::admit_pass(app_, health).await.unwrap();
+        }
+    }
+    let op = shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", app_.clock.now().seconds(), 600);
+    let page = app.http.get(app.url("/console/sales")).bearer_auth(&op).send().await.unwrap().text().await.unwrap();
+    // Minutes -1 to 6, the last rate sampled in each (per second): none
+    // before the sale, the ceiling of 10, the floor of 1 while the saga
+    // lags and in the minute after, then back to the ceiling by additive
+    // steps (a pass at 6:00 samples minute 6).
+    let rate = chart_after(&page, "Admission rate (adaptive)");
+    assert_eq!(rate[rate.len() - 8..], [0, 10, 1, 1, 1, 10, 10, 10], "{rate:?}");
+    // The p99 plotted: the bucket bounds of 200 ms and of 5 s; nothing paid in minute 6.
+    let settle = chart_after(&page, "Saga settle p99");
+    assert_eq!(settle[settle.len() - 8..], [0, 250, 5_000, 5_000, 250, 250, 250, 0], "{settle:?}");
+}
+
+#[tokio::test]
 async fn no_more_shoppers_are_admitted_than_units_left_and_units_that_come_back_admit_more() {
     let app = spawn_app_driven().await;
-    let terms = SaleTerms::new(
-        "Scarce drop".into(),
-        vec![ProductId::parse("scarce").unwrap()],
-        T0,
-        T0.plus_secs(3_600),
-        10,
-        10,
-        300,
-        Some(4),
-    )
-    .unwrap();
-    sales::create_sale(&app.stack.app, &Sale::new(sid(), terms, 7)).await.unwrap();
+    scarce_sale(&app).await;
     for i in 0..8 {
         sales::enter(&app.stack.app, &sid(), &uid(&format!("s{i}"))).await.unwrap();
     }

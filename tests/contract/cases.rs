@@ -507,6 +507,7 @@ pub async fn saga_log_entries_count_attempts_and_a_duplicate_never_overwrites_an
         attempts: 0,
         detail: Some(status.to_lowercase()),
         at: T0,
+        dead_lettered_at: None,
     };
     let id = oid("o1");
     store.saga().put(&id, 2, &entry("coupon", "FAILED")).await.unwrap();
@@ -543,6 +544,7 @@ pub async fn a_consumer_claims_an_event_in_the_saga_log_under_a_lease(store: Sto
         attempts: 0,
         detail: None,
         at: T0.plus_secs(secs),
+        dead_lettered_at: None,
     };
     let id = oid("o1");
     let log = store.saga();
@@ -790,12 +792,66 @@ pub async fn sale_queue_counters_and_tickets(store: Store) {
         run(&store, vec![store.sales().op_free(&sale.id, &uid(u)).unwrap()]).await.unwrap();
     }
     assert_eq!(store.sales().freed(&sale.id).await.unwrap(), 4);
+    // Orders holding their slots: +1 as placed, −1 as freed, on the user's shard.
+    for (u, delta) in [("a", 1), ("b", 1), ("c", 1), ("a", -1)] {
+        run(&store, vec![store.sales().op_hold(&sale.id, &uid(u), delta).unwrap()]).await.unwrap();
+    }
+    assert_eq!(store.sales().holding(&sale.id).await.unwrap(), 2);
     // The sale's own writes are conditional on its version.
-    let next = sale.after_step(&[first.place], shop_domain::sale::plan_step(&sale, 0, u64::MAX, T0.plus_secs(1)), 10.0);
+    let next = sale.after_step(
+        &[first.place],
+        shop_domain::sale::plan_step(&sale, Default::default(), u64::MAX, T0.plus_secs(1)),
+        10.0,
+    );
     run(&store, vec![store.sales().op_update(sale.version, &next).unwrap()]).await.unwrap();
     assert_conflict(
         run(&store, vec![store.sales().op_update(sale.version, &next).unwrap()]).await,
         TxItem::Sale("drop".into()),
         ConflictReason::ConditionFailed,
     );
+}
+
+/// The audit trail: an entry is put once, finished once, and read back
+/// newest first a page at a time (the cursor is the last entry's key).
+pub async fn the_audit_trail_is_appended_finished_once_and_paged_newest_first(store: Store) {
+    use shop_domain::audit::{AuditStatus, Channel, Operator, Reason};
+    use shop_store::audit::{Action, AuditCursor};
+    let action = |i: i64| Action {
+        id: format!("0190000{i:02}-aaaa-7000-8000-000000000000"),
+        at: Timestamp::from_millis(1_800_000_000_000 + i * 1_000),
+        operator: Operator::parse("ana").unwrap(),
+        channel: Channel::Cli,
+        stack: "local".into(),
+        action: "dlq.redrive".into(),
+        targets: vec![format!("order:o{i}")],
+        target_count: 1,
+        reason: Reason::parse(format!("reason {i}")).unwrap(),
+    };
+    let audit = store.audit();
+    for i in 0..5 {
+        audit.begin(&action(i)).await.unwrap();
+    }
+    assert!(audit.begin(&action(2)).await.is_err(), "an entry is never put twice");
+    let done = Timestamp::from_millis(1_800_000_010_000);
+    audit.finish(&action(3), AuditStatus::Succeeded, "1 message(s) moved", done).await.unwrap();
+    assert!(audit.finish(&action(3), AuditStatus::Failed, "rewritten", done).await.is_err(), "finished once");
+
+    let (first, next) = audit.page(2, None).await.unwrap();
+    let reasons: Vec<&str> = first.iter().map(|e| e.action.reason.as_str()).collect();
+    assert_eq!(reasons, ["reason 4", "reason 3"]);
+    assert_eq!(first[0].status, AuditStatus::Started);
+    assert_eq!(
+        (first[1].status, first[1].outcome.as_deref(), first[1].finished_at),
+        (AuditStatus::Succeeded, Some("1 message(s) moved"), Some(done))
+    );
+    assert_eq!(first[1].action, action(3), "the document as written");
+    let next = next.expect("more");
+    assert_eq!(AuditCursor::parse(&next.to_param()), Some(next.clone()));
+    let (second, next) = audit.page(2, Some(&next)).await.unwrap();
+    assert_eq!(second.iter().map(|e| e.action.reason.as_str()).collect::<Vec<_>>(), ["reason 2", "reason 1"]);
+    let (last, end) = audit.page(2, next.as_ref()).await.unwrap();
+    assert_eq!((last.len(), end), (1, None));
+    assert_eq!(AuditCursor::parse("nonsense"), None);
+    assert_eq!(AuditCursor::parse("123.x"), None);
+    assert_eq!(AuditCursor::parse("1800000000000#x"), None, "the key is not the cursor");
 }

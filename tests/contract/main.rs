@@ -65,6 +65,7 @@ macro_rules! contract {
 
 contract!(
     table_has_indexes_ttl_and_is_created_once,
+    the_audit_trail_is_appended_finished_once_and_paged_newest_first,
     stock_reservation_is_conditional,
     a_cancelled_transaction_names_its_item_and_writes_nothing,
     coupon_transitions_are_conditional,

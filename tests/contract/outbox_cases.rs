@@ -166,14 +166,26 @@ pub async fn the_console_finds_events_by_correlation_status_and_failure(store: S
         attempts: 0,
         detail: Some("the platform refused".into()),
         at: T0,
+        dead_lettered_at: None,
     };
     store.saga().put(&o1.id, 2, &outcome("FAILED")).await.unwrap();
     let failures = store.saga().failures(10).await.unwrap();
     assert_eq!(failures.iter().map(|f| (f.order_id.as_str(), f.outcome.attempts)).collect::<Vec<_>>(), vec![("o1", 1)]);
     store.saga().put(&o1.id, 2, &outcome("FAILED")).await.unwrap();
     assert_eq!(store.saga().failures(10).await.unwrap()[0].outcome.attempts, 2, "listed once, attempts counted");
+    // Its last allowed receive failed: dead-lettered, listed apart.
+    assert!(store.saga().dead_lettered(&o1.id, 2, "analytics", T0.plus_secs(9)).await.unwrap());
+    assert!(store.saga().failures(10).await.unwrap().is_empty(), "no longer retrying");
+    let dead = store.saga().dead_letters(10).await.unwrap();
+    assert_eq!((dead.len(), dead[0].outcome.dead_lettered_at), (1, Some(T0.plus_secs(9))));
+    assert!(!store.saga().dead_lettered(&o1.id, 2, "coupon", T0).await.unwrap(), "no such failure: nothing marked");
+    // Redriven, it fails again: retrying once more, no longer dead.
+    store.saga().put(&o1.id, 2, &outcome("FAILED")).await.unwrap();
+    assert!(store.saga().dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(store.saga().failures(10).await.unwrap()[0].outcome.dead_lettered_at, None);
     store.saga().put(&o1.id, 2, &outcome("DONE")).await.unwrap();
     assert!(store.saga().failures(10).await.unwrap().is_empty(), "done: off the list");
+    assert!(!store.saga().dead_lettered(&o1.id, 2, "analytics", T0).await.unwrap(), "done stays done");
 
     let u = uid("u1");
     run(&store, store.points().ops_move(Money::ZERO, &entry("u1", "t0", 10, 10, 0)).unwrap().into()).await.unwrap();

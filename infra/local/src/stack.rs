@@ -189,6 +189,8 @@ impl Stack {
         .await?;
         config.pg_base_url = format!("http://{pg_addr}");
         config.pg_secret_key = secrets.pg_secret_key.clone();
+        // The consumers learn a message is on its last receive from the queues' own limit.
+        config.max_receives = opts.queues.max_receive;
         if config.admission_secret.is_none() {
             config.admission_secret = Some(secrets.admission_secret());
         }

@@ -29,6 +29,50 @@ fn a_consumer_is_one_of_the_known_names() {
     assert!(stderr.contains("coupon") && stderr.contains("compensation") && stderr.contains("analytics"), "{stderr}");
 }
 
+/// A command that changes state names who runs it and why, before it does
+/// anything, and `shop audit` lists it.
+#[test]
+fn a_command_that_acts_names_its_operator_and_reason_and_shop_audit_lists_it() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        shop_local::open(Some(data.path()), Default::default(), None, None).await.expect("a data dir with a store");
+    });
+    let redrive = ["dlq", "redrive", "analytics", "--data-dir", dir];
+    let out = shop(&[&redrive[..], &["--reason", "platform back"]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--operator"), "{stderr}");
+    let out = shop(&[&redrive[..], &["--operator", "ana"]].concat());
+    assert_eq!(out.status.code(), Some(2), "a reason is required: {}", String::from_utf8_lossy(&out.stderr));
+    let out = shop(&[&redrive[..], &["--operator", "ana", "--reason", "  "]].concat());
+    assert_eq!(out.status.code(), Some(1), "a blank reason: {}", String::from_utf8_lossy(&out.stderr));
+    let listed = || {
+        let out = shop(&["audit", "--data-dir", dir, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(listed()["entries"].as_array().unwrap().len(), 0, "nothing refused was recorded");
+
+    let out = shop(&[&redrive[..], &["--operator", "ana", "--reason", "the data platform is back"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries = listed()["entries"].clone();
+    let e = &entries[0];
+    assert_eq!(
+        (e["operator"].as_str(), e["channel"].as_str(), e["stack"].as_str(), e["action"].as_str()),
+        (Some("ana"), Some("cli"), Some("local"), Some("dlq.redrive")),
+        "{e}"
+    );
+    assert_eq!(
+        (e["reason"].as_str(), e["status"].as_str()),
+        (Some("the data platform is back"), Some("SUCCEEDED")),
+        "{e}"
+    );
+    assert_eq!(e["targets"][0], "queue:analytics-dlq", "{e}");
+    assert!(e["outcome"].as_str().unwrap().contains("0 message(s) moved"), "{e}");
+}
+
 /// No public default secret: `shop token` signs with the data dir's own
 /// random secret (a token of one data dir is worthless on another), and
 /// `shop env` prints that data dir's credentials for functions beside it.

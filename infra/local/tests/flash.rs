@@ -8,6 +8,8 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_flash_sale_holds_every_invariant() {
+    let parent = tempfile::tempdir().unwrap();
+    let kept = parent.path().join("kept");
     let report = run(FlashOptions {
         shoppers: 400,
         stock: 60,
@@ -21,6 +23,7 @@ async fn a_small_flash_sale_holds_every_invariant() {
         patience: Duration::from_secs(120),
         settle_timeout: Duration::from_secs(60),
         slow_pg: None,
+        keep_data_dir: Some(kept.clone()),
         progress: Default::default(),
     })
     .await
@@ -32,4 +35,10 @@ async fn a_small_flash_sale_holds_every_invariant() {
     assert!(report.pushes > 0 && report.polls > 0, "both ways of waiting were used: {}", report.text());
     assert!(report.cheats_refused > 0, "{}", report.text());
     assert_eq!(report.gave_up, 0, "{}", report.text());
+    // The store stays for `shop up --data-dir`: the sale is in it.
+    let (_engine, app, _) =
+        shop_local::open(Some(&kept), Default::default(), None, None).await.expect("the kept store opens");
+    let sale = shop_domain::SaleId::parse("flash").unwrap();
+    let status = shop_app::usecases::sales::status(&app, &sale).await.unwrap().expect("the sale is kept");
+    assert_eq!(status.sold, report.units_sold, "{}", report.text());
 }

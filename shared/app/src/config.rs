@@ -25,6 +25,11 @@ pub struct Config {
     /// functions that need it). Without it no admission token is issued or
     /// accepted: a sale's gated products cannot be ordered. Never logged.
     pub admission_secret: Option<String>,
+    /// Receives of a message before its queue moves it to the DLQ
+    /// (`MAX_RECEIVE_COUNT`, default 5: the template's `maxReceiveCount`,
+    /// `shop up --max-receive` locally): a consumer that fails on the last
+    /// one records its outcome as dead-lettered.
+    pub max_receives: u32,
 }
 
 /// Everything but the secrets: a `Config` may be logged.
@@ -40,6 +45,7 @@ impl std::fmt::Debug for Config {
             .field("pg_webhook_secret", &self.pg_webhook_secret.as_ref().map(|_| "<redacted>"))
             .field("reconcile_after_secs", &self.reconcile_after_secs)
             .field("admission_secret", &self.admission_secret.as_ref().map(|_| "<redacted>"))
+            .field("max_receives", &self.max_receives)
             .finish()
     }
 }
@@ -56,6 +62,7 @@ impl Default for Config {
             pg_webhook_secret: None,
             reconcile_after_secs: 300,
             admission_secret: None,
+            max_receives: 5,
         }
     }
 }
@@ -64,7 +71,7 @@ impl Config {
     /// Reads `TABLE_NAME`, `ORDER_TTL_SECS`, `IDEMPOTENCY_KEEP_SECS`,
     /// `IDEMPOTENCY_IN_PROGRESS_MS`, `PG_BASE_URL`, `PG_SECRET_KEY`,
     /// `PG_TIMEOUT_MS`, `PG_WEBHOOK_SECRET`, `RECONCILE_AFTER_SECS`,
-    /// `ADMISSION_SECRET`.
+    /// `ADMISSION_SECRET`, `MAX_RECEIVE_COUNT`.
     pub fn from_env() -> anyhow::Result<Config> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -95,6 +102,10 @@ impl Config {
             pg_webhook_secret: var("PG_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
             reconcile_after_secs: int("RECONCILE_AFTER_SECS", d.reconcile_after_secs)?,
             admission_secret: var("ADMISSION_SECRET").filter(|s| !s.is_empty()),
+            max_receives: u32::try_from(int("MAX_RECEIVE_COUNT", i64::from(d.max_receives))?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| anyhow::anyhow!("MAX_RECEIVE_COUNT must be a positive count"))?,
         };
         anyhow::ensure!(config.order_ttl_secs > 0, "ORDER_TTL_SECS must be positive");
         anyhow::ensure!(config.idempotency.keep_secs >= 24 * 3600, "IDEMPOTENCY_KEEP_SECS must be at least 86400");

@@ -6,6 +6,7 @@
 //! unit tests exercise directly, and every adapter (DynamoDB store, Lambda
 //! handlers, local stack) depends on this crate, never the other way round.
 
+pub mod audit;
 pub mod campaign;
 pub mod catalog;
 pub mod coupon;

@@ -86,7 +86,7 @@
 //! stack), the scheduled jobs and `republish` — by a constant, never by
 //! the history.
 
-use shop_domain::{CampaignId, CouponId, OrderId, PaymentKey, ProductId, SaleId, UserId};
+use shop_domain::{CampaignId, CouponId, OrderId, PaymentKey, ProductId, SaleId, Timestamp, UserId};
 
 /// Partitions each sharded index key is spread over (see the table above).
 pub const SHARDS: u32 = 4;
@@ -143,6 +143,14 @@ pub fn connection_pointer(id: &str) -> (String, String) {
     (format!("WS#{id}"), "WS".to_owned())
 }
 
+/// The audit trail's one partition ([`crate::audit`]).
+pub const AUDIT_PK: &str = "AUDIT";
+
+/// An audit entry: by time, then id (ids are UUIDv7, unique at any instant).
+pub fn audit(at: Timestamp, id: &str) -> (String, String) {
+    (AUDIT_PK.to_owned(), format!("{:013}#{id}", at.millis().max(0)))
+}
+
 /// `byDue` partition of the sales, by their end (few: one per flash sale).
 pub const SALES_DUE: &str = "SALES";
 
@@ -156,6 +164,9 @@ pub fn ticket(sale: &SaleId, user: &UserId) -> (String, String) {
 pub const ENTRY_COUNTER: &str = "ENTRY";
 pub const EARLY_COUNTER: &str = "EARLY";
 pub const FREED_COUNTER: &str = "FREED";
+/// Orders placed by an admission whose slot is still held (+1 in the
+/// placing transaction, −1 in the one that frees the slot).
+pub const HOLDING_COUNTER: &str = "HOLDING";
 
 /// One shard of one of a sale's counters: entries take ≤ 800 a second per
 /// shard at the sale's `entryShards` (ADR 0027).
@@ -239,6 +250,14 @@ pub fn failed_shard(order: &OrderId) -> String {
 }
 
 pub const FAILED_PREFIX: &str = "FAILED";
+
+/// `byDue` shard of a consumer's outcome whose message went to the DLQ
+/// (its last allowed receive failed): listed apart from those still retrying.
+pub fn dead_shard(order: &OrderId) -> String {
+    format!("{DEAD_PREFIX}#{}", shard(order.as_str()))
+}
+
+pub const DEAD_PREFIX: &str = "DEAD";
 
 /// ≤ 3 index writes per payment in doubt (≈ 1,300/s with 4 shards).
 pub fn reconcile_shard(payment: &PaymentKey) -> String {

@@ -28,6 +28,7 @@
 //! | [`Store::coupons`] | [`coupons`] | coupons and their transitions |
 //! | [`Store::campaigns`] | [`campaigns`] | first-come campaigns and claims |
 //! | [`Store::sales`] | [`sales`] | flash sales, their counters and tickets (the waiting room) |
+//! | [`Store::audit`] | [`audit`] | the operators' actions, newest first (append-only) |
 //! | [`Store::connections`] | [`connections`] | the waiting room's live WebSocket connections |
 //! | [`Store::catalog`] | [`catalog`] | products with their stock, the listing |
 //! | [`Store::outbox`] | [`outbox`] | events: written, pending, published, the event log; the item's one wire format is [`outbox::codec`] |
@@ -41,6 +42,7 @@
 //! [`schema`] (the table), [`attr`].
 
 pub mod attr;
+pub mod audit;
 pub mod campaigns;
 pub mod catalog;
 pub mod connections;
@@ -109,6 +111,10 @@ impl Store {
 
     pub fn sales(&self) -> sales::Sales<'_> {
         sales::Sales(self)
+    }
+
+    pub fn audit(&self) -> audit::Audit<'_> {
+        audit::Audit(self)
     }
 
     pub fn connections(&self) -> connections::Connections<'_> {

@@ -67,6 +67,10 @@ pub struct Outcome {
     pub attempts: u32,
     pub detail: Option<String>,
     pub at: Timestamp,
+    /// When its message's last allowed receive failed and SQS (or the
+    /// local queue) moved it to the DLQ; cleared by the next attempt's
+    /// outcome (a redrive, a replay).
+    pub dead_lettered_at: Option<Timestamp>,
 }
 
 /// What every write of an outcome sets: the event, the consumer, the
@@ -135,7 +139,11 @@ impl SagaLog<'_> {
         // A FAILED outcome is listed in `byDue` (`FAILED#n`) until the
         // consumer records the event DONE or SKIPPED.
         let failed = o.status == FAILED;
-        let listed = if failed { ", dueShard = :failedShard, dueAt = :at" } else { " REMOVE dueShard, dueAt" };
+        let listed = if failed {
+            ", dueShard = :failedShard, dueAt = :at REMOVE deadLetteredAt"
+        } else {
+            " REMOVE dueShard, dueAt, deadLetteredAt"
+        };
         let update = if failed {
             update.expression_attribute_values(":failedShard", s(keys::failed_shard(order)))
         } else {
@@ -211,9 +219,10 @@ impl SagaLog<'_> {
     ) -> Result<bool, StoreError> {
         let failed = status == FAILED;
         let listed = if failed {
-            "SET #status = :s, #at = :at, #detail = :detail, dueShard = :failedShard, dueAt = :at REMOVE #leaseToken, #leaseUntil"
+            "SET #status = :s, #at = :at, #detail = :detail, dueShard = :failedShard, dueAt = :at \
+             REMOVE #leaseToken, #leaseUntil, deadLetteredAt"
         } else {
-            "SET #status = :s, #at = :at, #detail = :detail REMOVE #leaseToken, #leaseUntil, dueShard, dueAt"
+            "SET #status = :s, #at = :at, #detail = :detail REMOVE #leaseToken, #leaseUntil, dueShard, dueAt, deadLetteredAt"
         };
         let update = self.0.client().update_item();
         let update = if failed {
@@ -244,9 +253,54 @@ impl SagaLog<'_> {
         }
     }
 
-    /// Events a consumer failed on and has not done since, newest first, at
-    /// most `limit` per shard: one bounded query per shard of `byDue`.
+    /// `consumer`'s outcome of event `version` of `order` failed on its
+    /// message's last allowed receive: the message is in the DLQ now. It
+    /// moves to the dead-lettered list (`DEAD#n`), apart from those still
+    /// retrying; `false` if the outcome is not FAILED (a later attempt
+    /// finished it).
+    pub async fn dead_lettered(
+        &self,
+        order: &shop_domain::OrderId,
+        version: u64,
+        consumer: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (pk, _) = keys::order(order);
+        let res = self
+            .0
+            .client()
+            .update_item()
+            .table_name(self.0.table())
+            .set_key(Some(key(pk, keys::outcome_sk(version, consumer))))
+            .update_expression("SET deadLetteredAt = :at, dueShard = :dead, dueAt = :at")
+            .condition_expression("#status = :failed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", s(FAILED))
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":dead", s(keys::dead_shard(order)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::Unexpected(anyhow::Error::new(e).context("UpdateItem dead-lettered"))),
+        }
+    }
+
+    /// Events a consumer failed on, is still retrying, and has not done
+    /// since, newest first, at most `limit` per shard: one bounded query per
+    /// shard of `byDue`.
     pub async fn failures(&self, limit: i32) -> Result<Vec<Failure>, StoreError> {
+        self.listed(keys::FAILED_PREFIX, limit).await
+    }
+
+    /// Events whose message went to a DLQ and that no later attempt has
+    /// done, newest first, at most `limit` per shard.
+    pub async fn dead_letters(&self, limit: i32) -> Result<Vec<Failure>, StoreError> {
+        self.listed(keys::DEAD_PREFIX, limit).await
+    }
+
+    async fn listed(&self, prefix: &str, limit: i32) -> Result<Vec<Failure>, StoreError> {
         let mut out = Vec::new();
         for shard in 0..keys::SHARDS {
             let res = self
@@ -256,7 +310,7 @@ impl SagaLog<'_> {
                 .table_name(self.0.table())
                 .index_name(keys::GSI_DUE)
                 .key_condition_expression("dueShard = :shard")
-                .expression_attribute_values(":shard", s(format!("{}#{shard}", keys::FAILED_PREFIX)))
+                .expression_attribute_values(":shard", s(format!("{prefix}#{shard}")))
                 .scan_index_forward(false)
                 .limit(limit)
                 .send()
@@ -288,5 +342,9 @@ fn outcome_from(it: &crate::attr::Item) -> Result<Outcome, StoreError> {
         attempts: get_n(it, "attempts")?,
         detail: opt_s(it, "detail").filter(|d| !d.is_empty()).map(str::to_owned),
         at: Timestamp::from_millis(get_n(it, "at")?),
+        dead_lettered_at: match it.contains_key("deadLetteredAt") {
+            true => Some(Timestamp::from_millis(get_n(it, "deadLetteredAt")?)),
+            false => None,
+        },
     })
 }

@@ -53,7 +53,11 @@ fn count_one_names() -> std::collections::HashMap<String, String> {
 }
 
 fn count_one_values() -> Item {
-    item([(":one", n(1)), (":type", s("COUNTER"))])
+    count_values(1)
+}
+
+fn count_values(delta: i64) -> Item {
+    item([(":one", n(delta)), (":type", s("COUNTER"))])
 }
 
 /// The `byDue` key a ticket is listed under, if any (see the module docs).
@@ -155,13 +159,18 @@ impl Sales<'_> {
     }
 
     /// One more on the counter shard `at`, as a transaction's action.
-    fn op_count_one(&self, (pk, sk): (String, String), sale: &SaleId) -> anyhow::Result<TxOp> {
+    fn op_count_one(&self, at: (String, String), sale: &SaleId) -> anyhow::Result<TxOp> {
+        self.op_count(at, sale, 1)
+    }
+
+    /// `delta` on the counter shard `at`, as a transaction's action.
+    fn op_count(&self, (pk, sk): (String, String), sale: &SaleId, delta: i64) -> anyhow::Result<TxOp> {
         let update = Update::builder()
             .table_name(self.0.table())
             .set_key(Some(key(pk, sk)))
             .update_expression(COUNT_ONE)
             .set_expression_attribute_names(Some(count_one_names()))
-            .set_expression_attribute_values(Some(count_one_values()))
+            .set_expression_attribute_values(Some(count_values(delta)))
             .build()?;
         Ok(TxOp { item: TransactWriteItem::builder().update(update).build(), label: TxItem::Sale(sale.to_string()) })
     }
@@ -169,11 +178,14 @@ impl Sales<'_> {
     /// The sum of `kind`'s counter shards of `sale` (one BatchGetItem).
     async fn sum(&self, kind: &str, sale: &SaleId, shards: u32) -> Result<u64> {
         let wanted = (0..shards).map(|n| keys::sale_counter(kind, sale, n)).collect();
-        let mut total: u64 = 0;
+        // Signed: a shard of `HOLDING` written before its +1 was counted
+        // (a sale older than the counter) may stand below zero; the sum is
+        // never less than nothing.
+        let mut total: i64 = 0;
         for it in self.0.batch_get(wanted).await? {
-            total = total.saturating_add(get_n::<u64>(&it, "seq")?);
+            total = total.saturating_add(get_n::<i64>(&it, "seq")?);
         }
-        Ok(total)
+        Ok(u64::try_from(total).unwrap_or(0))
     }
 
     /// Pre-queue entries so far.
@@ -204,6 +216,19 @@ impl Sales<'_> {
     /// One more slot released, in the transaction that ends the ticket.
     pub fn op_free(&self, sale: &SaleId, user: &UserId) -> anyhow::Result<TxOp> {
         self.op_count_one(keys::sale_counter(keys::FREED_COUNTER, sale, shard_of(user, FREED_SHARDS)), sale)
+    }
+
+    /// Orders placed by an admission of `sale` whose slot is still held:
+    /// admitted shoppers who already took their units.
+    pub async fn holding(&self, sale: &SaleId) -> Result<u64> {
+        self.sum(keys::HOLDING_COUNTER, sale, FREED_SHARDS).await
+    }
+
+    /// `user`'s admission placed its order (+1, in the placing transaction)
+    /// or its order ended and freed the slot (−1, in the releasing one).
+    /// Both land on the user's shard, so no shard ever goes below zero.
+    pub fn op_hold(&self, sale: &SaleId, user: &UserId, delta: i64) -> anyhow::Result<TxOp> {
+        self.op_count(keys::sale_counter(keys::HOLDING_COUNTER, sale, shard_of(user, FREED_SHARDS)), sale, delta)
     }
 
     pub async fn ticket(&self, sale: &SaleId, user: &UserId) -> Result<Option<Ticket>> {

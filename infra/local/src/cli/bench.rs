@@ -116,6 +116,10 @@ pub struct Bench {
     /// With --slow-pg-at: how long the PG stays slow.
     #[arg(long, default_value_t = 60, requires = "slow_pg_at")]
     slow_pg_for: u64,
+    /// With --flash-sale: keep the run's store in this directory (it must not exist yet), to open
+    /// afterwards with `shop up --data-dir DIR` and read the sale's minutes on the console's Sales page.
+    #[arg(long, requires = "flash_sale")]
+    keep_data_dir: Option<std::path::PathBuf>,
     /// With --chaos: after the checks, replay the whole archive and republish every event, each
     /// twice, and require `shop dump` byte-identical before and after.
     #[arg(long, requires = "chaos")]
@@ -152,6 +156,7 @@ impl Bench {
                 slow_pg: self
                     .slow_pg_at
                     .map(|at| (std::time::Duration::from_secs(at), std::time::Duration::from_secs(self.slow_pg_for))),
+                keep_data_dir: self.keep_data_dir,
                 progress: super::progress::reporter(self.json),
             };
             let report = flash::run(opts).await?;

@@ -1,7 +1,8 @@
 //! `shop dlq list|redrive`: the consumers' dead-letter queues, of the data
 //! dir or of a deployed stack (`--stack`).
 
-use super::{Consumer, DataDir, Report, StackArg, open_app, print};
+use super::{Acting, Consumer, DataDir, Report, StackArg, open_app, print};
+use shop_app::usecases::audit::{Intent, acted};
 use shop_local::deployed;
 use shop_local::ops::{self, DlqEntry};
 
@@ -32,6 +33,8 @@ pub enum Dlq {
         data: DataDir,
         #[command(flatten)]
         stack: StackArg,
+        #[command(flatten)]
+        acting: Acting,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -49,13 +52,38 @@ impl Dlq {
                 };
                 print(json, &Listed(entries))
             }
-            Dlq::Redrive { consumer, data, stack, json } => match stack.resolve().await? {
-                Some(stack) => print(json, &deployed::dlq_redrive(&stack, consumer.name()).await?),
-                None => {
-                    let moved = ops::dlq_redrive(&open_app(&data.data_dir).await?, consumer.name()).await?;
-                    print(json, &Redriven { consumer: consumer.name().to_owned(), moved })
+            Dlq::Redrive { consumer, data, stack, acting, json } => {
+                let stack = stack.resolve().await?;
+                let (actor, reason) = acting.resolve(stack.as_ref()).await?;
+                let name = consumer.name();
+                let queue = vec![format!("queue:{}", shop_local::emulate::queue::dlq_of(name))];
+                match stack {
+                    Some(stack) => {
+                        let app = stack.app().await?;
+                        let intent = Intent { action: "dlq.redrive", targets: queue, reason: &reason };
+                        let work = || deployed::dlq_redrive(&stack, name);
+                        let report = acted(&app, &actor, intent, work, |r| {
+                            format!("{} message(s) moved back to {name} ({})", r.moved, r.status)
+                        })
+                        .await?;
+                        print(json, &report)
+                    }
+                    None => {
+                        let app = open_app(&data.data_dir).await?;
+                        // The orders the DLQ holds now: what the redrive is about.
+                        let held = ops::dlq_list(&app, Some(name)).await?;
+                        let orders =
+                            held.iter().filter(|m| !m.order_id.is_empty()).map(|m| format!("order:{}", m.order_id));
+                        let targets = queue.into_iter().chain(orders).collect();
+                        let intent = Intent { action: "dlq.redrive", targets, reason: &reason };
+                        let work = || ops::dlq_redrive(&app, name);
+                        let moved =
+                            acted(&app, &actor, intent, work, |n| format!("{n} message(s) moved back to {name}"))
+                                .await?;
+                        print(json, &Redriven { consumer: name.to_owned(), moved })
+                    }
                 }
-            },
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! printed ([`Report`], [`print`]) and how a server waits for its end
 //! ([`shutdown_signal`]).
 
+mod audit;
 mod bench;
 mod campaign;
 mod console;
@@ -27,6 +28,8 @@ mod up;
 use clap::{Parser, Subcommand};
 use shop_app::App;
 use shop_app::config::Config;
+use shop_app::usecases::audit::Actor;
+use shop_domain::audit::{Channel, Operator, Reason};
 use shop_local::deployed::DeployedStack;
 use std::path::{Path, PathBuf};
 
@@ -52,6 +55,8 @@ enum Command {
     /// Measure the local stack (file-backed): order placement, or with --saga the whole saga, settled and checked,
     /// or with --sim the PG simulator and the data-platform sink alone.
     Bench(bench::Bench),
+    /// The audit trail: every action taken by hand (console or `shop` commands), newest first.
+    Audit(audit::Audit),
     /// Dead-letter queues of the consumers.
     Dlq {
         #[command(subcommand)]
@@ -94,6 +99,7 @@ impl Cli {
             Command::Token(c) => c.run(),
             Command::Env(c) => c.run(),
             Command::Bench(c) => c.run().await,
+            Command::Audit(c) => c.run().await,
             Command::Dlq { command } => command.run().await,
             Command::Replay(c) => c.run().await,
             Command::Republish(c) => c.run().await,
@@ -142,6 +148,35 @@ impl StackArg {
             Some(n) => Ok(Some(DeployedStack::resolve(n).await?)),
             None => Ok(None),
         }
+    }
+}
+
+/// Who runs a command that changes state, and why: recorded in the audit
+/// trail (`shop audit`, the console's Audit page) before the work starts.
+#[derive(clap::Args)]
+struct Acting {
+    /// Your name, recorded in the audit trail (a data dir only: with --stack the AWS caller
+    /// identity is recorded).
+    #[arg(long, env = "SHOP_OPERATOR")]
+    operator: Option<String>,
+    /// Why, in a few words (required; recorded in the audit trail).
+    #[arg(long)]
+    reason: String,
+}
+
+impl Acting {
+    /// The actor and the reason, on `stack` (its caller identity) or locally (`--operator`).
+    async fn resolve(&self, stack: Option<&DeployedStack>) -> anyhow::Result<(Actor, Reason)> {
+        let reason = Reason::parse(self.reason.as_str())?;
+        let (operator, where_) = match (stack, &self.operator) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("--operator names you on a data dir; with --stack the AWS caller identity is recorded")
+            }
+            (Some(s), None) => (s.caller_identity().await?, s.name.clone()),
+            (None, Some(name)) => (name.clone(), "local".to_owned()),
+            (None, None) => anyhow::bail!("name yourself for the audit trail: --operator NAME (or SHOP_OPERATOR)"),
+        };
+        Ok((Actor { operator: Operator::parse(operator)?, channel: Channel::Cli, stack: where_ }, reason))
     }
 }
 

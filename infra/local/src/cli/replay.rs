@@ -1,7 +1,8 @@
 //! `shop replay`: archived events delivered again, as an EventBridge replay.
 
-use super::{Consumer, DataDir, Report, StackArg, open_app, print};
+use super::{Acting, Consumer, DataDir, Report, StackArg, open_app, print};
 use shop_app::clock::{Clock, SystemClock};
+use shop_app::usecases::audit::{Intent, acted};
 use shop_local::{deployed, ops};
 
 #[derive(clap::Args)]
@@ -19,6 +20,8 @@ pub struct Replay {
     consumer: Option<Consumer>,
     #[command(flatten)]
     stack: StackArg,
+    #[command(flatten)]
+    acting: Acting,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -33,12 +36,27 @@ impl Replay {
             None => now.plus_secs(1),
         };
         let consumer = self.consumer.map(Consumer::name);
-        if let Some(stack) = self.stack.resolve().await? {
-            return print(self.json, &deployed::replay(&stack, from, to, consumer).await?);
+        let stack = self.stack.resolve().await?;
+        let (actor, reason) = self.acting.resolve(stack.as_ref()).await?;
+        let targets = vec![
+            format!("archive:{}..{}", from.to_rfc3339(), to.to_rfc3339()),
+            format!("queue:{}", consumer.unwrap_or("every consumer")),
+        ];
+        let intent = Intent { action: "events.replay", targets, reason: &reason };
+        if let Some(stack) = stack {
+            let app = stack.app().await?;
+            let work = || deployed::replay(&stack, from, to, consumer);
+            let report = acted(&app, &actor, intent, work, |r| format!("replay {} {}", r.replay_name, r.state)).await?;
+            return print(self.json, &report);
         }
         let app = open_app(&self.data.data_dir).await?;
         let rules = shop_local::emulate::rules::rules()?;
-        print(self.json, &ops::replay(&app, &rules, from, to, consumer).await?)
+        let work = || ops::replay(&app, &rules, from, to, consumer);
+        let report = acted(&app, &actor, intent, work, |r| {
+            format!("replay {}: {} event(s), {} delivery(ies)", r.replay_name, r.events, r.deliveries)
+        })
+        .await?;
+        print(self.json, &report)
     }
 }
 

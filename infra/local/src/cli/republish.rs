@@ -1,7 +1,8 @@
 //! `shop republish`: outbox events marked for publishing again.
 
-use super::{DataDir, Report, StackArg, print, target};
+use super::{Acting, DataDir, Report, StackArg, print, target};
 use shop_app::clock::{Clock, SystemClock};
+use shop_app::usecases::audit::{Intent, acted};
 use shop_local::{deployed, ops};
 
 #[derive(clap::Args)]
@@ -21,6 +22,8 @@ pub struct Republish {
     from_failure_queue: bool,
     #[command(flatten)]
     stack: StackArg,
+    #[command(flatten)]
+    acting: Acting,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -29,16 +32,41 @@ pub struct Republish {
 impl Republish {
     pub async fn run(self) -> anyhow::Result<()> {
         let stack = self.stack.resolve().await?;
-        if let (Some(stack), true) = (&stack, self.from_failure_queue) {
-            return print(self.json, &deployed::republish_failures(stack).await?);
+        let (mut actor, reason) = self.acting.resolve(stack.as_ref()).await?;
+        if let Some(table) = &self.table {
+            actor.stack = format!("table:{table}");
         }
         let app = match &stack {
             Some(s) => s.app().await?,
             None => target(&self.data.data_dir, self.table.as_deref()).await?,
         };
+        if let (Some(stack), true) = (&stack, self.from_failure_queue) {
+            let intent = Intent {
+                action: "events.republish-failures",
+                targets: vec![format!("stack:{}", stack.name)],
+                reason: &reason,
+            };
+            let report = acted(
+                &app,
+                &actor,
+                intent,
+                || deployed::republish_failures(stack),
+                |r| format!("{} event(s) republished from {} failure record(s)", r.republished, r.records),
+            )
+            .await?;
+            return print(self.json, &report);
+        }
         let sender = if self.table.is_some() || stack.is_some() { "the stream publisher" } else { "`shop up`" };
-        let since = self.since.ok_or_else(|| anyhow::anyhow!("--since or --from-failure-queue"))?;
-        let republished = ops::republish(&app, ops::parse_time(&since, SystemClock.now())?).await?;
+        let since_arg = self.since.ok_or_else(|| anyhow::anyhow!("--since or --from-failure-queue"))?;
+        let since = ops::parse_time(&since_arg, SystemClock.now())?;
+        let intent = Intent {
+            action: "events.republish",
+            targets: vec![format!("since:{}", since.to_rfc3339())],
+            reason: &reason,
+        };
+        let republished =
+            acted(&app, &actor, intent, || ops::republish(&app, since), |n| format!("{n} event(s) pending again"))
+                .await?;
         print(self.json, &Republished { republished, sender })
     }
 }

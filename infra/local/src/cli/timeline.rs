@@ -48,11 +48,15 @@ impl Report for Steps {
                     if step.get("published") == Some(&Value::Bool(true)) { "" } else { "  (not yet published)" }
                 ),
                 _ => format!(
-                    "{}    └ {:<13} {:<8} attempts={} {}",
+                    "{}    └ {:<13} {:<8} attempts={}{} {}",
                     s("at"),
                     s("consumer"),
                     s("status"),
                     step.get("attempts").unwrap_or(&Value::Null),
+                    match step.get("deadLetteredAt").and_then(Value::as_str) {
+                        Some(at) => format!(" dead-lettered={at}"),
+                        None => String::new(),
+                    },
                     s("detail")
                 ),
             });

@@ -50,6 +50,11 @@ pub enum Refusal {
     NotOperator,
 }
 
+/// Who signed in (the operator token's subject), as the gate found it: the
+/// actions record it in the audit trail.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub String);
+
 /// One signed-in browser.
 #[derive(Clone)]
 struct Session {
@@ -146,9 +151,13 @@ pub fn csrf_field() -> Markup {
 /// session (whose POSTs must carry its CSRF token).
 pub async fn require_operator(State(state): State<Arc<ConsoleState>>, request: Request, next: Next) -> Response {
     let now = now_ms(&state);
+    let mut request = request;
     if bearer(request.headers()).is_some() {
         return match operator(request.headers(), &state.jwt_secret, now / 1000) {
-            Ok(_) => CSRF.scope(None, next.run(request)).await,
+            Ok(name) => {
+                request.extensions_mut().insert(SignedIn(name));
+                CSRF.scope(None, next.run(request)).await
+            }
             Err(refusal) => refused(refusal),
         };
     }
@@ -169,6 +178,8 @@ pub async fn require_operator(State(state): State<Arc<ConsoleState>>, request: R
         request
     };
     tracing::debug!(operator = %session.operator, "console request");
+    let mut request = request;
+    request.extensions_mut().insert(SignedIn(session.operator));
     CSRF.scope(Some(session.csrf), next.run(request)).await
 }
 

@@ -7,14 +7,16 @@
 //! | room | what lives there |
 //! | --- | --- |
 //! | [`auth`] | operator tokens: who may look, and the login that sets the cookie |
+//! | [`acting`] | what every action shares: the operator, the required reason, the audit trail's record |
 //! | [`guard`] | what every console answer and POST is checked for: framing, scripts, the origin of a POST |
 //! | [`saga`] | one order's saga as a read model: lanes on one time axis, and the money |
 //! | [`queues`] | the consumers' queues wherever they live: the local stack's, or a deployed stack's SQS |
-//! | `pages` | one file per page: the shell, the overview (charts from the saga statistics), orders (search and what is stuck), one order (with republish), queues (with redrive), simulators (faults, call logs) |
+//! | `pages` | one file per page: the shell, the overview (charts from the saga statistics), orders (search and what is stuck), one order (with republish), queues (with redrive), simulators (faults, call logs), audit (who did what, why) |
 //! | `assets` | htmx and the stylesheet, served from the binary |
 //!
 //! Every action (redrive, republish, faults) is a POST behind a page that
-//! says what it will do. A browser's session is server-side and every form
+//! says what it will do, carries a reason, and is recorded in the audit
+//! trail with the signed-in operator ([`acting`]). A browser's session is server-side and every form
 //! carries the session's CSRF token ([`auth`]); the cookie is also
 //! SameSite=Strict, but a page on another port of 127.0.0.1 is the same
 //! *site*: so every POST must also come from the console's own origin (its
@@ -28,6 +30,7 @@
 //! it alone over a deployed stack (its table, its SQS queues), read-only
 //! unless started with `--allow-actions`.
 
+pub mod acting;
 pub mod auth;
 pub mod guard;
 mod pages;
@@ -88,6 +91,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/sales", get(pages::sales::page))
         .route("/sales/live", get(pages::sales::live))
         .route("/simulators", get(pages::simulators::page))
+        .route("/audit", get(pages::audit::page))
         .route("/logout", post(auth::logout))
         .merge(actions)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_operator));

@@ -79,8 +79,30 @@ pub struct EventRef {
     pub detail_type: String,
 }
 
+/// An open problem of the order, as its page's banner tells it: what is
+/// stuck, since when, what the system does next, and what resolves it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub consumer: String,
+    pub detail_type: String,
+    /// The event's version (for the replay action).
+    pub version: u64,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub stuck: Stuck,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum Stuck {
+    /// Failed, and its queue tries again; after `max` receives it goes to the DLQ.
+    Retrying { last_attempt: i64, max: u32 },
+    /// In the DLQ since then: nothing retries it until an operator acts.
+    DeadLettered { since: i64 },
+}
+
 pub struct OrderSaga {
     pub order: Order,
+    pub problems: Vec<Problem>,
     pub events: Vec<EventRef>,
     pub steps: Vec<Step>,
     pub money: MoneyView,
@@ -140,6 +162,21 @@ pub async fn load(
         });
     }
     steps.extend(outcomes.iter().map(consumer_step));
+    let problems = outcomes
+        .iter()
+        .filter(|o| o.status == shop_store::saga::FAILED)
+        .map(|o| Problem {
+            consumer: o.consumer.clone(),
+            detail_type: o.detail_type.clone(),
+            version: o.event_id.rsplit('#').next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            attempts: o.attempts,
+            error: o.detail.clone(),
+            stuck: match o.dead_lettered_at {
+                Some(at) => Stuck::DeadLettered { since: at.millis() },
+                None => Stuck::Retrying { last_attempt: o.at.millis(), max: app.config.max_receives },
+            },
+        })
+        .collect();
     let mut money = MoneyView {
         subtotal: order.subtotal.won(),
         discount: order.discount.won(),
@@ -196,7 +233,7 @@ pub async fn load(
             Some(EventRef { version, detail_type: e.detail_type.clone() })
         })
         .collect();
-    Ok(Some(OrderSaga { order, events, steps, money, ledger, pg_payments, simulated: pg.is_some() }))
+    Ok(Some(OrderSaga { order, problems, events, steps, money, ledger, pg_payments, simulated: pg.is_some() }))
 }
 
 fn consumer_step(o: &Outcome) -> Step {
@@ -212,7 +249,12 @@ fn consumer_step(o: &Outcome) -> Step {
             "RUNNING" => State::Pending,
             _ => State::Failed,
         },
-        text: format!("attempts {}: {}", o.attempts, o.detail.as_deref().unwrap_or("")),
+        text: format!(
+            "attempts {}{}: {}",
+            o.attempts,
+            if o.dead_lettered_at.is_some() { ", dead-lettered" } else { "" },
+            o.detail.as_deref().unwrap_or("")
+        ),
     }
 }
 

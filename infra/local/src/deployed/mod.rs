@@ -83,6 +83,14 @@ impl DeployedStack {
         shop_app::adapters::aws::app_for_table(self.output("TableName")?).await
     }
 
+    /// Who the AWS credentials in use are (STS `GetCallerIdentity`): the
+    /// operator the audit trail records for a `--stack` action.
+    pub async fn caller_identity(&self) -> anyhow::Result<String> {
+        let out =
+            aws_sdk_sts::Client::new(&self.sdk).get_caller_identity().send().await.context("STS GetCallerIdentity")?;
+        out.arn().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("STS named no caller"))
+    }
+
     fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk)
     }

@@ -84,6 +84,12 @@ impl Sink {
         self.db.tx(faults::clear).await
     }
 
+    /// The armed faults: (fault, deliveries left, -1 until cleared).
+    pub async fn faults(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let all = self.db.tx(faults::list).await?;
+        Ok(all.into_iter().map(|(_, fault, count)| (fault, count)).collect())
+    }
+
     pub fn new(
         file: Option<PathBuf>,
         slow: Duration,

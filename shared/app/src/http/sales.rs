@@ -37,7 +37,7 @@ pub struct SaleView {
     pub session_secs: u32,
     /// Entries so far (an upper bound: a double entry's second number counts).
     pub entered: u64,
-    /// Waiting now, about (entered less admitted).
+    /// Waiting now, about (entered less admitted; 0 once sold out or ended).
     pub waiting: u64,
     /// Holding a slot now.
     pub active: u64,

@@ -6,6 +6,7 @@
 //! conditional DynamoDB transaction, through the one conflict-retry loop
 //! ([`retry`]).
 
+pub mod audit;
 pub mod campaigns;
 pub mod cancel;
 pub mod confirm_payment;

@@ -148,6 +148,7 @@ async fn attempt(
             .order(&token.id, placement.order.id.clone(), now)
             .map_err(|e| Step::Fail(NotAdmitted::from(e).into()))?;
         tx.push(app.store.sales().op_order_ticket(ticket.version, &ordered)?);
+        tx.push(app.store.sales().op_hold(&ordered.sale, &ordered.user, 1)?);
     }
     tx.push(app.store.orders().op_create(&placement.order)?);
     tx.extend(super::outbox(app, None, &placement.events, correlation_id)?);

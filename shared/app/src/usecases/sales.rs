@@ -11,7 +11,9 @@ use crate::App;
 use crate::usecases::retry::{Contended, Step, retry};
 use shop_domain::sale::Gate;
 use shop_domain::sale::admit::Health;
-use shop_domain::sale::{Position, Sale, SaleState, Shown, Ticket, TicketError, next_rate, plan_step, sells_out};
+use shop_domain::sale::{
+    Position, Sale, SaleState, Shown, Slots, Ticket, TicketError, next_rate, plan_step, sells_out,
+};
 use shop_domain::{OrderId, ProductId, SaleId, UserId};
 use shop_store::{ConflictReason, StoreError, Tx, TxItem};
 
@@ -292,16 +294,16 @@ async fn admit_attempt(app: &App, id: &SaleId, health: Option<Health>) -> Result
     // While units are reserved by admitted shoppers' orders the sale is
     // not over (an order that expires gives its units back); it admits no
     // more shoppers than there are units.
-    let (units, entered) = if sale.state(now) == SaleState::Open {
+    let (units, entered, holding) = if sale.state(now) == SaleState::Open {
         let (counted, early) = sales.entries(&sale).await?;
         sale.early = early;
         let left = units_left(app, &sale).await?;
         sale.sold_out = sells_out(left, sale.admitted.saturating_sub(freed));
-        (left, counted.saturating_add(early))
+        (left, counted.saturating_add(early), sales.holding(id).await?)
     } else {
-        (0, 0)
+        (0, 0, 0)
     };
-    let step = plan_step(&sale, freed, units, now);
+    let step = plan_step(&sale, Slots { freed, holding }, units, now);
     let rate = health.map_or(sale.rate, |h| next_rate(sale.rate, sale.terms.max_admissions_per_sec, h));
     // Nobody can be waiting while every entry was admitted: the queue's
     // shards are read only when someone may be.
@@ -349,7 +351,8 @@ pub struct SaleStatus {
     pub entered: u64,
     /// Holding a slot now: admitted less freed.
     pub active: u64,
-    /// Waiting now, about: entered less admitted (leavers included).
+    /// Waiting now, about: entered less admitted (leavers included); none
+    /// once the sale sold out or ended.
     pub waiting: u64,
     /// Units the sale's orders took (paid or being paid).
     pub sold: u64,
@@ -367,7 +370,11 @@ pub async fn status(app: &App, id: &SaleId) -> Result<Option<SaleStatus>, StoreE
     let (entered, freed, units_left) =
         (sales.entered(&sale).await?, sales.freed(id).await?, units_left(app, &sale).await?);
     let state = sale.state(now);
-    let waiting = entered.saturating_sub(sale.admitted);
+    // A sale that sold out or ended ended every waiting ticket with it.
+    let waiting = match state {
+        SaleState::Scheduled | SaleState::Open => entered.saturating_sub(sale.admitted),
+        SaleState::SoldOut | SaleState::Ended => 0,
+    };
     Ok(Some(SaleStatus {
         state,
         entered,
@@ -420,6 +427,7 @@ pub async fn release_for_order(app: &App, id: &SaleId, user: &UserId, order: &Or
         let mut tx = Tx::new();
         tx.push(sales.op_update_ticket(ticket.version, &next, &sale)?);
         tx.push(sales.op_free(id, user)?);
+        tx.push(sales.op_hold(id, user, -1)?);
         app.store.transact(tx).await?;
         tracing::info!(sale_id = %id, order_id = %order, "slot freed by its order");
         app.admitter.notify_one();

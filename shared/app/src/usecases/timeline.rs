@@ -27,6 +27,7 @@ pub async fn timeline(app: &App, order_id: &OrderId) -> anyhow::Result<Value> {
             steps.push(json!({
                 "at": o.at.to_rfc3339(), "kind": "consumer", "eventId": o.event_id, "consumer": o.consumer,
                 "status": o.status, "attempts": o.attempts, "detail": o.detail,
+                "deadLetteredAt": o.dead_lettered_at.map(|t| t.to_rfc3339()),
             }));
         }
     }

@@ -68,17 +68,31 @@ pub fn sells_out(units_left: u64, active: u64) -> bool {
     units_left == 0 && active == 0
 }
 
-/// The step of `sale` at `now`, `freed` slots having been released so
-/// far and `units_left` units of its products available: no more shoppers
-/// are admitted than there are units for them. The sale's token bucket is
-/// full one second after its mark, and the mark only moves forward.
-pub fn plan_step(sale: &Sale, freed: u64, units_left: u64, now: Timestamp) -> Step {
+/// A sale's slots as its counters tell them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Slots {
+    /// Slots released so far (orders ended, sessions ended, shoppers left).
+    pub freed: u64,
+    /// Admitted shoppers whose order is placed and still holds the slot:
+    /// their units are already taken out of what is left.
+    pub holding: u64,
+}
+
+/// The step of `sale` at `now`, with its `slots` and `units_left` units of
+/// its products available. No more shoppers are admitted than there are
+/// units for them: an admitted shopper who has not ordered yet may still
+/// take a unit, so a newcomer is admitted only for a unit beyond one per
+/// such shopper (`units_left − (active − holding)`); one whose order is
+/// placed took its units already. The sale's token bucket is full one
+/// second after its mark, and the mark only moves forward.
+pub fn plan_step(sale: &Sale, slots: Slots, units_left: u64, now: Timestamp) -> Step {
     let idle = Step { admit: 0, bucket_at: sale.bucket_at };
     match sale.state(now) {
         SaleState::Open => {}
         SaleState::Scheduled | SaleState::SoldOut | SaleState::Ended => return idle,
     }
-    let active = sale.admitted.saturating_sub(freed);
+    let active = sale.admitted.saturating_sub(slots.freed);
+    let unordered = active.saturating_sub(slots.holding);
     let free = u64::from(sale.terms.capacity).saturating_sub(active);
     let rate = sale.rate.clamp(MIN_RATE, f64::from(sale.terms.max_admissions_per_sec).max(MIN_RATE));
     // At most one second's worth of tokens.
@@ -86,7 +100,8 @@ pub fn plan_step(sale: &Sale, freed: u64, units_left: u64, now: Timestamp) -> St
     let elapsed_ms = now.millis().saturating_sub(from.millis()).max(0);
     let tokens = (rate * elapsed_ms as f64 / 1_000.0).floor();
     let tokens = if tokens.is_finite() && tokens > 0.0 { tokens.min(f64::from(MAX_PER_STEP)) as u64 } else { 0 };
-    let admit = u32::try_from(free.min(tokens).min(units_left).min(u64::from(MAX_PER_STEP))).unwrap_or(0);
+    let for_newcomers = units_left.saturating_sub(unordered);
+    let admit = u32::try_from(free.min(tokens).min(for_newcomers).min(u64::from(MAX_PER_STEP))).unwrap_or(0);
     if admit == 0 {
         return idle;
     }

@@ -23,7 +23,7 @@ pub mod ticket;
 use crate::{ProductId, SaleId, Timestamp};
 use serde::{Deserialize, Serialize};
 
-pub use admit::{Health, Step, next_rate, plan_step, sells_out};
+pub use admit::{Health, Slots, Step, next_rate, plan_step, sells_out};
 pub use gate::{Gate, NotAdmitted, sale_of_order};
 pub use place::{Place, Position, position};
 pub use ticket::{Admission, Shown, Ticket, TicketError, TicketStatus};

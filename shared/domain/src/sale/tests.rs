@@ -192,29 +192,42 @@ fn a_waiting_ticket_of_a_sold_out_sale_reads_sold_out() {
 #[test]
 fn a_step_admits_no_more_than_free_slots_the_rate_and_a_transaction_allow() {
     let s = sale(10, 5);
-    assert_eq!(plan_step(&s, 0, u64::MAX, at(99)).admit, 0, "not before the start");
+    assert_eq!(plan_step(&s, freed(0), u64::MAX, at(99)).admit, 0, "not before the start");
     // One second of tokens at 5/s, though ten slots are free.
-    let step = plan_step(&s, 0, u64::MAX, at(101));
+    let step = plan_step(&s, freed(0), u64::MAX, at(101));
     assert_eq!(step.admit, 5);
     let after = s.after_step(&[counted(0), counted(1), counted(2), counted(3), counted(4)], step, s.rate);
     assert_eq!((after.admitted, after.served, after.version), (5, Some(counted(4)), s.version + 1));
     // The bucket was spent: nothing more in the same instant, 2 after 0.4 s.
-    assert_eq!(plan_step(&after, 0, u64::MAX, at(101)).admit, 0);
-    assert_eq!(plan_step(&after, 0, u64::MAX, Timestamp::from_millis(101_400)).admit, 2);
+    assert_eq!(plan_step(&after, freed(0), u64::MAX, at(101)).admit, 0);
+    assert_eq!(plan_step(&after, freed(0), u64::MAX, Timestamp::from_millis(101_400)).admit, 2);
     // Full slots admit nothing; a release frees one.
     let mut full = after.clone();
     full.admitted = 10;
-    assert_eq!(plan_step(&full, 0, u64::MAX, at(200)).admit, 0);
-    assert_eq!(plan_step(&full, 1, u64::MAX, at(200)).admit, 1);
+    assert_eq!(plan_step(&full, freed(0), u64::MAX, at(200)).admit, 0);
+    assert_eq!(plan_step(&full, freed(1), u64::MAX, at(200)).admit, 1);
     // An idle bucket holds one second's worth, and a step at most 99.
     let big = sale(100_000, 10_000);
-    assert_eq!(plan_step(&big, 0, u64::MAX, at(500)).admit, MAX_PER_STEP);
+    assert_eq!(plan_step(&big, freed(0), u64::MAX, at(500)).admit, MAX_PER_STEP);
     let mut sold = s.clone();
     sold.sold_out = true;
-    assert_eq!(plan_step(&sold, 0, u64::MAX, at(500)).admit, 0);
+    assert_eq!(plan_step(&sold, freed(0), u64::MAX, at(500)).admit, 0);
     // No more shoppers than units left for them.
-    assert_eq!(plan_step(&s, 0, 3, at(101)).admit, 3);
-    assert_eq!(plan_step(&s, 0, 0, at(101)).admit, 0);
+    assert_eq!(plan_step(&s, freed(0), 3, at(101)).admit, 3);
+    assert_eq!(plan_step(&s, freed(0), 0, at(101)).admit, 0);
+    // A shopper holding a slot without an order may still take a unit:
+    // with 3 active (5 admitted, 2 freed) who have not ordered, a newcomer
+    // gets only a unit beyond those 3; one who ordered took theirs already.
+    let later = Timestamp::from_millis(101_400);
+    assert_eq!(plan_step(&after, freed(2), 5, later).admit, 2);
+    assert_eq!(plan_step(&after, freed(2), 4, later).admit, 1);
+    assert_eq!(plan_step(&after, freed(2), 3, later).admit, 0);
+    assert_eq!(plan_step(&after, Slots { freed: 2, holding: 3 }, 3, later).admit, 2, "all 3 ordered");
+    assert_eq!(plan_step(&after, Slots { freed: 2, holding: 2 }, 1, later).admit, 0, "one may still take the last");
+}
+
+fn freed(n: u64) -> Slots {
+    Slots { freed: n, holding: 0 }
 }
 
 #[test]

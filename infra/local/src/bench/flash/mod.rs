@@ -58,6 +58,9 @@ pub struct FlashOptions {
     /// timeout) from this long after the burst starts, for this long: the
     /// adaptive admission's test.
     pub slow_pg: Option<(Duration, Duration)>,
+    /// Where the run's store stays after it (a new directory), instead of
+    /// a temporary one: `shop up --data-dir` opens it on the console.
+    pub keep_data_dir: Option<std::path::PathBuf>,
     pub progress: crate::bench::progress::Reporter,
 }
 
@@ -76,6 +79,9 @@ const PRICE: i128 = 10_000;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlashReport {
+    /// The run's store, when kept (`--keep-data-dir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_data_dir: Option<String>,
     pub shoppers: usize,
     pub stock: u64,
     pub capacity: u32,
@@ -213,6 +219,11 @@ impl FlashReport {
                 );
             }
         }
+        if let Some(dir) = &self.kept_data_dir {
+            out += &format!(
+                "store kept: shop up --data-dir {dir}, then /console/sales (sign in with shop token --data-dir {dir} --operator)\n"
+            );
+        }
         out
     }
 }
@@ -284,9 +295,20 @@ pub async fn run(opts: FlashOptions) -> anyhow::Result<FlashReport> {
     let asked_live_share = opts.live_share;
     let opts = FlashOptions { live_share: live_share_possible(&opts), ..opts };
     let plans = plans(&opts);
-    let dir = tempfile::tempdir()?;
+    // A temporary store is deleted when `_temporary` drops, after the checks.
+    let (data_dir, _temporary) = match &opts.keep_data_dir {
+        Some(keep) => {
+            anyhow::ensure!(!keep.exists(), "{} exists: --keep-data-dir wants a new directory", keep.display());
+            std::fs::create_dir_all(keep)?;
+            (keep.clone(), None)
+        }
+        None => {
+            let t = tempfile::tempdir()?;
+            (t.path().to_owned(), Some(t))
+        }
+    };
     let stack = Stack::start(StackOptions {
-        data_dir: Some(dir.path().to_owned()),
+        data_dir: Some(data_dir.clone()),
         config: Config { order_ttl_secs: opts.order_ttl_secs, ..Config::default() },
         schedule_every: SCHEDULE,
         admit_every: ADMIT_EVERY,
@@ -496,6 +518,7 @@ pub async fn run(opts: FlashOptions) -> anyhow::Result<FlashReport> {
         *by_behaviour.entry(format!("{:?}", r.plan.behaviour)).or_default() += 1;
     }
     Ok(FlashReport {
+        kept_data_dir: opts.keep_data_dir.as_ref().map(|d| d.display().to_string()),
         shoppers: opts.shoppers,
         stock: opts.stock,
         capacity: opts.capacity,

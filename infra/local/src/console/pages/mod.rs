@@ -1,5 +1,6 @@
 //! One file per page; [`shell`] is the frame they share.
 
+pub mod audit;
 pub mod order;
 pub mod orders;
 pub mod overview;

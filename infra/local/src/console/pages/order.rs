@@ -4,15 +4,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::Extension;
+use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use shop_domain::OrderId;
 
 use super::shell;
-use crate::console::ConsoleState;
-use crate::console::saga::{self, OrderSaga};
+use crate::console::auth::SignedIn;
+use crate::console::saga::{self, OrderSaga, Stuck};
+use crate::console::{ConsoleState, acting};
 use crate::ops::CONSUMERS;
 
 pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
@@ -29,7 +31,7 @@ pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<S
 /// The live part alone (what htmx swaps in).
 pub async fn live(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
     match load(&state, &order_id).await {
-        Ok(Some(s)) => axum::response::Html(live_part(&s).into_string()).into_response(),
+        Ok(Some(s)) => axum::response::Html(live_part(&s, state.allow_actions).into_string()).into_response(),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => failed(&state, &e),
     }
@@ -55,6 +57,7 @@ pub async fn confirm_republish(State(state): State<Arc<ConsoleState>>, Path(orde
                 p { (events.len()) " event(s) go to the bus again; every consumer dedupes what it already did." }
                 form method="post" action={ "/console/orders/" (id) "/republish" } {
                     (crate::console::auth::csrf_field())
+                    (crate::console::acting::reason_field())
                     button #confirm type="submit" { "Republish" } " " a href={ "/console/orders/" (id) } { "Cancel" }
                 }
             },
@@ -66,22 +69,28 @@ pub async fn confirm_republish(State(state): State<Arc<ConsoleState>>, Path(orde
 }
 
 /// Marks every event of the order pending again: the publisher sends each once more.
-pub async fn republish(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
+pub async fn republish(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<SignedIn>,
+    Path(order_id): Path<String>,
+    Form(f): Form<acting::ReasonForm>,
+) -> Response {
     let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
-    let result = async {
+    let work = || async {
         let events = state.app.store.outbox().events_of(&id).await?;
         for e in &events {
             state.app.store.outbox().mark_pending(e).await?;
         }
         anyhow::Ok(events.len())
-    }
-    .await;
-    match result {
-        Ok(n) => {
-            tracing::info!(order_id = %id, events = n, "republished from the console");
-            Redirect::to(&format!("/console/orders/{id}")).into_response()
-        }
-        Err(e) => shell::error(&state, &e),
+    };
+    let targets = vec![format!("order:{id}")];
+    match acting::act(&state, &who, &f.reason, "order.republish", targets, work, |n| {
+        format!("{n} event(s) pending again")
+    })
+    .await
+    {
+        Ok(_) => Redirect::to(&format!("/console/orders/{id}")).into_response(),
+        Err(response) => response,
     }
 }
 
@@ -89,6 +98,9 @@ pub async fn republish(State(state): State<Arc<ConsoleState>>, Path(order_id): P
 pub struct ReplayOne {
     version: u64,
     consumer: String,
+    /// On the confirmed POST only.
+    #[serde(default)]
+    reason: String,
 }
 
 /// The confirmation step of replaying one event to one consumer.
@@ -117,6 +129,7 @@ pub async fn confirm_replay(
                 (crate::console::auth::csrf_field())
                 input type="hidden" name="version" value=(r.version);
                 input type="hidden" name="consumer" value=(r.consumer);
+                (crate::console::acting::reason_field())
                 button #confirm type="submit" { "Replay to " (r.consumer) } " " a href={ "/console/orders/" (id) } { "Cancel" }
             }
         },
@@ -126,25 +139,36 @@ pub async fn confirm_replay(
 
 pub async fn replay(
     State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<SignedIn>,
     Path(order_id): Path<String>,
-    axum::Form(r): axum::Form<ReplayOne>,
+    Form(r): Form<ReplayOne>,
 ) -> Response {
     let Ok(id) = OrderId::parse(order_id.as_str()) else { return StatusCode::NOT_FOUND.into_response() };
-    match crate::console::queues::replay_event(&state, &id, r.version, &r.consumer).await {
-        Ok(Some(name)) => {
-            tracing::info!(order_id = %id, version = r.version, consumer = %r.consumer, replay = %name, "replayed from the console");
-            Redirect::to(&format!("/console/orders/{id}")).into_response()
+    // A pair the consumer's rule does not take is refused before anything is recorded.
+    let taken = match crate::emulate::rules::rules() {
+        Ok(rules) => crate::ops::replay_envelope(&state.app, &rules, &id, r.version, &r.consumer).await,
+        Err(e) => Err(e),
+    };
+    match taken {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let body =
+                html! { p { "The " (r.consumer) " consumer's rule does not take this event. Nothing was done." } };
+            return (StatusCode::CONFLICT, shell::page(&state, "Not replayed", body)).into_response();
         }
-        Ok(None) => (
-            StatusCode::CONFLICT,
-            shell::page(
-                &state,
-                "Not replayed",
-                html! { p { "The " (r.consumer) " consumer's rule does not take this event." } },
-            ),
-        )
-            .into_response(),
-        Err(e) => shell::error(&state, &e),
+        Err(e) => return shell::error(&state, &e),
+    }
+    let targets = vec![format!("order:{id}"), format!("event:{id}#{}", r.version), format!("queue:{}", r.consumer)];
+    let work = || async {
+        crate::console::queues::replay_event(&state, &id, r.version, &r.consumer)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the {} consumer's rule does not take this event", r.consumer))
+    };
+    match acting::act(&state, &who, &r.reason, "order.replay", targets, work, |name| format!("replayed as {name}"))
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/console/orders/{id}")).into_response(),
+        Err(response) => response,
     }
 }
 
@@ -161,15 +185,47 @@ fn full(s: &OrderSaga, allow_actions: bool) -> Markup {
             }
         }
         div #saga hx-get={ "/console/orders/" (s.order.id) "/saga" } hx-trigger="every 2s" hx-swap="innerHTML" {
-            (live_part(s))
+            (live_part(s, allow_actions))
         }
     }
 }
 
-fn live_part(s: &OrderSaga) -> Markup {
+/// One banner per open problem: what is stuck, the last error, since
+/// when, what the system does next, and the action that resolves it.
+fn problems(s: &OrderSaga, allow_actions: bool) -> Markup {
+    html! {
+        @for p in &s.problems {
+            div.banner.Failed id={ "problem-" (p.consumer) "-" (p.version) } {
+                @match p.stuck {
+                    Stuck::DeadLettered { since } => {
+                        strong { (p.consumer) " could not take " (p.detail_type) ": dead-lettered" }
+                        " — the last attempt its queue allows failed at " (shell::clock(Some(since))) " UTC, after " (p.attempts)
+                        " attempt(s). The message goes to the DLQ (once its visibility timeout passes), where nothing retries it until an operator acts."
+                    }
+                    Stuck::Retrying { last_attempt, max } => {
+                        strong { (p.consumer) " is retrying " (p.detail_type) }
+                        ": attempt " (p.attempts) " failed at " (shell::clock(Some(last_attempt)))
+                        " UTC. Its queue tries again after a growing delay; a failure on receive " (max) " sends it to the DLQ."
+                    }
+                }
+                @if let Some(e) = &p.error { p.error { "Last error: " code { (e) } } }
+                @if allow_actions { p.actions {
+                    @if matches!(p.stuck, Stuck::DeadLettered { .. }) {
+                        a.action href={ "/console/queues/" (p.consumer) "/redrive" } { "Redrive the " (p.consumer) " DLQ…" } " "
+                    }
+                    a.action href={ "/console/orders/" (s.order.id) "/replay?version=" (p.version) "&consumer=" (p.consumer) } {
+                        "Replay " (p.detail_type) " to " (p.consumer) "…" }
+                } }
+            }
+        }
+    }
+}
+
+fn live_part(s: &OrderSaga, allow_actions: bool) -> Markup {
     let o = &s.order;
     let m = &s.money;
     html! {
+        (problems(s, allow_actions))
         p { "Status " strong #status { (o.status.as_str()) } " · version " (o.version) " · user " code { (o.user_id) }
             @if let Some(c) = &o.coupon_id { " · coupon " code { (c) } }
             @if let Some(k) = &o.payment_key { " · payment " code { (k) } } }

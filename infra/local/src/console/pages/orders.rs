@@ -112,6 +112,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
     let in_doubt = app.store.payments().in_doubt(now, LIST as i32).await?;
     let overdue = app.store.payments().deposits_due(now, LIST as i32).await?;
     let failing = app.store.saga().failures(LIST as i32).await?;
+    let dead = app.store.saga().dead_letters(LIST as i32).await?;
     let waiting: Vec<_> = app
         .store
         .outbox()
@@ -154,18 +155,10 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
                     td { code { (p.payment_key) } } td.num { (p.amount) }
                 } } }
             }
-            h2 { "Orders whose consumers failed (not done since)" }
-            @if failing.is_empty() { p.hint { "None." } } @else {
-                table #failing { tr { th { "order" } th { "consumer" } th { "event" } th.num { "attempts" } th { "error" } th { "at" } }
-                    @for f in failing.iter().take(LIST) { tr {
-                        td { a href={ "/console/orders/" (f.order_id) } { code { (f.order_id) } } }
-                        td { (f.outcome.consumer) } td { (f.outcome.detail_type) }
-                        td.num { (f.outcome.attempts) }
-                        td.Failed { (f.outcome.detail.as_deref().unwrap_or("")) }
-                        td { (f.outcome.at.to_rfc3339()) }
-                    } }
-                }
-            }
+            h2 { "Dead-lettered: in a DLQ, waiting for an operator" }
+            (failure_table("dead-lettered", &dead, true))
+            h2 { "Retrying: consumers that failed and will be tried again" }
+            (failure_table("failing", &failing, false))
             h2 { "Events waiting for the publisher over a minute" }
             @if waiting.is_empty() { p.hint { "None." } } @else {
                 table { tr { th { "event" } th { "type" } th { "written" } } @for e in &waiting { tr {
@@ -175,6 +168,25 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         },
     )
     .into_response())
+}
+
+/// Consumers' failures: still retrying, or in a DLQ since `deadLetteredAt`.
+fn failure_table(id: &str, failures: &[shop_store::saga::Failure], dead: bool) -> Markup {
+    html! {
+        @if failures.is_empty() { p.hint id=(id) { "None." } } @else {
+            table id=(id) {
+                tr { th { "order" } th { "consumer" } th { "event" } th.num { "attempts" } th { "last error" }
+                     th { (if dead { "in the DLQ since" } else { "last attempt" }) } }
+                @for f in failures.iter().take(LIST) { tr {
+                    td { a href={ "/console/orders/" (f.order_id) } { code { (f.order_id) } } }
+                    td { (f.outcome.consumer) } td { (f.outcome.detail_type) }
+                    td.num { (f.outcome.attempts) }
+                    td.Failed { (f.outcome.detail.as_deref().unwrap_or("")) }
+                    td { (f.outcome.dead_lettered_at.unwrap_or(f.outcome.at).to_rfc3339()) }
+                } }
+            }
+        }
+    }
 }
 
 fn order_table(orders: &[shop_domain::Order]) -> Markup {

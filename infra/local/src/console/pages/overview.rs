@@ -102,6 +102,17 @@ impl Series {
             .collect()
     }
 
+    /// The time to settle (placed → paid) at quantile `q`, per minute:
+    /// the bound of the minute's histogram bucket, 0 in a minute without a payment.
+    pub(crate) fn settle(&self, q: f64) -> Vec<i64> {
+        self.minutes
+            .iter()
+            .map(|m| {
+                self.by_minute.get(m).and_then(|v| stats::settle_quantile(v, q)).map(|v| v.min(86_400_000)).unwrap_or(0)
+            })
+            .collect()
+    }
+
     fn sum(&self, name: &str) -> i64 {
         self.counter(name).iter().sum()
     }
@@ -151,8 +162,8 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
         .iter()
         .map(|t| series.counter(&format!("{EVENTS}{t}")))
         .fold(vec![0; series.minutes.len()], |acc, s| acc.iter().zip(s).map(|(a, b)| a + b).collect());
-    let p50: Vec<i64> = series.minutes.iter().map(|m| minute_quantile(&series, *m, 0.5)).collect();
-    let p99: Vec<i64> = series.minutes.iter().map(|m| minute_quantile(&series, *m, 0.99)).collect();
+    let p50 = series.settle(0.5);
+    let p99 = series.settle(0.99);
     let merged = series.merged();
     let calls = series.counter(PG_CALLS);
     let failed = series.counter(PG_FAILED);
@@ -222,10 +233,6 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
     })
 }
 
-fn minute_quantile(series: &Series, minute: i64, q: f64) -> i64 {
-    series.by_minute.get(&minute).and_then(|v| stats::settle_quantile(v, q)).map(|v| v.min(86_400_000)).unwrap_or(0)
-}
-
 /// A quantile from the histogram: at most its bucket's bound.
 fn at_most(ms: Option<i64>) -> String {
     match ms {
@@ -260,7 +267,8 @@ pub(crate) fn card_class(title: &str, value: &str, series: &[i64], note: &str, b
     }
 }
 
-/// A sparkline: the series as an inline SVG polyline (no script).
+/// A sparkline: the series as an inline SVG polyline (no script); its
+/// values, oldest first, in `data-values` for readers and tests.
 fn spark(values: &[i64]) -> Markup {
     const W: f64 = 220.0;
     const H: f64 = 36.0;
@@ -275,7 +283,8 @@ fn spark(values: &[i64]) -> Markup {
         .collect();
     let last = values.last().copied().unwrap_or(0);
     PreEscaped(format!(
-        r#"<svg class="spark" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="latest {last}, max {top}"><polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{}"/></svg>"#,
+        r#"<svg class="spark" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="latest {last}, max {top}" data-values="{}"><polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{}"/></svg>"#,
+        values.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
         points.join(" ")
     ))
 }

@@ -6,14 +6,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::Extension;
+use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::shell;
-use crate::console::ConsoleState;
+use crate::console::auth::SignedIn;
 use crate::console::queues::{self, PEEK};
+use crate::console::{ConsoleState, acting};
+use crate::emulate::queue::dlq_of;
 use crate::ops::{CONSUMERS, DlqEntry};
 
 pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
@@ -85,6 +88,7 @@ pub async fn confirm_redrive(State(state): State<Arc<ConsoleState>>, Path(consum
                 " queue with a fresh receive count; the consumer dedupes what it already did." }
             form method="post" action={ "/console/queues/" (consumer) "/redrive" } {
                 (crate::console::auth::csrf_field())
+                (acting::reason_field())
                 button #confirm type="submit" { "Redrive " (consumer) }
                 " " a href="/console/queues" { "Cancel" }
             }
@@ -93,15 +97,30 @@ pub async fn confirm_redrive(State(state): State<Arc<ConsoleState>>, Path(consum
     .into_response()
 }
 
-pub async fn redrive(State(state): State<Arc<ConsoleState>>, Path(consumer): Path<String>) -> Response {
+pub async fn redrive(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<SignedIn>,
+    Path(consumer): Path<String>,
+    Form(f): Form<acting::ReasonForm>,
+) -> Response {
     if !CONSUMERS.contains(&consumer.as_str()) {
         return (StatusCode::NOT_FOUND, shell::page(&state, "No such consumer", html! {})).into_response();
     }
-    match queues::redrive(&state, &consumer).await {
-        Ok(moved) => {
-            tracing::info!(consumer, moved, "redriven from the console");
-            Redirect::to(&format!("/console/queues?redriven={consumer}&moved={moved}")).into_response()
-        }
-        Err(e) => shell::error(&state, &e),
+    // The messages the DLQ shows now (the oldest, peeked): the orders the redrive is about.
+    let dead = match queues::states(&state).await {
+        Ok(rows) => rows.into_iter().find(|q| q.consumer == consumer).map(|q| q.dead).unwrap_or_default(),
+        Err(e) => return shell::error(&state, &e),
+    };
+    let targets = std::iter::once(format!("queue:{}", dlq_of(&consumer)))
+        .chain(dead.iter().filter(|m| !m.order_id.is_empty()).map(|m| format!("order:{}", m.order_id)))
+        .collect();
+    let work = || queues::redrive(&state, &consumer);
+    match acting::act(&state, &who, &f.reason, "dlq.redrive", targets, work, |moved| {
+        format!("{moved} message(s) moved back to {consumer}")
+    })
+    .await
+    {
+        Ok(_) => Redirect::to("/console/audit").into_response(),
+        Err(response) => response,
     }
 }

@@ -65,6 +65,7 @@ async fn sales(state: &ConsoleState) -> anyhow::Result<Markup> {
     let series = Series::read(app, now, MINUTES).await?;
     let counter = |name: &str| series.counter(name);
     let gauge = |name: &str| series.gauge(name);
+    let settle_p99 = series.settle(0.99);
     let stuck = app.store.sales().sessions_ended(now.plus_secs(-STUCK_AFTER_SECS), STUCK_CAP).await?;
     let depths = crate::console::queues::depths(state).await?;
     let dlq = crate::emulate::queue::dlq_of(shop_app::events::consumers::WAITING_ROOM);
@@ -94,6 +95,7 @@ async fn sales(state: &ConsoleState) -> anyhow::Result<Markup> {
                     (card("Slots freed", &format!("{} in the last hour", counter(&sale_stat(id, "freed")).iter().sum::<i64>()), &counter(&sale_stat(id, "freed")), "per minute (orders ended, sessions ended, shoppers left)"))
                     (card("Active shoppers", &format!("{} of {}", s.active, s.sale.terms.capacity), &gauge(&sale_stat(id, "active")), "sampled each admitter pass"))
                     (card("Admission rate (adaptive)", &format!("{:.1} per s", s.sale.rate), &gauge(&sale_stat(id, "rate")).iter().map(|r| r / 100).collect::<Vec<_>>(), "per s, as the rule chose it"))
+                    (card("Saga settle p99 (placed → paid)", &duration(settle_p99.last().copied().filter(|ms| *ms > 0)), &settle_p99, &format!("bucket bound (ms), per minute, all orders: the rate halves above {} ms", shop_domain::sale::admit::SETTLE_P99_TARGET_MS)))
                     (card_class("Stuck sessions", &stuck_here.to_string(), &[], &format!("past their end by over {STUCK_AFTER_SECS} s, not yet ended"), stuck_here > 0))
                 }
             }

@@ -48,6 +48,7 @@ pub fn page(state: &ConsoleState, title: &str, body: Markup) -> Html<String> {
                         a href="/console/queues" { "Queues" }
                         a href="/console/sales" { "Sales" }
                         @if state.pg.is_some() { a href="/console/simulators" { "Simulators" } }
+                        a href="/console/audit" { "Audit" }
                         @if let Some(stack) = &state.stack { span.hint { "stack " code { (stack.name) } } }
                         @if !state.allow_actions { span.hint #read-only { "read-only" } }
                         form.logout method="post" action="/console/logout" { (crate::console::auth::csrf_field()) button type="submit" { "Sign out" } }

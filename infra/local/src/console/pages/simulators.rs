@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::Extension;
+use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use maud::{Markup, html};
+use shop_domain::audit::Reason;
 
 use super::shell;
-use crate::console::ConsoleState;
+use crate::console::auth::SignedIn;
+use crate::console::{ConsoleState, acting};
 use crate::sim::db::Page;
 use crate::sim::{pg, sink};
 
@@ -28,6 +31,10 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
         (Ok(c), Ok(d), Ok(f)) => (c.items, d.items, f),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return shell::error(&state, &e),
     };
+    let sink_faults = match sink_sim.faults().await {
+        Ok(f) => f,
+        Err(e) => return shell::error(&state, &e),
+    };
     shell::page(&state,
         "Simulators",
         html! {
@@ -36,18 +43,28 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
                 (crate::console::auth::csrf_field())
                 select name="fault" { option value="error" { "refuse (500)" } option value="slow" { "slow" } }
                 " for " input name="count" type="number" value="-1" size="4";
-                " deliveries (-1: until cleared) " button #sink-fail type="submit" { "Arm" }
+                " deliveries (-1: until cleared), because " (reason_input("sink-reason"))
+                " " button #sink-fail type="submit" { "Arm" }
             }
-            form method="post" action="/console/simulators/sink/clear" { (crate::console::auth::csrf_field()) button #sink-clear type="submit" { "Clear the data platform's faults" } }
+            form method="post" action="/console/simulators/sink/clear" { (crate::console::auth::csrf_field())
+                "Because " (reason_input("sink-clear-reason")) " " button #sink-clear type="submit" { "Clear the data platform's faults" } }
+            @if sink_faults.is_empty() { p.hint #sink-faults { "No data-platform fault armed." } } @else {
+                table #sink-faults { tr { th { "fault" } th.num { "deliveries left" } }
+                    @for (fault, count) in &sink_faults { tr {
+                        td.Failed { (fault) } td.num { (if *count < 0 { "until cleared".to_owned() } else { count.to_string() }) }
+                    } } }
+            }
             h2 { "PG" }
             form method="post" action="/console/simulators/pg/faults" {
                 (crate::console::auth::csrf_field())
                 select name="op" { @for op in PG_OPS { option value=(op) { (op) } } }
                 select name="fault" { @for f in PG_FAULTS { option value=(f) { (f) } } }
                 " for " input name="count" type="number" value="1" size="4";
-                " calls (-1: until cleared) " button #pg-fail type="submit" { "Arm" }
+                " calls (-1: until cleared), because " (reason_input("pg-reason"))
+                " " button #pg-fail type="submit" { "Arm" }
             }
-            form method="post" action="/console/simulators/pg/clear" { (crate::console::auth::csrf_field()) button #pg-clear type="submit" { "Clear the PG's faults" } }
+            form method="post" action="/console/simulators/pg/clear" { (crate::console::auth::csrf_field())
+                "Because " (reason_input("pg-clear-reason")) " " button #pg-clear type="submit" { "Clear the PG's faults" } }
             @if pg_faults.is_empty() { p.hint #pg-faults { "No PG fault armed." } } @else {
                 table #pg-faults { tr { th { "op" } th { "fault" } th.num { "calls left" } }
                     @for (op, fault, count) in &pg_faults { tr {
@@ -74,30 +91,65 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
     .into_response()
 }
 
+fn deliveries(count: i64) -> String {
+    if count < 0 { "every delivery until cleared".into() } else { format!("{count} deliveries") }
+}
+
+fn calls(count: i64) -> String {
+    if count < 0 { "every call until cleared".into() } else { format!("{count} call(s)") }
+}
+
+/// A one-line reason on the simulators' inline forms (recorded in the audit trail).
+fn reason_input(id: &str) -> Markup {
+    html! { input id=(id) name="reason" type="text" size="30" required maxlength=(Reason::MAX_LEN) placeholder="reason (audit trail)"; }
+}
+
 #[derive(serde::Deserialize)]
 pub struct SinkFaultForm {
     fault: String,
     count: i64,
+    #[serde(default)]
+    reason: String,
 }
 
-pub async fn arm_sink(State(state): State<Arc<ConsoleState>>, axum::Form(f): axum::Form<SinkFaultForm>) -> Response {
-    let Some(s) = &state.sink else { return Redirect::to("/console/simulators").into_response() };
+fn back() -> Response {
+    Redirect::to("/console/simulators").into_response()
+}
+
+pub async fn arm_sink(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<SignedIn>,
+    Form(f): Form<SinkFaultForm>,
+) -> Response {
+    let Some(s) = state.sink.clone() else { return back() };
     if !matches!(f.fault.as_str(), "error" | "slow") || f.count == 0 || f.count < -1 {
         return shell::bad_request(&state, "A data-platform fault is error or slow, for a count > 0 or -1.");
     }
-    match s.arm(sink::SinkFault { fault: f.fault, count: f.count }).await {
-        Ok(()) => Redirect::to("/console/simulators").into_response(),
-        Err(e) => shell::error(&state, &e),
+    let targets = vec![format!("sink:{}", f.fault)];
+    let (fault, count) = (f.fault.clone(), f.count);
+    let work = || s.arm(sink::SinkFault { fault, count });
+    match acting::act(&state, &who, &f.reason, "sink.fault.arm", targets, work, |_| {
+        format!("{} for {}", f.fault, deliveries(f.count))
+    })
+    .await
+    {
+        Ok(()) => back(),
+        Err(response) => response,
     }
 }
 
-pub async fn clear_sink(State(state): State<Arc<ConsoleState>>) -> Response {
-    match &state.sink {
-        Some(s) => match s.clear_faults().await {
-            Ok(()) => Redirect::to("/console/simulators").into_response(),
-            Err(e) => shell::error(&state, &e),
-        },
-        None => Redirect::to("/console/simulators").into_response(),
+pub async fn clear_sink(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<SignedIn>,
+    Form(f): Form<acting::ReasonForm>,
+) -> Response {
+    let Some(s) = state.sink.clone() else { return back() };
+    let work = || s.clear_faults();
+    match acting::act(&state, &who, &f.reason, "sink.fault.clear", vec!["sink".into()], work, |_| "cleared".into())
+        .await
+    {
+        Ok(()) => back(),
+        Err(response) => response,
     }
 }
 
@@ -110,10 +162,16 @@ pub struct PgFaultForm {
     op: String,
     fault: String,
     count: i64,
+    #[serde(default)]
+    reason: String,
 }
 
-pub async fn arm_pg(State(state): State<Arc<ConsoleState>>, axum::Form(f): axum::Form<PgFaultForm>) -> Response {
-    let Some(p) = &state.pg else { return Redirect::to("/console/simulators").into_response() };
+pub async fn arm_pg(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<SignedIn>,
+    Form(f): Form<PgFaultForm>,
+) -> Response {
+    let Some(p) = state.pg.clone() else { return back() };
     let parsed = (
         serde_json::from_value::<pg::Op>(serde_json::Value::String(f.op.clone())),
         serde_json::from_value::<pg::FaultKind>(serde_json::Value::String(f.fault.clone())),
@@ -124,18 +182,27 @@ pub async fn arm_pg(State(state): State<Arc<ConsoleState>>, axum::Form(f): axum:
     if f.count == 0 || f.count < -1 {
         return shell::bad_request(&state, "A fault lasts a count > 0 of calls, or -1 (until cleared).");
     }
-    match p.arm(pg::Fault { op, fault, count: f.count }).await {
-        Ok(()) => Redirect::to("/console/simulators").into_response(),
-        Err(e) => shell::error(&state, &e),
+    let targets = vec![format!("pg:{}/{}", f.op, f.fault)];
+    let work = || p.arm(pg::Fault { op, fault, count: f.count });
+    match acting::act(&state, &who, &f.reason, "pg.fault.arm", targets, work, |_| {
+        format!("{} on {} for {}", f.fault, f.op, calls(f.count))
+    })
+    .await
+    {
+        Ok(()) => back(),
+        Err(response) => response,
     }
 }
 
-pub async fn clear_pg(State(state): State<Arc<ConsoleState>>) -> Response {
-    match &state.pg {
-        Some(p) => match p.clear_faults().await {
-            Ok(()) => Redirect::to("/console/simulators").into_response(),
-            Err(e) => shell::error(&state, &e),
-        },
-        None => Redirect::to("/console/simulators").into_response(),
+pub async fn clear_pg(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<SignedIn>,
+    Form(f): Form<acting::ReasonForm>,
+) -> Response {
+    let Some(p) = state.pg.clone() else { return back() };
+    let work = || p.clear_faults();
+    match acting::act(&state, &who, &f.reason, "pg.fault.clear", vec!["pg".into()], work, |_| "cleared".into()).await {
+        Ok(()) => back(),
+        Err(response) => response,
     }
 }

@@ -104,6 +104,12 @@ pub async fn handle_sqs(app: &App, consumer: &dyn Consumer, event: SqsEvent) -> 
             if matches!(e, ConsumerError::Permanent(_)) {
                 app.count("ConsumerPermanentFailures", 1);
             }
+            // The last receive the queue allows: the message goes to the DLQ
+            // now, and its outcome says so (a DLQ cannot be queried by order).
+            let receives = message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse::<u32>().ok());
+            if receives.is_some_and(|n| n >= app.config.max_receives) {
+                dead_lettered(app, consumer, body).await;
+            }
             let mut f = BatchItemFailure::default();
             f.item_identifier = id;
             failures.push(f);
@@ -112,6 +118,21 @@ pub async fn handle_sqs(app: &App, consumer: &dyn Consumer, event: SqsEvent) -> 
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures;
     response
+}
+
+/// Records that `consumer`'s outcome of the event in `body` is dead-lettered
+/// (best effort: the DLQ holds the message either way).
+async fn dead_lettered(app: &App, consumer: &dyn Consumer, body: &str) {
+    let Ok((event, _)) = decode(body) else { return };
+    match app
+        .store
+        .saga()
+        .dead_lettered(&event.order_id, event.aggregate_version, consumer.name(), app.clock.now())
+        .await
+    {
+        Ok(_) => tracing::warn!(consumer = consumer.name(), order_id = %event.order_id, "dead-lettered"),
+        Err(e) => tracing::warn!(error = %e, "could not record a dead-lettered outcome"),
+    }
 }
 
 /// Handles one message body; `Ok` means delete it. The message is handled
@@ -225,5 +246,6 @@ fn outcome_of(
         attempts: 0,
         detail,
         at,
+        dead_lettered_at: None,
     }
 }
