@@ -755,7 +755,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     status, _ = form_post(f"{console}/console/queues/analytics/redrive", {}, token)
     expect(status == 403, "the read-only console refuses to redrive")
     expect(http("DELETE", f"{sink}/sim/faults")[0] < 300, "data platform recovered")
-    moved = shop("dlq", "redrive", "analytics", "--stack", STACK)
+    moved = shop("dlq", "redrive", "analytics", "--stack", STACK, "--reason", "the data platform is back")
     expect(moved.get("moved", 0) >= 1 and moved.get("status") == "COMPLETED",
            f"shop dlq redrive analytics --stack {STACK} moved {moved.get('moved')} message(s) by {moved.get('method')}")
     wait_for("after the redrive, order B's OrderPaid delivered", lambda: "OrderPaid" in delivered(sink, order_b), 120)
@@ -764,7 +764,18 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     console, token = start_console(procs, bin_dir, shop_env, work, "console-act", allow_actions=True)
     before = invocations("analytics")
     status, _ = form_post(f"{console}/console/orders/{order_b}/replay", {"version": "3", "consumer": "analytics"}, token)
+    expect(status == 400, "a replay without a reason is refused")
+    status, _ = form_post(f"{console}/console/orders/{order_b}/replay",
+                          {"version": "3", "consumer": "analytics", "reason": "checking the dedupe"}, token)
     expect(status in (200, 303), f"shop console --stack --allow-actions: order B's OrderPaid replayed to analytics alone ({status})")
+    audit = shop("audit", "--stack", STACK)["entries"]
+    expect(len(audit) >= 2 and audit[0]["action"] == "order.replay" and audit[0]["channel"] == "console"
+           and audit[0]["reason"] == "checking the dedupe" and audit[0]["stack"] == STACK
+           and f"order:{order_b}" in audit[0]["targets"] and audit[0]["status"] == "SUCCEEDED",
+           f"shop audit --stack {STACK}: the console's replay, its operator, reason and order ({audit[:1]})")
+    expect(audit[1]["action"] == "dlq.redrive" and audit[1]["channel"] == "cli" and audit[1]["operator"].startswith("arn:")
+           and audit[1]["reason"] == "the data platform is back",
+           f"the redrive under the caller identity STS named ({audit[1]['operator'] if len(audit) > 1 else '-'})")
     wait_for("the replayed OrderPaid handled by the analytics function", lambda: invocations("analytics") > before, 60)
     wait_for("AnalyticsQueue drained after the replay", lambda: depth(sqs, aq, in_flight=True) == 0, 30)
     expect(depth(sqs, adlq) == 0, "the replay was deduped, not failed: AnalyticsQueueDlq still empty")
@@ -790,7 +801,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     log("scenario 4: an archive replay changes nothing (consumers dedupe by event id)")
     before = len(deliveries(sink))
     consumed_before = {c: invocations(c) for c in ("coupon", "analytics")}
-    replay = shop("replay", "--stack", STACK, "--from", "-1h")
+    replay = shop("replay", "--stack", STACK, "--from", "-1h", "--reason", "replay identity check")
     expect(replay.get("state") == "COMPLETED" and replay.get("archiveArn", "").endswith(f"{STACK}-archive"),
            f"shop replay --stack {STACK}: {replay.get('replayName')} from the stack's archive COMPLETED")
     wait_for("every consumer queue drained after the replay",
@@ -806,7 +817,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     before = len(deliveries(sink))
     consumed_before = invocations("analytics")
     published_before = len(published_lines())
-    republished = shop("republish", "--stack", STACK, "--since", "-1h").get("republished", 0)
+    republished = shop("republish", "--stack", STACK, "--since", "-1h", "--reason", "republish identity check").get("republished", 0)
     expect(republished > 0, f"shop republish --stack marked {republished} outbox event(s) pending")
     wait_for(f"the stream publisher published the {republished} again",
              lambda: len(published_lines()) >= published_before + republished, 60)
@@ -838,7 +849,7 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
     window = record["DDBStreamBatchInfo"]
     log(f"  the failure record: {record['requestContext']['condition']}, shard {window['shardId']}, "
         f"sequence {window['startSequenceNumber']}..{window['endSequenceNumber']} ({window['batchSize']} record(s))")
-    rp = shop("republish", "--from-failure-queue", "--stack", STACK)
+    rp = shop("republish", "--from-failure-queue", "--stack", STACK, "--reason", "the publisher's failures")
     expect(rp.get("windowsFromStream", 0) >= 1 and rp.get("republished", 0) >= 1 and rp.get("deleted") == rp.get("records"),
            f"the failure record's shard window read back from the stream: {rp.get('streamRecords')} record(s), "
            f"{rp.get('republished')} outbox event(s) republished, {rp.get('deleted')} record(s) deleted")

@@ -127,7 +127,8 @@ impl Store {
         self.query_all(None, "pk = :a AND begins_with(sk, :b)", [(":a", pk), (":b", prefix)]).await
     }
 
-    /// One page of a partition's items whose sort key starts with `prefix`,
+    /// One page of a partition's items whose sort key starts with `prefix`
+    /// (every item, for an empty one),
     /// strongly consistent: at most `limit` after the key `after`, in key
     /// order or (`forward: false`) reversed, and whether more follow.
     pub async fn prefix_page(
@@ -141,13 +142,16 @@ impl Store {
         // One item more than asked: whether a next page exists, without
         // handing out a position to an empty page.
         let fetch = i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX);
-        let out = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
+        let query = self.client().query().table_name(self.table()).expression_attribute_values(":pk", s(pk));
+        // DynamoDB refuses an empty string in a key condition: the whole
+        // partition is `pk = :pk` alone.
+        let query = match prefix.is_empty() {
+            true => query.key_condition_expression("pk = :pk"),
+            false => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix)),
+        };
+        let out = query
             .scan_index_forward(forward)
             .consistent_read(true)
             .limit(fetch)
