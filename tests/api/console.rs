@@ -386,9 +386,20 @@ async fn pg_faults_are_armed_and_cleared_from_the_simulators_page() {
         [("op", "confirm"), ("fault", "melt"), ("count", "1")],
         [("op", "refund"), ("fault", "error"), ("count", "1")],
         [("op", "confirm"), ("fault", "error"), ("count", "0")],
+        // Combinations the simulator would arm and never act on.
+        [("op", "confirm"), ("fault", "lost"), ("count", "1")],
+        [("op", "lookup"), ("fault", "reorder"), ("count", "1")],
+        [("op", "webhook"), ("fault", "decline"), ("count", "1")],
     ] {
         assert_eq!(post("/console/simulators/pg/faults", &bad).await.unwrap().status(), 400, "{bad:?}");
     }
+    let direct = reqwest::Client::new()
+        .post(format!("{}/v1/sim/faults", app.stack.pg_url()))
+        .json(&json!({"op": "confirm", "fault": "reorder", "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 400, "the simulator's own API refuses it too");
     assert!(page().await.contains("No PG fault armed."));
     let armed = post("/console/simulators/pg/faults", &[("op", "confirm"), ("fault", "decline"), ("count", "1")]);
     assert_eq!(armed.await.unwrap().status(), 303);
@@ -704,6 +715,13 @@ async fn an_order_whose_message_is_dead_lettered_opens_with_a_banner_that_says_w
     }
     assert!(banner.contains("/console/queues/analytics/redrive"), "the redrive: {banner}");
     assert!(banner.contains(&format!("/console/orders/{order}/replay?version=3&amp;consumer=analytics")), "{banner}");
+    // Every page's alert strip says so, linking to the list.
+    let alerts = || async {
+        app.http.get(app.url("/console/alerts")).bearer_auth(&token).send().await.unwrap().text().await.unwrap()
+    };
+    let strip = alerts().await;
+    assert!(strip.contains("dead-lettered") && strip.contains("href=\"/console/orders#dead-lettered\""), "{strip}");
+    assert!(html.contains("hx-get=\"/console/alerts\""), "the page loads the strip");
     // The orders page lists it as dead-lettered, not retrying.
     let orders =
         app.http.get(app.url("/console/orders")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
@@ -721,4 +739,89 @@ async fn an_order_whose_message_is_dead_lettered_opens_with_a_banner_that_says_w
         (!page(order.clone()).await.contains("id=\"problem-analytics-3\"")).then_some(())
     })
     .await;
+    eventually(30, "the alert strip clear", || async { alerts().await.contains("id=\"all-clear\"").then_some(()) })
+        .await;
+}
+
+/// A payment whose PG answer was lost opens its order's page with a banner
+/// that says it is in doubt and when the reconciler asks; "Ask the PG
+/// now" (with a reason) settles it at once, and the audit trail says so.
+/// A declined payment is shown in red with the PG's code; a payable order
+/// says until when.
+#[tokio::test]
+async fn a_payment_in_doubt_offers_ask_the_pg_now_and_settles_when_asked() {
+    let app = shop_tests::spawn_app_driven().await;
+    let token = operator_token(&app);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = |order: String| {
+        let req = app.http.get(app.url(&format!("/console/orders/{order}"))).bearer_auth(&token);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let one = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
+
+    // Declined: red, with the PG's code; payable again until its expiry.
+    let (declined, amount) = app.order("u1", one).await;
+    app.fault("confirm", "decline", 1).await;
+    let key = app.checkout(&declined, amount, "CARD").await;
+    assert!((400..500).contains(&app.confirm("u1", &declined, &key, amount).await.0));
+    let html = page(declined.clone()).await;
+    let payment = app.store().payments().get(&shop_domain::PaymentKey::parse(&key).unwrap()).await.unwrap().unwrap();
+    let code = payment.failure_code.expect("a decline code");
+    assert!(html.contains("id=\"declined\"") && html.contains(&code), "{code} on {html}");
+    assert!(html.contains("id=\"next\"") && html.contains("Payable until"), "{html}");
+
+    // The PG's answer lost: in doubt.
+    app.fault("confirm", "lost_response", 1).await;
+    app.fault("webhook", "error", -1).await;
+    let (order, amount) = app.order("u2", one).await;
+    let key = app.checkout(&order, amount, "CARD").await;
+    assert_eq!(app.confirm("u2", &order, &key, amount).await.0, 202);
+    let html = page(order.clone()).await;
+    let banner = &html[html.find("id=\"problem-payment\"").unwrap_or_else(|| panic!("no banner: {html}"))..];
+    let banner = &banner[..banner.find("</div>").unwrap()];
+    assert!(banner.contains("Payment in doubt") && banner.contains("The reconciler asks the PG from"), "{banner}");
+    assert!(banner.contains(&format!("/console/orders/{order}/ask-pg")), "{banner}");
+
+    let ask = |reason: Option<&str>| {
+        let form: Vec<(&str, &str)> = reason.map(|r| vec![("reason", r)]).unwrap_or_default();
+        no_redirects.post(app.url(&format!("/console/orders/{order}/ask-pg"))).bearer_auth(&token).form(&form).send()
+    };
+    assert_eq!(ask(None).await.unwrap().status(), 400);
+    assert_eq!(app.status(&order).await, "CONFIRMING", "nothing asked without a reason");
+    assert_eq!(ask(Some("the shopper called")).await.unwrap().status(), 303);
+    assert_eq!(app.status(&order).await, "PAID", "settled as the PG said, before any reconciler run");
+    assert!(!page(order.clone()).await.contains("id=\"problem-payment\""));
+    assert_eq!(ask(Some("again")).await.unwrap().status(), 409, "nothing in doubt any more");
+    let audit = app.store().audit().page(10, None).await.unwrap().0;
+    let asked = audit.iter().find(|e| e.action.action == "payment.ask-pg").expect("recorded");
+    assert_eq!(asked.outcome.as_deref(), Some("the PG said; the order is PAID"));
+    assert!(asked.action.targets.contains(&format!("order:{order}")));
+}
+
+/// The simulators page shows the PG's calls newest first, twenty a page,
+/// with the older ones a link away.
+#[tokio::test]
+async fn the_simulators_page_lists_the_newest_calls_first_twenty_a_page() {
+    let app = spawn_app().await;
+    let token = operator_token(&app);
+    let (first, amount) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    app.pay_by_card("u1", &first, amount).await;
+    // 25 calls after it: lookups without the secret key (recorded, refused).
+    for i in 0..25 {
+        let resp = reqwest::get(format!("{}/v1/payments/sim-nobody-{i}", app.stack.pg_url())).await.unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    let get = |path: String| {
+        let req = app.http.get(app.url(&path)).bearer_auth(&token);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let html = get("/console/simulators".into()).await;
+    let calls = &html[html.find("id=\"pg-calls\"").unwrap()..];
+    let calls = &calls[..calls.find("</table>").unwrap()];
+    assert_eq!(calls.matches("<tr>").count(), 21, "a header and 20 calls: {calls}");
+    assert!(calls.contains("unauthorized") && !calls.contains(&first), "the newest first: {calls}");
+    let older = html.split("id=\"older-calls\" href=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let second = get(older).await;
+    let calls = &second[second.find("id=\"pg-calls\"").unwrap()..];
+    assert!(calls[..calls.find("</table>").unwrap()].contains(&first), "the order's confirm, older: {second}");
 }

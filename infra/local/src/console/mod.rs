@@ -74,6 +74,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
     let actions = Router::new()
         .route("/orders/{order_id}/republish", get(pages::order::confirm_republish).post(pages::order::republish))
         .route("/orders/{order_id}/replay", get(pages::order::confirm_replay).post(pages::order::replay))
+        .route("/orders/{order_id}/ask-pg", get(pages::order::confirm_ask_pg).post(pages::order::ask_pg))
         .route("/queues/{consumer}/redrive", get(pages::queues::confirm_redrive).post(pages::queues::redrive))
         .route("/simulators/sink/faults", post(pages::simulators::arm_sink))
         .route("/simulators/sink/clear", post(pages::simulators::clear_sink))
@@ -92,6 +93,7 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/sales/live", get(pages::sales::live))
         .route("/simulators", get(pages::simulators::page))
         .route("/audit", get(pages::audit::page))
+        .route("/alerts", get(pages::alerts::strip))
         .route("/logout", post(auth::logout))
         .merge(actions)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_operator));

@@ -82,26 +82,37 @@ pub struct EventRef {
 /// An open problem of the order, as its page's banner tells it: what is
 /// stuck, since when, what the system does next, and what resolves it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Problem {
-    pub consumer: String,
-    pub detail_type: String,
-    /// The event's version (for the replay action).
-    pub version: u64,
-    pub attempts: u32,
-    pub error: Option<String>,
-    pub stuck: Stuck,
+pub enum Problem {
+    /// A consumer failed on one of the order's events.
+    Consumer {
+        consumer: String,
+        detail_type: String,
+        /// The event's version (for the replay action).
+        version: u64,
+        attempts: u32,
+        error: Option<String>,
+        stuck: Stuck,
+    },
+    /// The PG's answer to the payment is not known (a timeout, a lost
+    /// response, a 5xx): the reconciler asks it from `next_ask` on.
+    PaymentInDoubt { payment_key: String, status: String, since: i64, next_ask: i64 },
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub enum Stuck {
     /// Failed, and its queue tries again; after `max` receives it goes to the DLQ.
     Retrying { last_attempt: i64, max: u32 },
-    /// In the DLQ since then: nothing retries it until an operator acts.
+    /// Its last allowed attempt failed then: it goes to the DLQ, where nothing retries it.
     DeadLettered { since: i64 },
 }
 
 pub struct OrderSaga {
     pub order: Order,
+    /// The order's payment record (the attempt in progress), if it has one.
+    pub payment: Option<shop_domain::Payment>,
+    /// The PG's decline of the last attempt, when that is where the order
+    /// stands: (payment key, code, message) from its `PaymentFailed`.
+    pub declined: Option<(String, String, String)>,
     pub problems: Vec<Problem>,
     pub events: Vec<EventRef>,
     pub steps: Vec<Step>,
@@ -162,21 +173,36 @@ pub async fn load(
         });
     }
     steps.extend(outcomes.iter().map(consumer_step));
-    let problems = outcomes
-        .iter()
-        .filter(|o| o.status == shop_store::saga::FAILED)
-        .map(|o| Problem {
-            consumer: o.consumer.clone(),
-            detail_type: o.detail_type.clone(),
-            version: o.event_id.rsplit('#').next().and_then(|v| v.parse().ok()).unwrap_or(0),
-            attempts: o.attempts,
-            error: o.detail.clone(),
-            stuck: match o.dead_lettered_at {
-                Some(at) => Stuck::DeadLettered { since: at.millis() },
-                None => Stuck::Retrying { last_attempt: o.at.millis(), max: app.config.max_receives },
-            },
-        })
-        .collect();
+    let payment = match &order.payment_key {
+        Some(key) => app.store.payments().get(key).await?,
+        None => None,
+    };
+    // The decline, if the order's latest event is one.
+    let declined = events.last().filter(|e| e.detail_type == "PaymentFailed").map(|e| {
+        let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
+        let field = |name: &str| detail["data"][name].as_str().unwrap_or_default().to_owned();
+        (field("paymentKey"), field("code"), field("message"))
+    });
+    let mut problems: Vec<Problem> = Vec::new();
+    if let Some(p) = payment.as_ref().filter(|p| p.status.in_doubt()) {
+        problems.push(Problem::PaymentInDoubt {
+            payment_key: p.payment_key.to_string(),
+            status: p.status.as_str().to_owned(),
+            since: p.updated_at.millis(),
+            next_ask: p.updated_at.plus_secs(app.config.reconcile_after_secs).millis(),
+        });
+    }
+    problems.extend(outcomes.iter().filter(|o| o.status == shop_store::saga::FAILED).map(|o| Problem::Consumer {
+        consumer: o.consumer.clone(),
+        detail_type: o.detail_type.clone(),
+        version: o.event_id.rsplit('#').next().and_then(|v| v.parse().ok()).unwrap_or(0),
+        attempts: o.attempts,
+        error: o.detail.clone(),
+        stuck: match o.dead_lettered_at {
+            Some(at) => Stuck::DeadLettered { since: at.millis() },
+            None => Stuck::Retrying { last_attempt: o.at.millis(), max: app.config.max_receives },
+        },
+    }));
     let mut money = MoneyView {
         subtotal: order.subtotal.won(),
         discount: order.discount.won(),
@@ -233,7 +259,18 @@ pub async fn load(
             Some(EventRef { version, detail_type: e.detail_type.clone() })
         })
         .collect();
-    Ok(Some(OrderSaga { order, problems, events, steps, money, ledger, pg_payments, simulated: pg.is_some() }))
+    Ok(Some(OrderSaga {
+        order,
+        payment,
+        declined,
+        problems,
+        events,
+        steps,
+        money,
+        ledger,
+        pg_payments,
+        simulated: pg.is_some(),
+    }))
 }
 
 fn consumer_step(o: &Outcome) -> Step {

@@ -181,6 +181,35 @@ pub fn page<T: DeserializeOwned>(
     Ok(Listed { items, next: if more { last } else { None } })
 }
 
+/// The newest `limit` rows of `table` (below the cursor `before`, when
+/// given), newest first, and the cursor of the next (older) page if more
+/// follow: what an operator reads first. One indexed range read.
+pub fn newest<T: DeserializeOwned>(
+    c: &Connection,
+    table: &'static str,
+    before: Option<i64>,
+    limit: usize,
+) -> anyhow::Result<Listed<T>> {
+    let sql = format!("SELECT seq, body FROM {table} WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2");
+    let fetch = i64::try_from(limit.min(MAX_LIMIT) + 1).unwrap_or(i64::MAX);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows =
+        stmt.query_map((before.unwrap_or(i64::MAX), fetch), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut items = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for row in rows {
+        let (seq, body) = row?;
+        if items.len() == limit.min(MAX_LIMIT) {
+            more = true;
+            break;
+        }
+        items.push(serde_json::from_str(&body)?);
+        last = Some(seq);
+    }
+    Ok(Listed { items, next: if more { last } else { None } })
+}
+
 /// A listing as the HTTP answer: a JSON array of the page and, when more
 /// rows follow, `Link: <same query, after=cursor>; rel="next"` (RFC 8288).
 pub fn listing<T: serde::Serialize>(uri: &Uri, listed: anyhow::Result<Listed<T>>) -> Response {

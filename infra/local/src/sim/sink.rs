@@ -107,6 +107,11 @@ impl Sink {
     }
 
     /// A page of the deliveries received, oldest first.
+    /// The newest deliveries, newest first (below `before`).
+    pub async fn deliveries_newest(&self, before: Option<i64>, limit: usize) -> anyhow::Result<Listed<Delivery>> {
+        self.db.tx(move |c| crate::sim::db::newest(c, "deliveries", before, limit)).await
+    }
+
     pub async fn deliveries(&self, filter: Filter, page: Page) -> anyhow::Result<Listed<Delivery>> {
         self.db
             .tx(move |c| {

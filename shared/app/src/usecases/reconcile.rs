@@ -60,37 +60,53 @@ pub async fn reconcile_payments(app: &App) -> anyhow::Result<ReconcileReport> {
 async fn in_doubt(app: &App, now: Timestamp, report: &mut ReconcileReport) -> anyhow::Result<()> {
     let before = now.plus_secs(-app.config.reconcile_after_secs);
     for payment in app.store.payments().in_doubt(before, BATCH).await? {
-        let key = payment.payment_key.clone();
-        let by_order = app.pg().payment_by_order(&payment.order_id).await;
-        let result = match by_order {
-            // The order's payment at the PG is another attempt: ask about ours.
-            Ok(p) if p.payment_key != key => app.pg().payment(&key).await,
-            other => other,
-        };
-        let outcome = match result {
-            Err(PgError::NotFound) => PgOutcome::Declined {
-                code: "NOT_FOUND_PAYMENT".into(),
-                message: "the PG never received the payment".into(),
-            },
-            other => outcome_of(app, &key, other).await,
-        };
-        if let PgOutcome::Unknown(reason) = &outcome {
-            tracing::warn!(payment_key = %key, %reason, "PG still cannot say; next run retries");
-            report.still_unknown += 1;
-            continue;
-        }
-        match apply_pg_outcome(app, &key, &outcome, true, &format!("reconcile-{key}")).await {
-            Ok(s) => {
-                tracing::info!(payment_key = %key, order_status = %s.order.status, "payment reconciled");
-                report.resolved += 1;
-            }
+        match ask_pg(app, &payment).await {
+            Ok(Asked::Resolved(_)) => report.resolved += 1,
+            Ok(Asked::StillUnknown(_)) => report.still_unknown += 1,
             Err(e) => {
-                tracing::error!(payment_key = %key, error = %e, "reconciling failed");
+                tracing::error!(payment_key = %payment.payment_key, error = %e, "reconciling failed");
                 report.still_unknown += 1;
             }
         }
     }
     Ok(())
+}
+
+/// What asking the PG about a payment in doubt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// The PG said; the order is now in this status.
+    Resolved(OrderStatus),
+    /// The PG still cannot say (unreachable, or an error): asked again later.
+    StillUnknown(String),
+}
+
+/// Asks the PG about `payment` (in doubt: CONFIRMING or UNKNOWN) and
+/// resolves it exactly as a confirm answer would be — what each run of the
+/// reconciler does for every payment in doubt long enough, and what an
+/// operator's "ask the PG now" does for one.
+pub async fn ask_pg(app: &App, payment: &Payment) -> anyhow::Result<Asked> {
+    let key = payment.payment_key.clone();
+    let by_order = app.pg().payment_by_order(&payment.order_id).await;
+    let result = match by_order {
+        // The order's payment at the PG is another attempt: ask about ours.
+        Ok(p) if p.payment_key != key => app.pg().payment(&key).await,
+        other => other,
+    };
+    let outcome = match result {
+        Err(PgError::NotFound) => PgOutcome::Declined {
+            code: "NOT_FOUND_PAYMENT".into(),
+            message: "the PG never received the payment".into(),
+        },
+        other => outcome_of(app, &key, other).await,
+    };
+    if let PgOutcome::Unknown(reason) = &outcome {
+        tracing::warn!(payment_key = %key, %reason, "PG still cannot say; next run retries");
+        return Ok(Asked::StillUnknown(reason.to_string()));
+    }
+    let settled = apply_pg_outcome(app, &key, &outcome, true, &format!("reconcile-{key}")).await?;
+    tracing::info!(payment_key = %key, order_status = %settled.order.status, "payment reconciled");
+    Ok(Asked::Resolved(settled.order.status))
 }
 
 /// What one check of a waiting virtual account did.

@@ -1,5 +1,6 @@
 //! One file per page; [`shell`] is the frame they share.
 
+pub mod alerts;
 pub mod audit;
 pub mod order;
 pub mod orders;

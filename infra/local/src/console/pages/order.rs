@@ -13,14 +13,15 @@ use shop_domain::OrderId;
 
 use super::shell;
 use crate::console::auth::SignedIn;
-use crate::console::saga::{self, OrderSaga, Stuck};
+use crate::console::saga::{self, OrderSaga, Problem, Stuck};
 use crate::console::{ConsoleState, acting};
 use crate::ops::CONSUMERS;
 
 pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
     match load(&state, &order_id).await {
         Ok(Some(s)) => {
-            shell::page(&state, &format!("Order {}", s.order.id), full(&s, state.allow_actions)).into_response()
+            shell::page(&state, &format!("Order {}", s.order.id), full(&s, state.allow_actions, state.stack.is_none()))
+                .into_response()
         }
         Ok(None) => (StatusCode::NOT_FOUND, shell::page(&state, "No such order", html! { p { code { (order_id) } } }))
             .into_response(),
@@ -31,7 +32,8 @@ pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<S
 /// The live part alone (what htmx swaps in).
 pub async fn live(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
     match load(&state, &order_id).await {
-        Ok(Some(s)) => axum::response::Html(live_part(&s, state.allow_actions).into_string()).into_response(),
+        Ok(Some(s)) => axum::response::Html(live_part(&s, state.allow_actions, state.stack.is_none()).into_string())
+            .into_response(),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => failed(&state, &e),
     }
@@ -172,7 +174,71 @@ pub async fn replay(
     }
 }
 
-fn full(s: &OrderSaga, allow_actions: bool) -> Markup {
+/// The confirmation step of asking the PG about the order's payment in doubt now.
+pub async fn confirm_ask_pg(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
+    let payment = match in_doubt(&state, &order_id).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    shell::page(
+        &state,
+        &format!("Ask the PG about payment {} now?", payment.payment_key),
+        html! {
+            p { "The PG is asked for its record of the payment, and the order is settled as it says — what the reconciler does on its run. A PG that still cannot say leaves it in doubt." }
+            form method="post" action={ "/console/orders/" (payment.order_id) "/ask-pg" } {
+                (crate::console::auth::csrf_field())
+                (crate::console::acting::reason_field())
+                button #confirm type="submit" { "Ask the PG" } " " a href={ "/console/orders/" (payment.order_id) } { "Cancel" }
+            }
+        },
+    )
+    .into_response()
+}
+
+/// Asks the PG about the order's payment in doubt, now, and settles it.
+pub async fn ask_pg(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(who): Extension<SignedIn>,
+    Path(order_id): Path<String>,
+    Form(f): Form<acting::ReasonForm>,
+) -> Response {
+    let payment = match in_doubt(&state, &order_id).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let targets = vec![format!("order:{}", payment.order_id), format!("payment:{}", payment.payment_key)];
+    let work = || shop_app::usecases::reconcile::ask_pg(&state.app, &payment);
+    let described = |a: &shop_app::usecases::reconcile::Asked| match a {
+        shop_app::usecases::reconcile::Asked::Resolved(status) => format!("the PG said; the order is {status}"),
+        shop_app::usecases::reconcile::Asked::StillUnknown(why) => format!("the PG still cannot say: {why}"),
+    };
+    match acting::act(&state, &who, &f.reason, "payment.ask-pg", targets, work, described).await {
+        Ok(_) => Redirect::to(&format!("/console/orders/{}", payment.order_id)).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// The order's payment, if it is in doubt and this console can ask the PG
+/// (the local stack's; a deployed stack's PG secret stays in AWS).
+async fn in_doubt(state: &ConsoleState, order_id: &str) -> Result<shop_domain::Payment, Response> {
+    let not =
+        |why: &str| (StatusCode::CONFLICT, shell::page(state, "Not asked", html! { p { (why) } })).into_response();
+    if state.stack.is_some() {
+        return Err(not(
+            "On a deployed stack the reconcile-payments function asks the PG (every minute); this console holds no PG secret.",
+        ));
+    }
+    let Ok(id) = OrderId::parse(order_id) else { return Err(StatusCode::NOT_FOUND.into_response()) };
+    let order = state.app.store.orders().get(&id).await.map_err(|e| shell::error(state, &anyhow::Error::new(e)))?;
+    let Some(key) = order.and_then(|o| o.payment_key) else { return Err(not("The order has no payment.")) };
+    match state.app.store.payments().get(&key).await {
+        Ok(Some(p)) if p.status.in_doubt() => Ok(p),
+        Ok(_) => Err(not("The payment is not in doubt: nothing to ask.")),
+        Err(e) => Err(shell::error(state, &anyhow::Error::new(e))),
+    }
+}
+
+fn full(s: &OrderSaga, allow_actions: bool, local: bool) -> Markup {
     html! {
         @if allow_actions {
             p { a.action href={ "/console/orders/" (s.order.id) "/republish" } { "Republish its events…" } }
@@ -185,47 +251,92 @@ fn full(s: &OrderSaga, allow_actions: bool) -> Markup {
             }
         }
         div #saga hx-get={ "/console/orders/" (s.order.id) "/saga" } hx-trigger="every 2s" hx-swap="innerHTML" {
-            (live_part(s, allow_actions))
+            (live_part(s, allow_actions, local))
         }
     }
 }
 
 /// One banner per open problem: what is stuck, the last error, since
 /// when, what the system does next, and the action that resolves it.
-fn problems(s: &OrderSaga, allow_actions: bool) -> Markup {
+fn problems(s: &OrderSaga, allow_actions: bool, local: bool) -> Markup {
     html! {
         @for p in &s.problems {
-            div.banner.Failed id={ "problem-" (p.consumer) "-" (p.version) } {
-                @match p.stuck {
-                    Stuck::DeadLettered { since } => {
-                        strong { (p.consumer) " could not take " (p.detail_type) ": dead-lettered" }
-                        " — the last attempt its queue allows failed at " (shell::clock(Some(since))) " UTC, after " (p.attempts)
-                        " attempt(s). The message goes to the DLQ (once its visibility timeout passes), where nothing retries it until an operator acts."
-                    }
-                    Stuck::Retrying { last_attempt, max } => {
-                        strong { (p.consumer) " is retrying " (p.detail_type) }
-                        ": attempt " (p.attempts) " failed at " (shell::clock(Some(last_attempt)))
-                        " UTC. Its queue tries again after a growing delay; a failure on receive " (max) " sends it to the DLQ."
+            @match p {
+                Problem::Consumer { consumer, detail_type, version, attempts, error, stuck } => {
+                    div.banner.Failed id={ "problem-" (consumer) "-" (version) } {
+                        @match stuck {
+                            Stuck::DeadLettered { since } => {
+                                strong { (consumer) " could not take " (detail_type) ": dead-lettered" }
+                                " — the last attempt its queue allows failed at " (shell::clock(Some(*since))) " UTC, after " (attempts)
+                                " attempt(s). The message goes to the DLQ (once its visibility timeout passes), where nothing retries it until an operator acts."
+                            }
+                            Stuck::Retrying { last_attempt, max } => {
+                                strong { (consumer) " is retrying " (detail_type) }
+                                ": attempt " (attempts) " failed at " (shell::clock(Some(*last_attempt)))
+                                " UTC. Its queue tries again after a growing delay; a failure on receive " (max) " sends it to the DLQ."
+                            }
+                        }
+                        @if let Some(e) = error { p.error { "Last error: " code { (e) } } }
+                        @if allow_actions { p.actions {
+                            @if matches!(stuck, Stuck::DeadLettered { .. }) {
+                                a.action href={ "/console/queues/" (consumer) "/redrive" } { "Redrive the " (consumer) " DLQ…" } " "
+                            }
+                            a.action href={ "/console/orders/" (s.order.id) "/replay?version=" (version) "&consumer=" (consumer) } {
+                                "Replay " (detail_type) " to " (consumer) "…" }
+                        } }
                     }
                 }
-                @if let Some(e) = &p.error { p.error { "Last error: " code { (e) } } }
-                @if allow_actions { p.actions {
-                    @if matches!(p.stuck, Stuck::DeadLettered { .. }) {
-                        a.action href={ "/console/queues/" (p.consumer) "/redrive" } { "Redrive the " (p.consumer) " DLQ…" } " "
+                Problem::PaymentInDoubt { payment_key, status, since, next_ask } => {
+                    div.banner.Failed #problem-payment {
+                        strong { "Payment in doubt: " (status) }
+                        " since " (shell::clock(Some(*since))) " UTC — the PG's answer to " code { (payment_key) }
+                        " is not known (a timeout, a lost response or an error). The reconciler asks the PG from "
+                        (shell::clock(Some(*next_ask))) " UTC on, every run, and settles it as the PG says; the order is never expired blindly."
+                        @if allow_actions && local { p.actions {
+                            a.action #ask-pg href={ "/console/orders/" (s.order.id) "/ask-pg" } { "Ask the PG now…" }
+                        } }
+                        @if !local { p.hint { "On a deployed stack the reconcile-payments function asks (every minute); this console holds no PG secret." } }
                     }
-                    a.action href={ "/console/orders/" (s.order.id) "/replay?version=" (p.version) "&consumer=" (p.consumer) } {
-                        "Replay " (p.detail_type) " to " (p.consumer) "…" }
-                } }
+                }
             }
         }
     }
 }
 
-fn live_part(s: &OrderSaga, allow_actions: bool) -> Markup {
+/// What happens next to an order that is waiting, and when.
+fn next(s: &OrderSaga) -> Markup {
+    let o = &s.order;
+    html! {
+        @match o.status {
+            shop_domain::OrderStatus::PendingPayment => {
+                p.next #next { "Payable until " strong { (o.expires_at.to_rfc3339()) } "; unpaid by then, expire-orders ends it and gives its stock, coupon and points back." }
+            }
+            shop_domain::OrderStatus::AwaitingDeposit => {
+                p.next #next { "Waiting for the deposit"
+                    @if let Some(due) = o.deposit_due_at { ", due " strong { (due.to_rfc3339()) } }
+                    @if let Some(at) = s.payment.as_ref().and_then(|p| p.check_at) { "; the reconciler next asks the PG about the account at " (at.to_rfc3339()) }
+                    ". Past the due date the order expires and the account is closed at the PG." }
+            }
+            shop_domain::OrderStatus::Confirming
+            | shop_domain::OrderStatus::Paid
+            | shop_domain::OrderStatus::Cancelled
+            | shop_domain::OrderStatus::Expired
+            | shop_domain::OrderStatus::RefundPending
+            | shop_domain::OrderStatus::Refunded => {}
+        }
+        @if let Some((key, code, message)) = &s.declined {
+            p.Failed #declined { "The PG declined the last payment attempt " code { (key) } ": " code { (code) } " " (message)
+                " — the shopper may pay again until the order expires." }
+        }
+    }
+}
+
+fn live_part(s: &OrderSaga, allow_actions: bool, local: bool) -> Markup {
     let o = &s.order;
     let m = &s.money;
     html! {
-        (problems(s, allow_actions))
+        (problems(s, allow_actions, local))
+        (next(s))
         p { "Status " strong #status { (o.status.as_str()) } " · version " (o.version) " · user " code { (o.user_id) }
             @if let Some(c) = &o.coupon_id { " · coupon " code { (c) } }
             @if let Some(k) = &o.payment_key { " · payment " code { (k) } } }

@@ -138,7 +138,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
             }
             @if let Some(f) = found { (f) }
             @if let Some(s) = by_status { (s) }
-            h2 { "Payments in doubt (CONFIRMING, UNKNOWN)" }
+            h2 #in-doubt { "Payments in doubt (CONFIRMING, UNKNOWN)" }
             @if in_doubt.is_empty() { p.hint { "None." } } @else {
                 table { tr { th { "order" } th { "payment key" } th { "status" } th.num { "amount" } th { "since" } }
                     @for p in &in_doubt { tr {
@@ -159,7 +159,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
             (failure_table("dead-lettered", &dead, true))
             h2 { "Retrying: consumers that failed and will be tried again" }
             (failure_table("failing", &failing, false))
-            h2 { "Events waiting for the publisher over a minute" }
+            h2 #pending { "Events waiting for the publisher over a minute" }
             @if waiting.is_empty() { p.hint { "None." } } @else {
                 table { tr { th { "event" } th { "type" } th { "written" } } @for e in &waiting { tr {
                     td { code { (e.event_id) } } td { (e.detail_type) } td.Pending { (e.occurred_at.to_rfc3339()) }

@@ -53,6 +53,7 @@ pub fn page(state: &ConsoleState, title: &str, body: Markup) -> Html<String> {
                         @if !state.allow_actions { span.hint #read-only { "read-only" } }
                         form.logout method="post" action="/console/logout" { (crate::console::auth::csrf_field()) button type="submit" { "Sign out" } }
                     }
+                    div #alerts hx-get="/console/alerts" hx-trigger="load, every 10s" {}
                     main { h1 { (title) } (body) }
                 }
             }

@@ -1,10 +1,12 @@
 //! Simulators (local stack only): arm and clear the PG's and the data
-//! platform's faults, and their latest calls.
+//! platform's faults (every armed one listed; a combination a simulator
+//! would never act on is refused), and their calls and deliveries, newest
+//! first, 20 a page.
 
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use shop_domain::audit::Reason;
@@ -12,10 +14,19 @@ use shop_domain::audit::Reason;
 use super::shell;
 use crate::console::auth::SignedIn;
 use crate::console::{ConsoleState, acting};
-use crate::sim::db::Page;
 use crate::sim::{pg, sink};
 
-pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
+/// Where the two logs' pages start (`?calls_before=`, `?deliveries_before=`).
+#[derive(serde::Deserialize, Default)]
+pub struct Older {
+    calls_before: Option<i64>,
+    deliveries_before: Option<i64>,
+}
+
+/// Rows of each log per page.
+const LOG_PAGE: usize = 20;
+
+pub async fn page(State(state): State<Arc<ConsoleState>>, Query(older): Query<Older>) -> Response {
     let (Some(pg_sim), Some(sink_sim)) = (&state.pg, &state.sink) else {
         return shell::page(
             &state,
@@ -24,11 +35,10 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
         )
         .into_response();
     };
-    let latest = || Page { after: 0, limit: Some(20) };
-    let calls = pg_sim.calls(pg::Filter { order_id: None, payment_key: None, op: None }, latest()).await;
-    let deliveries = sink_sim.deliveries(sink::Filter { order_id: None, event_id: None }, latest()).await;
+    let calls = pg_sim.calls_newest(older.calls_before, LOG_PAGE).await;
+    let deliveries = sink_sim.deliveries_newest(older.deliveries_before, LOG_PAGE).await;
     let (calls, deliveries, pg_faults) = match (calls, deliveries, pg_sim.faults().await) {
-        (Ok(c), Ok(d), Ok(f)) => (c.items, d.items, f),
+        (Ok(c), Ok(d), Ok(f)) => (c, d, f),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return shell::error(&state, &e),
     };
     let sink_faults = match sink_sim.faults().await {
@@ -72,20 +82,22 @@ pub async fn page(State(state): State<Arc<ConsoleState>>) -> Response {
                     } } }
             }
             p.hint { "The same faults as " code { "POST /v1/sim/faults" } " (docs/payments.md): a decline, an error, a timeout, a lost response, a duplicate, a delay, reordered or lost webhooks." }
-            h2 { "Calls the PG received (first 20)" }
-            table { tr { th { "op" } th { "order" } th { "outcome" } th { "correlation" } }
-                @for c in &calls { tr {
+            h2 { "Calls the PG received, newest first" }
+            table #pg-calls { tr { th { "op" } th { "order" } th { "outcome" } th { "correlation" } }
+                @for c in &calls.items { tr {
                     td { (format!("{:?}", c.op).to_lowercase()) }
                     td { @if let Some(o) = &c.order_id { a href={ "/console/orders/" (o) } { code { (o) } } } }
                     td { (c.outcome) } td { code { (c.correlation_id.as_deref().unwrap_or("")) } }
                 } } }
-            h2 { "Deliveries to the data platform (first 20)" }
-            table { tr { th { "order" } th { "type" } th.num { "attempt" } th.num { "status" } }
-                @for d in &deliveries { tr {
+            @if let Some(n) = calls.next { p { a #older-calls href={ "/console/simulators?calls_before=" (n) } { "Older calls →" } } }
+            h2 { "Deliveries to the data platform, newest first" }
+            table #deliveries { tr { th { "order" } th { "type" } th.num { "attempt" } th.num { "status" } }
+                @for d in &deliveries.items { tr {
                     td { a href={ "/console/orders/" (d.order_id) } { code { (d.order_id) } } }
                     td { (d.detail_type) } td.num { (d.attempt) }
                     td.num class=(if d.status == 200 { "Done" } else { "Failed" }) { (d.status) }
                 } } }
+            @if let Some(n) = deliveries.next { p { a #older-deliveries href={ "/console/simulators?deliveries_before=" (n) } { "Older deliveries →" } } }
         },
     )
     .into_response()
@@ -179,6 +191,9 @@ pub async fn arm_pg(
     let (Ok(op), Ok(fault)) = parsed else {
         return shell::bad_request(&state, &format!("The PG has no fault {} on {}.", f.fault, f.op));
     };
+    if !op.honours(fault) {
+        return shell::bad_request(&state, &format!("{} does nothing on {}: nothing armed.", f.fault, f.op));
+    }
     if f.count == 0 || f.count < -1 {
         return shell::bad_request(&state, "A fault lasts a count > 0 of calls, or -1 (until cleared).");
     }

@@ -159,6 +159,10 @@ pub(super) async fn add_fault(State(sim): State<Arc<PgSim>>, Json(f): Json<Fault
     if f.count == 0 || f.count < -1 {
         return respond(toss_error(400, "INVALID_REQUEST", "count is a positive number, or -1 for until cleared"));
     }
+    if !f.op.honours(f.fault) {
+        let why = format!("{} does nothing on {}: nothing armed", f.fault.as_str(), f.op.as_str());
+        return respond(toss_error(400, "INVALID_REQUEST", &why));
+    }
     match sim.arm(f.clone()).await {
         Ok(()) => respond((200, json!(f))),
         Err(e) => db::internal(&e),

@@ -155,6 +155,11 @@ impl PgSim {
         self.db.tx(move |c| db::page(c, "calls", &filter.columns(true), page)).await
     }
 
+    /// The newest calls the PG received, newest first (below `before`).
+    pub async fn calls_newest(&self, before: Option<i64>, limit: usize) -> anyhow::Result<Listed<Call>> {
+        self.db.tx(move |c| db::newest(c, "calls", before, limit)).await
+    }
+
     /// A page of the webhook attempts the PG made.
     pub async fn webhooks(&self, filter: Filter, page: Page) -> anyhow::Result<Listed<Delivery>> {
         self.db.tx(move |c| db::page(c, "webhooks", &filter.columns(false), page)).await

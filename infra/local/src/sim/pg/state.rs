@@ -30,6 +30,22 @@ pub enum FaultKind {
     Lost,
 }
 
+impl Op {
+    /// Whether this operation acts on `fault`: anything else would be armed
+    /// and do nothing, so it is refused (400) when armed.
+    pub fn honours(self, fault: FaultKind) -> bool {
+        use FaultKind::*;
+        match (self, fault) {
+            (Op::Confirm | Op::Cancel, Decline | Error | Timeout | LostResponse | Delay) => true,
+            (Op::Confirm | Op::Cancel, Duplicate | Reorder | Lost) => false,
+            (Op::Lookup, Error | Timeout | LostResponse | Delay) => true,
+            (Op::Lookup, Decline | Duplicate | Reorder | Lost) => false,
+            (Op::Webhook, Duplicate | Reorder | Delay | Error | Timeout | LostResponse | Lost) => true,
+            (Op::Webhook, Decline) => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fault {
     pub op: Op,

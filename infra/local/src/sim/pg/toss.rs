@@ -279,6 +279,10 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
             if changed {
                 sim.status_changed(answer.1.clone()).await;
             }
+            if fault == Some(FaultKind::LostResponse) {
+                // The PG cancelled; the answer never arrives in time.
+                tokio::time::sleep(sim.opts.stall).await;
+            }
             respond(answer)
         }
         Err(e) => db::internal(&e),
