@@ -297,9 +297,15 @@ async fn admit_attempt(app: &App, id: &SaleId, health: Option<Health>) -> Result
     let (units, entered, holding) = if sale.state(now) == SaleState::Open {
         let (counted, early) = sales.entries(&sale).await?;
         sale.early = early;
+        // In this order — freed, then holding, then the units — so that an
+        // order placed or ended between two reads only ever makes the step
+        // admit fewer: a placement read in the units but not in `holding`
+        // would count its unit twice the other way round, and admit one
+        // shopper too many.
+        let holding = sales.holding(id).await?;
         let left = units_left(app, &sale).await?;
         sale.sold_out = sells_out(left, sale.admitted.saturating_sub(freed));
-        (left, counted.saturating_add(early), sales.holding(id).await?)
+        (left, counted.saturating_add(early), holding)
     } else {
         (0, 0, 0)
     };
