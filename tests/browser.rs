@@ -1,7 +1,9 @@
 //! The saga console in a real browser: Debian's Chromium, headless, driven
 //! through ChromeDriver by fantoccini (WebDriver). An operator signs in,
 //! watches an order's saga fill in live, makes the data platform refuse,
-//! sees the message reach the DLQ, redrives it from the page and sees the
+//! sees three orders' messages reach the DLQ and the banner on one of
+//! them, finds the three from the alert strip, redrives them at once
+//! (dry run, reason, result), finds them in the audit trail and sees the
 //! delivery. Every wait is for an element, with a deadline; no sleeps.
 //! Screenshots of each page go to `target/console-screenshots/` (the
 //! latest are committed under docs/console/).
@@ -14,6 +16,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use shop_tests::{TestApp, spawn_app};
@@ -63,7 +66,7 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
             // of the background connections this network refuses.
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", "--window-size=1280,1000",
+                     "--disable-dev-shm-usage", "--window-size=1400,1000",
                      format!("--user-data-dir={}", profile.display())],
         }),
     );
@@ -155,31 +158,58 @@ async fn an_operator_follows_a_saga_and_redrives_a_dlq_in_a_real_browser() {
     c.find(Locator::Css("#sink-fail")).await.unwrap().click().await.unwrap();
     c.wait().at_most(WAIT).for_element(Locator::Css("table#sink-faults")).await.unwrap();
     shot(&c, "simulators").await;
-    let (refused, amount) = app.order("u2", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
-    app.pay_by_card("u2", &refused, amount).await;
-    let in_dlq = format!("#queues ~ table a[href='/console/orders/{refused}']");
+    // Three orders whose OrderPaid the data platform refuses: dead-lettered.
+    let mut refused_orders = Vec::new();
+    for _ in 0..3 {
+        let (o, amount) = app.order("u2", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+        app.pay_by_card("u2", &o, amount).await;
+        refused_orders.push(o);
+    }
+    let refused = refused_orders[0].clone();
+    let in_dlq = format!("#queues ~ table a[href='/console/orders/{}']", refused_orders[2]);
     reload_until(&c, &app, "/console/queues", &in_dlq, "the refused OrderPaid in the analytics DLQ").await;
     shot(&c, "queues").await;
+    // Its order's page opens with the banner: the error, and the redrive.
+    c.goto(&app.url(&format!("/console/orders/{refused}"))).await.unwrap();
+    let banner = text_when(&c, "#problem-analytics-3", "the dead-letter banner", |t| t.contains("dead-lettered")).await;
+    assert!(banner.contains("Last error:") && banner.contains("Redrive"), "{banner}");
+    shot(&c, "order-dead-lettered").await;
 
-    // Recovered, then redriven from the page, with its confirmation.
+    // Recovered; then the three redriven at once from the filtered list.
     c.goto(&app.url("/console/simulators")).await.unwrap();
     c.find(Locator::Css("#sink-clear-reason")).await.unwrap().send_keys("rehearsal over").await.unwrap();
     c.find(Locator::Css("#sink-clear")).await.unwrap().click().await.unwrap();
     c.wait().at_most(WAIT).for_element(Locator::Css("p#sink-faults")).await.unwrap();
-    c.goto(&app.url("/console/queues")).await.unwrap();
-    c.find(Locator::Css("#queue-analytics a.action")).await.unwrap().click().await.unwrap();
+    // From the alert strip to the filtered list.
+    c.goto(&app.url("/console/orders")).await.unwrap();
     c.wait()
         .at_most(WAIT)
-        .for_element(Locator::Css("#reason"))
+        .for_element(Locator::Css("#alerts a[href='/console/orders/find?stuck=dead-lettered']"))
         .await
         .unwrap()
-        .send_keys("the platform is back")
+        .click()
         .await
         .unwrap();
+    let found = text_when(&c, "#found", "the three dead-lettered orders listed", |t| {
+        refused_orders.iter().all(|o| t.contains(o.as_str()))
+    })
+    .await;
+    assert!(!found.contains(&order), "the paid order is not stuck: {found}");
+    shot(&c, "find").await;
+    c.find(Locator::Css("#bulk-redrive")).await.unwrap().click().await.unwrap();
+    let planned = text_when(&c, "#planned", "the dry run's count", |t| !t.is_empty()).await;
+    assert!(planned.parse::<usize>().unwrap() >= 3, "{planned}");
+    shot(&c, "bulk-confirm").await;
+    c.find(Locator::Css("#reason")).await.unwrap().send_keys("the platform is back").await.unwrap();
     c.find(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
-    // The audit trail, where the redrive lands: the operator, the reason, the order.
-    let audit = text_when(&c, "#audit", "the redrive in the audit trail", |t| t.contains("dlq.redrive")).await;
-    assert!(audit.contains("ops") && audit.contains("the platform is back") && audit.contains(&refused), "{audit}");
+    let result = text_when(&c, "#result", "the bulk redrive finished", |t| t.starts_with("Finished")).await;
+    assert!(result.contains(&format!("{planned} succeeded, 0 failed")), "{result}");
+    shot(&c, "bulk-result").await;
+    // The audit trail, where the redrive lands: the operator, the reason, the three orders.
+    c.goto(&app.url("/console/audit")).await.unwrap();
+    let audit = text_when(&c, "#audit", "the redrive in the audit trail", |t| t.contains("bulk.redrive")).await;
+    assert!(audit.contains("ops") && audit.contains("the platform is back"), "{audit}");
+    assert!(refused_orders.iter().all(|o| audit.contains(o.as_str())), "{audit}");
     shot(&c, "audit").await;
 
     // The delivery, seen on the order's page.
@@ -192,9 +222,25 @@ async fn an_operator_follows_a_saga_and_redrives_a_dlq_in_a_real_browser() {
     c.goto(&app.url("/console/orders")).await.unwrap();
     shot(&c, "orders").await;
 
-    // The overview counts both paid orders by itself (it refreshes every 5 s).
+    // The overview counts the paid orders by itself (it refreshes every 5 s).
     c.goto(&app.url("/console/overview?range=15m")).await.unwrap();
-    text_when(&c, "#status-PAID td.num", "the overview to count both paid orders", |t| t == "2").await;
+    text_when(&c, "#status-PAID td.num", "the overview to count the four paid orders", |t| t == "4").await;
+    // The charts are drawn, with axes; the cursor on one shows a minute's values.
+    let plot = c.wait().at_most(WAIT).for_element(Locator::Css("#chart-orders .uplot canvas")).await.unwrap();
+    let axes = c.find_all(Locator::Css("#chart-orders .u-axis")).await.unwrap();
+    assert_eq!(axes.len(), 2, "a time axis and a value axis");
+    let hover = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+        element: plot,
+        duration: None,
+        x: 100.0,
+        y: 0.0,
+    });
+    c.perform_actions(hover).await.unwrap();
+    let legend = text_when(&c, "#chart-orders .u-legend", "the legend to show the minute under the cursor", |t| {
+        t.contains("UTC") && t.contains("settled (paid)")
+    })
+    .await;
+    assert!(legend.lines().any(|l| l.contains("placed")), "{legend}");
     shot(&c, "overview").await;
     c.close().await.unwrap();
 }

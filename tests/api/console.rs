@@ -250,13 +250,34 @@ async fn the_overview_counts_each_order_once_in_its_status_even_when_republished
         vec![("PENDING_PAYMENT", 1), ("CONFIRMING", 0), ("PAID", 1), ("CANCELLED", 1), ("REFUNDED", 0)],
         "{html}"
     );
-    assert!(html.contains("Settled (paid)</div><div class=\"value\">1 in range"), "{html}");
-    assert!(html.contains("Placed</div><div class=\"value\">3 in range"), "{html}");
-    assert!(
-        html.contains("Time to settle p50 (placed → paid)</div><div class=\"value\">≤ "),
-        "a time to settle: {html}"
-    );
-    assert!(!html.contains("PG calls</div><div class=\"value\">0 in range"), "the confirm was counted: {html}");
+    let stat = |title: &str| {
+        let at = html
+            .find(&format!("<div class=\"title\">{title}</div><div class=\"value"))
+            .unwrap_or_else(|| panic!("{title}: {html}"));
+        let rest = &html[at..];
+        let value = &rest[rest.find("\">").unwrap() + 2..];
+        let value = &value[value.find("\">").unwrap() + 2..];
+        value[..value.find('<').unwrap()].to_owned()
+    };
+    assert_eq!(stat("Settled (paid)"), "1", "{html}");
+    assert_eq!(stat("Placed"), "3", "{html}");
+    assert!(stat("Time to settle p50 / p99").starts_with("≤ "), "a time to settle: {html}");
+    assert_ne!(stat("PG calls"), "0", "the confirm was counted: {html}");
+    // The charts carry their series: the minutes and each line's values.
+    let chart = |id: &str| -> serde_json::Value {
+        let at = html.find(&format!("id=\"{id}\" data-chart=\"")).unwrap_or_else(|| panic!("{id}: {html}"));
+        let rest = &html[at + id.len() + 18..];
+        let raw = rest[..rest.find('"').unwrap()].replace("&quot;", "\"").replace("&amp;", "&");
+        serde_json::from_str(&raw).unwrap()
+    };
+    let orders = chart("chart-orders");
+    let total = |label: &str| -> i64 {
+        let s = orders["series"].as_array().unwrap().iter().find(|s| s["label"] == label).unwrap();
+        s["values"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).sum()
+    };
+    assert_eq!((total("placed"), total("settled (paid)")), (3, 1), "{orders}");
+    assert_eq!(orders["x"].as_array().unwrap().len(), 15, "a value a minute of the range");
+    assert_eq!(chart("chart-settle")["unit"], "ms");
     // The whole page, and every range, render.
     for range in ["1h", "6h", "24h"] {
         assert!(charts(range).await.contains("id=\"statuses\""));
@@ -720,7 +741,10 @@ async fn an_order_whose_message_is_dead_lettered_opens_with_a_banner_that_says_w
         app.http.get(app.url("/console/alerts")).bearer_auth(&token).send().await.unwrap().text().await.unwrap()
     };
     let strip = alerts().await;
-    assert!(strip.contains("dead-lettered") && strip.contains("href=\"/console/orders#dead-lettered\""), "{strip}");
+    assert!(
+        strip.contains("dead-lettered") && strip.contains("href=\"/console/orders/find?stuck=dead-lettered\""),
+        "{strip}"
+    );
     assert!(html.contains("hx-get=\"/console/alerts\""), "the page loads the strip");
     // The orders page lists it as dead-lettered, not retrying.
     let orders =
@@ -824,4 +848,135 @@ async fn the_simulators_page_lists_the_newest_calls_first_twenty_a_page() {
     let second = get(older).await;
     let calls = &second[second.find("id=\"pg-calls\"").unwrap()..];
     assert!(calls[..calls.find("</table>").unwrap()].contains(&first), "the order's confirm, older: {second}");
+}
+
+/// Three orders whose analytics messages are dead-lettered, one that is
+/// not: the finder lists exactly the three (from the index of dead-lettered
+/// outcomes, and says so), exports them as CSV and JSON, refuses a filter
+/// that is none, and one bulk redrive — dry run, confirmation with a
+/// reason, progress, result — moves exactly their messages back; every
+/// outcome settles, the audit trail names the three orders with the
+/// reason, and each order's page shows what was done to it.
+#[tokio::test]
+async fn the_finder_lists_exports_and_redrives_three_dead_lettered_orders_at_once() {
+    let app = spawn_app().await;
+    let token = operator_token(&app);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let get = |path: String| {
+        let req = app.http.get(app.url(&path)).bearer_auth(&token);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let req = no_redirects.post(app.url(&path)).bearer_auth(&token).form(&form);
+        async move { req.send().await.unwrap() }
+    };
+    let arm = vec![("fault", "error".to_owned()), ("count", "-1".to_owned()), ("reason", "outage drill".to_owned())];
+    assert_eq!(post("/console/simulators/sink/faults".into(), arm).await.status(), 303);
+    let one = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
+    let mut stuck = Vec::new();
+    for _ in 0..3 {
+        let (order, amount) = app.order("u2", one).await;
+        app.pay_by_card("u2", &order, amount).await;
+        stuck.push(order);
+    }
+    eventually(60, "the three OrderPaid analytics outcomes dead-lettered", || async {
+        let dead = app.store().saga().dead_letters(50).await.ok()?;
+        let paid_dead = |o: &String| dead.iter().any(|f| &f.order_id == o && f.outcome.detail_type == "OrderPaid");
+        stuck.iter().all(paid_dead).then_some(())
+    })
+    .await;
+    eventually(30, "their messages in the DLQ", || async {
+        let dlq = app.dlq("analytics").await;
+        stuck.iter().all(|o| dlq.iter().any(|m| &m.order_id == o)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        post("/console/simulators/sink/clear".into(), vec![("reason", "drill over".into())]).await.status(),
+        303
+    );
+    let (fine, amount) = app.order("u2", one).await;
+    app.pay_by_card("u2", &fine, amount).await;
+
+    let filter = "stuck=dead-lettered&consumer=analytics";
+    let (status, page) = get(format!("/console/orders/find?{filter}")).await;
+    assert_eq!(status, 200, "{page}");
+    let table = &page[page.find("id=\"found\"").unwrap_or_else(|| panic!("no rows: {page}"))..];
+    for o in &stuck {
+        assert!(table.contains(o.as_str()), "{o} listed: {table}");
+    }
+    assert!(!table.contains(fine.as_str()), "the order that is not stuck is not listed");
+    assert!(page.contains("the index of dead-lettered outcomes"), "says where it read from: {page}");
+    for bad in ["stuck=sideways", "consumer=analytics", "colour=red", "status=PAID&status=CANCELLED"] {
+        assert_eq!(get(format!("/console/orders/find?{bad}")).await.0, 400, "{bad}");
+    }
+    // By status: a capped window of the event log, said so.
+    let (_, paid) = get("/console/orders/find?status=PAID&method=card".into()).await;
+    assert!(paid.contains(fine.as_str()) && paid.contains("capped window"), "{paid}");
+
+    let (status, csv) = get(format!("/console/orders/find/export?format=csv&{filter}")).await;
+    assert_eq!(status, 200);
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("orderId,status,userId"), "{csv}");
+    let csv_orders: std::collections::BTreeSet<&str> = lines.filter_map(|l| l.split(',').next()).collect();
+    assert_eq!(csv_orders, stuck.iter().map(String::as_str).collect(), "{csv}");
+    let (_, json) = get(format!("/console/orders/find/export?format=json&{filter}")).await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(json.as_array().unwrap().iter().all(|r| r["deadLetteredAt"].is_string() && r["consumer"] == "analytics"));
+
+    // The dry run counts every dead-lettered event of the three, and nothing moves.
+    let (_, confirm) = get(format!("/console/orders/bulk/redrive?{filter}")).await;
+    let planned: usize = confirm.split("id=\"planned\">").nth(1).unwrap().split('<').next().unwrap().parse().unwrap();
+    assert!(planned >= 3, "{confirm}");
+    assert!(stuck.iter().all(|o| confirm.contains(o.as_str())), "{confirm}");
+    assert!(app.dlq("analytics").await.len() >= 3, "a dry run moves nothing");
+    let query = filter.to_owned();
+    let form = |reason: &str| {
+        vec![("query", query.clone()), ("confirmed", planned.to_string()), ("reason", reason.to_owned())]
+    };
+    assert_eq!(post("/console/orders/bulk/redrive".into(), form("")).await.status(), 400, "a reason is required");
+    let started = post("/console/orders/bulk/redrive".into(), form("the data platform is back")).await;
+    assert_eq!(started.status(), 303);
+    let job = started.headers()["location"].to_str().unwrap().to_owned();
+    let result = eventually(30, "the run finished", || async {
+        let (_, html) = get(format!("{job}/status")).await;
+        html.contains("id=\"result\"").then_some(html)
+    })
+    .await;
+    assert!(
+        result.contains(&format!("id=\"succeeded\">{planned}<")) && result.contains("id=\"failed\">0<"),
+        "{result}"
+    );
+    eventually(60, "every redriven outcome done, the DLQ empty", || async {
+        let dead = app.store().saga().dead_letters(50).await.ok()?;
+        let left = dead.iter().any(|f| stuck.contains(&f.order_id));
+        (!left && app.dlq("analytics").await.is_empty()).then_some(())
+    })
+    .await;
+    let (_, after) = get(format!("/console/orders/find?{filter}")).await;
+    assert!(after.contains("id=\"no-rows\""), "nothing dead-lettered any more: {after}");
+
+    let entry = app.store().audit().page(1, None).await.unwrap().0.remove(0);
+    assert_eq!(entry.action.action, "bulk.redrive");
+    assert_eq!(entry.action.reason.as_str(), "the data platform is back");
+    assert_eq!(entry.action.target_count, planned);
+    assert!(stuck.iter().all(|o| entry.action.targets.iter().any(|t| t.starts_with(&format!("order:{o}#")))));
+    let (_, order_page) = get(format!("/console/orders/{}", stuck[0])).await;
+    let done = &order_page[order_page.find("id=\"order-audit\"").unwrap()..];
+    assert!(done.contains("bulk.redrive") && done.contains("the data platform is back"), "{done}");
+    let (_, fine_page) = get(format!("/console/orders/{fine}")).await;
+    let untouched = &fine_page[fine_page.find("id=\"order-audit\"").unwrap()..];
+    assert!(!untouched.contains("bulk.redrive"), "{untouched}");
+
+    // A saved view is listed for every operator and opens the same filter.
+    let save = vec![("name", "analytics stuck".to_owned()), ("query", query.clone())];
+    assert_eq!(post("/console/views".into(), save).await.status(), 303);
+    let (_, with_view) = get("/console/orders/find".into()).await;
+    // Saved as the finder writes a filter (its keys in order).
+    let saved = "href=\"/console/orders/find?consumer=analytics&amp;stuck=dead-lettered\"";
+    assert!(with_view.contains(saved) && with_view.contains("analytics stuck"), "{with_view}");
+    let bad_name = vec![("name", "<script>".to_owned()), ("query", query.clone())];
+    assert_eq!(post("/console/views".into(), bad_name).await.status(), 400);
 }

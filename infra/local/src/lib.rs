@@ -19,6 +19,8 @@
 //! | [`stack`] | a running stack: [`Stack::start`] wires all of the above on one engine; [`open`] the app alone on a data dir |
 //! | [`seed`] | catalog files (products, coupons, users, campaigns) and the demo catalog |
 //! | [`ops`] | operations on the saga over an app: DLQs, replay, republish, an order's timeline |
+//! | [`find`] | the order finder: one filter (status, consumer, stuck, method, time, user, correlation id) read from an index or a capped window, paged, exported |
+//! | [`bulk`] | redrive, replay or ask the PG for everything the finder found, locally or on a deployed stack |
 //! | [`deployed`] | a stack deployed to AWS, resolved by name: its table, queues, archive; the same operations against it |
 //! | [`dump`] | the business state as one canonical document (`shop dump`, the replay check) |
 //! | [`bench`] | the benchmarks: placement, the whole saga (and the chaos soak), the simulators |
@@ -31,12 +33,14 @@
 //! Nothing here is linked into a Lambda binary.
 
 pub mod bench;
+pub mod bulk;
 pub mod chaos;
 pub mod console;
 pub mod deployed;
 pub mod dump;
 pub mod emulate;
 pub mod engine;
+pub mod find;
 pub mod jwt;
 pub mod listen;
 pub mod ops;

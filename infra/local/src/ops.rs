@@ -10,6 +10,7 @@ use serde_json::Value;
 use shop_app::App;
 use shop_domain::envelope::BusEvent;
 use shop_domain::{OrderId, Timestamp};
+use std::collections::BTreeSet;
 
 pub use shop_app::events::consumers::NAMES as CONSUMERS;
 
@@ -82,6 +83,27 @@ pub async fn dlq_redrive(app: &App, consumer: &str) -> anyhow::Result<usize> {
         Queues(&app.store).move_message(m, consumer, now, true, true).await?;
     }
     Ok(messages.len())
+}
+
+/// Moves the messages of `consumer`'s DLQ that carry one of the `wanted`
+/// event ids back to its queue, with a fresh receive count, and leaves the
+/// others; answers the event ids moved.
+pub async fn dlq_redrive_selected(
+    app: &App,
+    consumer: &str,
+    wanted: &BTreeSet<String>,
+) -> anyhow::Result<BTreeSet<String>> {
+    check_consumer(consumer)?;
+    let now = shop_app::clock::Clock::now(&shop_app::clock::SystemClock);
+    let mut moved = BTreeSet::new();
+    for m in Queues(&app.store).list(&dlq_of(consumer)).await? {
+        let (event_id, _, _) = carried(&m.body);
+        if wanted.contains(&event_id) {
+            Queues(&app.store).move_message(&m, consumer, now, true, true).await?;
+            moved.insert(event_id);
+        }
+    }
+    Ok(moved)
 }
 
 #[derive(Debug, Default, Serialize)]

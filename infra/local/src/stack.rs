@@ -218,6 +218,7 @@ impl Stack {
             stack: None,
             allow_actions: true,
             sessions: console::auth::Sessions::default(),
+            jobs: console::jobs::Jobs::default(),
         });
         // The API's routes take JSON documents of up to 64 KiB (API Gateway
         // itself would take 10 MB; nothing is gained by buffering more).

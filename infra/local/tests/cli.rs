@@ -45,7 +45,9 @@ fn a_command_that_acts_names_its_operator_and_reason_and_shop_audit_lists_it() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("--operator"), "{stderr}");
     let out = shop(&[&redrive[..], &["--operator", "ana"]].concat());
-    assert_eq!(out.status.code(), Some(2), "a reason is required: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a reason is required: {stderr}");
+    assert!(stderr.contains("--reason"), "{stderr}");
     let out = shop(&[&redrive[..], &["--operator", "ana", "--reason", "  "]].concat());
     assert_eq!(out.status.code(), Some(1), "a blank reason: {}", String::from_utf8_lossy(&out.stderr));
     let listed = || {
@@ -71,6 +73,50 @@ fn a_command_that_acts_names_its_operator_and_reason_and_shop_audit_lists_it() {
     );
     assert_eq!(e["targets"][0], "queue:analytics-dlq", "{e}");
     assert!(e["outcome"].as_str().unwrap().contains("0 message(s) moved"), "{e}");
+}
+
+/// `shop orders` and `shop bulk` take the finder's filters: a filter that
+/// is none names its key; a dry run needs no reason and changes nothing;
+/// a bulk action with nothing to act on says so and records nothing.
+#[test]
+fn shop_orders_and_shop_bulk_take_the_finders_filters() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        shop_local::open(Some(data.path()), Default::default(), None, None).await.expect("a data dir with a store");
+    });
+    let out = shop(&["orders", "--data-dir", dir, "--filter", "stuck=sideways"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("filter stuck") && stderr.contains("dead-lettered"), "{stderr}");
+    let out = shop(&[
+        "orders",
+        "--data-dir",
+        dir,
+        "--filter",
+        "stuck=dead-lettered",
+        "--filter",
+        "consumer=analytics",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["orders"], serde_json::json!([]), "{doc}");
+    assert!(doc["readFrom"].as_str().unwrap().contains("dead-lettered"), "{doc}");
+    let out = shop(&["orders", "--data-dir", dir, "--csv"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("orderId,status,userId"));
+    let bulk = ["bulk", "redrive", "--data-dir", dir, "--filter", "stuck=dead-lettered"];
+    let out = shop(&[&bulk[..], &["--dry-run", "--json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((plan["action"].as_str(), plan["targets"].as_array().map(Vec::len)), (Some("redrive"), Some(0)));
+    let out = shop(&[&bulk[..], &["--operator", "ana", "--reason", "drill"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to redrive"));
+    let audit = shop(&["audit", "--data-dir", dir, "--json"]);
+    let audit: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert_eq!(audit["entries"], serde_json::json!([]), "nothing done, nothing recorded");
 }
 
 /// No public default secret: `shop token` signs with the data dir's own

@@ -163,4 +163,39 @@ impl Audit<'_> {
         };
         Ok((entries, next))
     }
+
+    /// The entries among the newest `read_cap` that name `target` (as
+    /// `order:<id>`, say, or a bulk action's `order:<id>#<version>@<consumer>`),
+    /// newest first, and whether older entries went unread: a bounded read
+    /// of the one partition, whatever the trail's length.
+    pub async fn naming(&self, target: &str, read_cap: i32) -> Result<(Vec<AuditEntry>, bool)> {
+        let out = self
+            .0
+            .client()
+            .query()
+            .table_name(self.0.table())
+            .key_condition_expression("pk = :pk")
+            .filter_expression("contains(doc, :t)")
+            .expression_attribute_values(":pk", s(keys::AUDIT_PK))
+            .expression_attribute_values(":t", s(format!("\"{target}")))
+            .scan_index_forward(false)
+            .limit(read_cap)
+            .send()
+            .await
+            .map_err(StoreError::unexpected("Query the audit trail"))?;
+        let capped = out.last_evaluated_key.is_some();
+        let mut found = Vec::new();
+        for it in out.items() {
+            let e = from_item(it)?;
+            // `order:o-1` is also the start of `order:o-12`: the target must end there.
+            let names =
+                e.action.targets.iter().any(|t| {
+                    t.strip_prefix(target).is_some_and(|rest| rest.is_empty() || rest.starts_with(['#', '/']))
+                });
+            if names {
+                found.push(e);
+            }
+        }
+        Ok((found, capped))
+    }
 }

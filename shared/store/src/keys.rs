@@ -151,6 +151,16 @@ pub fn audit(at: Timestamp, id: &str) -> (String, String) {
     (AUDIT_PK.to_owned(), format!("{:013}#{id}", at.millis().max(0)))
 }
 
+/// The console's saved views' one partition ([`crate::views`]).
+pub const VIEWS_PK: &str = "VIEWS";
+/// A saved view's sort-key prefix.
+pub const VIEW_PREFIX: &str = "VIEW#";
+
+/// A saved view, by name.
+pub fn view(name: &crate::views::ViewName) -> (String, String) {
+    (VIEWS_PK.to_owned(), format!("{VIEW_PREFIX}{}", name.as_str()))
+}
+
 /// `byDue` partition of the sales, by their end (few: one per flash sale).
 pub const SALES_DUE: &str = "SALES";
 

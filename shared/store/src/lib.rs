@@ -29,6 +29,7 @@
 //! | [`Store::campaigns`] | [`campaigns`] | first-come campaigns and claims |
 //! | [`Store::sales`] | [`sales`] | flash sales, their counters and tickets (the waiting room) |
 //! | [`Store::audit`] | [`audit`] | the operators' actions, newest first (append-only) |
+//! | [`Store::views`] | [`views`] | the console's saved views of the order finder |
 //! | [`Store::connections`] | [`connections`] | the waiting room's live WebSocket connections |
 //! | [`Store::catalog`] | [`catalog`] | products with their stock, the listing |
 //! | [`Store::outbox`] | [`outbox`] | events: written, pending, published, the event log; the item's one wire format is [`outbox::codec`] |
@@ -60,6 +61,7 @@ pub mod sales;
 pub mod schema;
 pub mod stats;
 pub mod tx;
+pub mod views;
 
 pub use error::{Result, StoreError};
 pub use io::{PAGE_ITEMS, Pages};
@@ -115,6 +117,10 @@ impl Store {
 
     pub fn audit(&self) -> audit::Audit<'_> {
         audit::Audit(self)
+    }
+
+    pub fn views(&self) -> views::Views<'_> {
+        views::Views(self)
     }
 
     pub fn connections(&self) -> connections::Connections<'_> {

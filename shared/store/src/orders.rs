@@ -203,6 +203,18 @@ impl Orders<'_> {
         Ok(ids)
     }
 
+    /// The orders of `ids` that exist, in `ids`' order (BatchGetItem, 100
+    /// keys a call).
+    pub async fn get_many(&self, ids: &[OrderId]) -> Result<Vec<Order>> {
+        let items = self.0.batch_get(ids.iter().map(keys::order).collect()).await?;
+        let mut by_id = HashMap::new();
+        for it in &items {
+            let o = from_item(it)?;
+            by_id.insert(o.id.clone(), o);
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
     /// A user's latest `limit` orders (newest first) from the `byUser` index.
     pub async fn of_user(&self, user: &UserId, limit: usize) -> Result<Vec<Order>> {
         Ok(self.page(user, None, limit, None).await?.0)

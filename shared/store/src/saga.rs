@@ -57,6 +57,19 @@ pub struct Failure {
     pub outcome: Outcome,
 }
 
+impl Failure {
+    /// The version of the order's event the consumer failed on (its event
+    /// id ends `#<version>`).
+    pub fn version(&self) -> Option<u64> {
+        self.outcome.event_id.rsplit_once('#').and_then(|(_, v)| v.parse().ok())
+    }
+
+    /// Where its list sorts it: when it went to the DLQ, or its last attempt.
+    pub fn listed_at(&self) -> Timestamp {
+        self.outcome.dead_lettered_at.unwrap_or(self.outcome.at)
+    }
+}
+
 /// What one consumer did with one event (the saga log).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -291,16 +304,30 @@ impl SagaLog<'_> {
     /// since, newest first, at most `limit` per shard: one bounded query per
     /// shard of `byDue`.
     pub async fn failures(&self, limit: i32) -> Result<Vec<Failure>, StoreError> {
-        self.listed(keys::FAILED_PREFIX, limit).await
+        self.listed(keys::FAILED_PREFIX, None, limit).await
     }
 
     /// Events whose message went to a DLQ and that no later attempt has
     /// done, newest first, at most `limit` per shard.
     pub async fn dead_letters(&self, limit: i32) -> Result<Vec<Failure>, StoreError> {
-        self.listed(keys::DEAD_PREFIX, limit).await
+        self.listed(keys::DEAD_PREFIX, None, limit).await
     }
 
-    async fn listed(&self, prefix: &str, limit: i32) -> Result<Vec<Failure>, StoreError> {
+    /// A page of the retrying (`dead: false`) or dead-lettered failures
+    /// from `at_or_before` back (retrying ones by their last attempt,
+    /// dead-lettered ones by when they went to the DLQ), newest first, at
+    /// most `limit` per shard: one bounded query per shard of `byDue`.
+    pub async fn failures_page(
+        &self,
+        dead: bool,
+        at_or_before: Option<Timestamp>,
+        limit: i32,
+    ) -> Result<Vec<Failure>, StoreError> {
+        let prefix = if dead { keys::DEAD_PREFIX } else { keys::FAILED_PREFIX };
+        self.listed(prefix, at_or_before, limit).await
+    }
+
+    async fn listed(&self, prefix: &str, before: Option<Timestamp>, limit: i32) -> Result<Vec<Failure>, StoreError> {
         let mut out = Vec::new();
         for shard in 0..keys::SHARDS {
             let res = self
@@ -309,8 +336,9 @@ impl SagaLog<'_> {
                 .query()
                 .table_name(self.0.table())
                 .index_name(keys::GSI_DUE)
-                .key_condition_expression("dueShard = :shard")
+                .key_condition_expression("dueShard = :shard AND dueAt <= :before")
                 .expression_attribute_values(":shard", s(format!("{prefix}#{shard}")))
+                .expression_attribute_values(":before", n(before.map_or(i64::MAX, Timestamp::millis)))
                 .scan_index_forward(false)
                 .limit(limit)
                 .send()
@@ -321,7 +349,7 @@ impl SagaLog<'_> {
                 out.push(Failure { order_id, outcome: outcome_from(it)? });
             }
         }
-        out.sort_by_key(|f| std::cmp::Reverse(f.outcome.at));
+        out.sort_by_key(|f| std::cmp::Reverse(f.listed_at()));
         Ok(out)
     }
 

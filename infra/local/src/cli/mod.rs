@@ -10,11 +10,13 @@
 
 mod audit;
 mod bench;
+mod bulk;
 mod campaign;
 mod console;
 mod dlq;
 mod dump;
 mod env;
+mod orders;
 mod progress;
 mod replay;
 mod republish;
@@ -57,6 +59,12 @@ enum Command {
     Bench(bench::Bench),
     /// The audit trail: every action taken by hand (console or `shop` commands), newest first.
     Audit(audit::Audit),
+    /// Find orders by filters combined (status, stuck, consumer, method, time, user, correlation id):
+    /// the console's Find page, as text, JSON or CSV.
+    Orders(orders::Orders),
+    /// Redrive, replay or ask the PG for every order the filters find, after a dry run (--dry-run);
+    /// recorded in the audit trail.
+    Bulk(bulk::Bulk),
     /// Dead-letter queues of the consumers.
     Dlq {
         #[command(subcommand)]
@@ -100,6 +108,8 @@ impl Cli {
             Command::Env(c) => c.run(),
             Command::Bench(c) => c.run().await,
             Command::Audit(c) => c.run().await,
+            Command::Orders(c) => c.run().await,
+            Command::Bulk(c) => c.run().await,
             Command::Dlq { command } => command.run().await,
             Command::Replay(c) => c.run().await,
             Command::Republish(c) => c.run().await,
@@ -159,15 +169,16 @@ struct Acting {
     /// identity is recorded).
     #[arg(long, env = "SHOP_OPERATOR")]
     operator: Option<String>,
-    /// Why, in a few words (required; recorded in the audit trail).
+    /// Why, in a few words (required to act; recorded in the audit trail).
     #[arg(long)]
-    reason: String,
+    reason: Option<String>,
 }
 
 impl Acting {
     /// The actor and the reason, on `stack` (its caller identity) or locally (`--operator`).
     async fn resolve(&self, stack: Option<&DeployedStack>) -> anyhow::Result<(Actor, Reason)> {
-        let reason = Reason::parse(self.reason.as_str())?;
+        let Some(reason) = &self.reason else { anyhow::bail!("say why: --reason TEXT (recorded in the audit trail)") };
+        let reason = Reason::parse(reason.as_str())?;
         let (operator, where_) = match (stack, &self.operator) {
             (Some(_), Some(_)) => {
                 anyhow::bail!("--operator names you on a data dir; with --stack the AWS caller identity is recorded")

@@ -39,6 +39,15 @@ fn actor(state: &ConsoleState, who: &SignedIn) -> Result<Actor, InvalidAudit> {
     Ok(Actor { operator, channel: Channel::Console, stack })
 }
 
+/// `who` and the form's `reason`, checked before anything runs: a missing
+/// or malformed reason is a 400.
+#[expect(clippy::result_large_err, reason = "the early answer of a request, built at most once per request")]
+pub fn prepare(state: &ConsoleState, who: &SignedIn, reason: &str) -> Result<(Actor, Reason), Response> {
+    let reason = Reason::parse(reason).map_err(|e| shell::bad_request(state, &format!("Not done: {e}.")))?;
+    let actor = actor(state, who).map_err(|e| shell::bad_request(state, &format!("Not done: {e}.")))?;
+    Ok((actor, reason))
+}
+
 /// Runs `work` as `who`'s `action` on `targets` for the form's `reason`,
 /// recorded in the audit trail; a missing or malformed reason is a 400
 /// before anything runs, a failed work an error page (recorded as failed).
@@ -54,8 +63,7 @@ pub async fn act<T, Fut>(
 where
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    let reason = Reason::parse(reason).map_err(|e| shell::bad_request(state, &format!("Not done: {e}.")))?;
-    let actor = actor(state, who).map_err(|e| shell::bad_request(state, &format!("Not done: {e}.")))?;
+    let (actor, reason) = prepare(state, who, reason)?;
     acted(&state.app, &actor, Intent { action, targets, reason: &reason }, work, describe)
         .await
         .map_err(|e| shell::error(state, &e))

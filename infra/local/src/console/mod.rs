@@ -1,18 +1,20 @@
 //! The saga console: `/console` on `shop up`'s port (loopback only), for
 //! operators. Pages are rendered on the server (maud, escaped by
-//! construction); the only script is htmx, vendored from npm and compiled
-//! into the binary, which refreshes a page's live parts by polling (ADR
-//! 0016). Nothing is fetched from elsewhere: the console works offline.
+//! construction); the only scripts are htmx and uPlot, vendored from npm
+//! and compiled into the binary — htmx refreshes a page's live parts by
+//! polling (ADR 0016), uPlot draws the overview's charts (ADR 0029) — and
+//! the console's own `charts.js`. Nothing is fetched from elsewhere: the console works offline.
 //!
 //! | room | what lives there |
 //! | --- | --- |
 //! | [`auth`] | operator tokens: who may look, and the login that sets the cookie |
 //! | [`acting`] | what every action shares: the operator, the required reason, the audit trail's record |
+//! | [`jobs`] | bulk actions running in the background: progress, then the result |
 //! | [`guard`] | what every console answer and POST is checked for: framing, scripts, the origin of a POST |
 //! | [`saga`] | one order's saga as a read model: lanes on one time axis, and the money |
 //! | [`queues`] | the consumers' queues wherever they live: the local stack's, or a deployed stack's SQS |
-//! | `pages` | one file per page: the shell, the overview (charts from the saga statistics), orders (search and what is stuck), one order (with republish), queues (with redrive), simulators (faults, call logs), audit (who did what, why) |
-//! | `assets` | htmx and the stylesheet, served from the binary |
+//! | `pages` | one file per page: the shell, the overview (charts from the saga statistics), orders (search and what is stuck), find (filters, paging, saved views, export), bulk (dry run, confirmation, progress, result), one order (with republish), queues (with redrive), simulators (faults, call logs), audit (who did what, why) |
+//! | `assets` | htmx, uPlot, the charts' script and the stylesheet, served from the binary |
 //!
 //! Every action (redrive, republish, faults) is a POST behind a page that
 //! says what it will do, carries a reason, and is recorded in the audit
@@ -33,6 +35,7 @@
 pub mod acting;
 pub mod auth;
 pub mod guard;
+pub mod jobs;
 mod pages;
 pub mod queues;
 pub mod saga;
@@ -60,6 +63,8 @@ pub struct ConsoleState {
     pub allow_actions: bool,
     /// The signed-in browsers ([`auth`]).
     pub sessions: auth::Sessions,
+    /// Bulk actions running or recently run ([`jobs`]).
+    pub jobs: jobs::Jobs,
 }
 
 /// `api` with the console at `/console`.
@@ -76,6 +81,9 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/orders/{order_id}/replay", get(pages::order::confirm_replay).post(pages::order::replay))
         .route("/orders/{order_id}/ask-pg", get(pages::order::confirm_ask_pg).post(pages::order::ask_pg))
         .route("/queues/{consumer}/redrive", get(pages::queues::confirm_redrive).post(pages::queues::redrive))
+        .route("/orders/bulk/{action}", get(pages::bulk::confirm).post(pages::bulk::start))
+        .route("/views", post(pages::find::save_view))
+        .route("/views/{name}/delete", post(pages::find::delete_view))
         .route("/simulators/sink/faults", post(pages::simulators::arm_sink))
         .route("/simulators/sink/clear", post(pages::simulators::clear_sink))
         .route("/simulators/pg/faults", post(pages::simulators::arm_pg))
@@ -86,6 +94,10 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/overview", get(pages::overview::page))
         .route("/overview/charts", get(pages::overview::live))
         .route("/orders", get(pages::orders::index))
+        .route("/orders/find", get(pages::find::page))
+        .route("/orders/find/export", get(pages::find::export))
+        .route("/jobs/{id}", get(pages::bulk::job))
+        .route("/jobs/{id}/status", get(pages::bulk::job_status))
         .route("/orders/{order_id}", get(pages::order::page))
         .route("/orders/{order_id}/saga", get(pages::order::live))
         .route("/queues", get(pages::queues::page))
@@ -101,6 +113,9 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/assets/htmx.min.js", get(pages::shell::htmx))
         .route("/assets/console.css", get(pages::shell::css))
+        .route("/assets/uPlot.min.js", get(pages::shell::uplot))
+        .route("/assets/uPlot.min.css", get(pages::shell::uplot_css))
+        .route("/assets/charts.js", get(pages::shell::charts))
         .merge(operator_only)
         .layer(axum::middleware::from_fn(guard::same_origin_posts))
         .layer(axum::middleware::from_fn(guard::security_headers))
@@ -126,6 +141,7 @@ pub async fn serve_deployed(
         stack: Some(Arc::new(stack)),
         allow_actions,
         sessions: auth::Sessions::default(),
+        jobs: jobs::Jobs::default(),
     });
     // Loopback only: the console holds no TLS and its cookie is the key.
     let listener = crate::listen::bind(port, "the console", "--port").await?;

@@ -114,23 +114,17 @@ pub async fn redrive(state: &ConsoleState, consumer: &str) -> anyhow::Result<u64
 }
 
 /// Sends one event of an order to one consumer's queue, as the bus
-/// delivers it, when that consumer's rule takes it; answers the replay's
-/// name, or `None` when the rule does not.
+/// delivers it, when that consumer's rule takes it ([`crate::bulk::replay_one`]).
 pub async fn replay_event(
     state: &ConsoleState,
     order: &OrderId,
     version: u64,
     consumer: &str,
 ) -> anyhow::Result<Option<String>> {
-    let rules = crate::emulate::rules::rules()?;
-    match &state.stack {
-        Some(stack) => {
-            let Some((name, event)) = ops::replay_envelope(&state.app, &rules, order, version, consumer).await? else {
-                return Ok(None);
-            };
-            stack.send_to_queue(consumer, &event).await?;
-            Ok(Some(name))
-        }
-        None => ops::replay_event(&state.app, &rules, order, version, consumer).await,
-    }
+    crate::bulk::replay_one(place(state), order, version, consumer).await
+}
+
+/// Where this console's actions act.
+pub fn place(state: &ConsoleState) -> crate::bulk::Place<'_> {
+    crate::bulk::Place { app: &state.app, stack: state.stack.as_deref() }
 }

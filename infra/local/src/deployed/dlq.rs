@@ -169,6 +169,91 @@ async fn follow_move_task(
     }
 }
 
+/// `m` sent again as entry `i` of a batch: its body, attributes and trace header.
+fn resend(i: usize, m: &aws_sdk_sqs::types::Message) -> anyhow::Result<SendMessageBatchRequestEntry> {
+    let mut entry = SendMessageBatchRequestEntry::builder()
+        .id(i.to_string())
+        .message_body(m.body().unwrap_or_default())
+        .set_message_attributes(m.message_attributes().cloned());
+    if let Some(trace) = m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader)) {
+        entry = entry.message_system_attributes(
+            MessageSystemAttributeNameForSends::AwsTraceHeader,
+            MessageSystemAttributeValue::builder().data_type("String").string_value(trace).build()?,
+        );
+    }
+    Ok(entry.build()?)
+}
+
+/// Moves the messages of `consumer`'s DLQ that carry one of the `wanted`
+/// event ids back to its queue, as [`move_by_hand`] moves (sent, then
+/// deleted), reading at most `examine_cap` messages: SQS cannot be asked
+/// for a message by its content. The others are received with a
+/// visibility timeout and made visible again at once (their receive count
+/// grows by one; a DLQ's messages are not received by any consumer).
+/// Answers the event ids moved.
+pub async fn dlq_redrive_selected(
+    stack: &DeployedStack,
+    consumer: &str,
+    wanted: &BTreeSet<String>,
+    examine_cap: usize,
+) -> anyhow::Result<BTreeSet<String>> {
+    check_consumer(consumer)?;
+    let (from, to) = (stack.dlq_url(consumer)?, stack.queue_url(consumer)?);
+    let sqs = stack.sqs();
+    let mut moved = BTreeSet::new();
+    let mut passed_over: Vec<String> = Vec::new();
+    let mut examined = 0;
+    while moved.len() < wanted.len() && examined < examine_cap {
+        let got = sqs
+            .receive_message()
+            .queue_url(from)
+            .max_number_of_messages(10)
+            .visibility_timeout(120)
+            .wait_time_seconds(RECEIVE_WAIT_SECS)
+            .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .with_context(|| format!("ReceiveMessage {from}"))?;
+        let messages = got.messages();
+        if messages.is_empty() {
+            break;
+        }
+        examined += messages.len();
+        for m in messages {
+            let (event_id, _, _) = crate::ops::carried(m.body().unwrap_or_default());
+            let handle = m.receipt_handle().unwrap_or_default().to_owned();
+            if !wanted.contains(&event_id) || moved.contains(&event_id) {
+                passed_over.push(handle);
+                continue;
+            }
+            let entry = resend(0, m)?;
+            sqs.send_message()
+                .queue_url(to)
+                .message_body(entry.message_body())
+                .set_message_attributes(entry.message_attributes().cloned())
+                .set_message_system_attributes(entry.message_system_attributes().cloned())
+                .send()
+                .await
+                .with_context(|| format!("SendMessage {to}"))?;
+            if let Err(e) = sqs.delete_message().queue_url(from).receipt_handle(&handle).send().await {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), %event_id,
+                    "moved but not deleted: it will be delivered twice (consumers dedupe)");
+            }
+            moved.insert(event_id);
+        }
+    }
+    // The others back in view at once.
+    for handle in passed_over {
+        if let Err(e) =
+            sqs.change_message_visibility().queue_url(from).receipt_handle(&handle).visibility_timeout(0).send().await
+        {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "a passed-over DLQ message shows again after its visibility timeout");
+        }
+    }
+    Ok(moved)
+}
+
 /// The move task's semantics by hand: each message sent to the queue with
 /// its body, attributes and trace header, and deleted from the DLQ only once
 /// the send succeeded (a failed delete leaves a duplicate, which consumers
@@ -191,20 +276,7 @@ async fn move_by_hand(sqs: &aws_sdk_sqs::Client, from: &str, to: &str) -> anyhow
         if messages.is_empty() {
             return Ok(moved);
         }
-        let mut entries = Vec::new();
-        for (i, m) in messages.iter().enumerate() {
-            let mut entry = SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(m.body().unwrap_or_default())
-                .set_message_attributes(m.message_attributes().cloned());
-            if let Some(trace) = m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader)) {
-                entry = entry.message_system_attributes(
-                    MessageSystemAttributeNameForSends::AwsTraceHeader,
-                    MessageSystemAttributeValue::builder().data_type("String").string_value(trace).build()?,
-                );
-            }
-            entries.push(entry.build()?);
-        }
+        let entries = messages.iter().enumerate().map(|(i, m)| resend(i, m)).collect::<anyhow::Result<Vec<_>>>()?;
         let sent = sqs.send_message_batch().queue_url(to).set_entries(Some(entries)).send().await?;
         for f in sent.failed() {
             tracing::warn!(id = f.id(), code = f.code(), message = f.message(), "not moved; it stays in the DLQ");

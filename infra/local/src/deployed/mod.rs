@@ -30,7 +30,7 @@ mod dlq;
 mod replay;
 mod republish;
 
-pub use dlq::{RedriveReport, dlq_list, dlq_redrive};
+pub use dlq::{RedriveReport, dlq_list, dlq_redrive, dlq_redrive_selected};
 pub use replay::{ReplayReport, replay};
 pub use republish::{FailedWindow, RepublishReport, republish_failures};
 

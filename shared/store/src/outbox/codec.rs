@@ -96,6 +96,8 @@ pub enum EventField {
     StatusTo,
     /// The correlation id of the request (or run) that wrote it.
     CorrelationId,
+    /// Its type (`OrderPlaced`, …).
+    DetailType,
 }
 
 impl EventField {
@@ -103,6 +105,7 @@ impl EventField {
         match self {
             EventField::StatusTo => STATUS_TO,
             EventField::CorrelationId => CORRELATION_ID,
+            EventField::DetailType => DETAIL_TYPE,
         }
     }
 }

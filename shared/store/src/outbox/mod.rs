@@ -17,6 +17,33 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use shop_domain::campaign::CouponIssued;
 use shop_domain::{OrderEvent, OrderId, Timestamp};
 
+/// A stretch of the event log: `after <= occurredAt <= before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub after: Timestamp,
+    pub before: Timestamp,
+}
+
+impl Window {
+    /// The event log's longest window a search reads (its partitions are
+    /// per day: a longer one reads more partitions, each bounded).
+    pub const MAX_DAYS: i64 = 31;
+
+    /// The `days` days up to `now`.
+    pub fn last_days(now: Timestamp, days: i64) -> Window {
+        Window { after: now.plus_secs(-days.max(0) * 86_400), before: now }
+    }
+
+    /// The days whose partitions hold the window, newest first (at most
+    /// [`Window::MAX_DAYS`] + 1 of them).
+    fn days(self) -> impl Iterator<Item = Timestamp> {
+        const DAY_MS: i64 = 86_400_000;
+        let first = self.before.millis().div_euclid(DAY_MS);
+        let last = self.after.millis().div_euclid(DAY_MS).max(first - Self::MAX_DAYS);
+        (last..=first).rev().map(|d| Timestamp::from_millis(d * DAY_MS))
+    }
+}
+
 /// The outbox of every aggregate (see [`Store::outbox`]).
 #[derive(Clone, Copy)]
 pub struct Outbox<'a>(pub(crate) &'a Store);
@@ -183,11 +210,7 @@ impl Outbox<'_> {
     }
 
     /// Events whose `field` is `value`, newest first, from the event log of
-    /// the last `days` days: each day's partitions are read newest first
-    /// with the value as a filter, evaluating at most `read_cap` items in
-    /// all — a bounded read, whatever the history, and no index of its own
-    /// to write with every event (docs/adr/0017). Answers the events found
-    /// (at most `want`) and whether the cap cut the search short.
+    /// the last `days` days ([`Outbox::search_window`]).
     pub async fn search(
         &self,
         field: EventField,
@@ -197,11 +220,28 @@ impl Outbox<'_> {
         want: usize,
         read_cap: i32,
     ) -> Result<(Vec<StoredEvent>, bool)> {
+        self.search_window(field, value, Window::last_days(now, days), want, read_cap).await
+    }
+
+    /// Events whose `field` is `value` written in `window`, newest first:
+    /// each day's partitions are read newest first with the value as a
+    /// filter, evaluating at most `read_cap` items in all — a bounded read,
+    /// whatever the history, and no index of its own to write with every
+    /// event (docs/adr/0017). Answers the events found (at most `want` per
+    /// partition, so the newest `want` of the window are among them) and
+    /// whether the cap cut the search short.
+    pub async fn search_window(
+        &self,
+        field: EventField,
+        value: &str,
+        window: Window,
+        want: usize,
+        read_cap: i32,
+    ) -> Result<(Vec<StoredEvent>, bool)> {
         let attribute = field.attribute();
         let mut found = Vec::new();
         let mut budget = read_cap;
-        for d in 0..days {
-            let day = now.plus_secs(-d * 86_400);
+        for day in window.days() {
             // Every partition of the day, each to `want` matches: newest first across them.
             for partition in keys::event_log_partitions(day) {
                 let mut start = None;
@@ -216,10 +256,12 @@ impl Outbox<'_> {
                         .query()
                         .table_name(self.0.table())
                         .index_name(keys::GSI_DUE)
-                        .key_condition_expression("dueShard = :d")
+                        .key_condition_expression("dueShard = :d AND dueAt BETWEEN :from AND :to")
                         .filter_expression("#field = :v")
                         .expression_attribute_names("#field", attribute)
                         .expression_attribute_values(":d", s(partition.as_str()))
+                        .expression_attribute_values(":from", n(window.after.millis()))
+                        .expression_attribute_values(":to", n(window.before.millis()))
                         .expression_attribute_values(":v", s(value))
                         .scan_index_forward(false)
                         .limit(budget.min(500))

@@ -500,9 +500,12 @@ pub async fn run(opts: FlashOptions) -> anyhow::Result<FlashReport> {
         runs.iter().filter_map(|r| Some((*checked.places.get(&r.plan.user)?, r.waited_ms?))).collect();
     let mut by_place = waits.clone();
     by_place.sort_by_key(|(place, _)| *place);
-    let decile = (by_place.len() / 10).max(1);
-    let wait_ms_by_decile =
-        by_place.chunks(decile).map(|c| Percentiles::of(c.iter().map(|(_, w)| *w).collect())).collect();
+    // Ten deciles of the places, the remainder of the division in the last.
+    let n = by_place.len();
+    let wait_ms_by_decile = (0..10)
+        .filter_map(|d| by_place.get(d * n / 10..(d + 1) * n / 10).filter(|c| !c.is_empty()))
+        .map(|c| Percentiles::of(c.iter().map(|(_, w)| *w).collect()))
+        .collect();
     let phases = match opts.slow_pg {
         Some((at, length)) => {
             let (a, b) = (at.as_secs_f64() * 1000.0, (at + length).as_secs_f64() * 1000.0);

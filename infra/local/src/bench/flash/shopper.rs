@@ -259,8 +259,12 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run, started: Instant) -> 
     let amount = placed["amountDue"].as_u64().unwrap_or_default();
     run.order_id = Some(order_id.clone());
     let api = |path: &str, body: Value| to.http.post(format!("{}{path}", to.api)).bearer_auth(&token).json(&body);
-    let too_late =
-        |status: u16, v: &Value| status == 409 && v["type"].as_str().is_some_and(|k| k.ends_with("order-expired"));
+    // Past the order's payment window: refused as `order-expired` until the
+    // expirer has run, as not payable in status EXPIRED after it.
+    let too_late = |status: u16, v: &Value| {
+        status == 409
+            && (v["type"].as_str().is_some_and(|k| k.ends_with("order-expired")) || v["orderStatus"] == "EXPIRED")
+    };
     match plan.behaviour {
         Behaviour::Card | Behaviour::FailToPay => {
             let (_, _, checkout) = send(

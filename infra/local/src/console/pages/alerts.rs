@@ -42,6 +42,8 @@ async fn alerts(state: &ConsoleState) -> anyhow::Result<Markup> {
     let dead = saga.dead_letters(CAP).await?.len();
     let retrying = saga.failures(CAP).await?.len();
     let in_doubt = app.store.payments().in_doubt(now, CAP).await?.len();
+    let past_due_filter = crate::find::Filter { stuck: Some(crate::find::Stuck::PastDue), ..Default::default() };
+    let past_due = crate::find::page(app, &past_due_filter, None).await.map_err(|e| anyhow::anyhow!("{e}"))?.rows.len();
     // The outbox's backlog is the local stream emulation's; a deployed
     // stack's is its stream's IteratorAge (CloudWatch).
     let oldest_ms = match state.stack {
@@ -61,12 +63,21 @@ async fn alerts(state: &ConsoleState) -> anyhow::Result<Markup> {
             format!("{} in the DLQs", counted(usize::try_from(dlq).unwrap_or(usize::MAX), dlq_more)),
             "/console/queues",
         ),
-        (dead > 0, format!("{} dead-lettered", counted(dead, dead >= cap)), "/console/orders#dead-lettered"),
-        (retrying > 0, format!("{} retrying", counted(retrying, retrying >= cap)), "/console/orders#failing"),
+        (dead > 0, format!("{} dead-lettered", counted(dead, dead >= cap)), "/console/orders/find?stuck=dead-lettered"),
+        (
+            retrying > 0,
+            format!("{} retrying", counted(retrying, retrying >= cap)),
+            "/console/orders/find?stuck=retrying",
+        ),
         (
             in_doubt > 0,
             format!("{} payment(s) in doubt", counted(in_doubt, in_doubt >= cap)),
-            "/console/orders#in-doubt",
+            "/console/orders/find?stuck=in-doubt",
+        ),
+        (
+            past_due > 0,
+            format!("{} deposit(s) past due", counted(past_due, past_due >= crate::find::PAGE)),
+            "/console/orders/find?stuck=past-due",
         ),
         (
             oldest_ms.is_some_and(|ms| ms > PENDING_ALERT_MS),

@@ -82,7 +82,11 @@ fn row(e: &AuditEntry) -> Markup {
 /// A target, linked when it is an order.
 fn target(t: &str) -> Markup {
     match t.strip_prefix("order:") {
-        Some(id) => html! { a href={ "/console/orders/" (id) } { code { (id) } } },
+        // A bulk action's target names the order first: `order:<id>#<version>@<consumer>`.
+        Some(rest) => {
+            let id = rest.split(['#', '/']).next().unwrap_or(rest);
+            html! { a href={ "/console/orders/" (id) } { code { (t.strip_prefix("order:").unwrap_or(t)) } } }
+        }
         None => html! { code { (t) } },
     }
 }

@@ -2,6 +2,8 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod bulk;
+pub mod find;
 pub mod order;
 pub mod orders;
 pub mod overview;

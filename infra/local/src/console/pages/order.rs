@@ -17,11 +17,18 @@ use crate::console::saga::{self, OrderSaga, Problem, Stuck};
 use crate::console::{ConsoleState, acting};
 use crate::ops::CONSUMERS;
 
+/// Audit entries read for an order's page (the newest of the trail).
+const AUDIT_READ: i32 = 1_000;
+
 pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<String>) -> Response {
     match load(&state, &order_id).await {
         Ok(Some(s)) => {
-            shell::page(&state, &format!("Order {}", s.order.id), full(&s, state.allow_actions, state.stack.is_none()))
-                .into_response()
+            let audit = match state.app.store.audit().naming(&format!("order:{}", s.order.id), AUDIT_READ).await {
+                Ok(a) => a,
+                Err(e) => return failed(&state, &anyhow::Error::new(e)),
+            };
+            let body = html! { (full(&s, state.allow_actions, state.stack.is_none())) (audit_part(&audit)) };
+            shell::page(&state, &format!("Order {}", s.order.id), body).into_response()
         }
         Ok(None) => (StatusCode::NOT_FOUND, shell::page(&state, "No such order", html! { p { code { (order_id) } } }))
             .into_response(),
@@ -42,6 +49,23 @@ pub async fn live(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<S
 async fn load(state: &ConsoleState, order_id: &str) -> anyhow::Result<Option<OrderSaga>> {
     let Ok(id) = OrderId::parse(order_id) else { return Ok(None) };
     saga::load(&state.app, state.pg.as_deref(), state.sink.as_deref(), &id).await
+}
+
+/// What operators did to this order, from the audit trail.
+fn audit_part((entries, capped): &(Vec<shop_store::audit::AuditEntry>, bool)) -> Markup {
+    html! {
+        h2 #order-audit { "Done by hand" }
+        @if entries.is_empty() { p.hint { "Nothing" @if *capped { " in the newest " (AUDIT_READ) " entries of the audit trail" } "." } }
+        @else {
+            table #order-audit-entries { tr { th { "when (UTC)" } th { "operator" } th { "action" } th { "reason" } th { "outcome" } }
+                @for e in entries { tr {
+                    td { (e.action.at.to_rfc3339()) } td { (e.action.operator) } td { code { (e.action.action) } }
+                    td { (e.action.reason) } td { (e.status.as_str()) @if let Some(o) = &e.outcome { ": " (o) } }
+                } }
+            }
+            @if *capped { p.hint { "From the newest " (AUDIT_READ) " entries of the audit trail; " a href="/console/audit" { "older ones" } " are on the Audit page." } }
+        }
+    }
 }
 
 fn failed(state: &ConsoleState, e: &anyhow::Error) -> Response {

@@ -110,7 +110,15 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
     }
     let now = app.clock.now();
     let in_doubt = app.store.payments().in_doubt(now, LIST as i32).await?;
-    let overdue = app.store.payments().deposits_due(now, LIST as i32).await?;
+    // Past the due date, not merely due for a check (which every waiting account is, again and again).
+    let past_due = crate::find::page(
+        app,
+        &crate::find::Filter { stuck: Some(crate::find::Stuck::PastDue), ..Default::default() },
+        None,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .rows;
     let failing = app.store.saga().failures(LIST as i32).await?;
     let dead = app.store.saga().dead_letters(LIST as i32).await?;
     let waiting: Vec<_> = app
@@ -136,6 +144,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
                 }
                 button type="submit" { "List" }
             }
+            p { a #find-link href="/console/orders/find" { "Find with filters — combine them, page, save a view, export, act on many →" } }
             @if let Some(f) = found { (f) }
             @if let Some(s) = by_status { (s) }
             h2 #in-doubt { "Payments in doubt (CONFIRMING, UNKNOWN)" }
@@ -148,16 +157,17 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
                     } }
                 }
             }
-            h2 { "Deposits past due (AWAITING_DEPOSIT)" }
-            @if overdue.is_empty() { p.hint { "None." } } @else {
-                table { tr { th { "order" } th { "payment key" } th.num { "amount" } } @for p in &overdue { tr {
-                    td { a href={ "/console/orders/" (p.order_id) } { code { (p.order_id) } } }
-                    td { code { (p.payment_key) } } td.num { (p.amount) }
+            h2 #past-due { "Deposits past their due date, not yet expired (AWAITING_DEPOSIT)" }
+            @if past_due.is_empty() { p.hint { "None." } } @else {
+                table { tr { th { "order" } th { "payment key" } th.num { "amount" } th { "due" } } @for r in past_due.iter().take(LIST) { tr {
+                    td { a href={ "/console/orders/" (r.order.id) } { code { (r.order.id) } } }
+                    td { code { (r.order.payment_key.as_ref().map(|k| k.to_string()).unwrap_or_default()) } }
+                    td.num { (r.order.amount_due) } td.Failed { (r.order.deposit_due().to_rfc3339()) }
                 } } }
             }
-            h2 { "Dead-lettered: in a DLQ, waiting for an operator" }
+            h2 { "Dead-lettered: in a DLQ, waiting for an operator " a.hint href="/console/orders/find?stuck=dead-lettered" { "(all, act on many →)" } }
             (failure_table("dead-lettered", &dead, true))
-            h2 { "Retrying: consumers that failed and will be tried again" }
+            h2 { "Retrying: consumers that failed and will be tried again " a.hint href="/console/orders/find?stuck=retrying" { "(all →)" } }
             (failure_table("failing", &failing, false))
             h2 #pending { "Events waiting for the publisher over a minute" }
             @if waiting.is_empty() { p.hint { "None." } } @else {

@@ -195,18 +195,45 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
         queue_rows.push((c, row));
     }
 
+    let xs = &series.minutes;
+    let dlq_now: u64 = depths.iter().filter(|(n, _)| n.ends_with("-dlq")).map(|(_, d)| d.messages).sum();
+    let settle_now = |q| at_most(stats::settle_quantile(&merged, q));
+    let in_range = |name: &str| series.sum(&format!("{EVENTS}{name}"));
+    let status_series: Vec<(String, Vec<i64>)> = statuses
+        .iter()
+        .filter(|(_, total, at)| *total > 0 || at.iter().any(|v| *v != 0))
+        .map(|(s, _, at)| (s.as_str().to_owned(), at.clone()))
+        .collect();
+    let queue_series = |dlq: bool| -> Vec<(String, Vec<i64>)> {
+        queue_rows
+            .iter()
+            .flat_map(|(_, row)| row.iter())
+            .filter(|(q, _, _)| q.ends_with("-dlq") == dlq)
+            .map(|(q, _, s)| (q.clone(), s.clone()))
+            .collect()
+    };
     Ok(html! {
-        section.cards {
-            (card("Settled (paid)", &format!("{} in range", series.sum(&format!("{EVENTS}OrderPaid"))), &settled, "per minute"))
-            (card("Placed", &format!("{} in range", series.sum(&format!("{EVENTS}OrderPlaced"))), &placed, "per minute"))
-            (card("Expired, cancelled, refunded", &format!("{} in range", ended.iter().sum::<i64>()), &ended, "per minute"))
-            (card("Time to settle p50 (placed → paid)", &at_most(stats::settle_quantile(&merged, 0.5)), &p50, "bucket bound (ms), per minute"))
-            (card("Time to settle p99 (placed → paid)", &at_most(stats::settle_quantile(&merged, 0.99)), &p99, "bucket bound (ms), per minute"))
-            (card("PG calls", &format!("{pg_calls} in range, avg {}", if pg_calls > 0 { format!("{} ms", pg_ms / pg_calls) } else { "—".into() }), &calls, "per minute"))
-            (card_class("PG failures (outcome unknown)", &format!("{} in range, {} declined", series.sum(PG_FAILED), series.sum(PG_DECLINED)), &failed, "per minute", series.sum(PG_FAILED) > 0))
-            (card_class("Oldest pending outbox event", &duration(oldest_age), &series.gauge(OUTBOX_AGE_MS), "age, sampled", oldest_age.is_some_and(|a| a > 60_000)))
-            (card("Events pending publication", &pending_text, &series.gauge(OUTBOX_PENDING), "sampled"))
+        section.stats #totals {
+            (stat("Settled (paid)", &in_range("OrderPaid").to_string(), "in range", false))
+            (stat("Placed", &in_range("OrderPlaced").to_string(), "in range", false))
+            (stat("Expired, cancelled, refunded", &ended.iter().sum::<i64>().to_string(), "in range", false))
+            (stat("Time to settle p50 / p99", &format!("{} / {}", settle_now(0.5), settle_now(0.99)), "placed → paid, over the range", false))
+            (stat("PG calls", &pg_calls.to_string(), &format!("in range, avg {}", if pg_calls > 0 { format!("{} ms", pg_ms / pg_calls) } else { "—".into() }), false))
+            (stat("PG failures / declines", &format!("{} / {}", series.sum(PG_FAILED), series.sum(PG_DECLINED)), "in range (failure: outcome unknown)", series.sum(PG_FAILED) > 0))
+            (stat("DLQ messages", &dlq_now.to_string(), "now, all consumers", dlq_now > 0))
+            (stat("Oldest pending event", &duration(oldest_age), &format!("{pending_text} pending publication"), oldest_age.is_some_and(|a| a > 60_000)))
         }
+        section.charts {
+            (chart("chart-orders", "Orders per minute", Unit::Count, xs, &[("placed", placed.clone()), ("settled (paid)", settled.clone()), ("expired, cancelled, refunded", ended.clone())]))
+            (chart("chart-settle", "Time to settle (placed → paid), per minute", Unit::Ms, xs, &[("p50", p50.clone()), ("p99", p99.clone())]))
+            (chart("chart-pg", "PG calls per minute", Unit::Count, xs, &[("calls", calls.clone()), ("declined", series.counter(PG_DECLINED)), ("failed (outcome unknown)", failed.clone())]))
+            (chart("chart-status", "Orders per status", Unit::Count, xs, &status_series))
+            (chart("chart-queues", "Queue depth (sampled)", Unit::Count, xs, &queue_series(false)))
+            (chart("chart-dlqs", "DLQ depth (sampled)", Unit::Count, xs, &queue_series(true)))
+            (chart("chart-outbox", "Oldest event waiting for the publisher (sampled)", Unit::Ms, xs, &[("age", series.gauge(OUTBOX_AGE_MS))]))
+            (chart("chart-pending", "Events pending publication (sampled)", Unit::Count, xs, &[("pending", series.gauge(OUTBOX_PENDING))]))
+        }
+        p.hint { "Time to settle is the upper bound of the histogram bucket the quantile falls in (0 in a minute without a payment). Hover a chart for the values of a minute; the charts pause their refresh meanwhile." }
         h2 { "Orders per status" }
         table #statuses {
             tr { th { "status" } th.num { "now" } th { "over the range" } }
@@ -231,6 +258,43 @@ async fn charts(state: &ConsoleState, r: &Range) -> anyhow::Result<Markup> {
         }
         p.hint { "From the saga statistics: counters per minute written as events are first published and PG calls made; queue depths and the outbox sampled every 10 s by the local stack (in AWS, the outbox once a minute by expire-orders; queue history is on the CloudWatch dashboard) (docs/adr/0017). Now " (now.to_rfc3339()) "." }
     })
+}
+
+/// A chart's unit: how its axis and legend write a value.
+#[derive(Clone, Copy)]
+enum Unit {
+    Count,
+    Ms,
+}
+
+/// A figure of the range, with what it counts.
+fn stat(title: &str, value: &str, note: &str, bad: bool) -> Markup {
+    html! {
+        div.stat {
+            div.title { (title) }
+            div.value.Failed[bad] { (value) }
+            div.hint { (note) }
+        }
+    }
+}
+
+/// A time series chart over the range's minutes: drawn by uPlot
+/// (`assets/charts.js`) with a time axis, a value axis in `unit` and the
+/// values under the cursor; the series as JSON in `data-chart`, and,
+/// without script, a sparkline of the first series.
+fn chart(id: &str, title: &str, unit: Unit, minutes: &[i64], series: &[(impl AsRef<str>, Vec<i64>)]) -> Markup {
+    let spec = serde_json::json!({
+        "unit": match unit { Unit::Count => "count", Unit::Ms => "ms" },
+        "x": minutes.iter().map(|m| m / 1000).collect::<Vec<_>>(),
+        "series": series.iter().map(|(label, values)| serde_json::json!({ "label": label.as_ref(), "values": values })).collect::<Vec<_>>(),
+    });
+    let first = series.first().map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+    html! {
+        div.chart id=(id) data-chart=(spec.to_string()) {
+            div.title { (title) }
+            div.plot { (spark(first)) }
+        }
+    }
 }
 
 /// A quantile from the histogram: at most its bucket's bound.

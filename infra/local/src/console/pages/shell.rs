@@ -10,6 +10,23 @@ use crate::console::ConsoleState;
 /// docs/adr/0016), served from the binary.
 const HTMX: &str = include_str!("../assets/htmx-2.0.11.min.js");
 const CSS: &str = include_str!("../assets/console.css");
+/// uPlot 1.6.32 from npm (`uplot`, MIT; sha512 of the package in
+/// docs/adr/0029) and the console's own script that draws its charts.
+const UPLOT: &str = include_str!("../assets/uPlot-1.6.32.iife.min.js");
+const UPLOT_CSS: &str = include_str!("../assets/uPlot-1.6.32.min.css");
+const CHARTS: &str = include_str!("../assets/charts.js");
+
+pub async fn uplot() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=86400")], UPLOT).into_response()
+}
+
+pub async fn uplot_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=86400")], UPLOT_CSS).into_response()
+}
+
+pub async fn charts() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=300")], CHARTS).into_response()
+}
 
 pub async fn htmx() -> Response {
     ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=86400")], HTMX).into_response()
@@ -25,8 +42,11 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · shop console" }
+            link rel="stylesheet" href="/console/assets/uPlot.min.css";
             link rel="stylesheet" href="/console/assets/console.css";
             script src="/console/assets/htmx.min.js" {}
+            script src="/console/assets/uPlot.min.js" {}
+            script src="/console/assets/charts.js" {}
         }
     }
 }
