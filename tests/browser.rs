@@ -4,7 +4,9 @@
 //! sees three orders' messages reach the DLQ and the banner on one of
 //! them, finds the three from the alert strip, redrives them at once
 //! (dry run, reason, result), finds them in the audit trail and sees the
-//! delivery. Every wait is for an element, with a deadline; no sleeps.
+//! delivery; and, on a stack whose schedules the test drives, sees a
+//! declined card in red with its code and settles a payment in doubt by
+//! asking the PG from its banner. Every wait is for an element, with a deadline; no sleeps.
 //! Screenshots of each page go to `target/console-screenshots/` (the
 //! latest are committed under docs/console/).
 //!
@@ -242,5 +244,66 @@ async fn an_operator_follows_a_saga_and_redrives_a_dlq_in_a_real_browser() {
     .await;
     assert!(legend.lines().any(|l| l.contains("placed")), "{legend}");
     shot(&c, "overview").await;
+    c.close().await.unwrap();
+}
+
+/// A declined card is red with the PG's code; a payment whose answer was
+/// lost opens with the in-doubt banner, and "Ask the PG now", with a
+/// reason, settles it while the operator watches (the reconciler is not
+/// running: the stack's schedules are the test's to drive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_is_red_and_a_payment_in_doubt_settles_when_the_operator_asks_the_pg() {
+    if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must run the browser test: install chromium and chromium-driver");
+        eprintln!("SKIPPED: no {CHROMIUM} / {CHROMEDRIVER} (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let app = shop_tests::spawn_app_driven().await;
+    let driver = driver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    let now = app.stack.app.clock.now().millis() / 1000;
+    let token = shop_local::jwt::issue_operator(&app.stack.secrets.jwt_secret, "ops", now, 3600);
+    c.goto(&app.url("/console/login")).await.unwrap();
+    c.find(Locator::Css("#token")).await.unwrap().send_keys(&token).await.unwrap();
+    c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.wait().at_most(WAIT).for_element(Locator::Css("form.search")).await.unwrap();
+    let one = r#"{"items":[{"productId":"p1","quantity":1}]}"#;
+
+    // Declined: red, with the PG's code.
+    let (declined, amount) = app.order("u1", one).await;
+    app.fault("confirm", "decline", 1).await;
+    let key = app.checkout(&declined, amount, "CARD").await;
+    assert!((400..500).contains(&app.confirm("u1", &declined, &key, amount).await.0));
+    c.goto(&app.url(&format!("/console/orders/{declined}"))).await.unwrap();
+    let line = text_when(&c, "#declined", "the decline with its code", |t| t.contains("REJECT_CARD_COMPANY")).await;
+    let colour = c.find(Locator::Css("#declined")).await.unwrap().css_value("color").await.unwrap();
+    assert!(colour.contains("179, 38, 30"), "red (--bad): {colour} for {line}");
+    shot(&c, "order-declined").await;
+
+    // The PG's answer lost: in doubt, then asked about by the operator.
+    app.fault("confirm", "lost_response", 1).await;
+    app.fault("webhook", "error", -1).await;
+    let (order, amount) = app.order("u2", one).await;
+    let key = app.checkout(&order, amount, "CARD").await;
+    assert_eq!(app.confirm("u2", &order, &key, amount).await.0, 202);
+    c.goto(&app.url(&format!("/console/orders/{order}"))).await.unwrap();
+    text_when(&c, "#problem-payment", "the in-doubt banner", |t| t.contains("Payment in doubt")).await;
+    shot(&c, "order-in-doubt").await;
+    c.find(Locator::Css("#ask-pg")).await.unwrap().click().await.unwrap();
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#reason"))
+        .await
+        .unwrap()
+        .send_keys("the shopper called")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#confirm")).await.unwrap().click().await.unwrap();
+    text_when(&c, "#status", "the order PAID once the PG was asked", |t| t == "PAID").await;
+    assert!(c.find(Locator::Css("#problem-payment")).await.is_err(), "the banner is gone");
+    let done =
+        text_when(&c, "#order-audit-entries", "the ask on the order's page", |t| t.contains("payment.ask-pg")).await;
+    assert!(done.contains("the shopper called") && done.contains("ops"), "{done}");
     c.close().await.unwrap();
 }

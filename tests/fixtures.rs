@@ -167,6 +167,22 @@ async fn schedule_fixtures_run_the_scheduled_functions() {
         };
         assert!(report.is_object(), "{file}: {report}");
     }
+    // As deployed, reconcile-payments takes its schedule's event or an operator's ask.
+    use shop_app::events::schedules::{ReconcileInput, reconcile_or_ask_handler};
+    let schedule: ReconcileInput = serde_json::from_str(&load("schedule-reconcile-payments.json")).unwrap();
+    assert!(matches!(schedule, ReconcileInput::Schedule(_)), "{schedule:?}");
+    let report =
+        reconcile_or_ask_handler(&app, LambdaEvent::new(schedule, lambda_runtime::Context::default())).await.unwrap();
+    assert!(report["resolved"].is_number(), "the schedule's report: {report}");
+    let ask: ReconcileInput = serde_json::from_str(r#"{"askPg": {"orderIds": ["nope-1", "bad id"]}}"#).unwrap();
+    let answers =
+        reconcile_or_ask_handler(&app, LambdaEvent::new(ask, lambda_runtime::Context::default())).await.unwrap();
+    assert_eq!(answers[0]["orderId"], "nope-1");
+    assert_eq!((answers[0]["ok"].as_bool(), answers[1]["detail"].as_str()), (Some(false), Some("not an order id")));
+    assert!(answers[0]["detail"].as_str().unwrap().contains("no payment in doubt"), "{answers}");
+    let too_many = serde_json::json!({ "askPg": { "orderIds": vec!["o"; 101] } });
+    let ask: ReconcileInput = serde_json::from_value(too_many).unwrap();
+    assert!(reconcile_or_ask_handler(&app, LambdaEvent::new(ask, lambda_runtime::Context::default())).await.is_err());
 }
 
 async fn fixture_stack() -> Stack {

@@ -798,6 +798,31 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
              lambda: any(p.get("paymentKey") == key_c and p.get("status") == "CANCELED" for p in sim_payments(pg, key_c)), 30)
     wait_for("analytics delivered OrderRefunded of order C", lambda: "OrderRefunded" in delivered(sink, order_c), 120)
 
+    log("scenario 3c: a payment in doubt, asked about from a laptop through the deployed reconcile-payments function")
+    status, order = call("POST", "/orders", "u2", {"items": [{"productId": "p3", "quantity": 1}]},
+                         {"idempotency-key": f"e2e-{uuid.uuid4()}"})
+    expect(status == 201, "order D placed")
+    order_d, amount_d = order["orderId"], order["amountDue"]
+    key_d = checkout(pg, order_d, amount_d)
+    armed = http("POST", f"{pg}/v1/sim/faults", {"op": "confirm", "fault": "lost_response", "count": 1})
+    expect(armed[0] < 300, f"the PG loses its next confirm answer ({armed[0]})")
+    status, body = call("POST", "/payments/confirm", "u2", {"orderId": order_d, "paymentKey": key_d, "amount": amount_d})
+    expect(status < 500 or status == 504, f"the confirm whose answer was lost -> {status} {body}")
+    wait_for("order D CONFIRMING (the PG's answer lost)",
+             lambda: call("GET", f"/orders/{order_d}", "u2")[1].get("status") == "CONFIRMING", 60)
+    dry = shop("bulk", "ask-pg", "--stack", STACK, "--filter", "stuck=in-doubt", "--dry-run")
+    expect(any(t.startswith(f"order:{order_d}/") for t in dry["targets"]), f"the dry run finds order D in doubt ({dry})")
+    asked = shop("bulk", "ask-pg", "--stack", STACK, "--filter", "stuck=in-doubt", "--reason", "the PG answered late")
+    mine = [r for r in asked["results"] if r["orderId"] == order_d]
+    expect(len(mine) == 1 and mine[0]["ok"] and "PAID" in mine[0]["detail"],
+           f"shop bulk ask-pg --stack: the deployed function asked the PG and settled order D ({mine})")
+    status, body = call("GET", f"/orders/{order_d}", "u2")
+    expect(body.get("status") == "PAID", f"order D PAID ({body.get('status')})")
+    audit = shop("audit", "--stack", STACK)["entries"]
+    expect(audit[0]["action"] == "bulk.ask-pg" and audit[0]["reason"] == "the PG answered late"
+           and any(t.startswith(f"order:{order_d}/") for t in audit[0]["targets"]) and audit[0]["status"] == "SUCCEEDED",
+           f"the ask in the audit trail ({audit[:1]})")
+
     log("scenario 4: an archive replay changes nothing (consumers dedupe by event id)")
     before = len(deliveries(sink))
     consumed_before = {c: invocations(c) for c in ("coupon", "analytics")}

@@ -88,5 +88,6 @@ contract!(
     the_catalog_and_a_users_orders_are_read_a_page_at_a_time,
     saga_statistics_add_per_minute_and_keep_running_totals,
     the_console_finds_events_by_correlation_status_and_failure,
+    a_capped_search_of_the_event_log_pages_through_every_shard_without_a_gap,
     every_event_reads_back_from_the_tables_own_stream_as_it_was_written,
 );

@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | redrive | dead-lettered outcomes | moves exactly their messages from the consumer's DLQ back to its queue (a DLQ cannot be queried by order: its messages are read and those of other orders left in place) |
 //! | replay | failing outcomes (retrying or dead-lettered) | sends the event to the consumer's queue now, as the bus delivers it (the consumer dedupes by event id) |
-//! | ask-pg | payments in doubt | asks the PG for its record and settles the order as it says (the local stack only: a deployed stack's PG secret stays in AWS, where the reconciler asks every minute) |
+//! | ask-pg | payments in doubt | asks the PG for its record and settles the order as it says — on a deployed stack through its `reconcile-payments` function, so the PG secret stays in AWS |
 //!
 //! A row the action does not apply to is skipped and counted, never acted
 //! on. One target failing does not stop the others; the result names each.
@@ -75,7 +75,8 @@ impl Action {
             }
             Action::AskPg => {
                 "The PG is asked for each payment's record and the order settled as it says — what the reconciler \
-                 does on its run. A PG that still cannot say leaves it in doubt."
+                 does on its run (on a deployed stack, its reconcile-payments function asks). A PG that still \
+                 cannot say leaves it in doubt."
             }
         }
     }
@@ -262,11 +263,24 @@ pub async fn run(place: Place<'_>, plan: &Plan, progress: &Progress) -> anyhow::
                 record(t, outcome);
             }
         }
+        Action::AskPg if place.stack.is_some() => {
+            // The deployed reconcile-payments function asks: the PG secret stays in AWS.
+            let ids: Vec<String> = plan.targets.iter().map(|t| t.order().to_string()).collect();
+            let answers = match place.stack {
+                Some(stack) => stack.ask_pg(&ids).await?,
+                None => Vec::new(),
+            };
+            for t in &plan.targets {
+                let answer = answers.iter().find(|a| a.order_id == t.order().as_str());
+                let outcome = match answer {
+                    Some(a) if a.ok => Ok(a.detail.clone()),
+                    Some(a) => Err(anyhow::anyhow!("{}", a.detail)),
+                    None => Err(anyhow::anyhow!("the function did not answer for this order")),
+                };
+                record(t, outcome);
+            }
+        }
         Action::AskPg => {
-            anyhow::ensure!(
-                place.stack.is_none(),
-                "on a deployed stack the reconcile-payments function asks the PG (every minute); this process holds no PG secret"
-            );
             for t in &plan.targets {
                 let Target::Payment { payment, .. } = t else { continue };
                 let outcome = shop_app::usecases::reconcile::ask_pg(place.app, payment).await.and_then(|a| match a {

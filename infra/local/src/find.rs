@@ -20,7 +20,11 @@
 //! page examines at most [`EXAMINED`] candidates and reads at most
 //! [`WINDOW_READ_CAP`] event-log entries, so no search grows with history:
 //! a page may hold fewer rows than asked (even none) and still have a next
-//! one; it says how many it examined and whether a cap cut it.
+//! one; it says how many it examined and whether a cap cut it. A capped
+//! read answers only what is complete (every match newer than where its
+//! most-read partition stopped) and the next page resumes there, so paging
+//! skips nothing however the event log's shards interleave
+//! ([`shop_store::outbox::Outbox::search_window`]).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -38,9 +42,23 @@ pub const PAGE: usize = 50;
 /// loaded to be filtered).
 pub const EXAMINED: usize = 200;
 /// Event-log entries a window search evaluates per page.
-pub const WINDOW_READ_CAP: i32 = 5_000;
+pub const WINDOW_READ_CAP: i32 = 2_000;
 /// The window a search of the event log reads without a time range.
 pub const DEFAULT_DAYS: i64 = 7;
+/// How much one read takes: rows kept, candidates examined.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    pub rows: usize,
+    pub examined: usize,
+}
+
+impl Size {
+    /// A page on the console or `shop orders`.
+    pub const PAGE: Size = Size { rows: PAGE, examined: EXAMINED };
+    /// A step of an export or a bulk plan: larger reads, fewer of them.
+    pub const BULK: Size = Size { rows: 1_000, examined: 1_000 };
+}
+
 /// Payments in doubt one page lists (oldest in doubt first).
 pub const IN_DOUBT_CAP: i32 = 200;
 /// Outcomes read per shard of the stuck lists for one page.
@@ -231,6 +249,14 @@ impl Filter {
         Window { after, before }
     }
 
+    /// Whether orders read from a window of the event log may fail the
+    /// other filters (so more candidates are read than rows wanted): a
+    /// status or a placed window alone keeps nearly every order it reads.
+    fn drops_rows(&self, source: Source) -> bool {
+        self.method.is_some()
+            || (source == Source::Correlation && (self.status.is_some() || self.from.is_some() || self.to.is_some()))
+    }
+
     /// Whether `order` (with the failure or payment that listed it) passes
     /// every filter.
     fn keeps(&self, order: &Order, failure: Option<&Failure>, payment: Option<&Payment>, now: Timestamp) -> bool {
@@ -344,7 +370,7 @@ impl TimeCursor {
         let (ms, keys) = s.split_once('.')?;
         let ms = ms.parse().ok()?;
         let seen: BTreeSet<String> = keys.split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect();
-        let ok = seen.len() <= EXAMINED
+        let ok = seen.len() <= Size::BULK.examined
             && seen
                 .iter()
                 .all(|k| k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_~.".contains(&b)));
@@ -386,13 +412,20 @@ impl From<shop_store::StoreError> for FindError {
 /// One page of the orders `filter` finds, from `cursor` (a previous
 /// page's `next`) on.
 pub async fn page(app: &App, filter: &Filter, cursor: Option<&str>) -> Result<Found, FindError> {
+    page_sized(app, filter, cursor, Size::PAGE).await
+}
+
+/// [`page`], of `size`.
+pub async fn page_sized(app: &App, filter: &Filter, cursor: Option<&str>, size: Size) -> Result<Found, FindError> {
     let source = filter.source();
     let now = app.clock.now();
     if source == Source::User {
-        return user_page(app, filter, cursor).await;
+        return user_page(app, filter, cursor, size).await;
     }
     let cursor = cursor.map(|c| TimeCursor::parse(c).ok_or(BadCursor)).transpose()?;
     let before = cursor.as_ref().map(|c| Timestamp::from_millis(c.ms));
+    // Where a capped window's read stopped: the next page resumes there.
+    let mut stopped_at: Option<Timestamp> = None;
     // The candidates newest first, and whether the source holds more.
     let (candidates, more, capped) = match source {
         // Answered above, from its own index.
@@ -431,12 +464,14 @@ pub async fn page(app: &App, filter: &Filter, cursor: Option<&str>) -> Result<Fo
                 _ => (EventField::DetailType, "OrderPlaced".to_owned()),
             };
             let window = filter.window(before, now);
-            let (events, capped) =
-                app.store.outbox().search_window(field, &value, window, EXAMINED + 1, WINDOW_READ_CAP).await?;
-            let more = events.len() > EXAMINED || capped;
+            // The newest `want` of the window: of every partition of a day that many (docs/adr/0029).
+            let want = if filter.drops_rows(source) { size.examined } else { size.rows };
+            let searched = app.store.outbox().search_window(field, &value, window, want + 1, WINDOW_READ_CAP).await?;
+            stopped_at = searched.complete_after;
+            let more = searched.events.len() > want;
             let mut seen = BTreeSet::new();
             let mut out = Vec::new();
-            for e in events {
+            for e in searched.events {
                 let Some(id) = e.pk.strip_prefix("ORDER#").and_then(|id| OrderId::parse(id).ok()) else { continue };
                 // An order once, at its newest matching event.
                 if seen.insert(id.clone()) {
@@ -449,16 +484,18 @@ pub async fn page(app: &App, filter: &Filter, cursor: Option<&str>) -> Result<Fo
                     });
                 }
             }
-            (out, more, capped)
+            (out, more, stopped_at.is_some())
         }
     };
     let candidates: Vec<Candidate> =
         candidates.into_iter().filter(|c| cursor.as_ref().is_none_or(|cur| !cur.skips(c))).collect();
-    let (rows, examined, stopped) = load_and_keep(app, filter, candidates, now).await?;
-    let next = match (stopped, more) {
+    let (rows, examined, stopped) = load_and_keep(app, filter, candidates, now, size).await?;
+    let next = match (stopped || more, stopped_at) {
         // The page filled up before its candidates ran out, or the source has more.
-        (true, _) | (false, true) => TimeCursor::after(&examined),
-        (false, false) => None,
+        (true, _) => TimeCursor::after(&examined),
+        // The window's read stopped at a time, everything after it answered.
+        (false, Some(at)) => Some(format!("{}.", at.millis())),
+        (false, None) => None,
     };
     Ok(Found { rows, next, source, examined: examined.len(), capped })
 }
@@ -501,8 +538,9 @@ async fn load_and_keep(
     filter: &Filter,
     candidates: Vec<Candidate>,
     now: Timestamp,
+    size: Size,
 ) -> anyhow::Result<(Vec<Row>, Vec<Candidate>, bool)> {
-    let candidates: Vec<Candidate> = candidates.into_iter().take(EXAMINED).collect();
+    let candidates: Vec<Candidate> = candidates.into_iter().take(size.examined).collect();
     let ids: Vec<OrderId> = candidates.iter().map(|c| c.order.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let orders: HashMap<OrderId, Order> =
         app.store.orders().get_many(&ids).await?.into_iter().map(|o| (o.id.clone(), o)).collect();
@@ -510,7 +548,7 @@ async fn load_and_keep(
     let mut examined = Vec::new();
     let total = candidates.len();
     for c in candidates {
-        if rows.len() == PAGE {
+        if rows.len() == size.rows {
             break;
         }
         if let Some(order) = orders.get(&c.order)
@@ -525,11 +563,11 @@ async fn load_and_keep(
 }
 
 /// A page of the user's orders (the `byUser` index), filtered.
-async fn user_page(app: &App, filter: &Filter, cursor: Option<&str>) -> Result<Found, FindError> {
+async fn user_page(app: &App, filter: &Filter, cursor: Option<&str>, size: Size) -> Result<Found, FindError> {
     let Some(user) = &filter.user else { return Err(BadCursor.into()) };
     let now = app.clock.now();
     let after = cursor.map(|c| OrderPosition::parse(c).ok_or(BadCursor)).transpose()?;
-    let (orders, next) = app.store.orders().page(user, filter.status, PAGE, after.as_ref()).await?;
+    let (orders, next) = app.store.orders().page(user, filter.status, size.rows, after.as_ref()).await?;
     let examined = orders.len();
     let mut rows = Vec::new();
     for order in orders {
@@ -574,7 +612,7 @@ pub async fn collect(app: &App, filter: &Filter, max: usize) -> Result<(Vec<Row>
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let found = page(app, filter, cursor.as_deref()).await?;
+        let found = page_sized(app, filter, cursor.as_deref(), Size::BULK).await?;
         rows.extend(found.rows);
         if rows.len() >= max {
             let more = rows.len() > max || found.next.is_some();
@@ -589,8 +627,8 @@ pub async fn collect(app: &App, filter: &Filter, max: usize) -> Result<(Vec<Row>
     Ok((rows, true))
 }
 
-/// Pages [`collect`] reads at most (each bounded: [`EXAMINED`] candidates).
-pub const MAX_PAGES: usize = 50;
+/// Reads [`collect`] makes at most (each bounded: [`Size::BULK`]'s candidates).
+pub const MAX_PAGES: usize = 20;
 
 /// Export of rows: CSV and JSON.
 pub mod export {

@@ -19,6 +19,7 @@ async fn a_small_chaos_soak_with_a_sigkill_holds_every_invariant() {
             settle_timeout: Duration::from_secs(120),
             endpoint: None,
             progress: Default::default(),
+            keep_data_dir: None,
         },
         kills: 1,
         every: Duration::from_millis(50),

@@ -116,9 +116,9 @@ pub struct Bench {
     /// With --slow-pg-at: how long the PG stays slow.
     #[arg(long, default_value_t = 60, requires = "slow_pg_at")]
     slow_pg_for: u64,
-    /// With --flash-sale: keep the run's store in this directory (it must not exist yet), to open
-    /// afterwards with `shop up --data-dir DIR` and read the sale's minutes on the console's Sales page.
-    #[arg(long, requires = "flash_sale")]
+    /// With --flash-sale or --saga: keep the run's store in this directory (it must not exist yet);
+    /// the saga prints its console's address to watch the run, and `shop up --data-dir DIR` opens it after.
+    #[arg(long)]
     keep_data_dir: Option<std::path::PathBuf>,
     /// With --chaos: after the checks, replay the whole archive and republish every event, each
     /// twice, and require `shop dump` byte-identical before and after.
@@ -183,6 +183,11 @@ impl Bench {
             println!("{}", placement::run(opts).await?);
             return Ok(());
         }
+        anyhow::ensure!(
+            self.keep_data_dir.is_none()
+                || !(self.chaos || self.find_capacity || matches!(self.engine, BenchEngine::DynamodbLocal)),
+            "--keep-data-dir keeps one run's embedded store: not with --chaos, --find-capacity or --engine dynamodb-local"
+        );
         let opts = saga::SagaOptions {
             orders: self.orders,
             concurrency: self.concurrency,
@@ -192,6 +197,7 @@ impl Bench {
             settle_timeout: std::time::Duration::from_secs(self.settle_timeout),
             endpoint: None,
             progress: super::progress::reporter(self.json),
+            keep_data_dir: self.keep_data_dir,
         };
         let exit = match (self.engine, self.endpoint) {
             _ if self.find_capacity => {

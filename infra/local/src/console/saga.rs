@@ -77,6 +77,8 @@ impl MoneyView {
 pub struct EventRef {
     pub version: u64,
     pub detail_type: String,
+    /// The consumers whose rules take it (the only replays offered).
+    pub consumers: Vec<String>,
 }
 
 /// An open problem of the order, as its page's banner tells it: what is
@@ -252,11 +254,21 @@ pub async fn load(
     // One time axis; pending steps (and simulator rows written before they
     // were dated) keep their lane's order after the timed ones.
     steps.sort_by_key(|s| (s.at.is_none(), s.at));
+    let rules = crate::emulate::rules::rules()?;
     let events = events
         .iter()
         .filter_map(|e| {
             let version = e.event_id.rsplit('#').next()?.parse().ok()?;
-            Some(EventRef { version, detail_type: e.detail_type.clone() })
+            let entry = shop_app::ports::BusEntry {
+                source: e.source.clone(),
+                detail_type: e.detail_type.clone(),
+                detail: e.detail.clone(),
+                trace_header: None,
+            };
+            let envelope = crate::emulate::bus::envelope(&e.event_id, &entry, &e.occurred_at.to_rfc3339(), None);
+            let consumers =
+                crate::emulate::rules::consumers_for(&rules, &envelope).into_iter().map(str::to_owned).collect();
+            Some(EventRef { version, detail_type: e.detail_type.clone(), consumers })
         })
         .collect();
     Ok(Some(OrderSaga {

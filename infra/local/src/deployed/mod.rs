@@ -91,6 +91,36 @@ impl DeployedStack {
         out.arn().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("STS named no caller"))
     }
 
+    /// Asks the stack's `reconcile-payments` function about these orders'
+    /// payments in doubt ([`shop_app::usecases::reconcile::ask_pg_orders`]),
+    /// at most [`ASK_MAX`](shop_app::usecases::reconcile::ASK_MAX) an
+    /// invocation: the function holds the PG secret, this process never does.
+    pub async fn ask_pg(
+        &self,
+        order_ids: &[String],
+    ) -> anyhow::Result<Vec<shop_app::usecases::reconcile::AskPgAnswer>> {
+        use shop_app::usecases::reconcile::{ASK_MAX, AskPgRequest};
+        let function = format!("{}-reconcile-payments", self.name);
+        let lambda = aws_sdk_lambda::Client::new(&self.sdk);
+        let mut answers = Vec::with_capacity(order_ids.len());
+        for chunk in order_ids.chunks(ASK_MAX) {
+            let payload = serde_json::json!({ "askPg": AskPgRequest { order_ids: chunk.to_vec() } });
+            let out = lambda
+                .invoke()
+                .function_name(&function)
+                .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+                .send()
+                .await
+                .with_context(|| format!("Lambda Invoke {function}"))?;
+            let body = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+            if let Some(error) = out.function_error() {
+                anyhow::bail!("{function} failed ({error}): {}", String::from_utf8_lossy(&body));
+            }
+            answers.extend(serde_json::from_slice::<Vec<_>>(&body).with_context(|| format!("{function}'s answer"))?);
+        }
+        Ok(answers)
+    }
+
     fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk)
     }

@@ -5,7 +5,7 @@ use crate::App;
 use crate::ports::Pusher;
 use crate::usecases::expire::{ExpireReport, expire_orders};
 use crate::usecases::live::{PushMemory, push_positions};
-use crate::usecases::reconcile::{ReconcileReport, reconcile_payments};
+use crate::usecases::reconcile::{AskPgRequest, ReconcileReport, ask_pg_orders, reconcile_payments};
 use crate::usecases::sales::{AdmitReport, admit_pass};
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use lambda_runtime::LambdaEvent;
@@ -27,6 +27,37 @@ pub async fn reconcile_payments_handler(
 ) -> Result<ReconcileReport, lambda_runtime::Error> {
     tracing::info!(schedule = ?event.payload.resources, "reconcile-payments run");
     Ok(reconcile_payments(app).await?)
+}
+
+/// What `reconcile-payments` is invoked with: its schedule's event, or an
+/// operator's ask about chosen orders (`{"askPg": {"orderIds": [...]}}`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ReconcileInput {
+    Ask {
+        #[serde(rename = "askPg")]
+        ask_pg: AskPgRequest,
+    },
+    Schedule(Box<CloudWatchEvent>),
+}
+
+/// `reconcile-payments` as deployed: a scheduled run's report, or the
+/// answers to an operator's ask (the invoker needs `lambda:InvokeFunction`
+/// on the function; the PG secret stays with it).
+pub async fn reconcile_or_ask_handler(
+    app: &App,
+    event: LambdaEvent<ReconcileInput>,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    match event.payload {
+        ReconcileInput::Ask { ask_pg } => {
+            tracing::info!(orders = ask_pg.order_ids.len(), "reconcile-payments asked about chosen orders");
+            Ok(serde_json::to_value(ask_pg_orders(app, &ask_pg).await?)?)
+        }
+        ReconcileInput::Schedule(schedule) => {
+            let report = reconcile_payments_handler(app, LambdaEvent::new(*schedule, event.context)).await?;
+            Ok(serde_json::to_value(report)?)
+        }
+    }
 }
 
 /// The admitter's period: one step of every live sale a second.

@@ -109,6 +109,61 @@ pub async fn ask_pg(app: &App, payment: &Payment) -> anyhow::Result<Asked> {
     Ok(Asked::Resolved(settled.order.status))
 }
 
+/// Orders one ask carries at most (an invocation's payload and duration).
+pub const ASK_MAX: usize = 100;
+
+/// Asking the PG about chosen orders' payments in doubt, now: what an
+/// operator sends the deployed `reconcile-payments` function (`shop bulk
+/// ask-pg --stack`, the console's "Ask the PG now" on a deployed stack),
+/// so the PG secret never leaves AWS.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AskPgRequest {
+    pub order_ids: Vec<String>,
+}
+
+/// What asking did for one order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AskPgAnswer {
+    pub order_id: String,
+    /// The PG answered and the order was settled as it said.
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Asks the PG about each order's payment in doubt ([`ask_pg`]); an order
+/// without one is answered so, never asked about. At most [`ASK_MAX`].
+pub async fn ask_pg_orders(app: &App, request: &AskPgRequest) -> anyhow::Result<Vec<AskPgAnswer>> {
+    anyhow::ensure!(
+        (1..=ASK_MAX).contains(&request.order_ids.len()),
+        "askPg.orderIds: 1 to {ASK_MAX} orders, not {}",
+        request.order_ids.len()
+    );
+    let mut answers = Vec::with_capacity(request.order_ids.len());
+    for raw in &request.order_ids {
+        let answer = |ok: bool, detail: String| AskPgAnswer { order_id: raw.clone(), ok, detail };
+        let Ok(id) = shop_domain::OrderId::parse(raw.as_str()) else {
+            answers.push(answer(false, "not an order id".into()));
+            continue;
+        };
+        let payment = match app.store.orders().get(&id).await?.and_then(|o| o.payment_key) {
+            Some(key) => app.store.payments().get(&key).await?,
+            None => None,
+        };
+        let Some(payment) = payment.filter(|p| p.status.in_doubt()) else {
+            answers.push(answer(false, "no payment in doubt: nothing to ask".into()));
+            continue;
+        };
+        answers.push(match ask_pg(app, &payment).await {
+            Ok(Asked::Resolved(status)) => answer(true, format!("the PG said; the order is {status}")),
+            Ok(Asked::StillUnknown(why)) => answer(false, format!("the PG still cannot say: {why}")),
+            Err(e) => answer(false, format!("{e:#}")),
+        });
+    }
+    Ok(answers)
+}
+
 /// What one check of a waiting virtual account did.
 enum Deposit {
     Settled,

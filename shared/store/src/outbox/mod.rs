@@ -17,6 +17,17 @@ use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use shop_domain::campaign::CouponIssued;
 use shop_domain::{OrderEvent, OrderId, Timestamp};
 
+/// What a search of the event log found.
+#[derive(Debug, Clone)]
+pub struct Searched {
+    /// Newest first.
+    pub events: Vec<StoredEvent>,
+    /// The read stopped at this time: the events are every match newer
+    /// than it (none at or before it was answered); `None` when the whole
+    /// window was read.
+    pub complete_after: Option<Timestamp>,
+}
+
 /// A stretch of the event log: `after <= occurredAt <= before`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -210,7 +221,8 @@ impl Outbox<'_> {
     }
 
     /// Events whose `field` is `value`, newest first, from the event log of
-    /// the last `days` days ([`Outbox::search_window`]).
+    /// the last `days` days ([`Outbox::search_window`]), and whether the
+    /// read cap cut the search short.
     pub async fn search(
         &self,
         field: EventField,
@@ -220,16 +232,22 @@ impl Outbox<'_> {
         want: usize,
         read_cap: i32,
     ) -> Result<(Vec<StoredEvent>, bool)> {
-        self.search_window(field, value, Window::last_days(now, days), want, read_cap).await
+        let found = self.search_window(field, value, Window::last_days(now, days), want, read_cap).await?;
+        Ok((found.events, found.complete_after.is_some()))
     }
 
-    /// Events whose `field` is `value` written in `window`, newest first:
-    /// each day's partitions are read newest first with the value as a
-    /// filter, evaluating at most `read_cap` items in all — a bounded read,
-    /// whatever the history, and no index of its own to write with every
-    /// event (docs/adr/0017). Answers the events found (at most `want` per
-    /// partition, so the newest `want` of the window are among them) and
-    /// whether the cap cut the search short.
+    /// Events whose `field` is `value` written in `window`, newest first —
+    /// a bounded read whatever the history, and no index of its own to
+    /// write with every event (docs/adr/0017, 0029).
+    ///
+    /// Each day's partitions are read newest first with the value as a
+    /// filter, each until it holds `want` matches or has evaluated its
+    /// share of `read_cap` (the cap split evenly over the day's
+    /// partitions, at least two each). A partition cut short was read down to some time; the
+    /// latest such time over all partitions is where the answer stops being
+    /// complete, so only the events after it are answered, and a next read
+    /// resumes there (`complete_after`) — nothing is skipped, however the
+    /// shards interleave. At most `want` events.
     pub async fn search_window(
         &self,
         field: EventField,
@@ -237,19 +255,28 @@ impl Outbox<'_> {
         window: Window,
         want: usize,
         read_cap: i32,
-    ) -> Result<(Vec<StoredEvent>, bool)> {
+    ) -> Result<Searched> {
         let attribute = field.attribute();
         let mut found = Vec::new();
-        let mut budget = read_cap;
+        let mut budget = read_cap.max(1);
+        // Where the answer stops being complete (exclusive), once a partition is cut.
+        let mut cut: Option<i64> = None;
         for day in window.days() {
-            // Every partition of the day, each to `want` matches: newest first across them.
-            for partition in keys::event_log_partitions(day) {
+            if budget <= 0 {
+                // Not read at all: complete only down to this day's end.
+                let next_day_start = day.millis().div_euclid(86_400_000) * 86_400_000 + 86_400_000 - 1;
+                cut = Some(cut.unwrap_or(i64::MIN).max(next_day_start.min(window.before.millis())));
+                break;
+            }
+            let partitions = keys::event_log_partitions(day);
+            // At least two a partition: a cut partition then answers its
+            // newest, and every read makes progress.
+            let share = (budget / i32::try_from(partitions.len()).unwrap_or(1)).max(2);
+            for partition in partitions {
                 let mut start = None;
-                let before = found.len();
+                let mut read = 0;
+                let mut matched = 0;
                 loop {
-                    if budget <= 0 {
-                        return Ok((sorted_newest(found, want), true));
-                    }
                     let res = self
                         .0
                         .client()
@@ -264,26 +291,37 @@ impl Outbox<'_> {
                         .expression_attribute_values(":to", n(window.before.millis()))
                         .expression_attribute_values(":v", s(value))
                         .scan_index_forward(false)
-                        .limit(budget.min(500))
+                        .limit((share - read).clamp(1, 500))
                         .set_exclusive_start_key(start)
                         .send()
                         .await
                         .map_err(StoreError::unexpected("Query the event log"))?;
+                    read += res.scanned_count;
                     budget -= res.scanned_count;
                     for it in res.items() {
                         found.push(codec::from_item(it)?);
+                        matched += 1;
                     }
                     start = res.last_evaluated_key;
-                    if start.is_none() || found.len() - before >= want {
+                    let Some(last) = &start else { break };
+                    if matched >= want || read >= share {
+                        // Cut: read down to the last item evaluated, and no further.
+                        let reached = crate::attr::get_n(last, "dueAt").unwrap_or(window.before.millis());
+                        cut = Some(cut.unwrap_or(i64::MIN).max(reached));
                         break;
                     }
                 }
             }
-            if found.len() >= want {
+            // A cut day holds everything newer than the cut: older days cannot add to it.
+            if cut.is_some() || found.len() >= want {
                 break;
             }
         }
-        Ok((sorted_newest(found, want), false))
+        let mut events: Vec<StoredEvent> =
+            found.into_iter().filter(|e| cut.is_none_or(|c| e.occurred_at.millis() > c)).collect();
+        events.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
+        events.truncate(want);
+        Ok(Searched { events, complete_after: cut.map(Timestamp::from_millis) })
     }
 
     /// Events written since `since` (from the event log: per day, every
@@ -329,10 +367,4 @@ impl Outbox<'_> {
         }
         Ok(queries)
     }
-}
-
-fn sorted_newest(mut events: Vec<StoredEvent>, want: usize) -> Vec<StoredEvent> {
-    events.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
-    events.truncate(want);
-    events
 }

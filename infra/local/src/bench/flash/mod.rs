@@ -296,17 +296,7 @@ pub async fn run(opts: FlashOptions) -> anyhow::Result<FlashReport> {
     let opts = FlashOptions { live_share: live_share_possible(&opts), ..opts };
     let plans = plans(&opts);
     // A temporary store is deleted when `_temporary` drops, after the checks.
-    let (data_dir, _temporary) = match &opts.keep_data_dir {
-        Some(keep) => {
-            anyhow::ensure!(!keep.exists(), "{} exists: --keep-data-dir wants a new directory", keep.display());
-            std::fs::create_dir_all(keep)?;
-            (keep.clone(), None)
-        }
-        None => {
-            let t = tempfile::tempdir()?;
-            (t.path().to_owned(), Some(t))
-        }
-    };
+    let (data_dir, _temporary) = crate::bench::data_dir(opts.keep_data_dir.as_deref())?;
     let stack = Stack::start(StackOptions {
         data_dir: Some(data_dir.clone()),
         config: Config { order_ttl_secs: opts.order_ttl_secs, ..Config::default() },

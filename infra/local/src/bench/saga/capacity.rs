@@ -192,6 +192,8 @@ async fn probe(opts: &CapacityOptions, rate: f64) -> anyhow::Result<(Probe, Repo
         orders,
         rate: Some(rate),
         concurrency: opts.saga.concurrency.max(OPEN_LOOP),
+        // Every probe a fresh store.
+        keep_data_dir: None,
         ..opts.saga.clone()
     };
     let r = super::run(run).await?;
@@ -242,6 +244,7 @@ mod tests {
                 settle_timeout: Duration::from_secs(30),
                 endpoint: None,
                 progress: Default::default(),
+                keep_data_dir: None,
             },
             window: Duration::from_secs(2),
             p99_ms,

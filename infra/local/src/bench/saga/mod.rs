@@ -71,6 +71,9 @@ pub struct SagaOptions {
     pub endpoint: Option<String>,
     /// Told how far the run got (the command line draws it).
     pub progress: crate::bench::progress::Reporter,
+    /// Keep the run's store in this new directory (else a temporary one),
+    /// and say where the stack's console is while it runs.
+    pub keep_data_dir: Option<std::path::PathBuf>,
 }
 
 /// Write units DynamoDB bills per KB of an item written in a transaction,
@@ -104,14 +107,15 @@ async fn run_with(
     anyhow::ensure!(opts.orders > 0 && opts.concurrency > 0, "orders and concurrency must be positive");
     anyhow::ensure!(opts.order_ttl_secs > 0, "the order TTL must be positive");
     let work = mix::workload(opts.orders, opts.seed)?;
-    let dir = tempfile::tempdir()?;
+    // A temporary store is deleted when `_temporary` drops, after the checks.
+    let (dir, _temporary) = crate::bench::data_dir(opts.keep_data_dir.as_deref())?;
     // A table of its own: an endpoint may hold earlier runs' tables.
     let table_name = match &opts.endpoint {
         Some(_) => format!("shop-bench-{}", uuid::Uuid::now_v7().simple()),
         None => Config::default().table_name,
     };
     let stack = Stack::start(StackOptions {
-        data_dir: Some(dir.path().to_owned()),
+        data_dir: Some(dir.clone()),
         endpoint: opts.endpoint.clone(),
         price_store_calls: true,
         config: Config { order_ttl_secs: opts.order_ttl_secs, table_name, ..Config::default() },
@@ -119,6 +123,14 @@ async fn run_with(
         ..StackOptions::default()
     })
     .await?;
+    if let Some(kept) = &opts.keep_data_dir {
+        // An operator may watch the run: `shop token --operator --data-dir` signs for this store.
+        eprintln!(
+            "console: {}/console (sign in with `shop token --operator --data-dir {}`)",
+            stack.url(),
+            kept.display()
+        );
+    }
     let progress = opts.progress.clone();
     progress.phase("seeding the catalog", 0);
     seed_concurrently(&stack, &work.catalog).await?;
@@ -609,6 +621,7 @@ mod tests {
             settle_timeout: Duration::from_secs(60),
             endpoint: None,
             progress: Default::default(),
+            keep_data_dir: None,
         }
     }
 

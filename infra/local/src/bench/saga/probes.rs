@@ -22,16 +22,26 @@ pub(super) async fn console_latency(
     let http = reqwest::Client::new();
     let order = runs.iter().rev().find_map(|r| r.order_id.clone()).unwrap_or_default();
     let user = work.plans.last().map(|p| p.user.to_string()).unwrap_or_default();
-    let pages: [(&'static str, String); 9] = [
+    let pages: [(&'static str, String); 19] = [
         ("overview (last hour)", "/console/overview?range=1h".into()),
         ("overview charts (last day)", "/console/overview/charts?range=24h".into()),
+        ("alert strip", "/console/alerts".into()),
         ("orders (the stuck lists)", "/console/orders".into()),
         ("orders by status PAID", "/console/orders?status=PAID".into()),
         ("orders by status EXPIRED", "/console/orders?status=EXPIRED".into()),
         ("orders of a user", format!("/console/orders?q={user}")),
+        ("find: placed, no filter", "/console/orders/find".into()),
+        ("find: status PAID by card", "/console/orders/find?status=PAID&method=card".into()),
+        ("find: status CANCELLED, last hour", "/console/orders/find?status=CANCELLED&from=-1h".into()),
+        ("find: retrying or dead-lettered", "/console/orders/find?stuck=failing".into()),
+        ("find: payments in doubt", "/console/orders/find?stuck=in-doubt".into()),
+        ("find: a user's PAID orders", format!("/console/orders/find?user={user}&status=PAID")),
+        ("find: export CSV, status EXPIRED", "/console/orders/find/export?format=csv&status=EXPIRED".into()),
         ("one order's saga", format!("/console/orders/{order}")),
         ("one order's live lanes", format!("/console/orders/{order}/saga")),
         ("queues", "/console/queues".into()),
+        ("audit", "/console/audit".into()),
+        ("sales", "/console/sales".into()),
     ];
     let mut out = BTreeMap::new();
     for (name, path) in pages {

@@ -52,8 +52,6 @@ pub async fn confirm(
         Err(r) => return r,
     };
     let back = finder::link(&plan.filter, None);
-    let refused = (action == Action::AskPg && state.stack.is_some())
-        .then_some("On a deployed stack the reconcile-payments function asks the PG (every minute); this console holds no PG secret.");
     shell::page(
         &state,
         &format!("{} {} order event(s)?", action.as_str(), plan.targets.len()),
@@ -69,8 +67,7 @@ pub async fn confirm(
                 }
                 @if plan.targets.len() > SHOWN { p.hint { "and " (plan.targets.len() - SHOWN) " more." } }
             }
-            @if let Some(why) = refused { p.Failed #refused { (why) } }
-            @else if plan.targets.is_empty() { p #nothing { "Nothing to do. " a href=(back) { "Back to the list" } } }
+            @if plan.targets.is_empty() { p #nothing { "Nothing to do. " a href=(back) { "Back to the list" } } }
             @else {
                 form method="post" action={ "/console/orders/bulk/" (action.as_str()) } {
                     (crate::console::auth::csrf_field())
@@ -112,13 +109,6 @@ pub async fn start(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if action == Action::AskPg && state.stack.is_some() {
-        return (
-            StatusCode::CONFLICT,
-            shell::page(&state, "Not asked", html! { p { "A deployed stack's reconciler asks the PG." } }),
-        )
-            .into_response();
-    }
     let plan = match planned(&state, action, Some(&f.query)).await {
         Ok(p) => p,
         Err(r) => return r,

@@ -74,9 +74,9 @@ fn render(state: &ConsoleState, filter: &Filter, found: &Found, views: &[View]) 
         p.hint #source {
             "Read from " (found.source.describe()) "; the other filters applied to each order as it is now. "
             "This page examined " (found.examined) " (at most " (find::EXAMINED) ")."
-            @if found.capped { strong.Failed #capped { " The read cap cut this page's window: narrow the time range." } }
+            @if found.capped { strong #capped { " This page's read of the event log stopped at its cap (" (find::WINDOW_READ_CAP) " entries): what it shows is complete down to where it stopped, and the next page goes on from there." } }
         }
-        @if !found.source.indexed() { p.hint { "A capped window reads the same however long the history: what lies outside it is not searched." } }
+        @if !found.source.indexed() { p.hint { "A capped window costs the same however long the history; the time range (7 days unless given) bounds how far back the pages go." } }
         p #exports {
             "Export (at most " (EXPORT_MAX) " rows): "
             a #export-csv href={ "/console/orders/find/export?format=csv&" (q) } { "CSV" } " · "

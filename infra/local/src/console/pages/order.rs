@@ -231,27 +231,33 @@ pub async fn ask_pg(
         Err(response) => return response,
     };
     let targets = vec![format!("order:{}", payment.order_id), format!("payment:{}", payment.payment_key)];
-    let work = || shop_app::usecases::reconcile::ask_pg(&state.app, &payment);
-    let described = |a: &shop_app::usecases::reconcile::Asked| match a {
-        shop_app::usecases::reconcile::Asked::Resolved(status) => format!("the PG said; the order is {status}"),
-        shop_app::usecases::reconcile::Asked::StillUnknown(why) => format!("the PG still cannot say: {why}"),
+    // Locally the console asks; on a deployed stack its reconcile-payments
+    // function does (the PG secret stays in AWS).
+    let work = || async {
+        use shop_app::usecases::reconcile::{Asked, ask_pg};
+        match &state.stack {
+            Some(stack) => {
+                let answers = stack.ask_pg(&[payment.order_id.to_string()]).await?;
+                let a = answers.into_iter().next().ok_or_else(|| anyhow::anyhow!("the function did not answer"))?;
+                anyhow::Ok(a.detail)
+            }
+            None => Ok(match ask_pg(&state.app, &payment).await? {
+                Asked::Resolved(status) => format!("the PG said; the order is {status}"),
+                Asked::StillUnknown(why) => format!("the PG still cannot say: {why}"),
+            }),
+        }
     };
+    let described = |detail: &String| detail.clone();
     match acting::act(&state, &who, &f.reason, "payment.ask-pg", targets, work, described).await {
         Ok(_) => Redirect::to(&format!("/console/orders/{}", payment.order_id)).into_response(),
         Err(response) => response,
     }
 }
 
-/// The order's payment, if it is in doubt and this console can ask the PG
-/// (the local stack's; a deployed stack's PG secret stays in AWS).
+/// The order's payment, if it is in doubt.
 async fn in_doubt(state: &ConsoleState, order_id: &str) -> Result<shop_domain::Payment, Response> {
     let not =
         |why: &str| (StatusCode::CONFLICT, shell::page(state, "Not asked", html! { p { (why) } })).into_response();
-    if state.stack.is_some() {
-        return Err(not(
-            "On a deployed stack the reconcile-payments function asks the PG (every minute); this console holds no PG secret.",
-        ));
-    }
     let Ok(id) = OrderId::parse(order_id) else { return Err(StatusCode::NOT_FOUND.into_response()) };
     let order = state.app.store.orders().get(&id).await.map_err(|e| shell::error(state, &anyhow::Error::new(e)))?;
     let Some(key) = order.and_then(|o| o.payment_key) else { return Err(not("The order has no payment.")) };
@@ -266,12 +272,13 @@ fn full(s: &OrderSaga, allow_actions: bool, local: bool) -> Markup {
     html! {
         @if allow_actions {
             p { a.action href={ "/console/orders/" (s.order.id) "/republish" } { "Republish its events…" } }
-            form.search #replay method="get" action={ "/console/orders/" (s.order.id) "/replay" } {
-                select name="version" {
-                    @for e in &s.events { option value=(e.version) { (e.version) ": " (e.detail_type) } }
-                }
-                select name="consumer" { @for c in CONSUMERS { option value=(c) { (c) } } }
-                button type="submit" { "Replay to one consumer…" }
+            // Only the pairs a consumer's rule takes: a replay it would not take is never offered.
+            p #replay { "Replay one event to one consumer: "
+                @for e in &s.events { @for c in &e.consumers {
+                    a.action href={ "/console/orders/" (s.order.id) "/replay?version=" (e.version) "&consumer=" (c) } {
+                        (e.version) " " (e.detail_type) " → " (c) }
+                    " · "
+                } }
             }
         }
         div #saga hx-get={ "/console/orders/" (s.order.id) "/saga" } hx-trigger="every 2s" hx-swap="innerHTML" {
@@ -316,10 +323,10 @@ fn problems(s: &OrderSaga, allow_actions: bool, local: bool) -> Markup {
                         " since " (shell::clock(Some(*since))) " UTC — the PG's answer to " code { (payment_key) }
                         " is not known (a timeout, a lost response or an error). The reconciler asks the PG from "
                         (shell::clock(Some(*next_ask))) " UTC on, every run, and settles it as the PG says; the order is never expired blindly."
-                        @if allow_actions && local { p.actions {
+                        @if allow_actions { p.actions {
                             a.action #ask-pg href={ "/console/orders/" (s.order.id) "/ask-pg" } { "Ask the PG now…" }
                         } }
-                        @if !local { p.hint { "On a deployed stack the reconcile-payments function asks (every minute); this console holds no PG secret." } }
+                        @if !local { p.hint { "On a deployed stack the stack's reconcile-payments function asks, invoked from here: this console holds no PG secret." } }
                     }
                 }
             }

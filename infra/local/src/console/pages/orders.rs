@@ -26,7 +26,7 @@ const PENDING_FOR_SECS: i64 = 60;
 /// and the index items it may read (a bounded read: the page says when
 /// the cap cut it short).
 const SEARCH_DAYS: i64 = 7;
-const SEARCH_READ_CAP: i32 = 5_000;
+const SEARCH_READ_CAP: i32 = 2_000;
 
 #[derive(serde::Deserialize, Default)]
 pub struct Search {
@@ -59,14 +59,20 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         {
             return Ok(Redirect::to(&format!("/console/orders/{}", p.order_id)).into_response());
         }
-        let (correlated, correlation_cut) = app
-            .store
-            .outbox()
-            .search(EventField::CorrelationId, q, app.clock.now(), SEARCH_DAYS, LIST, SEARCH_READ_CAP)
-            .await?;
         let orders = match UserId::parse(q) {
             Ok(user) => app.store.orders().page(&user, None, LIST, None).await?.0,
             Err(_) => Vec::new(),
+        };
+        // A user's id is not also searched as a correlation id: a search
+        // that finds nothing reads its whole window (the Find page can).
+        let (correlated, correlation_cut) = match orders.is_empty() {
+            true => {
+                app.store
+                    .outbox()
+                    .search(EventField::CorrelationId, q, app.clock.now(), SEARCH_DAYS, LIST, SEARCH_READ_CAP)
+                    .await?
+            }
+            false => (Vec::new(), false),
         };
         found = Some(html! {
             @if !correlated.is_empty() {
