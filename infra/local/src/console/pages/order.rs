@@ -30,7 +30,21 @@ pub async fn page(State(state): State<Arc<ConsoleState>>, Path(order_id): Path<S
             let body = html! { (full(&s, state.allow_actions, state.stack.is_none())) (audit_part(&audit)) };
             shell::page(&state, &format!("Order {}", s.order.id), body).into_response()
         }
-        Ok(None) => (StatusCode::NOT_FOUND, shell::page(&state, "No such order", html! { p { code { (order_id) } } }))
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            shell::page(
+                &state,
+                "No such order",
+                html! {
+                    p #no-order { "There is no order " code { (order_id) } " in this stack's table." }
+                    form.search method="get" action="/console/orders" {
+                        input name="q" value=(order_id) placeholder="order id, payment key, correlation id or user" size="48";
+                        button type="submit" { "Find" }
+                    }
+                    p { a href="/console/orders/find" { "Find orders by filters →" } }
+                },
+            ),
+        )
             .into_response(),
         Err(e) => failed(&state, &e),
     }

@@ -81,8 +81,9 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
                 (event_table(&correlated))
             }
             @if !orders.is_empty() {
-                h2 { "Orders of user " code { (q) } }
+                h2 { "Orders of user " code { (q) } ", newest first" }
                 (order_table(&orders))
+                p { a #user-orders href={ "/console/orders/find?user=" (q) } { "All of this user's orders, page by page, with filters →" } }
             }
             @if correlated.is_empty() && orders.is_empty() {
                 p.hint { "No order, payment key, correlation id or user " code { (q) } "." }
