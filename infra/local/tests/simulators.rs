@@ -195,3 +195,74 @@ async fn a_virtual_account_is_due_after_va_due_and_refuses_deposits_then() {
     assert_eq!((status, &cancelled["status"]), (200, &json!("CANCELED")), "{cancelled}");
     sims.stop().await;
 }
+
+/// Partial cancels as Toss answers them: each in `cancels[]` with what
+/// remains (`refundableAmount`) and its tax-free part, `balanceAmount`
+/// down, PARTIAL_CANCELED then CANCELED; more than what remains is refused
+/// and changes nothing; a payment that is not partial-cancelable refuses a
+/// part but takes the whole; an Idempotency-Key over 300 characters is
+/// refused.
+#[tokio::test]
+async fn partial_cancels_keep_a_list_and_a_balance_and_refuse_more_than_remains() {
+    let dir = tempfile::tempdir().unwrap();
+    let sims = start(dir.path()).await;
+    let pg = format!("http://{}", sims.pg_addr);
+    let http = reqwest::Client::new();
+    let key = checkout(&http, &pg, "part-1", "CARD").await;
+    assert_eq!(confirm(&http, &pg, "part-1", &key).await["status"], "DONE");
+    let cancel_url = format!("{pg}/v1/payments/{key}/cancel");
+    let cancel = |body: Value| post(&http, &cancel_url, body);
+
+    let (status, p) = cancel(json!({"cancelReason": "one item back", "cancelAmount": 300, "taxFreeAmount": 100})).await;
+    assert_eq!((status, &p["status"], &p["balanceAmount"]), (200, &json!("PARTIAL_CANCELED"), &json!(700)), "{p}");
+    let first = &p["cancels"][0];
+    assert_eq!(
+        (&first["cancelAmount"], &first["taxFreeAmount"], &first["refundableAmount"]),
+        (&json!(300), &json!(100), &json!(700))
+    );
+    assert!(first["transactionKey"].as_str().is_some_and(|k| !k.is_empty()), "{first}");
+
+    let (status, refused) = cancel(json!({"cancelReason": "too much", "cancelAmount": 701})).await;
+    assert_eq!((status, &refused["code"]), (403, &json!("NOT_CANCELABLE_AMOUNT")), "{refused}");
+    let (status, refused) = cancel(json!({"cancelReason": "tax", "cancelAmount": 100, "taxFreeAmount": 101})).await;
+    assert_eq!(status, 400, "{refused}");
+    let (looked, _) = get(&format!("{pg}/v1/sim/payments?paymentKey={key}")).await;
+    assert_eq!(looked[0]["balanceAmount"], 700, "nothing changed by the refusals: {looked}");
+
+    let (status, p) = cancel(json!({"cancelReason": "the rest"})).await;
+    assert_eq!((status, &p["status"], &p["balanceAmount"]), (200, &json!("CANCELED"), &json!(0)), "{p}");
+    assert_eq!(p["cancels"].as_array().map(Vec::len), Some(2));
+    assert_eq!(p["cancels"][1]["cancelAmount"], 700);
+
+    // Not partial-cancelable: a part is refused, the whole is taken.
+    let whole_only: Value = http
+        .post(format!("{pg}/v1/sim/checkout"))
+        .json(&json!({"orderId": "part-2", "amount": 1000, "method": "CARD", "partialCancelable": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key2 = whole_only["paymentKey"].as_str().unwrap().to_owned();
+    assert_eq!(confirm(&http, &pg, "part-2", &key2).await["isPartialCancelable"], false);
+    let (status, refused) =
+        post(&http, &format!("{pg}/v1/payments/{key2}/cancel"), json!({"cancelReason": "a part", "cancelAmount": 10}))
+            .await;
+    assert_eq!((status, &refused["code"]), (403, &json!("NOT_CANCELABLE_PAYMENT")), "{refused}");
+    let (status, p) = post(&http, &format!("{pg}/v1/payments/{key2}/cancel"), json!({"cancelReason": "all"})).await;
+    assert_eq!((status, &p["status"]), (200, &json!("CANCELED")), "{p}");
+
+    // Idempotency-Key: at most 300 characters.
+    let key3 = checkout(&http, &pg, "part-3", "CARD").await;
+    let long = http
+        .post(format!("{pg}/v1/payments/confirm"))
+        .basic_auth(KEY, Some(""))
+        .header("idempotency-key", "k".repeat(301))
+        .json(&json!({"paymentKey": key3, "orderId": "part-3", "amount": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status().as_u16(), 400);
+    assert_eq!(confirm(&http, &pg, "part-3", &key3).await["status"], "DONE", "nothing was done by the refused call");
+}

@@ -23,6 +23,10 @@ pub(super) struct CheckoutBody {
     /// Fixtures may ask for a fixed key; the widget normally picks one.
     #[serde(default)]
     payment_key: Option<String>,
+    /// `false`: a payment that refuses partial cancels (Toss's
+    /// `isPartialCancelable`); default true.
+    #[serde(default)]
+    partial_cancelable: Option<bool>,
 }
 
 pub(super) async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<CheckoutBody>) -> Response {
@@ -44,6 +48,7 @@ pub(super) async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<Checko
         virtual_account: None,
         cancels: vec![],
         deposit_due_ms: None,
+        partial_cancelable: b.partial_cancelable.unwrap_or(true),
     };
     match sim.db.tx(move |c| rows::insert_payment(c, &p)).await {
         Ok(true) => respond((200, json!({"paymentKey": payment_key}))),

@@ -71,6 +71,14 @@ pub struct SimPayment {
     /// A virtual account's due date (epoch ms).
     #[serde(default)]
     pub deposit_due_ms: Option<i64>,
+    /// Whether a part of it may be cancelled (Toss's `isPartialCancelable`;
+    /// some card products and escrow payments refuse it).
+    #[serde(default = "partial_by_default")]
+    pub partial_cancelable: bool,
+}
+
+fn partial_by_default() -> bool {
+    true
 }
 
 impl SimPayment {
@@ -92,6 +100,7 @@ impl SimPayment {
             "method": if self.method == "VIRTUAL_ACCOUNT" { "가상계좌" } else { "카드" },
             "totalAmount": self.total_amount,
             "balanceAmount": self.balance_amount,
+            "isPartialCancelable": self.partial_cancelable,
             "currency": "KRW",
             "requestedAt": self.requested_at,
             "approvedAt": self.approved_at,

@@ -116,8 +116,16 @@ async fn begin(
         sim.record(Call { outcome: "unauthorized".into(), ..call }).await;
         return Err(respond(toss_error(401, "UNAUTHORIZED_KEY", "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다.")));
     }
+    // Toss takes an Idempotency-Key of at most 300 characters.
+    if call.idempotency_key.as_ref().is_some_and(|k| k.chars().count() > IDEMPOTENCY_KEY_MAX) {
+        sim.record(Call { outcome: "refused".into(), ..call }).await;
+        return Err(respond(toss_error(400, "INVALID_REQUEST", "Idempotency-Key is at most 300 characters")));
+    }
     Ok(call)
 }
+
+/// The longest `Idempotency-Key` Toss takes.
+pub const IDEMPOTENCY_KEY_MAX: usize = 300;
 
 /// [`begin`] for a call that may carry an `Idempotency-Key` (confirm,
 /// cancel): then the answer stored for the key, or else the fault the call
@@ -212,8 +220,12 @@ async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Re
 #[serde(rename_all = "camelCase")]
 pub(super) struct CancelBody {
     cancel_reason: String,
+    /// Absent: what remains (`balanceAmount`).
     #[serde(default)]
     cancel_amount: Option<u64>,
+    /// The tax-free part of the cancelled amount, carried into `cancels[]`.
+    #[serde(default)]
+    tax_free_amount: Option<u64>,
 }
 
 pub(super) async fn cancel(
@@ -255,14 +267,32 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
                 None => (toss_error(404, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다."), None),
                 Some(mut p) => match p.status.as_str() {
                     "DONE" | "PARTIAL_CANCELED" | "WAITING_FOR_DEPOSIT" => {
-                        let amount = b.cancel_amount.unwrap_or(p.balance_amount).min(p.balance_amount);
-                        p.balance_amount -= amount;
-                        p.status = if p.balance_amount == 0 { "CANCELED".into() } else { "PARTIAL_CANCELED".into() };
-                        p.cancels.push(
-                            json!({"cancelAmount": amount, "cancelReason": b.cancel_reason, "canceledAt": kst(now)}),
-                        );
-                        rows::save_payment(c, &p)?;
-                        ((200, p.to_toss(now)), Some(p.order_id))
+                        let amount = b.cancel_amount.unwrap_or(p.balance_amount);
+                        let tax_free = b.tax_free_amount.unwrap_or(0);
+                        if amount == 0 || amount > p.balance_amount {
+                            // More than what remains (or nothing): Toss refuses, nothing changes.
+                            (toss_error(403, "NOT_CANCELABLE_AMOUNT", "취소 할 수 없는 금액 입니다."), None)
+                        } else if amount < p.balance_amount && !p.partial_cancelable {
+                            (toss_error(403, "NOT_CANCELABLE_PAYMENT", "부분 취소가 불가능한 결제 입니다."), None)
+                        } else if tax_free > amount {
+                            (toss_error(400, "INVALID_REQUEST", "taxFreeAmount is more than cancelAmount"), None)
+                        } else {
+                            p.balance_amount -= amount;
+                            p.status =
+                                if p.balance_amount == 0 { "CANCELED".into() } else { "PARTIAL_CANCELED".into() };
+                            p.cancels.push(json!({
+                                "transactionKey": uuid::Uuid::now_v7().simple().to_string(),
+                                "cancelAmount": amount,
+                                "cancelReason": b.cancel_reason,
+                                "taxFreeAmount": tax_free,
+                                "taxExemptionAmount": 0,
+                                "refundableAmount": p.balance_amount,
+                                "canceledAt": kst(now),
+                                "cancelStatus": "DONE",
+                            }));
+                            rows::save_payment(c, &p)?;
+                            ((200, p.to_toss(now)), Some(p.order_id))
+                        }
                     }
                     "CANCELED" => (toss_error(400, "ALREADY_CANCELED_PAYMENT", "이미 취소된 결제 입니다."), None),
                     _ => (toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다."), None),
