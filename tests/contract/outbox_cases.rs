@@ -68,21 +68,22 @@ pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
     assert_eq!(ttl, T0.seconds() + 30 * 86_400);
 }
 
+/// Order `name` placed at `at`, with its `OrderPlaced` in the event log: the event's id.
+async fn placed_at(store: &Store, name: &str, at: shop_domain::Timestamp) -> String {
+    let (mut o, mut e) = placed(name, "u1", 900);
+    o.created_at = at;
+    e.occurred_at = at;
+    run(store, vec![store.orders().op_create(&o).unwrap(), store.outbox().op_put(&e, "c", None, &before()).unwrap()])
+        .await
+        .unwrap();
+    e.event_id().to_string()
+}
+
 pub async fn the_event_log_reads_every_shard_of_a_day_oldest_first(store: Store) {
     // Placed a second apart over two days, so the log interleaves its shards.
     let mut placed_ids = Vec::new();
     for n in 0..24 {
-        let (mut o, mut e) = placed(&format!("log{n}"), "u1", 900);
-        let at = T0.plus_secs(n * 7_200);
-        o.created_at = at;
-        e.occurred_at = at;
-        run(
-            &store,
-            vec![store.orders().op_create(&o).unwrap(), store.outbox().op_put(&e, "c", None, &before()).unwrap()],
-        )
-        .await
-        .unwrap();
-        placed_ids.push(e.event_id().to_string());
+        placed_ids.push(placed_at(&store, &format!("log{n}"), T0.plus_secs(n * 7_200)).await);
     }
     // One event written before the log was sharded, in the day's old partition.
     let legacy = keys::event(&oid("log0"), 1);
@@ -122,17 +123,8 @@ pub async fn a_capped_search_of_the_event_log_pages_through_every_shard_without_
     let older: Vec<&String> = names.iter().filter(|n| shard_of(n) != crowded).take(30).collect();
     let mut placed_ids = Vec::new();
     for (n, name) in older.iter().chain(newest.iter()).enumerate() {
-        let (mut o, mut e) = placed(name, "u1", 900);
         let at = shop_domain::Timestamp::from_millis(T0.millis() + i64::try_from(n).unwrap() * 100);
-        o.created_at = at;
-        e.occurred_at = at;
-        run(
-            &store,
-            vec![store.orders().op_create(&o).unwrap(), store.outbox().op_put(&e, "c", None, &before()).unwrap()],
-        )
-        .await
-        .unwrap();
-        placed_ids.push((at, e.event_id().to_string()));
+        placed_ids.push((at, placed_at(&store, name, at).await));
     }
     let outbox = store.outbox();
     let mut window = shop_store::outbox::Window { after: T0, before: T0.plus_secs(60) };

@@ -263,37 +263,41 @@ pub async fn run(place: Place<'_>, plan: &Plan, progress: &Progress) -> anyhow::
                 record(t, outcome);
             }
         }
-        Action::AskPg if place.stack.is_some() => {
-            // The deployed reconcile-payments function asks: the PG secret stays in AWS.
+        Action::AskPg => {
             let ids: Vec<String> = plan.targets.iter().map(|t| t.order().to_string()).collect();
-            let answers = match place.stack {
-                Some(stack) => stack.ask_pg(&ids).await?,
-                None => Vec::new(),
-            };
+            let answers = ask_pg(place, &ids).await?;
             for t in &plan.targets {
                 let answer = answers.iter().find(|a| a.order_id == t.order().as_str());
                 let outcome = match answer {
                     Some(a) if a.ok => Ok(a.detail.clone()),
                     Some(a) => Err(anyhow::anyhow!("{}", a.detail)),
-                    None => Err(anyhow::anyhow!("the function did not answer for this order")),
+                    None => Err(anyhow::anyhow!("no answer for this order")),
                 };
-                record(t, outcome);
-            }
-        }
-        Action::AskPg => {
-            for t in &plan.targets {
-                let Target::Payment { payment, .. } = t else { continue };
-                let outcome = shop_app::usecases::reconcile::ask_pg(place.app, payment).await.and_then(|a| match a {
-                    shop_app::usecases::reconcile::Asked::Resolved(status) => Ok(format!("the order is {status}")),
-                    shop_app::usecases::reconcile::Asked::StillUnknown(why) => {
-                        Err(anyhow::anyhow!("the PG still cannot say: {why}"))
-                    }
-                });
                 record(t, outcome);
             }
         }
     }
     Ok(report)
+}
+
+/// Asks the PG about these orders' payments in doubt and settles each as
+/// it says ([`ask_pg_orders`](shop_app::usecases::reconcile::ask_pg_orders)):
+/// here with the local stack's PG, or on a deployed stack through its
+/// `reconcile-payments` function, whose PG secret stays in AWS. The one
+/// "ask the PG now", for the console's order page and bulk runs.
+pub async fn ask_pg(
+    place: Place<'_>,
+    order_ids: &[String],
+) -> anyhow::Result<Vec<shop_app::usecases::reconcile::AskPgAnswer>> {
+    use shop_app::usecases::reconcile::{ASK_MAX, AskPgRequest, ask_pg_orders};
+    if let Some(stack) = place.stack {
+        return stack.ask_pg(order_ids).await;
+    }
+    let mut answers = Vec::with_capacity(order_ids.len());
+    for chunk in order_ids.chunks(ASK_MAX) {
+        answers.extend(ask_pg_orders(place.app, &AskPgRequest { order_ids: chunk.to_vec() }).await?);
+    }
+    Ok(answers)
 }
 
 /// Sends one event of `order` (by version) to one consumer's queue, as the

@@ -84,8 +84,7 @@ impl Report for DryRun {
     fn text(&self) -> String {
         let mut lines = self.targets.clone();
         lines.push(format!(
-            "dry run: {} would {} {} target(s); {} row(s) skipped{}",
-            "shop bulk",
+            "dry run: would {} {} target(s); {} row(s) skipped{}",
             self.action,
             self.targets.len(),
             self.skipped,

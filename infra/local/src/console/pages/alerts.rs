@@ -43,7 +43,7 @@ async fn alerts(state: &ConsoleState) -> anyhow::Result<Markup> {
     let retrying = saga.failures(CAP).await?.len();
     let in_doubt = app.store.payments().in_doubt(now, CAP).await?.len();
     let past_due_filter = crate::find::Filter { stuck: Some(crate::find::Stuck::PastDue), ..Default::default() };
-    let past_due = crate::find::page(app, &past_due_filter, None).await.map_err(|e| anyhow::anyhow!("{e}"))?.rows.len();
+    let past_due = crate::find::page(app, &past_due_filter, None).await?.rows.len();
     // The outbox's backlog is the local stream emulation's; a deployed
     // stack's is its stream's IteratorAge (CloudWatch).
     let oldest_ms = match state.stack {

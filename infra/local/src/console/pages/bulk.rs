@@ -30,11 +30,8 @@ fn action_of(state: &ConsoleState, name: &str) -> Result<Action, Response> {
 }
 
 async fn planned(state: &ConsoleState, action: Action, query: Option<&str>) -> Result<Plan, Response> {
-    let (filter, _) = finder::parse(state, query)?;
-    bulk::plan(&state.app, &filter, action).await.map_err(|e| match e {
-        crate::find::FindError::Cursor(_) => shell::bad_request(state, "That is not a page of this search."),
-        crate::find::FindError::Store(e) => shell::error(state, &e),
-    })
+    let filter = finder::parse(state, query)?.filter;
+    bulk::plan(&state.app, &filter, action).await.map_err(|e| finder::failed(state, e))
 }
 
 /// `GET /console/orders/bulk/{action}?<filter>`: the dry run and the confirmation.

@@ -26,17 +26,34 @@ pub const EXPORT_MAX: usize = 1_000;
 /// Parameters the finder's pages carry beside the filter.
 const NOT_FILTERS: [&str; 2] = ["page", "format"];
 
-/// The filter and the page cursor of a query string; a 400 page if the
-/// filter cannot be one.
+/// What a finder's query string holds: the filter, and the other parameters.
+pub struct Query {
+    pub filter: Filter,
+    /// The page cursor.
+    pub page: Option<String>,
+    /// An export's format.
+    pub format: Option<String>,
+}
+
+/// The finder's query of a query string; a 400 page if the filter cannot be one.
 #[expect(clippy::result_large_err, reason = "the early answer of a request, built at most once per request")]
-pub fn parse(state: &ConsoleState, query: Option<&str>) -> Result<(Filter, Option<String>), Response> {
+pub fn parse(state: &ConsoleState, query: Option<&str>) -> Result<Query, Response> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
         .map_err(|_| shell::bad_request(state, "That query string is not one."))?;
     let filter =
         Filter::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), &NOT_FILTERS, state.app.clock.now())
             .map_err(|e| shell::bad_request(state, &format!("Not found: {e}.")))?;
-    let page = pairs.iter().find(|(k, _)| k == "page").map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
-    Ok((filter, page))
+    let param = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    Ok(Query { filter, page: param("page"), format: param("format") })
+}
+
+/// The answer to a search that failed: a cursor this search never handed
+/// out is the client's (400), the store's failure ours (500).
+pub fn failed(state: &ConsoleState, e: find::FindError) -> Response {
+    match e {
+        find::FindError::Cursor(_) => shell::bad_request(state, "That is not a page of this search."),
+        find::FindError::Store(e) => shell::error(state, &e),
+    }
 }
 
 /// A link to the finder with `filter` (and a page).
@@ -50,14 +67,13 @@ pub fn link(filter: &Filter, page: Option<&str>) -> String {
 }
 
 pub async fn page(State(state): State<Arc<ConsoleState>>, RawQuery(query): RawQuery) -> Response {
-    let (filter, cursor) = match parse(&state, query.as_deref()) {
+    let Query { filter, page: cursor, .. } = match parse(&state, query.as_deref()) {
         Ok(p) => p,
         Err(r) => return r,
     };
     let found = match find::page(&state.app, &filter, cursor.as_deref()).await {
         Ok(f) => f,
-        Err(find::FindError::Cursor(_)) => return shell::bad_request(&state, "That is not a page of this search."),
-        Err(find::FindError::Store(e)) => return shell::error(&state, &e),
+        Err(e) => return failed(&state, e),
     };
     let views = match state.app.store.views().list().await {
         Ok(v) => v,
@@ -180,19 +196,17 @@ fn table(rows: &[find::Row]) -> Markup {
 /// `GET /console/orders/find/export?format=csv|json&<filter>`: every row
 /// the filter finds, up to [`EXPORT_MAX`], as a download.
 pub async fn export(State(state): State<Arc<ConsoleState>>, RawQuery(query): RawQuery) -> Response {
-    let (filter, _) = match parse(&state, query.as_deref()) {
+    let Query { filter, format, .. } = match parse(&state, query.as_deref()) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
-    let format = pairs.iter().find(|(k, _)| k == "format").map(|(_, v)| v.as_str()).unwrap_or("csv").to_owned();
+    let format = format.unwrap_or_else(|| "csv".to_owned());
     if format != "csv" && format != "json" {
         return shell::bad_request(&state, "format is csv or json.");
     }
     let rows = match find::collect(&state.app, &filter, EXPORT_MAX).await {
         Ok((rows, _)) => rows,
-        Err(e) => return shell::error(&state, &anyhow::anyhow!("{e}")),
+        Err(e) => return failed(&state, e),
     };
     let stamp = state.app.clock.now().to_rfc3339().replace([':', '.'], "-");
     let (body, mime) = match format.as_str() {
@@ -222,7 +236,7 @@ pub async fn save_view(
     };
     // Saved as the finder writes it back: a query that is no filter is refused.
     let filter = match parse(&state, Some(&f.query)) {
-        Ok((filter, _)) => filter,
+        Ok(q) => q.filter,
         Err(r) => return r,
     };
     let view = View { name, query: filter.to_query(), saved_by: who.0.clone(), saved_at: state.app.clock.now() };

@@ -14,7 +14,7 @@ use shop_domain::OrderId;
 use super::shell;
 use crate::console::auth::SignedIn;
 use crate::console::saga::{self, OrderSaga, Problem, Stuck};
-use crate::console::{ConsoleState, acting};
+use crate::console::{ConsoleState, acting, queues};
 use crate::ops::CONSUMERS;
 
 /// Audit entries read for an order's page (the newest of the trail).
@@ -246,19 +246,13 @@ pub async fn ask_pg(
     };
     let targets = vec![format!("order:{}", payment.order_id), format!("payment:{}", payment.payment_key)];
     // Locally the console asks; on a deployed stack its reconcile-payments
-    // function does (the PG secret stays in AWS).
+    // function does (the PG secret stays in AWS). Not settled is not done.
     let work = || async {
-        use shop_app::usecases::reconcile::{Asked, ask_pg};
-        match &state.stack {
-            Some(stack) => {
-                let answers = stack.ask_pg(&[payment.order_id.to_string()]).await?;
-                let a = answers.into_iter().next().ok_or_else(|| anyhow::anyhow!("the function did not answer"))?;
-                anyhow::Ok(a.detail)
-            }
-            None => Ok(match ask_pg(&state.app, &payment).await? {
-                Asked::Resolved(status) => format!("the PG said; the order is {status}"),
-                Asked::StillUnknown(why) => format!("the PG still cannot say: {why}"),
-            }),
+        let answers = crate::bulk::ask_pg(queues::place(&state), &[payment.order_id.to_string()]).await?;
+        match answers.into_iter().next() {
+            Some(a) if a.ok => Ok(a.detail),
+            Some(a) => Err(anyhow::anyhow!("{}", a.detail)),
+            None => Err(anyhow::anyhow!("no answer for this order")),
         }
     };
     let described = |detail: &String| detail.clone();

@@ -123,8 +123,7 @@ async fn render(state: &ConsoleState, q: &str, status: &str) -> anyhow::Result<R
         &crate::find::Filter { stuck: Some(crate::find::Stuck::PastDue), ..Default::default() },
         None,
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?
+    .await?
     .rows;
     let failing = app.store.saga().failures(LIST as i32).await?;
     let dead = app.store.saga().dead_letters(LIST as i32).await?;

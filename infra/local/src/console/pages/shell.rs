@@ -16,24 +16,30 @@ const UPLOT: &str = include_str!("../assets/uPlot-1.6.32.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../assets/uPlot-1.6.32.min.css");
 const CHARTS: &str = include_str!("../assets/charts.js");
 
+/// A file compiled into the binary, as a response that may be cached for `max_age` seconds.
+fn asset(content_type: &'static str, max_age: u32, body: &'static str) -> Response {
+    let cache = format!("max-age={max_age}");
+    ([(header::CONTENT_TYPE, content_type.to_owned()), (header::CACHE_CONTROL, cache)], body).into_response()
+}
+
 pub async fn uplot() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=86400")], UPLOT).into_response()
+    asset("text/javascript", 86_400, UPLOT)
 }
 
 pub async fn uplot_css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=86400")], UPLOT_CSS).into_response()
+    asset("text/css", 86_400, UPLOT_CSS)
 }
 
 pub async fn charts() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=300")], CHARTS).into_response()
+    asset("text/javascript", 300, CHARTS)
 }
 
 pub async fn htmx() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=86400")], HTMX).into_response()
+    asset("text/javascript", 86_400, HTMX)
 }
 
 pub async fn css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=300")], CSS).into_response()
+    asset("text/css", 300, CSS)
 }
 
 fn head(title: &str) -> Markup {
