@@ -353,6 +353,26 @@ fn every_event_detail_matches_its_json_schema() {
     check(&ev);
     let (_, ev) = step(&refunding, OrderCommand::CompleteRefund, T0);
     check(&ev);
+    // A part of it, done, then one the PG refuses, then the rest.
+    let part =
+        |n| OrderCommand::RequestRefund { part: shop_domain::order::RefundPart::Amount(m(n)), coupon_minimum: None };
+    let one_mug = shop_domain::order::RefundLine {
+        product_id: ProductId::parse("p1").unwrap(),
+        quantity: Quantity::new(1).unwrap(),
+    };
+    let lines = shop_domain::order::RefundPart::Lines(vec![one_mug]);
+    let (partly, ev) = step(&paid, OrderCommand::RequestRefund { part: lines, coupon_minimum: None }, T0);
+    check(&ev);
+    let (partly, ev) = step(&partly, OrderCommand::CompleteRefundPart { number: 1 }, T0);
+    check(&ev);
+    let (partly, _) = step(&partly, part(500), T0);
+    let (partly, ev) =
+        step(&partly, OrderCommand::FailRefund { number: 2, code: "X".into(), message: "no".into() }, T0);
+    check(&ev);
+    let (rest, ev) = step(&partly, OrderCommand::Cancel, T0);
+    check(&ev);
+    let (_, ev) = step(&rest, OrderCommand::CompleteRefund, T0);
+    check(&ev);
     let (_, ev) = step(&o, OrderCommand::Expire, o.expires_at);
     check(&ev);
     let (_, ev) = step(&o, OrderCommand::PayWithPoints, T0);

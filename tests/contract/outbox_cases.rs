@@ -326,8 +326,40 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
             amount: m(22_500),
             points_used: m(500),
             coupon_id: coupon.clone(),
+            refund_number: Some(2),
+            lines: vec![shop_domain::order::RefundLine::whole(&lines[0])],
         },
-        K::OrderRefunded { user_id: user, coupon_id: coupon, amount: m(22_500), points_refunded: m(500) },
+        K::OrderRefunded {
+            user_id: user.clone(),
+            coupon_id: coupon,
+            amount: m(22_500),
+            points_refunded: m(500),
+            refund_number: Some(2),
+        },
+        K::PartialRefundRequested {
+            user_id: user.clone(),
+            refund_number: 1,
+            payment_key: Some(key.clone()),
+            method: PaymentMethod::Card,
+            lines: vec![shop_domain::order::RefundLine::whole(&lines[0])],
+            cash: m(9_000),
+            points: m(1_000),
+            discount_withdrawn: m(500),
+        },
+        K::OrderPartiallyRefunded {
+            user_id: user.clone(),
+            refund_number: 1,
+            lines: vec![shop_domain::order::RefundLine::whole(&lines[0])],
+            cash: m(9_000),
+            points: m(1_000),
+        },
+        K::RefundFailed {
+            user_id: user,
+            refund_number: 3,
+            code: "NOT_CANCELABLE_AMOUNT".into(),
+            message: "more than remains".into(),
+            order_status: OrderStatus::PartiallyRefunded,
+        },
     ];
     let index = |k: &K| match k {
         K::OrderPlaced { .. } => 0,
@@ -340,9 +372,12 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
         K::OrderCancelled { .. } => 7,
         K::RefundRequested { .. } => 8,
         K::OrderRefunded { .. } => 9,
+        K::PartialRefundRequested { .. } => 10,
+        K::OrderPartiallyRefunded { .. } => 11,
+        K::RefundFailed { .. } => 12,
     };
     let covered: std::collections::BTreeSet<usize> = kinds.iter().map(index).collect();
-    assert_eq!(covered.len(), 10, "every kind once");
+    assert_eq!(covered.len(), 13, "every kind once");
     kinds
         .into_iter()
         .enumerate()

@@ -90,6 +90,37 @@ pub struct PgPayment {
     pub deposit_due: Option<Timestamp>,
 }
 
+/// A cancel at the PG: a whole payment, or a part of it (a partial refund).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgCancel {
+    pub reason: String,
+    /// `None`: everything that remains.
+    pub amount: Option<Money>,
+    /// The order's numbered refund it carries out. The number keys the
+    /// Idempotency-Key: two refunds of one amount are two cancels, and a
+    /// redelivered refund is one.
+    pub refund_number: Option<u32>,
+}
+
+impl PgCancel {
+    /// Everything that remains, for `reason`.
+    pub fn whole(reason: &str) -> PgCancel {
+        PgCancel { reason: reason.to_owned(), amount: None, refund_number: None }
+    }
+
+    /// The `Idempotency-Key` of this cancel of `payment_key`.
+    pub fn idempotency_key(&self, payment_key: &PaymentKey) -> String {
+        match self.refund_number {
+            Some(n) => idempotency_key("refund", &[payment_key.as_str(), &n.to_string()]),
+            // One cancel per payment and amount: a retry reuses the key.
+            None => {
+                let amount = self.amount.map_or_else(|| "full".to_owned(), |a| a.won().to_string());
+                idempotency_key("cancel", &[payment_key.as_str(), &amount])
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PgError {
     #[error("declined by the PG: {code}: {message}")]
@@ -106,9 +137,8 @@ pub enum PgError {
 pub trait PaymentGateway: Send + Sync {
     /// `POST /v1/payments/confirm`.
     async fn confirm(&self, payment_key: &PaymentKey, order_id: &OrderId, amount: Money) -> Result<PgPayment, PgError>;
-    /// `POST /v1/payments/{paymentKey}/cancel` (`amount: None` cancels the rest).
-    async fn cancel(&self, payment_key: &PaymentKey, reason: &str, amount: Option<Money>)
-    -> Result<PgPayment, PgError>;
+    /// `POST /v1/payments/{paymentKey}/cancel`.
+    async fn cancel(&self, payment_key: &PaymentKey, cancel: &PgCancel) -> Result<PgPayment, PgError>;
     /// `GET /v1/payments/{paymentKey}`.
     async fn payment(&self, payment_key: &PaymentKey) -> Result<PgPayment, PgError>;
     /// `GET /v1/payments/orders/{orderId}`.

@@ -126,6 +126,7 @@ mod tests {
             orphaned_payments: vec![],
             deposit_due_at: None,
             sale_id: None,
+            refunds: vec![],
         };
         let (_, events) = order.execute(&OrderCommand::Expire, Timestamp::from_millis(20)).unwrap();
         let detail = EventDetail::new(&events[0], "corr-1", None);

@@ -86,6 +86,11 @@ pub fn sum<I: IntoIterator<Item = Money>>(it: I) -> Option<Money> {
     it.into_iter().try_fold(Money::ZERO, Money::checked_add)
 }
 
+/// For `skip_serializing_if` on optional amounts that default to zero.
+pub fn is_zero(m: &Money) -> bool {
+    m.is_zero()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,10 +25,12 @@ mod apply;
 mod decide;
 mod events;
 mod place;
+mod refund;
 
 pub use decide::{DEPOSIT_DUE_FALLBACK_SECS, OrderCommand};
 pub use events::{OrderEvent, OrderEventKind};
 pub use place::{MAX_LINES, PlaceError, PlaceOrder, Placement, place};
+pub use refund::{MAX_REFUNDS, Refund, RefundLine, RefundPart, RefundStatus};
 
 use crate::{CouponId, Money, OrderId, PaymentKey, ProductId, Quantity, SaleId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,8 @@ pub enum OrderStatus {
     Confirming,
     AwaitingDeposit,
     Paid,
+    /// Part of it given back (or being given back); the rest still held.
+    PartiallyRefunded,
     Expired,
     Cancelled,
     RefundPending,
@@ -47,11 +51,12 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 8] = [
+    pub const ALL: [OrderStatus; 9] = [
         OrderStatus::PendingPayment,
         OrderStatus::Confirming,
         OrderStatus::AwaitingDeposit,
         OrderStatus::Paid,
+        OrderStatus::PartiallyRefunded,
         OrderStatus::Expired,
         OrderStatus::Cancelled,
         OrderStatus::RefundPending,
@@ -64,6 +69,7 @@ impl OrderStatus {
             OrderStatus::Confirming => "CONFIRMING",
             OrderStatus::AwaitingDeposit => "AWAITING_DEPOSIT",
             OrderStatus::Paid => "PAID",
+            OrderStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
             OrderStatus::Expired => "EXPIRED",
             OrderStatus::Cancelled => "CANCELLED",
             OrderStatus::RefundPending => "REFUND_PENDING",
@@ -131,6 +137,10 @@ pub struct Order {
     /// waiting room frees the slot when the order ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sale_id: Option<SaleId>,
+    /// Numbered refunds, oldest first ([`refund`]); empty for an order
+    /// never refunded, or refunded whole at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<Refund>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +158,20 @@ pub enum OrderError {
     /// A sum beyond the money cap (10^15): refused, never saturated.
     #[error("the amount would exceed the money cap")]
     AmountOverflow,
+    #[error("a refund of {asked} is more than the {held} the order still holds")]
+    RefundExceedsHeld { asked: Money, held: Money },
+    #[error("{asked} units of {product} asked back; the order holds {held}")]
+    UnitsNotHeld { product: ProductId, asked: u32, held: u32 },
+    #[error("a refund needs at least one line")]
+    NoRefundLines,
+    #[error("product {0} is on more than one refund line")]
+    DuplicateRefundLine(ProductId),
+    #[error("another refund of this order is in progress; the rest can be refunded once it is done")]
+    RefundInProgress,
+    #[error("an order has at most {max} refunds")]
+    TooManyRefunds { max: usize },
+    #[error("the order has no refund {0} in progress")]
+    NoSuchRefund(u32),
 }
 
 #[cfg(test)]

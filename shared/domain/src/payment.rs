@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! CONFIRMING ──PG DONE──────────────► DONE ──cancelled at the PG──► CANCELED
+//!     │                                 └──part cancelled──► PARTIAL_CANCELED ──the rest──► CANCELED
 //!     │  ├──PG declined/aborted──► ABORTED
 //!     │  ├──virtual account──► WAITING_FOR_DEPOSIT ──deposit──► DONE
 //!     │  │                                └──expired/aborted──► ABORTED
@@ -22,16 +23,19 @@ pub enum PaymentStatus {
     Done,
     Aborted,
     Canceled,
+    /// Part of it given back (a partial refund); `balance_amount` remains.
+    PartialCanceled,
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 6] = [
+    pub const ALL: [PaymentStatus; 7] = [
         PaymentStatus::Confirming,
         PaymentStatus::Unknown,
         PaymentStatus::WaitingForDeposit,
         PaymentStatus::Done,
         PaymentStatus::Aborted,
         PaymentStatus::Canceled,
+        PaymentStatus::PartialCanceled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +46,7 @@ impl PaymentStatus {
             PaymentStatus::Done => "DONE",
             PaymentStatus::Aborted => "ABORTED",
             PaymentStatus::Canceled => "CANCELED",
+            PaymentStatus::PartialCanceled => "PARTIAL_CANCELED",
         }
     }
 
@@ -56,7 +61,8 @@ impl PaymentStatus {
             PaymentStatus::WaitingForDeposit
             | PaymentStatus::Done
             | PaymentStatus::Aborted
-            | PaymentStatus::Canceled => false,
+            | PaymentStatus::Canceled
+            | PaymentStatus::PartialCanceled => false,
         }
     }
 
@@ -73,7 +79,8 @@ impl PaymentStatus {
         match self {
             P::Confirming | P::Unknown => matches!(next, P::Unknown | P::WaitingForDeposit | P::Done | P::Aborted),
             P::WaitingForDeposit => matches!(next, P::Done | P::Aborted | P::Canceled),
-            P::Done => matches!(next, P::Canceled),
+            P::Done => matches!(next, P::Canceled | P::PartialCanceled),
+            P::PartialCanceled => matches!(next, P::Canceled),
             P::Aborted => matches!(next, P::Done | P::WaitingForDeposit),
             P::Canceled => false,
         }
@@ -103,6 +110,10 @@ pub struct Payment {
     /// the account (its deposit webhook may be lost), at the latest its due date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_at: Option<Timestamp>,
+    /// What the PG says is left after cancels (its `balanceAmount`), once
+    /// part or all of it was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balance_amount: Option<Money>,
 }
 
 impl Payment {
@@ -128,6 +139,7 @@ impl Payment {
             failure_message: None,
             orphaned: false,
             check_at: None,
+            balance_amount: None,
         }
     }
 
@@ -161,6 +173,8 @@ mod tests {
             (P::WaitingForDeposit, P::Aborted),
             (P::WaitingForDeposit, P::Canceled),
             (P::Done, P::Canceled),
+            (P::Done, P::PartialCanceled),
+            (P::PartialCanceled, P::Canceled),
             (P::Aborted, P::Done),
             (P::Aborted, P::WaitingForDeposit),
         ];

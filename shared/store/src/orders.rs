@@ -94,6 +94,7 @@ pub fn to_item(o: &Order) -> anyhow::Result<Item> {
         OrderStatus::Confirming
         | OrderStatus::AwaitingDeposit
         | OrderStatus::Paid
+        | OrderStatus::PartiallyRefunded
         | OrderStatus::Expired
         | OrderStatus::Cancelled
         | OrderStatus::RefundPending

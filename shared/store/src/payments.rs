@@ -36,7 +36,7 @@ pub fn to_item(p: &Payment) -> anyhow::Result<Item> {
             it.insert("dueShard".into(), s(keys::deposit_shard(&p.payment_key)));
             it.insert("dueAt".into(), n(p.check_at.unwrap_or(p.updated_at).millis()));
         }
-        PaymentStatus::Done | PaymentStatus::Aborted | PaymentStatus::Canceled => {}
+        PaymentStatus::Done | PaymentStatus::Aborted | PaymentStatus::Canceled | PaymentStatus::PartialCanceled => {}
     }
     Ok(it)
 }

@@ -3,7 +3,7 @@
 //! `{code, message}` errors mapped to [`PgError`]. The local stack's PG
 //! simulator speaks the same API, so the same client talks to both.
 
-use crate::ports::{PaymentGateway, PgError, PgPayment, PgStatus, idempotency_key};
+use crate::ports::{PaymentGateway, PgCancel, PgError, PgPayment, PgStatus, idempotency_key};
 use shop_domain::{Money, OrderId, PaymentKey, PaymentMethod, Timestamp};
 use std::time::Duration;
 
@@ -138,19 +138,12 @@ impl PaymentGateway for TossClient {
         self.send(self.http.post(format!("{}/v1/payments/confirm", self.base)).json(&body), Some(&key)).await
     }
 
-    async fn cancel(
-        &self,
-        payment_key: &PaymentKey,
-        reason: &str,
-        amount: Option<Money>,
-    ) -> Result<PgPayment, PgError> {
-        let mut body = serde_json::json!({"cancelReason": reason});
-        if let (Some(a), Some(obj)) = (amount, body.as_object_mut()) {
+    async fn cancel(&self, payment_key: &PaymentKey, cancel: &PgCancel) -> Result<PgPayment, PgError> {
+        let mut body = serde_json::json!({"cancelReason": cancel.reason});
+        if let (Some(a), Some(obj)) = (cancel.amount, body.as_object_mut()) {
             obj.insert("cancelAmount".into(), a.won().into());
         }
-        // One cancel per payment and amount: a retry reuses the key.
-        let amount_part = amount.map_or_else(|| "full".to_owned(), |a| a.won().to_string());
-        let key = idempotency_key("cancel", &[payment_key.as_str(), &amount_part]);
+        let key = cancel.idempotency_key(payment_key);
         let url = format!("{}/v1/payments/{}/cancel", self.base, payment_key);
         self.send(self.http.post(url).json(&body), Some(&key)).await
     }

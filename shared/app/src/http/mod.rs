@@ -10,6 +10,7 @@
 //! | room | what |
 //! | --- | --- |
 //! | [`orders`] | `POST /orders`, `GET /orders/{id}`, `POST /orders/{id}/cancel`, `GET /orders`, `GET /orders/{id}/timeline` |
+//! | [`refunds`] | `POST /orders/{id}/refunds` (part of a paid order back, or the rest) |
 //! | [`payments`] | `POST /payments/confirm`, `POST /payments/points` |
 //! | [`webhook`] | `POST /webhooks/pg` (no JWT; verified by asking the PG) |
 //! | [`coupons`] | `GET /coupons` |
@@ -37,6 +38,7 @@ pub mod live;
 pub mod orders;
 pub mod payments;
 pub mod points;
+pub mod refunds;
 pub mod routes;
 pub mod sales;
 pub mod webhook;

@@ -197,6 +197,10 @@ pub struct OrderView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sale_id: Option<String>,
     pub items: Vec<ItemView>,
+    /// Numbered refunds (`POST /orders/{orderId}/refunds`), oldest first;
+    /// absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<crate::http::refunds::RefundView>,
 }
 
 impl OrderView {
@@ -241,6 +245,7 @@ impl From<&Order> for OrderView {
                     line_total: l.line_total.won(),
                 })
                 .collect(),
+            refunds: o.refunds.iter().map(crate::http::refunds::RefundView::from).collect(),
         }
     }
 }
@@ -379,6 +384,27 @@ impl From<&OrderError> for Problem {
             }
             OrderError::NotYetExpired(_) => Problem::new(409, "conflict", "Conflict", e.to_string()),
             OrderError::AmountOverflow => Problem::new(422, "amount-too-large", "Amount too large", e.to_string()),
+            OrderError::RefundExceedsHeld { held, .. } => {
+                Problem::new(422, "refund-exceeds-held", "Refund larger than what remains", e.to_string())
+                    .with("held", held.won())
+            }
+            OrderError::UnitsNotHeld { product, held, .. } => {
+                Problem::new(422, "refund-units-not-held", "Units not held", e.to_string())
+                    .with("productId", product.as_str())
+                    .with("held", *held)
+            }
+            OrderError::NoRefundLines => Problem::bad_request(e.to_string()),
+            OrderError::DuplicateRefundLine(p) => {
+                Problem::new(422, "duplicate-line", "Product on more than one line", e.to_string())
+                    .with("productId", p.as_str())
+            }
+            OrderError::RefundInProgress => {
+                Problem::new(409, "refund-in-progress", "Refund in progress", e.to_string())
+            }
+            OrderError::TooManyRefunds { max } => {
+                Problem::new(422, "too-many-refunds", "Too many refunds", e.to_string()).with("max", *max)
+            }
+            OrderError::NoSuchRefund(_) => Problem::new(409, "conflict", "Conflict", e.to_string()),
         }
     }
 }

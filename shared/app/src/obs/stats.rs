@@ -16,7 +16,7 @@
 //! the publisher failed part of it can count an event twice (docs/adr/0024).
 
 use crate::App;
-use crate::ports::{PgError, PgPayment};
+use crate::ports::{PgCancel, PgError, PgPayment};
 use shop_domain::{Money, OrderId, PaymentKey, Timestamp};
 use shop_store::stats::Values;
 use std::collections::BTreeMap;
@@ -289,8 +289,8 @@ impl Counted<'_> {
         self.count(self.app.gateway.confirm(key, order, amount)).await
     }
 
-    pub async fn cancel(&self, key: &PaymentKey, reason: &str, amount: Option<Money>) -> Result<PgPayment, PgError> {
-        self.count(self.app.gateway.cancel(key, reason, amount)).await
+    pub async fn cancel(&self, key: &PaymentKey, cancel: &PgCancel) -> Result<PgPayment, PgError> {
+        self.count(self.app.gateway.cancel(key, cancel)).await
     }
 
     pub async fn payment(&self, key: &PaymentKey) -> Result<PgPayment, PgError> {

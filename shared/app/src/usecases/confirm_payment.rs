@@ -131,7 +131,11 @@ async fn start(
     if order.payment_key.as_ref() == Some(key) {
         match order.status {
             // A repeat of a confirm that already settled: the same answer.
-            OrderStatus::Paid | OrderStatus::AwaitingDeposit | OrderStatus::RefundPending | OrderStatus::Refunded => {
+            OrderStatus::Paid
+            | OrderStatus::PartiallyRefunded
+            | OrderStatus::AwaitingDeposit
+            | OrderStatus::RefundPending
+            | OrderStatus::Refunded => {
                 let payment = app.store.payments().get(key).await?.ok_or_else(|| {
                     Step::Fail(ConfirmError::Unexpected(anyhow::anyhow!("order {} has no payment {key}", order.id)))
                 })?;

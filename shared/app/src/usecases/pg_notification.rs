@@ -87,6 +87,7 @@ pub async fn already_recorded(app: &App, n: &Notification) -> Result<Recorded, N
     let same = |ours: PaymentStatus| match claimed {
         PgStatus::Done => ours == PaymentStatus::Done,
         PgStatus::Canceled => ours == PaymentStatus::Canceled,
+        // Another part may have been cancelled since: its balance is news.
         PgStatus::WaitingForDeposit => ours == PaymentStatus::WaitingForDeposit,
         // Another status may still move our record or the order.
         PgStatus::Ready | PgStatus::InProgress | PgStatus::PartialCanceled | PgStatus::Aborted | PgStatus::Expired => {

@@ -1,24 +1,29 @@
 //! Compensation's use cases: cancelling a payment at the PG (an orphaned
-//! capture, a virtual account of a cancelled order, a refund) and completing
-//! a refund (stock and points back, the order REFUNDED with `OrderRefunded`,
-//! in one transaction). Both are idempotent: a payment already CANCELED is
-//! not cancelled again, an order already REFUNDED is left alone.
+//! capture, a virtual account of a cancelled order, a refund, a numbered
+//! part of one) and completing a refund (stock and points back, the order
+//! REFUNDED with `OrderRefunded`, or a part DONE with
+//! `OrderPartiallyRefunded`, in one transaction). All are idempotent: a
+//! payment already CANCELED is not cancelled again, a numbered refund's PG
+//! call carries its own Idempotency-Key, and a refund already done is left
+//! alone.
 
 use crate::App;
-use crate::ports::PgError;
+use crate::ports::{PgCancel, PgError};
 use crate::usecases::points::give_back_points;
 use crate::usecases::retry::{Step, retry};
 use crate::usecases::settle::{PgOutcome, apply_pg_outcome};
-use crate::usecases::stock::release_stock;
+use crate::usecases::stock::release_units;
+use shop_domain::order::RefundLine;
 use shop_domain::points::LedgerReason;
 use shop_domain::{Money, OrderCommand, OrderError, OrderEventKind, OrderId, PaymentKey, PaymentStatus};
 use shop_store::Tx;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefundError {
-    /// The PG will not do it (not cancelable, no such payment): an operator's case.
-    #[error("the PG refused the cancel: {0}")]
-    PgRefused(String),
+    /// The PG will not do it (not cancelable, no such payment): for a whole
+    /// refund an operator's case, for a numbered one the refund fails.
+    #[error("the PG refused the cancel: {code}: {message}")]
+    PgRefused { code: String, message: String },
     /// The PG could not be asked, or its answer could not be recorded: retry.
     #[error("PG cancel: {0}")]
     PgUnavailable(String),
@@ -34,8 +39,8 @@ pub enum RefundError {
 
 crate::usecases::retry::use_case_error!(RefundError);
 
-/// Cancels a payment at the PG (Idempotency-Key per payment) and records
-/// the PG's answer through the settlement path.
+/// Cancels what remains of a payment at the PG and records the PG's answer
+/// through the settlement path.
 #[tracing::instrument(skip_all, fields(payment_key = %key))]
 pub async fn cancel_at_pg(app: &App, key: &PaymentKey, reason: &str, correlation_id: &str) -> Result<(), RefundError> {
     if let Some(p) = app.store.payments().get(key).await?
@@ -43,7 +48,7 @@ pub async fn cancel_at_pg(app: &App, key: &PaymentKey, reason: &str, correlation
     {
         return Ok(());
     }
-    let pg = match app.pg().cancel(key, reason, None).await {
+    let pg = match app.pg().cancel(key, &PgCancel::whole(reason)).await {
         Ok(p) => p,
         // Cancelled before (by us, or at the PG's console): look it up.
         Err(PgError::Declined { code, .. }) if code == "ALREADY_CANCELED_PAYMENT" => {
@@ -54,45 +59,144 @@ pub async fn cancel_at_pg(app: &App, key: &PaymentKey, reason: &str, correlation
                 }
             }
         }
-        Err(PgError::Declined { code, message }) => return Err(RefundError::PgRefused(format!("{code}: {message}"))),
-        Err(PgError::NotFound) => return Err(RefundError::PgRefused(format!("the PG has no payment {key}"))),
-        Err(e @ (PgError::Unknown(_) | PgError::AlreadyProcessed)) => {
-            return Err(RefundError::PgUnavailable(e.to_string()));
-        }
+        Err(e) => return Err(refusal(key, e)),
     };
-    apply_pg_outcome(app, key, &PgOutcome::Payment(pg), false, correlation_id)
+    record(app, key, PgOutcome::Payment(pg), correlation_id).await
+}
+
+/// Cancels `cash` of a payment at the PG for the order's refund `number`
+/// (its own Idempotency-Key, so a redelivery cancels once). Nothing to do
+/// for a refund with no cash (points only).
+#[tracing::instrument(skip_all, fields(payment_key = %key, refund = number))]
+pub async fn cancel_part_at_pg(
+    app: &App,
+    key: &PaymentKey,
+    number: u32,
+    cash: Money,
+    reason: &str,
+    correlation_id: &str,
+) -> Result<(), RefundError> {
+    if cash.is_zero() {
+        return Ok(());
+    }
+    let cancel = PgCancel { reason: reason.to_owned(), amount: Some(cash), refund_number: Some(number) };
+    let pg = app.pg().cancel(key, &cancel).await.map_err(|e| refusal(key, e))?;
+    record(app, key, PgOutcome::Payment(pg), correlation_id).await
+}
+
+fn refusal(key: &PaymentKey, e: PgError) -> RefundError {
+    match e {
+        PgError::Declined { code, message } => RefundError::PgRefused { code, message },
+        PgError::NotFound => {
+            RefundError::PgRefused { code: "NOT_FOUND_PAYMENT".into(), message: format!("the PG has no payment {key}") }
+        }
+        e @ (PgError::Unknown(_) | PgError::AlreadyProcessed) => RefundError::PgUnavailable(e.to_string()),
+    }
+}
+
+async fn record(app: &App, key: &PaymentKey, outcome: PgOutcome, correlation_id: &str) -> Result<(), RefundError> {
+    apply_pg_outcome(app, key, &outcome, false, correlation_id)
         .await
         .map_err(|e| RefundError::PgUnavailable(format!("recording the cancel: {e}")))?;
     Ok(())
 }
 
-/// Gives back what a refunded order held and marks it REFUNDED; the points
-/// refunded, or `None` when it already was.
+/// Gives back what a refunded order held (or, after parts, the rest) and
+/// marks it REFUNDED; the points refunded, or `None` when it already was.
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
 pub async fn complete_refund(
     app: &App,
     order_id: &OrderId,
     correlation_id: &str,
 ) -> Result<Option<Money>, RefundError> {
-    retry(order_id.as_str(), |_| attempt(app, order_id, correlation_id)).await
+    retry(order_id.as_str(), |_| {
+        finish(app, order_id, &OrderCommand::CompleteRefund, correlation_id, |order, kind| match kind {
+            OrderEventKind::OrderRefunded { points_refunded, refund_number, .. } => {
+                // The rest after parts returns the units it took; a whole
+                // refund at once, every line.
+                let lines = match refund_number.and_then(|n| order.refund(n)) {
+                    Some(r) => r.lines.clone(),
+                    None => order.lines.iter().map(RefundLine::whole).collect(),
+                };
+                Some((lines, *points_refunded))
+            }
+            _ => None,
+        })
+    })
+    .await
+    .inspect(|done| {
+        if done.is_some() {
+            app.count("Refunds", 1);
+        }
+    })
 }
 
-async fn attempt(app: &App, order_id: &OrderId, correlation_id: &str) -> Result<Option<Money>, Step<RefundError>> {
+/// Gives back what the order's refund `number` took (its units and points)
+/// and marks it DONE; the points given back, or `None` when it already was.
+#[tracing::instrument(skip_all, fields(order_id = %order_id, refund = number))]
+pub async fn complete_refund_part(
+    app: &App,
+    order_id: &OrderId,
+    number: u32,
+    correlation_id: &str,
+) -> Result<Option<Money>, RefundError> {
+    let cmd = OrderCommand::CompleteRefundPart { number };
+    retry(order_id.as_str(), |_| {
+        finish(app, order_id, &cmd, correlation_id, |_, kind| match kind {
+            OrderEventKind::OrderPartiallyRefunded { lines, points, .. } => Some((lines.clone(), *points)),
+            _ => None,
+        })
+    })
+    .await
+    .inspect(|done| {
+        if done.is_some() {
+            app.count("PartialRefunds", 1);
+        }
+    })
+}
+
+/// Records the PG's refusal of the order's refund `number`: what it would
+/// have given back is held again; `false` when it was already settled.
+#[tracing::instrument(skip_all, fields(order_id = %order_id, refund = number))]
+pub async fn fail_refund(
+    app: &App,
+    order_id: &OrderId,
+    number: u32,
+    code: &str,
+    message: &str,
+    correlation_id: &str,
+) -> Result<bool, RefundError> {
+    let cmd = OrderCommand::FailRefund { number, code: code.to_owned(), message: message.to_owned() };
+    retry(order_id.as_str(), |_| async {
+        let done = finish(app, order_id, &cmd, correlation_id, |_, _| Some((vec![], Money::ZERO))).await?;
+        Ok(done.is_some())
+    })
+    .await
+}
+
+/// One attempt at a refund's last step: `cmd` on the order, and in the same
+/// transaction the units and points its event gives back (`give`, from the
+/// order before and the event). `None` when the command changed nothing.
+async fn finish(
+    app: &App,
+    order_id: &OrderId,
+    cmd: &OrderCommand,
+    correlation_id: &str,
+    give: impl Fn(&shop_domain::Order, &OrderEventKind) -> Option<(Vec<RefundLine>, Money)>,
+) -> Result<Option<Money>, Step<RefundError>> {
     let Some(order) = app.store.orders().get(order_id).await? else {
         return Err(Step::Fail(RefundError::NoOrder(order_id.clone())));
     };
     let now = app.clock.now();
-    let (refunded, events) =
-        order.execute(&OrderCommand::CompleteRefund, now).map_err(|e| Step::Fail(RefundError::from(e)))?;
-    let Some(OrderEventKind::OrderRefunded { points_refunded, .. }) = events.first().map(|e| e.kind.clone()) else {
+    let (after, events) = order.execute(cmd, now).map_err(|e| Step::Fail(RefundError::from(e)))?;
+    let Some((lines, points)) = events.first().and_then(|e| give(&order, &e.kind)) else {
         return Ok(None);
     };
     let mut tx = Tx::new();
-    tx.extend(release_stock(app, &order)?);
-    tx.extend(give_back_points(app, &order, LedgerReason::Refund, points_refunded, now).await?);
-    tx.push(app.store.orders().op_update(order.version, &refunded)?);
+    tx.extend(release_units(app, &lines)?);
+    tx.extend(give_back_points(app, &order, LedgerReason::Refund, points, now).await?);
+    tx.push(app.store.orders().op_update(order.version, &after)?);
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;
-    app.count("Refunds", 1);
-    Ok(Some(points_refunded))
+    Ok(Some(points))
 }

@@ -172,6 +172,15 @@ async fn attempt(
     }
     if let PgOutcome::Payment(pg) = outcome {
         payment.method = pg.method;
+        match pg.status {
+            PgStatus::Canceled | PgStatus::PartialCanceled => payment.balance_amount = Some(pg.balance_amount),
+            PgStatus::Ready
+            | PgStatus::InProgress
+            | PgStatus::WaitingForDeposit
+            | PgStatus::Done
+            | PgStatus::Aborted
+            | PgStatus::Expired => {}
+        }
     }
     let (new_order, events) = match command.as_ref().map(|c| order.execute(c, now)) {
         Some(Ok(done)) => done,
@@ -264,6 +273,7 @@ fn decide(
                 | OrderStatus::Confirming
                 | OrderStatus::AwaitingDeposit
                 | OrderStatus::Paid
+                | OrderStatus::PartiallyRefunded
                 | OrderStatus::RefundPending
                 | OrderStatus::Refunded => (
                     Some(PaymentStatus::WaitingForDeposit),
@@ -274,9 +284,12 @@ fn decide(
                 Some(PaymentStatus::Aborted),
                 Some(fail(&format!("PG_{}", pg.status.as_str()), "the PG ended the payment")),
             ),
-            PgStatus::Canceled | PgStatus::PartialCanceled => {
+            PgStatus::Canceled => {
                 (Some(PaymentStatus::Canceled), Some(fail("PG_CANCELED", "the payment was cancelled at the PG")))
             }
+            // A part given back: the order's refunds say which; only the
+            // payment's record (and its balance) moves.
+            PgStatus::PartialCanceled => (Some(PaymentStatus::PartialCanceled), None),
             PgStatus::Ready | PgStatus::InProgress if final_say => {
                 (Some(PaymentStatus::Aborted), Some(fail("NOT_CONFIRMED", "the PG never confirmed the payment")))
             }

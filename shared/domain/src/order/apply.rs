@@ -3,8 +3,9 @@
 
 use super::decide::OrderCommand;
 use super::events::{OrderEvent, OrderEventKind};
+use super::refund::{Refund, RefundStatus};
 use super::{Order, OrderError, OrderStatus, PaymentMethod};
-use crate::Timestamp;
+use crate::{Money, Timestamp};
 
 impl Order {
     /// The order after `event`.
@@ -47,10 +48,58 @@ impl Order {
                 o.status = OrderStatus::Cancelled;
                 o.deposit_due_at = None;
             }
-            OrderEventKind::RefundRequested { .. } => o.status = OrderStatus::RefundPending,
-            OrderEventKind::OrderRefunded { .. } => o.status = OrderStatus::Refunded,
+            OrderEventKind::RefundRequested { refund_number, lines, amount, points_used, .. } => {
+                o.status = OrderStatus::RefundPending;
+                if let Some(number) = refund_number {
+                    o.refunds.push(Refund {
+                        number: *number,
+                        lines: lines.clone(),
+                        cash: *amount,
+                        points: *points_used,
+                        discount_withdrawn: Money::ZERO,
+                        rest: true,
+                        status: RefundStatus::Requested,
+                        requested_at: event.occurred_at,
+                        failure: None,
+                    });
+                }
+            }
+            OrderEventKind::OrderRefunded { refund_number, .. } => {
+                o.status = OrderStatus::Refunded;
+                o.set_refund_status(*refund_number, RefundStatus::Done, None);
+            }
+            OrderEventKind::PartialRefundRequested {
+                refund_number, lines, cash, points, discount_withdrawn, ..
+            } => {
+                o.status = OrderStatus::PartiallyRefunded;
+                o.refunds.push(Refund {
+                    number: *refund_number,
+                    lines: lines.clone(),
+                    cash: *cash,
+                    points: *points,
+                    discount_withdrawn: *discount_withdrawn,
+                    rest: false,
+                    status: RefundStatus::Requested,
+                    requested_at: event.occurred_at,
+                    failure: None,
+                });
+            }
+            OrderEventKind::OrderPartiallyRefunded { refund_number, .. } => {
+                o.set_refund_status(Some(*refund_number), RefundStatus::Done, None);
+            }
+            OrderEventKind::RefundFailed { refund_number, code, message, order_status, .. } => {
+                o.status = *order_status;
+                o.set_refund_status(Some(*refund_number), RefundStatus::Failed, Some(format!("{code}: {message}")));
+            }
         }
         o
+    }
+
+    fn set_refund_status(&mut self, number: Option<u32>, status: RefundStatus, failure: Option<String>) {
+        if let Some(r) = self.refunds.iter_mut().find(|r| Some(r.number) == number) {
+            r.status = status;
+            r.failure = failure;
+        }
     }
 
     /// `decide` then `apply`: the new order and its stamped events.

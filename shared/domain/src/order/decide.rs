@@ -3,6 +3,7 @@
 //! was already carried out, so duplicates and replays are harmless).
 
 use super::events::OrderEventKind;
+use super::refund::{Refund, RefundPart, RefundStatus};
 use super::{Order, OrderError, OrderStatus, PaymentMethod};
 use crate::{Money, PaymentKey, Timestamp};
 
@@ -38,6 +39,22 @@ pub enum OrderCommand {
     Cancel,
     /// Compensation finished: PG cancelled, points and stock returned.
     CompleteRefund,
+    /// Give back part of a paid order, or the rest of it. `coupon_minimum`
+    /// is the order's coupon's minimum order amount (`None`: no coupon).
+    RequestRefund {
+        part: RefundPart,
+        coupon_minimum: Option<Money>,
+    },
+    /// Compensation gave a part back: PG cancelled, points and stock returned.
+    CompleteRefundPart {
+        number: u32,
+    },
+    /// The PG refused a numbered refund.
+    FailRefund {
+        number: u32,
+        code: String,
+        message: String,
+    },
 }
 
 impl OrderCommand {
@@ -51,6 +68,9 @@ impl OrderCommand {
             OrderCommand::Expire => "Expire",
             OrderCommand::Cancel => "Cancel",
             OrderCommand::CompleteRefund => "CompleteRefund",
+            OrderCommand::RequestRefund { .. } => "RequestRefund",
+            OrderCommand::CompleteRefundPart { .. } => "CompleteRefundPart",
+            OrderCommand::FailRefund { .. } => "FailRefund",
         }
     }
 }
@@ -116,6 +136,41 @@ impl Order {
         }
     }
 
+    /// The event that asks for `refund`: the rest goes through
+    /// REFUND_PENDING as a whole refund does, a part leaves the order
+    /// PARTIALLY_REFUNDED.
+    fn refund_requested(&self, refund: Refund) -> OrderEventKind {
+        let method = self.payment_method.unwrap_or(PaymentMethod::Points);
+        if refund.rest {
+            return OrderEventKind::RefundRequested {
+                user_id: self.user_id.clone(),
+                payment_key: self.payment_key.clone(),
+                method,
+                amount: refund.cash,
+                points_used: refund.points,
+                coupon_id: self.coupon_id.clone(),
+                refund_number: Some(refund.number),
+                lines: refund.lines,
+            };
+        }
+        OrderEventKind::PartialRefundRequested {
+            user_id: self.user_id.clone(),
+            refund_number: refund.number,
+            payment_key: self.payment_key.clone(),
+            method,
+            lines: refund.lines,
+            cash: refund.cash,
+            points: refund.points,
+            discount_withdrawn: refund.discount_withdrawn,
+        }
+    }
+
+    /// The status an order is left in once `failed` no longer counts.
+    fn status_without(&self, failed: u32) -> OrderStatus {
+        let others = self.refunds.iter().any(|r| r.number != failed && r.status != RefundStatus::Failed);
+        if others { OrderStatus::PartiallyRefunded } else { OrderStatus::Paid }
+    }
+
     /// The events `cmd` produces at `now`, or why it is refused.
     pub fn decide(&self, cmd: &OrderCommand, now: Timestamp) -> Decision {
         use OrderStatus as S;
@@ -134,9 +189,13 @@ impl Order {
                     }])
                 }
                 S::Confirming => Err(OrderError::PaymentInProgress),
-                S::AwaitingDeposit | S::Paid | S::Expired | S::Cancelled | S::RefundPending | S::Refunded => {
-                    Err(self.illegal(cmd))
-                }
+                S::AwaitingDeposit
+                | S::Paid
+                | S::PartiallyRefunded
+                | S::Expired
+                | S::Cancelled
+                | S::RefundPending
+                | S::Refunded => Err(self.illegal(cmd)),
             },
             OrderCommand::ConfirmPayment { payment_key, method, amount } => match self.status {
                 S::PendingPayment | S::Confirming | S::AwaitingDeposit => {
@@ -147,10 +206,12 @@ impl Order {
                     }
                     Ok(vec![self.paid(Some(payment_key.clone()), *method)])
                 }
-                S::Paid | S::RefundPending | S::Refunded if self.payment_key.as_ref() == Some(payment_key) => {
+                S::Paid | S::PartiallyRefunded | S::RefundPending | S::Refunded
+                    if self.payment_key.as_ref() == Some(payment_key) =>
+                {
                     Ok(vec![])
                 }
-                S::Paid | S::RefundPending | S::Refunded | S::Expired | S::Cancelled => {
+                S::Paid | S::PartiallyRefunded | S::RefundPending | S::Refunded | S::Expired | S::Cancelled => {
                     self.orphan(payment_key, *amount)
                 }
             },
@@ -166,9 +227,13 @@ impl Order {
                     }])
                 }
                 S::AwaitingDeposit if self.payment_key.as_ref() == Some(payment_key) => Ok(vec![]),
-                S::AwaitingDeposit | S::Paid | S::Expired | S::Cancelled | S::RefundPending | S::Refunded => {
-                    Err(self.illegal(cmd))
-                }
+                S::AwaitingDeposit
+                | S::Paid
+                | S::PartiallyRefunded
+                | S::Expired
+                | S::Cancelled
+                | S::RefundPending
+                | S::Refunded => Err(self.illegal(cmd)),
             },
             OrderCommand::FailPayment { payment_key, code, message } => match self.status {
                 S::Confirming | S::AwaitingDeposit if self.payment_key.as_ref() == Some(payment_key) => {
@@ -185,6 +250,7 @@ impl Order {
                 | S::AwaitingDeposit
                 | S::PendingPayment
                 | S::Paid
+                | S::PartiallyRefunded
                 | S::Expired
                 | S::Cancelled
                 | S::RefundPending
@@ -198,9 +264,13 @@ impl Order {
                     Ok(vec![self.paid(None, PaymentMethod::Points)])
                 }
                 S::Confirming => Err(OrderError::PaymentInProgress),
-                S::AwaitingDeposit | S::Paid | S::Expired | S::Cancelled | S::RefundPending | S::Refunded => {
-                    Err(self.illegal(cmd))
-                }
+                S::AwaitingDeposit
+                | S::Paid
+                | S::PartiallyRefunded
+                | S::Expired
+                | S::Cancelled
+                | S::RefundPending
+                | S::Refunded => Err(self.illegal(cmd)),
             },
             OrderCommand::Expire => match self.status {
                 S::PendingPayment if now >= self.expires_at => Ok(vec![self.expired(None)]),
@@ -210,7 +280,9 @@ impl Order {
                 S::AwaitingDeposit => Err(OrderError::NotYetExpired(self.deposit_due())),
                 S::Expired => Ok(vec![]),
                 // CONFIRMING is reconciled with the PG first: it may have taken the money.
-                S::Confirming | S::Paid | S::Cancelled | S::RefundPending | S::Refunded => Err(self.illegal(cmd)),
+                S::Confirming | S::Paid | S::PartiallyRefunded | S::Cancelled | S::RefundPending | S::Refunded => {
+                    Err(self.illegal(cmd))
+                }
             },
             OrderCommand::Cancel => match self.status {
                 S::PendingPayment | S::AwaitingDeposit => Ok(vec![OrderEventKind::OrderCancelled {
@@ -228,28 +300,79 @@ impl Order {
                     amount: self.amount_due,
                     points_used: self.points_used,
                     coupon_id: self.coupon_id.clone(),
+                    refund_number: None,
+                    lines: vec![],
                 }]),
+                // Part given back already: the rest, as a numbered refund.
+                S::PartiallyRefunded => Ok(vec![self.refund_requested(self.plan_rest(now)?)]),
                 S::Cancelled | S::RefundPending | S::Refunded => Ok(vec![]),
                 S::Confirming => Err(OrderError::PaymentInProgress),
                 S::Expired => Err(self.illegal(cmd)),
             },
             OrderCommand::CompleteRefund => match self.status {
                 S::RefundPending => {
-                    let points_refunded = match self.payment_method {
-                        Some(PaymentMethod::Points) => self.points_used.checked_add(self.amount_due),
-                        Some(PaymentMethod::Card | PaymentMethod::VirtualAccount) | None => Some(self.points_used),
+                    // The rest after parts gives back what it was asked for;
+                    // a whole refund at once, everything paid.
+                    let rest = self.refunds.iter().find(|r| r.rest && r.status == RefundStatus::Requested);
+                    let (amount, points_refunded) = match rest {
+                        Some(r) => (r.cash, r.points),
+                        None => (self.amount_due, self.paid_points()),
                     };
                     Ok(vec![OrderEventKind::OrderRefunded {
                         user_id: self.user_id.clone(),
                         coupon_id: self.coupon_id.clone(),
-                        amount: self.amount_due,
-                        points_refunded: points_refunded.ok_or(OrderError::AmountOverflow)?,
+                        amount,
+                        points_refunded,
+                        refund_number: rest.map(|r| r.number),
                     }])
                 }
                 S::Refunded => Ok(vec![]),
-                S::PendingPayment | S::Confirming | S::AwaitingDeposit | S::Paid | S::Expired | S::Cancelled => {
+                S::PendingPayment
+                | S::Confirming
+                | S::AwaitingDeposit
+                | S::Paid
+                | S::PartiallyRefunded
+                | S::Expired
+                | S::Cancelled => Err(self.illegal(cmd)),
+            },
+            OrderCommand::RequestRefund { part, coupon_minimum } => match self.status {
+                S::Paid | S::PartiallyRefunded => {
+                    Ok(vec![self.refund_requested(self.plan_refund(part, *coupon_minimum, now)?)])
+                }
+                S::Confirming => Err(OrderError::PaymentInProgress),
+                S::PendingPayment | S::AwaitingDeposit | S::Expired | S::Cancelled | S::RefundPending | S::Refunded => {
                     Err(self.illegal(cmd))
                 }
+            },
+            // A refund's end is decided by its own status, whatever the
+            // order's: a redelivered answer finds it settled and changes nothing.
+            OrderCommand::CompleteRefundPart { number } => match self.refund(*number) {
+                Some(r) if r.rest => Err(OrderError::NoSuchRefund(*number)),
+                Some(r) => match r.status {
+                    RefundStatus::Requested => Ok(vec![OrderEventKind::OrderPartiallyRefunded {
+                        user_id: self.user_id.clone(),
+                        refund_number: r.number,
+                        lines: r.lines.clone(),
+                        cash: r.cash,
+                        points: r.points,
+                    }]),
+                    RefundStatus::Done => Ok(vec![]),
+                    RefundStatus::Failed => Err(OrderError::NoSuchRefund(*number)),
+                },
+                None => Err(OrderError::NoSuchRefund(*number)),
+            },
+            OrderCommand::FailRefund { number, code, message } => match self.refund(*number) {
+                Some(r) => match r.status {
+                    RefundStatus::Requested => Ok(vec![OrderEventKind::RefundFailed {
+                        user_id: self.user_id.clone(),
+                        refund_number: r.number,
+                        code: code.clone(),
+                        message: message.clone(),
+                        order_status: self.status_without(r.number),
+                    }]),
+                    RefundStatus::Done | RefundStatus::Failed => Ok(vec![]),
+                },
+                None => Err(OrderError::NoSuchRefund(*number)),
             },
         }
     }

@@ -2,6 +2,7 @@
 //! EventBridge `detail-type` and its `data`), the status it leaves the
 //! order in, and the event stamped with the version it produces.
 
+use super::refund::RefundLine;
 use super::{OrderLine, OrderStatus, PaymentMethod};
 use crate::{CouponId, Money, OrderId, PaymentKey, SaleId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -91,6 +92,8 @@ pub enum OrderEventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         payment_key: Option<PaymentKey>,
     },
+    /// The whole order, or the rest of one partly refunded, to be given
+    /// back: `amount` in cash at the PG, `points_used` in points.
     #[serde(rename_all = "camelCase")]
     RefundRequested {
         user_id: UserId,
@@ -101,6 +104,13 @@ pub enum OrderEventKind {
         points_used: Money,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         coupon_id: Option<CouponId>,
+        /// The refund's number when the order has numbered refunds (the
+        /// rest after parts); absent for a whole order refunded at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refund_number: Option<u32>,
+        /// With a number: the units still held, whose stock comes back.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lines: Vec<RefundLine>,
     },
     #[serde(rename_all = "camelCase")]
     OrderRefunded {
@@ -109,7 +119,38 @@ pub enum OrderEventKind {
         coupon_id: Option<CouponId>,
         amount: Money,
         points_refunded: Money,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refund_number: Option<u32>,
     },
+    /// Part of a paid order to be given back (docs/adr/0030-partial-refunds.md).
+    #[serde(rename_all = "camelCase")]
+    PartialRefundRequested {
+        user_id: UserId,
+        refund_number: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payment_key: Option<PaymentKey>,
+        method: PaymentMethod,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lines: Vec<RefundLine>,
+        cash: Money,
+        points: Money,
+        #[serde(default, skip_serializing_if = "crate::money::is_zero")]
+        discount_withdrawn: Money,
+    },
+    /// A part given back: the PG cancelled its cash, its stock and points are back.
+    #[serde(rename_all = "camelCase")]
+    OrderPartiallyRefunded {
+        user_id: UserId,
+        refund_number: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lines: Vec<RefundLine>,
+        cash: Money,
+        points: Money,
+    },
+    /// The PG refused a numbered refund: what it would have given back is
+    /// held again, and the order is left in `order_status`.
+    #[serde(rename_all = "camelCase")]
+    RefundFailed { user_id: UserId, refund_number: u32, code: String, message: String, order_status: OrderStatus },
 }
 
 impl OrderEventKind {
@@ -128,6 +169,10 @@ impl OrderEventKind {
             OrderEventKind::OrderCancelled { .. } => Some(OrderStatus::Cancelled),
             OrderEventKind::RefundRequested { .. } => Some(OrderStatus::RefundPending),
             OrderEventKind::OrderRefunded { .. } => Some(OrderStatus::Refunded),
+            OrderEventKind::PartialRefundRequested { .. } | OrderEventKind::OrderPartiallyRefunded { .. } => {
+                Some(OrderStatus::PartiallyRefunded)
+            }
+            OrderEventKind::RefundFailed { order_status, .. } => Some(*order_status),
         }
     }
 
@@ -143,6 +188,9 @@ impl OrderEventKind {
             OrderEventKind::OrderCancelled { .. } => "OrderCancelled",
             OrderEventKind::RefundRequested { .. } => "RefundRequested",
             OrderEventKind::OrderRefunded { .. } => "OrderRefunded",
+            OrderEventKind::PartialRefundRequested { .. } => "PartialRefundRequested",
+            OrderEventKind::OrderPartiallyRefunded { .. } => "OrderPartiallyRefunded",
+            OrderEventKind::RefundFailed { .. } => "RefundFailed",
         }
     }
 }

@@ -135,6 +135,7 @@ pub fn place(cmd: PlaceOrder<'_>) -> Result<Placement, PlaceError> {
         orphaned_payments: vec![],
         deposit_due_at: None,
         sale_id: cmd.sale,
+        refunds: vec![],
     };
     let mut events = vec![event];
     // Coupon and points cover everything: paid in the placing transaction

@@ -38,6 +38,7 @@ fn in_status(status: OrderStatus) -> Order {
         OrderStatus::Confirming
         | OrderStatus::AwaitingDeposit
         | OrderStatus::Paid
+        | OrderStatus::PartiallyRefunded
         | OrderStatus::RefundPending
         | OrderStatus::Refunded => Some(pk("pay1")),
         OrderStatus::PendingPayment | OrderStatus::Expired | OrderStatus::Cancelled => None,
@@ -76,7 +77,7 @@ fn expected(status: OrderStatus, command: &str) -> Result<Option<&'static str>, 
         (_, "StartPayment") => Err("illegal"),
 
         (S::PendingPayment | S::Confirming | S::AwaitingDeposit, "ConfirmPayment") => Ok(Some("OrderPaid")),
-        (S::Paid | S::RefundPending | S::Refunded, "ConfirmPayment") => Ok(None),
+        (S::Paid | S::PartiallyRefunded | S::RefundPending | S::Refunded, "ConfirmPayment") => Ok(None),
         (S::Expired | S::Cancelled, "ConfirmPayment") => Ok(Some("PaymentOrphaned")),
 
         (S::PendingPayment | S::Confirming, "AwaitDeposit") => Ok(Some("VirtualAccountIssued")),
@@ -95,7 +96,7 @@ fn expected(status: OrderStatus, command: &str) -> Result<Option<&'static str>, 
         (_, "Expire") => Err("illegal"),
 
         (S::PendingPayment | S::AwaitingDeposit, "Cancel") => Ok(Some("OrderCancelled")),
-        (S::Paid, "Cancel") => Ok(Some("RefundRequested")),
+        (S::Paid | S::PartiallyRefunded, "Cancel") => Ok(Some("RefundRequested")),
         (S::Cancelled | S::RefundPending | S::Refunded, "Cancel") => Ok(None),
         (S::Confirming, "Cancel") => Err("in progress"),
         (S::Expired, "Cancel") => Err("illegal"),
@@ -116,6 +117,7 @@ fn status_after(event: &str, before: OrderStatus) -> OrderStatus {
         "OrderExpired" => OrderStatus::Expired,
         "OrderCancelled" => OrderStatus::Cancelled,
         "RefundRequested" => OrderStatus::RefundPending,
+        "PartialRefundRequested" | "OrderPartiallyRefunded" => OrderStatus::PartiallyRefunded,
         "OrderRefunded" => OrderStatus::Refunded,
         "PaymentOrphaned" => before,
         other => unreachable!("{other}"),
@@ -156,7 +158,7 @@ fn every_command_in_every_status() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 64);
+    assert_eq!(checked, 72);
 }
 
 /// A virtual account's order expires at the account's due date, not the

@@ -31,7 +31,13 @@ pub struct Settled {
 /// Whether an order in `status` can move no more.
 pub fn terminal(status: OrderStatus) -> bool {
     match status {
-        OrderStatus::Paid | OrderStatus::Refunded | OrderStatus::Expired | OrderStatus::Cancelled => true,
+        // Partly refunded moves again only when the shopper asks; a part
+        // still being carried out shows as its compensation not yet done.
+        OrderStatus::Paid
+        | OrderStatus::PartiallyRefunded
+        | OrderStatus::Refunded
+        | OrderStatus::Expired
+        | OrderStatus::Cancelled => true,
         OrderStatus::PendingPayment
         | OrderStatus::Confirming
         | OrderStatus::AwaitingDeposit

@@ -358,6 +358,7 @@ fn next(s: &OrderSaga) -> Markup {
             }
             shop_domain::OrderStatus::Confirming
             | shop_domain::OrderStatus::Paid
+            | shop_domain::OrderStatus::PartiallyRefunded
             | shop_domain::OrderStatus::Cancelled
             | shop_domain::OrderStatus::Expired
             | shop_domain::OrderStatus::RefundPending
@@ -406,8 +407,39 @@ fn live_part(s: &OrderSaga, allow_actions: bool, local: bool) -> Markup {
                     tr { td { "captured at the PG" } td.num #captured { (m.captured) } }
                     tr { td { "cancelled at the PG" } td.num #cancelled { (m.cancelled) } }
                 }
+                (refunds(o))
                 (balance(s))
             }
+        }
+    }
+}
+
+/// The order's numbered refunds: what each gives back, and how it ended.
+fn refunds(o: &shop_domain::Order) -> Markup {
+    html! {
+        @if !o.refunds.is_empty() {
+            h3 { "Refunds" }
+            table #refunds {
+                tr { th { "#" } th { "asked (UTC)" } th { "status" } th.num { "cash" } th.num { "points" } th { "what" } }
+                @for r in &o.refunds { tr class=(r.status.as_str()) id={ "refund-" (r.number) } {
+                    td { (r.number) }
+                    td.mono { (shell::clock(Some(r.requested_at.millis()))) }
+                    td class=(match r.status {
+                        shop_domain::order::RefundStatus::Done => "Done",
+                        shop_domain::order::RefundStatus::Requested => "Pending",
+                        shop_domain::order::RefundStatus::Failed => "Failed",
+                    }) { (r.status.as_str()) }
+                    td.num { (r.cash.won()) }
+                    td.num { (r.points.won()) }
+                    td {
+                        @if r.rest { "the rest" } @else if r.lines.is_empty() { "an amount" }
+                        @for l in &r.lines { " " code { (l.product_id) } " ×" (l.quantity.get()) }
+                        @if !r.discount_withdrawn.is_zero() { " (coupon discount " (r.discount_withdrawn.won()) " withdrawn)" }
+                        @if let Some(f) = &r.failure { " — " span.error { (f) } }
+                    }
+                } }
+            }
+            p.hint { "Still held: " (o.held_cash().won()) " in cash, " (o.held_points().won()) " in points." }
         }
     }
 }
@@ -418,14 +450,16 @@ fn live_part(s: &OrderSaga, allow_actions: bool, local: bool) -> Markup {
 fn balance(s: &OrderSaga) -> Markup {
     use shop_domain::OrderStatus as S;
     let m = &s.money;
-    let by_points = s.order.payment_method == Some(shop_domain::PaymentMethod::Points);
-    let (want_captured, want_points) = match s.order.status {
-        // Paid with points: the amount due came out of the balance too.
-        S::Paid if by_points => (0, i128::from(m.points_used) + i128::from(m.amount_due)),
-        S::Paid => (i128::from(m.amount_due), i128::from(m.points_used)),
+    let o = &s.order;
+    let (want_captured, want_points) = match o.status {
+        // Paid, perhaps partly refunded: it keeps what it still holds (paid
+        // with points, the amount due came out of the balance too).
+        S::Paid | S::PartiallyRefunded if !o.refund_in_flight() => {
+            (i128::from(o.held_cash().won()), i128::from(o.held_points().won()))
+        }
         S::Refunded | S::Expired | S::Cancelled => (0, 0),
         // Still moving: nothing to check yet.
-        S::PendingPayment | S::Confirming | S::AwaitingDeposit | S::RefundPending => {
+        S::Paid | S::PartiallyRefunded | S::PendingPayment | S::Confirming | S::AwaitingDeposit | S::RefundPending => {
             return html! { p.hint #balance { "The saga is still moving." } };
         }
     };

@@ -1,19 +1,23 @@
 //! The `compensation` consumer: cancels orphaned payments at the PG,
 //! carries out refunds (PG cancel, then stock and points back → REFUNDED +
-//! `OrderRefunded`), and closes virtual accounts of orders cancelled before
+//! `OrderRefunded`) and parts of them (a PG cancel of the part's cash under
+//! the refund's own key, then its units and points back →
+//! `OrderPartiallyRefunded`, or `RefundFailed` when the PG refuses), and closes virtual accounts of orders cancelled before
 //! the deposit or expired past the account's due date. The work is in [`crate::usecases::refund`].
 
 use super::{Consumer, ConsumerError, Done};
 use crate::App;
-use crate::usecases::refund::{RefundError, cancel_at_pg, complete_refund};
-use shop_domain::{EventDetail, OrderEvent, OrderEventKind};
+use crate::usecases::refund::{
+    RefundError, cancel_at_pg, cancel_part_at_pg, complete_refund, complete_refund_part, fail_refund,
+};
+use shop_domain::{EventDetail, Money, OrderEvent, OrderEventKind, PaymentKey};
 
 pub struct CompensationConsumer;
 
 impl From<RefundError> for ConsumerError {
     fn from(e: RefundError) -> Self {
         match e {
-            RefundError::PgRefused(_) | RefundError::NoOrder(_) | RefundError::Refused(_) => {
+            RefundError::PgRefused { .. } | RefundError::NoOrder(_) | RefundError::Refused(_) => {
                 ConsumerError::Permanent(e.to_string())
             }
             RefundError::PgUnavailable(_) | RefundError::Contention(_) | RefundError::Unexpected(_) => {
@@ -45,13 +49,35 @@ impl Consumer for CompensationConsumer {
                 cancel_at_pg(app, key, "virtual account not paid by its due date", correlation_id).await?;
                 Ok(Done::Applied(format!("virtual account {key} closed")))
             }
-            OrderEventKind::RefundRequested { payment_key, .. } => {
+            OrderEventKind::RefundRequested { payment_key, refund_number: None, .. } => {
                 if let Some(key) = payment_key {
                     cancel_at_pg(app, key, "refund requested by the customer", correlation_id).await?;
                 }
                 match complete_refund(app, &event.order_id, correlation_id).await? {
                     Some(points) => Ok(Done::Applied(format!("refunded; {} points back", points.won()))),
                     None => Ok(Done::Skipped("already refunded".into())),
+                }
+            }
+            OrderEventKind::RefundRequested { payment_key, refund_number: Some(n), amount, .. } => {
+                let reason = "the rest of the order refunded at the customer's request";
+                if let Some(refused) = cancel_part(app, event, payment_key.as_ref(), *n, *amount, reason).await? {
+                    return Ok(refused);
+                }
+                match complete_refund(app, &event.order_id, correlation_id).await? {
+                    Some(points) => {
+                        Ok(Done::Applied(format!("refund {n} (the rest) done; {} points back", points.won())))
+                    }
+                    None => Ok(Done::Skipped(format!("refund {n} already done"))),
+                }
+            }
+            OrderEventKind::PartialRefundRequested { payment_key, refund_number: n, cash, .. } => {
+                let reason = "part of the order refunded at the customer's request";
+                if let Some(refused) = cancel_part(app, event, payment_key.as_ref(), *n, *cash, reason).await? {
+                    return Ok(refused);
+                }
+                match complete_refund_part(app, &event.order_id, *n, correlation_id).await? {
+                    Some(points) => Ok(Done::Applied(format!("refund {n} done; {} points back", points.won()))),
+                    None => Ok(Done::Skipped(format!("refund {n} already settled"))),
                 }
             }
             OrderEventKind::OrderPlaced { .. }
@@ -61,7 +87,37 @@ impl Consumer for CompensationConsumer {
             | OrderEventKind::PaymentFailed { .. }
             | OrderEventKind::OrderExpired { payment_key: None, .. }
             | OrderEventKind::OrderCancelled { payment_key: None, .. }
-            | OrderEventKind::OrderRefunded { .. } => Ok(Done::Skipped("nothing to compensate".into())),
+            | OrderEventKind::OrderRefunded { .. }
+            | OrderEventKind::OrderPartiallyRefunded { .. }
+            | OrderEventKind::RefundFailed { .. } => Ok(Done::Skipped("nothing to compensate".into())),
         }
+    }
+}
+
+/// The PG cancel of a numbered refund's cash. A refusal is the refund's
+/// outcome, not a failure of the consumer: the refund is recorded FAILED
+/// with the PG's reason (`Some`, what to report), and the shopper may ask again.
+async fn cancel_part(
+    app: &App,
+    event: &OrderEvent,
+    key: Option<&PaymentKey>,
+    number: u32,
+    cash: Money,
+    reason: &str,
+) -> Result<Option<Done>, ConsumerError> {
+    let Some(key) = key else { return Ok(None) };
+    let correlation_id = format!("refund-{}-{number}", event.order_id);
+    match cancel_part_at_pg(app, key, number, cash, reason, &correlation_id).await {
+        Ok(()) => Ok(None),
+        Err(RefundError::PgRefused { code, message }) => {
+            app.count("RefundsRefused", 1);
+            let changed = fail_refund(app, &event.order_id, number, &code, &message, &correlation_id).await?;
+            Ok(Some(if changed {
+                Done::Applied(format!("refund {number} refused by the PG: {code}: {message}"))
+            } else {
+                Done::Skipped(format!("refund {number} already settled"))
+            }))
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -1,5 +1,6 @@
 //! The `coupon` consumer: the coupon's state follows the order's current
-//! status — paid: USED; expired, cancelled, refunded: released — so events
+//! status — paid (or partly refunded): USED; expired, cancelled, refunded
+//! whole: released — so events
 //! arriving twice or out of order converge on the same state.
 
 use super::{Consumer, ConsumerError, Done};
@@ -31,10 +32,13 @@ async fn follow_order(app: &App, order_id: &OrderId) -> Result<Done, Step<Consum
         return Err(Step::Fail(ConsumerError::Permanent(format!("coupon {coupon_id} does not exist"))));
     };
     let next = match order.status {
-        OrderStatus::Paid | OrderStatus::RefundPending => match coupon.mark_used(&order.id) {
-            Ok(t) => t,
-            Err(e) => return Err(Step::Fail(ConsumerError::Permanent(format!("cannot use coupon: {e}")))),
-        },
+        // Part given back: the coupon stays used until the whole order is.
+        OrderStatus::Paid | OrderStatus::PartiallyRefunded | OrderStatus::RefundPending => {
+            match coupon.mark_used(&order.id) {
+                Ok(t) => t,
+                Err(e) => return Err(Step::Fail(ConsumerError::Permanent(format!("cannot use coupon: {e}")))),
+            }
+        }
         OrderStatus::Expired | OrderStatus::Cancelled | OrderStatus::Refunded => {
             coupon.release(&order.id, app.clock.now())
         }

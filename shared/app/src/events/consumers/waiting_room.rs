@@ -38,7 +38,10 @@ impl Consumer for WaitingRoomConsumer {
             | K::PaymentFailed { .. }
             | K::PaymentOrphaned { .. }
             | K::RefundRequested { .. }
-            | K::OrderRefunded { .. } => return Ok(Done::Skipped("not the end of a sale's order".into())),
+            | K::OrderRefunded { .. }
+            | K::PartialRefundRequested { .. }
+            | K::OrderPartiallyRefunded { .. }
+            | K::RefundFailed { .. } => return Ok(Done::Skipped("not the end of a sale's order".into())),
         };
         let released = release_for_order(app, sale, user, &event.order_id).await.map_err(slot_error)?;
         match released {
