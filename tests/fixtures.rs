@@ -23,7 +23,7 @@ fn load(name: &str) -> String {
 
 /// (fixture, function, expected status), in the order they are fed: they
 /// tell one order's story (placed, read, paid, notified, refused a second
-/// payment, listed, cancelled into a refund), with the catalog, a campaign's
+/// payment, listed, refunded by its lines, cancelled again — the same refund), with the catalog, a campaign's
 /// claim, an operator's new campaign (refused to a shopper; sent twice), and
 /// a flash sale (created, read, entered, one's ticket, left).
 const API_FIXTURES: &[(&str, &str, u16)] = &[
@@ -40,6 +40,7 @@ const API_FIXTURES: &[(&str, &str, u16)] = &[
     ("apigw-create-campaign-shopper.json", "create-campaign", 403),
     ("apigw-create-campaign.json", "create-campaign", 201),
     ("apigw-create-campaign.json", "create-campaign", 200),
+    ("apigw-refund-order.json", "refund-order", 202),
     ("apigw-cancel-order.json", "cancel-order", 200),
     ("apigw-order-timeline.json", "order-timeline", 200),
     ("apigw-list-coupons.json", "list-coupons", 200),

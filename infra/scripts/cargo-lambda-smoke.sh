@@ -100,6 +100,7 @@ check "create-campaign, a shopper's token (apigw-create-campaign-shopper.json)" 
   "$(invoke create-campaign events/apigw-create-campaign-shopper.json | status_of)"
 check "create-campaign (apigw-create-campaign.json)" 201 "$(invoke create-campaign events/apigw-create-campaign.json | status_of)"
 check "create-campaign again, the same terms" 200 "$(invoke create-campaign events/apigw-create-campaign.json | status_of)"
+check "refund-order (apigw-refund-order.json)" 202 "$(invoke refund-order "$(patch events/apigw-refund-order.json)" | status_of)"
 check "cancel-order (apigw-cancel-order.json)" 200 "$(invoke cancel-order "$(patch events/apigw-cancel-order.json)" | status_of)"
 check "compensation consumer (sqs-compensation.json)" 0 \
   "$(invoke compensation "$(patch events/sqs-compensation.json)" | failures_of)"

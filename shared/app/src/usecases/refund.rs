@@ -8,7 +8,7 @@
 //! alone.
 
 use crate::App;
-use crate::ports::{PgCancel, PgError};
+use crate::ports::{PgCancel, PgError, PgStatus};
 use crate::usecases::points::give_back_points;
 use crate::usecases::retry::{Step, retry};
 use crate::usecases::settle::{PgOutcome, apply_pg_outcome};
@@ -80,7 +80,22 @@ pub async fn cancel_part_at_pg(
         return Ok(());
     }
     let cancel = PgCancel { reason: reason.to_owned(), amount: Some(cash), refund_number: Some(number) };
-    let pg = app.pg().cancel(key, &cancel).await.map_err(|e| refusal(key, e))?;
+    let pg = match app.pg().cancel(key, &cancel).await {
+        Ok(p) => p,
+        // The whole payment was cancelled already (at the PG's console, or
+        // by a whole refund racing this one): the cash is back with the
+        // shopper, so this part is done. Anything else the PG says stands.
+        Err(PgError::Declined { code, message }) if code == "ALREADY_CANCELED_PAYMENT" => {
+            match app.pg().payment(key).await {
+                Ok(p) if p.status == PgStatus::Canceled => p,
+                Ok(_) => return Err(RefundError::PgRefused { code, message }),
+                Err(e) => {
+                    return Err(RefundError::PgUnavailable(format!("lookup after ALREADY_CANCELED_PAYMENT: {e}")));
+                }
+            }
+        }
+        Err(e) => return Err(refusal(key, e)),
+    };
     record(app, key, PgOutcome::Payment(pg), correlation_id).await
 }
 
