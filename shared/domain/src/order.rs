@@ -3,6 +3,7 @@
 //! ```text
 //! (placed with nothing left to pay: PAID at once, `OrderPlaced` + `OrderPaid`)
 //! PENDING_PAYMENT ──points / PG DONE──────────────────────────► PAID ──cancel──► REFUND_PENDING ──► REFUNDED
+//!   │                                            (refund a part) └──► PARTIALLY_REFUNDED ──the rest──┘
 //!   │   ▲  └─confirm sent──► CONFIRMING ──DONE──► PAID
 //!   │   │                       ├─declined──┐ (back to PENDING_PAYMENT, may retry)
 //!   │   └───────────────────────┴───────────┘  timeout/5xx: stays CONFIRMING (payment UNKNOWN) until reconciled
@@ -19,7 +20,8 @@
 //!
 //! Rooms: the order and its statuses here; [`events`] (what happened),
 //! [`decide`] (the commands and what they decide), [`apply`] (folding
-//! events, `execute`), [`place`] (placing a new order).
+//! events, `execute`), [`place`] (placing a new order), [`refund`] (what a
+//! paid order still holds, and what a refund of part of it gives back).
 
 mod apply;
 mod decide;
@@ -137,7 +139,7 @@ pub struct Order {
     /// waiting room frees the slot when the order ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sale_id: Option<SaleId>,
-    /// Numbered refunds, oldest first ([`refund`]); empty for an order
+    /// Numbered refunds, oldest first (`order::refund`); empty for an order
     /// never refunded, or refunded whole at once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refunds: Vec<Refund>,
