@@ -1,8 +1,8 @@
 //! After the run: when each order settled, and the invariants the product
 //! promises, checked against the store, the PG simulator and the sink.
 //!
-//! An order is **settled** when it is terminal (PAID, REFUNDED, EXPIRED,
-//! CANCELLED), none of its events is still pending in the outbox, and every
+//! An order is **settled** when it is terminal (PAID, PARTIALLY_REFUNDED,
+//! REFUNDED, EXPIRED, CANCELLED), none of its events is still pending in the outbox, and every
 //! consumer whose rule matches one of its events recorded DONE or SKIPPED for
 //! it (coupon used or released, analytics delivered, refund or cancel done
 //! at the PG).
@@ -179,18 +179,18 @@ pub struct Seen<'a> {
 pub fn check_order(rules: &Rules, seen: &Seen<'_>, delivery: Delivery, totals: &mut Totals, v: &mut Violations) {
     let Seen { order, events, coupon, pg, delivered } = *seen;
     let id = order.id.as_str();
-    let paid = order.status == OrderStatus::Paid;
+    // Paid, perhaps partly refunded: the order keeps what it still holds.
+    let paid = matches!(order.status, OrderStatus::Paid | OrderStatus::PartiallyRefunded);
     totals.events += events.len() as u64;
     totals.deliveries += events.iter().map(|e| expected_consumers(rules, e).len() as u64).sum::<u64>();
     if paid {
         for l in &order.lines {
-            *totals.sold.entry(l.product_id.as_str().to_owned()).or_default() += u64::from(l.quantity.get());
+            *totals.sold.entry(l.product_id.as_str().to_owned()).or_default() += u64::from(order.held_units(l));
         }
-        let by_points = if order.payment_method == Some(PaymentMethod::Points) { order.amount_due.won() } else { 0 };
-        *totals.spent.entry(order.user_id.as_str().to_owned()).or_default() += order.points_used.won() + by_points;
+        *totals.spent.entry(order.user_id.as_str().to_owned()).or_default() += order.held_points().won();
     }
 
-    // Coupon USED iff its order is PAID; released otherwise.
+    // Coupon USED iff its order is PAID (or partly refunded); released otherwise.
     if let Some(coupon_id) = &order.coupon_id {
         match coupon.map(|c| &c.status) {
             Some(shop_domain::coupon::CouponStatus::Used { order_id }) if paid && order_id == &order.id => {}
@@ -208,10 +208,22 @@ pub fn check_order(rules: &Rules, seen: &Seen<'_>, delivery: Delivery, totals: &
             "DONE" if !(paid && ours) => v.add("PG capture without a PAID order", || {
                 format!("payment {} of order {id} ({}) is DONE at the PG", p.payment_key, order.status.as_str())
             }),
-            "CANCELED" | "PARTIAL_CANCELED" if paid && ours => v
-                .add("PAID order's payment cancelled at the PG", || {
-                    format!("order {id}: payment {} is {}", p.payment_key, p.status)
-                }),
+            "CANCELED" if paid && ours => v.add("PAID order's payment cancelled at the PG", || {
+                format!("order {id}: payment {} is {}", p.payment_key, p.status)
+            }),
+            // The money invariant: captured − Σ cancels = the cash the order holds.
+            "DONE" | "PARTIAL_CANCELED" if paid && ours && p.balance_amount != order.held_cash().won() => {
+                v.add("PG balance != the cash the order holds", || {
+                    format!(
+                        "order {id} ({}): payment {} captured {} and holds {} at the PG, the order {}",
+                        order.status.as_str(),
+                        p.payment_key,
+                        p.total_amount,
+                        p.balance_amount,
+                        order.held_cash().won()
+                    )
+                })
+            }
             "WAITING_FOR_DEPOSIT" => v.add("virtual account left open", || {
                 format!("order {id} ({}): payment {} waits for a deposit", order.status.as_str(), p.payment_key)
             }),
@@ -220,13 +232,14 @@ pub fn check_order(rules: &Rules, seen: &Seen<'_>, delivery: Delivery, totals: &
     }
     let pg_status = |key: &str| pg.iter().find(|p| p.payment_key == key).map(|p| p.status.as_str());
     match (&order.status, &order.payment_key, order.payment_method) {
-        (OrderStatus::Paid, Some(key), Some(PaymentMethod::Card | PaymentMethod::VirtualAccount))
-            if pg_status(key.as_str()) != Some("DONE") =>
-        {
-            v.add("PAID order without its PG capture", || {
+        (
+            OrderStatus::Paid | OrderStatus::PartiallyRefunded,
+            Some(key),
+            Some(PaymentMethod::Card | PaymentMethod::VirtualAccount),
+        ) if !matches!(pg_status(key.as_str()), Some("DONE" | "PARTIAL_CANCELED")) => v
+            .add("PAID order without its PG capture", || {
                 format!("order {id}: payment {key} is {:?}", pg_status(key.as_str()))
-            })
-        }
+            }),
         (OrderStatus::Refunded, Some(key), _) if pg_status(key.as_str()) != Some("CANCELED") => v
             .add("refund not completed at the PG", || {
                 format!("order {id}: payment {key} is {:?}", pg_status(key.as_str()))

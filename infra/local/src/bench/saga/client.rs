@@ -12,6 +12,7 @@ pub enum Call {
     Confirm,
     PayWithPoints,
     Cancel,
+    Refund,
     SimCheckout,
     SimDeposit,
 }
@@ -20,7 +21,7 @@ impl Call {
     /// A call to the PG simulator's widget endpoints, not to our API.
     pub fn is_simulator(self) -> bool {
         match self {
-            Call::PlaceOrder | Call::Confirm | Call::PayWithPoints | Call::Cancel => false,
+            Call::PlaceOrder | Call::Confirm | Call::PayWithPoints | Call::Cancel | Call::Refund => false,
             Call::SimCheckout | Call::SimDeposit => true,
         }
     }
@@ -31,6 +32,7 @@ impl Call {
             Call::Confirm => "POST /payments/confirm",
             Call::PayWithPoints => "POST /payments/points",
             Call::Cancel => "POST /orders/{orderId}/cancel",
+            Call::Refund => "POST /orders/{orderId}/refunds",
             Call::SimCheckout => "PG sim POST /v1/sim/checkout",
             Call::SimDeposit => "PG sim POST /v1/sim/deposit",
         }
@@ -91,7 +93,7 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Result<()>
                     .await?;
             expect_status(&v, "PAID")?;
         }
-        Path::Card | Path::Refund | Path::VirtualAccount => {
+        Path::Card | Path::Refund | Path::PartialRefund | Path::RefundInParts | Path::VirtualAccount => {
             let method = if plan.path == Path::VirtualAccount { "VIRTUAL_ACCOUNT" } else { "CARD" };
             let checkout = call(run, Call::SimCheckout, 200, || {
                 to.http
@@ -113,6 +115,20 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Result<()>
                 expect_status(&v, "PAID")?;
             }
             if plan.path == Path::Refund {
+                let v = call(run, Call::Cancel, 200, || api(format!("/orders/{order_id}/cancel"), json!({}))).await?;
+                expect_status(&v, "REFUND_PENDING")?;
+            }
+            if matches!(plan.path, Path::PartialRefund | Path::RefundInParts) {
+                let v = call(run, Call::Refund, 202, || {
+                    api(format!("/orders/{order_id}/refunds"), plan.part_body(amount))
+                        .header("idempotency-key", format!("saga-refund-{}", plan.index))
+                })
+                .await?;
+                expect_status(v.get("order").unwrap_or(&Value::Null), "PARTIALLY_REFUNDED")?;
+            }
+            if plan.path == Path::RefundInParts {
+                // The rest waits for the part in flight (409 refund-in-progress).
+                refund_settled(to, plan.user.as_str(), &order_id).await?;
                 let v = call(run, Call::Cancel, 200, || api(format!("/orders/{order_id}/cancel"), json!({}))).await?;
                 expect_status(&v, "REFUND_PENDING")?;
             }
@@ -198,7 +214,7 @@ async fn chaos_steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Resu
                 anyhow::ensure!(order_status(to, user, &order_id).await? == "PAID", "points: {status} {v}");
             }
         }
-        Path::Card | Path::Refund | Path::VirtualAccount => {
+        Path::Card | Path::Refund | Path::PartialRefund | Path::RefundInParts | Path::VirtualAccount => {
             let method = if plan.path == Path::VirtualAccount { "VIRTUAL_ACCOUNT" } else { "CARD" };
             let (mut outcome, mut key) = (String::new(), String::new());
             for _ in 0..PAY_ATTEMPTS {
@@ -235,6 +251,21 @@ async fn chaos_steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Resu
                 let (status, v) =
                     persist(run, Call::Cancel, api(format!("/orders/{order_id}/cancel"), json!({}))).await?;
                 anyhow::ensure!(status == 200, "refund: {status} {v}");
+            }
+            if matches!(plan.path, Path::PartialRefund | Path::RefundInParts) {
+                let part = plan.part_body(amount);
+                let (status, v) = persist(run, Call::Refund, || {
+                    api(format!("/orders/{order_id}/refunds"), part.clone())()
+                        .header("idempotency-key", format!("saga-refund-{}", plan.index))
+                })
+                .await?;
+                anyhow::ensure!(status == 202, "refunding a part: {status} {v}");
+            }
+            if plan.path == Path::RefundInParts {
+                refund_settled(to, user, &order_id).await?;
+                let (status, v) =
+                    persist(run, Call::Cancel, api(format!("/orders/{order_id}/cancel"), json!({}))).await?;
+                anyhow::ensure!(status == 200, "refunding the rest: {status} {v}");
             }
         }
     }
@@ -287,6 +318,29 @@ async fn order_status(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Res
     .await?;
     anyhow::ensure!(status == 200, "reading the order: {status} {v}");
     text(&v, "status")
+}
+
+/// Waits, for at most [`PATIENCE`], until no refund of the order is
+/// REQUESTED (each DONE, or FAILED when the PG refused it).
+async fn refund_settled(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut scratch = Run { index: 0, order_id: None, path: Path::Card, calls: Vec::new(), error: None };
+        let (status, v) = persist(&mut scratch, Call::PlaceOrder, || {
+            to.http.get(format!("{}/orders/{order_id}", to.api)).bearer_auth((to.token)(user))
+        })
+        .await?;
+        anyhow::ensure!(status == 200, "reading the order: {status} {v}");
+        let requested = v
+            .get("refunds")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|r| r.get("status").and_then(Value::as_str) == Some("REQUESTED")));
+        if !requested {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "a refund of {order_id} still REQUESTED after {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The order's status once no payment of it is in doubt (the reconciler

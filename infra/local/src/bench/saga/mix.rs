@@ -20,20 +20,34 @@ pub enum Path {
     CancelUnpaid,
     /// Paid by card, then cancelled: refunded by compensation.
     Refund,
+    /// Paid by card, then part of it refunded (`POST /orders/{id}/refunds`):
+    /// its first line, one unit of a single line, or half of the amount.
+    PartialRefund,
+    /// Paid by card, a part refunded, then (once that part is done) the rest.
+    RefundInParts,
     /// Never paid: expired by the schedule.
     Expire,
 }
 
 impl Path {
-    pub const ALL: [Path; 6] =
-        [Path::Card, Path::VirtualAccount, Path::Points, Path::CancelUnpaid, Path::Refund, Path::Expire];
+    pub const ALL: [Path; 8] = [
+        Path::Card,
+        Path::VirtualAccount,
+        Path::Points,
+        Path::CancelUnpaid,
+        Path::Refund,
+        Path::PartialRefund,
+        Path::RefundInParts,
+        Path::Expire,
+    ];
 
     /// Where the path ends.
     pub fn final_status(self) -> &'static str {
         match self {
             Path::Card | Path::VirtualAccount | Path::Points => "PAID",
             Path::CancelUnpaid => "CANCELLED",
-            Path::Refund => "REFUNDED",
+            Path::Refund | Path::RefundInParts => "REFUNDED",
+            Path::PartialRefund => "PARTIALLY_REFUNDED",
             Path::Expire => "EXPIRED",
         }
     }
@@ -45,7 +59,9 @@ impl Path {
             Path::VirtualAccount => 15,
             Path::Points => 10,
             Path::CancelUnpaid => 10,
-            Path::Refund => 12,
+            Path::Refund => 8,
+            Path::PartialRefund => 3,
+            Path::RefundInParts => 1,
             Path::Expire => 8,
         }
     }
@@ -63,6 +79,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The body of the part refunded on the refund paths: never the rest
+    /// (the first of several lines, one unit of a single line of two, or
+    /// else half of `amount_due`, which is less than the order holds).
+    pub fn part_body(&self, amount_due: u64) -> serde_json::Value {
+        match self.lines.as_slice() {
+            [(p, q), _, ..] => serde_json::json!({"lines": [{"productId": p.as_str(), "quantity": q}]}),
+            [(p, 2..)] => serde_json::json!({"lines": [{"productId": p.as_str(), "quantity": 1}]}),
+            [_] | [] => serde_json::json!({"amount": (amount_due / 2).max(1)}),
+        }
+    }
+
     pub fn body(&self) -> serde_json::Value {
         let items: Vec<serde_json::Value> =
             self.lines.iter().map(|(p, q)| serde_json::json!({"productId": p.as_str(), "quantity": q})).collect();

@@ -728,6 +728,24 @@ mod tests {
                     .json(&json!({"paymentKey": key["paymentKey"], "orderId": unpaid.order_id, "amount": 1000}))
                     .send()
                     .await?;
+                // Part of a paid card order is cancelled at the PG behind the shop's back.
+                let mut card = None;
+                for d in all.iter().filter(|d| d.detail_type == "OrderPaid") {
+                    let order = app.store.orders().get(&OrderId::parse(d.order_id.as_str())?).await?;
+                    if let Some(o) = order.filter(|o| {
+                        o.status == shop_domain::OrderStatus::Paid
+                            && o.payment_method == Some(shop_domain::PaymentMethod::Card)
+                    }) {
+                        card = o.payment_key;
+                        break;
+                    }
+                }
+                let card = card.expect("a paid card order");
+                pg.post(format!("{}/v1/payments/{card}/cancel", stack.pg_url()))
+                    .basic_auth(&stack.secrets.pg_secret_key, Some(""))
+                    .json(&json!({"cancelReason": "behind the shop's back", "cancelAmount": 100}))
+                    .send()
+                    .await?;
                 // A message nobody can handle sits in a queue.
                 Queues(&app.store).send("analytics", "not an event", app.clock.now()).await?;
                 Ok(())
@@ -740,6 +758,7 @@ mod tests {
             "stock not conserved",
             "analytics delivered other than once",
             "PG capture without a PAID order",
+            "PG balance != the cash the order holds",
             "queue not drained",
         ] {
             assert!(kinds.contains(&want), "{want} not reported: {}", r.text());
