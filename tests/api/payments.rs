@@ -528,3 +528,48 @@ async fn signed_webhooks_when_a_secret_is_configured() {
     app.sim(reqwest::Method::POST, "/v1/sim/deposit", Some(json!({"paymentKey": key}))).await;
     app.wait_status(&order_id, "PAID").await;
 }
+
+/// Toss documents a virtual-account payment moving from DONE back to
+/// WAITING_FOR_DEPOSIT in rare network cases (ADR 0031): the order stays
+/// PAID and nothing it took is given back; the payment says so, the
+/// reconciler watches the account and never closes it, and the deposit
+/// confirmed again settles once — one `OrderPaid`, one export.
+#[tokio::test]
+async fn a_deposit_the_pg_takes_back_and_confirms_again_settles_once() {
+    let app = spawn_app_driven().await;
+    let (order_id, amount) = app.order("u1", ORDER).await;
+    let key = app.checkout(&order_id, amount, "VIRTUAL_ACCOUNT").await;
+    assert_eq!(app.confirm("u1", &order_id, &key, amount).await.0, 200);
+    app.sim(reqwest::Method::POST, "/v1/sim/deposit", Some(json!({"paymentKey": key}))).await;
+    app.wait_status(&order_id, "PAID").await;
+    app.settled().await;
+    let before = (app.event_types(&order_id).await, app.stock("p1").await, app.points("u1").await);
+    assert_eq!(app.coupon_status("c1").await, "USED");
+
+    let regressed = app.sim(reqwest::Method::POST, "/v1/sim/regress", Some(json!({"paymentKey": key}))).await;
+    assert_eq!(regressed["status"], "WAITING_FOR_DEPOSIT", "{regressed}");
+    eventually(10, "the payment back to waiting", || async {
+        (app.get_order("u1", &order_id).await.1["paymentStatus"] == "WAITING_FOR_DEPOSIT").then_some(())
+    })
+    .await;
+    assert_eq!(app.status(&order_id).await, "PAID");
+    // The reconciler asks about it, and leaves it open: the order holds it.
+    app.clock.advance_secs(RECONCILE_AFTER_SECS + 1);
+    let report = app.reconcile().await;
+    assert_eq!(report.deposits_waiting, 1, "{report:?}");
+    assert!(app.pg_payments(&order_id).await.iter().all(|p| p["status"] != "CANCELED"));
+
+    app.sim(reqwest::Method::POST, "/v1/sim/deposit", Some(json!({"paymentKey": key}))).await;
+    eventually(10, "the payment DONE again", || async {
+        (app.get_order("u1", &order_id).await.1["paymentStatus"] == "DONE").then_some(())
+    })
+    .await;
+    app.settled().await;
+    assert_eq!((app.event_types(&order_id).await, app.stock("p1").await, app.points("u1").await), before);
+    assert_eq!(app.coupon_status("c1").await, "USED");
+    let exported = app.exported(&order_id).await;
+    assert_eq!(exported.iter().filter(|d| d.detail_type == "OrderPaid").count(), 1);
+    // Settled: it leaves the reconciler's index.
+    app.clock.advance_secs(RECONCILE_AFTER_SECS + 1);
+    assert_eq!(app.reconcile().await, Default::default());
+}

@@ -77,7 +77,7 @@ enum Action {
 }
 
 /// Every fault the injector draws from, with its name in the log.
-const FAULTS: [(&str, Action); 30] = [
+const FAULTS: [(&str, Action); 31] = [
     ("pg.confirm.decline", Action::Pg(Op::Confirm, FaultKind::Decline)),
     ("pg.confirm.error", Action::Pg(Op::Confirm, FaultKind::Error)),
     ("pg.confirm.timeout", Action::Pg(Op::Confirm, FaultKind::Timeout)),
@@ -94,6 +94,8 @@ const FAULTS: [(&str, Action); 30] = [
     ("pg.webhook.delay", Action::Pg(Op::Webhook, FaultKind::Delay)),
     ("pg.webhook.error", Action::Pg(Op::Webhook, FaultKind::Error)),
     ("pg.webhook.lost", Action::Pg(Op::Webhook, FaultKind::Lost)),
+    // A deposit DONE, taken back (WAITING_FOR_DEPOSIT), DONE again (ADR 0031).
+    ("pg.deposit.regress", Action::Pg(Op::Deposit, FaultKind::Regress)),
     ("sink.error", Action::Sink("error")),
     ("sink.slow", Action::Sink("slow")),
     ("consumer.coupon", Action::Failpoint("consumer.coupon")),

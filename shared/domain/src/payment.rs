@@ -5,6 +5,7 @@
 //!     │                                 └──part cancelled──► PARTIAL_CANCELED ──the rest──► CANCELED
 //!     │  ├──PG declined/aborted──► ABORTED
 //!     │  ├──virtual account──► WAITING_FOR_DEPOSIT ──deposit──► DONE
+//!     │  │          ▲ (a deposit the PG took back, ADR 0031) ───────┘
 //!     │  │                                └──expired/aborted──► ABORTED
 //!     └──timeout/5xx/lost──► UNKNOWN ──(reconciled: any of the above)
 //! ```
@@ -79,7 +80,9 @@ impl PaymentStatus {
         match self {
             P::Confirming | P::Unknown => matches!(next, P::Unknown | P::WaitingForDeposit | P::Done | P::Aborted),
             P::WaitingForDeposit => matches!(next, P::Done | P::Aborted | P::Canceled),
-            P::Done => matches!(next, P::Canceled | P::PartialCanceled),
+            // Back to waiting: a virtual account whose deposit the PG took
+            // back (Toss documents it for rare network cases; ADR 0031).
+            P::Done => matches!(next, P::Canceled | P::PartialCanceled | P::WaitingForDeposit),
             P::PartialCanceled => matches!(next, P::Canceled),
             P::Aborted => matches!(next, P::Done | P::WaitingForDeposit),
             P::Canceled => false,
@@ -174,6 +177,7 @@ mod tests {
             (P::WaitingForDeposit, P::Canceled),
             (P::Done, P::Canceled),
             (P::Done, P::PartialCanceled),
+            (P::Done, P::WaitingForDeposit),
             (P::PartialCanceled, P::Canceled),
             (P::Aborted, P::Done),
             (P::Aborted, P::WaitingForDeposit),

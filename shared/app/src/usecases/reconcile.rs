@@ -217,6 +217,22 @@ async fn check_deposit(app: &App, now: Timestamp, payment: &Payment) -> anyhow::
         return Ok(Deposit::Settled);
     }
     let order = app.store.orders().get(&payment.order_id).await?;
+    // Paid with this account, and the PG took the deposit back (ADR 0031):
+    // never closed; asked about again until the PG says DONE again. Past
+    // its due date the order holds money the PG does not: an operator's case.
+    let reversed = order.as_ref().filter(|o| {
+        o.payment_key.as_ref() == Some(&key)
+            && matches!(o.status, OrderStatus::Paid | OrderStatus::PartiallyRefunded | OrderStatus::RefundPending)
+    });
+    if let Some(o) = reversed {
+        let due = pg.deposit_due.unwrap_or(now);
+        if now >= due {
+            tracing::error!(order_id = %o.id, payment_key = %key, status = %o.status, "a deposit the PG took back was not made again by its due date: the order holds money the PG does not");
+            app.count("DepositsReversedPastDue", 1);
+        }
+        postpone(app, payment, now, now.plus_secs(app.config.reconcile_after_secs)).await?;
+        return Ok(Deposit::Waiting);
+    }
     let waiting_for_it =
         order.as_ref().filter(|o| o.status == OrderStatus::AwaitingDeposit && o.payment_key.as_ref() == Some(&key));
     let Some(order) = waiting_for_it else {

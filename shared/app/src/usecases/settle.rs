@@ -190,6 +190,11 @@ async fn attempt(
         }
         None => (order.clone(), vec![]),
     };
+    let reversed = before.as_ref().is_some_and(|b| b.status == PaymentStatus::Done)
+        && payment.status == PaymentStatus::WaitingForDeposit;
+    if reversed {
+        tracing::warn!(status = %order.status, "the PG took the deposit back (DONE → WAITING_FOR_DEPOSIT); the order stays, the reconciler watches the account");
+    }
     let orphaned = events.iter().any(|e| matches!(e.kind, OrderEventKind::PaymentOrphaned { .. }));
     payment.orphaned |= orphaned;
     // Any change is a new version, conditional on the one we read.
@@ -224,6 +229,9 @@ async fn attempt(
     }
     if orphaned {
         app.count("PaymentsOrphaned", 1);
+    }
+    if reversed {
+        app.count("DepositsReversed", 1);
     }
     Ok(Settled { order: new_order, payment, orphaned })
 }
@@ -269,13 +277,14 @@ fn decide(
                 // A virtual account issued for an order that can no longer be
                 // paid: nothing to do to the order; compensation closes it.
                 OrderStatus::Expired | OrderStatus::Cancelled => (Some(PaymentStatus::WaitingForDeposit), None),
-                OrderStatus::PendingPayment
-                | OrderStatus::Confirming
-                | OrderStatus::AwaitingDeposit
-                | OrderStatus::Paid
+                // Paid, and the PG took the deposit back (DONE → WAITING_FOR_DEPOSIT,
+                // ADR 0031): the order stays as it is; the payment says so and
+                // the reconciler watches it until the PG says DONE again.
+                OrderStatus::Paid
                 | OrderStatus::PartiallyRefunded
                 | OrderStatus::RefundPending
-                | OrderStatus::Refunded => (
+                | OrderStatus::Refunded => (Some(PaymentStatus::WaitingForDeposit), None),
+                OrderStatus::PendingPayment | OrderStatus::Confirming | OrderStatus::AwaitingDeposit => (
                     Some(PaymentStatus::WaitingForDeposit),
                     Some(OrderCommand::AwaitDeposit { payment_key: key, amount: pg.total_amount, due_at: deposit_due }),
                 ),

@@ -166,8 +166,9 @@ pub async fn clear_sink(
 }
 
 /// What the PG simulator can be made to do wrong, as `POST /v1/sim/faults` takes it.
-const PG_OPS: [&str; 4] = ["confirm", "cancel", "lookup", "webhook"];
-const PG_FAULTS: [&str; 8] = ["decline", "error", "timeout", "lost_response", "duplicate", "delay", "reorder", "lost"];
+const PG_OPS: [&str; 5] = ["confirm", "cancel", "lookup", "webhook", "deposit"];
+const PG_FAULTS: [&str; 9] =
+    ["decline", "error", "timeout", "lost_response", "duplicate", "delay", "reorder", "lost", "regress"];
 
 #[derive(serde::Deserialize)]
 pub struct PgFaultForm {

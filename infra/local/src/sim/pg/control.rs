@@ -2,7 +2,7 @@
 //! checkout, a bank's deposit, the PG moving a payment on its own, arming
 //! faults, and the listings of payments, calls and webhooks.
 
-use super::state::{Fault, SimPayment, rows};
+use super::state::{Fault, FaultKind, Op, SimPayment, rows};
 use super::{Filter, PgSim, kst, respond, toss_error};
 use crate::sim::db::{self, Listed, Page, faults};
 use axum::Json;
@@ -110,8 +110,87 @@ pub(super) async fn deposit(State(sim): State<Arc<PgSim>>, Json(b): Json<Deposit
             });
             sim.notify("DEPOSIT_CALLBACK", callback, Some(p.payment_key.clone()), p.order_id.clone()).await;
             sim.status_changed(p.to_toss(now)).await;
+            if sim.take_fault(Op::Deposit).await == Some(FaultKind::Regress) {
+                // Back to waiting at once, and DONE again a moment later.
+                let sim = sim.clone();
+                let key = p.payment_key.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = regress(&sim, key.clone()).await {
+                        db::logged(&e);
+                    }
+                    tokio::time::sleep(sim.opts.delay).await;
+                    if let Err(e) = redeposit(&sim, key).await {
+                        db::logged(&e);
+                    }
+                });
+            }
             respond((200, p.to_toss(now)))
         }
+    }
+}
+
+/// DONE → WAITING_FOR_DEPOSIT for a virtual account, with its webhook:
+/// what Toss documents for rare network cases. `false`: the payment is
+/// not a DONE virtual account.
+async fn regress(sim: &Arc<PgSim>, payment_key: String) -> anyhow::Result<bool> {
+    let now = sim.opts.clock.now().millis();
+    let moved = transition(sim, payment_key, |p| {
+        if p.status != "DONE" || p.method != "VIRTUAL_ACCOUNT" || !p.cancels.is_empty() {
+            return Err(p.status.clone());
+        }
+        p.status = "WAITING_FOR_DEPOSIT".into();
+        p.approved_at = None;
+        Ok(())
+    })
+    .await?;
+    match moved {
+        Some(Ok(p)) => {
+            sim.status_changed(p.to_toss(now)).await;
+            Ok(true)
+        }
+        Some(Err(_)) | None => Ok(false),
+    }
+}
+
+/// The regressed deposit confirmed again: WAITING_FOR_DEPOSIT → DONE, with
+/// its webhook (even past the account's due date: the money had arrived).
+async fn redeposit(sim: &Arc<PgSim>, payment_key: String) -> anyhow::Result<()> {
+    let now = sim.opts.clock.now().millis();
+    let moved = transition(sim, payment_key, move |p| {
+        if p.status != "WAITING_FOR_DEPOSIT" {
+            return Err(p.status.clone());
+        }
+        p.status = "DONE".into();
+        p.approved_at = Some(kst(now));
+        Ok(())
+    })
+    .await?;
+    if let Some(Ok(p)) = moved {
+        sim.status_changed(p.to_toss(now)).await;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RegressBody {
+    payment_key: String,
+}
+
+/// `POST /v1/sim/regress`: a DONE virtual account back to
+/// WAITING_FOR_DEPOSIT, on demand (a deposit confirms it again).
+pub(super) async fn regress_now(State(sim): State<Arc<PgSim>>, Json(b): Json<RegressBody>) -> Response {
+    let now = sim.opts.clock.now().millis();
+    match regress(&sim, b.payment_key.clone()).await {
+        Err(e) => db::internal(&e),
+        Ok(false) => {
+            respond(toss_error(400, "INVALID_REQUEST", "only a DONE virtual account, never cancelled, regresses"))
+        }
+        Ok(true) => match sim.db.tx(move |c| rows::payment(c, &b.payment_key)).await {
+            Ok(Some(p)) => respond((200, p.to_toss(now))),
+            Ok(None) => respond(toss_error(404, "NOT_FOUND_PAYMENT", "no such payment")),
+            Err(e) => db::internal(&e),
+        },
     }
 }
 

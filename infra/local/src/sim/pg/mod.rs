@@ -8,6 +8,10 @@
 //! - `POST /v1/sim/checkout {"orderId","amount","method":"CARD"|"VIRTUAL_ACCOUNT"}` → `{"paymentKey"}`
 //!   (stands in for the payment widget);
 //! - `POST /v1/sim/deposit {"paymentKey"}` completes a virtual-account payment;
+//! - `POST /v1/sim/regress {"paymentKey"}` moves a DONE virtual account back
+//!   to WAITING_FOR_DEPOSIT (Toss's rare network case; a deposit confirms it
+//!   again), and the fault `{"op": "deposit", "fault": "regress"}` does it to
+//!   the next deposit, then confirms it again a moment later;
 //! - `POST /v1/sim/status {"paymentKey","status","notify"}` moves an unconfirmed
 //!   payment as the PG does on its own: READY → IN_PROGRESS (the shopper
 //!   authenticated in the widget), READY/IN_PROGRESS → ABORTED or EXPIRED
@@ -137,6 +141,7 @@ impl PgSim {
             .route("/v1/payments/orders/{order_id}", get(toss::lookup_by_order))
             .route("/v1/sim/checkout", post(control::checkout))
             .route("/v1/sim/deposit", post(control::deposit))
+            .route("/v1/sim/regress", post(control::regress_now))
             .route("/v1/sim/status", post(control::set_status))
             .route("/v1/sim/faults", post(control::add_fault).delete(control::clear_faults).get(control::list_faults))
             .route("/v1/sim/calls", get(control::calls))

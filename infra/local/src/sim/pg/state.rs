@@ -14,6 +14,8 @@ pub enum Op {
     Cancel,
     Lookup,
     Webhook,
+    /// A deposit into a virtual account (`POST /v1/sim/deposit`).
+    Deposit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +30,10 @@ pub enum FaultKind {
     Reorder,
     /// Webhooks only: never sent, not even retried (lost for good).
     Lost,
+    /// Deposits only: the deposit is DONE, then the PG moves the payment
+    /// back to WAITING_FOR_DEPOSIT (what Toss documents for rare network
+    /// cases), and a moment later DONE again — each with its webhook.
+    Regress,
 }
 
 impl Op {
@@ -37,11 +43,13 @@ impl Op {
         use FaultKind::*;
         match (self, fault) {
             (Op::Confirm | Op::Cancel, Decline | Error | Timeout | LostResponse | Delay) => true,
-            (Op::Confirm | Op::Cancel, Duplicate | Reorder | Lost) => false,
+            (Op::Confirm | Op::Cancel, Duplicate | Reorder | Lost | Regress) => false,
             (Op::Lookup, Error | Timeout | LostResponse | Delay) => true,
-            (Op::Lookup, Decline | Duplicate | Reorder | Lost) => false,
+            (Op::Lookup, Decline | Duplicate | Reorder | Lost | Regress) => false,
             (Op::Webhook, Duplicate | Reorder | Delay | Error | Timeout | LostResponse | Lost) => true,
-            (Op::Webhook, Decline) => false,
+            (Op::Webhook, Decline | Regress) => false,
+            (Op::Deposit, Regress) => true,
+            (Op::Deposit, Decline | Error | Timeout | LostResponse | Duplicate | Delay | Reorder | Lost) => false,
         }
     }
 }
@@ -148,6 +156,7 @@ impl Op {
             Op::Cancel => "cancel",
             Op::Lookup => "lookup",
             Op::Webhook => "webhook",
+            Op::Deposit => "deposit",
         }
     }
 }
@@ -163,6 +172,7 @@ impl FaultKind {
             FaultKind::Delay => "delay",
             FaultKind::Reorder => "reorder",
             FaultKind::Lost => "lost",
+            FaultKind::Regress => "regress",
         }
     }
 }

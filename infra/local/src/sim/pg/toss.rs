@@ -105,7 +105,7 @@ async fn begin(
         payment_key,
         idempotency_key: match op {
             Op::Confirm | Op::Cancel => header(headers, "idempotency-key"),
-            Op::Lookup | Op::Webhook => None,
+            Op::Lookup | Op::Webhook | Op::Deposit => None,
         },
         correlation_id: header(headers, "x-correlation-id"),
         traceparent: header(headers, "traceparent"),
