@@ -430,15 +430,15 @@ pub async fn every_event_reads_back_from_the_tables_own_stream_as_it_was_written
         written.extend(store.outbox().events_of(&e.order_id).await.unwrap());
     }
     written.extend(store.outbox().events_in(&keys::claim_pk(&campaign, &coupon.owner)).await.unwrap());
-    assert_eq!(written.len(), 11);
+    assert_eq!(written.len(), 14);
 
     let images = shop_tests::stream_images(store.client(), &table).await;
     let from_stream: Vec<StoredEvent> =
         images.iter().filter_map(|(_, image)| codec::from_stream_image(image).unwrap()).collect();
     // Every write's image is for the publisher except the one that cleared
     // `pending`; the last image of each event is the item as it is now.
-    assert_eq!(from_stream.len(), 12, "11 inserts and the republish; not the publication");
-    let inserts: Vec<&StoredEvent> = from_stream.iter().take(11).collect();
+    assert_eq!(from_stream.len(), 15, "14 inserts and the republish; not the publication");
+    let inserts: Vec<&StoredEvent> = from_stream.iter().take(14).collect();
     assert_eq!(
         inserts,
         intended.iter().collect::<Vec<_>>(),
