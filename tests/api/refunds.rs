@@ -243,3 +243,33 @@ async fn a_coupon_discount_is_given_up_when_the_rest_falls_below_its_minimum() {
     let (_, _, cancels) = at_pg(&app, &id).await;
     assert_eq!(cancels.iter().sum::<u64>(), 11_000);
 }
+
+/// The compensation consumer "dies" after the PG refused a part and the
+/// refund was recorded FAILED, before its outcome is recorded (the chaos
+/// soak's `consumer.compensation.crash`): the redelivery finds the refund
+/// settled and asks the PG nothing — a cancel sent again could be carried
+/// out, and give back money the order still holds.
+#[tokio::test]
+async fn a_refused_part_redelivered_after_a_crash_asks_the_pg_nothing() {
+    let app = spawn_app().await;
+    let id = paid_three_lines(&app).await;
+    app.fault("cancel", "decline", 1).await;
+    app.stack.app.chaos.arm("consumer.compensation.crash", 1);
+    let (status, _) = refund(&app, "rich", &id, "r-1", json!({"amount": 5_000})).await;
+    assert_eq!(status, 202);
+    refund_is(&app, &id, 1, "FAILED").await;
+    assert!(!app.stack.app.chaos.fail("consumer.compensation.crash"), "the failpoint fired");
+    // The crashed delivery's claim lapses (30 s on the stack's clock); the
+    // redelivery finds the refund settled.
+    app.clock.advance_secs(31);
+    eventually(20, "the redelivery skipped", || async {
+        let timeline = app.get(Some("rich"), &format!("/orders/{id}/timeline")).await.2.to_string();
+        timeline.contains("already settled").then_some(())
+    })
+    .await;
+    let key = app.get_order("rich", &id).await.1["paymentKey"].as_str().expect("key").to_owned();
+    let calls = app.sim(reqwest::Method::GET, &format!("/v1/sim/calls?paymentKey={key}&op=cancel"), None).await;
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "the redelivery did not call the PG: {calls}");
+    assert_eq!(at_pg(&app, &id).await, ("DONE".into(), 54_000, vec![]));
+    assert_eq!(app.status(&id).await, "PAID");
+}

@@ -95,13 +95,15 @@ pub async fn quiesce(
             line
         });
         let idle = queued == 0;
-        if unsettled.is_empty() && idle && (dead == 0 || wait.redrive.is_none()) {
+        if unsettled.is_empty() && idle && (dead == 0 || wait.redrive.is_none() || redriven > 0) {
             break;
         }
         if deadline.over(Instant::now()) {
             break;
         }
-        if let (true, true, Some(stack)) = (idle, dead > 0, wait.redrive) {
+        // Redriven once: a message that fails again stays in its DLQ and
+        // its order unsettled, never redriven round and round.
+        if let (true, true, 0, Some(stack)) = (idle, dead > 0, redriven, wait.redrive) {
             for consumer in shop_app::events::consumers::NAMES {
                 redriven += crate::ops::dlq_redrive(&stack.app, consumer).await?;
             }

@@ -252,8 +252,15 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
             return respond(toss_error(500, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulated"));
         }
         Some(FaultKind::Decline) => {
+            // Toss keeps the answer under its key, a refusal too: the same
+            // cancel sent again is refused again, never carried out.
+            let answer = toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다. (simulated)");
+            let stored = answer.clone();
+            if let Err(e) = sim.db.tx(move |c| rows::store_answer(c, idem.as_deref(), &stored)).await {
+                db::logged(&e);
+            }
             sim.record(Call { outcome: "declined".into(), ..call }).await;
-            return respond(toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다. (simulated)"));
+            return respond(answer);
         }
         Some(FaultKind::Timeout) => tokio::time::sleep(sim.opts.stall).await,
         Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,

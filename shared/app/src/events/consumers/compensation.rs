@@ -10,6 +10,7 @@ use crate::App;
 use crate::usecases::refund::{
     RefundError, cancel_at_pg, cancel_part_at_pg, complete_refund, complete_refund_part, fail_refund,
 };
+use shop_domain::order::RefundStatus;
 use shop_domain::{EventDetail, Money, OrderEvent, OrderEventKind, PaymentKey};
 
 pub struct CompensationConsumer;
@@ -105,6 +106,14 @@ async fn cancel_part(
     cash: Money,
     reason: &str,
 ) -> Result<Option<Done>, ConsumerError> {
+    // A redelivery after the refund was settled (DONE, or FAILED when the
+    // PG refused it) asks the PG nothing: a cancel sent again after a
+    // refusal could be carried out, and give back what the order holds.
+    let order = app.store.orders().get(&event.order_id).await.map_err(|e| ConsumerError::Retryable(e.to_string()))?;
+    let status = order.as_ref().and_then(|o| o.refund(number)).map(|r| r.status);
+    if status != Some(RefundStatus::Requested) {
+        return Ok(Some(Done::Skipped(format!("refund {number} already settled ({status:?})"))));
+    }
     let Some(key) = key else { return Ok(None) };
     let correlation_id = format!("refund-{}-{number}", event.order_id);
     match cancel_part_at_pg(app, key, number, cash, reason, &correlation_id).await {
