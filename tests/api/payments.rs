@@ -573,3 +573,55 @@ async fn a_deposit_the_pg_takes_back_and_confirms_again_settles_once() {
     app.clock.advance_secs(RECONCILE_AFTER_SECS + 1);
     assert_eq!(app.reconcile().await, Default::default());
 }
+
+/// Toss expires an authenticated payment not confirmed within 10 minutes:
+/// our confirm after that is declined with the PG's reason
+/// (NOT_FOUND_PAYMENT_SESSION), nothing is taken, and the order stays
+/// payable — a new checkout pays it.
+#[tokio::test]
+async fn a_payment_confirmed_past_its_window_is_declined_and_the_order_stays_payable() {
+    let app = spawn_app().await;
+    let (order_id, amount) = app.order("u1", ORDER).await;
+    let key = app.checkout(&order_id, amount, "CARD").await;
+    app.sim(reqwest::Method::POST, "/v1/sim/status", Some(json!({"paymentKey": key, "status": "IN_PROGRESS"}))).await;
+    // Its webhook (IN_PROGRESS proves nothing: not recorded) handled first.
+    eventually(10, "the IN_PROGRESS webhook delivered", || async {
+        (delivered_webhooks(&app, &order_id).await >= 1).then_some(())
+    })
+    .await;
+    app.clock.advance_secs(10 * 60);
+    let (status, body) = app.confirm("u1", &order_id, &key, amount).await;
+    assert_eq!((status, &body["pgCode"]), (402, &json!("NOT_FOUND_PAYMENT_SESSION")), "{body}");
+    assert_eq!(app.status(&order_id).await, "PENDING_PAYMENT");
+    let paid = app.pay_by_card("u1", &order_id, amount).await;
+    assert_eq!(paid["status"], "PAID");
+    assert_eq!(done_payments(&app, &order_id).await, 1);
+}
+
+/// Toss recycles virtual-account numbers: a closed account's number is
+/// issued to another order. Nothing is keyed on the number: the second
+/// order's deposit pays the second order only.
+#[tokio::test]
+async fn a_recycled_account_number_never_confuses_two_orders() {
+    let app = spawn_app().await;
+    let (first, amount) = app.order("u1", r#"{"items":[{"productId":"p1","quantity":1}]}"#).await;
+    let key = app.checkout(&first, amount, "VIRTUAL_ACCOUNT").await;
+    let (_, issued) = app.confirm("u1", &first, &key, amount).await;
+    let number = issued["virtualAccount"]["accountNumber"].as_str().expect("an account").to_owned();
+    assert_eq!(app.post("u1", &format!("/orders/{first}/cancel"), json!({})).await.0, 200);
+    eventually(10, "the first account closed", || async {
+        app.pg_payments(&first).await.iter().any(|p| p["status"] == "CANCELED").then_some(())
+    })
+    .await;
+
+    let (second, amount) = app.order("u1", r#"{"items":[{"productId":"p2","quantity":1}]}"#).await;
+    let key2 = app.checkout(&second, amount, "VIRTUAL_ACCOUNT").await;
+    let (_, issued) = app.confirm("u1", &second, &key2, amount).await;
+    assert_eq!(issued["virtualAccount"]["accountNumber"], number.as_str(), "the number was issued again: {issued}");
+    app.sim(reqwest::Method::POST, "/v1/sim/deposit", Some(json!({"paymentKey": key2}))).await;
+    app.wait_status(&second, "PAID").await;
+    app.settled().await;
+    assert_eq!(app.status(&first).await, "CANCELLED");
+    assert_eq!(count(&app.event_types(&first).await, "OrderPaid"), 0);
+    assert!(app.pg_payments(&first).await.iter().all(|p| p["status"] == "CANCELED"));
+}

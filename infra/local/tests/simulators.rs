@@ -266,3 +266,97 @@ async fn partial_cancels_keep_a_list_and_a_balance_and_refuse_more_than_remains(
     assert_eq!(long.status().as_u16(), 400);
     assert_eq!(confirm(&http, &pg, "part-3", &key3).await["status"], "DONE", "nothing was done by the refused call");
 }
+
+/// Toss keeps an `Idempotency-Key`'s answer for 15 days: the same cancel
+/// within them is answered again and changes nothing; after them the key is
+/// a new request. A refusal is kept like any answer.
+#[tokio::test]
+async fn an_idempotency_key_is_kept_for_fifteen_days_refusals_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = shop_app::clock::ManualClock::at(shop_domain::Timestamp::from_millis(1_795_219_200_000));
+    let sims = start_on(dir.path(), std::sync::Arc::new(clock.clone()), Duration::from_secs(3 * 86_400)).await;
+    let pg = format!("http://{}", sims.pg_addr);
+    let http = reqwest::Client::new();
+    let key = checkout(&http, &pg, "idem-1", "CARD").await;
+    assert_eq!(confirm(&http, &pg, "idem-1", &key).await["status"], "DONE");
+    let cancel = |idem: &'static str, amount: u64| {
+        http.post(format!("{pg}/v1/payments/{key}/cancel"))
+            .basic_auth(KEY, Some(""))
+            .header("idempotency-key", idem)
+            .json(&json!({"cancelReason": "a part", "cancelAmount": amount}))
+            .send()
+    };
+    let balance = || async {
+        let (looked, _) = get(&format!("{pg}/v1/sim/payments?paymentKey={key}")).await;
+        looked[0]["balanceAmount"].as_u64().unwrap()
+    };
+    let first: Value = cancel("part-1", 100).await.unwrap().json().await.unwrap();
+    assert_eq!(first["balanceAmount"], 900);
+    clock.advance_secs(15 * 86_400 - 1);
+    let again: Value = cancel("part-1", 100).await.unwrap().json().await.unwrap();
+    assert_eq!((again, balance().await), (first, 900), "within 15 days: the stored answer");
+    clock.advance_secs(2);
+    let later: Value = cancel("part-1", 100).await.unwrap().json().await.unwrap();
+    assert_eq!((later["balanceAmount"].as_u64(), balance().await), (Some(800), 800), "after 15 days: a new request");
+
+    // A refusal is kept too: the same cancel is refused again, never carried out.
+    post(&http, &format!("{pg}/v1/sim/faults"), json!({"op": "cancel", "fault": "decline", "count": 1})).await;
+    let refused = cancel("part-2", 100).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let refused_again = cancel("part-2", 100).await.unwrap();
+    assert_eq!(refused_again.status().as_u16(), 403);
+    assert_eq!(balance().await, 800);
+}
+
+/// Toss's windows: a READY payment not authenticated within 30 minutes,
+/// or an IN_PROGRESS one not confirmed within 10 minutes of its
+/// authentication, is EXPIRED — a lookup says so, and a confirm is refused
+/// with 404 NOT_FOUND_PAYMENT_SESSION.
+#[tokio::test]
+async fn ready_and_in_progress_payments_expire_on_their_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = shop_app::clock::ManualClock::at(shop_domain::Timestamp::from_millis(1_795_219_200_000));
+    let sims = start_on(dir.path(), std::sync::Arc::new(clock.clone()), Duration::from_secs(3 * 86_400)).await;
+    let pg = format!("http://{}", sims.pg_addr);
+    let http = reqwest::Client::new();
+    let status_of = |key: String| {
+        let pg = pg.clone();
+        async move { get(&format!("{pg}/v1/sim/payments?paymentKey={key}")).await.0[0]["status"].clone() }
+    };
+    let ready = checkout(&http, &pg, "win-1", "CARD").await;
+    let authenticated = checkout(&http, &pg, "win-2", "CARD").await;
+    clock.advance_secs(25 * 60);
+    let (status, _) =
+        post(&http, &format!("{pg}/v1/sim/status"), json!({"paymentKey": authenticated, "status": "IN_PROGRESS"}))
+            .await;
+    assert_eq!(status, 200);
+    // 29:59 after it opened, READY is still confirmable in principle.
+    clock.advance_secs(5 * 60 - 1);
+    let looked = |key: &str| http.get(format!("{pg}/v1/payments/{key}")).basic_auth(KEY, Some("")).send();
+    let p: Value = looked(&ready).await.unwrap().json().await.unwrap();
+    assert_eq!(p["status"], "READY");
+    clock.advance_secs(1);
+    let p: Value = looked(&ready).await.unwrap().json().await.unwrap();
+    assert_eq!(p["status"], "EXPIRED", "30 minutes READY: {p}");
+    assert_eq!(status_of(ready.clone()).await, "EXPIRED");
+    let (status, refused) = post(
+        &http,
+        &format!("{pg}/v1/payments/confirm"),
+        json!({"paymentKey": ready, "orderId": "win-1", "amount": 1000}),
+    )
+    .await;
+    assert_eq!((status, &refused["code"]), (404, &json!("NOT_FOUND_PAYMENT_SESSION")), "{refused}");
+
+    // Authenticated at 25:00: confirmable until 34:59, gone at 35:00.
+    clock.advance_secs(5 * 60 - 1);
+    assert_eq!(status_of(authenticated.clone()).await, "IN_PROGRESS");
+    clock.advance_secs(1);
+    let (status, refused) = post(
+        &http,
+        &format!("{pg}/v1/payments/confirm"),
+        json!({"paymentKey": authenticated, "orderId": "win-2", "amount": 1000}),
+    )
+    .await;
+    assert_eq!((status, &refused["code"]), (404, &json!("NOT_FOUND_PAYMENT_SESSION")), "{refused}");
+    assert_eq!(status_of(authenticated).await, "EXPIRED");
+}

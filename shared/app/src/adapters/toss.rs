@@ -66,8 +66,11 @@ pub fn classify_error(status: u16, body: &[u8]) -> PgError {
     let err: Option<TossError> = serde_json::from_slice(body).ok();
     match (status, err) {
         (_, Some(e)) if e.code == "ALREADY_PROCESSED_PAYMENT" => PgError::AlreadyProcessed,
+        // The payment window lapsed (READY 30 minutes, IN_PROGRESS 10): a
+        // definite refusal of this confirm, with the PG's reason kept.
+        (_, Some(e)) if e.code == "NOT_FOUND_PAYMENT_SESSION" => PgError::Declined { code: e.code, message: e.message },
         (404, _) => PgError::NotFound,
-        (_, Some(e)) if e.code == "NOT_FOUND_PAYMENT" || e.code == "NOT_FOUND_PAYMENT_SESSION" => PgError::NotFound,
+        (_, Some(e)) if e.code == "NOT_FOUND_PAYMENT" => PgError::NotFound,
         // 4xx other than rate limiting: a definite refusal; nothing happened.
         (400..=499, Some(e)) if status != 429 && status != 408 => {
             PgError::Declined { code: e.code, message: e.message }
@@ -166,6 +169,9 @@ mod tests {
         let e = |s, b: &str| classify_error(s, b.as_bytes());
         assert_eq!(e(400, r#"{"code":"ALREADY_PROCESSED_PAYMENT","message":"x"}"#), PgError::AlreadyProcessed);
         assert_eq!(e(404, r#"{"code":"NOT_FOUND_PAYMENT","message":"x"}"#), PgError::NotFound);
+        assert!(
+            matches!(e(404, r#"{"code":"NOT_FOUND_PAYMENT_SESSION","message":"expired"}"#), PgError::Declined { code, .. } if code == "NOT_FOUND_PAYMENT_SESSION")
+        );
         assert!(
             matches!(e(403, r#"{"code":"REJECT_CARD_COMPANY","message":"no"}"#), PgError::Declined { code, .. } if code == "REJECT_CARD_COMPANY")
         );

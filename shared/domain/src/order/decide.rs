@@ -293,18 +293,10 @@ impl Order {
                     payment_key: self.payment_key.clone(),
                     sale_id: self.sale_id.clone(),
                 }]),
-                S::Paid => Ok(vec![OrderEventKind::RefundRequested {
-                    user_id: self.user_id.clone(),
-                    payment_key: self.payment_key.clone(),
-                    method: self.payment_method.unwrap_or(PaymentMethod::Points),
-                    amount: self.amount_due,
-                    points_used: self.points_used,
-                    coupon_id: self.coupon_id.clone(),
-                    refund_number: None,
-                    lines: vec![],
-                }]),
-                // Part given back already: the rest, as a numbered refund.
-                S::PartiallyRefunded => Ok(vec![self.refund_requested(self.plan_rest(now)?)]),
+                // Everything still held, as a numbered refund: its PG cancel
+                // carries its own key and amount, and a refusal fails this
+                // refund only (the order PAID again), never the next one.
+                S::Paid | S::PartiallyRefunded => Ok(vec![self.refund_requested(self.plan_rest(now)?)]),
                 S::Cancelled | S::RefundPending | S::Refunded => Ok(vec![]),
                 S::Confirming => Err(OrderError::PaymentInProgress),
                 S::Expired => Err(self.illegal(cmd)),

@@ -49,6 +49,8 @@ pub(super) async fn checkout(State(sim): State<Arc<PgSim>>, Json(b): Json<Checko
         cancels: vec![],
         deposit_due_ms: None,
         partial_cancelable: b.partial_cancelable.unwrap_or(true),
+        ready_ms: Some(now),
+        in_progress_ms: None,
     };
     match sim.db.tx(move |c| rows::insert_payment(c, &p)).await {
         Ok(true) => respond((200, json!({"paymentKey": payment_key}))),
@@ -217,6 +219,9 @@ pub(super) async fn set_status(State(sim): State<Arc<PgSim>>, Json(b): Json<Stat
         );
         if !allowed {
             return Err(p.status.clone());
+        }
+        if to == "IN_PROGRESS" {
+            p.in_progress_ms = Some(now);
         }
         p.status = to;
         Ok(())

@@ -83,13 +83,41 @@ pub struct SimPayment {
     /// some card products and escrow payments refuse it).
     #[serde(default = "partial_by_default")]
     pub partial_cancelable: bool,
+    /// When the widget opened it (READY) and when the shopper authenticated
+    /// (IN_PROGRESS), epoch ms on the simulator's clock: unconfirmed past
+    /// its window ([`READY_WINDOW_MS`], [`IN_PROGRESS_WINDOW_MS`]) it is
+    /// EXPIRED, as Toss's are.
+    #[serde(default)]
+    pub ready_ms: Option<i64>,
+    #[serde(default)]
+    pub in_progress_ms: Option<i64>,
 }
+
+/// Toss: a READY payment must be authenticated within 30 minutes.
+pub const READY_WINDOW_MS: i64 = 30 * 60_000;
+/// Toss: an IN_PROGRESS (authenticated) payment must be confirmed within 10 minutes.
+pub const IN_PROGRESS_WINDOW_MS: i64 = 10 * 60_000;
 
 fn partial_by_default() -> bool {
     true
 }
 
 impl SimPayment {
+    /// EXPIRED when its window lapsed by `now_ms` unconfirmed (READY for
+    /// 30 minutes, IN_PROGRESS for 10); whether it just did.
+    pub(super) fn lapse(&mut self, now_ms: i64) -> bool {
+        let since = |t: Option<i64>, window: i64| t.is_some_and(|t| now_ms >= t.saturating_add(window));
+        let lapsed = match self.status.as_str() {
+            "READY" => since(self.ready_ms, READY_WINDOW_MS),
+            "IN_PROGRESS" => since(self.in_progress_ms, IN_PROGRESS_WINDOW_MS),
+            _ => false,
+        };
+        if lapsed {
+            self.status = "EXPIRED".into();
+        }
+        lapsed
+    }
+
     /// The payment as Toss answers it at `now_ms`.
     pub(super) fn to_toss(&self, now_ms: i64) -> Value {
         let virtual_account = self.virtual_account.clone().map(|mut va| {
@@ -177,6 +205,9 @@ impl FaultKind {
     }
 }
 
+/// How long Toss keeps an `Idempotency-Key`'s answer: 15 days.
+pub const IDEMPOTENCY_KEEP_MS: i64 = 15 * 86_400_000;
+
 /// Every payment (by key, and by order: an order's latest checkout is the
 /// one a lookup by order id finds), the stored answer of every
 /// `Idempotency-Key`, and the calls and webhook attempts for the listings.
@@ -184,8 +215,10 @@ pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS payments (
     seq INTEGER PRIMARY KEY, payment_key TEXT NOT NULL UNIQUE, order_id TEXT NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id, seq);
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY, status INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY, status INTEGER NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS va_pool (account TEXT PRIMARY KEY, freed_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS va_pool_by_freed ON va_pool (freed_at, account);
 CREATE TABLE IF NOT EXISTS calls (
     seq INTEGER PRIMARY KEY, op TEXT NOT NULL, order_id TEXT, payment_key TEXT, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS calls_by_order ON calls (order_id, seq);
@@ -224,19 +257,48 @@ pub(super) mod rows {
         Ok(())
     }
 
-    pub fn stored_answer(c: &Connection, key: &str) -> anyhow::Result<Option<(u16, Value)>> {
+    /// The answer stored under `key` at `now_ms`, if it is still kept: Toss
+    /// keeps a key's answer for [`IDEMPOTENCY_KEEP_MS`] (15 days); after
+    /// that the same key is a new request.
+    pub fn stored_answer(c: &Connection, key: &str, now_ms: i64) -> anyhow::Result<Option<(u16, Value)>> {
         let row: Option<(u16, String)> = c
-            .prepare_cached("SELECT status, body FROM idempotency WHERE key = ?1")?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached("SELECT status, body FROM idempotency_keys WHERE key = ?1 AND at > ?2")?
+            .query_row((key, now_ms.saturating_sub(IDEMPOTENCY_KEEP_MS)), |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         Ok(row.map(|(status, body)| serde_json::from_str(&body).map(|b| (status, b))).transpose()?)
     }
 
-    pub fn store_answer(c: &Connection, key: Option<&str>, (status, body): &(u16, Value)) -> anyhow::Result<()> {
+    pub fn store_answer(
+        c: &Connection,
+        key: Option<&str>,
+        (status, body): &(u16, Value),
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
         if let Some(key) = key {
-            c.prepare_cached("INSERT OR REPLACE INTO idempotency (key, status, body) VALUES (?1, ?2, ?3)")?
-                .execute((key, status, body.to_string()))?;
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency_keys (key, status, body, at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute((key, status, body.to_string(), now_ms))?;
         }
+        Ok(())
+    }
+
+    /// The account number freed longest ago, taken out of the pool.
+    pub fn take_account(c: &Connection) -> anyhow::Result<Option<String>> {
+        let account: Option<String> = c
+            .prepare_cached("SELECT account FROM va_pool ORDER BY freed_at, account LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        if let Some(a) = &account {
+            c.prepare_cached("DELETE FROM va_pool WHERE account = ?1")?.execute([a])?;
+        }
+        Ok(account)
+    }
+
+    /// A closed account's number, back in the pool.
+    pub fn free_account(c: &Connection, account: &str, now_ms: i64) -> anyhow::Result<()> {
+        c.prepare_cached("INSERT OR IGNORE INTO va_pool (account, freed_at) VALUES (?1, ?2)")?
+            .execute((account, now_ms))?;
         Ok(())
     }
 

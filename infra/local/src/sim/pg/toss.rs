@@ -39,6 +39,18 @@ fn do_confirm(
     if p.order_id != b.order_id || p.total_amount != b.amount {
         return Ok((toss_error(400, "INVALID_REQUEST", "orderId or amount does not match the payment"), None));
     }
+    // Unconfirmed past its window (READY 30 minutes, IN_PROGRESS 10): gone,
+    // whether it lapses now or was seen lapsed before.
+    let lapsed_now = p.lapse(now);
+    if lapsed_now || p.status == "EXPIRED" {
+        let gone =
+            toss_error(404, "NOT_FOUND_PAYMENT_SESSION", "결제 시간이 만료되어 결제 진행 데이터가 존재하지 않습니다.");
+        if !lapsed_now {
+            return Ok((gone, None));
+        }
+        rows::save_payment(c, &p)?;
+        return Ok((gone, Some(p.to_toss(now))));
+    }
     match p.status.as_str() {
         "READY" | "IN_PROGRESS" => {}
         "DONE" | "WAITING_FOR_DEPOSIT" => {
@@ -53,12 +65,15 @@ fn do_confirm(
         return Ok((declined, Some(p.to_toss(now))));
     }
     if p.method == "VIRTUAL_ACCOUNT" {
+        // A number a closed account gave back, else a new one.
+        let fresh = || format!("X{}", p.payment_key.get(p.payment_key.len().saturating_sub(10)..).unwrap_or_default());
+        let account = rows::take_account(c)?.unwrap_or_else(fresh);
         p.status = "WAITING_FOR_DEPOSIT".into();
         let due = now.saturating_add(va_due_ms);
         p.deposit_due_ms = Some(due);
         p.virtual_account = Some(json!({
             "accountType": "일반",
-            "accountNumber": format!("X{}", p.payment_key.get(p.payment_key.len().saturating_sub(10)..).unwrap_or_default()),
+            "accountNumber": account,
             "bankCode": "88",
             "customerName": "shop customer",
             "dueDate": kst(due),
@@ -145,11 +160,12 @@ async fn begin_keyed(
 /// for the key (the call is recorded as replayed), else the fault this call
 /// takes — one transaction.
 async fn replay_or_fault(sim: &PgSim, op: Op, idem: Option<String>, call: Call) -> Result<Option<FaultKind>, Response> {
+    let now = sim.opts.clock.now().millis();
     let before = sim
         .db
         .tx(move |c| {
             if let Some(k) = &idem
-                && let Some(stored) = rows::stored_answer(c, k)?
+                && let Some(stored) = rows::stored_answer(c, k, now)?
             {
                 rows::record(c, &Call { outcome: "replayed".into(), ..call })?;
                 return Ok(Err(stored));
@@ -189,7 +205,7 @@ async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Re
             } else {
                 do_confirm(c, &b, fault == Some(FaultKind::Decline), now, va_due_ms)?
             };
-            rows::store_answer(c, idem.as_deref(), &answer)?;
+            rows::store_answer(c, idem.as_deref(), &answer, now)?;
             let outcome = match (fault, answer.0) {
                 (Some(FaultKind::Error), _) => "error".to_owned(),
                 (Some(FaultKind::LostResponse), _) => "lost_response".to_owned(),
@@ -255,8 +271,8 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
             // Toss keeps the answer under its key, a refusal too: the same
             // cancel sent again is refused again, never carried out.
             let answer = toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다. (simulated)");
-            let stored = answer.clone();
-            if let Err(e) = sim.db.tx(move |c| rows::store_answer(c, idem.as_deref(), &stored)).await {
+            let (stored, now) = (answer.clone(), sim.opts.clock.now().millis());
+            if let Err(e) = sim.db.tx(move |c| rows::store_answer(c, idem.as_deref(), &stored, now)).await {
                 db::logged(&e);
             }
             sim.record(Call { outcome: "declined".into(), ..call }).await;
@@ -284,6 +300,18 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
                         } else if tax_free > amount {
                             (toss_error(400, "INVALID_REQUEST", "taxFreeAmount is more than cancelAmount"), None)
                         } else {
+                            // A virtual account closed before its deposit: its
+                            // number goes back to the bank's pool, to be issued
+                            // to another order (Toss's accounts are recycled).
+                            if p.status == "WAITING_FOR_DEPOSIT"
+                                && let Some(account) = p
+                                    .virtual_account
+                                    .as_ref()
+                                    .and_then(|va| va.get("accountNumber"))
+                                    .and_then(Value::as_str)
+                            {
+                                rows::free_account(c, account, now)?;
+                            }
                             p.balance_amount -= amount;
                             p.status =
                                 if p.balance_amount == 0 { "CANCELED".into() } else { "PARTIAL_CANCELED".into() };
@@ -305,7 +333,7 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
                     _ => (toss_error(403, "NOT_CANCELABLE_PAYMENT", "취소 할 수 없는 결제 입니다."), None),
                 },
             };
-            rows::store_answer(c, idem.as_deref(), &answer)?;
+            rows::store_answer(c, idem.as_deref(), &answer, now)?;
             let outcome = answer.1.get("status").and_then(|v| v.as_str()).unwrap_or("error").to_owned();
             rows::record(c, &Call { outcome, order_id: changed.clone(), ..call })?;
             Ok((answer, changed.is_some()))
@@ -349,11 +377,17 @@ async fn lookup_inner(
     let found = sim
         .db
         .tx(move |c| {
-            let found = match (&call.payment_key, &call.order_id) {
+            let mut found = match (&call.payment_key, &call.order_id) {
                 (Some(key), _) => rows::payment(c, key)?,
                 (None, Some(order)) => rows::latest_of_order(c, order)?,
                 (None, None) => None,
             };
+            // A window that lapsed since it was last touched shows as EXPIRED.
+            if let Some(p) = found.as_mut().filter(|p| p.status == "READY" || p.status == "IN_PROGRESS")
+                && p.lapse(now)
+            {
+                rows::save_payment(c, p)?;
+            }
             let found = found.map(|p| p.to_toss(now));
             let outcome = match &found {
                 Some(p) => p.get("status").and_then(|v| v.as_str()).unwrap_or("?").to_owned(),
