@@ -18,6 +18,15 @@ async fn start_on(
     clock: std::sync::Arc<dyn shop_app::clock::Clock>,
     va_due: Duration,
 ) -> Simulators {
+    start_stalling(dir, clock, va_due, Duration::from_millis(10)).await
+}
+
+async fn start_stalling(
+    dir: &std::path::Path,
+    clock: std::sync::Arc<dyn shop_app::clock::Clock>,
+    va_due: Duration,
+    stall: Duration,
+) -> Simulators {
     Simulators::start(SimulatorOptions {
         secret_key: KEY.to_owned(),
         pg_port: 0,
@@ -25,7 +34,7 @@ async fn start_on(
         webhook_url: None,
         webhook_secret: None,
         webhook_backoff: Duration::from_millis(10),
-        stall: Duration::from_millis(10),
+        stall,
         delay: Duration::from_millis(1),
         clock,
         data_dir: Some(dir.to_owned()),
@@ -359,4 +368,52 @@ async fn ready_and_in_progress_payments_expire_on_their_windows() {
     .await;
     assert_eq!((status, &refused["code"]), (404, &json!("NOT_FOUND_PAYMENT_SESSION")), "{refused}");
     assert_eq!(status_of(authenticated).await, "EXPIRED");
+}
+
+/// Toss refuses a request whose `Idempotency-Key` is still being worked on
+/// (409 IDEMPOTENT_REQUEST_PROCESSING), and answers it from the stored
+/// answer once the first is done: a retry after a timeout never cancels
+/// twice. (The soak found a part cancelled twice when the retry of a
+/// timed-out cancel overtook the first.)
+#[tokio::test]
+async fn a_key_still_being_worked_on_is_refused_until_its_answer_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let stall = Duration::from_secs(3);
+    let sims = start_stalling(
+        dir.path(),
+        std::sync::Arc::new(shop_app::clock::SystemClock),
+        Duration::from_secs(86_400),
+        stall,
+    )
+    .await;
+    let pg = format!("http://{}", sims.pg_addr);
+    let http = reqwest::Client::new();
+    let key = checkout(&http, &pg, "flight-1", "CARD").await;
+    assert_eq!(confirm(&http, &pg, "flight-1", &key).await["status"], "DONE");
+    post(&http, &format!("{pg}/v1/sim/faults"), json!({"op": "cancel", "fault": "timeout", "count": 1})).await;
+    let cancel = {
+        let (http, url) = (http.clone(), format!("{pg}/v1/payments/{key}/cancel"));
+        move || {
+            http.post(url.clone())
+                .basic_auth(KEY, Some(""))
+                .header("idempotency-key", "part-1")
+                .json(&json!({"cancelReason": "a part", "cancelAmount": 100}))
+                .send()
+        }
+    };
+    // Two at once: one takes the stalled work, the other is refused while
+    // the first holds the key (the stall outlasts both requests' sending).
+    let (a, b) = tokio::join!(cancel(), cancel());
+    let mut answers = Vec::new();
+    for r in [a.unwrap(), b.unwrap()] {
+        answers.push((r.status().as_u16(), r.json::<Value>().await.unwrap()));
+    }
+    answers.sort_by_key(|(status, _)| *status);
+    let [(200, done), (409, refused)] = answers.as_slice() else { panic!("{answers:?}") };
+    assert_eq!(refused["code"], "IDEMPOTENT_REQUEST_PROCESSING");
+    assert_eq!(done["balanceAmount"], 900);
+    let again: Value = cancel().await.unwrap().json().await.unwrap();
+    assert_eq!(&again, done, "the stored answer");
+    let (looked, _) = get(&format!("{pg}/v1/sim/payments?paymentKey={key}")).await;
+    assert_eq!(looked[0]["cancels"].as_array().map(Vec::len), Some(1), "cancelled once: {looked}");
 }

@@ -66,6 +66,9 @@ pub fn classify_error(status: u16, body: &[u8]) -> PgError {
     let err: Option<TossError> = serde_json::from_slice(body).ok();
     match (status, err) {
         (_, Some(e)) if e.code == "ALREADY_PROCESSED_PAYMENT" => PgError::AlreadyProcessed,
+        // The same Idempotency-Key's first request is still being worked on:
+        // its outcome is not known yet (never a refusal); ask again later.
+        (_, Some(e)) if e.code == "IDEMPOTENT_REQUEST_PROCESSING" => PgError::Unknown(e.code),
         // The payment window lapsed (READY 30 minutes, IN_PROGRESS 10): a
         // definite refusal of this confirm, with the PG's reason kept.
         (_, Some(e)) if e.code == "NOT_FOUND_PAYMENT_SESSION" => PgError::Declined { code: e.code, message: e.message },
@@ -177,6 +180,7 @@ mod tests {
         );
         assert!(matches!(e(500, r#"{"code":"FAILED_INTERNAL_SYSTEM_PROCESSING","message":"x"}"#), PgError::Unknown(_)));
         assert!(matches!(e(429, r#"{"code":"TOO_MANY_REQUESTS","message":"x"}"#), PgError::Unknown(_)));
+        assert!(matches!(e(409, r#"{"code":"IDEMPOTENT_REQUEST_PROCESSING","message":"x"}"#), PgError::Unknown(_)));
         assert!(matches!(e(502, "<html>"), PgError::Unknown(_)));
     }
 

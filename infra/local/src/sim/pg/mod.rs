@@ -82,6 +82,10 @@ pub struct PgSim {
     db: Db,
     opts: SimOptions,
     http: reqwest::Client,
+    /// `Idempotency-Key`s whose first request is still being worked on: a
+    /// second request with one is refused (409 IDEMPOTENT_REQUEST_PROCESSING)
+    /// until the first's answer is stored, as Toss does.
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// `ms` as Toss writes times: ISO 8601 in Korea Standard Time.
@@ -130,7 +134,7 @@ impl PgSim {
     pub fn new(opts: SimOptions) -> anyhow::Result<Arc<PgSim>> {
         let db = Db::open("pg-simulator", opts.state_file.as_deref(), SCHEMA)?;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        Ok(Arc::new(PgSim { db, opts, http }))
+        Ok(Arc::new(PgSim { db, opts, http, in_flight: Arc::default() }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {

@@ -150,10 +150,46 @@ async fn begin_keyed(
     headers: &HeaderMap,
     op: Op,
     (order_id, payment_key): (Option<String>, Option<String>),
-) -> Result<(Call, Option<FaultKind>), Response> {
+) -> Result<(Call, Option<FaultKind>, Option<InFlight>), Response> {
     let call = begin(sim, headers, op, order_id, payment_key).await?;
+    // Claimed before the stored answer is read: a request that finds the
+    // key free and no answer is the only one working on it.
+    let held = match &call.idempotency_key {
+        Some(k) => match InFlight::claim(&sim.in_flight, k) {
+            Some(held) => Some(held),
+            None => {
+                sim.record(Call { outcome: "in progress".into(), ..call }).await;
+                return Err(respond(toss_error(
+                    409,
+                    "IDEMPOTENT_REQUEST_PROCESSING",
+                    "이전 멱등 요청이 처리중 입니다.",
+                )));
+            }
+        },
+        None => None,
+    };
     let fault = replay_or_fault(sim, op, call.idempotency_key.clone(), call.clone()).await?;
-    Ok((call, fault))
+    Ok((call, fault, held))
+}
+
+/// An `Idempotency-Key` being worked on, released when dropped (after the
+/// answer is stored, or when the work is abandoned).
+pub(super) struct InFlight {
+    keys: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    key: String,
+}
+
+impl InFlight {
+    fn claim(keys: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>, key: &str) -> Option<InFlight> {
+        let mut held = keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.insert(key.to_owned()).then(|| InFlight { keys: keys.clone(), key: key.to_owned() })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.key);
+    }
 }
 
 /// Before the work of a call with an `Idempotency-Key`: the answer stored
@@ -182,7 +218,7 @@ async fn replay_or_fault(sim: &PgSim, op: Op, idem: Option<String>, call: Call) 
 
 async fn confirm_work(sim: Arc<PgSim>, headers: HeaderMap, b: ConfirmBody) -> Response {
     let ids = (Some(b.order_id.clone()), Some(b.payment_key.clone()));
-    let (call, fault) = match begin_keyed(&sim, &headers, Op::Confirm, ids).await {
+    let (call, fault, _held) = match begin_keyed(&sim, &headers, Op::Confirm, ids).await {
         Ok(begun) => begun,
         Err(answer) => return answer,
     };
@@ -257,7 +293,7 @@ pub(super) async fn cancel(
 }
 
 async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b: CancelBody) -> Response {
-    let (call, fault) = match begin_keyed(&sim, &headers, Op::Cancel, (None, Some(payment_key.clone()))).await {
+    let (call, fault, _held) = match begin_keyed(&sim, &headers, Op::Cancel, (None, Some(payment_key.clone()))).await {
         Ok(begun) => begun,
         Err(answer) => return answer,
     };
