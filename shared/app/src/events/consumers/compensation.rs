@@ -61,7 +61,9 @@ impl Consumer for CompensationConsumer {
             }
             OrderEventKind::RefundRequested { payment_key, refund_number: Some(n), amount, .. } => {
                 let reason = "the rest of the order refunded at the customer's request";
-                if let Some(refused) = cancel_part(app, event, payment_key.as_ref(), *n, *amount, reason).await? {
+                if let Some(refused) =
+                    cancel_part(app, event, detail, payment_key.as_ref(), *n, *amount, reason).await?
+                {
                     return Ok(refused);
                 }
                 match complete_refund(app, &event.order_id, correlation_id).await? {
@@ -73,7 +75,7 @@ impl Consumer for CompensationConsumer {
             }
             OrderEventKind::PartialRefundRequested { payment_key, refund_number: n, cash, .. } => {
                 let reason = "part of the order refunded at the customer's request";
-                if let Some(refused) = cancel_part(app, event, payment_key.as_ref(), *n, *cash, reason).await? {
+                if let Some(refused) = cancel_part(app, event, detail, payment_key.as_ref(), *n, *cash, reason).await? {
                     return Ok(refused);
                 }
                 match complete_refund_part(app, &event.order_id, *n, correlation_id).await? {
@@ -101,6 +103,7 @@ impl Consumer for CompensationConsumer {
 async fn cancel_part(
     app: &App,
     event: &OrderEvent,
+    detail: &EventDetail,
     key: Option<&PaymentKey>,
     number: u32,
     cash: Money,
@@ -115,12 +118,13 @@ async fn cancel_part(
         return Ok(Some(Done::Skipped(format!("refund {number} already settled ({status:?})"))));
     }
     let Some(key) = key else { return Ok(None) };
-    let correlation_id = format!("refund-{}-{number}", event.order_id);
-    match cancel_part_at_pg(app, key, number, cash, reason, &correlation_id).await {
+    // The request's correlation id, as every other event of the refund carries.
+    let correlation_id = detail.correlation_id.as_str();
+    match cancel_part_at_pg(app, key, number, cash, reason, correlation_id).await {
         Ok(()) => Ok(None),
         Err(RefundError::PgRefused { code, message }) => {
             app.count("RefundsRefused", 1);
-            let changed = fail_refund(app, &event.order_id, number, &code, &message, &correlation_id).await?;
+            let changed = fail_refund(app, &event.order_id, number, &code, &message, correlation_id).await?;
             Ok(Some(if changed {
                 Done::Applied(format!("refund {number} refused by the PG: {code}: {message}"))
             } else {
