@@ -336,7 +336,7 @@ fn every_event_detail_matches_its_json_schema() {
     // Past its due date: expired, naming the account to close.
     let (_, ev) = step(&awaiting, OrderCommand::Expire, deposit_due);
     check(&ev);
-    let (_, ev) = step(&awaiting, OrderCommand::Cancel, T0);
+    let (_, ev) = step(&awaiting, OrderCommand::Cancel { refund_account: false }, T0);
     check(&ev);
     let (paid, ev) = step(
         &awaiting,
@@ -350,19 +350,23 @@ fn every_event_detail_matches_its_json_schema() {
         T0,
     );
     check(&ev);
-    let (refunding, ev) = step(&paid, OrderCommand::Cancel, T0);
+    let (refunding, ev) = step(&paid, OrderCommand::Cancel { refund_account: false }, T0);
     check(&ev);
     let (_, ev) = step(&refunding, OrderCommand::CompleteRefund, T0);
     check(&ev);
     // A part of it, done, then one the PG refuses, then the rest.
-    let part =
-        |n| OrderCommand::RequestRefund { part: shop_domain::order::RefundPart::Amount(m(n)), coupon_minimum: None };
+    let part = |n| OrderCommand::RequestRefund {
+        part: shop_domain::order::RefundPart::Amount(m(n)),
+        coupon_minimum: None,
+        refund_account: false,
+    };
     let one_mug = shop_domain::order::RefundLine {
         product_id: ProductId::parse("p1").unwrap(),
         quantity: Quantity::new(1).unwrap(),
     };
     let lines = shop_domain::order::RefundPart::Lines(vec![one_mug]);
-    let (partly, ev) = step(&paid, OrderCommand::RequestRefund { part: lines, coupon_minimum: None }, T0);
+    let (partly, ev) =
+        step(&paid, OrderCommand::RequestRefund { part: lines, coupon_minimum: None, refund_account: false }, T0);
     check(&ev);
     let (partly, ev) = step(&partly, OrderCommand::CompleteRefundPart { number: 1 }, T0);
     check(&ev);
@@ -370,7 +374,7 @@ fn every_event_detail_matches_its_json_schema() {
     let (partly, ev) =
         step(&partly, OrderCommand::FailRefund { number: 2, code: "X".into(), message: "no".into() }, T0);
     check(&ev);
-    let (rest, ev) = step(&partly, OrderCommand::Cancel, T0);
+    let (rest, ev) = step(&partly, OrderCommand::Cancel { refund_account: false }, T0);
     check(&ev);
     let (_, ev) = step(&rest, OrderCommand::CompleteRefund, T0);
     check(&ev);

@@ -149,6 +149,28 @@ Resources:
       StreamSpecification: {StreamViewType: NEW_IMAGE}
       PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
 
+  # Seals shoppers' refund accounts (a paid virtual account's money goes
+  # back by bank transfer): the functions draw AES-256 data keys under it
+  # (GenerateDataKey) and compensation decrypts them, each bound to the
+  # encryption context purpose=shop-refund-accounts (ADR 0030).
+  RefundAccountKey:
+    Type: AWS::KMS::Key
+    DeletionPolicy: Retain
+    UpdateReplacePolicy: Retain
+    Properties:
+      Description: Seals shoppers' refund accounts (data keys of AES-256-GCM envelopes)
+      EnableKeyRotation: true
+      KeyPolicy:
+        Version: "2012-10-17"
+        Statement:
+          # The account's IAM policies decide who uses it: the functions'
+          # roles get one action each, bound to the encryption context.
+          - Sid: AccountIamPolicies
+            Effect: Allow
+            Principal: {AWS: !Sub "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+            Action: "kms:*"
+            Resource: "*"
+
   EventBus:
     Type: AWS::Events::EventBus
     Properties:
@@ -233,6 +255,18 @@ assert PG_FUNCTIONS, "PG_FUNCTIONS not found in routes.rs"
 ADMISSION_FUNCTIONS = set(re.findall(r'"([\w-]+)"', re.search(r"ADMISSION_FUNCTIONS: &\[&str\] = &\[([^\]]*)\]", routes_rs).group(1)))
 assert ADMISSION_FUNCTIONS, "ADMISSION_FUNCTIONS not found in routes.rs"
 
+# The functions that seal refund accounts and the one that opens them
+# (routes.rs SEALING_FUNCTIONS / OPENING_FUNCTIONS): only they get the KMS
+# key's id, and only the one action each needs on it, bound to the data
+# keys' encryption context.
+def rust_list(name):
+    found = set(re.findall(r'"([\w-]+)"', re.search(name + r": &\[&str\] = &\[([^\]]*)\]", routes_rs).group(1)))
+    assert found, f"{name} not found in routes.rs"
+    return found
+
+KMS_ACTIONS = {**{f: "kms:GenerateDataKey" for f in rust_list("SEALING_FUNCTIONS")},
+               **{f: "kms:Decrypt" for f in rust_list("OPENING_FUNCTIONS")}}
+
 # The functions that push to the waiting room's WebSocket connections
 # (routes.rs LIVE_FUNCTIONS): its endpoint, and ManageConnections on it.
 LIVE_FUNCTIONS = set(re.findall(r'"([\w-]+)"', re.search(r"LIVE_FUNCTIONS: &\[&str\] = &\[([^\]]*)\]", routes_rs).group(1)))
@@ -263,6 +297,14 @@ def policies(name, extra=""):
               Action: [ssm:GetParameter]
               Resource: !Sub "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${AdmissionSecretParameter}"
 """
+    if name in KMS_ACTIONS:
+        ssm += f"""            - Effect: Allow
+              Action: [{KMS_ACTIONS[name]}]
+              Resource: !GetAtt RefundAccountKey.Arn
+              Condition:
+                StringEquals:
+                  kms:EncryptionContext:purpose: shop-refund-accounts
+"""
     return f"""      Policies:
         - Statement:
             - Effect: Allow
@@ -285,6 +327,9 @@ def function(name, events, env="", extra_policy="", timeout=None):
 """
     if name in LIVE_FUNCTIONS:
         pg_env += f"""          LIVE_ENDPOINT: {LIVE_ENDPOINT}
+"""
+    if name in KMS_ACTIONS:
+        pg_env += """          REFUND_ACCOUNT_KEY_ID: !GetAtt RefundAccountKey.Arn
 """
     events_block = f"""      Events:
 {events}

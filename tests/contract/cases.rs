@@ -220,7 +220,7 @@ pub async fn orders_are_versioned(store: Store) {
         TxItem::Order("o1".into()),
         ConflictReason::ConditionFailed,
     );
-    let (cancelled, events) = o.execute(&OrderCommand::Cancel, T0).unwrap();
+    let (cancelled, events) = o.execute(&OrderCommand::Cancel { refund_account: false }, T0).unwrap();
     run(
         &store,
         vec![
@@ -259,7 +259,7 @@ pub async fn expiry_index_holds_only_due_pending_orders(store: Store) {
     assert_eq!(store.orders().due_to_expire(T0.plus_secs(3600), 2).await.unwrap().len(), 2);
     // Leaving PENDING_PAYMENT takes an order out of the index.
     let b = order("b", "u1", 120);
-    let (cancelled, _) = b.execute(&OrderCommand::Cancel, T0).unwrap();
+    let (cancelled, _) = b.execute(&OrderCommand::Cancel { refund_account: false }, T0).unwrap();
     run(&store, vec![store.orders().op_update(1, &cancelled).unwrap()]).await.unwrap();
     let mut due = store.orders().due_to_expire(T0.plus_secs(180), 10).await.unwrap();
     due.sort();
@@ -280,7 +280,7 @@ pub async fn user_index_lists_orders_and_coupons(store: Store) {
     assert_eq!(orders.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), vec!["o1"]);
     // The index holds keys only: a status change writes no entry, and a
     // list reads each order as it is now, its status filter included.
-    let (cancelled, _) = order("o1", "u1", 60).execute(&OrderCommand::Cancel, T0).unwrap();
+    let (cancelled, _) = order("o1", "u1", 60).execute(&OrderCommand::Cancel { refund_account: false }, T0).unwrap();
     run(&store, vec![store.orders().op_update(1, &cancelled).unwrap()]).await.unwrap();
     let entries = store
         .client()

@@ -18,7 +18,7 @@ pub async fn events_are_written_once_and_leave_the_outbox_index(store: Store) {
     )
     .await
     .unwrap();
-    let (o2, later) = o.execute(&OrderCommand::Cancel, T0.plus_secs(5)).unwrap();
+    let (o2, later) = o.execute(&OrderCommand::Cancel { refund_account: false }, T0.plus_secs(5)).unwrap();
     run(
         &store,
         vec![
@@ -172,7 +172,7 @@ pub async fn the_console_finds_events_by_correlation_status_and_failure(store: S
     )
     .await
     .unwrap();
-    let (cancelled, events) = o1.execute(&OrderCommand::Cancel, T0.plus_secs(5)).unwrap();
+    let (cancelled, events) = o1.execute(&OrderCommand::Cancel { refund_account: false }, T0.plus_secs(5)).unwrap();
     let was = shop_store::outbox::Before { status: Some(o1.status), placed_at: o1.created_at };
     run(
         &store,

@@ -77,7 +77,7 @@ enum Action {
 }
 
 /// Every fault the injector draws from, with its name in the log.
-const FAULTS: [(&str, Action); 31] = [
+const FAULTS: [(&str, Action); 32] = [
     ("pg.confirm.decline", Action::Pg(Op::Confirm, FaultKind::Decline)),
     ("pg.confirm.error", Action::Pg(Op::Confirm, FaultKind::Error)),
     ("pg.confirm.timeout", Action::Pg(Op::Confirm, FaultKind::Timeout)),
@@ -89,6 +89,9 @@ const FAULTS: [(&str, Action); 31] = [
     ("pg.cancel.error", Action::Pg(Op::Cancel, FaultKind::Error)),
     ("pg.cancel.timeout", Action::Pg(Op::Cancel, FaultKind::Timeout)),
     ("pg.cancel.lost_response", Action::Pg(Op::Cancel, FaultKind::LostResponse)),
+    // The bank refuses a deposited virtual account's refund account: the
+    // refund FAILS with the PG's reason and the shopper asks again.
+    ("pg.cancel.refund_account", Action::Pg(Op::Cancel, FaultKind::RefundAccount)),
     ("pg.webhook.duplicate", Action::Pg(Op::Webhook, FaultKind::Duplicate)),
     ("pg.webhook.reorder", Action::Pg(Op::Webhook, FaultKind::Reorder)),
     ("pg.webhook.delay", Action::Pg(Op::Webhook, FaultKind::Delay)),

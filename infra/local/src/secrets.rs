@@ -51,6 +51,19 @@ impl Secrets {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// The key refund accounts are sealed with (AES-256-GCM;
+    /// `REFUND_ACCOUNT_KEY`): derived from the JWT key for its one purpose,
+    /// as the admission secret is, so every data dir has its own and one
+    /// written before refund accounts existed has one too.
+    pub fn refund_account_key(&self) -> [u8; 32] {
+        use hmac::Mac as _;
+        let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(self.jwt_secret.as_bytes()) else {
+            unreachable!("HMAC takes a key of any length")
+        };
+        mac.update(b"shop refund accounts v1");
+        mac.finalize().into_bytes().into()
+    }
+
     /// Fresh secrets from the operating system's generator.
     pub fn random() -> anyhow::Result<Secrets> {
         Ok(Secrets {
@@ -156,5 +169,7 @@ mod tests {
             assert!(refused.contains("chmod 600"), "{refused}");
         }
         assert!(!format!("{first:?}").contains(&first.jwt_secret), "Debug hides the secrets");
+        assert_eq!(first.refund_account_key(), again.refund_account_key());
+        assert_ne!(first.refund_account_key(), other.refund_account_key(), "a key per data dir");
     }
 }

@@ -131,6 +131,12 @@ pub async fn open(
         Some(dir) => Engine::open_dir(dir)?,
         None => Engine::memory()?,
     };
+    // Commands beside the stack (replay, redrive) run compensation too: the
+    // data dir's key opens the refund accounts the stack sealed.
+    let mut config = config;
+    if let (None, Some(dir)) = (config.refund_account_key, data_dir) {
+        config.refund_account_key = Some(Secrets::of_data_dir(dir)?.refund_account_key());
+    }
     let (app, new) = open_on(engine.client(), config, clock, ids, Streams::Disabled).await?;
     Ok((engine, app, new))
 }
@@ -169,6 +175,7 @@ impl Stack {
         let listener = crate::listen::bind(opts.port, "the API and the console", "--port").await?;
         let addr = listener.local_addr()?;
         let mut config = opts.config;
+        config.refund_account_key.get_or_insert(secrets.refund_account_key());
         let pg_timeout = std::time::Duration::from_millis(config.pg_timeout_ms);
         let stall = opts.pg_stall.unwrap_or(pg_timeout * 2 + std::time::Duration::from_millis(100));
         let clock = opts.clock.unwrap_or_else(|| Arc::new(shop_app::clock::SystemClock));

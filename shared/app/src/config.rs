@@ -30,6 +30,12 @@ pub struct Config {
     /// `shop up --max-receive` locally): a consumer that fails on the last
     /// one records its outcome as dead-lettered.
     pub max_receives: u32,
+    /// The 256-bit key refund accounts are sealed with when no KMS key is
+    /// given (`REFUND_ACCOUNT_KEY`, 64 hex digits: the local stack's, derived
+    /// from its data dir's secrets, for `cargo lambda watch` against it).
+    /// In AWS the functions that seal or open use KMS data keys instead
+    /// (`REFUND_ACCOUNT_KEY_ID`). Never logged.
+    pub refund_account_key: Option<[u8; 32]>,
 }
 
 /// Everything but the secrets: a `Config` may be logged.
@@ -46,6 +52,7 @@ impl std::fmt::Debug for Config {
             .field("reconcile_after_secs", &self.reconcile_after_secs)
             .field("admission_secret", &self.admission_secret.as_ref().map(|_| "<redacted>"))
             .field("max_receives", &self.max_receives)
+            .field("refund_account_key", &self.refund_account_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -63,6 +70,7 @@ impl Default for Config {
             reconcile_after_secs: 300,
             admission_secret: None,
             max_receives: 5,
+            refund_account_key: None,
         }
     }
 }
@@ -71,7 +79,7 @@ impl Config {
     /// Reads `TABLE_NAME`, `ORDER_TTL_SECS`, `IDEMPOTENCY_KEEP_SECS`,
     /// `IDEMPOTENCY_IN_PROGRESS_MS`, `PG_BASE_URL`, `PG_SECRET_KEY`,
     /// `PG_TIMEOUT_MS`, `PG_WEBHOOK_SECRET`, `RECONCILE_AFTER_SECS`,
-    /// `ADMISSION_SECRET`, `MAX_RECEIVE_COUNT`.
+    /// `ADMISSION_SECRET`, `MAX_RECEIVE_COUNT`, `REFUND_ACCOUNT_KEY`.
     pub fn from_env() -> anyhow::Result<Config> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -106,6 +114,15 @@ impl Config {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| anyhow::anyhow!("MAX_RECEIVE_COUNT must be a positive count"))?,
+            refund_account_key: match var("REFUND_ACCOUNT_KEY").filter(|s| !s.is_empty()) {
+                Some(v) => Some(
+                    hex::decode(v.trim())
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .ok_or_else(|| anyhow::anyhow!("REFUND_ACCOUNT_KEY must be 64 hex digits (256 bits)"))?,
+                ),
+                None => None,
+            },
         };
         anyhow::ensure!(config.order_ttl_secs > 0, "ORDER_TTL_SECS must be positive");
         anyhow::ensure!(config.idempotency.keep_secs >= 24 * 3600, "IDEMPOTENCY_KEEP_SECS must be at least 86400");

@@ -56,6 +56,9 @@ pub struct App {
     /// local stack's admitter, resting while nothing moves, wakes for it
     /// (in Lambda nothing listens).
     pub admitter: Arc<tokio::sync::Notify>,
+    /// Seals and opens refund accounts: the configured key, KMS data keys
+    /// in AWS ([`App::with_sealer`]), or none (refusing both).
+    pub sealer: Arc<dyn ports::Sealer>,
 }
 
 impl App {
@@ -66,7 +69,12 @@ impl App {
             &config.pg_secret_key,
             std::time::Duration::from_millis(config.pg_timeout_ms),
         )?;
+        let sealer: Arc<dyn ports::Sealer> = match config.refund_account_key {
+            Some(key) => Arc::new(adapters::sealing::Envelope(adapters::sealing::LocalKey::new(key))),
+            None => Arc::new(adapters::sealing::NoKey),
+        };
         Ok(Self {
+            sealer,
             store,
             gateway: Arc::new(pg),
             clock: Arc::new(clock::SystemClock),
@@ -99,6 +107,11 @@ impl App {
 
     pub fn with_pg(mut self, pg: Arc<dyn ports::PaymentGateway>) -> Self {
         self.gateway = pg;
+        self
+    }
+
+    pub fn with_sealer(mut self, sealer: Arc<dyn ports::Sealer>) -> Self {
+        self.sealer = sealer;
         self
     }
 

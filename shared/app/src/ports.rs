@@ -12,9 +12,20 @@
 //! - [`EventBus`]: EventBridge `PutEvents`: a call can succeed as a whole and
 //!   still fail some entries, so the result is per entry.
 //! - [`DataPlatform`]: the analytics export, deduplicating by event id.
+//! - [`Sealer`]: authenticated encryption of personal data kept at rest
+//!   (refund accounts): KMS data keys in AWS, the data dir's key locally.
 
 use sha2::{Digest, Sha256};
 use shop_domain::{Money, OrderId, PaymentKey, PaymentMethod, Timestamp};
+
+/// Seals and opens small secrets kept at rest. `context` is bound to the
+/// sealed bytes (AES-GCM's associated data): a box opens only for the item
+/// it was sealed for, never when copied to another order's refund.
+#[async_trait::async_trait]
+pub trait Sealer: Send + Sync {
+    async fn seal(&self, plain: &[u8], context: &[u8]) -> anyhow::Result<shop_store::refund_accounts::Sealed>;
+    async fn open(&self, sealed: &shop_store::refund_accounts::Sealed, context: &[u8]) -> anyhow::Result<Vec<u8>>;
+}
 
 /// Payment status as Toss reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,12 +111,16 @@ pub struct PgCancel {
     /// Idempotency-Key: two refunds of one amount are two cancels, and a
     /// redelivered refund is one.
     pub refund_number: Option<u32>,
+    /// Where a paid virtual account's money goes back to
+    /// (`refundReceiveAccount`); `None` for a card, or an account closed
+    /// before its deposit.
+    pub refund_account: Option<shop_domain::RefundAccount>,
 }
 
 impl PgCancel {
     /// Everything that remains, for `reason`.
     pub fn whole(reason: &str) -> PgCancel {
-        PgCancel { reason: reason.to_owned(), amount: None, refund_number: None }
+        PgCancel { reason: reason.to_owned(), amount: None, refund_number: None, refund_account: None }
     }
 
     /// The `Idempotency-Key` of this cancel of `payment_key`.

@@ -17,6 +17,7 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod points;
+pub mod refund_account;
 pub mod sale;
 pub mod time;
 
@@ -30,4 +31,5 @@ pub use ids::{
 pub use money::Money;
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderEventKind, OrderLine, OrderStatus, PaymentMethod};
 pub use payment::{Payment, PaymentStatus};
+pub use refund_account::{InvalidRefundAccount, RefundAccount};
 pub use time::Timestamp;

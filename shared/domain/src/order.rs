@@ -174,6 +174,9 @@ pub enum OrderError {
     TooManyRefunds { max: usize },
     #[error("the order has no refund {0} in progress")]
     NoSuchRefund(u32),
+    /// A paid virtual account's deposit goes back by bank transfer.
+    #[error("the {cash} paid by deposit goes back by bank transfer: give the refundAccount to send it to")]
+    RefundAccountRequired { cash: Money },
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! | points ledger row | `USER#id` | `LEDGER#<ms, 13 digits>#<txId>` |
 //! | order | `ORDER#id` | `ORDER` |
 //! | outbox event | `ORDER#id` | `EVENT#<version, 9 digits>` |
+//! | a refund's sealed refund account (until the PG answers) | `ORDER#id` | `REFUNDACCOUNT#<refund number>` |
 //! | payment | `PAYMENT#key` | `PAYMENT` |
 //! | idempotency record | `IDEM#<scope>#<key>` | `IDEM` |
 //! | consumer outcome (saga log) | `ORDER#id` | `OUTCOME#<version, 9 digits>#<consumer>` |
@@ -217,6 +218,12 @@ pub fn ledger(user: &UserId, at_ms: i64, tx_id: &str) -> (String, String) {
 
 pub fn order(id: &OrderId) -> (String, String) {
     (format!("ORDER#{id}"), "ORDER".to_owned())
+}
+
+/// The sealed refund account of the order's refund `number`, beside the
+/// order (so its put and delete join the order's transactions).
+pub fn refund_account(id: &OrderId, number: u32) -> (String, String) {
+    (format!("ORDER#{id}"), format!("REFUNDACCOUNT#{number}"))
 }
 
 /// An order's outbox event (the sort key's prefix is the outbox codec's).

@@ -36,6 +36,7 @@
 //! | [`Store::saga`] | [`saga`] | what each consumer did with each event |
 //! | [`Store::stats`] | [`stats`] | the saga statistics of the console's overview |
 //! | [`Store::idempotency`] | [`idempotency`] | `Idempotency-Key` and consumer dedupe records |
+//! | [`Store::refund_accounts`] | [`refund_accounts`] | refunds' sealed bank accounts, until the PG answers |
 //!
 //! Under them: [`keys`] (the one key table: every item and index key,
 //! local-only ones included), [`io`] (the calls every room shares: get,
@@ -56,6 +57,7 @@ pub mod orders;
 pub mod outbox;
 pub mod payments;
 pub mod points;
+pub mod refund_accounts;
 pub mod saga;
 pub mod sales;
 pub mod schema;
@@ -117,6 +119,10 @@ impl Store {
 
     pub fn audit(&self) -> audit::Audit<'_> {
         audit::Audit(self)
+    }
+
+    pub fn refund_accounts(&self) -> refund_accounts::RefundAccounts<'_> {
+        refund_accounts::RefundAccounts(self)
     }
 
     pub fn views(&self) -> views::Views<'_> {

@@ -32,6 +32,8 @@ pub enum TxItem {
     Gate(String),
     /// A live WebSocket connection (by connection id).
     Connection(String),
+    /// A refund's sealed refund account (by order id).
+    RefundAccount(String),
 }
 
 impl fmt::Display for TxItem {
@@ -53,6 +55,7 @@ impl fmt::Display for TxItem {
             TxItem::Ticket(u) => write!(f, "ticket of user {u}"),
             TxItem::Gate(id) => write!(f, "sale gate on product {id}"),
             TxItem::Connection(id) => write!(f, "live connection {id}"),
+            TxItem::RefundAccount(id) => write!(f, "refund account of order {id}"),
         }
     }
 }

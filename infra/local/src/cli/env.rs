@@ -1,6 +1,7 @@
 //! `shop env`: the environment a function needs beside the local stack
 //! (`cargo lambda watch`, the AWS CLI, an SDK): the data dir's DynamoDB
-//! credentials, the PG simulator's secret key, the endpoints. Meant for
+//! credentials, the PG simulator's secret key, the key refund accounts are
+//! sealed with, the endpoints. Meant for
 //! `eval "$(shop env --dynamodb-port 8000)"`.
 
 use super::DataDir;
@@ -25,6 +26,7 @@ impl Env {
     pub fn run(self) -> anyhow::Result<()> {
         let s = Secrets::of_data_dir(&self.data.data_dir)?;
         let admission = s.admission_secret();
+        let refund_account_key = hex::encode(s.refund_account_key());
         let mut vars = vec![
             ("AWS_ACCESS_KEY_ID", s.aws_access_key_id),
             ("AWS_SECRET_ACCESS_KEY", s.aws_secret_access_key),
@@ -33,6 +35,7 @@ impl Env {
             ("PG_BASE_URL", format!("http://127.0.0.1:{}", self.pg_port)),
             ("PG_SECRET_KEY", s.pg_secret_key),
             ("ADMISSION_SECRET", admission),
+            ("REFUND_ACCOUNT_KEY", refund_account_key),
             ("DATA_PLATFORM_URL", format!("http://127.0.0.1:{}", self.sink_port)),
         ];
         if let Some(port) = self.dynamodb_port {

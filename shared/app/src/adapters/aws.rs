@@ -62,6 +62,29 @@ pub async fn admission_app_from_env(service: &'static str) -> anyhow::Result<App
     app_with(config, &sdk)
 }
 
+/// `app` with the refund accounts' sealer of a function that seals or opens
+/// them (refund-order, cancel-order, compensation): KMS data keys under
+/// `REFUND_ACCOUNT_KEY_ID` (the template's key), or `REFUND_ACCOUNT_KEY`
+/// (the local stack's, from `shop env`) for `cargo lambda watch`. With
+/// neither the init fails: a paid virtual account could not be refunded.
+#[cfg(feature = "kms")]
+pub async fn with_refund_accounts(app: App, service: &'static str) -> anyhow::Result<App> {
+    use crate::adapters::sealing::{Envelope, KmsKeys};
+    match std::env::var("REFUND_ACCOUNT_KEY_ID").ok().filter(|v| !v.is_empty()) {
+        Some(key_id) => {
+            let kms = aws_sdk_kms::Client::new(&sdk_config().await);
+            Ok(app.with_sealer(std::sync::Arc::new(Envelope(KmsKeys::new(kms, key_id)))))
+        }
+        None => {
+            anyhow::ensure!(
+                app.config.refund_account_key.is_some(),
+                "{service} seals or opens refund accounts but has no key: set REFUND_ACCOUNT_KEY_ID (a KMS key) or REFUND_ACCOUNT_KEY"
+            );
+            Ok(app)
+        }
+    }
+}
+
 /// The value of the SSM SecureString the environment variable `var` names,
 /// if it names one.
 #[cfg(feature = "ssm")]

@@ -149,6 +149,13 @@ impl PaymentGateway for TossClient {
         if let (Some(a), Some(obj)) = (cancel.amount, body.as_object_mut()) {
             obj.insert("cancelAmount".into(), a.won().into());
         }
+        if let (Some(account), Some(obj)) = (&cancel.refund_account, body.as_object_mut()) {
+            let (bank, number, holder) = account.fields();
+            obj.insert(
+                "refundReceiveAccount".into(),
+                serde_json::json!({"bank": bank, "accountNumber": number, "holderName": holder}),
+            );
+        }
         let key = cancel.idempotency_key(payment_key);
         let url = format!("{}/v1/payments/{}/cancel", self.base, payment_key);
         self.send(self.http.post(url).json(&body), Some(&key)).await

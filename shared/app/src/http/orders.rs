@@ -405,6 +405,10 @@ impl From<&OrderError> for Problem {
                 Problem::new(422, "too-many-refunds", "Too many refunds", e.to_string()).with("max", *max)
             }
             OrderError::NoSuchRefund(_) => Problem::new(409, "conflict", "Conflict", e.to_string()),
+            OrderError::RefundAccountRequired { cash } => {
+                Problem::new(422, "refund-account-required", "Refund account required", e.to_string())
+                    .with("cash", cash.won())
+            }
         }
     }
 }
@@ -426,15 +430,31 @@ impl From<&CancelError> for Problem {
 
 /// `POST /orders/{orderId}/cancel`: before payment the order is CANCELLED
 /// and its stock and points come back; after payment it becomes
-/// REFUND_PENDING and compensation refunds it.
+/// REFUND_PENDING and compensation refunds it. The body is optional:
+/// `{"refundAccount": …}`, required for a paid virtual account.
 pub async fn cancel_order(app: &App, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     http::serve("cancel_order", req, |req, ctx: RequestCtx| async move {
         let user = http::caller(&req)?;
         let id = http::order_id_param(&req)?;
-        let order = cancel(app, &user, &id, &ctx.correlation_id).await.map_err(|e| Problem::from(&e))?;
+        let account = cancel_body(http::json_body(&req)?)?;
+        let order =
+            cancel(app, &user, &id, account.as_ref(), &ctx.correlation_id).await.map_err(|e| Problem::from(&e))?;
         Ok(http::json(200, &OrderView::from(&order), &ctx))
     })
     .await
+}
+
+/// The cancel's optional body: nothing, `{}`, or `{"refundAccount": …}`.
+fn cancel_body(bytes: &[u8]) -> Result<Option<shop_domain::RefundAccount>, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let body = http::parse_object(bytes)?;
+    let Some(fields) = body.as_object() else { return Err(Problem::bad_request("the body must be a JSON object")) };
+    if let Some(other) = fields.keys().find(|k| k.as_str() != "refundAccount") {
+        return Err(Problem::bad_request(format!("unknown field {other:?}; the body takes refundAccount only")));
+    }
+    fields.get("refundAccount").map(crate::http::refunds::refund_account).transpose()
 }
 
 /// `GET /orders/{orderId}/timeline`: the owner's view of the saga.

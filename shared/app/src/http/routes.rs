@@ -17,6 +17,14 @@ pub const PG_FUNCTIONS: &[&str] = &["confirm-payment", "pg-webhook", "compensati
 /// reads this list.
 pub const ADMISSION_FUNCTIONS: &[&str] = &["create-order", "my-ticket", "live-authorizer"];
 
+/// The functions that seal refund accounts (KMS `GenerateDataKey`) and the
+/// one that opens them for the PG's cancel (KMS `Decrypt`): only they are
+/// given the KMS key (`REFUND_ACCOUNT_KEY_ID`) and that one right on it,
+/// link the KMS client (feature `kms`), and refuse to start without a key.
+/// The template generator reads these lists.
+pub const SEALING_FUNCTIONS: &[&str] = &["refund-order", "cancel-order"];
+pub const OPENING_FUNCTIONS: &[&str] = &["compensation"];
+
 /// The functions that push to the waiting room's WebSocket connections
 /// (`PostToConnection`): they get its endpoint and the right to manage its
 /// connections, and link the management API's client (feature `live`).

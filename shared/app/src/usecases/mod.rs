@@ -18,6 +18,7 @@ pub mod place_order;
 pub mod points;
 pub mod reconcile;
 pub mod refund;
+pub mod refund_account;
 pub mod request_refund;
 pub mod retry;
 pub mod sales;

@@ -15,7 +15,7 @@ use crate::usecases::settle::{PgOutcome, apply_pg_outcome};
 use crate::usecases::stock::release_units;
 use shop_domain::order::RefundLine;
 use shop_domain::points::LedgerReason;
-use shop_domain::{Money, OrderCommand, OrderError, OrderEventKind, OrderId, PaymentKey, PaymentStatus};
+use shop_domain::{Money, OrderCommand, OrderError, OrderEventKind, OrderId, PaymentKey, PaymentStatus, RefundAccount};
 use shop_store::Tx;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,21 +65,28 @@ pub async fn cancel_at_pg(app: &App, key: &PaymentKey, reason: &str, correlation
 }
 
 /// Cancels `cash` of a payment at the PG for the order's refund `number`
-/// (its own Idempotency-Key, so a redelivery cancels once). Nothing to do
-/// for a refund with no cash (points only).
+/// (its own Idempotency-Key, so a redelivery cancels once), to the refund
+/// account `account` for a paid virtual account. Nothing to do for a
+/// refund with no cash (points only).
 #[tracing::instrument(skip_all, fields(payment_key = %key, refund = number))]
 pub async fn cancel_part_at_pg(
     app: &App,
     key: &PaymentKey,
     number: u32,
     cash: Money,
+    account: Option<RefundAccount>,
     reason: &str,
     correlation_id: &str,
 ) -> Result<(), RefundError> {
     if cash.is_zero() {
         return Ok(());
     }
-    let cancel = PgCancel { reason: reason.to_owned(), amount: Some(cash), refund_number: Some(number) };
+    let cancel = PgCancel {
+        reason: reason.to_owned(),
+        amount: Some(cash),
+        refund_number: Some(number),
+        refund_account: account,
+    };
     let pg = match app.pg().cancel(key, &cancel).await {
         Ok(p) => p,
         // The whole payment was cancelled already (at the PG's console, or
@@ -189,6 +196,25 @@ pub async fn fail_refund(
     .await
 }
 
+/// The numbered refund an event settles.
+fn settled_refund(kind: &OrderEventKind) -> Option<u32> {
+    match kind {
+        OrderEventKind::OrderRefunded { refund_number, .. } => *refund_number,
+        OrderEventKind::OrderPartiallyRefunded { refund_number, .. }
+        | OrderEventKind::RefundFailed { refund_number, .. } => Some(*refund_number),
+        OrderEventKind::OrderPlaced { .. }
+        | OrderEventKind::PaymentConfirmationStarted { .. }
+        | OrderEventKind::VirtualAccountIssued { .. }
+        | OrderEventKind::OrderPaid { .. }
+        | OrderEventKind::PaymentFailed { .. }
+        | OrderEventKind::PaymentOrphaned { .. }
+        | OrderEventKind::OrderExpired { .. }
+        | OrderEventKind::OrderCancelled { .. }
+        | OrderEventKind::RefundRequested { .. }
+        | OrderEventKind::PartialRefundRequested { .. } => None,
+    }
+}
+
 /// One attempt at a refund's last step: `cmd` on the order, and in the same
 /// transaction the units and points its event gives back (`give`, from the
 /// order before and the event). `None` when the command changed nothing.
@@ -210,6 +236,12 @@ async fn finish(
     let mut tx = Tx::new();
     tx.extend(release_units(app, &lines)?);
     tx.extend(give_back_points(app, &order, LedgerReason::Refund, points, now).await?);
+    // The PG has answered: the refund's account is kept no longer.
+    if let Some(n) = events.first().and_then(|e| settled_refund(&e.kind))
+        && order.refund(n).is_some_and(|r| r.to_account)
+    {
+        tx.push(app.store.refund_accounts().op_delete(order_id, n)?);
+    }
     tx.push(app.store.orders().op_update(order.version, &after)?);
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     app.store.transact(tx).await?;

@@ -3,7 +3,8 @@
 //! (`Order::execute` with `RequestRefund`), and one transaction writes the
 //! order — conditional on the version it was decided on, so two refunds of
 //! one order are serialised and never give back more than was paid — its
-//! event, and the request's idempotency record with the answer.
+//! event, the request's idempotency record with the answer, and — for a
+//! paid virtual account — the shopper's refund account, sealed.
 //! Compensation carries the refund out
 //! ([`refund`](crate::usecases::refund)).
 
@@ -11,7 +12,7 @@ use crate::App;
 use crate::usecases::own_order;
 use crate::usecases::retry::{Step, retry};
 use shop_domain::order::{Refund, RefundPart};
-use shop_domain::{Order, OrderCommand, OrderError, OrderId, UserId};
+use shop_domain::{Order, OrderCommand, OrderError, OrderId, RefundAccount, UserId};
 use shop_store::idempotency::{StoredResponse, Ticket};
 use shop_store::{StoreError, Tx, TxItem};
 
@@ -37,30 +38,39 @@ crate::usecases::retry::use_case_error!(RequestRefundError);
 /// record so a replay answers exactly the same.
 pub type Render<'a> = &'a (dyn Fn(&Order, &Refund) -> anyhow::Result<StoredResponse> + Sync);
 
-/// Asks for `part` of `user`'s order `order_id` back; the order after, and
-/// the answer `render` made of it and its new refund.
+/// What the shopper asks back, and where deposited cash goes.
+pub struct RefundAsk<'a> {
+    pub part: &'a RefundPart,
+    /// Required when the refund gives back cash paid by deposit; kept
+    /// (sealed) only then.
+    pub account: Option<&'a RefundAccount>,
+}
+
+/// Asks for `ask.part` of `user`'s order `order_id` back; the order after,
+/// and the answer `render` made of it and its new refund.
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
 pub async fn request_refund(
     app: &App,
     user: &UserId,
     order_id: &OrderId,
-    part: &RefundPart,
+    ask: &RefundAsk<'_>,
     ticket: &Ticket,
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Order, StoredResponse), RequestRefundError> {
-    retry(order_id.as_str(), |_| attempt(app, user, order_id, part, ticket, correlation_id, render)).await
+    retry(order_id.as_str(), |_| attempt(app, user, order_id, ask, ticket, correlation_id, render)).await
 }
 
 async fn attempt(
     app: &App,
     user: &UserId,
     order_id: &OrderId,
-    part: &RefundPart,
+    ask: &RefundAsk<'_>,
     ticket: &Ticket,
     correlation_id: &str,
     render: Render<'_>,
 ) -> Result<(Order, StoredResponse), Step<RequestRefundError>> {
+    let part = ask.part;
     let Some(order) = own_order(app, user, order_id).await? else {
         return Err(Step::Fail(RequestRefundError::NotFound));
     };
@@ -71,7 +81,7 @@ async fn attempt(
         (Some(_), RefundPart::Amount(_)) | (None, _) => None,
     };
     let now = app.clock.now();
-    let cmd = OrderCommand::RequestRefund { part: part.clone(), coupon_minimum };
+    let cmd = OrderCommand::RequestRefund { part: part.clone(), coupon_minimum, refund_account: ask.account.is_some() };
     let (after, events) = order.execute(&cmd, now).map_err(|e| Step::Fail(e.into()))?;
     let Some(refund) = after.refunds.last() else {
         return Err(Step::Fail(anyhow::anyhow!("order {order_id}: a refund was decided but none recorded").into()));
@@ -81,6 +91,9 @@ async fn attempt(
     tx.push(app.store.orders().op_update(order.version, &after)?);
     tx.extend(super::outbox(app, Some(&order), &events, correlation_id)?);
     tx.push(app.store.idempotency().op_record(ticket, &response)?);
+    if let (true, Some(account)) = (refund.to_account, ask.account) {
+        tx.push(crate::usecases::refund_account::op_keep(app, order_id, refund.number, account).await?);
+    }
     match app.store.transact(tx).await {
         Ok(()) => {
             tracing::info!(

@@ -48,7 +48,7 @@ impl Order {
                 o.status = OrderStatus::Cancelled;
                 o.deposit_due_at = None;
             }
-            OrderEventKind::RefundRequested { refund_number, lines, amount, points_used, .. } => {
+            OrderEventKind::RefundRequested { refund_number, lines, amount, points_used, refund_account, .. } => {
                 o.status = OrderStatus::RefundPending;
                 if let Some(number) = refund_number {
                     o.refunds.push(Refund {
@@ -61,6 +61,7 @@ impl Order {
                         status: RefundStatus::Requested,
                         requested_at: event.occurred_at,
                         failure: None,
+                        to_account: *refund_account,
                     });
                 }
             }
@@ -69,7 +70,13 @@ impl Order {
                 o.set_refund_status(*refund_number, RefundStatus::Done, None);
             }
             OrderEventKind::PartialRefundRequested {
-                refund_number, lines, cash, points, discount_withdrawn, ..
+                refund_number,
+                lines,
+                cash,
+                points,
+                discount_withdrawn,
+                refund_account,
+                ..
             } => {
                 o.status = OrderStatus::PartiallyRefunded;
                 o.refunds.push(Refund {
@@ -82,6 +89,7 @@ impl Order {
                     status: RefundStatus::Requested,
                     requested_at: event.occurred_at,
                     failure: None,
+                    to_account: *refund_account,
                 });
             }
             OrderEventKind::OrderPartiallyRefunded { refund_number, .. } => {

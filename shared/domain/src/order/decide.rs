@@ -36,14 +36,21 @@ pub enum OrderCommand {
     /// Pay the whole amount due from points (the debit is in the same transaction).
     PayWithPoints,
     Expire,
-    Cancel,
+    /// Cancel the order; once paid, refund everything it holds.
+    /// `refund_account`: whether the shopper gave an account for deposited
+    /// cash to go back to (required for a paid virtual account).
+    Cancel {
+        refund_account: bool,
+    },
     /// Compensation finished: PG cancelled, points and stock returned.
     CompleteRefund,
     /// Give back part of a paid order, or the rest of it. `coupon_minimum`
     /// is the order's coupon's minimum order amount (`None`: no coupon).
+    /// `refund_account` as for [`OrderCommand::Cancel`].
     RequestRefund {
         part: RefundPart,
         coupon_minimum: Option<Money>,
+        refund_account: bool,
     },
     /// Compensation gave a part back: PG cancelled, points and stock returned.
     CompleteRefundPart {
@@ -66,7 +73,7 @@ impl OrderCommand {
             OrderCommand::FailPayment { .. } => "FailPayment",
             OrderCommand::PayWithPoints => "PayWithPoints",
             OrderCommand::Expire => "Expire",
-            OrderCommand::Cancel => "Cancel",
+            OrderCommand::Cancel { .. } => "Cancel",
             OrderCommand::CompleteRefund => "CompleteRefund",
             OrderCommand::RequestRefund { .. } => "RequestRefund",
             OrderCommand::CompleteRefundPart { .. } => "CompleteRefundPart",
@@ -151,6 +158,7 @@ impl Order {
                 coupon_id: self.coupon_id.clone(),
                 refund_number: Some(refund.number),
                 lines: refund.lines,
+                refund_account: refund.to_account,
             };
         }
         OrderEventKind::PartialRefundRequested {
@@ -162,6 +170,7 @@ impl Order {
             cash: refund.cash,
             points: refund.points,
             discount_withdrawn: refund.discount_withdrawn,
+            refund_account: refund.to_account,
         }
     }
 
@@ -284,7 +293,7 @@ impl Order {
                     Err(self.illegal(cmd))
                 }
             },
-            OrderCommand::Cancel => match self.status {
+            OrderCommand::Cancel { refund_account } => match self.status {
                 S::PendingPayment | S::AwaitingDeposit => Ok(vec![OrderEventKind::OrderCancelled {
                     user_id: self.user_id.clone(),
                     coupon_id: self.coupon_id.clone(),
@@ -296,7 +305,9 @@ impl Order {
                 // Everything still held, as a numbered refund: its PG cancel
                 // carries its own key and amount, and a refusal fails this
                 // refund only (the order PAID again), never the next one.
-                S::Paid | S::PartiallyRefunded => Ok(vec![self.refund_requested(self.plan_rest(now)?)]),
+                S::Paid | S::PartiallyRefunded => {
+                    Ok(vec![self.refund_requested(self.with_account(self.plan_rest(now)?, *refund_account)?)])
+                }
                 S::Cancelled | S::RefundPending | S::Refunded => Ok(vec![]),
                 S::Confirming => Err(OrderError::PaymentInProgress),
                 S::Expired => Err(self.illegal(cmd)),
@@ -327,9 +338,10 @@ impl Order {
                 | S::Expired
                 | S::Cancelled => Err(self.illegal(cmd)),
             },
-            OrderCommand::RequestRefund { part, coupon_minimum } => match self.status {
+            OrderCommand::RequestRefund { part, coupon_minimum, refund_account } => match self.status {
                 S::Paid | S::PartiallyRefunded => {
-                    Ok(vec![self.refund_requested(self.plan_refund(part, *coupon_minimum, now)?)])
+                    let refund = self.plan_refund(part, *coupon_minimum, now)?;
+                    Ok(vec![self.refund_requested(self.with_account(refund, *refund_account)?)])
                 }
                 S::Confirming => Err(OrderError::PaymentInProgress),
                 S::PendingPayment | S::AwaitingDeposit | S::Expired | S::Cancelled | S::RefundPending | S::Refunded => {

@@ -111,6 +111,11 @@ pub enum OrderEventKind {
         /// With a number: the units still held, whose stock comes back.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         lines: Vec<RefundLine>,
+        /// The cash goes to the shopper's refund account: a reference to
+        /// the sealed `REFUNDACCOUNT#<refundNumber>` beside the order, never
+        /// the account itself.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        refund_account: bool,
     },
     #[serde(rename_all = "camelCase")]
     OrderRefunded {
@@ -136,6 +141,9 @@ pub enum OrderEventKind {
         points: Money,
         #[serde(default, skip_serializing_if = "crate::money::is_zero")]
         discount_withdrawn: Money,
+        /// As on `RefundRequested`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        refund_account: bool,
     },
     /// A part given back: the PG cancelled its cash, its stock and points are back.
     #[serde(rename_all = "camelCase")]

@@ -94,6 +94,11 @@ pub struct Refund {
     /// The PG's code and message when it refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Its cash goes back by bank transfer to the shopper's refund account
+    /// (a paid virtual account), kept sealed beside the order as
+    /// `REFUNDACCOUNT#<number>` until the PG has answered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub to_account: bool,
 }
 
 impl Refund {
@@ -178,6 +183,25 @@ impl Order {
         self.refunds.iter().find(|r| r.number == number)
     }
 
+    /// Whether a refund giving back `cash` must go to a bank account: a
+    /// deposit is returned by transfer, never to a card.
+    pub fn needs_refund_account(&self, cash: Money) -> bool {
+        match self.payment_method {
+            Some(PaymentMethod::VirtualAccount) => !cash.is_zero(),
+            Some(PaymentMethod::Card | PaymentMethod::Points) | None => false,
+        }
+    }
+
+    /// `refund` sent to the shopper's account when it needs one: refused
+    /// without one, and an account given where none is needed is not kept.
+    pub(super) fn with_account(&self, mut refund: Refund, account_given: bool) -> Result<Refund, OrderError> {
+        refund.to_account = self.needs_refund_account(refund.cash);
+        if refund.to_account && !account_given {
+            return Err(OrderError::RefundAccountRequired { cash: refund.cash });
+        }
+        Ok(refund)
+    }
+
     /// Whether a refund is still being carried out.
     pub fn refund_in_flight(&self) -> bool {
         self.refunds.iter().any(|r| r.status == RefundStatus::Requested)
@@ -198,6 +222,7 @@ impl Order {
             status: RefundStatus::Requested,
             requested_at: now,
             failure: None,
+            to_account: false,
         })
     }
 
@@ -240,6 +265,7 @@ impl Order {
             status: RefundStatus::Requested,
             requested_at: now,
             failure: None,
+            to_account: false,
         })
     }
 
@@ -351,6 +377,13 @@ mod tests {
         placed.execute(&pay, T0).unwrap().0
     }
 
+    /// As [`paid`], the cash paid by deposit into a virtual account.
+    fn deposited(points: i128) -> Order {
+        let mut o = paid(points, None);
+        o.payment_method = Some(PaymentMethod::VirtualAccount);
+        o
+    }
+
     fn line(id: &str, n: i128) -> RefundLine {
         RefundLine { product_id: ProductId::parse(id).unwrap(), quantity: Quantity::new(n).unwrap() }
     }
@@ -359,12 +392,45 @@ mod tests {
         OrderCommand::RequestRefund {
             part: RefundPart::Lines(v.iter().map(|(id, n)| line(id, *n)).collect()),
             coupon_minimum: None,
+            refund_account: false,
         }
     }
 
     fn run(o: &Order, cmd: &OrderCommand) -> (Order, Vec<OrderEventKind>) {
         let (o, events) = o.execute(cmd, T0).unwrap();
         (o, events.into_iter().map(|e| e.kind).collect())
+    }
+
+    #[test]
+    fn deposited_cash_goes_back_only_to_an_account_the_shopper_gave() {
+        let order = deposited(0);
+        let part = |refund_account| OrderCommand::RequestRefund {
+            part: RefundPart::Lines(vec![line("b", 1)]),
+            coupon_minimum: None,
+            refund_account,
+        };
+        assert_eq!(order.decide(&part(false), T0), Err(OrderError::RefundAccountRequired { cash: m(5_000) }));
+        assert_eq!(
+            order.decide(&OrderCommand::Cancel { refund_account: false }, T0),
+            Err(OrderError::RefundAccountRequired { cash: m(22_000) })
+        );
+        let (after, ev) = run(&order, &part(true));
+        assert!(matches!(ev[0], OrderEventKind::PartialRefundRequested { refund_account: true, .. }), "{ev:?}");
+        assert!(after.refund(1).is_some_and(|r| r.to_account), "the refund knows its cash goes to the account");
+        let (after, ev) = run(&after, &OrderCommand::CompleteRefundPart { number: 1 });
+        assert!(!ev.is_empty());
+        let (rest, ev) = run(&after, &OrderCommand::Cancel { refund_account: true });
+        assert!(matches!(ev[0], OrderEventKind::RefundRequested { refund_account: true, .. }), "{ev:?}");
+        assert!(rest.refund(2).is_some_and(|r| r.to_account && r.rest));
+
+        // A card's refund never keeps an account, given or not; a deposited
+        // order's refund with no cash (all points) needs none.
+        let (card, _) = run(&paid(0, None), &OrderCommand::Cancel { refund_account: true });
+        assert!(card.refund(1).is_some_and(|r| !r.to_account));
+        let mut points_only = deposited(0);
+        points_only.payment_method = Some(PaymentMethod::Points);
+        assert!(!points_only.needs_refund_account(m(1_000)));
+        assert!(!deposited(0).needs_refund_account(Money::ZERO));
     }
 
     #[test]
@@ -411,12 +477,20 @@ mod tests {
     #[test]
     fn more_than_is_held_is_refused_and_changes_nothing() {
         let order = paid(0, None);
-        let too_much = OrderCommand::RequestRefund { part: RefundPart::Amount(m(22_001)), coupon_minimum: None };
+        let too_much = OrderCommand::RequestRefund {
+            part: RefundPart::Amount(m(22_001)),
+            coupon_minimum: None,
+            refund_account: false,
+        };
         assert_eq!(
             order.decide(&too_much, T0),
             Err(OrderError::RefundExceedsHeld { asked: m(22_001), held: m(22_000) })
         );
-        let zero = OrderCommand::RequestRefund { part: RefundPart::Amount(Money::ZERO), coupon_minimum: None };
+        let zero = OrderCommand::RequestRefund {
+            part: RefundPart::Amount(Money::ZERO),
+            coupon_minimum: None,
+            refund_account: false,
+        };
         assert!(matches!(order.decide(&zero, T0), Err(OrderError::RefundExceedsHeld { .. })));
         assert!(matches!(
             order.decide(&give_back(&[("b", 3)]), T0),
@@ -430,12 +504,25 @@ mod tests {
         // Units already asked back are no longer held, even before they are done.
         let (order, _) = run(&order, &give_back(&[("b", 2)]));
         assert!(matches!(order.decide(&give_back(&[("b", 1)]), T0), Err(OrderError::UnitsNotHeld { held: 0, .. })));
-        let rest = OrderCommand::RequestRefund { part: RefundPart::Amount(m(12_000)), coupon_minimum: None };
+        let rest = OrderCommand::RequestRefund {
+            part: RefundPart::Amount(m(12_000)),
+            coupon_minimum: None,
+            refund_account: false,
+        };
         assert_eq!(order.decide(&rest, T0), Err(OrderError::RefundInProgress), "the rest waits for the part in flight");
-        assert_eq!(order.decide(&OrderCommand::Cancel, T0), Err(OrderError::RefundInProgress));
+        assert_eq!(
+            order.decide(&OrderCommand::Cancel { refund_account: false }, T0),
+            Err(OrderError::RefundInProgress)
+        );
         // An amount below what is held is a price adjustment: no lines.
-        let (order, ev) =
-            run(&order, &OrderCommand::RequestRefund { part: RefundPart::Amount(m(1_000)), coupon_minimum: None });
+        let (order, ev) = run(
+            &order,
+            &OrderCommand::RequestRefund {
+                part: RefundPart::Amount(m(1_000)),
+                coupon_minimum: None,
+                refund_account: false,
+            },
+        );
         assert!(
             matches!(&ev[0], OrderEventKind::PartialRefundRequested { refund_number: 2, lines, cash, .. } if lines.is_empty() && *cash == m(1_000))
         );
@@ -472,7 +559,7 @@ mod tests {
         assert_eq!(order.amount_due, m(19_000));
         let with_min = |v: &[(&str, i128)]| match give_back(v) {
             OrderCommand::RequestRefund { part, .. } => {
-                OrderCommand::RequestRefund { part, coupon_minimum: Some(m(15_000)) }
+                OrderCommand::RequestRefund { part, coupon_minimum: Some(m(15_000)), refund_account: false }
             }
             other => other,
         };
@@ -502,7 +589,8 @@ mod tests {
         let mut order = paid(0, None);
         order.amount_due = m(1);
         order.points_used = m(2);
-        let one = OrderCommand::RequestRefund { part: RefundPart::Amount(m(1)), coupon_minimum: None };
+        let one =
+            OrderCommand::RequestRefund { part: RefundPart::Amount(m(1)), coupon_minimum: None, refund_account: false };
         let done = |o: &Order, n| run(o, &OrderCommand::CompleteRefundPart { number: n }).0;
         let order = done(&run(&order, &one).0, 1);
         let order = done(&run(&order, &one).0, 2);
@@ -516,7 +604,8 @@ mod tests {
     #[test]
     fn refunds_are_bounded_per_order() {
         let mut order = paid(0, None);
-        let one = OrderCommand::RequestRefund { part: RefundPart::Amount(m(1)), coupon_minimum: None };
+        let one =
+            OrderCommand::RequestRefund { part: RefundPart::Amount(m(1)), coupon_minimum: None, refund_account: false };
         for n in 1..=MAX_REFUNDS {
             order = run(&order, &one).0;
             order = run(&order, &OrderCommand::CompleteRefundPart { number: n as u32 }).0;

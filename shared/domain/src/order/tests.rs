@@ -62,7 +62,7 @@ fn commands(amount: Money) -> Vec<OrderCommand> {
         },
         OrderCommand::PayWithPoints,
         OrderCommand::Expire,
-        OrderCommand::Cancel,
+        OrderCommand::Cancel { refund_account: false },
         OrderCommand::CompleteRefund,
     ]
 }
@@ -260,7 +260,7 @@ fn nothing_left_to_pay_is_paid_at_placement() {
     assert_eq!(kinds, vec!["OrderPlaced", "OrderPaid"]);
     assert_eq!(p.events[1].aggregate_version, 2);
     // A cancel refunds exactly the points spent.
-    let (refunding, _) = p.order.execute(&OrderCommand::Cancel, T0).unwrap();
+    let (refunding, _) = p.order.execute(&OrderCommand::Cancel { refund_account: false }, T0).unwrap();
     let (_, refunded) = refunding.execute(&OrderCommand::CompleteRefund, T0).unwrap();
     assert!(
         matches!(refunded[0].kind, OrderEventKind::OrderRefunded { points_refunded, .. } if points_refunded == m(10_000))
@@ -341,7 +341,7 @@ fn refund_returns_points_paid() {
 #[test]
 fn events_serialise_with_detail_type_and_camel_case_data() {
     let o = placed();
-    let (_, events) = o.execute(&OrderCommand::Cancel, T0).unwrap();
+    let (_, events) = o.execute(&OrderCommand::Cancel { refund_account: false }, T0).unwrap();
     let v = serde_json::to_value(&events[0]).unwrap();
     assert_eq!(v["detailType"], "OrderCancelled");
     assert_eq!(v["aggregateVersion"], 2);

@@ -12,6 +12,14 @@
 //!   to WAITING_FOR_DEPOSIT (Toss's rare network case; a deposit confirms it
 //!   again), and the fault `{"op": "deposit", "fault": "regress"}` does it to
 //!   the next deposit, then confirms it again a moment later;
+//! - the cancel of a deposited virtual account requires
+//!   `refundReceiveAccount` (`{bank, accountNumber, holderName}`, as Toss):
+//!   without one 400 `INVALID_REQUEST`; an unknown bank `INVALID_BANK`; a
+//!   number that is not 1–20 digits, or ends in `0000` (the simulated bank
+//!   has no such account), `INVALID_REFUND_ACCOUNT_NUMBER`; and the fault
+//!   `{"op": "cancel", "fault": "refund_account"}` refuses the next one's
+//!   holder (`INVALID_REFUND_ACCOUNT_INFO`). Accepted, it is shown back on
+//!   the cancel and the virtual account, its number masked (`110*****7270`);
 //! - `POST /v1/sim/status {"paymentKey","status","notify"}` moves an unconfirmed
 //!   payment as the PG does on its own: READY → IN_PROGRESS (the shopper
 //!   authenticated in the widget), READY/IN_PROGRESS → ABORTED or EXPIRED

@@ -34,6 +34,10 @@ pub enum FaultKind {
     /// back to WAITING_FOR_DEPOSIT (what Toss documents for rare network
     /// cases), and a moment later DONE again — each with its webhook.
     Regress,
+    /// Cancels only: the bank refuses the refund account of the next
+    /// deposited virtual account's cancel (`INVALID_REFUND_ACCOUNT_INFO`:
+    /// the holder's name does not match the account).
+    RefundAccount,
 }
 
 impl Op {
@@ -43,13 +47,18 @@ impl Op {
         use FaultKind::*;
         match (self, fault) {
             (Op::Confirm | Op::Cancel, Decline | Error | Timeout | LostResponse | Delay) => true,
+            (Op::Cancel, RefundAccount) => true,
+            (Op::Confirm, RefundAccount) => false,
             (Op::Confirm | Op::Cancel, Duplicate | Reorder | Lost | Regress) => false,
             (Op::Lookup, Error | Timeout | LostResponse | Delay) => true,
-            (Op::Lookup, Decline | Duplicate | Reorder | Lost | Regress) => false,
+            (Op::Lookup, Decline | Duplicate | Reorder | Lost | Regress | RefundAccount) => false,
             (Op::Webhook, Duplicate | Reorder | Delay | Error | Timeout | LostResponse | Lost) => true,
-            (Op::Webhook, Decline | Regress) => false,
+            (Op::Webhook, Decline | Regress | RefundAccount) => false,
             (Op::Deposit, Regress) => true,
-            (Op::Deposit, Decline | Error | Timeout | LostResponse | Duplicate | Delay | Reorder | Lost) => false,
+            (
+                Op::Deposit,
+                Decline | Error | Timeout | LostResponse | Duplicate | Delay | Reorder | Lost | RefundAccount,
+            ) => false,
         }
     }
 }
@@ -201,6 +210,7 @@ impl FaultKind {
             FaultKind::Reorder => "reorder",
             FaultKind::Lost => "lost",
             FaultKind::Regress => "regress",
+            FaultKind::RefundAccount => "refund_account",
         }
     }
 }

@@ -278,6 +278,38 @@ pub(super) struct CancelBody {
     /// The tax-free part of the cancelled amount, carried into `cancels[]`.
     #[serde(default)]
     tax_free_amount: Option<u64>,
+    /// Where a deposited virtual account's money goes back to: required
+    /// for one, ignored for anything else (as Toss).
+    #[serde(default)]
+    refund_receive_account: Option<Value>,
+}
+
+/// A deposited virtual account's refund account, checked as Toss's bank
+/// check would: the account shown back (number masked), or the refusal.
+/// The simulated bank has no account whose number ends in `0000`; the
+/// `refund_account` fault refuses the holder's name.
+fn refund_account(given: Option<&Value>, refused_by_bank: bool) -> Result<Value, (u16, Value)> {
+    let Some(a) = given else {
+        return Err(toss_error(
+            400,
+            "INVALID_REQUEST",
+            "입금 완료된 가상계좌 결제의 취소에는 환불 계좌(refundReceiveAccount)가 필요합니다.",
+        ));
+    };
+    let field = |name: &str| a.get(name).and_then(Value::as_str).unwrap_or_default();
+    let (bank, number, holder) = (field("bank"), field("accountNumber"), field("holderName"));
+    if !shop_domain::refund_account::BANKS.iter().any(|(code, _)| *code == bank) {
+        return Err(toss_error(400, "INVALID_BANK", "유효하지 않은 은행입니다."));
+    }
+    if number.is_empty() || number.len() > 20 || !number.bytes().all(|b| b.is_ascii_digit()) || number.ends_with("0000")
+    {
+        return Err(toss_error(400, "INVALID_REFUND_ACCOUNT_NUMBER", "잘못된 환불 계좌번호입니다."));
+    }
+    let chars = holder.chars().count();
+    if chars == 0 || chars > 60 || refused_by_bank {
+        return Err(toss_error(400, "INVALID_REFUND_ACCOUNT_INFO", "환불 계좌번호와 예금주명이 일치하지 않습니다."));
+    }
+    Ok(json!({"bank": bank, "accountNumber": shop_domain::refund_account::mask(number), "holderName": holder}))
 }
 
 pub(super) async fn cancel(
@@ -318,6 +350,7 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
         Some(FaultKind::Delay) => tokio::time::sleep(sim.opts.delay).await,
         _ => {}
     }
+    let bank_refuses = fault == Some(FaultKind::RefundAccount);
     let now = sim.opts.clock.now().millis();
     let done = sim
         .db
@@ -335,7 +368,17 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
                             (toss_error(403, "NOT_CANCELABLE_PAYMENT", "부분 취소가 불가능한 결제 입니다."), None)
                         } else if tax_free > amount {
                             (toss_error(400, "INVALID_REQUEST", "taxFreeAmount is more than cancelAmount"), None)
+                        } else if let Some(Err(refused)) = (p.status != "WAITING_FOR_DEPOSIT"
+                            && p.virtual_account.is_some())
+                        .then(|| refund_account(b.refund_receive_account.as_ref(), bank_refuses))
+                        {
+                            // Deposited money goes back by bank transfer: no
+                            // account, or one the bank refuses, cancels nothing.
+                            (refused, None)
                         } else {
+                            let to_account = (p.status != "WAITING_FOR_DEPOSIT" && p.virtual_account.is_some())
+                                .then(|| refund_account(b.refund_receive_account.as_ref(), false).ok())
+                                .flatten();
                             // A virtual account closed before its deposit: its
                             // number goes back to the bank's pool, to be issued
                             // to another order (Toss's accounts are recycled).
@@ -360,7 +403,12 @@ async fn cancel_work(sim: Arc<PgSim>, payment_key: String, headers: HeaderMap, b
                                 "refundableAmount": p.balance_amount,
                                 "canceledAt": kst(now),
                                 "cancelStatus": "DONE",
+                                "refundReceiveAccount": to_account,
                             }));
+                            if let (Some(account), Some(va)) = (&to_account, p.virtual_account.as_mut()) {
+                                va["refundStatus"] = json!("COMPLETED");
+                                va["refundReceiveAccount"] = account.clone();
+                            }
                             rows::save_payment(c, &p)?;
                             ((200, p.to_toss(now)), Some(p.order_id))
                         }

@@ -10,6 +10,7 @@ use crate::App;
 use crate::usecases::refund::{
     RefundError, cancel_at_pg, cancel_part_at_pg, complete_refund, complete_refund_part, fail_refund,
 };
+use crate::usecases::refund_account;
 use shop_domain::order::RefundStatus;
 use shop_domain::{EventDetail, Money, OrderEvent, OrderEventKind, PaymentKey};
 
@@ -113,14 +114,29 @@ async fn cancel_part(
     // PG refused it) asks the PG nothing: a cancel sent again after a
     // refusal could be carried out, and give back what the order holds.
     let order = app.store.orders().get(&event.order_id).await.map_err(|e| ConsumerError::Retryable(e.to_string()))?;
-    let status = order.as_ref().and_then(|o| o.refund(number)).map(|r| r.status);
+    let refund = order.as_ref().and_then(|o| o.refund(number));
+    let status = refund.map(|r| r.status);
     if status != Some(RefundStatus::Requested) {
         return Ok(Some(Done::Skipped(format!("refund {number} already settled ({status:?})"))));
     }
     let Some(key) = key else { return Ok(None) };
     // The request's correlation id, as every other event of the refund carries.
     let correlation_id = detail.correlation_id.as_str();
-    match cancel_part_at_pg(app, key, number, cash, reason, correlation_id).await {
+    // A paid virtual account's cash goes to the account the shopper gave,
+    // kept sealed until now. Not opening it (KMS unreachable) is retried; an
+    // account no longer kept fails the refund, and the shopper asks again.
+    let outcome = match refund.is_some_and(|r| r.to_account) {
+        false => cancel_part_at_pg(app, key, number, cash, None, reason, correlation_id).await,
+        true => match refund_account::open(app, &event.order_id, number).await {
+            Ok(Some(account)) => cancel_part_at_pg(app, key, number, cash, Some(account), reason, correlation_id).await,
+            Ok(None) => Err(RefundError::PgRefused {
+                code: "REFUND_ACCOUNT_MISSING".into(),
+                message: "the refund account is no longer kept; ask for the refund again with the account".into(),
+            }),
+            Err(e) => return Err(ConsumerError::Retryable(format!("opening the refund account: {e}"))),
+        },
+    };
+    match outcome {
         Ok(()) => Ok(None),
         Err(RefundError::PgRefused { code, message }) => {
             app.count("RefundsRefused", 1);
