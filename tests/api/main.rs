@@ -14,6 +14,7 @@ mod my_orders;
 mod orders;
 mod payments;
 mod points;
+mod refund_accounts;
 mod refunds;
 mod sales;
 mod store_errors;
