@@ -136,8 +136,9 @@ fn every_function_binary_is_in_the_template() {
 
 /// Only the functions that call the PG read its secret, and only those
 /// that sign or check admission tokens read the admission secret, so only
-/// they compile and link the SSM client (the `ssm` feature); `shop` never
-/// does.
+/// they compile and link the SSM client (the `ssm` feature); only those
+/// that seal or open refund accounts link the KMS client (`kms`); `shop`
+/// never does either.
 #[test]
 fn only_the_functions_that_need_a_secret_build_their_app_with_it() {
     for name in function_dirs() {
@@ -157,11 +158,20 @@ fn only_the_functions_that_need_a_secret_build_their_app_with_it() {
             "{name}: admission_app_from_env iff it is one of routes::ADMISSION_FUNCTIONS"
         );
         let live = shop_app::http::routes::LIVE_FUNCTIONS.contains(&name.as_str());
-        let features = match (pg || admission, live) {
-            (true, false) => r#"features = ["ssm"]"#,
-            (false, true) => r#"features = ["live"]"#,
-            (false, false) => r#"features = ["aws"]"#,
-            (true, true) => panic!("{name}: a secret and the pushes: give it both features and this test a case"),
+        let kms = shop_app::http::routes::SEALING_FUNCTIONS.contains(&name.as_str())
+            || shop_app::http::routes::OPENING_FUNCTIONS.contains(&name.as_str());
+        assert_eq!(
+            main.contains("with_refund_accounts("),
+            kms,
+            "{name}: with_refund_accounts iff it seals or opens refund accounts"
+        );
+        let features = match (pg || admission, live, kms) {
+            (true, false, false) => r#"features = ["ssm"]"#,
+            (true, false, true) => r#"features = ["ssm", "kms"]"#,
+            (false, false, true) => r#"features = ["kms"]"#,
+            (false, true, false) => r#"features = ["live"]"#,
+            (false, false, false) => r#"features = ["aws"]"#,
+            (_, true, _) => panic!("{name}: the pushes and another client: give it both features and this test a case"),
         };
         assert!(manifest.contains(features), "{name}: shop-app with {features}");
         assert_eq!(
@@ -171,7 +181,10 @@ fn only_the_functions_that_need_a_secret_build_their_app_with_it() {
         );
     }
     let local = std::fs::read_to_string(root().join("infra/local/Cargo.toml")).unwrap();
-    assert!(!local.contains("\"ssm\"") && !local.contains("\"live\""), "shop never reads SSM nor pushes through AWS");
+    assert!(
+        !local.contains("\"ssm\"") && !local.contains("\"live\"") && !local.contains("\"kms\""),
+        "shop never reads SSM, pushes through AWS nor calls KMS"
+    );
 }
 
 /// Cargo.toml's tables (`[profile.release.package."*"]` → its `key = value`

@@ -350,15 +350,16 @@ fn every_event_detail_matches_its_json_schema() {
         T0,
     );
     check(&ev);
-    let (refunding, ev) = step(&paid, OrderCommand::Cancel { refund_account: false }, T0);
+    let (refunding, ev) = step(&paid, OrderCommand::Cancel { refund_account: true }, T0);
     check(&ev);
     let (_, ev) = step(&refunding, OrderCommand::CompleteRefund, T0);
     check(&ev);
-    // A part of it, done, then one the PG refuses, then the rest.
+    // A part of it, done, then one the PG refuses, then the rest: each to
+    // the shopper's refund account (a virtual account's deposit).
     let part = |n| OrderCommand::RequestRefund {
         part: shop_domain::order::RefundPart::Amount(m(n)),
         coupon_minimum: None,
-        refund_account: false,
+        refund_account: true,
     };
     let one_mug = shop_domain::order::RefundLine {
         product_id: ProductId::parse("p1").unwrap(),
@@ -366,7 +367,7 @@ fn every_event_detail_matches_its_json_schema() {
     };
     let lines = shop_domain::order::RefundPart::Lines(vec![one_mug]);
     let (partly, ev) =
-        step(&paid, OrderCommand::RequestRefund { part: lines, coupon_minimum: None, refund_account: false }, T0);
+        step(&paid, OrderCommand::RequestRefund { part: lines, coupon_minimum: None, refund_account: true }, T0);
     check(&ev);
     let (partly, ev) = step(&partly, OrderCommand::CompleteRefundPart { number: 1 }, T0);
     check(&ev);
@@ -374,7 +375,7 @@ fn every_event_detail_matches_its_json_schema() {
     let (partly, ev) =
         step(&partly, OrderCommand::FailRefund { number: 2, code: "X".into(), message: "no".into() }, T0);
     check(&ev);
-    let (rest, ev) = step(&partly, OrderCommand::Cancel { refund_account: false }, T0);
+    let (rest, ev) = step(&partly, OrderCommand::Cancel { refund_account: true }, T0);
     check(&ev);
     let (_, ev) = step(&rest, OrderCommand::CompleteRefund, T0);
     check(&ev);

@@ -798,6 +798,28 @@ def run(bin_dir, work, procs, base_env, aws_env, ms_port, moto_port, pg_port, si
              lambda: any(p.get("paymentKey") == key_c and p.get("status") == "CANCELED" for p in sim_payments(pg, key_c)), 30)
     wait_for("analytics delivered OrderRefunded of order C", lambda: "OrderRefunded" in delivered(sink, order_c), 120)
 
+    log("scenario 3b': a deposit refunded by bank transfer: the refund account sealed under the stack's KMS key, opened by compensation")
+    key_v = co["paymentKey"]
+    status, body = call("POST", f"/orders/{order_v}/cancel", "u2", {})
+    expect(status == 422 and body.get("type", "").endswith("/refund-account-required"),
+           f"cancelling a paid virtual account without a refund account -> 422 refund-account-required ({status})")
+    account = {"bank": "88", "accountNumber": "11012345677270", "holderName": "e2e holder"}
+    status, body = call("POST", f"/orders/{order_v}/cancel", "u2", {"refundAccount": account})
+    expect(status == 200 and body.get("status") == "REFUND_PENDING",
+           f"the cancel with a refund account -> REFUND_PENDING, the account sealed by cancel-order (KMS GenerateDataKey) ({status} {body.get('status')})")
+    wait_for("order V REFUNDED (compensation opened the account: KMS Decrypt)",
+             lambda: call("GET", f"/orders/{order_v}", "u2")[1].get("status") == "REFUNDED", 120)
+    paid_back = [c for p in sim_payments(pg, key_v) for c in (p.get("cancels") or [])]
+    expect(any((c.get("refundReceiveAccount") or {}).get("accountNumber") == "110*******7270" for c in paid_back),
+           f"the PG got the account as refundReceiveAccount ({[c.get('refundReceiveAccount') for c in paid_back]})")
+    kept = ddb.query(TableName=table, KeyConditionExpression="pk = :pk AND begins_with(sk, :sk)",
+                     ExpressionAttributeValues={":pk": {"S": f"ORDER#{order_v}"}, ":sk": {"S": "REFUNDACCOUNT#"}})["Items"]
+    expect(kept == [], "the sealed account deleted once the PG answered")
+    everything = json.dumps(ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
+                                      ExpressionAttributeValues={":pk": {"S": f"ORDER#{order_v}"}})["Items"])
+    expect("11012345677270" not in everything and "e2e holder" not in everything,
+           "no item of order V holds the account in clear (events carry refundAccount: true)")
+
     log("scenario 3c: a payment in doubt, asked about from a laptop through the deployed reconcile-payments function")
     status, order = call("POST", "/orders", "u2", {"items": [{"productId": "p3", "quantity": 1}]},
                          {"idempotency-key": f"e2e-{uuid.uuid4()}"})

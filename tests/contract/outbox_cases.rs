@@ -328,6 +328,7 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
             coupon_id: coupon.clone(),
             refund_number: Some(2),
             lines: vec![shop_domain::order::RefundLine::whole(&lines[0])],
+            refund_account: true,
         },
         K::OrderRefunded {
             user_id: user.clone(),
@@ -345,6 +346,7 @@ fn every_order_event() -> Vec<shop_domain::OrderEvent> {
             cash: m(9_000),
             points: m(1_000),
             discount_withdrawn: m(500),
+            refund_account: true,
         },
         K::OrderPartiallyRefunded {
             user_id: user.clone(),

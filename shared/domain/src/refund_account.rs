@@ -70,12 +70,17 @@ impl RefundAccount {
         if !NUMBER_DIGITS.contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
             return Err(InvalidRefundAccount::BadNumber);
         }
-        let holder = holder.trim();
-        let chars = holder.chars().count();
-        if chars == 0 || chars > HOLDER_MAX_CHARS || holder.chars().any(char::is_control) {
+        // As the OpenAPI pattern says it: at most 60 characters, none a
+        // control character, one at least not blank (JSON Schema's `\S`
+        // also counts U+FEFF as blank).
+        let blank = |c: char| c.is_whitespace() || c == '\u{feff}';
+        if holder.chars().count() > HOLDER_MAX_CHARS
+            || holder.chars().any(char::is_control)
+            || holder.chars().all(blank)
+        {
             return Err(InvalidRefundAccount::BadHolder);
         }
-        Ok(RefundAccount { bank, number: number.to_owned(), holder: holder.to_owned() })
+        Ok(RefundAccount { bank, number: number.to_owned(), holder: holder.trim_matches(blank).to_owned() })
     }
 
     /// The bank code, the account number and the holder's name, for the
@@ -124,7 +129,7 @@ mod tests {
         for number in ["110-1234-5678", "123456789", "123456789012345678901", "１２３４５６７８９０", ""] {
             assert_eq!(RefundAccount::parse("88", number, "x"), Err(InvalidRefundAccount::BadNumber), "{number}");
         }
-        for holder in ["", "   ", "a\nb", &"가".repeat(61)] {
+        for holder in ["", "   ", "\u{feff}", "a\nb", "a\u{85}", &"가".repeat(61)] {
             assert_eq!(RefundAccount::parse("88", "1234567890", holder), Err(InvalidRefundAccount::BadHolder));
         }
         assert!(RefundAccount::parse("88", "12345678901234567890", &"가".repeat(60)).is_ok());

@@ -435,6 +435,7 @@ fn refunds(o: &shop_domain::Order) -> Markup {
                         @if r.rest { "the rest" } @else if r.lines.is_empty() { "an amount" }
                         @for l in &r.lines { " " code { (l.product_id) } " ×" (l.quantity.get()) }
                         @if !r.discount_withdrawn.is_zero() { " (coupon discount " (r.discount_withdrawn.won()) " withdrawn)" }
+                        @if r.to_account { " — by bank transfer to the shopper's refund account (kept sealed until the PG answered)" }
                         @if let Some(f) = &r.failure { " — " span.error { (f) } }
                     }
                 } }

@@ -167,8 +167,18 @@ pub async fn clear_sink(
 
 /// What the PG simulator can be made to do wrong, as `POST /v1/sim/faults` takes it.
 const PG_OPS: [&str; 5] = ["confirm", "cancel", "lookup", "webhook", "deposit"];
-const PG_FAULTS: [&str; 9] =
-    ["decline", "error", "timeout", "lost_response", "duplicate", "delay", "reorder", "lost", "regress"];
+const PG_FAULTS: [&str; 10] = [
+    "decline",
+    "error",
+    "timeout",
+    "lost_response",
+    "duplicate",
+    "delay",
+    "reorder",
+    "lost",
+    "regress",
+    "refund_account",
+];
 
 #[derive(serde::Deserialize)]
 pub struct PgFaultForm {
