@@ -287,6 +287,7 @@ fn project_rules_hold() {
         assert!(env["PG_SECRET_KEY"].is_null(), "{name}: PG secret in plain text");
         let mut reads_ssm = false;
         let mut manages_connections = false;
+        let mut kms_actions: Vec<String> = Vec::new();
         for statement in f["Properties"]["Policies"].as_sequence().into_iter().flatten() {
             for s in statement["Statement"].as_sequence().into_iter().flatten() {
                 let resources = match &s["Resource"] {
@@ -305,6 +306,21 @@ fn project_rules_hold() {
                         "{name}: PutEvents must be conditioned on events:source"
                     );
                 }
+                let kms: Vec<String> = actions
+                    .iter()
+                    .filter_map(|a| a.as_str())
+                    .filter(|a| a.starts_with("kms:"))
+                    .map(str::to_owned)
+                    .collect();
+                if !kms.is_empty() {
+                    assert_eq!(
+                        s["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"].as_str(),
+                        Some("shop-refund-accounts"),
+                        "{name}: KMS use must be bound to the refund accounts' encryption context"
+                    );
+                    assert_eq!(reference(&s["Resource"]).as_deref(), Some("RefundAccountKey"), "{name}: KMS key");
+                }
+                kms_actions.extend(kms);
                 reads_ssm |= actions.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("ssm:")));
                 manages_connections |= actions.iter().any(|a| a.as_str() == Some("execute-api:ManageConnections"));
                 writes |= actions.iter().any(|a| {
@@ -342,6 +358,20 @@ fn project_rules_hold() {
             "{name}: the WebSocket API's endpoint and ManageConnections iff it is one of routes::LIVE_FUNCTIONS"
         );
         assert!(!(read_only && writes), "{name}: serves only GET routes, so its role must not write the table");
+        let seals = shop_app::http::routes::SEALING_FUNCTIONS.contains(&binary.as_str());
+        let opens = shop_app::http::routes::OPENING_FUNCTIONS.contains(&binary.as_str());
+        let wanted: Vec<String> = match (seals, opens) {
+            (true, false) => vec!["kms:GenerateDataKey".into()],
+            (false, true) => vec!["kms:Decrypt".into()],
+            (false, false) => vec![],
+            (true, true) => vec!["kms:GenerateDataKey".into(), "kms:Decrypt".into()],
+        };
+        assert_eq!(kms_actions, wanted, "{name}: one KMS action each, only to the functions that seal or open");
+        assert_eq!(
+            !env["REFUND_ACCOUNT_KEY_ID"].is_null(),
+            seals || opens,
+            "{name}: the refund accounts' key iff it seals or opens them"
+        );
     }
     for (name, r) in of_type(&t, "AWS::Events::Rule") {
         for target in r["Properties"]["Targets"].as_sequence().into_iter().flatten() {

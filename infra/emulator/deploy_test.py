@@ -263,22 +263,26 @@ def for_ministack(template: dict) -> tuple[dict, dict, list[str]]:
             notes.append(f"output {name} dropped (it names {sorted(refs(out) & set(moved))}, on moto)")
 
     # 3. IAM is enforced (AUTH=true), but ministack does not supply the
-    #    `events:source` condition key of PutEvents, so a statement conditioned
-    #    on it would deny every call. The condition is dropped; the action and
-    #    resource stay enforced (tests/drift.rs checks the condition itself).
-    dropped = 0
+    #    `events:source` condition key of PutEvents, nor KMS's
+    #    `kms:EncryptionContext:purpose`, so a statement conditioned on them
+    #    would deny every call. The conditions are dropped; the actions and
+    #    resources stay enforced (tests/drift.rs checks the conditions).
+    dropped = {"events:source": 0, "kms:EncryptionContext:purpose": 0}
     for r in functions.values():
         for policy in r["Properties"].get("Policies", []):
             for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
                 cond = st.get("Condition", {}).get("StringEquals", {})
-                if "events:source" in cond:
-                    del cond["events:source"]
-                    if not cond:
-                        del st["Condition"]["StringEquals"]
+                for key in dropped:
+                    if key in cond:
+                        del cond[key]
+                        dropped[key] += 1
+                if "Condition" in st and not cond:
+                    st["Condition"].pop("StringEquals", None)
                     if not st["Condition"]:
                         del st["Condition"]
-                    dropped += 1
-    notes.append(f"events:source condition dropped from {dropped} PutEvents statement(s) (ministack cannot evaluate it)")
+    notes.append(f"events:source condition dropped from {dropped['events:source']} PutEvents statement(s), "
+                 f"kms:EncryptionContext:purpose from {dropped['kms:EncryptionContext:purpose']} KMS statement(s) "
+                 "(ministack cannot evaluate them)")
 
     # 4. ministack ignores the OpenAPI body SAM generates for an HttpApi, so
     #    the routes, integrations and the JWT authorizer the SAM events

@@ -93,8 +93,14 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Result<()>
                     .await?;
             expect_status(&v, "PAID")?;
         }
-        Path::Card | Path::Refund | Path::PartialRefund | Path::RefundInParts | Path::VirtualAccount => {
-            let method = if plan.path == Path::VirtualAccount { "VIRTUAL_ACCOUNT" } else { "CARD" };
+        Path::Card
+        | Path::Refund
+        | Path::PartialRefund
+        | Path::RefundInParts
+        | Path::VirtualAccount
+        | Path::DepositRefund => {
+            let by_deposit = matches!(plan.path, Path::VirtualAccount | Path::DepositRefund);
+            let method = if by_deposit { "VIRTUAL_ACCOUNT" } else { "CARD" };
             let checkout = call(run, Call::SimCheckout, 200, || {
                 to.http
                     .post(format!("{}/v1/sim/checkout", to.pg))
@@ -104,7 +110,7 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Result<()>
             let key = text(&checkout, "paymentKey")?;
             let confirm = json!({"orderId": order_id, "paymentKey": key, "amount": amount});
             let v = call(run, Call::Confirm, 200, || api("/payments/confirm".into(), confirm.clone())).await?;
-            if plan.path == Path::VirtualAccount {
+            if by_deposit {
                 expect_status(&v, "AWAITING_DEPOSIT")?;
                 // The PG's DEPOSIT_CALLBACK webhook pays the order.
                 call(run, Call::SimDeposit, 200, || {
@@ -113,6 +119,13 @@ async fn steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Result<()>
                 .await?;
             } else {
                 expect_status(&v, "PAID")?;
+            }
+            if plan.path == Path::DepositRefund {
+                paid_by_deposit(to, plan.user.as_str(), &order_id).await?;
+                let body = json!({"refundAccount": plan.refund_account()});
+                let v =
+                    call(run, Call::Cancel, 200, || api(format!("/orders/{order_id}/cancel"), body.clone())).await?;
+                expect_status(&v, "REFUND_PENDING")?;
             }
             if plan.path == Path::Refund {
                 let v = call(run, Call::Cancel, 200, || api(format!("/orders/{order_id}/cancel"), json!({}))).await?;
@@ -166,6 +179,8 @@ fn expect_status(v: &Value, want: &str) -> anyhow::Result<()> {
 const PATIENCE: Duration = Duration::from_secs(90);
 /// Payment attempts (checkout + confirm) before a shopper gives up.
 const PAY_ATTEMPTS: usize = 3;
+/// Refunds of a deposit asked for before a shopper gives up.
+const REFUND_ATTEMPTS: usize = 3;
 
 /// One shopper under chaos: the same plan, but as a real client behaves
 /// when the shop or the PG misbehaves — a call that fails in transport or
@@ -214,8 +229,14 @@ async fn chaos_steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Resu
                 anyhow::ensure!(order_status(to, user, &order_id).await? == "PAID", "points: {status} {v}");
             }
         }
-        Path::Card | Path::Refund | Path::PartialRefund | Path::RefundInParts | Path::VirtualAccount => {
-            let method = if plan.path == Path::VirtualAccount { "VIRTUAL_ACCOUNT" } else { "CARD" };
+        Path::Card
+        | Path::Refund
+        | Path::PartialRefund
+        | Path::RefundInParts
+        | Path::VirtualAccount
+        | Path::DepositRefund => {
+            let by_deposit = matches!(plan.path, Path::VirtualAccount | Path::DepositRefund);
+            let method = if by_deposit { "VIRTUAL_ACCOUNT" } else { "CARD" };
             let (mut outcome, mut key) = (String::new(), String::new());
             for _ in 0..PAY_ATTEMPTS {
                 let (_, checkout) = persist(run, Call::SimCheckout, || {
@@ -246,6 +267,21 @@ async fn chaos_steps(to: &Endpoints, plan: &Plan, run: &mut Run) -> anyhow::Resu
                 })
                 .await?;
                 anyhow::ensure!(status == 200, "deposit: {status} {v}");
+            }
+            if plan.path == Path::DepositRefund {
+                paid_by_deposit(to, user, &order_id).await?;
+                // A refund the bank refuses (FAILED, the order PAID again)
+                // is asked again, as a shopper told to check the account would.
+                for _ in 0..REFUND_ATTEMPTS {
+                    let body = json!({"refundAccount": plan.refund_account()});
+                    let (status, v) =
+                        persist(run, Call::Cancel, api(format!("/orders/{order_id}/cancel"), body)).await?;
+                    anyhow::ensure!(status == 200, "refunding the deposit: {status} {v}");
+                    refund_settled(to, user, &order_id).await?;
+                    if order_status(to, user, &order_id).await? != "PAID" {
+                        break;
+                    }
+                }
             }
             if plan.path == Path::Refund {
                 let (status, v) =
@@ -339,6 +375,20 @@ async fn refund_settled(to: &Endpoints, user: &str, order_id: &str) -> anyhow::R
             return Ok(());
         }
         anyhow::ensure!(Instant::now() < deadline, "a refund of {order_id} still REQUESTED after {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits, for at most [`PATIENCE`], until the PG's deposit webhook (or,
+/// if it is lost, the reconciler) has paid the order.
+async fn paid_by_deposit(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = order_status(to, user, order_id).await?;
+        if status == "PAID" {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{order_id} still {status} {PATIENCE:?} after the deposit");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -25,12 +25,17 @@ pub enum Path {
     PartialRefund,
     /// Paid by card, a part refunded, then (once that part is done) the rest.
     RefundInParts,
+    /// Paid by deposit into a virtual account, then cancelled with the
+    /// shopper's refund account: the deposit goes back by bank transfer
+    /// (the account sealed until the PG answers). A refund the bank
+    /// refuses is asked again.
+    DepositRefund,
     /// Never paid: expired by the schedule.
     Expire,
 }
 
 impl Path {
-    pub const ALL: [Path; 8] = [
+    pub const ALL: [Path; 9] = [
         Path::Card,
         Path::VirtualAccount,
         Path::Points,
@@ -38,6 +43,7 @@ impl Path {
         Path::Refund,
         Path::PartialRefund,
         Path::RefundInParts,
+        Path::DepositRefund,
         Path::Expire,
     ];
 
@@ -46,7 +52,7 @@ impl Path {
         match self {
             Path::Card | Path::VirtualAccount | Path::Points => "PAID",
             Path::CancelUnpaid => "CANCELLED",
-            Path::Refund | Path::RefundInParts => "REFUNDED",
+            Path::Refund | Path::RefundInParts | Path::DepositRefund => "REFUNDED",
             Path::PartialRefund => "PARTIALLY_REFUNDED",
             Path::Expire => "EXPIRED",
         }
@@ -56,12 +62,13 @@ impl Path {
     fn weight(self) -> u64 {
         match self {
             Path::Card => 45,
-            Path::VirtualAccount => 15,
+            Path::VirtualAccount => 13,
             Path::Points => 10,
             Path::CancelUnpaid => 10,
             Path::Refund => 8,
             Path::PartialRefund => 3,
             Path::RefundInParts => 1,
+            Path::DepositRefund => 2,
             Path::Expire => 8,
         }
     }
@@ -88,6 +95,12 @@ impl Plan {
             [(p, 2..)] => serde_json::json!({"lines": [{"productId": p.as_str(), "quantity": 1}]}),
             [_] | [] => serde_json::json!({"amount": (amount_due / 2).max(1)}),
         }
+    }
+
+    /// The shopper's bank account for a deposit's refund (never one the
+    /// simulated bank refuses: its numbers ending in `0000` do not exist).
+    pub fn refund_account(&self) -> serde_json::Value {
+        serde_json::json!({"bank": "88", "accountNumber": format!("110{:08}7", self.index), "holderName": "saga shopper"})
     }
 
     pub fn body(&self) -> serde_json::Value {
