@@ -241,17 +241,11 @@ async fn claim_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respons
     match claim_coupon(app, &user, &id, &ticket, &ctx.correlation_id, &render).await {
         Ok((_, stored)) => Ok(http::raw(stored.status, "application/json", stored.body, &ctx)),
         Err(e) => {
-            if let ClaimError::Unexpected(err) = &e {
-                tracing::error!(error = ?err, "claim failed");
-                return Err(Problem::from(&e));
-            }
-            // Refused now (already claimed, sold out) perhaps because of
-            // this key's first request: that request's answer is the answer.
-            if let Some(answer) = idempotency::answered_before(app, &ticket, &ctx).await? {
-                return Ok(answer);
-            }
-            tracing::info!(reason = %e, "claim refused");
-            Err(Problem::from(&e))
+            let unexpected = match &e {
+                ClaimError::Unexpected(err) => Some(err),
+                _ => None,
+            };
+            idempotency::refused(app, &ticket, &ctx, &e, unexpected, "claim coupon").await
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The `Idempotency-Key` protocol of the POST routes that create something
-//! (`POST /orders`, `POST /campaigns/{campaignId}/claim`; ADRs 0004 and
-//! 0026): the key is required; the request runs, and its answer is stored
+//! (`POST /orders`, `POST /campaigns/{campaignId}/claim`,
+//! `POST /orders/{orderId}/refunds`; ADRs 0004, 0026 and 0030): the key is required; the request runs, and its answer is stored
 //! with the key in the same transaction as its writes; a retry with the
 //! same key and body gets that answer again (`Idempotent-Replayed: true`),
 //! even where running it again would now be refused; the same key with
@@ -27,6 +27,35 @@ pub fn key(req: &Request) -> Result<IdempotencyKey, Problem> {
 pub fn ticket(app: &App, scope: &str, key: &IdempotencyKey, payload: &serde_json::Value) -> Ticket {
     let hash = payload_hash(payload);
     app.store.idempotency().ticket(scope, key.as_str(), &hash, app.clock.now(), app.config.idempotency)
+}
+
+/// The answer to a keyed request its use case did not carry out: an
+/// unexpected error (`unexpected`) is logged and answered 500; a refusal
+/// may be the work of this key's first request (it took the stock, the
+/// coupon, the money asked for), so that request's stored answer stands
+/// when there is one, and only otherwise the refusal. `request` names the
+/// route's work in the log line.
+pub async fn refused<E>(
+    app: &App,
+    ticket: &Ticket,
+    ctx: &RequestCtx,
+    e: &E,
+    unexpected: Option<&anyhow::Error>,
+    request: &'static str,
+) -> Result<Response<Body>, Problem>
+where
+    E: std::fmt::Display,
+    for<'a> Problem: From<&'a E>,
+{
+    if let Some(err) = unexpected {
+        tracing::error!(error = ?err, request, "request failed");
+        return Err(Problem::from(e));
+    }
+    if let Some(answer) = answered_before(app, ticket, ctx).await? {
+        return Ok(answer);
+    }
+    tracing::info!(reason = %e, request, "request refused");
+    Err(Problem::from(e))
 }
 
 /// A request that did not commit (its use case refused it, or lost the

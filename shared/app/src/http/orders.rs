@@ -272,17 +272,11 @@ async fn create_order_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<
             Ok(http::raw(stored.status, "application/json", stored.body, &ctx))
         }
         Err(e) => {
-            if let PlaceOrderError::Unexpected(err) = &e {
-                tracing::error!(error = ?err, "create order failed");
-                return Err(Problem::from(&e));
-            }
-            // Refused now, perhaps for want of what this key's first
-            // request took: that request's answer is the answer.
-            if let Some(answer) = idempotency::answered_before(app, &ticket, &ctx).await? {
-                return Ok(answer);
-            }
-            tracing::info!(reason = %e, "order refused");
-            Err(Problem::from(&e))
+            let unexpected = match &e {
+                PlaceOrderError::Unexpected(err) => Some(err),
+                _ => None,
+            };
+            idempotency::refused(app, &ticket, &ctx, &e, unexpected, "create order").await
         }
     }
 }

@@ -200,17 +200,11 @@ async fn refund_inner(app: &App, req: Request, ctx: RequestCtx) -> Result<Respon
     match request_refund(app, &user, &id, &ask, &ticket, &ctx.correlation_id, &render).await {
         Ok((_, stored)) => Ok(http::raw(stored.status, "application/json", stored.body, &ctx)),
         Err(e) => {
-            if let RequestRefundError::Unexpected(err) = &e {
-                tracing::error!(error = ?err, "refund request failed");
-                return Err(Problem::from(&e));
-            }
-            // Refused now (nothing left to refund) perhaps because this
-            // key's first request took it: that request's answer stands.
-            if let Some(answer) = idempotency::answered_before(app, &ticket, &ctx).await? {
-                return Ok(answer);
-            }
-            tracing::info!(reason = %e, "refund refused");
-            Err(Problem::from(&e))
+            let unexpected = match &e {
+                RequestRefundError::Unexpected(err) => Some(err),
+                _ => None,
+            };
+            idempotency::refused(app, &ticket, &ctx, &e, unexpected, "refund order").await
         }
     }
 }

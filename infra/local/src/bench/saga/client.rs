@@ -347,13 +347,19 @@ async fn persist(
 
 /// The order's status as its owner sees it (retried like any call).
 async fn order_status(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Result<String> {
+    text(&order_of(to, user, order_id).await?, "status")
+}
+
+/// `GET /orders/{orderId}`, through faults and restarts (untimed: the
+/// shopper's reads are not the route's figures).
+async fn order_of(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Result<Value> {
     let mut scratch = Run { index: 0, order_id: None, path: Path::Card, calls: Vec::new(), error: None };
     let (status, v) = persist(&mut scratch, Call::PlaceOrder, || {
         to.http.get(format!("{}/orders/{order_id}", to.api)).bearer_auth((to.token)(user))
     })
     .await?;
     anyhow::ensure!(status == 200, "reading the order: {status} {v}");
-    text(&v, "status")
+    Ok(v)
 }
 
 /// Waits, for at most [`PATIENCE`], until no refund of the order is
@@ -361,12 +367,7 @@ async fn order_status(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Res
 async fn refund_settled(to: &Endpoints, user: &str, order_id: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let mut scratch = Run { index: 0, order_id: None, path: Path::Card, calls: Vec::new(), error: None };
-        let (status, v) = persist(&mut scratch, Call::PlaceOrder, || {
-            to.http.get(format!("{}/orders/{order_id}", to.api)).bearer_auth((to.token)(user))
-        })
-        .await?;
-        anyhow::ensure!(status == 200, "reading the order: {status} {v}");
+        let v = order_of(to, user, order_id).await?;
         let requested = v
             .get("refunds")
             .and_then(Value::as_array)
