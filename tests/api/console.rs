@@ -146,6 +146,60 @@ async fn a_refunded_order_with_a_coupon_and_points_shows_every_step_and_balances
     assert!(live.contains("id=\"steps\"") && !live.contains("<nav>"));
 }
 
+/// A deposit given back in two refunds to the shopper's account: the
+/// Money panel lists each refund, says where its cash went, balances — and
+/// never shows the account.
+#[tokio::test]
+async fn a_deposit_refunded_in_parts_shows_each_refund_and_never_the_account() {
+    let app = spawn_app().await;
+    let (order, amount) =
+        app.order("u1", r#"{"items":[{"productId":"p2","quantity":1},{"productId":"p1","quantity":1}]}"#).await;
+    let key = app.checkout(&order, amount, "VIRTUAL_ACCOUNT").await;
+    assert_eq!(app.confirm("u1", &order, &key, amount).await.0, 200);
+    app.sim(reqwest::Method::POST, "/v1/sim/deposit", Some(json!({"paymentKey": key}))).await;
+    app.wait_status(&order, "PAID").await;
+    let account = json!({"bank": "90", "accountNumber": "3333012345678", "holderName": "콘솔확인"});
+    let part = json!({"lines": [{"productId": "p1", "quantity": 1}], "refundAccount": account.clone()});
+    let resp = app
+        .http
+        .post(app.url(&format!("/orders/{order}/refunds")))
+        .bearer_auth(app.stack.token("u1"))
+        .header("idempotency-key", "console-part")
+        .json(&part)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    eventually(10, "the part done", || async {
+        let (_, o) = app.get_order("u1", &order).await;
+        (o["refunds"][0]["status"] == "DONE").then_some(())
+    })
+    .await;
+    assert_eq!(app.post("u1", &format!("/orders/{order}/cancel"), json!({"refundAccount": account})).await.0, 200);
+    app.wait_status(&order, "REFUNDED").await;
+    app.settled().await;
+
+    let token = operator_token(&app);
+    let html = eventually(10, "the order's page with both refunds done", || {
+        let req = app.http.get(app.url(&format!("/console/orders/{order}"))).bearer_auth(&token);
+        async move {
+            let html = req.send().await.ok()?.text().await.ok()?;
+            (html.contains("id=\"refund-2\"") && !html.contains("class=\"Pending\"")).then_some(html)
+        }
+    })
+    .await;
+    let refunds = &html[html.find("id=\"refunds\"").expect("the Refunds table")..];
+    let refunds = &refunds[..refunds.find("</table>").unwrap_or(refunds.len())];
+    for n in ["refund-1", "refund-2"] {
+        let row = &refunds[refunds.find(&format!("id=\"{n}\"")).unwrap_or_else(|| panic!("{n} missing"))..];
+        let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+        assert!(row.contains("DONE") && row.contains("by bank transfer"), "{row}");
+    }
+    assert!(refunds.contains("the rest") && refunds.contains("p1"), "{refunds}");
+    assert!(html.contains("<p class=\"balanced\" id=\"balance\">Balanced"), "the money balances");
+    assert!(!html.contains("12345678") && !html.contains("콘솔확인"), "the console never shows the account");
+}
+
 #[tokio::test]
 async fn a_message_the_sink_refused_reaches_the_dlq_and_is_redriven_from_the_console() {
     let app = spawn_app().await;
