@@ -282,6 +282,27 @@ impl TestApp {
     }
 
     /// Places an order for `user` and returns (orderId, amountDue).
+    /// `POST /orders/{orderId}/refunds` as `user`, with this `Idempotency-Key`.
+    pub async fn refund(
+        &self,
+        user: &str,
+        order_id: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(self.url(&format!("/orders/{order_id}/refunds")))
+            .bearer_auth(self.stack.token(user))
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub async fn order(&self, user: &str, body: &str) -> (String, u64) {
         let (status, b) = self.post_order(user, &format!("k-{}", uuid::Uuid::now_v7()), body).await;
         assert_eq!(status, 201, "{b}");

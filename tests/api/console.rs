@@ -160,16 +160,7 @@ async fn a_deposit_refunded_in_parts_shows_each_refund_and_never_the_account() {
     app.wait_status(&order, "PAID").await;
     let account = json!({"bank": "90", "accountNumber": "3333012345678", "holderName": "콘솔확인"});
     let part = json!({"lines": [{"productId": "p1", "quantity": 1}], "refundAccount": account.clone()});
-    let resp = app
-        .http
-        .post(app.url(&format!("/orders/{order}/refunds")))
-        .bearer_auth(app.stack.token("u1"))
-        .header("idempotency-key", "console-part")
-        .json(&part)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    assert_eq!(app.refund("u1", &order, "console-part", part).await.0, 202);
     eventually(10, "the part done", || async {
         let (_, o) = app.get_order("u1", &order).await;
         (o["refunds"][0]["status"] == "DONE").then_some(())

@@ -26,20 +26,6 @@ async fn deposited(app: &TestApp, user: &str) -> String {
     order_id
 }
 
-async fn refund(app: &TestApp, user: &str, order_id: &str, key: &str, body: Value) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url(&format!("/orders/{order_id}/refunds")))
-        .bearer_auth(app.stack.token(user))
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 async fn refund_is(app: &TestApp, user: &str, order_id: &str, n: u64, status: &str) -> Value {
     eventually(10, &format!("refund {n} of {order_id} {status}"), || async {
         let (_, order) = app.get_order(user, order_id).await;
@@ -66,7 +52,7 @@ async fn a_deposited_refund_without_an_account_is_422_and_changes_nothing() {
     let id = deposited(&app, "u1").await;
     let events = app.event_types(&id).await;
 
-    let (status, body) = refund(&app, "u1", &id, "no-account", json!({"amount": 1_000})).await;
+    let (status, body) = app.refund("u1", &id, "no-account", json!({"amount": 1_000})).await;
     assert_eq!(
         (status, &body["type"]),
         (422, &json!("https://shop.example/problems/refund-account-required")),
@@ -88,7 +74,7 @@ async fn a_deposited_refund_without_an_account_is_422_and_changes_nothing() {
         json!({"bank": "88", "accountNumber": NUMBER}),
     ] {
         let (status, body) =
-            refund(&app, "u1", &id, "bad-account", json!({"amount": 1_000, "refundAccount": bad.clone()})).await;
+            app.refund("u1", &id, "bad-account", json!({"amount": 1_000, "refundAccount": bad.clone()})).await;
         assert_eq!((status, &body["type"]), (422, &json!("https://shop.example/problems/invalid-refund-account")));
         assert!(!body.to_string().contains("5677270") && !body.to_string().contains(HOLDER), "{body}");
         let (status, _) = app.post("u1", &format!("/orders/{id}/cancel"), json!({"refundAccount": bad})).await;
@@ -110,13 +96,13 @@ async fn a_deposited_refund_reaches_the_pg_with_the_account_which_is_kept_sealed
 
     // The kettle back (45,000), to the shopper's account.
     let body = json!({"lines": [{"productId": "p2", "quantity": 1}], "refundAccount": account(NUMBER)});
-    let (status, answer) = refund(&app, "u1", &id, "part-1", body.clone()).await;
+    let (status, answer) = app.refund("u1", &id, "part-1", body.clone()).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!((&answer["refund"]["cash"], &answer["refund"]["toRefundAccount"]), (&json!(45_000), &json!(true)));
     assert!(!answer.to_string().contains("5677270"), "the answer never shows the account: {answer}");
     refund_is(&app, "u1", &id, 1, "DONE").await;
     // The same key and body: the stored answer, not a second refund.
-    let (status, again) = refund(&app, "u1", &id, "part-1", body).await;
+    let (status, again) = app.refund("u1", &id, "part-1", body).await;
     assert_eq!((status, &again["refund"]["refundNumber"]), (202, &json!(1)));
 
     let pg = at_pg(&app, &id).await;
@@ -176,7 +162,7 @@ async fn an_account_the_bank_refuses_fails_the_refund_and_a_corrected_one_goes_t
     // The bank does not know the account: FAILED with the PG's reason, the
     // order PAID again, the account no longer kept.
     let body = json!({"amount": 10_000, "refundAccount": account("11012340000")});
-    assert_eq!(refund(&app, "u1", &id, "r-1", body).await.0, 202);
+    assert_eq!(app.refund("u1", &id, "r-1", body).await.0, 202);
     let failed = refund_is(&app, "u1", &id, 1, "FAILED").await;
     assert!(failed["failure"].as_str().is_some_and(|f| f.starts_with("INVALID_REFUND_ACCOUNT_NUMBER")), "{failed}");
     app.wait_status(&id, "PAID").await;
@@ -184,19 +170,13 @@ async fn an_account_the_bank_refuses_fails_the_refund_and_a_corrected_one_goes_t
 
     // The holder's name refused (the simulator's fault): FAILED again.
     app.fault("cancel", "refund_account", 1).await;
-    assert_eq!(
-        refund(&app, "u1", &id, "r-2", json!({"amount": 10_000, "refundAccount": account(NUMBER)})).await.0,
-        202
-    );
+    assert_eq!(app.refund("u1", &id, "r-2", json!({"amount": 10_000, "refundAccount": account(NUMBER)})).await.0, 202);
     let failed = refund_is(&app, "u1", &id, 2, "FAILED").await;
     assert!(failed["failure"].as_str().is_some_and(|f| f.starts_with("INVALID_REFUND_ACCOUNT_INFO")), "{failed}");
     assert_eq!(at_pg(&app, &id).await["balanceAmount"], 48_000, "nothing cancelled at the PG");
 
     // Corrected: a new refund, a new key at the PG, and it goes through.
-    assert_eq!(
-        refund(&app, "u1", &id, "r-3", json!({"amount": 10_000, "refundAccount": account(NUMBER)})).await.0,
-        202
-    );
+    assert_eq!(app.refund("u1", &id, "r-3", json!({"amount": 10_000, "refundAccount": account(NUMBER)})).await.0, 202);
     refund_is(&app, "u1", &id, 3, "DONE").await;
     let pg = at_pg(&app, &id).await;
     assert_eq!((&pg["balanceAmount"], pg["cancels"].as_array().map(Vec::len)), (&json!(38_000), Some(1)));
@@ -209,7 +189,7 @@ async fn a_card_refund_keeps_no_account_even_when_one_is_given() {
     let (id, amount) = app.order("u1", ORDER).await;
     app.pay_by_card("u1", &id, amount).await;
     let body = json!({"amount": 5_000, "refundAccount": account(NUMBER)});
-    let (status, answer) = refund(&app, "u1", &id, "card-1", body).await;
+    let (status, answer) = app.refund("u1", &id, "card-1", body).await;
     assert_eq!((status, &answer["refund"]["toRefundAccount"]), (202, &json!(false)), "{answer}");
     assert!(!kept(&app, &id, 1).await, "a card's money goes back to the card");
     refund_is(&app, "u1", &id, 1, "DONE").await;

@@ -11,20 +11,6 @@ use shop_tests::{TestApp, eventually, spawn_app};
 /// (cash is nine tenths of every refund).
 const THREE_LINES: &str = r#"{"items":[{"productId":"p1","quantity":1},{"productId":"p2","quantity":1},{"productId":"bulk","quantity":3}],"pointsToUse":6000}"#;
 
-async fn refund(app: &TestApp, user: &str, order_id: &str, key: &str, body: Value) -> (u16, Value) {
-    let resp = app
-        .http
-        .post(app.url(&format!("/orders/{order_id}/refunds")))
-        .bearer_auth(app.stack.token(user))
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// Waits until the order's refund `n` is `status`; the order then.
 async fn refund_is(app: &TestApp, order_id: &str, n: u64, status: &str) -> Value {
     eventually(10, &format!("refund {n} of {order_id} {status}"), || async {
@@ -62,7 +48,7 @@ async fn one_line_of_three_then_another_then_the_rest() {
     assert_eq!(app.points("rich").await, 94_000);
 
     // The kettle back: 45,000 = 40,500 by card + 4,500 in points.
-    let (status, body) = refund(&app, "rich", &id, "r-1", json!({"lines": [{"productId": "p2", "quantity": 1}]})).await;
+    let (status, body) = app.refund("rich", &id, "r-1", json!({"lines": [{"productId": "p2", "quantity": 1}]})).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
         (
@@ -80,15 +66,14 @@ async fn one_line_of_three_then_another_then_the_rest() {
     assert_eq!(app.status(&id).await, "PARTIALLY_REFUNDED");
 
     // The mug: 10,800 + 1,200.
-    let (status, body) = refund(&app, "rich", &id, "r-2", json!({"lines": [{"productId": "p1", "quantity": 1}]})).await;
+    let (status, body) = app.refund("rich", &id, "r-2", json!({"lines": [{"productId": "p1", "quantity": 1}]})).await;
     assert_eq!((status, &body["refund"]["cash"]), (202, &json!(10_800)), "{body}");
     refund_is(&app, &id, 2, "DONE").await;
     assert_eq!((app.stock("p1").await, app.points("rich").await), (100, 99_700));
     assert_eq!(at_pg(&app, &id).await, ("PARTIAL_CANCELED".into(), 2_700, vec![40_500, 10_800]));
 
     // The filters are all that is left: the rest, through REFUND_PENDING.
-    let (status, body) =
-        refund(&app, "rich", &id, "r-3", json!({"lines": [{"productId": "bulk", "quantity": 3}]})).await;
+    let (status, body) = app.refund("rich", &id, "r-3", json!({"lines": [{"productId": "bulk", "quantity": 3}]})).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
         (&body["refund"]["rest"], &body["refund"]["cash"], &body["refund"]["points"]),
@@ -115,7 +100,7 @@ async fn one_line_of_three_then_another_then_the_rest() {
         .collect();
     assert_eq!(keys.len(), 3, "{keys:?}");
     // Nothing is left to refund.
-    let (status, body) = refund(&app, "rich", &id, "r-4", json!({"amount": 1})).await;
+    let (status, body) = app.refund("rich", &id, "r-4", json!({"amount": 1})).await;
     assert_eq!((status, &body["type"]), (409, &json!("https://shop.example/problems/order-not-refundable")), "{body}");
 }
 
@@ -124,35 +109,34 @@ async fn a_refund_larger_than_what_remains_is_422_and_changes_nothing() {
     let app = spawn_app().await;
     let id = paid_three_lines(&app).await;
     let before = app.event_types(&id).await;
-    let (status, body) = refund(&app, "rich", &id, "big", json!({"amount": 60_001})).await;
+    let (status, body) = app.refund("rich", &id, "big", json!({"amount": 60_001})).await;
     assert_eq!(
         (status, &body["type"], &body["held"]),
         (422, &json!("https://shop.example/problems/refund-exceeds-held"), &json!(60_000)),
         "{body}"
     );
     let (status, body) =
-        refund(&app, "rich", &id, "units", json!({"lines": [{"productId": "bulk", "quantity": 4}]})).await;
+        app.refund("rich", &id, "units", json!({"lines": [{"productId": "bulk", "quantity": 4}]})).await;
     assert_eq!(
         (status, &body["type"], &body["held"]),
         (422, &json!("https://shop.example/problems/refund-units-not-held"), &json!(3)),
         "{body}"
     );
-    let (status, _) =
-        refund(&app, "rich", &id, "nope", json!({"lines": [{"productId": "scarce", "quantity": 1}]})).await;
+    let (status, _) = app.refund("rich", &id, "nope", json!({"lines": [{"productId": "scarce", "quantity": 1}]})).await;
     assert_eq!(status, 422);
     // Another's order is not found; a body of neither lines nor amount is a 400.
-    assert_eq!(refund(&app, "u1", &id, "other", json!({"amount": 1})).await.0, 404);
-    assert_eq!(refund(&app, "rich", &id, "empty", json!({})).await.0, 400);
+    assert_eq!(app.refund("u1", &id, "other", json!({"amount": 1})).await.0, 404);
+    assert_eq!(app.refund("rich", &id, "empty", json!({})).await.0, 400);
     assert_eq!(app.event_types(&id).await, before, "nothing written");
     assert_eq!(app.status(&id).await, "PAID");
     assert!(app.pg_calls(&id, "cancel").await.is_empty());
 
     // The same key and body: the same answer, one refund; another body: 422.
-    let (first, a) = refund(&app, "rich", &id, "once", json!({"amount": 1_000})).await;
-    let (again, b) = refund(&app, "rich", &id, "once", json!({"amount": 1_000})).await;
+    let (first, a) = app.refund("rich", &id, "once", json!({"amount": 1_000})).await;
+    let (again, b) = app.refund("rich", &id, "once", json!({"amount": 1_000})).await;
     assert_eq!((first, again), (202, 202));
     assert_eq!(a, b);
-    assert_eq!(refund(&app, "rich", &id, "once", json!({"amount": 2_000})).await.0, 422);
+    assert_eq!(app.refund("rich", &id, "once", json!({"amount": 2_000})).await.0, 422);
     let (_, order) = app.get_order("rich", &id).await;
     assert_eq!(order["refunds"].as_array().map(Vec::len), Some(1), "{order}");
 }
@@ -165,7 +149,7 @@ async fn concurrent_partial_refunds_never_exceed_the_paid_amount() {
     let answers = join_all((0..10).map(|i| {
         let app = &app;
         let id = &id;
-        async move { refund(app, "rich", id, &format!("c-{i}"), json!({"amount": 7_000})).await }
+        async move { app.refund("rich", id, &format!("c-{i}"), json!({"amount": 7_000})).await }
     }))
     .await;
     let accepted = answers.iter().filter(|(s, _)| *s == 202).count() as u64;
@@ -198,7 +182,7 @@ async fn a_part_the_pg_refuses_fails_with_its_reason_and_is_held_again() {
         .await;
     let key = checkout["paymentKey"].as_str().expect("key").to_owned();
     assert_eq!(app.confirm("rich", &id, &key, amount).await.0, 200);
-    let (status, _) = refund(&app, "rich", &id, "r-1", json!({"lines": [{"productId": "p2", "quantity": 1}]})).await;
+    let (status, _) = app.refund("rich", &id, "r-1", json!({"lines": [{"productId": "p2", "quantity": 1}]})).await;
     assert_eq!(status, 202);
     let order = refund_is(&app, &id, 1, "FAILED").await;
     let failure = order["refunds"][0]["failure"].as_str().unwrap_or_default();
@@ -225,7 +209,7 @@ async fn a_coupon_discount_is_given_up_when_the_rest_falls_below_its_minimum() {
     app.settled().await;
     assert_eq!(app.coupon_status("c1").await, "USED");
     // The mug back leaves 2,000 of goods, below the minimum: 12,000 − 3,000.
-    let (status, body) = refund(&app, "u1", &id, "r-1", json!({"lines": [{"productId": "p1", "quantity": 1}]})).await;
+    let (status, body) = app.refund("u1", &id, "r-1", json!({"lines": [{"productId": "p1", "quantity": 1}]})).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!((&body["refund"]["cash"], &body["refund"]["discountWithdrawn"]), (&json!(9_000), &json!(3_000)));
     eventually(10, "refund 1 done", || async {
@@ -235,7 +219,7 @@ async fn a_coupon_discount_is_given_up_when_the_rest_falls_below_its_minimum() {
     .await;
     app.settled().await;
     assert_eq!(app.coupon_status("c1").await, "USED", "the coupon stays used while part of the order is kept");
-    let (status, body) = refund(&app, "u1", &id, "r-2", json!({"lines": [{"productId": "bulk", "quantity": 2}]})).await;
+    let (status, body) = app.refund("u1", &id, "r-2", json!({"lines": [{"productId": "bulk", "quantity": 2}]})).await;
     assert_eq!((status, &body["refund"]["cash"]), (202, &json!(2_000)), "{body}");
     app.wait_status(&id, "REFUNDED").await;
     app.settled().await;
@@ -255,7 +239,7 @@ async fn a_refused_part_redelivered_after_a_crash_asks_the_pg_nothing() {
     let id = paid_three_lines(&app).await;
     app.fault("cancel", "decline", 1).await;
     app.stack.app.chaos.arm("consumer.compensation.crash", 1);
-    let (status, _) = refund(&app, "rich", &id, "r-1", json!({"amount": 5_000})).await;
+    let (status, _) = app.refund("rich", &id, "r-1", json!({"amount": 5_000})).await;
     assert_eq!(status, 202);
     refund_is(&app, &id, 1, "FAILED").await;
     assert!(!app.stack.app.chaos.fail("consumer.compensation.crash"), "the failpoint fired");
